@@ -1,0 +1,552 @@
+//! The 2-D FFT engine shared by every propagator: pruned around zero padding, fused with the
+//! per-frequency multiply, allocation-free in steady state.
+//!
+//! A field of `ny × nx` samples is placed at offset `(oy, ox)` in a zero-padded `my × mx`
+//! transform and only the `ny × nx` window at the same offset is kept afterwards. Instead of
+//! transforming the whole padded array, [`Engine`] works on a `ny × mx` slab:
+//!
+//! 1. **rows**: each of the `ny` non-zero rows is loaded (times an optional separable weight),
+//!    zero-padded to `mx` and transformed — the `my − ny` all-zero rows are never touched;
+//! 2. **columns**, in blocks of [`COLUMN_BLOCK`]: the block's `ny` values per column are gathered
+//!    into zero-padded columns of length `my` (contiguous, in cache), transformed, multiplied by the
+//!    transfer function (stored transposed so the multiply is contiguous), transformed back when
+//!    the operation is a convolution, and only the `ny` rows of the output window scattered back;
+//! 3. **rows again** (convolution only): the `ny` rows are inverse-transformed and the `nx` output
+//!    columns stored (times an optional separable weight).
+//!
+//! For a 2× padded convolution this does `2·ny·mx` row FFTs and `2·mx·my` column FFTs instead of
+//! `4·my·mx` — a quarter less work than the plain padded FFT pair — in half the memory.
+//! Batches run in parallel over fields; a single large field runs its row and column passes in
+//! parallel instead. Buffers come from pools and are returned, so a steady-state call allocates
+//! nothing.
+//!
+//! Complexity: `O(ny·mx·log mx + mx·my·log my)` per field.
+
+use std::sync::{Arc, Mutex};
+
+use num_complex::Complex;
+use rayon::prelude::*;
+use rustfft::{Fft, FftDirection, FftPlanner};
+
+use crate::field::Real;
+
+/// Columns transformed together in the column pass (a cache-sized block).
+pub const COLUMN_BLOCK: usize = 16;
+
+/// A pool of reusable buffers: `take` pops one (or makes one), dropping the guard returns it.
+pub(crate) struct Pool<T> {
+    items: Mutex<Vec<T>>,
+    make: Box<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T> Pool<T> {
+    pub(crate) fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self {
+            items: Mutex::new(Vec::new()),
+            make: Box::new(make),
+        }
+    }
+
+    pub(crate) fn take(&self) -> Pooled<'_, T> {
+        let item = self
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| (self.make)());
+        Pooled {
+            pool: self,
+            item: Some(item),
+        }
+    }
+}
+
+pub(crate) struct Pooled<'a, T> {
+    pool: &'a Pool<T>,
+    item: Option<T>,
+}
+
+impl<T> std::ops::Deref for Pooled<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.item.as_ref().expect("present until drop")
+    }
+}
+
+impl<T> std::ops::DerefMut for Pooled<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.item.as_mut().expect("present until drop")
+    }
+}
+
+impl<T> Drop for Pooled<'_, T> {
+    fn drop(&mut self) {
+        if let Some(item) = self.item.take() {
+            self.pool
+                .items
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(item);
+        }
+    }
+}
+
+/// A cache of rustfft plans, shared by every engine a [`crate::propagate::Planner`] builds.
+pub struct FftCache<T: Real> {
+    planner: Mutex<FftPlanner<T>>,
+}
+
+impl<T: Real> Default for FftCache<T> {
+    fn default() -> Self {
+        Self {
+            planner: Mutex::new(FftPlanner::new()),
+        }
+    }
+}
+
+impl<T: Real> FftCache<T> {
+    /// The plan for length `n` in direction `dir` (planned once, then shared).
+    pub fn plan(&self, n: usize, dir: FftDirection) -> Arc<dyn Fft<T>> {
+        self.planner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .plan_fft(n, dir)
+    }
+}
+
+/// A separable weight `w[r, c] = wy[r]·wx[c]` applied when a field is loaded or stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Separable<T> {
+    pub wy: Vec<Complex<T>>,
+    pub wx: Vec<Complex<T>>,
+}
+
+impl<T: Real> Separable<T> {
+    /// The complex conjugate weight.
+    pub(crate) fn conj(&self) -> Self {
+        Self {
+            wy: self.wy.iter().map(|z| z.conj()).collect(),
+            wx: self.wx.iter().map(|z| z.conj()).collect(),
+        }
+    }
+}
+
+/// What the engine does between loading and storing a field.
+pub(crate) enum Op<'a, T> {
+    /// `F⁻¹ diag(h) F` (or `diag(conj h)` when `conj`): a convolution. `h` is `[mx][my]`
+    /// (transposed), already scaled by `1/(mx·my)`.
+    Convolve { h: &'a [Complex<T>], conj: bool },
+    /// A plain 2-D DFT in `direction`, unnormalised.
+    Transform(FftDirection),
+}
+
+struct Plans<T> {
+    row: [Arc<dyn Fft<T>>; 2],
+    col: [Arc<dyn Fft<T>>; 2],
+}
+
+impl<T> Plans<T> {
+    fn row(&self, dir: FftDirection) -> &Arc<dyn Fft<T>> {
+        &self.row[(dir == FftDirection::Inverse) as usize]
+    }
+    fn col(&self, dir: FftDirection) -> &Arc<dyn Fft<T>> {
+        &self.col[(dir == FftDirection::Inverse) as usize]
+    }
+}
+
+/// Scratch for one worker of the column pass: a block of padded columns and FFT scratch.
+struct ColumnScratch<T> {
+    block: Vec<Complex<T>>,
+    fft: Vec<Complex<T>>,
+}
+
+/// The pruned, fused 2-D transform of `ny × nx` fields through an `my × mx` padded transform.
+pub(crate) struct Engine<T: Real> {
+    ny: usize,
+    nx: usize,
+    my: usize,
+    mx: usize,
+    oy: usize,
+    ox: usize,
+    plans: Plans<T>,
+    slabs: Pool<Vec<Complex<T>>>,
+    columns: Pool<ColumnScratch<T>>,
+    row_scratch: Pool<Vec<Complex<T>>>,
+}
+
+impl<T: Real> std::fmt::Debug for Engine<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Engine({}×{} in {}×{} at ({}, {}))",
+            self.ny, self.nx, self.my, self.mx, self.oy, self.ox
+        )
+    }
+}
+
+/// A raw pointer that may cross threads; used where workers write provably disjoint parts
+/// (distinct columns) of one slab.
+#[derive(Clone, Copy)]
+struct SlabPtr<T>(*mut Complex<T>);
+// SAFETY: only used by the column pass, whose workers touch disjoint column blocks.
+unsafe impl<T: Send> Send for SlabPtr<T> {}
+unsafe impl<T: Send> Sync for SlabPtr<T> {}
+
+impl<T> SlabPtr<T> {
+    fn get(self) -> *mut Complex<T> {
+        self.0
+    }
+}
+
+impl<T: Real> Engine<T> {
+    /// An engine for `ny × nx` fields centred in an `my × mx` transform (`my ≥ ny`, `mx ≥ nx`).
+    ///
+    /// The field sits at offset `(⌊my/2⌋ − ⌊ny/2⌋, ⌊mx/2⌋ − ⌊nx/2⌋)`, so the centred coordinate
+    /// convention of [`crate::grid`] holds in both the field and the padded array.
+    pub(crate) fn new(cache: &FftCache<T>, ny: usize, nx: usize, my: usize, mx: usize) -> Self {
+        assert!(my >= ny && mx >= nx, "padded size smaller than the field");
+        let plans = Plans {
+            row: [
+                cache.plan(mx, FftDirection::Forward),
+                cache.plan(mx, FftDirection::Inverse),
+            ],
+            col: [
+                cache.plan(my, FftDirection::Forward),
+                cache.plan(my, FftDirection::Inverse),
+            ],
+        };
+        let scratch_len = plans
+            .row
+            .iter()
+            .chain(plans.col.iter())
+            .map(|p| p.get_inplace_scratch_len())
+            .max()
+            .unwrap_or(0);
+        let zero = Complex::<T>::default();
+        Self {
+            ny,
+            nx,
+            my,
+            mx,
+            oy: my / 2 - ny / 2,
+            ox: mx / 2 - nx / 2,
+            plans,
+            slabs: Pool::new(move || vec![zero; ny * mx]),
+            columns: Pool::new(move || ColumnScratch {
+                block: vec![zero; COLUMN_BLOCK * my],
+                fft: vec![zero; scratch_len],
+            }),
+            row_scratch: Pool::new(move || vec![zero; scratch_len]),
+        }
+    }
+
+    /// Padded transform shape `(my, mx)`.
+    pub(crate) fn padded(&self) -> (usize, usize) {
+        (self.my, self.mx)
+    }
+
+    /// Runs `op` on every `ny × nx` field of `data` in place, with optional load/store weights.
+    pub(crate) fn run(
+        &self,
+        data: &mut [Complex<T>],
+        op: &Op<'_, T>,
+        load: Option<&Separable<T>>,
+        store: Option<&Separable<T>>,
+    ) {
+        let n = self.ny * self.nx;
+        debug_assert_eq!(data.len() % n, 0);
+        let batch = data.len() / n;
+        let threads = rayon::current_num_threads();
+        if batch > 1 && batch >= threads {
+            data.par_chunks_mut(n)
+                .for_each(|field| self.field(field, op, load, store, false));
+        } else {
+            for field in data.chunks_mut(n) {
+                self.field(field, op, load, store, threads > 1);
+            }
+        }
+    }
+
+    fn field(
+        &self,
+        field: &mut [Complex<T>],
+        op: &Op<'_, T>,
+        load: Option<&Separable<T>>,
+        store: Option<&Separable<T>>,
+        parallel: bool,
+    ) {
+        let mut slab = self.slabs.take();
+        let (first, second) = match op {
+            Op::Convolve { .. } => (FftDirection::Forward, Some(FftDirection::Inverse)),
+            Op::Transform(dir) => (*dir, None),
+        };
+        // 1. rows: load, pad, transform.
+        self.rows(&mut slab, parallel, |r, row| {
+            let src = &field[r * self.nx..(r + 1) * self.nx];
+            let (head, rest) = row.split_at_mut(self.ox);
+            let (mid, tail) = rest.split_at_mut(self.nx);
+            head.fill(Complex::default());
+            tail.fill(Complex::default());
+            match load {
+                Some(w) => {
+                    let wy = w.wy[r];
+                    for ((d, s), wx) in mid.iter_mut().zip(src).zip(&w.wx) {
+                        *d = *s * wx * wy;
+                    }
+                }
+                None => mid.copy_from_slice(src),
+            }
+        });
+        self.rows_fft(&mut slab, first, parallel);
+        // 2. columns.
+        self.columns(&mut slab, op, parallel);
+        // 3. rows back (convolution) and store.
+        if let Some(dir) = second {
+            self.rows_fft(&mut slab, dir, parallel);
+        }
+        for (r, (dst, row)) in field
+            .chunks_exact_mut(self.nx)
+            .zip(slab.chunks_exact(self.mx))
+            .enumerate()
+        {
+            let src = &row[self.ox..self.ox + self.nx];
+            match store {
+                Some(w) => {
+                    let wy = w.wy[r];
+                    for ((d, s), wx) in dst.iter_mut().zip(src).zip(&w.wx) {
+                        *d = *s * wx * wy;
+                    }
+                }
+                None => dst.copy_from_slice(src),
+            }
+        }
+    }
+
+    /// Applies `f(row_index, row)` to every row of the slab, in parallel chunks if asked.
+    fn rows(
+        &self,
+        slab: &mut [Complex<T>],
+        parallel: bool,
+        f: impl Fn(usize, &mut [Complex<T>]) + Sync,
+    ) {
+        if parallel {
+            slab.par_chunks_mut(self.mx)
+                .enumerate()
+                .for_each(|(r, row)| f(r, row));
+        } else {
+            for (r, row) in slab.chunks_mut(self.mx).enumerate() {
+                f(r, row);
+            }
+        }
+    }
+
+    fn rows_fft(&self, slab: &mut [Complex<T>], dir: FftDirection, parallel: bool) {
+        let plan = self.plans.row(dir);
+        if parallel {
+            let rows_per_task = self.ny.div_ceil(4 * rayon::current_num_threads()).max(1);
+            slab.par_chunks_mut(rows_per_task * self.mx)
+                .for_each(|chunk| plan.process_with_scratch(chunk, &mut self.row_scratch.take()));
+        } else {
+            plan.process_with_scratch(slab, &mut self.row_scratch.take());
+        }
+    }
+
+    fn columns(&self, slab: &mut [Complex<T>], op: &Op<'_, T>, parallel: bool) {
+        let blocks = self.mx.div_ceil(COLUMN_BLOCK);
+        let ptr = SlabPtr(slab.as_mut_ptr());
+        let len = slab.len();
+        let work = |b: usize| {
+            let c0 = b * COLUMN_BLOCK;
+            let w = COLUMN_BLOCK.min(self.mx - c0);
+            // SAFETY: block `b` reads and writes only columns c0..c0+w of the slab, which no
+            // other block touches; the slab outlives this call.
+            let slab = unsafe { std::slice::from_raw_parts_mut(ptr.get(), len) };
+            self.column_block(slab, c0, w, op);
+        };
+        if parallel {
+            (0..blocks).into_par_iter().for_each(work);
+        } else {
+            (0..blocks).for_each(work);
+        }
+    }
+
+    fn column_block(&self, slab: &mut [Complex<T>], c0: usize, w: usize, op: &Op<'_, T>) {
+        let (my, mx, ny, oy) = (self.my, self.mx, self.ny, self.oy);
+        let mut scratch = self.columns.take();
+        let ColumnScratch { block, fft } = &mut *scratch;
+        let block = &mut block[..w * my];
+        // Gather: column k of the block becomes the contiguous run block[k·my ..].
+        for col in block.chunks_exact_mut(my) {
+            col[..oy].fill(Complex::default());
+            col[oy + ny..].fill(Complex::default());
+        }
+        for r in 0..ny {
+            let src = &slab[r * mx + c0..r * mx + c0 + w];
+            for (k, v) in src.iter().enumerate() {
+                block[k * my + oy + r] = *v;
+            }
+        }
+        match op {
+            Op::Convolve { h, conj } => {
+                self.plans
+                    .col(FftDirection::Forward)
+                    .process_with_scratch(block, fft);
+                let h = &h[c0 * my..(c0 + w) * my];
+                if *conj {
+                    for (z, h) in block.iter_mut().zip(h) {
+                        *z = *z * h.conj();
+                    }
+                } else {
+                    for (z, h) in block.iter_mut().zip(h) {
+                        *z = *z * h;
+                    }
+                }
+                self.plans
+                    .col(FftDirection::Inverse)
+                    .process_with_scratch(block, fft);
+            }
+            Op::Transform(dir) => self.plans.col(*dir).process_with_scratch(block, fft),
+        }
+        // Scatter the output window's rows back.
+        for r in 0..ny {
+            let dst = &mut slab[r * mx + c0..r * mx + c0 + w];
+            for (k, v) in dst.iter_mut().enumerate() {
+                *v = block[k * my + oy + r];
+            }
+        }
+    }
+}
+
+/// A plain 2-D FFT of `ny × nx` arrays (batched, in place), built on the same engine as the
+/// propagators: the reference point ("FFT floor") their speed is measured against.
+///
+/// Unnormalised in both directions, like rustfft: `inverse(forward(x)) = nx·ny·x`.
+///
+/// ```
+/// use photonflow_optics::fft::{Fft2, FftCache};
+/// use num_complex::Complex;
+/// let cache = FftCache::<f64>::default();
+/// let fft = Fft2::new(&cache, 3, 4);
+/// let mut x: Vec<Complex<f64>> = (0..12).map(|i| Complex::new(i as f64, 0.0)).collect();
+/// let orig = x.clone();
+/// fft.forward(&mut x);
+/// assert!((x[0].re - 66.0).abs() < 1e-12); // the DC term is the sum
+/// fft.inverse(&mut x);
+/// for (a, b) in x.iter().zip(&orig) { assert!((a / 12.0 - b).norm() < 1e-12); }
+/// ```
+pub struct Fft2<T: Real> {
+    engine: Engine<T>,
+}
+
+impl<T: Real> Fft2<T> {
+    /// A 2-D FFT of `ny` rows by `nx` columns.
+    pub fn new(cache: &FftCache<T>, ny: usize, nx: usize) -> Self {
+        Self {
+            engine: Engine::new(cache, ny, nx, ny, nx),
+        }
+    }
+
+    /// Forward transform (`exp(−2πi·kx/n)` kernel) of every `ny × nx` array in `data`.
+    pub fn forward(&self, data: &mut [Complex<T>]) {
+        self.engine
+            .run(data, &Op::Transform(FftDirection::Forward), None, None);
+    }
+
+    /// Inverse transform (`exp(+2πi·kx/n)`, unnormalised) of every array in `data`.
+    pub fn inverse(&self, data: &mut [Complex<T>]) {
+        self.engine
+            .run(data, &Op::Transform(FftDirection::Inverse), None, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dft2(x: &[Complex<f64>], ny: usize, nx: usize, sign: f64) -> Vec<Complex<f64>> {
+        let mut out = vec![Complex::default(); ny * nx];
+        for ky in 0..ny {
+            for kx in 0..nx {
+                let mut s = Complex::default();
+                for y in 0..ny {
+                    for xx in 0..nx {
+                        let ph = sign
+                            * std::f64::consts::TAU
+                            * ((ky * y) as f64 / ny as f64 + (kx * xx) as f64 / nx as f64);
+                        s += x[y * nx + xx] * Complex::from_polar(1.0, ph);
+                    }
+                }
+                out[ky * nx + kx] = s;
+            }
+        }
+        out
+    }
+
+    fn test_data(len: usize) -> Vec<Complex<f64>> {
+        (0..len)
+            .map(|i| Complex::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()))
+            .collect()
+    }
+
+    #[test]
+    fn matches_direct_dft_on_odd_and_wide_shapes() {
+        let cache = FftCache::<f64>::default();
+        for (ny, nx) in [(5, 7), (6, 40), (33, 3), (1, 9)] {
+            let x = test_data(2 * ny * nx);
+            let mut y = x.clone();
+            Fft2::new(&cache, ny, nx).forward(&mut y);
+            for b in 0..2 {
+                let want = dft2(&x[b * ny * nx..(b + 1) * ny * nx], ny, nx, -1.0);
+                for (a, w) in y[b * ny * nx..].iter().zip(&want) {
+                    assert!((a - w).norm() < 1e-9, "{ny}x{nx}: {a} vs {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn padded_transform_equals_the_dft_of_the_zero_padded_array() {
+        // A 3×5 field centred in an 8×12 transform: the kept window must equal that window of
+        // the full DFT of the padded array.
+        let cache = FftCache::<f64>::default();
+        let (ny, nx, my, mx) = (3, 5, 8, 12);
+        let engine = Engine::new(&cache, ny, nx, my, mx);
+        let x = test_data(ny * nx);
+        let mut padded = vec![Complex::default(); my * mx];
+        let (oy, ox) = (my / 2 - ny / 2, mx / 2 - nx / 2);
+        for r in 0..ny {
+            for c in 0..nx {
+                padded[(r + oy) * mx + c + ox] = x[r * nx + c];
+            }
+        }
+        let full = dft2(&padded, my, mx, -1.0);
+        let mut y = x.clone();
+        engine.run(&mut y, &Op::Transform(FftDirection::Forward), None, None);
+        for r in 0..ny {
+            for c in 0..nx {
+                let w = full[(r + oy) * mx + c + ox];
+                assert!((y[r * nx + c] - w).norm() < 1e-9);
+            }
+        }
+    }
+
+    #[test]
+    fn parallel_and_serial_paths_agree() {
+        let cache = FftCache::<f32>::default();
+        let (ny, nx, my, mx) = (20, 37, 40, 74);
+        let engine = Engine::new(&cache, ny, nx, my, mx);
+        let h: Vec<Complex<f32>> = (0..my * mx)
+            .map(|i| Complex::from_polar(1.0 / (my * mx) as f32, i as f32 * 0.01))
+            .collect();
+        let x: Vec<Complex<f32>> = test_data(ny * nx)
+            .iter()
+            .map(|z| Complex::new(z.re as f32, z.im as f32))
+            .collect();
+        let op = Op::Convolve { h: &h, conj: false };
+        let mut a = x.clone();
+        engine.field(&mut a, &op, None, None, false);
+        let mut b = x.clone();
+        engine.field(&mut b, &op, None, None, true);
+        assert_eq!(a, b);
+    }
+}

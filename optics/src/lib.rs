@@ -1,0 +1,24 @@
+//! # photonflow-optics
+//!
+//! The physics core of photonflow: sampling grids, complex fields, exact and fast scalar
+//! propagators (angular spectrum, band-limited angular spectrum, Fresnel, Fraunhofer,
+//! Rayleigh–Sommerfeld), optical elements, sources and detectors.
+//!
+//! Conventions, everywhere: SI units (metres, radians); time dependence `exp(−iωt)`, so a wave
+//! travelling towards `+z` is `exp(+ikz)`; fields are `[B, Ny, Nx]` row-major with x fastest;
+//! sample `j` of an axis of `n` samples sits at `(j − ⌊n/2⌋)·pitch`.
+//!
+//! Kernels work on plain contiguous buffers (`&mut [Complex<T>]`), so the CLI, the simulated
+//! rig and the trainable (Burn) operations all run the same code.
+
+pub mod error;
+pub mod fft;
+pub mod field;
+pub mod grid;
+pub mod propagate;
+pub mod units;
+
+pub use error::{OpticsError, Result};
+pub use field::{Field, Real};
+pub use grid::{Grid, Wave};
+pub use propagate::{Method, Padding, Planner, Propagation, Propagator};

@@ -1,0 +1,142 @@
+//! Lengths as text: `632.8nm`, `0.75mm`, `3cm`, `8um` (or `8µm`), `1.5m`, `-5cm`.
+//!
+//! Everything inside photonflow is SI (metres); text with units is what users type on the
+//! command line and in TOML files. [`parse_length`] reads it, [`format_length`] writes it back
+//! with the largest unit that keeps the number ≥ 1.
+
+use crate::error::{OpticsError, Result};
+
+/// Length units accepted in text, with their size in metres.
+pub const LENGTH_UNITS: &[(&str, f64)] = &[
+    ("km", 1e3),
+    ("m", 1.0),
+    ("cm", 1e-2),
+    ("mm", 1e-3),
+    ("um", 1e-6),
+    ("µm", 1e-6),
+    ("μm", 1e-6),
+    ("nm", 1e-9),
+    ("pm", 1e-12),
+];
+
+/// Parses a length with a unit (`"632.8nm"`, `"0.4 mm"`, `"-5cm"`, `"1e-3m"`) into metres.
+///
+/// A bare number without unit is rejected: a silent default unit is how beams end up a million
+/// times too wide.
+///
+/// ```
+/// use photonflow_optics::units::parse_length;
+/// assert!((parse_length("632.8nm").unwrap() - 632.8e-9).abs() < 1e-18);
+/// assert!((parse_length("-5 cm").unwrap() + 0.05).abs() < 1e-15);
+/// assert!(parse_length("5").is_err());
+/// ```
+pub fn parse_length(text: &str) -> Result<f64> {
+    let t = text.trim();
+    let split = t
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_alphabetic())
+        .last()
+        .map(|(i, _)| i)
+        .unwrap_or(t.len());
+    let (number, unit) = (t[..split].trim(), t[split..].trim());
+    let names: Vec<&str> = LENGTH_UNITS.iter().map(|(n, _)| *n).collect();
+    if unit.is_empty() {
+        return Err(OpticsError::Parse(format!(
+            "'{text}' has no unit; write a length with a unit such as 632.8nm, 8um, 0.75mm, 3cm or 1m \
+             (units: {})",
+            names.join(", ")
+        )));
+    }
+    let scale = LENGTH_UNITS
+        .iter()
+        .find(|(n, _)| *n == unit)
+        .map(|(_, s)| *s)
+        .ok_or_else(|| {
+            OpticsError::Parse(format!(
+                "unknown length unit '{unit}' in '{text}'; use one of {}",
+                names.join(", ")
+            ))
+        })?;
+    let value: f64 = number.parse().map_err(|_| {
+        OpticsError::Parse(format!(
+            "'{number}' in '{text}' is not a number; write e.g. 632.8nm or 1.5e-3m"
+        ))
+    })?;
+    if !value.is_finite() {
+        return Err(OpticsError::Parse(format!("'{text}' is not a finite length")));
+    }
+    Ok(value * scale)
+}
+
+/// Formats metres with a readable unit: `6.328e-7` → `"632.8nm"`, `0.05` → `"5cm"`.
+pub fn format_length(metres: f64) -> String {
+    let a = metres.abs();
+    let (name, scale) = if a == 0.0 || !a.is_finite() {
+        ("m", 1.0)
+    } else if a >= 1.0 {
+        ("m", 1.0)
+    } else if a >= 1e-2 {
+        ("cm", 1e-2)
+    } else if a >= 1e-3 {
+        ("mm", 1e-3)
+    } else if a >= 1e-6 {
+        ("um", 1e-6)
+    } else if a >= 1e-9 {
+        ("nm", 1e-9)
+    } else {
+        ("pm", 1e-12)
+    };
+    let v = metres / scale;
+    // Up to 6 significant digits, trailing zeros removed.
+    let mut s = format!("{:.*}", 6usize.saturating_sub(v.abs().log10().floor().max(0.0) as usize + 1), v);
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_unit() {
+        for (text, metres) in [
+            ("632.8nm", 632.8e-9),
+            ("0.75mm", 0.75e-3),
+            ("3cm", 0.03),
+            ("8um", 8e-6),
+            ("8µm", 8e-6),
+            ("1.5m", 1.5),
+            ("-5cm", -0.05),
+            ("2e-3 m", 2e-3),
+            (" 10 pm ", 10e-12),
+        ] {
+            let v = parse_length(text).unwrap();
+            assert!((v - metres).abs() <= 1e-12 * metres.abs(), "{text}: {v} vs {metres}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_text_with_a_useful_message() {
+        let e = parse_length("5").unwrap_err().to_string();
+        assert!(e.contains("no unit"), "{e}");
+        let e = parse_length("5furlong").unwrap_err().to_string();
+        assert!(e.contains("unknown length unit 'furlong'"), "{e}");
+        assert!(parse_length("abcmm").is_err());
+        assert!(parse_length("nanm").is_err());
+        assert!(parse_length("").is_err());
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for m in [632.8e-9, 0.75e-3, 0.03, 8e-6, 1.5, -0.05, 400e-6] {
+            let s = format_length(m);
+            let back = parse_length(&s).unwrap();
+            assert!((back - m).abs() <= 1e-6 * m.abs(), "{m} -> {s} -> {back}");
+        }
+        assert_eq!(format_length(632.8e-9), "632.8nm");
+        assert_eq!(format_length(0.05), "5cm");
+    }
+}
