@@ -15,6 +15,7 @@ pub mod error;
 pub mod fft;
 pub mod field;
 pub mod grid;
+pub mod io;
 pub mod propagate;
 pub mod units;
 
