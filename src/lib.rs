@@ -1,2 +1,11 @@
-//! photonflow: co-design optical computers. This facade re-exports the member crates.
+//! # photonflow
+//!
+//! Co-design optical computers: exact scalar wave optics, trainable diffractive networks and
+//! the files that fabs, SLMs and photonic chips take. This facade re-exports the member crates
+//! and holds the command-line interface (`photonflow`), which only parses, calls a crate and
+//! prints.
+
+pub mod cli;
+pub mod plot;
+
 pub use photonflow_optics as optics;

@@ -38,7 +38,9 @@ pub enum OpticsError {
     #[error("no propagation method is valid for this geometry:\n{0}")]
     NoValidMethod(String),
     /// Input data contain NaN or infinite values.
-    #[error("the field contains {count} non-finite value(s) (NaN or Inf), the first at flat index {first}; clean the input")]
+    #[error(
+        "the field contains {count} non-finite value(s) (NaN or Inf), the first at flat index {first}; clean the input"
+    )]
     NonFinite {
         /// Number of non-finite complex samples.
         count: usize,

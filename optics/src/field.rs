@@ -57,7 +57,9 @@ impl<T: Real> Field<T> {
     pub fn zeros(grid: Grid, wavelength: f64, batch: usize) -> Result<Self> {
         positive("wavelength", wavelength)?;
         if batch == 0 {
-            return Err(OpticsError::Shape("a batch needs at least one field".into()));
+            return Err(OpticsError::Shape(
+                "a batch needs at least one field".into(),
+            ));
         }
         Ok(Self {
             data: vec![Complex::default(); batch * grid.len()],
@@ -316,7 +318,11 @@ mod tests {
     fn support_of_a_centred_box() {
         let g = Grid::square(64, 1e-6).unwrap();
         let f = Field::<f64>::from_fn(g, 1e-6, |x, y| {
-            Complex::from(if x.abs() < 5.5e-6 && y.abs() < 3.5e-6 { 1.0 } else { 0.0 })
+            Complex::from(if x.abs() < 5.5e-6 && y.abs() < 3.5e-6 {
+                1.0
+            } else {
+                0.0
+            })
         })
         .unwrap();
         let (ax, ay) = f.support(1e-9);

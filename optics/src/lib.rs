@@ -11,15 +11,21 @@
 //! Kernels work on plain contiguous buffers (`&mut [Complex<T>]`), so the CLI, the simulated
 //! rig and the trainable (Burn) operations all run the same code.
 
+pub mod detect;
+pub mod elements;
 pub mod error;
 pub mod fft;
 pub mod field;
 pub mod grid;
 pub mod io;
 pub mod propagate;
+pub mod sources;
 pub mod units;
 
+pub use detect::{Detector, Region};
+pub use elements::{Element, ElementExt};
 pub use error::{OpticsError, Result};
 pub use field::{Field, Real};
 pub use grid::{Grid, Wave};
 pub use propagate::{Method, Padding, Planner, Propagation, Propagator};
+pub use sources::{GaussianBeam, plane_wave};

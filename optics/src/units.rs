@@ -64,7 +64,9 @@ pub fn parse_length(text: &str) -> Result<f64> {
         ))
     })?;
     if !value.is_finite() {
-        return Err(OpticsError::Parse(format!("'{text}' is not a finite length")));
+        return Err(OpticsError::Parse(format!(
+            "'{text}' is not a finite length"
+        )));
     }
     Ok(value * scale)
 }
@@ -89,7 +91,11 @@ pub fn format_length(metres: f64) -> String {
     };
     let v = metres / scale;
     // Up to 6 significant digits, trailing zeros removed.
-    let mut s = format!("{:.*}", 6usize.saturating_sub(v.abs().log10().floor().max(0.0) as usize + 1), v);
+    let mut s = format!(
+        "{:.*}",
+        6usize.saturating_sub(v.abs().log10().floor().max(0.0) as usize + 1),
+        v
+    );
     if s.contains('.') {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
     }
@@ -114,7 +120,10 @@ mod tests {
             (" 10 pm ", 10e-12),
         ] {
             let v = parse_length(text).unwrap();
-            assert!((v - metres).abs() <= 1e-12 * metres.abs(), "{text}: {v} vs {metres}");
+            assert!(
+                (v - metres).abs() <= 1e-12 * metres.abs(),
+                "{text}: {v} vs {metres}"
+            );
         }
     }
 

@@ -40,6 +40,11 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
     let mut name = OsString::from(".");
     name.push(path.file_name().unwrap_or_else(|| "out".as_ref()));
     name.push(format!(".tmp-{}-{counter}", std::process::id()));
+    // Keep the extension last: encoders that pick the format from it (PNG) still work.
+    if let Some(ext) = path.extension() {
+        name.push(".");
+        name.push(ext);
+    }
     path.with_file_name(name)
 }
 
@@ -178,8 +183,13 @@ pub(crate) mod tests {
         let name = a.file_name().unwrap().to_str().unwrap();
         let prefix = format!(".field.npy.tmp-{}-", std::process::id());
         assert!(name.starts_with(&prefix), "{name}");
-        assert!(name[prefix.len()..].parse::<u64>().is_ok(), "{name}");
+        let counter = name[prefix.len()..].strip_suffix(".npy").unwrap();
+        assert!(counter.parse::<u64>().is_ok(), "{name}");
         let relative = temp_path_for(Path::new("x.png"));
+        assert!(
+            relative.to_str().unwrap().ends_with(".png"),
+            "the extension stays last"
+        );
         assert_eq!(relative.parent(), Some(Path::new("")));
         assert!(relative.to_str().unwrap().starts_with(".x.png.tmp-"));
     }

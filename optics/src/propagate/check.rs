@@ -45,7 +45,11 @@ pub struct Criterion {
 impl fmt::Display for Criterion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.holds { "valid" } else { "invalid" };
-        write!(f, "{}: {verdict} — {}; {}", self.method, self.rule, self.limit)?;
+        write!(
+            f,
+            "{}: {verdict} — {}; {}",
+            self.method, self.rule, self.limit
+        )?;
         if !self.fix.is_empty() {
             write!(f, ". Fix: {}", self.fix)?;
         }
@@ -87,10 +91,7 @@ fn range(method: Method, ax: Axis, lam: f64, a: f64) -> (f64, f64) {
     };
     match method {
         Method::Asm => (0.0, chirp_max(0.5 / d)),
-        Method::BandLimitedAsm => (
-            0.0,
-            chirp_max((ax.n as f64 / (2.0 * w)).min(0.5 / lam)),
-        ),
+        Method::BandLimitedAsm => (0.0, chirp_max((ax.n as f64 / (2.0 * w)).min(0.5 / lam))),
         Method::FresnelTf => (0.0, w * d / lam),
         Method::FresnelIr => (2.0 * disp * d / lam, f64::INFINITY),
         Method::RayleighSommerfeld => {
@@ -108,7 +109,9 @@ fn range(method: Method, ax: Axis, lam: f64, a: f64) -> (f64, f64) {
 
 fn rule(method: Method) -> &'static str {
     match method {
-        Method::Asm => "the transfer-function chirp must be sampled up to the grid's Nyquist frequency",
+        Method::Asm => {
+            "the transfer-function chirp must be sampled up to the grid's Nyquist frequency"
+        }
         Method::BandLimitedAsm => {
             "the band limit must keep at least as many frequency samples as the unpadded field has"
         }
@@ -229,9 +232,9 @@ fn fix_for(
         Method::FresnelIr | Method::RayleighSommerfeld => {
             &["use bl-asm (valid close to the source)"]
         }
-        Method::FresnelSingleFft | Method::Fraunhofer => &[
-            "use bl-asm, rs or fresnel-ir (convolution methods that keep the input sampling)",
-        ],
+        Method::FresnelSingleFft | Method::Fraunhofer => {
+            &["use bl-asm, rs or fresnel-ir (convolution methods that keep the input sampling)"]
+        }
         Method::Auto => &[],
     };
     fixes.extend(alternatives.iter().map(|s| s.to_string()));

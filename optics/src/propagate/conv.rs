@@ -59,7 +59,8 @@ impl<T: Real> Convolution<T> {
 
     fn run(&self, data: &mut [Complex<T>], conj: bool) -> Result<()> {
         batch_of(data, &self.grid)?;
-        self.engine.run(data, &Op::Convolve { h: &self.h, conj }, None, None);
+        self.engine
+            .run(data, &Op::Convolve { h: &self.h, conj }, None, None);
         Ok(())
     }
 }

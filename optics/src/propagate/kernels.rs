@@ -55,7 +55,10 @@ pub(super) fn transfer(
     Ok(match method {
         Method::Asm => from_fn(&asm),
         Method::BandLimitedAsm => {
-            let (ux, uy) = (band_limit(lam, z, p.mx as f64 * p.dx), band_limit(lam, z, p.my as f64 * p.dy));
+            let (ux, uy) = (
+                band_limit(lam, z, p.mx as f64 * p.dx),
+                band_limit(lam, z, p.my as f64 * p.dy),
+            );
             from_fn(&|v, u| {
                 if u.abs() <= ux && v.abs() <= uy {
                     asm(v, u)
@@ -72,7 +75,9 @@ pub(super) fn transfer(
             if z == 0.0 {
                 return Err(OpticsError::InvalidParameter {
                     name: "distance",
-                    problem: format!("{method} needs a non-zero distance (its kernel is singular at z = 0)"),
+                    problem: format!(
+                        "{method} needs a non-zero distance (its kernel is singular at z = 0)"
+                    ),
                 });
             }
             impulse_transfer(p, |x, y| {

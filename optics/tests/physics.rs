@@ -1,0 +1,504 @@
+//! Propagators tested against physics: analytic beams and diffraction patterns, self-imaging,
+//! energy conservation, reversibility, the direct Rayleigh–Sommerfeld integral and adjoints.
+
+use std::f64::consts::PI;
+
+use num_complex::Complex;
+use photonflow_optics::elements::{CircularAperture, ElementExt};
+use photonflow_optics::propagate::{Evanescent, rs_direct};
+use photonflow_optics::sources::GaussianBeam;
+use photonflow_optics::{Field, Grid, Method, Padding, Planner, Propagation, Real, Wave};
+
+type C64 = Complex<f64>;
+
+fn gaussian<T: Real>(grid: Grid, wave: Wave, w0: f64) -> Field<T> {
+    let beam = GaussianBeam {
+        waist: w0,
+        waist_z: 0.0,
+        centre: (0.0, 0.0),
+        amplitude: 1.0,
+    };
+    beam.field(&grid, wave).unwrap()
+}
+
+/// Second-moment 1/e² radius along x: w = 2·√⟨x²⟩.
+fn radius_x<T: Real>(f: &Field<T>) -> f64 {
+    let g = f.grid();
+    let xs = g.x();
+    let (mut m2, mut m0) = (0.0, 0.0);
+    for row in f.sample(0).chunks_exact(g.nx) {
+        for (z, &x) in row.iter().zip(&xs) {
+            let p = z.norm_sqr().f64();
+            m0 += p;
+            m2 += p * x * x;
+        }
+    }
+    2.0 * (m2 / m0).sqrt()
+}
+
+fn centre_value<T: Real>(f: &Field<T>) -> C64 {
+    let g = f.grid();
+    let z = f.sample(0)[(g.ny / 2) * g.nx + g.nx / 2];
+    C64::new(z.re.f64(), z.im.f64())
+}
+
+fn gaussian_beam_matches_analytic<T: Real>() {
+    let wave = Wave::vacuum(632.8e-9).unwrap();
+    let grid = Grid::square(256, 4e-6).unwrap();
+    let w0 = 50e-6;
+    let beam = GaussianBeam {
+        waist: w0,
+        waist_z: 0.0,
+        centre: (0.0, 0.0),
+        amplitude: 1.0,
+    };
+    let zr = beam.rayleigh_range(wave);
+    let planner = Planner::<T>::new();
+    for z in [0.5 * zr, zr, 2.0 * zr, -zr] {
+        let mut f = gaussian::<T>(grid, wave, w0);
+        let plan = planner.plan(&grid, wave, &Propagation::new(z)).unwrap();
+        plan.propagate(&mut f).unwrap();
+        let w = radius_x(&f);
+        let w_exact = beam.radius_at(z, wave);
+        assert!(
+            (w / w_exact - 1.0).abs() < 1e-3,
+            "z = {z}: radius {w} vs {w_exact}"
+        );
+        // On-axis field relative to exp(ikz): amplitude w0/w and Gouy phase −atan(z/zR).
+        let u = centre_value(&f) * C64::from_polar(1.0, -wave.k() * z);
+        let exact = beam.value_at(0.0, 0.0, z, wave) * C64::from_polar(1.0, -wave.k() * z);
+        assert!(
+            (u.norm() / exact.norm() - 1.0).abs() < 1e-3,
+            "z = {z}: amplitude {} vs {}",
+            u.norm(),
+            exact.norm()
+        );
+        let gouy = -(z / zr).atan();
+        assert!(
+            ((u.arg() - gouy) / gouy).abs() < 1e-3,
+            "z = {z}: on-axis phase {} vs Gouy {gouy}",
+            u.arg()
+        );
+    }
+}
+
+#[test]
+fn gaussian_beam_f64() {
+    gaussian_beam_matches_analytic::<f64>();
+}
+
+#[test]
+fn gaussian_beam_f32() {
+    gaussian_beam_matches_analytic::<f32>();
+}
+
+fn sinc(x: f64) -> f64 {
+    if x.abs() < 1e-12 {
+        1.0
+    } else {
+        (PI * x).sin() / (PI * x)
+    }
+}
+
+#[test]
+fn fraunhofer_of_a_rectangle_is_sinc_squared() {
+    let wave = Wave::vacuum(1e-6).unwrap();
+    let grid = Grid::square(256, 1e-6).unwrap();
+    // A pixel-aligned 81 × 41 µm aperture (odd widths keep it centred on the grid).
+    let (a, b) = (81e-6, 41e-6);
+    let mut f = Field::<f64>::from_fn(grid, wave.wavelength, |x, y| {
+        C64::from(if x.abs() < a / 2.0 && y.abs() < b / 2.0 {
+            1.0
+        } else {
+            0.0
+        })
+    })
+    .unwrap();
+    let z = 1.0; // far beyond 2D²/λ ≈ 16 mm
+    let p = Propagation::new(z)
+        .with_method(Method::Fraunhofer)
+        .with_padding(Padding::Linear(4.0))
+        .with_support(f.support(0.0));
+    let plan = Planner::new().plan(&grid, wave, &p).unwrap();
+    plan.propagate(&mut f).unwrap();
+    let g = *f.grid();
+    assert!(
+        (g.dx - 1.0 / 1024.0).abs() < 1e-12,
+        "output pitch λz/(M dx) = {}",
+        g.dx
+    );
+    let peak = (a * b / (wave.wavelength * z)).powi(2);
+    let (xs, ys) = (g.x(), g.y());
+    let mut worst: f64 = 0.0;
+    for (i, &y) in ys.iter().enumerate() {
+        for (j, &x) in xs.iter().enumerate() {
+            let (u, v) = (a * x / (wave.wavelength * z), b * y / (wave.wavelength * z));
+            if u.abs() > 3.0 || v.abs() > 3.0 {
+                continue;
+            }
+            let exact = peak * (sinc(u) * sinc(v)).powi(2);
+            let got = f.sample(0)[i * g.nx + j].norm_sqr();
+            worst = worst.max((got - exact).abs() / peak);
+        }
+    }
+    // Residual: the aperture is a sum of point samples (a Dirichlet kernel, not a sinc).
+    assert!(worst < 2e-3, "sinc² mismatch {worst}");
+}
+
+/// J₁(x) = (1/π)∫₀^π cos(τ − x sin τ) dτ, by the trapezoidal rule (spectrally accurate).
+fn bessel_j1(x: f64) -> f64 {
+    let n = 400;
+    let h = PI / n as f64;
+    (0..=n)
+        .map(|i| {
+            let t = i as f64 * h;
+            let w = if i == 0 || i == n { 0.5 } else { 1.0 };
+            w * (t - x * t.sin()).cos()
+        })
+        .sum::<f64>()
+        * h
+        / PI
+}
+
+#[test]
+fn fraunhofer_of_a_disc_is_airy_with_first_zero_at_1_22() {
+    let wave = Wave::vacuum(500e-9).unwrap();
+    let grid = Grid::square(160, 1e-6).unwrap();
+    let d = 100e-6;
+    // Uniform illumination through the disc (area-weighted edges).
+    let mut f = Field::<f64>::from_fn(grid, wave.wavelength, |_, _| C64::from(1.0)).unwrap();
+    CircularAperture {
+        radius: d / 2.0,
+        centre: (0.0, 0.0),
+        invert: false,
+        supersample: 8,
+    }
+    .apply(&mut f)
+    .unwrap();
+    let z = 0.5;
+    let p = Propagation::new(z)
+        .with_method(Method::Fraunhofer)
+        .with_padding(Padding::Linear(8.0))
+        .with_support(f.support(0.0));
+    let plan = Planner::new().plan(&grid, wave, &p).unwrap();
+    plan.propagate(&mut f).unwrap();
+    let g = *f.grid();
+    let row = &f.sample(0)[(g.ny / 2) * g.nx..(g.ny / 2 + 1) * g.nx];
+    let xs = g.x();
+    let c = g.nx / 2;
+    // First minimum of the intensity right of the centre; near a zero I ∝ (x − x₀)², so the
+    // vertex of the parabola through three samples locates it between samples.
+    let int: Vec<f64> = row.iter().map(|u| u.norm_sqr()).collect();
+    let i = (c + 1..g.nx - 1)
+        .find(|&i| int[i] <= int[i - 1] && int[i] <= int[i + 1])
+        .unwrap();
+    let (a, b, cc) = (int[i - 1], int[i], int[i + 1]);
+    let x0 = xs[i] + 0.5 * g.dx * (a - cc) / (a - 2.0 * b + cc);
+    let expected = 1.219_670 * wave.wavelength * z / d;
+    assert!(
+        (x0 / expected - 1.0).abs() < 5e-3,
+        "first Airy zero at {x0}, expected {expected}"
+    );
+    // And the whole profile: I(r) = I₀ [2 J₁(v)/v]², v = π D r/(λ z), I₀ = (π D²/4 / (λ z))².
+    let i0 = (PI * d * d / 4.0 / (wave.wavelength * z)).powi(2);
+    for (j, &x) in xs.iter().enumerate() {
+        let v = PI * d * x.abs() / (wave.wavelength * z);
+        if v > 10.0 {
+            continue;
+        }
+        let airy = if v < 1e-9 {
+            1.0
+        } else {
+            (2.0 * bessel_j1(v) / v).powi(2)
+        };
+        let got = row[j].norm_sqr() / i0;
+        assert!((got - airy).abs() < 3e-3, "r = {x}: {got} vs Airy {airy}");
+    }
+}
+
+#[test]
+fn talbot_self_imaging() {
+    // A cosine amplitude grating has three plane-wave orders, for which the transfer function
+    // is exact whatever its chirp sampling: the check is off on purpose, padding is circular
+    // (the grating is periodic across the window).
+    let wave = Wave::vacuum(500e-9).unwrap();
+    let period = 64e-6;
+    let grid = Grid::new(256, 8, 2e-6, 2e-6).unwrap(); // 8 periods across x
+    let t = |x: f64| 1.0 + 0.5 * (2.0 * PI * x / period).cos();
+    let input = Field::<f64>::from_fn(grid, wave.wavelength, |x, _| C64::from(t(x))).unwrap();
+    let zt = 2.0 * period * period / wave.wavelength;
+    let planner = Planner::new();
+    for (method, tol) in [(Method::FresnelTf, 1e-10), (Method::Asm, 1e-3)] {
+        for (z, shift) in [(zt, 0.0), (zt / 2.0, period / 2.0)] {
+            let p = Propagation::new(z)
+                .with_method(method)
+                .with_padding(Padding::Circular)
+                .with_check(false);
+            let mut f = input.clone();
+            planner
+                .plan(&grid, wave, &p)
+                .unwrap()
+                .propagate(&mut f)
+                .unwrap();
+            for (got, x) in f.sample(0)[..grid.nx].iter().zip(grid.x()) {
+                let want = t(x + shift).powi(2);
+                assert!(
+                    (got.norm_sqr() - want).abs() < tol * 2.25,
+                    "{method} z = {z}: I({x}) = {} vs {want}",
+                    got.norm_sqr()
+                );
+            }
+        }
+    }
+    // Off the Talbot plane the image is not reproduced: the test can fail.
+    let mut f = input.clone();
+    let p = Propagation::new(zt / 4.0)
+        .with_method(Method::FresnelTf)
+        .with_padding(Padding::Circular)
+        .with_check(false);
+    planner
+        .plan(&grid, wave, &p)
+        .unwrap()
+        .propagate(&mut f)
+        .unwrap();
+    let diff: f64 = f.sample(0)[..grid.nx]
+        .iter()
+        .zip(grid.x())
+        .map(|(g, x)| (g.norm_sqr() - t(x).powi(2)).abs())
+        .fold(0.0, f64::max);
+    assert!(diff > 0.1);
+}
+
+fn random_field(grid: Grid, wavelength: f64, batch: usize, seed: u64) -> Field<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = || {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    };
+    let data = (0..batch * grid.len())
+        .map(|_| C64::new(next(), next()))
+        .collect();
+    Field::from_vec(data, grid, wavelength).unwrap()
+}
+
+fn inner(a: &[C64], b: &[C64]) -> C64 {
+    a.iter().zip(b).map(|(x, y)| x * y.conj()).sum()
+}
+
+#[test]
+fn every_propagator_satisfies_the_adjoint_identity() {
+    let wave = Wave::new(633e-9, 1.33).unwrap();
+    let grid = Grid::new(27, 20, 3e-6, 4e-6).unwrap();
+    let planner = Planner::<f64>::new();
+    for method in Method::ALL.into_iter().filter(|m| *m != Method::Auto) {
+        for padding in [
+            Padding::Linear(2.0),
+            Padding::Circular,
+            Padding::Linear(1.5),
+        ] {
+            for z in [2e-3, -1e-3] {
+                let p = Propagation::new(z)
+                    .with_method(method)
+                    .with_padding(padding)
+                    .with_check(false);
+                let plan = planner.plan(&grid, wave, &p).unwrap();
+                let x = random_field(grid, wave.wavelength, 2, 1);
+                let y = random_field(plan.output_grid(), wave.wavelength, 2, 2);
+                let mut ax = x.clone();
+                plan.propagate(&mut ax).unwrap();
+                let mut ahy = y.clone();
+                plan.adjoint(&mut ahy).unwrap();
+                let (l, r) = (inner(ax.data(), y.data()), inner(x.data(), ahy.data()));
+                assert!(
+                    (l - r).norm() < 1e-12 * l.norm().max(1e-30),
+                    "{method} {padding:?} z={z}: <Ax,y> = {l}, <x,A^H y> = {r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn negative_distance_is_the_adjoint_for_convolution_methods() {
+    let wave = Wave::vacuum(1e-6).unwrap();
+    let grid = Grid::new(24, 30, 2e-6, 2e-6).unwrap();
+    let planner = Planner::<f64>::new();
+    for method in [
+        Method::Asm,
+        Method::BandLimitedAsm,
+        Method::FresnelTf,
+        Method::FresnelIr,
+        Method::RayleighSommerfeld,
+    ] {
+        let p = |z| Propagation::new(z).with_method(method).with_check(false);
+        let x = random_field(grid, wave.wavelength, 1, 7);
+        let mut back = x.clone();
+        planner
+            .plan(&grid, wave, &p(-3e-4))
+            .unwrap()
+            .propagate(&mut back)
+            .unwrap();
+        let mut adj = x.clone();
+        planner
+            .plan(&grid, wave, &p(3e-4))
+            .unwrap()
+            .adjoint(&mut adj)
+            .unwrap();
+        for (a, b) in back.data().iter().zip(adj.data()) {
+            assert!((a - b).norm() < 1e-12, "{method}");
+        }
+    }
+}
+
+#[test]
+fn energy_is_conserved_and_backward_propagation_returns_the_input() {
+    let wave = Wave::vacuum(632.8e-9).unwrap();
+    let grid = Grid::new(128, 96, 5e-6, 5e-6).unwrap();
+    let w0 = 40e-6;
+    let input = gaussian::<f64>(grid, wave, w0);
+    let p0 = input.power()[0];
+    let planner = Planner::<f64>::new();
+    let z = 3e-3;
+    for method in [
+        Method::Asm,
+        Method::BandLimitedAsm,
+        Method::FresnelTf,
+        Method::FresnelSingleFft,
+        Method::Fraunhofer,
+    ] {
+        // Single-FFT methods crop their M-sample output to N samples, which cuts the beam's
+        // tails unless M = N, where the operator is unitary: test them unpadded.
+        let padding = if method.changes_sampling() {
+            Padding::Circular
+        } else {
+            Padding::Linear(2.0)
+        };
+        let p = |z| {
+            Propagation::new(z)
+                .with_method(method)
+                .with_padding(padding)
+                .with_check(false)
+        };
+        let plan = planner.plan(&grid, wave, &p(z)).unwrap();
+        let mut f = input.clone();
+        plan.propagate(&mut f).unwrap();
+        let p1 = f.power()[0];
+        assert!((p1 / p0 - 1.0).abs() < 1e-9, "{method}: power {p1} vs {p0}");
+        // Fraunhofer drops the source's quadratic phase, so Fraunhofer over −z is not its
+        // inverse; it conserves power Σ|u|²·dx·dy at M = N, so its Euclidean adjoint times the
+        // ratio of cell areas is.
+        if method == Method::Fraunhofer {
+            plan.adjoint(&mut f).unwrap();
+            let ratio = plan.output_grid().cell_area() / grid.cell_area();
+            f.data_mut().iter_mut().for_each(|z| *z *= ratio);
+        } else {
+            let back = planner.plan(&plan.output_grid(), wave, &p(-z)).unwrap();
+            back.propagate(&mut f).unwrap();
+        }
+        assert_eq!(*f.grid(), grid, "{method}: back on the input grid");
+        let err = f
+            .data()
+            .iter()
+            .zip(input.data())
+            .map(|(a, b)| (a - b).norm())
+            .fold(0.0, f64::max);
+        assert!(
+            err < 1e-9,
+            "{method}: forward then backward differs by {err}"
+        );
+    }
+}
+
+#[test]
+fn asm_agrees_with_direct_rayleigh_sommerfeld_integration() {
+    let wave = Wave::vacuum(1e-6).unwrap();
+    let grid = Grid::square(40, 0.5e-6).unwrap();
+    let input = gaussian::<f64>(grid, wave, 2.5e-6);
+    let z = 15e-6;
+    let direct = rs_direct(&input, wave, z).unwrap();
+    let planner = Planner::<f64>::new();
+    let rel = |a: &Field<f64>| {
+        let num: f64 = a
+            .data()
+            .iter()
+            .zip(direct.data())
+            .map(|(x, y)| (x - y).norm_sqr())
+            .sum();
+        let den: f64 = direct.data().iter().map(|y| y.norm_sqr()).sum();
+        (num / den).sqrt()
+    };
+    // The FFT convolution evaluates exactly the direct sum.
+    let mut rs = input.clone();
+    planner
+        .plan(
+            &grid,
+            wave,
+            &Propagation::new(z).with_method(Method::RayleighSommerfeld),
+        )
+        .unwrap()
+        .propagate(&mut rs)
+        .unwrap();
+    assert!(rel(&rs) < 1e-12, "FFT RS vs direct RS: {}", rel(&rs));
+    // The angular spectrum (exact solution of the Helmholtz equation) agrees with the
+    // independently discretised RS integral to the quadrature error O((d/z)²).
+    let mut asm = input.clone();
+    planner
+        .plan(
+            &grid,
+            wave,
+            &Propagation::new(z)
+                .with_method(Method::Asm)
+                .with_evanescent(Evanescent::Decay)
+                .with_check(false),
+        )
+        .unwrap()
+        .propagate(&mut asm)
+        .unwrap();
+    assert!(rel(&asm) < 5e-3, "ASM vs direct RS: {}", rel(&asm));
+}
+
+#[test]
+fn sampling_violations_are_errors_that_name_the_fix() {
+    let wave = Wave::vacuum(632.8e-9).unwrap();
+    let grid = Grid::square(256, 8e-6).unwrap();
+    let planner = Planner::<f32>::new();
+    let e = planner
+        .plan(&grid, wave, &Propagation::new(2.0).with_method(Method::Asm))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("asm cannot propagate") && e.contains("bl-asm"),
+        "{e}"
+    );
+    let e = planner
+        .plan(
+            &grid,
+            wave,
+            &Propagation::new(1e-3).with_method(Method::FresnelIr),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lengthen the distance"), "{e}");
+    // Auto picks bl-asm close by and a far-field capable method far away.
+    let near = planner
+        .plan(
+            &grid,
+            wave,
+            &Propagation::new(1e-2).with_method(Method::Auto),
+        )
+        .unwrap();
+    assert_eq!(near.method(), Method::BandLimitedAsm);
+    let far = planner
+        .plan(
+            &grid,
+            wave,
+            &Propagation::new(5.0).with_method(Method::Auto),
+        )
+        .unwrap();
+    assert_ne!(far.method(), Method::BandLimitedAsm);
+    assert!(!far.considered[0].holds);
+}

@@ -1,0 +1,58 @@
+//! Command-line interface: argument definitions and dispatch. Every subcommand lives in its
+//! own module and holds no physics.
+
+mod info;
+mod propagate;
+
+use clap::{Parser, Subcommand};
+use photonflow_optics::units::parse_length;
+
+/// photonflow — co-design optical computers.
+#[derive(Debug, Parser)]
+#[command(name = "photonflow", version, about, long_about = None)]
+pub struct Cli {
+    /// Worker threads (default: all cores, or $RAYON_NUM_THREADS).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Propagate a field stored as .npy through free space.
+    Propagate(propagate::Args),
+    /// Print the version, compiled features and thread count.
+    Info(info::Args),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(n) = cli.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
+    }
+    match cli.command {
+        Command::Propagate(args) => propagate::run(args),
+        Command::Info(args) => info::run(args),
+    }
+}
+
+/// clap value parser for lengths with units (`632.8nm`, `8um`, `-5cm`).
+pub(crate) fn length(text: &str) -> Result<f64, String> {
+    parse_length(text).map_err(|e| e.to_string())
+}
+
+/// clap value parser for strictly positive lengths.
+pub(crate) fn positive_length(text: &str) -> Result<f64, String> {
+    let v = length(text)?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{text} must be positive"))
+    }
+}

@@ -1,0 +1,304 @@
+//! `photonflow propagate`: read a field from .npy, propagate it, write it back.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use num_complex::Complex;
+use photonflow_optics::io::npy::{self, NpyData, NpyDataRef};
+use photonflow_optics::propagate::{Evanescent, Plan};
+use photonflow_optics::units::format_length;
+use photonflow_optics::{Field, Grid, Method, Padding, Planner, Propagation, Real, Wave};
+use serde_json::json;
+
+use super::{length, positive_length};
+use crate::plot;
+
+/// Arguments of `photonflow propagate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Input field: .npy of complex64/complex128 (or float32/float64, taken as a real
+    /// amplitude), shape [Ny, Nx] or [B, Ny, Nx].
+    #[arg(long, short, value_name = "IN.npy")]
+    input: PathBuf,
+    /// Output .npy: same shape, complex64 for single-precision input, complex128 for double.
+    #[arg(long, short, value_name = "OUT.npy")]
+    output: PathBuf,
+    /// Vacuum wavelength, with unit (e.g. 632.8nm, 0.75mm).
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    wavelength: f64,
+    /// Sample pitch along x (and y unless --pitch-y is given), with unit (e.g. 8um).
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    pitch: f64,
+    /// Sample pitch along y, if different from x.
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    pitch_y: Option<f64>,
+    /// Propagation distance with unit; negative propagates backwards (e.g. 5cm, -2mm).
+    #[arg(long, value_parser = length, allow_hyphen_values = true, value_name = "LENGTH")]
+    distance: f64,
+    /// Method: auto, asm, bl-asm, fresnel-tf, fresnel-ir, fresnel-sfft, fraunhofer or rs.
+    #[arg(long, default_value = "auto", value_name = "METHOD")]
+    method: Method,
+    /// Zero-padding factor per axis (2 = linear convolution; 1 = none, i.e. circular).
+    #[arg(long, default_value_t = 2.0, value_name = "FACTOR")]
+    pad: f64,
+    /// Refractive index of the medium between the planes.
+    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    index: f64,
+    /// Evanescent waves in the angular-spectrum methods: decay (default) or drop.
+    #[arg(long, value_enum, default_value_t = EvanescentArg::Decay)]
+    evanescent: EvanescentArg,
+    /// Skip the sampling check (you accept aliasing errors).
+    #[arg(long)]
+    no_check: bool,
+    /// Also write a PNG plot of the output intensity (first field of the batch).
+    #[arg(long, value_name = "OUT.png")]
+    png: Option<PathBuf>,
+    /// Print one JSON object on the last line of stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum EvanescentArg {
+    Decay,
+    Drop,
+}
+
+/// Complex precisions that map to an .npy dtype.
+trait NpyComplex: Real {
+    fn npy(data: &[Complex<Self>]) -> NpyDataRef<'_>;
+}
+
+impl NpyComplex for f32 {
+    fn npy(data: &[Complex<f32>]) -> NpyDataRef<'_> {
+        NpyDataRef::C64(data)
+    }
+}
+
+impl NpyComplex for f64 {
+    fn npy(data: &[Complex<f64>]) -> NpyDataRef<'_> {
+        NpyDataRef::C128(data)
+    }
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    if !(args.pad.is_finite() && (1.0..=64.0).contains(&args.pad)) {
+        bail!(
+            "--pad {}: the padding factor must be between 1 (circular convolution) and 64; 2 gives a linear convolution",
+            args.pad
+        );
+    }
+    if !(args.index.is_finite() && args.index > 0.0) {
+        bail!(
+            "--index {}: the refractive index must be a positive number",
+            args.index
+        );
+    }
+    let array = npy::read_npy(&args.input).with_context(|| {
+        format!(
+            "cannot read the input field --input {}",
+            args.input.display()
+        )
+    })?;
+    let (batch, ny, nx, keep_rank2) = match array.shape.as_slice() {
+        [ny, nx] => (1, *ny, *nx, true),
+        [b, ny, nx] => (*b, *ny, *nx, false),
+        other => bail!(
+            "--input {}: the array has shape {other:?}; propagate takes [Ny, Nx] or [B, Ny, Nx] \
+             (reshape it with numpy, e.g. a.reshape(-1, ny, nx))",
+            args.input.display()
+        ),
+    };
+    if batch == 0 || ny == 0 || nx == 0 {
+        bail!(
+            "--input {}: the array is empty (shape {:?})",
+            args.input.display(),
+            array.shape
+        );
+    }
+    let dtype = array.dtype_name();
+    let grid = Grid::new(nx, ny, args.pitch, args.pitch_y.unwrap_or(args.pitch))?;
+    let wave = Wave::new(args.wavelength, args.index)?;
+    match array.data {
+        NpyData::C64(v) => go::<f32>(&args, v, grid, wave, batch, keep_rank2, dtype),
+        NpyData::F32(v) => go::<f32>(&args, real(v), grid, wave, batch, keep_rank2, dtype),
+        NpyData::C128(v) => go::<f64>(&args, v, grid, wave, batch, keep_rank2, dtype),
+        NpyData::F64(v) => go::<f64>(&args, real(v), grid, wave, batch, keep_rank2, dtype),
+    }
+}
+
+fn real<T: Real>(v: Vec<T>) -> Vec<Complex<T>> {
+    v.into_iter()
+        .map(|re| Complex::new(re, T::zero()))
+        .collect()
+}
+
+fn go<T: NpyComplex>(
+    args: &Args,
+    data: Vec<Complex<T>>,
+    grid: Grid,
+    wave: Wave,
+    batch: usize,
+    keep_rank2: bool,
+    dtype: &str,
+) -> anyhow::Result<()> {
+    let mut field = Field::from_vec(data, grid, wave.wavelength)?;
+    field
+        .check_finite()
+        .with_context(|| format!("--input {} is not a usable field", args.input.display()))?;
+    let padding = if args.pad == 1.0 {
+        Padding::Circular
+    } else {
+        Padding::Linear(args.pad)
+    };
+    let mut propagation = Propagation::new(args.distance)
+        .with_method(args.method)
+        .with_padding(padding)
+        .with_evanescent(match args.evanescent {
+            EvanescentArg::Decay => Evanescent::Decay,
+            EvanescentArg::Drop => Evanescent::Drop,
+        })
+        .with_check(!args.no_check);
+    if matches!(
+        args.method,
+        Method::Auto | Method::FresnelSingleFft | Method::Fraunhofer
+    ) {
+        propagation = propagation.with_support(field.support(1e-6));
+    }
+    let planner = Planner::<T>::new();
+    let plan: Plan<T> = planner.plan(&grid, wave, &propagation).with_context(|| {
+        format!(
+            "cannot propagate {} over {} with --method {} (change --distance, --pad or --method as suggested)",
+            args.input.display(),
+            format_length(args.distance),
+            args.method
+        )
+    })?;
+    let power_in: f64 = field.power().iter().sum();
+    let start = Instant::now();
+    plan.propagate(&mut field)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let power_out: f64 = field.power().iter().sum();
+    let out = plan.output_grid();
+    let shape: Vec<usize> = if keep_rank2 {
+        vec![out.ny, out.nx]
+    } else {
+        vec![batch, out.ny, out.nx]
+    };
+    npy::write_npy(&args.output, &shape, T::npy(field.data()))
+        .with_context(|| format!("cannot write --output {}", args.output.display()))?;
+    if let Some(png) = &args.png {
+        write_png(png, &field, plan.method(), args.distance)
+            .with_context(|| format!("cannot write --png {}", png.display()))?;
+    }
+    let (my, mx) = plan.padded_shape();
+    if args.json {
+        let considered: Vec<_> = plan
+            .considered
+            .iter()
+            .map(|c| json!({"method": c.method.name(), "valid": c.holds, "limit": c.limit}))
+            .collect();
+        let report = json!({
+            "input": args.input,
+            "output": args.output,
+            "dtype": dtype,
+            "shape": shape,
+            "method": plan.method().name(),
+            "requested_method": args.method.name(),
+            "criterion": {
+                "valid": plan.criterion.holds,
+                "rule": plan.criterion.rule,
+                "limit": plan.criterion.limit,
+                "min_distance_m": finite_or_null(plan.criterion.min_distance),
+                "max_distance_m": finite_or_null(plan.criterion.max_distance),
+            },
+            "considered": considered,
+            "wavelength_m": wave.wavelength,
+            "index": wave.index,
+            "distance_m": args.distance,
+            "input_pitch_m": grid.dx,
+            "input_pitch_y_m": grid.dy,
+            "output_pitch_m": out.dx,
+            "output_pitch_y_m": out.dy,
+            "padding": padding.factor(),
+            "padded_shape": [my, mx],
+            "convolution": if padding == Padding::Circular { "circular" } else { "linear" },
+            "power_in": power_in,
+            "power_out": power_out,
+            "seconds": seconds,
+        });
+        println!("{report}");
+    } else {
+        println!(
+            "{} → {}: {batch}×{}×{} {dtype}, {} over {} ({}, padded to {my}×{mx})",
+            args.input.display(),
+            args.output.display(),
+            grid.ny,
+            grid.nx,
+            plan.method(),
+            format_length(args.distance),
+            if padding == Padding::Circular {
+                "circular"
+            } else {
+                "linear"
+            },
+        );
+        if args.method == Method::Auto {
+            println!("auto: picked {} — {}", plan.method(), plan.criterion.limit);
+        }
+        if plan.method().changes_sampling() {
+            println!(
+                "output pitch {} × {} (input {} × {})",
+                format_length(out.dx),
+                format_length(out.dy),
+                format_length(grid.dx),
+                format_length(grid.dy)
+            );
+        }
+        println!(
+            "power out/in = {:.6}, propagation took {:.3} ms",
+            power_out / power_in.max(f64::MIN_POSITIVE),
+            seconds * 1e3
+        );
+    }
+    Ok(())
+}
+
+fn finite_or_null(v: f64) -> serde_json::Value {
+    if v.is_finite() {
+        json!(v)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+fn write_png<T: Real>(
+    path: &Path,
+    field: &Field<T>,
+    method: Method,
+    distance: f64,
+) -> Result<(), plot::PlotError> {
+    let g = field.grid();
+    let values: Vec<f64> = field.sample(0).iter().map(|z| z.norm_sqr().f64()).collect();
+    let (w, h) = g.extent();
+    let (x0, y0) = (g.x()[0] - g.dx / 2.0, g.y()[0] - g.dy / 2.0);
+    let title = format!("|E|² after {} ({method})", format_length(distance));
+    plot::write_image_png(
+        path,
+        &plot::ImagePlot {
+            values: &values,
+            nx: g.nx,
+            ny: g.ny,
+            extent: [x0, x0 + w, y0, y0 + h],
+            title: &title,
+            colorbar_label: "intensity (a.u.)",
+            colormap: plot::Colormap::Inferno,
+            scale: plot::Scale::Linear,
+            range: None,
+            rects: &[],
+        },
+        900,
+        760,
+    )
+}
