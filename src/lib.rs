@@ -9,3 +9,8 @@ pub mod cli;
 pub mod plot;
 
 pub use photonflow_optics as optics;
+
+/// The README's code blocks, compiled and run as doctests so the examples users copy work.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

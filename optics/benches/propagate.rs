@@ -11,7 +11,7 @@
 //! `PHOTONFLOW_BENCH_SIZES=200,400` limits the sizes.
 
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use num_complex::Complex;
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Criterion's point estimate (mean, ns) of a benchmark, from its output directory.
-fn estimate(dir: &PathBuf, id: &str, n: usize) -> Option<f64> {
+fn estimate(dir: &Path, id: &str, n: usize) -> Option<f64> {
     let text = std::fs::read_to_string(
         dir.join(GROUP)
             .join(id)

@@ -150,7 +150,7 @@ pub fn next_fast_len(n: usize) -> usize {
     loop {
         let mut r = m;
         for p in [2, 3, 5, 7] {
-            while r % p == 0 {
+            while r.is_multiple_of(p) {
                 r /= p;
             }
         }
@@ -163,7 +163,7 @@ pub fn next_fast_len(n: usize) -> usize {
 
 pub(crate) fn check_len(len: usize, grid: &Grid) -> Result<usize> {
     let per = grid.len();
-    if len == 0 || len % per != 0 {
+    if len == 0 || !len.is_multiple_of(per) {
         return Err(crate::error::OpticsError::Shape(format!(
             "a buffer of {len} samples is not a whole batch of {}×{} fields",
             grid.ny, grid.nx

@@ -74,9 +74,7 @@ pub fn parse_length(text: &str) -> Result<f64> {
 /// Formats metres with a readable unit: `6.328e-7` → `"632.8nm"`, `0.05` → `"5cm"`.
 pub fn format_length(metres: f64) -> String {
     let a = metres.abs();
-    let (name, scale) = if a == 0.0 || !a.is_finite() {
-        ("m", 1.0)
-    } else if a >= 1.0 {
+    let (name, scale) = if a == 0.0 || !a.is_finite() || a >= 1.0 {
         ("m", 1.0)
     } else if a >= 1e-2 {
         ("cm", 1e-2)

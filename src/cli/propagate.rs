@@ -14,8 +14,9 @@ use serde_json::json;
 use super::{length, positive_length};
 use crate::plot;
 
-/// Arguments of `photonflow propagate`.
+/// Arguments of `photonflow propagate`. A flag given twice takes its last value.
 #[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
 pub struct Args {
     /// Input field: .npy of complex64/complex128 (or float32/float64, taken as a real
     /// amplitude), shape [Ny, Nx] or [B, Ny, Nx].
@@ -25,13 +26,13 @@ pub struct Args {
     #[arg(long, short, value_name = "OUT.npy")]
     output: PathBuf,
     /// Vacuum wavelength, with unit (e.g. 632.8nm, 0.75mm).
-    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
     wavelength: f64,
     /// Sample pitch along x (and y unless --pitch-y is given), with unit (e.g. 8um).
-    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
     pitch: f64,
     /// Sample pitch along y, if different from x.
-    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
     pitch_y: Option<f64>,
     /// Propagation distance with unit; negative propagates backwards (e.g. 5cm, -2mm).
     #[arg(long, value_parser = length, allow_hyphen_values = true, value_name = "LENGTH")]

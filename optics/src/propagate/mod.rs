@@ -436,9 +436,6 @@ impl<T: Real> Planner<T> {
             }
             (propagation.method, c, Vec::new())
         };
-        if !criterion.holds && !propagation.check {
-            // Accepted by the caller; the criterion in the plan records that it failed.
-        }
         let (my, mx) = (
             propagation.padding.padded_len(grid.ny),
             propagation.padding.padded_len(grid.nx),

@@ -1,0 +1,359 @@
+//! End-to-end tests of the `photonflow` binary: real files in, real files out, read back with
+//! the same .npy parser users' numpy agrees with.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use num_complex::Complex;
+use photonflow::optics::io::npy::{self, NpyData, NpyDataRef};
+use photonflow::optics::{Field, Grid, Method, Planner, Propagation, Wave};
+
+fn photonflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_photonflow"))
+        .args(args)
+        .output()
+        .expect("the photonflow binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn last_json(o: &Output) -> serde_json::Value {
+    let text = stdout(o);
+    let line = text.lines().last().expect("some output");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("last line is not JSON ({e}): {line}"))
+}
+
+fn gaussian_c64(n: usize, batch: usize) -> Vec<Complex<f32>> {
+    let c = (n / 2) as f32;
+    (0..batch * n * n)
+        .map(|i| {
+            let (b, r, col) = (i / (n * n), (i / n) % n, i % n);
+            let (x, y) = (col as f32 - c, r as f32 - c);
+            let w = 6.0 + b as f32;
+            Complex::from_polar((-(x * x + y * y) / (w * w)).exp(), 0.01 * x)
+        })
+        .collect()
+}
+
+struct Dir(tempfile::TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().unwrap())
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.path().join(name)
+    }
+    fn s(&self, name: &str) -> String {
+        self.path(name).to_string_lossy().into_owned()
+    }
+    /// Every file in the directory (so tests see temporary leftovers too).
+    fn files(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.0.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+const BASE: [&str; 6] = [
+    "--wavelength",
+    "632.8nm",
+    "--pitch",
+    "8um",
+    "--distance",
+    "5mm",
+];
+
+#[test]
+fn propagates_a_batch_and_reports_json() {
+    let d = Dir::new();
+    let n = 64;
+    let data = gaussian_c64(n, 2);
+    npy::write_npy(&d.path("in.npy"), &[2, n, n], NpyDataRef::C64(&data)).unwrap();
+    let (in_path, out_path) = (d.s("in.npy"), d.s("out.npy"));
+    let mut args = vec!["propagate", "-i", &in_path, "-o", &out_path];
+    args.extend(BASE);
+    args.push("--json");
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(
+        j["method"], "bl-asm",
+        "auto picks bl-asm in the near field: {j}"
+    );
+    assert_eq!(j["requested_method"], "auto");
+    assert_eq!(j["padding"], 2.0);
+    assert_eq!(j["padded_shape"], serde_json::json!([128, 128]));
+    assert!((j["output_pitch_m"].as_f64().unwrap() - 8e-6).abs() < 1e-18);
+    assert!(j["seconds"].as_f64().unwrap() >= 0.0);
+    let ratio = j["power_out"].as_f64().unwrap() / j["power_in"].as_f64().unwrap();
+    assert!((ratio - 1.0).abs() < 1e-4, "power ratio {ratio}");
+    // The file holds what the library computes.
+    let back = npy::read_npy(&d.path("out.npy")).unwrap();
+    assert_eq!(back.shape, vec![2, n, n]);
+    let NpyData::C64(got) = back.data else {
+        panic!("complex64 in, complex64 out, got {}", back.dtype_name())
+    };
+    let grid = Grid::square(n, 8e-6).unwrap();
+    let wave = Wave::vacuum(632.8e-9).unwrap();
+    let mut want = Field::from_vec(data, grid, wave.wavelength).unwrap();
+    Planner::new()
+        .plan(&grid, wave, &Propagation::new(5e-3))
+        .unwrap()
+        .propagate(&mut want)
+        .unwrap();
+    for (a, b) in got.iter().zip(want.data()) {
+        assert!((a - b).norm() < 1e-6, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn real_float64_input_gives_complex128_of_the_same_rank_and_back_propagation_inverts() {
+    let d = Dir::new();
+    let n = 64; // the Gaussian falls to e^-28 at the edge: nothing is cut off
+    let data: Vec<f64> = gaussian_c64(n, 1).iter().map(|z| z.norm() as f64).collect();
+    npy::write_npy(&d.path("in.npy"), &[n, n], NpyDataRef::F64(&data)).unwrap();
+    let (i, m, o) = (d.s("in.npy"), d.s("mid.npy"), d.s("out.npy"));
+    // Short enough that the beam stays inside the window (the crop would lose light).
+    let fwd = photonflow(&[
+        "propagate",
+        "-i",
+        &i,
+        "-o",
+        &m,
+        "--wavelength",
+        "1um",
+        "--pitch",
+        "2um",
+        "--distance",
+        "100um",
+        "--method",
+        "asm",
+        "--pad",
+        "2",
+    ]);
+    assert!(fwd.status.success(), "{}", stderr(&fwd));
+    assert!(stdout(&fwd).contains("asm"), "{}", stdout(&fwd));
+    let bwd = photonflow(&[
+        "propagate",
+        "-i",
+        &m,
+        "-o",
+        &o,
+        "--wavelength",
+        "1um",
+        "--pitch",
+        "2um",
+        "--distance",
+        "-100um",
+        "--method",
+        "asm",
+        "--pad",
+        "2",
+    ]);
+    assert!(bwd.status.success(), "{}", stderr(&bwd));
+    let back = npy::read_npy(Path::new(&o)).unwrap();
+    assert_eq!(back.shape, vec![n, n]);
+    let NpyData::C128(v) = back.data else {
+        panic!("float64 in, complex128 out")
+    };
+    let err = v
+        .iter()
+        .zip(&data)
+        .map(|(a, b)| (a - b).norm())
+        .fold(0.0, f64::max);
+    assert!(err < 1e-9, "forward then backward differs by {err}");
+}
+
+#[test]
+fn single_fft_methods_report_the_new_pitch_and_write_a_png() {
+    let d = Dir::new();
+    let n = 64;
+    npy::write_npy(
+        &d.path("in.npy"),
+        &[n, n],
+        NpyDataRef::C64(&gaussian_c64(n, 1)),
+    )
+    .unwrap();
+    let (i, o, png) = (d.s("in.npy"), d.s("out.npy"), d.s("far.png"));
+    let r = photonflow(&[
+        "propagate",
+        "-i",
+        &i,
+        "-o",
+        &o,
+        "--wavelength",
+        "500nm",
+        "--pitch",
+        "10um",
+        "--distance",
+        "2m",
+        "--method",
+        "fraunhofer",
+        "--png",
+        &png,
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let j = last_json(&r);
+    assert_eq!(j["method"], "fraunhofer");
+    let expect = 500e-9 * 2.0 / (128.0 * 10e-6);
+    assert!(
+        (j["output_pitch_m"].as_f64().unwrap() / expect - 1.0).abs() < 1e-12,
+        "{j}"
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert_eq!(d.files(), vec!["far.png", "in.npy", "out.npy"]);
+}
+
+#[test]
+fn auto_far_away_leaves_bl_asm_and_says_so() {
+    let d = Dir::new();
+    let n = 64;
+    npy::write_npy(
+        &d.path("in.npy"),
+        &[n, n],
+        NpyDataRef::C64(&gaussian_c64(n, 1)),
+    )
+    .unwrap();
+    let r = photonflow(&[
+        "propagate",
+        "-i",
+        &d.s("in.npy"),
+        "-o",
+        &d.s("o.npy"),
+        "--wavelength",
+        "632.8nm",
+        "--pitch",
+        "8um",
+        "--distance",
+        "1m",
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let j = last_json(&r);
+    assert_ne!(j["method"], "bl-asm");
+    assert_eq!(j["considered"][0]["method"], "bl-asm");
+    assert_eq!(j["considered"][0]["valid"], false);
+    let m: Method = j["method"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        j["considered"].as_array().unwrap().last().unwrap()["method"],
+        m.name()
+    );
+}
+
+/// Runs a failing command and checks: non-zero exit, the message names `needles`, and no
+/// output file (nor a temporary one) is left.
+fn fails(d: &Dir, args: &[&str], needles: &[&str]) {
+    let before = d.files();
+    let o = photonflow(args);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success(),
+        "expected failure for {args:?}; stdout {}",
+        stdout(&o)
+    );
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: stderr lacks '{n}':\n{err}");
+    }
+    assert_eq!(d.files(), before, "{args:?} left files behind");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
+    let d = Dir::new();
+    let n = 32;
+    npy::write_npy(
+        &d.path("ok.npy"),
+        &[n, n],
+        NpyDataRef::C64(&gaussian_c64(n, 1)),
+    )
+    .unwrap();
+    std::fs::write(d.path("text.npy"), b"this is not numpy").unwrap();
+    // An int64 array, as numpy writes it.
+    let mut int64 = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }";
+    let padded = format!("{header:<117}\n");
+    int64.extend((padded.len() as u16).to_le_bytes());
+    int64.extend(padded.as_bytes());
+    int64.extend([0u8; 32]);
+    std::fs::write(d.path("int.npy"), &int64).unwrap();
+    npy::write_npy(&d.path("rank1.npy"), &[16], NpyDataRef::F32(&[1.0; 16])).unwrap();
+    let mut nan = gaussian_c64(n, 1);
+    nan[100].re = f32::NAN;
+    npy::write_npy(&d.path("nan.npy"), &[n, n], NpyDataRef::C64(&nan)).unwrap();
+
+    let ok = d.s("ok.npy");
+    let out = d.s("out.npy");
+    let with = |input: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["propagate", "-i", input, "-o", &out]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(BASE.iter().map(|s| s.to_string()));
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>, needles: &[&str]| {
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        fails(&d, &refs, needles);
+    };
+    run(with(&d.s("missing.npy"), &[]), &["--input", "missing.npy"]);
+    run(with(&d.s("text.npy"), &[]), &["text.npy", "not a NumPy"]);
+    run(with(&d.s("int.npy"), &[]), &["int64", "astype"]);
+    run(with(&d.s("rank1.npy"), &[]), &["[Ny, Nx] or [B, Ny, Nx]"]);
+    run(with(&d.s("nan.npy"), &[]), &["non-finite", "nan.npy"]);
+    run(
+        with(&ok, &["--method", "asm", "--distance", "2m"]),
+        &["asm", "Fix:", "bl-asm"],
+    );
+    run(with(&ok, &["--method", "magic"]), &["magic", "bl-asm"]);
+    run(with(&ok, &["--pad", "0.5"]), &["--pad"]);
+    run(
+        with(&ok, &["--distance", "0m", "--method", "fresnel-ir"]),
+        &["fresnel-ir"],
+    );
+    // Units and non-positive values are refused by the argument parser, naming the flag.
+    let unit = |flag: &str, value: &str, needle: &str| {
+        let mut a = vec!["propagate", "-i", &ok, "-o", &out];
+        a.extend(BASE);
+        a.extend([flag, value]);
+        fails(&d, &a, &[flag, needle]);
+    };
+    unit("--wavelength", "0nm", "positive");
+    unit("--wavelength", "-500nm", "positive");
+    unit("--pitch", "8", "no unit");
+    unit("--distance", "5furlong", "unknown length unit");
+    // An output into a missing directory: the error names it, and nothing is written.
+    let nowhere = d.s("no/such/dir/out.npy");
+    let mut a = vec!["propagate", "-i", &ok, "-o", &nowhere];
+    a.extend(BASE);
+    fails(&d, &a, &["--output", "no/such/dir"]);
+}
+
+#[test]
+fn info_reports_threads_and_methods() {
+    let o = photonflow(&["info", "--json"]);
+    assert!(o.status.success());
+    let j = last_json(&o);
+    assert!(j["threads"].as_u64().unwrap() >= 1);
+    assert!(
+        j["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "bl-asm")
+    );
+    let o = photonflow(&["--threads", "1", "info", "--json"]);
+    assert_eq!(last_json(&o)["threads"], 1);
+}
