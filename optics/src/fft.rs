@@ -22,6 +22,7 @@
 //!
 //! Complexity: `O(ny·mx·log mx + mx·my·log my)` per field.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use num_complex::Complex;
@@ -36,6 +37,7 @@ pub const COLUMN_BLOCK: usize = 16;
 /// A pool of reusable buffers: `take` pops one (or makes one), dropping the guard returns it.
 pub(crate) struct Pool<T> {
     items: Mutex<Vec<T>>,
+    created: AtomicUsize,
     make: Box<dyn Fn() -> T + Send + Sync>,
 }
 
@@ -43,8 +45,27 @@ impl<T> Pool<T> {
     pub(crate) fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Self {
             items: Mutex::new(Vec::new()),
+            created: AtomicUsize::new(0),
             make: Box::new(make),
         }
+    }
+
+    /// Makes buffers until `n` exist, so that `n` concurrent users never allocate: which
+    /// workers run at once is up to the scheduler, and growing on demand would allocate in
+    /// whichever later call first reaches that concurrency.
+    pub(crate) fn reserve(&self, n: usize) {
+        while self.created.load(Ordering::Relaxed) < n {
+            let item = self.make_one();
+            let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            let len = items.len();
+            items.reserve(n.saturating_sub(len));
+            items.push(item);
+        }
+    }
+
+    fn make_one(&self) -> T {
+        self.created.fetch_add(1, Ordering::Relaxed);
+        (self.make)()
     }
 
     pub(crate) fn take(&self) -> Pooled<'_, T> {
@@ -53,7 +74,7 @@ impl<T> Pool<T> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop()
-            .unwrap_or_else(|| (self.make)());
+            .unwrap_or_else(|| self.make_one());
         Pooled {
             pool: self,
             item: Some(item),
@@ -168,6 +189,9 @@ pub(crate) struct Engine<T: Real> {
     mx: usize,
     oy: usize,
     ox: usize,
+    /// Row stride of the slab and column stride of a column block (see [`stride`]).
+    sx: usize,
+    sy: usize,
     plans: Plans<T>,
     slabs: Pool<Vec<Complex<T>>>,
     columns: Pool<ColumnScratch<T>>,
@@ -223,6 +247,7 @@ impl<T: Real> Engine<T> {
             .max()
             .unwrap_or(0);
         let zero = Complex::<T>::default();
+        let (sx, sy) = (stride::<T>(mx), stride::<T>(my));
         Self {
             ny,
             nx,
@@ -230,10 +255,12 @@ impl<T: Real> Engine<T> {
             mx,
             oy: my / 2 - ny / 2,
             ox: mx / 2 - nx / 2,
+            sx,
+            sy,
             plans,
-            slabs: Pool::new(move || vec![zero; ny * mx]),
+            slabs: Pool::new(move || vec![zero; ny * sx]),
             columns: Pool::new(move || ColumnScratch {
-                block: vec![zero; COLUMN_BLOCK * my],
+                block: vec![zero; COLUMN_BLOCK * sy],
                 fft: vec![zero; scratch_len],
             }),
             row_scratch: Pool::new(move || vec![zero; scratch_len]),
@@ -258,9 +285,18 @@ impl<T: Real> Engine<T> {
         let batch = data.len() / n;
         let threads = rayon::current_num_threads();
         if batch > 1 && batch >= threads {
+            // One worker per field: each needs a slab, column and row scratch.
+            let workers = threads.min(batch);
+            self.slabs.reserve(workers);
+            self.columns.reserve(workers);
+            self.row_scratch.reserve(workers);
             data.par_chunks_mut(n)
                 .for_each(|field| self.field(field, op, load, store, false));
         } else {
+            // One slab; the row and column passes run on every worker.
+            self.slabs.reserve(1);
+            self.columns.reserve(threads);
+            self.row_scratch.reserve(threads);
             for field in data.chunks_mut(n) {
                 self.field(field, op, load, store, threads > 1);
             }
@@ -306,7 +342,7 @@ impl<T: Real> Engine<T> {
         }
         for (r, (dst, row)) in field
             .chunks_exact_mut(self.nx)
-            .zip(slab.chunks_exact(self.mx))
+            .zip(slab.chunks_exact(self.sx))
             .enumerate()
         {
             let src = &row[self.ox..self.ox + self.nx];
@@ -330,12 +366,12 @@ impl<T: Real> Engine<T> {
         f: impl Fn(usize, &mut [Complex<T>]) + Sync,
     ) {
         if parallel {
-            slab.par_chunks_mut(self.mx)
+            slab.par_chunks_mut(self.sx)
                 .enumerate()
-                .for_each(|(r, row)| f(r, row));
+                .for_each(|(r, row)| f(r, &mut row[..self.mx]));
         } else {
-            for (r, row) in slab.chunks_mut(self.mx).enumerate() {
-                f(r, row);
+            for (r, row) in slab.chunks_mut(self.sx).enumerate() {
+                f(r, &mut row[..self.mx]);
             }
         }
     }
@@ -344,10 +380,12 @@ impl<T: Real> Engine<T> {
         let plan = self.plans.row(dir);
         if parallel {
             let rows_per_task = self.ny.div_ceil(4 * rayon::current_num_threads()).max(1);
-            slab.par_chunks_mut(rows_per_task * self.mx)
-                .for_each(|chunk| plan.process_with_scratch(chunk, &mut self.row_scratch.take()));
+            slab.par_chunks_mut(rows_per_task * self.sx)
+                .for_each(|chunk| {
+                    fft_strided(plan, chunk, self.sx, self.mx, &mut self.row_scratch.take())
+                });
         } else {
-            plan.process_with_scratch(slab, &mut self.row_scratch.take());
+            fft_strided(plan, slab, self.sx, self.mx, &mut self.row_scratch.take());
         }
     }
 
@@ -371,48 +409,79 @@ impl<T: Real> Engine<T> {
     }
 
     fn column_block(&self, slab: &mut [Complex<T>], c0: usize, w: usize, op: &Op<'_, T>) {
-        let (my, mx, ny, oy) = (self.my, self.mx, self.ny, self.oy);
+        let (my, ny, oy, sx, sy) = (self.my, self.ny, self.oy, self.sx, self.sy);
         let mut scratch = self.columns.take();
         let ColumnScratch { block, fft } = &mut *scratch;
-        let block = &mut block[..w * my];
-        // Gather: column k of the block becomes the contiguous run block[k·my ..].
-        for col in block.chunks_exact_mut(my) {
+        let block = &mut block[..w * sy];
+        // Gather: column k of the block becomes the contiguous run block[k·sy ..][..my].
+        for col in block.chunks_exact_mut(sy) {
             col[..oy].fill(Complex::default());
-            col[oy + ny..].fill(Complex::default());
+            col[oy + ny..my].fill(Complex::default());
         }
         for r in 0..ny {
-            let src = &slab[r * mx + c0..r * mx + c0 + w];
+            let src = &slab[r * sx + c0..r * sx + c0 + w];
             for (k, v) in src.iter().enumerate() {
-                block[k * my + oy + r] = *v;
+                block[k * sy + oy + r] = *v;
             }
         }
         match op {
             Op::Convolve { h, conj } => {
-                self.plans
-                    .col(FftDirection::Forward)
-                    .process_with_scratch(block, fft);
-                let h = &h[c0 * my..(c0 + w) * my];
-                if *conj {
-                    for (z, h) in block.iter_mut().zip(h) {
-                        *z = *z * h.conj();
-                    }
-                } else {
-                    for (z, h) in block.iter_mut().zip(h) {
-                        *z = *z * h;
+                let (forward, inverse) = (
+                    self.plans.col(FftDirection::Forward),
+                    self.plans.col(FftDirection::Inverse),
+                );
+                fft_strided(forward, block, sy, my, fft);
+                for (k, col) in block.chunks_exact_mut(sy).enumerate() {
+                    let h = &h[(c0 + k) * my..(c0 + k + 1) * my];
+                    if *conj {
+                        for (z, h) in col.iter_mut().zip(h) {
+                            *z = *z * h.conj();
+                        }
+                    } else {
+                        for (z, h) in col.iter_mut().zip(h) {
+                            *z = *z * h;
+                        }
                     }
                 }
-                self.plans
-                    .col(FftDirection::Inverse)
-                    .process_with_scratch(block, fft);
+                fft_strided(inverse, block, sy, my, fft);
             }
-            Op::Transform(dir) => self.plans.col(*dir).process_with_scratch(block, fft),
+            Op::Transform(dir) => fft_strided(self.plans.col(*dir), block, sy, my, fft),
         }
         // Scatter the output window's rows back.
         for r in 0..ny {
-            let dst = &mut slab[r * mx + c0..r * mx + c0 + w];
+            let dst = &mut slab[r * sx + c0..r * sx + c0 + w];
             for (k, v) in dst.iter_mut().enumerate() {
-                *v = block[k * my + oy + r];
+                *v = block[k * sy + oy + r];
             }
+        }
+    }
+}
+
+/// The stride for runs of `m` complex samples: `m`, plus one cache line when `m` samples span a
+/// multiple of 512 bytes. Power-of-two strides map every row to the same few cache sets, so the
+/// column gather (16 columns from every row) would evict itself; the extra line spreads them.
+fn stride<T>(m: usize) -> usize {
+    let size = std::mem::size_of::<Complex<T>>();
+    if (m * size).is_multiple_of(512) {
+        m + 64 / size
+    } else {
+        m
+    }
+}
+
+/// Transforms the runs `data[i·stride ..][..len]` in place.
+fn fft_strided<T: Real>(
+    plan: &Arc<dyn Fft<T>>,
+    data: &mut [Complex<T>],
+    stride: usize,
+    len: usize,
+    scratch: &mut [Complex<T>],
+) {
+    if stride == len {
+        plan.process_with_scratch(data, scratch);
+    } else {
+        for run in data.chunks_exact_mut(stride) {
+            plan.process_with_scratch(&mut run[..len], scratch);
         }
     }
 }
@@ -491,7 +560,8 @@ mod tests {
     #[test]
     fn matches_direct_dft_on_odd_and_wide_shapes() {
         let cache = FftCache::<f64>::default();
-        for (ny, nx) in [(5, 7), (6, 40), (33, 3), (1, 9)] {
+        // (32, 64): both strides padded by a cache line.
+        for (ny, nx) in [(5, 7), (6, 40), (33, 3), (1, 9), (32, 64)] {
             let x = test_data(2 * ny * nx);
             let mut y = x.clone();
             Fft2::new(&cache, ny, nx).forward(&mut y);
@@ -533,20 +603,22 @@ mod tests {
     #[test]
     fn parallel_and_serial_paths_agree() {
         let cache = FftCache::<f32>::default();
-        let (ny, nx, my, mx) = (20, 37, 40, 74);
-        let engine = Engine::new(&cache, ny, nx, my, mx);
-        let h: Vec<Complex<f32>> = (0..my * mx)
-            .map(|i| Complex::from_polar(1.0 / (my * mx) as f32, i as f32 * 0.01))
-            .collect();
-        let x: Vec<Complex<f32>> = test_data(ny * nx)
-            .iter()
-            .map(|z| Complex::new(z.re as f32, z.im as f32))
-            .collect();
-        let op = Op::Convolve { h: &h, conj: false };
-        let mut a = x.clone();
-        engine.field(&mut a, &op, None, None, false);
-        let mut b = x.clone();
-        engine.field(&mut b, &op, None, None, true);
-        assert_eq!(a, b);
+        // The second shape has power-of-two transforms, i.e. padded strides.
+        for (ny, nx, my, mx) in [(20, 37, 40, 74), (64, 48, 128, 128)] {
+            let engine = Engine::new(&cache, ny, nx, my, mx);
+            let h: Vec<Complex<f32>> = (0..my * mx)
+                .map(|i| Complex::from_polar(1.0 / (my * mx) as f32, i as f32 * 0.01))
+                .collect();
+            let x: Vec<Complex<f32>> = test_data(ny * nx)
+                .iter()
+                .map(|z| Complex::new(z.re as f32, z.im as f32))
+                .collect();
+            let op = Op::Convolve { h: &h, conj: false };
+            let mut a = x.clone();
+            engine.field(&mut a, &op, None, None, false);
+            let mut b = x.clone();
+            engine.field(&mut b, &op, None, None, true);
+            assert_eq!(a, b);
+        }
     }
 }
