@@ -32,7 +32,7 @@ use rustfft::{Fft, FftDirection, FftPlanner};
 use crate::field::Real;
 
 /// Columns transformed together in the column pass (a cache-sized block).
-pub const COLUMN_BLOCK: usize = 16;
+pub const COLUMN_BLOCK: usize = 8;
 
 /// A pool of reusable buffers: `take` pops one (or makes one), dropping the guard returns it.
 pub(crate) struct Pool<T> {
@@ -311,12 +311,13 @@ impl<T: Real> Engine<T> {
         store: Option<&Separable<T>>,
         parallel: bool,
     ) {
+        // Unpadded along x with a natural stride and no weights: the field is its own slab.
+        if self.mx == self.nx && self.sx == self.mx && load.is_none() && store.is_none() {
+            self.passes(field, op, parallel);
+            return;
+        }
         let mut slab = self.slabs.take();
-        let (first, second) = match op {
-            Op::Convolve { .. } => (FftDirection::Forward, Some(FftDirection::Inverse)),
-            Op::Transform(dir) => (*dir, None),
-        };
-        // 1. rows: load, pad, transform.
+        // Load each row, zero-padded to mx, times the load weight.
         self.rows(&mut slab, parallel, |r, row| {
             let src = &field[r * self.nx..(r + 1) * self.nx];
             let (head, rest) = row.split_at_mut(self.ox);
@@ -333,13 +334,8 @@ impl<T: Real> Engine<T> {
                 None => mid.copy_from_slice(src),
             }
         });
-        self.rows_fft(&mut slab, first, parallel);
-        // 2. columns.
-        self.columns(&mut slab, op, parallel);
-        // 3. rows back (convolution) and store.
-        if let Some(dir) = second {
-            self.rows_fft(&mut slab, dir, parallel);
-        }
+        self.passes(&mut slab, op, parallel);
+        // Store the output window, times the store weight.
         for (r, (dst, row)) in field
             .chunks_exact_mut(self.nx)
             .zip(slab.chunks_exact(self.sx))
@@ -354,6 +350,22 @@ impl<T: Real> Engine<T> {
                     }
                 }
                 None => dst.copy_from_slice(src),
+            }
+        }
+    }
+
+    /// The transform proper on a loaded slab: rows, columns (with the operation), and for a
+    /// convolution the rows back.
+    fn passes(&self, slab: &mut [Complex<T>], op: &Op<'_, T>, parallel: bool) {
+        match op {
+            Op::Convolve { .. } => {
+                self.rows_fft(slab, FftDirection::Forward, parallel);
+                self.columns(slab, op, parallel);
+                self.rows_fft(slab, FftDirection::Inverse, parallel);
+            }
+            Op::Transform(dir) => {
+                self.rows_fft(slab, *dir, parallel);
+                self.columns(slab, op, parallel);
             }
         }
     }
