@@ -6,13 +6,14 @@ numpy.fft and torch.fft on the same machine.
 
     python3 optics/benches/asm_baseline.py [--sizes 200,256,400] [--threads 2] [--reps 7]
 
-Prints fields/s per size (min time of --reps runs after a warm-up) as a Markdown table and
+Prints fields/s per size (median time of --reps runs after a warm-up) as a Markdown table and
 one JSON object per line with --json. torch is optional (skipped when missing).
 """
 
 import argparse
 import json
 import os
+import statistics
 import time
 
 import numpy as np
@@ -43,13 +44,14 @@ def field(n):
 
 
 def best(fn, reps):
+    """Median time of `reps` runs after a warm-up (the Rust benchmark reports medians too)."""
     fn()  # warm-up (plans, caches)
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times)
+    return statistics.median(times)
 
 
 def numpy_runs(n, reps):

@@ -4,7 +4,7 @@
 //! spectrum (a) with the default 2× linear padding and (b) circularly (no padding), and the
 //! bare forward + inverse 2-D FFT pair (the floor) is timed at the transform sizes those use
 //! (2N and N). Criterion reports fields/s for each; at the end a table prints the ratios
-//! propagation / floor read from criterion's own estimates (a ratio below 1 means the pruned
+//! propagation / floor read from criterion's own estimates (medians) (a ratio below 1 means the pruned
 //! engine beats the full padded FFT pair).
 //!
 //! Run: `cargo bench -p photonflow-optics --bench propagate` (`-- 512` to filter one size).
@@ -77,7 +77,8 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// Criterion's point estimate (mean, ns) of a benchmark, from its output directory.
+/// Criterion's median (ns) of a benchmark, from its output directory (robust to the
+/// interruptions of a shared machine; the Python baseline reports medians too).
 fn estimate(dir: &Path, id: &str, n: usize) -> Option<f64> {
     let text = std::fs::read_to_string(
         dir.join(GROUP)
@@ -87,7 +88,7 @@ fn estimate(dir: &Path, id: &str, n: usize) -> Option<f64> {
     )
     .ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["mean"]["point_estimate"].as_f64()
+    v["median"]["point_estimate"].as_f64()
 }
 
 fn criterion_dir() -> PathBuf {
