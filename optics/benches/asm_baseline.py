@@ -6,7 +6,7 @@ numpy.fft and torch.fft on the same machine.
 
     python3 optics/benches/asm_baseline.py [--sizes 200,256,400] [--threads 2] [--reps 7]
 
-Prints fields/s per size (median time of --reps runs after a warm-up) as a Markdown table and
+Prints fields/s per size, median and best of --reps runs after a warm-up, as a Markdown table and
 one JSON object per line with --json. torch is optional (skipped when missing).
 """
 
@@ -43,15 +43,20 @@ def field(n):
     return (np.sin(i * 0.37) + 1j * np.cos(i * 0.11)).astype(np.complex64).reshape(BATCH, n, n)
 
 
-def best(fn, reps):
-    """Median time of `reps` runs after a warm-up (the Rust benchmark reports medians too)."""
+def timed(fn, reps):
+    """(median, best) time of `reps` runs after a warm-up, like the Rust benchmark's table."""
     fn()  # warm-up (plans, caches)
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
+
+
+def rates(fn, reps):
+    median, best = timed(fn, reps)
+    return {"median": BATCH / median, "best": BATCH / best}
 
 
 def numpy_runs(n, reps):
@@ -67,7 +72,7 @@ def numpy_runs(n, reps):
             v = np.fft.ifft2(np.fft.fft2(p) * h)
             return v[:, o:o + n, o:o + n].astype(np.complex64)
 
-        out[name] = BATCH / best(step, reps)
+        out[name] = rates(step, reps)
     return out
 
 
@@ -84,7 +89,7 @@ def torch_runs(n, reps, torch):
                 v = torch.fft.ifft2(torch.fft.fft2(p) * h)
                 return v[:, o:o + n, o:o + n].contiguous()
 
-        out[name] = BATCH / best(step, reps)
+        out[name] = rates(step, reps)
     return out
 
 
@@ -115,14 +120,14 @@ def main():
         if args.json:
             print(json.dumps(row), flush=True)
     if not args.json:
-        print(f"fields/s, batch {BATCH} complex64, band-limited ASM, {args.threads} threads")
+        print(f"fields/s (median / best of {args.reps}), batch {BATCH} complex64, band-limited ASM, {args.threads} threads")
         print("| N | numpy linear 2x | numpy circular | torch linear 2x | torch circular |")
         print("|---:|---:|---:|---:|---:|")
+        fmt = lambda d: f"{d['median']:.1f} / {d['best']:.1f}" if d else "n/a"
         for r in rows:
             t = r.get("torch", {})
-            print(f"| {r['n']} | {r['numpy']['linear']:.1f} | {r['numpy']['circular']:.1f} | "
-                  f"{t.get('linear', float('nan')):.1f} | {t.get('circular', float('nan')):.1f} |")
-
+            print(f"| {r['n']} | {fmt(r['numpy']['linear'])} | {fmt(r['numpy']['circular'])} | "
+                  f"{fmt(t.get('linear'))} | {fmt(t.get('circular'))} |")
 
 if __name__ == "__main__":
     main()
