@@ -502,3 +502,27 @@ fn sampling_violations_are_errors_that_name_the_fix() {
     assert_ne!(far.method(), Method::BandLimitedAsm);
     assert!(!far.considered[0].holds);
 }
+
+#[test]
+fn the_plan_cache_is_bounded_and_reuses_plans() {
+    let wave = Wave::vacuum(1e-6).unwrap();
+    let grid = Grid::square(32, 2e-6).unwrap();
+    let planner = Planner::<f32>::with_capacity(4);
+    let first = planner.plan(&grid, wave, &Propagation::new(1e-4)).unwrap();
+    let again = planner.plan(&grid, wave, &Propagation::new(1e-4)).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first.propagator, &again.propagator));
+    for i in 0..10 {
+        planner
+            .plan(&grid, wave, &Propagation::new(2e-5 * (i + 2) as f64))
+            .unwrap();
+        assert!(planner.cached_plans() <= 4);
+    }
+    // Evicted, so planned anew; the old plan still works for its holder.
+    let later = planner.plan(&grid, wave, &Propagation::new(1e-4)).unwrap();
+    assert!(!std::sync::Arc::ptr_eq(
+        &first.propagator,
+        &later.propagator
+    ));
+    let mut f = Field::<f32>::zeros(grid, wave.wavelength, 1).unwrap();
+    first.propagate(&mut f).unwrap();
+}

@@ -348,11 +348,37 @@ struct PlanKey {
 /// Plans propagations and caches everything that can be reused: FFT plans, padded-transform
 /// engines (with their buffer pools) and transfer functions.
 ///
-/// Thread-safe: plan from many threads, run plans from many threads.
+/// The plan cache keeps the [`Planner::DEFAULT_CAPACITY`] most recently built plans (a
+/// transfer function is `M²` complex numbers, so a scan over many distances must not keep them
+/// all); an evicted plan stays valid for whoever holds it. Thread-safe: plan from many threads,
+/// run plans from many threads.
 pub struct Planner<T: Real> {
     ffts: FftCache<T>,
     engines: Mutex<HashMap<[usize; 4], Arc<Engine<T>>>>,
-    plans: Mutex<HashMap<PlanKey, Arc<dyn Propagator<T>>>>,
+    plans: Mutex<PlanCache<T>>,
+}
+
+/// Plans by key, with their insertion order for eviction.
+struct PlanCache<T: Real> {
+    capacity: usize,
+    map: HashMap<PlanKey, Arc<dyn Propagator<T>>>,
+    order: std::collections::VecDeque<PlanKey>,
+}
+
+impl<T: Real> PlanCache<T> {
+    fn insert(&mut self, key: PlanKey, plan: Arc<dyn Propagator<T>>) {
+        if self.map.insert(key, plan).is_none() {
+            self.order.push_back(key);
+        }
+        while self.map.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
 }
 
 impl<T: Real> Default for Planner<T> {
@@ -373,13 +399,30 @@ pub const AUTO_ORDER: [Method; 5] = [
 ];
 
 impl<T: Real> Planner<T> {
-    /// An empty planner.
+    /// How many plans a planner keeps by default.
+    pub const DEFAULT_CAPACITY: usize = 16;
+
+    /// An empty planner keeping [`Self::DEFAULT_CAPACITY`] plans.
     pub fn new() -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY)
+    }
+
+    /// An empty planner keeping at most `capacity` plans (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
         Self {
             ffts: FftCache::default(),
             engines: Mutex::new(HashMap::new()),
-            plans: Mutex::new(HashMap::new()),
+            plans: Mutex::new(PlanCache {
+                capacity: capacity.max(1),
+                map: HashMap::new(),
+                order: Default::default(),
+            }),
         }
+    }
+
+    /// Number of plans currently cached.
+    pub fn cached_plans(&self) -> usize {
+        self.lock_plans().map.len()
     }
 
     /// The FFT plan cache (shared with [`crate::fft::Fft2`] users such as benchmarks).
@@ -453,7 +496,7 @@ impl<T: Real> Planner<T> {
             mx,
             evanescent: propagation.evanescent,
         };
-        if let Some(p) = self.lock_plans().get(&key) {
+        if let Some(p) = self.lock_plans().map.get(&key) {
             return Ok(Plan {
                 propagator: p.clone(),
                 criterion,
@@ -483,10 +526,12 @@ impl<T: Real> Planner<T> {
 
     /// Drops every cached plan (engines and FFT plans stay).
     pub fn clear(&self) {
-        self.lock_plans().clear();
+        let mut cache = self.lock_plans();
+        cache.map.clear();
+        cache.order.clear();
     }
 
-    fn lock_plans(&self) -> std::sync::MutexGuard<'_, HashMap<PlanKey, Arc<dyn Propagator<T>>>> {
+    fn lock_plans(&self) -> std::sync::MutexGuard<'_, PlanCache<T>> {
         self.plans.lock().unwrap_or_else(|e| e.into_inner())
     }
 
