@@ -1,0 +1,269 @@
+//! The custom burn operations on complex fields and their tensor-level wrappers.
+//!
+//! A field is an `f32` tensor `[B, Ny, Nx, 2]` (last axis: real, imaginary part). The operations
+//! form the extension trait [`OpticsOps`], implemented for the Flex backend (kernels in this
+//! crate's `flex` module, propagation by [`photonflow_optics`]) and for `Autodiff<B, C>`
+//! (hand-written backward passes). Backward passes call the non-differentiable kernels of
+//! [`OpticsBackward`].
+//!
+//! Gradients (burn's real-pair convention, `g = ∂L/∂Re + i·∂L/∂Im`, see the crate docs):
+//!
+//! | operation | output | gradient of the inputs |
+//! |---|---|---|
+//! | propagate | `y = A u` | `g_u = Aᴴ g` |
+//! | phase modulate | `y = u·e^{iφ}` | `g_u = e^{−iφ} g`, `g_φ = Σ_b Im(conj(y)·g) = Σ_b Im(conj(u)·g_u)` |
+//! | intensity | `I = Re² + Im²` | `g_u = 2·(Re u, Im u)·g_I` |
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
+use burn::tensor::Tensor;
+use photonflow_optics::Propagator;
+use photonflow_optics::propagate::Plan;
+
+/// A planned propagation, shared between the forward pass and the backward pass.
+pub type SharedPropagator = Arc<dyn Propagator<f32>>;
+
+/// Differentiable operations on complex fields `[B, Ny, Nx, 2]` (`f32`).
+///
+/// Implemented for Flex and for `Autodiff<B, C>`; call them through the wrappers of this module
+/// ([`propagate`], [`phase_modulate`], [`intensity`]), which dispatch on the tensor's device.
+#[backend_extension(Flex, Autodiff)]
+pub trait OpticsOps: Backend {
+    /// Propagates every field of the batch with `plan` (`adjoint = false`: fields on the plan's
+    /// input grid), or applies the plan's adjoint (`adjoint = true`: fields on its output grid).
+    fn propagate(
+        field: FloatTensor<Self>,
+        plan: SharedPropagator,
+        adjoint: bool,
+    ) -> FloatTensor<Self>;
+
+    /// Multiplies every field of the batch by `exp(iφ)`, `phi` being `[Ny, Nx]` radians.
+    fn phase_modulate(field: FloatTensor<Self>, phi: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The intensity `Re² + Im²` of every sample: `[B, Ny, Nx, 2]` → `[B, Ny, Nx]`.
+    fn intensity(field: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// Kernels of the backward passes of [`OpticsOps`] (not differentiable themselves).
+pub trait OpticsBackward: Backend {
+    /// Gradients of `y = u·exp(iφ)` from the output gradient `grad` (`[B, Ny, Nx, 2]`):
+    /// `(e^{−iφ}·grad, Σ_b Im(conj(u)·e^{−iφ}·grad))`, each only when asked for (`want`).
+    /// `field` is needed only for the phase gradient.
+    fn phase_modulate_backward(
+        field: Option<FloatTensor<Self>>,
+        phi: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        want: (bool, bool),
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+
+    /// Gradient of `I = |u|²` from the output gradient `grad` (`[B, Ny, Nx]`): `2·u·grad`.
+    fn intensity_backward(field: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+impl<B: OpticsOps + OpticsBackward, C: CheckpointStrategy> OpticsOps for Autodiff<B, C> {
+    fn propagate(
+        field: FloatTensor<Self>,
+        plan: SharedPropagator,
+        adjoint: bool,
+    ) -> FloatTensor<Self> {
+        /// Backward of a propagation: the other direction of the same plan.
+        #[derive(Debug)]
+        struct PropagateBackward;
+
+        impl<B: OpticsOps> Backward<B, 1> for PropagateBackward {
+            type State = (SharedPropagator, bool);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (plan, adjoint) = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |g| {
+                    B::propagate(g, plan, !adjoint)
+                });
+            }
+        }
+
+        let (u, node) = field.into_parts();
+        match PropagateBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((plan.clone(), adjoint), B::propagate(u, plan, adjoint))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::propagate(u, plan, adjoint)),
+        }
+    }
+
+    fn phase_modulate(field: FloatTensor<Self>, phi: FloatTensor<Self>) -> FloatTensor<Self> {
+        /// Backward of a phase modulation; state: the input field (kept only when the phase
+        /// needs a gradient) and the phase.
+        #[derive(Debug)]
+        struct PhaseBackward;
+
+        impl<B: OpticsBackward> Backward<B, 2> for PhaseBackward {
+            type State = (Option<FloatTensor<B>>, FloatTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (field, phi) = ops.state;
+                let [field_node, phi_node] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let want = (field_node.is_some(), phi_node.is_some());
+                let (grad_field, grad_phi) = B::phase_modulate_backward(field, phi, grad, want);
+                if let (Some(node), Some(g)) = (field_node, grad_field) {
+                    grads.register::<B>(node.id, g);
+                }
+                if let (Some(node), Some(g)) = (phi_node, grad_phi) {
+                    grads.register::<B>(node.id, g);
+                }
+            }
+        }
+
+        let phi_tracked = phi.is_tracked();
+        let (u, u_node) = field.into_parts();
+        let (phi, phi_node) = phi.into_parts();
+        match PhaseBackward
+            .prepare::<C>([u_node, phi_node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (phi_tracked.then(|| u.clone()), phi.clone());
+                prep.finish(state, B::phase_modulate(u, phi))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::phase_modulate(u, phi)),
+        }
+    }
+
+    fn intensity(field: FloatTensor<Self>) -> FloatTensor<Self> {
+        /// Backward of `|u|²`; state: the input field.
+        #[derive(Debug)]
+        struct IntensityBackward;
+
+        impl<B: OpticsBackward> Backward<B, 1> for IntensityBackward {
+            type State = FloatTensor<B>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let field = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |g| {
+                    B::intensity_backward(field, g)
+                });
+            }
+        }
+
+        let (u, node) = field.into_parts();
+        match IntensityBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(u.clone(), B::intensity(u)),
+            OpsKind::UnTracked(prep) => prep.finish(B::intensity(u)),
+        }
+    }
+}
+
+/// Checks that `field` is a batch of `ny × nx` complex fields; returns the batch size.
+fn check_field(op: &str, field: &Tensor<4>, ny: usize, nx: usize) -> usize {
+    let [b, fy, fx, two] = field.dims();
+    assert!(
+        two == 2 && (fy, fx) == (ny, nx),
+        "{op}: expected fields [B, {ny}, {nx}, 2], got [{b}, {fy}, {fx}, {two}]"
+    );
+    b
+}
+
+/// Propagates a batch of fields `[B, Ny, Nx, 2]` sampled on `plan`'s input grid; the result is
+/// sampled on its output grid (another pitch for the single-FFT methods). Differentiable; the
+/// backward pass is the plan's exact adjoint.
+///
+/// # Panics
+/// If the fields are not `[B, Ny, Nx, 2]` with the plan's `Ny × Nx`, or the device's backend is
+/// not Flex.
+pub fn propagate(field: Tensor<4>, plan: &Plan<f32>) -> Tensor<4> {
+    let g = plan.input_grid();
+    check_field("propagate", &field, g.ny, g.nx);
+    Tensor::from_dispatch(<Dispatch as OpticsOps>::propagate(
+        field.into_dispatch(),
+        plan.propagator.clone(),
+        false,
+    ))
+}
+
+/// Applies the adjoint of `plan` to fields sampled on its output grid (back-propagation of a
+/// field, e.g. for time-reversal designs). Differentiable; its backward pass is [`propagate`].
+///
+/// # Panics
+/// As [`propagate`], with the plan's output grid.
+pub fn propagate_adjoint(field: Tensor<4>, plan: &Plan<f32>) -> Tensor<4> {
+    let g = plan.output_grid();
+    check_field("propagate_adjoint", &field, g.ny, g.nx);
+    Tensor::from_dispatch(<Dispatch as OpticsOps>::propagate(
+        field.into_dispatch(),
+        plan.propagator.clone(),
+        true,
+    ))
+}
+
+/// Multiplies every field of a batch `[B, Ny, Nx, 2]` by the phase mask `exp(iφ)`, `phi` being
+/// `[Ny, Nx]` radians. Differentiable in both arguments (the phase gradient is summed over the
+/// batch).
+///
+/// # Panics
+/// If the shapes disagree or the device's backend is not Flex.
+pub fn phase_modulate(field: Tensor<4>, phi: Tensor<2>) -> Tensor<4> {
+    let [ny, nx] = phi.dims();
+    check_field("phase_modulate", &field, ny, nx);
+    Tensor::from_dispatch(<Dispatch as OpticsOps>::phase_modulate(
+        field.into_dispatch(),
+        phi.into_dispatch(),
+    ))
+}
+
+/// Intensity `|u|²` of a batch of fields: `[B, Ny, Nx, 2]` → `[B, Ny, Nx]`. Differentiable.
+///
+/// # Panics
+/// If the last axis is not 2 or the device's backend is not Flex.
+pub fn intensity(field: Tensor<4>) -> Tensor<3> {
+    let [_, ny, nx, _] = field.dims();
+    check_field("intensity", &field, ny, nx);
+    Tensor::from_dispatch(<Dispatch as OpticsOps>::intensity(field.into_dispatch()))
+}
+
+/// Energies collected by detector regions: `E[b, r] = Σ_{y,x} weights[r, y, x]·I[b, y, x]`
+/// for intensities `[B, Ny, Nx]` and weights `[R, Ny, Nx]` (e.g. [`crate::detector_weights`]),
+/// as one matrix product. Differentiable (plain burn operations).
+///
+/// # Panics
+/// If the planes of the two tensors differ.
+pub fn region_energies(intensity: Tensor<3>, weights: Tensor<3>) -> Tensor<2> {
+    let [b, ny, nx] = intensity.dims();
+    let [r, wy, wx] = weights.dims();
+    assert!(
+        (wy, wx) == (ny, nx),
+        "region_energies: intensities are {ny}×{nx} but the weights are {wy}×{wx}"
+    );
+    intensity
+        .reshape([b, ny * nx])
+        .matmul(weights.reshape([r, ny * nx]).transpose())
+}

@@ -1,0 +1,142 @@
+//! Helpers shared by the integration tests: a seeded generator and the finite-difference
+//! gradient check of rust-stack.md §2.2.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// SplitMix64: small, seeded, good enough for test data.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let (u, v) = (1.0 - self.uniform(), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    pub fn normals(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.normal() as f32).collect()
+    }
+
+    pub fn uniforms(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n)
+            .map(|_| (lo + (hi - lo) * self.uniform()) as f32)
+            .collect()
+    }
+}
+
+/// A differentiable function of flat inputs with a flat output.
+pub type Op<'a> = &'a dyn Fn(Vec<Tensor<1>>) -> Tensor<1>;
+
+pub fn tensor1(v: &[f32], device: &Device) -> Tensor<1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
+pub fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().expect("f32 tensor")
+}
+
+/// `L = Σ w·out²` evaluated on the plain CPU device, summed in f64.
+fn host_loss(op: Op, inputs: &[Vec<f32>], w: &[f32]) -> f64 {
+    let device = Device::flex();
+    let out = values(op(inputs.iter().map(|v| tensor1(v, &device)).collect()));
+    assert_eq!(out.len(), w.len());
+    out.iter()
+        .zip(w)
+        .map(|(&o, &w)| w as f64 * o as f64 * o as f64)
+        .sum()
+}
+
+/// Gradients of `L = Σ w·out²` with respect to every input, by burn's autodiff.
+fn autodiff_grads(op: Op, inputs: &[Vec<f32>], w: &[f32]) -> Vec<Vec<f32>> {
+    let device = Device::flex().autodiff();
+    let leaves: Vec<Tensor<1>> = inputs
+        .iter()
+        .map(|v| tensor1(v, &device).require_grad())
+        .collect();
+    let out = op(leaves.clone());
+    let loss = (out.square() * tensor1(w, &device)).sum();
+    let grads = loss.backward();
+    leaves
+        .iter()
+        .map(|t| values(t.grad(&grads).expect("input has a gradient")))
+        .collect()
+}
+
+/// Worst errors of one input's gradient.
+#[derive(Debug)]
+pub struct GradReport {
+    /// max over sampled elements of |fd − ad| / max(|fd|, |ad|, rms(ad)).
+    pub elements: f64,
+    /// |fd − ad| / max(|fd|, |ad|, 0.1·‖ad‖·‖v‖/√n) for a random direction v.
+    pub direction: f64,
+}
+
+/// Checks the autodiff gradient of `L = Σ w·op(inputs)²` (fixed random `w`) against central
+/// differences with step `eps`, for each input: `n_elements` random elements and one random
+/// direction. Returns one report per input.
+pub fn check_gradients(
+    name: &str,
+    op: Op,
+    inputs: &[Vec<f32>],
+    eps: f32,
+    n_elements: usize,
+    rng: &mut Rng,
+) -> Vec<GradReport> {
+    let device = Device::flex();
+    let out_len = values(op(inputs.iter().map(|v| tensor1(v, &device)).collect())).len();
+    let w = rng.uniforms(out_len, -1.0, 1.0);
+    let ad = autodiff_grads(op, inputs, &w);
+    let fd = |which: usize, dir: &dyn Fn(usize) -> f32| -> f64 {
+        let shifted = |sign: f32| -> f64 {
+            let mut x = inputs.to_vec();
+            for (i, v) in x[which].iter_mut().enumerate() {
+                *v += sign * eps * dir(i);
+            }
+            host_loss(op, &x, &w)
+        };
+        (shifted(1.0) - shifted(-1.0)) / (2.0 * eps as f64)
+    };
+    let mut reports = Vec::new();
+    for (k, g) in ad.iter().enumerate() {
+        let n = g.len();
+        let rms = (g.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / n as f64).sqrt();
+        let mut worst = 0f64;
+        for _ in 0..n_elements {
+            let j = (rng.next_u64() % n as u64) as usize;
+            let f = fd(k, &|i| if i == j { 1.0 } else { 0.0 });
+            let a = g[j] as f64;
+            worst = worst.max((f - a).abs() / f.abs().max(a.abs()).max(rms));
+        }
+        let v = rng.normals(n);
+        let f = fd(k, &|i| v[i]);
+        let a: f64 = g.iter().zip(&v).map(|(&g, &v)| g as f64 * v as f64).sum();
+        let scale = 0.1 * rms * (v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>()).sqrt();
+        let direction = (f - a).abs() / f.abs().max(a.abs()).max(scale);
+        println!(
+            "{name}: input {k}: worst element error {worst:.2e}, direction error {direction:.2e} \
+             (fd {f:.6e}, ad {a:.6e})"
+        );
+        reports.push(GradReport {
+            elements: worst,
+            direction,
+        });
+    }
+    reports
+}
