@@ -93,12 +93,37 @@ def torch_runs(n, reps, torch):
     return out
 
 
+def torch_layer(n, reps, torch):
+    """One diffractive layer, forward + backward with autograd, batch 32, like
+    `cargo run --release -p photonflow-d2nn --example timing`: u·exp(iφ) -> pad -> fft2 -> ×H
+    -> ifft2 -> crop, loss Σ w·(Re, Im), gradient w.r.t. φ."""
+    b, m = 32, 2 * n
+    o = m // 2 - n // 2
+    h = torch.from_numpy(transfer(m))
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(b, n, n, dtype=torch.complex64, generator=g)
+    w = torch.randn(b, n, n, 2, generator=g)
+    phi = (torch.rand(n, n, generator=g) * 6 - 3).requires_grad_()
+
+    def step():
+        phi.grad = None
+        v = u * torch.exp(1j * phi)
+        p = torch.nn.functional.pad(v, (o, m - n - o, o, m - n - o))
+        out = torch.fft.ifft2(torch.fft.fft2(p) * h)[:, o:o + n, o:o + n]
+        (torch.view_as_real(out) * w).sum().backward()
+
+    median, best = timed(step, reps)
+    return {"median": b / median, "best": b / best}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="200,256,400,512,1024,2048")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--layer", action="store_true",
+                    help="time one diffractive layer forward+backward (torch autograd, batch 32) instead")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     try:
@@ -108,6 +133,14 @@ def main():
     except ImportError:
         torch = None
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.layer:
+        if torch is None:
+            raise SystemExit("--layer needs torch")
+        print(f"torch {torch.__version__}, one layer forward+backward, batch 32, {args.threads} threads")
+        for n in sizes:
+            r = torch_layer(n, args.reps, torch)
+            print(f"N = {n}: {r['median']:.1f} samples/s (median), {r['best']:.1f} (best)", flush=True)
+        return
     rows = []
     for n in sizes:
         reps = args.reps if n <= 512 else max(3, args.reps // 2)
