@@ -13,7 +13,7 @@ use burn::backend::{DType, Flex, Shape, TensorData, TensorMetadata};
 use num_complex::Complex;
 use rayon::prelude::*;
 
-use crate::ops::{OpticsBackward, OpticsOps, SharedPropagator};
+use crate::ops::{ModulateGrads, OpticsBackward, OpticsOps, SharedPropagator};
 
 /// Rows per rayon task: enough work per task to amortise scheduling.
 const MIN_ROWS: usize = 16;
@@ -29,12 +29,12 @@ fn field_dims(op: &str, t: &FlexTensor) -> [usize; 3] {
     [shape[0], shape[1], shape[2]]
 }
 
-/// `[Ny, Nx]` of a phase tensor (f32), or a panic.
-fn phase_dims(t: &FlexTensor) -> [usize; 2] {
+/// `[Ny, Nx]` of a mask tensor (`what`: "phase" or "amplitude", f32), or a panic naming `op`.
+fn mask_dims(op: &str, what: &str, t: &FlexTensor) -> [usize; 2] {
     let shape = t.shape();
     assert!(
         t.dtype() == DType::F32 && shape.num_dims() == 2,
-        "phase_modulate: expected an f32 phase tensor [Ny, Nx], got {:?} {shape}",
+        "{op}: expected an f32 {what} tensor [Ny, Nx], got {:?} {shape}",
         t.dtype()
     );
     [shape[0], shape[1]]
@@ -72,28 +72,54 @@ fn complex_mut(t: &mut FlexTensor) -> &mut [Complex<f32>] {
     bytemuck::cast_slice_mut(t.storage_mut::<f32>())
 }
 
-/// `exp(iφ)` for every sample of the phase mask.
-fn phasors(phi: &FlexTensor) -> Vec<Complex<f32>> {
-    with_f32(phi, |p| {
-        p.par_iter().map(|&a| Complex::from_polar(1.0, a)).collect()
+/// `a·exp(iφ)` for every sample of the masks (`a ≡ 1` when `amp` is `None`).
+fn phasors(amp: Option<&FlexTensor>, phi: &FlexTensor) -> Vec<Complex<f32>> {
+    with_f32(phi, |p| match amp {
+        None => p.par_iter().map(|&p| Complex::from_polar(1.0, p)).collect(),
+        Some(amp) => with_f32(amp, |a| {
+            p.par_iter()
+                .zip(a)
+                .map(|(&p, &a)| Complex::from_polar(a, p))
+                .collect()
+        }),
     })
 }
 
-/// Multiplies every field (rows of `nx` samples, `ny` rows per field) by `mask` (`ny·nx`),
-/// conjugated when `conj`.
-fn apply_mask(data: &mut [Complex<f32>], mask: &[Complex<f32>], nx: usize, conj: bool) {
+/// Applies `f(sample, mask value)` to every sample of every field (rows of `nx` samples, `ny`
+/// rows per field), `mask` being one `ny·nx` plane shared by the batch.
+fn for_each_masked<T: Sync>(
+    data: &mut [Complex<f32>],
+    mask: &[T],
+    nx: usize,
+    f: impl Fn(&mut Complex<f32>, &T) + Sync + Send,
+) {
     let ny = mask.len() / nx;
     data.par_chunks_mut(nx)
         .with_min_len(MIN_ROWS)
         .enumerate()
         .for_each(|(row, line)| {
             let m = &mask[(row % ny) * nx..][..nx];
-            if conj {
-                line.iter_mut().zip(m).for_each(|(z, e)| *z *= e.conj());
-            } else {
-                line.iter_mut().zip(m).for_each(|(z, e)| *z *= e);
-            }
+            line.iter_mut().zip(m).for_each(|(z, e)| f(z, e));
         });
+}
+
+/// Forward of both modulations: every field of the batch times `a·exp(iφ)` (`a ≡ 1` when
+/// `amp` is `None`).
+fn modulate(op: &str, field: FlexTensor, amp: Option<&FlexTensor>, phi: &FlexTensor) -> FlexTensor {
+    let [_, ny, nx] = field_dims(op, &field);
+    assert_eq!(
+        mask_dims(op, "phase", phi),
+        [ny, nx],
+        "{op}: phase/field shape"
+    );
+    if let Some(amp) = amp {
+        let dims = mask_dims(op, "amplitude", amp);
+        assert_eq!(dims, [ny, nx], "{op}: amplitude/field shape");
+    }
+    let mask = phasors(amp, phi);
+    let mut out = exclusive(field);
+    for_each_masked(complex_mut(&mut out), &mask, nx, |z, m| *z *= m);
+    out
 }
 
 impl OpticsOps for Flex {
@@ -123,16 +149,11 @@ impl OpticsOps for Flex {
     }
 
     fn phase_modulate(field: FlexTensor, phi: FlexTensor) -> FlexTensor {
-        let [_, ny, nx] = field_dims("phase_modulate", &field);
-        assert_eq!(
-            phase_dims(&phi),
-            [ny, nx],
-            "phase_modulate: mask/field shape"
-        );
-        let mask = phasors(&phi);
-        let mut out = exclusive(field);
-        apply_mask(complex_mut(&mut out), &mask, nx, false);
-        out
+        modulate("phase_modulate", field, None, &phi)
+    }
+
+    fn amplitude_phase_modulate(field: FlexTensor, amp: FlexTensor, phi: FlexTensor) -> FlexTensor {
+        modulate("amplitude_phase_modulate", field, Some(&amp), &phi)
     }
 
     fn intensity(field: FlexTensor) -> FlexTensor {
@@ -150,37 +171,58 @@ impl OpticsOps for Flex {
 }
 
 impl OpticsBackward for Flex {
-    fn phase_modulate_backward(
+    fn modulate_backward(
         field: Option<FlexTensor>,
+        amp: Option<FlexTensor>,
         phi: FlexTensor,
         grad: FlexTensor,
-        (want_field, want_phi): (bool, bool),
-    ) -> (Option<FlexTensor>, Option<FlexTensor>) {
-        let [b, ny, nx] = field_dims("phase_modulate backward", &grad);
-        let mask = phasors(&phi);
-        // g_u = e^{−iφ}·g, in the gradient's buffer when it is not shared.
-        let mut grad_field = exclusive(grad);
-        apply_mask(complex_mut(&mut grad_field), &mask, nx, true);
-        // g_φ = Σ_b Im(conj(u)·g_u), one row of the mask per task.
-        let grad_phi = want_phi.then(|| {
-            let field = field.expect("the input field is kept when the phase is tracked");
-            let gu: &[Complex<f32>] = bytemuck::cast_slice(grad_field.storage::<f32>());
-            let mut out = vec![0f32; ny * nx];
+        (want_field, want_amp, want_phi): (bool, bool, bool),
+    ) -> ModulateGrads<Flex> {
+        let [b, ny, nx] = field_dims("modulate backward", &grad);
+        // h = e^{−iφ}·g, in the gradient's buffer when it is not shared.
+        let mut h = exclusive(grad);
+        for_each_masked(complex_mut(&mut h), &phasors(None, &phi), nx, |z, e| {
+            *z *= e.conj()
+        });
+        let plane = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, Shape::new([ny, nx])));
+        // s = Σ_b conj(u)·h, one row of the mask per task; g_a = Re s, g_φ = a·Im s.
+        let (mut grad_amp, mut grad_phi) = (None, None);
+        if want_amp || want_phi {
+            let field = field.expect("the input field is kept when a mask is tracked");
+            let hs: &[Complex<f32>] = bytemuck::cast_slice(h.storage::<f32>());
+            let mut s = vec![Complex::<f32>::default(); ny * nx];
             with_f32(&field, |u| {
                 let u: &[Complex<f32>] = bytemuck::cast_slice(u);
-                out.par_chunks_mut(nx).enumerate().for_each(|(row, o)| {
+                s.par_chunks_mut(nx).enumerate().for_each(|(row, s)| {
                     for k in 0..b {
                         let at = (k * ny + row) * nx;
-                        let (u, g) = (&u[at..at + nx], &gu[at..at + nx]);
-                        for ((o, u), g) in o.iter_mut().zip(u).zip(g) {
-                            *o += u.re * g.im - u.im * g.re;
+                        let (u, h) = (&u[at..at + nx], &hs[at..at + nx]);
+                        for ((s, u), h) in s.iter_mut().zip(u).zip(h) {
+                            *s += u.conj() * h;
                         }
                     }
                 });
             });
-            FlexTensor::from_data(TensorData::new(out, Shape::new([ny, nx])))
+            grad_amp = want_amp.then(|| plane(s.iter().map(|s| s.re).collect()));
+            grad_phi = want_phi.then(|| {
+                plane(match &amp {
+                    None => s.iter().map(|s| s.im).collect(),
+                    Some(amp) => {
+                        with_f32(amp, |a| s.iter().zip(a).map(|(s, a)| a * s.im).collect())
+                    }
+                })
+            });
+        }
+        // g_u = a·h.
+        let grad_field = want_field.then(|| {
+            if let Some(amp) = &amp {
+                with_f32(amp, |a| {
+                    for_each_masked(complex_mut(&mut h), a, nx, |z, a| *z *= *a)
+                });
+            }
+            h
         });
-        (want_field.then_some(grad_field), grad_phi)
+        (grad_field, grad_amp, grad_phi)
     }
 
     fn intensity_backward(field: FlexTensor, grad: FlexTensor) -> FlexTensor {

@@ -8,6 +8,7 @@
 //! * [`propagate`] / [`propagate_adjoint`]: free-space propagation by a planned
 //!   [`Propagator`](photonflow_optics::Propagator); the backward pass is the exact adjoint.
 //! * [`phase_modulate`]: `u·exp(iφ)` with gradients for the field and the (shared) phase mask.
+//! * [`amplitude_phase_modulate`]: `u·a·exp(iφ)` with gradients for the field and both masks.
 //! * [`intensity`] gives `|u|²`.
 //! * [`region_energies`]: energies collected by detector regions (plain burn ops).
 //!
@@ -42,4 +43,7 @@ mod flex;
 pub mod ops;
 
 pub use convert::{detector_weights, field_to_tensor, tensor_to_field};
-pub use ops::{intensity, phase_modulate, propagate, propagate_adjoint, region_energies};
+pub use ops::{
+    amplitude_phase_modulate, intensity, phase_modulate, propagate, propagate_adjoint,
+    region_energies,
+};

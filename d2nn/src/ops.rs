@@ -12,6 +12,7 @@
 //! |---|---|---|
 //! | propagate | `y = A u` | `g_u = Aᴴ g` |
 //! | phase modulate | `y = u·e^{iφ}` | `g_u = e^{−iφ} g`, `g_φ = Σ_b Im(conj(y)·g) = Σ_b Im(conj(u)·g_u)` |
+//! | amplitude and phase modulate | `y = u·a·e^{iφ}` | `g_u = a·e^{−iφ} g`, `g_a = Σ_b Re(conj(u·e^{iφ})·g)`, `g_φ = Σ_b Im(conj(y)·g) = Σ_b Im(conj(u)·g_u)` |
 //! | intensity | `I = Re² + Im²` | `g_u = 2·(Re u, Im u)·g_I` |
 
 use std::sync::Arc;
@@ -46,21 +47,39 @@ pub trait OpticsOps: Backend {
     /// Multiplies every field of the batch by `exp(iφ)`, `phi` being `[Ny, Nx]` radians.
     fn phase_modulate(field: FloatTensor<Self>, phi: FloatTensor<Self>) -> FloatTensor<Self>;
 
+    /// Multiplies every field of the batch by `a·exp(iφ)`, `amp` and `phi` being `[Ny, Nx]`
+    /// (amplitude, radians).
+    fn amplitude_phase_modulate(
+        field: FloatTensor<Self>,
+        amp: FloatTensor<Self>,
+        phi: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// The intensity `Re² + Im²` of every sample: `[B, Ny, Nx, 2]` → `[B, Ny, Nx]`.
     fn intensity(field: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
+/// Gradients of a modulation for the field, the amplitude and the phase, each when asked for.
+pub type ModulateGrads<B> = (
+    Option<FloatTensor<B>>,
+    Option<FloatTensor<B>>,
+    Option<FloatTensor<B>>,
+);
+
 /// Kernels of the backward passes of [`OpticsOps`] (not differentiable themselves).
 pub trait OpticsBackward: Backend {
-    /// Gradients of `y = u·exp(iφ)` from the output gradient `grad` (`[B, Ny, Nx, 2]`):
-    /// `(e^{−iφ}·grad, Σ_b Im(conj(u)·e^{−iφ}·grad))`, each only when asked for (`want`).
-    /// `field` is needed only for the phase gradient.
-    fn phase_modulate_backward(
+    /// Gradients of `y = u·a·exp(iφ)` (`a ≡ 1` when `amp` is `None`: a phase modulation) from
+    /// the output gradient `grad` (`[B, Ny, Nx, 2]`). With `h = e^{−iφ}·grad`, they are
+    /// `(a·h, Σ_b Re(conj(u)·h), a·Σ_b Im(conj(u)·h))` for the field, the amplitude and the
+    /// phase, each only when asked for (`want`). `field` is needed only for the amplitude and
+    /// phase gradients, `amp` (when there is one) only for the field and phase gradients.
+    fn modulate_backward(
         field: Option<FloatTensor<Self>>,
+        amp: Option<FloatTensor<Self>>,
         phi: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        want: (bool, bool),
-    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+        want: (bool, bool, bool),
+    ) -> ModulateGrads<Self>;
 
     /// Gradient of `I = |u|²` from the output gradient `grad` (`[B, Ny, Nx]`): `2·u·grad`.
     fn intensity_backward(field: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
@@ -106,48 +125,15 @@ impl<B: OpticsOps + OpticsBackward, C: CheckpointStrategy> OpticsOps for Autodif
     }
 
     fn phase_modulate(field: FloatTensor<Self>, phi: FloatTensor<Self>) -> FloatTensor<Self> {
-        /// Backward of a phase modulation; state: the input field (kept only when the phase
-        /// needs a gradient) and the phase.
-        #[derive(Debug)]
-        struct PhaseBackward;
+        modulate::<B, C, 2>(field, None, phi)
+    }
 
-        impl<B: OpticsBackward> Backward<B, 2> for PhaseBackward {
-            type State = (Option<FloatTensor<B>>, FloatTensor<B>);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let (field, phi) = ops.state;
-                let [field_node, phi_node] = ops.parents;
-                let grad = grads.consume::<B>(&ops.node);
-                let want = (field_node.is_some(), phi_node.is_some());
-                let (grad_field, grad_phi) = B::phase_modulate_backward(field, phi, grad, want);
-                if let (Some(node), Some(g)) = (field_node, grad_field) {
-                    grads.register::<B>(node.id, g);
-                }
-                if let (Some(node), Some(g)) = (phi_node, grad_phi) {
-                    grads.register::<B>(node.id, g);
-                }
-            }
-        }
-
-        let phi_tracked = phi.is_tracked();
-        let (u, u_node) = field.into_parts();
-        let (phi, phi_node) = phi.into_parts();
-        match PhaseBackward
-            .prepare::<C>([u_node, phi_node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let state = (phi_tracked.then(|| u.clone()), phi.clone());
-                prep.finish(state, B::phase_modulate(u, phi))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::phase_modulate(u, phi)),
-        }
+    fn amplitude_phase_modulate(
+        field: FloatTensor<Self>,
+        amp: FloatTensor<Self>,
+        phi: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        modulate::<B, C, 3>(field, Some(amp), phi)
     }
 
     fn intensity(field: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -180,6 +166,80 @@ impl<B: OpticsOps + OpticsBackward, C: CheckpointStrategy> OpticsOps for Autodif
             OpsKind::Tracked(prep) => prep.finish(u.clone(), B::intensity(u)),
             OpsKind::UnTracked(prep) => prep.finish(B::intensity(u)),
         }
+    }
+}
+
+/// Backward of a modulation `u·a·e^{iφ}`, with `N = 2` parents (field, phase: `a ≡ 1`) or
+/// `N = 3` (field, amplitude, phase). State: the input field (kept only when a mask needs a
+/// gradient), the amplitude (kept only when the field or the phase needs one) and the phase.
+#[derive(Debug)]
+struct ModulateBackward<const N: usize>;
+
+impl<B: OpticsBackward, const N: usize> Backward<B, N> for ModulateBackward<N> {
+    type State = (
+        Option<FloatTensor<B>>,
+        Option<FloatTensor<B>>,
+        FloatTensor<B>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (field, amp, phi) = ops.state;
+        let mut parents = ops.parents.into_iter();
+        let field_node = parents.next().flatten();
+        let amp_node = if N == 3 {
+            parents.next().flatten()
+        } else {
+            None
+        };
+        let phi_node = parents.next().flatten();
+        let grad = grads.consume::<B>(&ops.node);
+        let want = (field_node.is_some(), amp_node.is_some(), phi_node.is_some());
+        let (gu, ga, gp) = B::modulate_backward(field, amp, phi, grad, want);
+        for (node, g) in [(field_node, gu), (amp_node, ga), (phi_node, gp)] {
+            if let (Some(node), Some(g)) = (node, g) {
+                grads.register::<B>(node.id, g);
+            }
+        }
+    }
+}
+
+/// Both modulations on `Autodiff<B, C>`: `N = 2` without an amplitude, `N = 3` with one.
+fn modulate<B: OpticsOps + OpticsBackward, C: CheckpointStrategy, const N: usize>(
+    field: FloatTensor<Autodiff<B, C>>,
+    amp: Option<FloatTensor<Autodiff<B, C>>>,
+    phi: FloatTensor<Autodiff<B, C>>,
+) -> FloatTensor<Autodiff<B, C>> {
+    assert_eq!(N, 2 + usize::from(amp.is_some()), "modulate: parents");
+    let field_tracked = field.is_tracked();
+    let amp_tracked = amp.as_ref().is_some_and(|a| a.is_tracked());
+    let phi_tracked = phi.is_tracked();
+    let (u, u_node) = field.into_parts();
+    let (amp, amp_node) = amp.map(|a| a.into_parts()).unzip();
+    let (phi, phi_node) = phi.into_parts();
+    let nodes: [_; N] = [Some(u_node), amp_node, Some(phi_node)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("N is the number of inputs"));
+    let forward = |u, amp: Option<FloatTensor<B>>, phi| match amp {
+        None => B::phase_modulate(u, phi),
+        Some(amp) => B::amplitude_phase_modulate(u, amp, phi),
+    };
+    match ModulateBackward::<N>
+        .prepare::<C>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = (
+                (amp_tracked || phi_tracked).then(|| u.clone()),
+                amp.clone().filter(|_| field_tracked || phi_tracked),
+                phi.clone(),
+            );
+            prep.finish(state, forward(u, amp, phi))
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(u, amp, phi)),
     }
 }
 
@@ -236,6 +296,28 @@ pub fn phase_modulate(field: Tensor<4>, phi: Tensor<2>) -> Tensor<4> {
     check_field("phase_modulate", &field, ny, nx);
     Tensor::from_dispatch(<Dispatch as OpticsOps>::phase_modulate(
         field.into_dispatch(),
+        phi.into_dispatch(),
+    ))
+}
+
+/// Multiplies every field of a batch `[B, Ny, Nx, 2]` by the complex mask `a·exp(iφ)`, `amp`
+/// and `phi` being `[Ny, Nx]` (amplitude, radians): [`phase_modulate`] with an amplitude mask
+/// (an absorbing or amplifying layer). Differentiable in all three arguments (the mask
+/// gradients are summed over the batch).
+///
+/// # Panics
+/// If the shapes disagree or the device's backend is not Flex.
+pub fn amplitude_phase_modulate(field: Tensor<4>, amp: Tensor<2>, phi: Tensor<2>) -> Tensor<4> {
+    let [ny, nx] = phi.dims();
+    check_field("amplitude_phase_modulate", &field, ny, nx);
+    assert_eq!(
+        amp.dims(),
+        [ny, nx],
+        "amplitude_phase_modulate: amplitude and phase masks differ in shape"
+    );
+    Tensor::from_dispatch(<Dispatch as OpticsOps>::amplitude_phase_modulate(
+        field.into_dispatch(),
+        amp.into_dispatch(),
         phi.into_dispatch(),
     ))
 }

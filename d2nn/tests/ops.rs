@@ -7,8 +7,8 @@ use burn::tensor::{Device, Tensor};
 use common::{Rng, check_gradients, tensor1, values};
 use num_complex::Complex;
 use photonflow_d2nn::{
-    field_to_tensor, intensity, phase_modulate, propagate, propagate_adjoint, region_energies,
-    tensor_to_field,
+    amplitude_phase_modulate, field_to_tensor, intensity, phase_modulate, propagate,
+    propagate_adjoint, region_energies, tensor_to_field,
 };
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::{Field, Grid, Method, Padding, Planner, Propagation, Wave};
@@ -164,6 +164,67 @@ fn phase_modulate_gradients() {
     }
 }
 
+/// Gradients of `u·a·e^{iφ}` for the field, the amplitude (of both signs, away from zero and
+/// through it) and the phase.
+#[test]
+fn amplitude_phase_modulate_gradients() {
+    let mut rng = Rng::new(11);
+    let op = |x: Vec<Tensor<1>>| {
+        let u = x[0].clone().reshape(field_shape());
+        let a = x[1].clone().reshape([NY, NX]);
+        let phi = x[2].clone().reshape([NY, NX]);
+        amplitude_phase_modulate(u, a, phi).reshape([field_len()])
+    };
+    let inputs = vec![
+        rng.normals(field_len()),
+        rng.uniforms(NY * NX, -1.5, 1.5),
+        rng.uniforms(NY * NX, -std::f64::consts::PI, std::f64::consts::PI),
+    ];
+    let reports = check_gradients("amplitude_phase_modulate", &op, &inputs, 1e-2, 8, &mut rng);
+    assert_eq!(reports.len(), 3);
+    for r in reports {
+        assert!(r.elements <= TOL && r.direction <= TOL, "{r:?}");
+    }
+}
+
+/// The forward pass equals `u·a·e^{iφ}` computed on the host, on both devices, without writing
+/// into a shared input; with `a ≡ 1` it equals [`phase_modulate`].
+#[test]
+fn amplitude_phase_modulate_forward() {
+    let mut rng = Rng::new(12);
+    let u = rng.normals(field_len());
+    let a = rng.uniforms(NY * NX, -1.5, 1.5);
+    let phi = rng.uniforms(NY * NX, -3.0, 3.0);
+    let expect: Vec<f32> = {
+        let z: &[Complex<f32>] = bytemuck::cast_slice(&u);
+        let y: Vec<Complex<f32>> = z
+            .iter()
+            .enumerate()
+            .map(|(i, z)| {
+                let p = i % (NY * NX);
+                let m = Complex::from_polar(a[p] as f64, phi[p] as f64);
+                let y = Complex::new(z.re as f64, z.im as f64) * m;
+                Complex::new(y.re as f32, y.im as f32)
+            })
+            .collect();
+        bytemuck::cast_slice(&y).to_vec()
+    };
+    for device in [Device::flex(), Device::flex().autodiff()] {
+        let field = tensor1(&u, &device).reshape(field_shape());
+        let amp = tensor1(&a, &device).reshape([NY, NX]);
+        let phase = tensor1(&phi, &device).reshape([NY, NX]);
+        let kept = field.clone(); // shared input: the op must not write into it
+        let out = values(amplitude_phase_modulate(field.clone(), amp, phase.clone()));
+        let err = rel_diff(&out, &expect);
+        println!("amplitude_phase_modulate on {device:?}: forward vs host {err:.1e}");
+        assert!(err <= 1e-6, "{err}");
+        assert_eq!(values(kept), u, "the input was modified");
+        let ones = Tensor::<2>::ones([NY, NX], &device);
+        let with_ones = values(amplitude_phase_modulate(field.clone(), ones, phase.clone()));
+        assert_eq!(with_ones, values(phase_modulate(field, phase)));
+    }
+}
+
 #[test]
 fn intensity_gradients() {
     let mut rng = Rng::new(5);
@@ -265,7 +326,11 @@ fn views_and_shared_inputs_are_left_alone() {
         ),
         (
             phase_modulate(view.clone(), phi.clone()),
-            phase_modulate(dense.clone(), phi),
+            phase_modulate(dense.clone(), phi.clone()),
+        ),
+        (
+            amplitude_phase_modulate(view.clone(), phi.clone().cos(), phi.clone()),
+            amplitude_phase_modulate(dense.clone(), phi.clone().cos(), phi),
         ),
     ];
     for (a, b) in pairs {
@@ -294,4 +359,45 @@ fn field_gradient_with_a_constant_phase() {
         values(x.grad(&grads).unwrap())
     };
     assert_eq!(field_grad(false), field_grad(true));
+}
+
+/// Each gradient of an amplitude and phase modulation is the same whatever else is tracked (the
+/// op keeps the field and the amplitude only when a gradient needs them).
+#[test]
+fn amplitude_phase_gradients_with_partial_tracking() {
+    let device = Device::flex().autodiff();
+    let mut rng = Rng::new(13);
+    let data = [
+        rng.normals(field_len()),
+        rng.uniforms(NY * NX, -1.5, 1.5),
+        rng.uniforms(NY * NX, -3.0, 3.0),
+    ];
+    let w = tensor1(&rng.normals(field_len()), &device).reshape(field_shape());
+    let grads = |track: [bool; 3]| -> Vec<Option<Vec<f32>>> {
+        let leaves: Vec<Tensor<1>> = data
+            .iter()
+            .zip(track)
+            .map(|(v, t)| {
+                let x = tensor1(v, &device);
+                if t { x.require_grad() } else { x }
+            })
+            .collect();
+        let out = amplitude_phase_modulate(
+            leaves[0].clone().reshape(field_shape()),
+            leaves[1].clone().reshape([NY, NX]),
+            leaves[2].clone().reshape([NY, NX]),
+        );
+        let g = (out * w.clone()).sum().backward();
+        leaves.iter().map(|x| x.grad(&g).map(values)).collect()
+    };
+    let all = grads([true; 3]);
+    for k in 0..3 {
+        let mut only = [false; 3];
+        only[k] = true;
+        let some = grads(only);
+        for (j, g) in some.iter().enumerate() {
+            assert_eq!(g.is_some(), j == k, "tracked {k}: gradient {j}");
+        }
+        assert_eq!(some[k], all[k], "input {k} alone");
+    }
 }

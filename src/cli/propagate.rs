@@ -170,7 +170,7 @@ fn go<T: NpyComplex>(
     let planner = Planner::<T>::new();
     let plan: Plan<T> = planner.plan(&grid, wave, &propagation).with_context(|| {
         format!(
-            "cannot propagate {} over {} with --method {} (change --distance, --pad or --method as suggested)",
+            "cannot propagate {} over {} with --method {} (change --distance, --pad or --method as suggested, or pass --no-check to accept the aliasing error)",
             args.input.display(),
             format_length(args.distance),
             args.method
