@@ -53,6 +53,22 @@ impl Dir {
     fn s(&self, name: &str) -> String {
         self.path(name).to_string_lossy().into_owned()
     }
+    /// Writes `gaussian_c64(n, batch)` as `name` (shape `[n, n]` or `[batch, n, n]`), returning
+    /// its path.
+    fn gaussian_input(&self, name: &str, n: usize, batch: usize) -> String {
+        let shape = if batch == 1 {
+            vec![n, n]
+        } else {
+            vec![batch, n, n]
+        };
+        npy::write_npy(
+            &self.path(name),
+            &shape,
+            NpyDataRef::C64(&gaussian_c64(n, batch)),
+        )
+        .unwrap();
+        self.s(name)
+    }
     /// Every file in the directory (so tests see temporary leftovers too).
     fn files(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.0.path())
@@ -178,12 +194,7 @@ fn real_float64_input_gives_complex128_of_the_same_rank_and_back_propagation_inv
 fn single_fft_methods_report_the_new_pitch_and_write_a_png() {
     let d = Dir::new();
     let n = 64;
-    npy::write_npy(
-        &d.path("in.npy"),
-        &[n, n],
-        NpyDataRef::C64(&gaussian_c64(n, 1)),
-    )
-    .unwrap();
+    d.gaussian_input("in.npy", n, 1);
     let (i, o, png) = (d.s("in.npy"), d.s("out.npy"), d.s("far.png"));
     let r = photonflow(&[
         "propagate",
@@ -220,12 +231,7 @@ fn single_fft_methods_report_the_new_pitch_and_write_a_png() {
 fn auto_far_away_leaves_bl_asm_and_says_so() {
     let d = Dir::new();
     let n = 64;
-    npy::write_npy(
-        &d.path("in.npy"),
-        &[n, n],
-        NpyDataRef::C64(&gaussian_c64(n, 1)),
-    )
-    .unwrap();
+    d.gaussian_input("in.npy", n, 1);
     let r = photonflow(&[
         "propagate",
         "-i",
@@ -273,12 +279,7 @@ fn fails(d: &Dir, args: &[&str], needles: &[&str]) {
 fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
     let d = Dir::new();
     let n = 32;
-    npy::write_npy(
-        &d.path("ok.npy"),
-        &[n, n],
-        NpyDataRef::C64(&gaussian_c64(n, 1)),
-    )
-    .unwrap();
+    d.gaussian_input("ok.npy", n, 1);
     std::fs::write(d.path("text.npy"), b"this is not numpy").unwrap();
     // An int64 array, as numpy writes it.
     let mut int64 = b"\x93NUMPY\x01\x00".to_vec();

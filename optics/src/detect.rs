@@ -353,12 +353,7 @@ mod tests {
 
     const UM: f64 = 1e-6;
 
-    fn err<T>(r: Result<T>) -> String {
-        match r {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e.to_string(),
-        }
-    }
+    use crate::error::err_text as err;
 
     #[test]
     fn uniform_field_energy_is_intensity_times_area() {

@@ -70,3 +70,12 @@ pub(crate) fn positive(name: &'static str, value: f64) -> Result<f64> {
         ))
     }
 }
+
+/// The message of an expected error (tests only): panics if `r` is `Ok`.
+#[cfg(test)]
+pub(crate) fn err_text<T>(r: Result<T>) -> String {
+    match r {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}

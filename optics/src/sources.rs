@@ -286,13 +286,7 @@ mod tests {
 
     const UM: f64 = 1e-6;
 
-    /// The message of an expected error (without printing a whole field if there is none).
-    fn err<T>(r: Result<T>) -> String {
-        match r {
-            Ok(_) => panic!("expected an error"),
-            Err(e) => e.to_string(),
-        }
-    }
+    use crate::error::err_text as err;
 
     #[test]
     fn plane_wave_phase_gradient_is_k_sin_theta() {
