@@ -116,8 +116,6 @@ fn main() -> anyhow::Result<()> {
         plan.propagate(&mut f)?;
         let g = plan.output_grid();
         let values: Vec<f64> = f.intensity();
-        let (w, h) = g.extent();
-        let (x0, y0) = (g.x()[0] - g.dx / 2.0, g.y()[0] - g.dy / 2.0);
         let title = format!(
             "|E|² at z = {} ({}), Fresnel number {:.2}",
             format_length(z),
@@ -128,10 +126,6 @@ fn main() -> anyhow::Result<()> {
         plot::write_image_png(
             &path,
             &ImagePlot {
-                values: &values,
-                nx: g.nx,
-                ny: g.ny,
-                extent: [x0, x0 + w, y0, y0 + h],
                 title: &title,
                 colorbar_label: "intensity / incident",
                 colormap: Colormap::Inferno,
@@ -140,8 +134,7 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     Scale::Linear
                 },
-                range: None,
-                rects: &[],
+                ..ImagePlot::new(&values, g.nx, g.ny, g.edges())
             },
             900,
             760,

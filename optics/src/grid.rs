@@ -54,6 +54,17 @@ impl Grid {
         (self.nx as f64 * self.dx, self.ny as f64 * self.dy)
     }
 
+    /// The edges of the sampled area, `[x_min, x_max, y_min, y_max]` in metres: the outer
+    /// edges of the first and last pixels (half a pitch beyond their centres).
+    pub fn edges(&self) -> [f64; 4] {
+        let (w, h) = self.extent();
+        let (x0, y0) = (
+            -((self.nx / 2) as f64 + 0.5) * self.dx,
+            -((self.ny / 2) as f64 + 0.5) * self.dy,
+        );
+        [x0, x0 + w, y0, y0 + h]
+    }
+
     /// Area of one sample, `dx·dy` (m²).
     pub fn cell_area(&self) -> f64 {
         self.dx * self.dy
@@ -183,6 +194,18 @@ mod tests {
         assert_eq!(g.y(), vec![-4.0, -2.0, 0.0, 2.0, 4.0]);
         assert_eq!(fft_frequencies(4, 1.0), vec![0.0, 0.25, -0.5, -0.25]);
         assert_eq!(fft_frequencies(5, 1.0), vec![0.0, 0.2, 0.4, -0.4, -0.2]);
+    }
+
+    #[test]
+    fn edges_are_half_a_pitch_beyond_the_outer_samples() {
+        for (nx, ny) in [(4, 5), (7, 6)] {
+            let g = Grid::new(nx, ny, 1.0, 2.0).unwrap();
+            let [x0, x1, y0, y1] = g.edges();
+            assert_eq!(x0, g.x()[0] - 0.5);
+            assert_eq!(x1, g.x()[nx - 1] + 0.5);
+            assert_eq!(y0, g.y()[0] - 1.0);
+            assert_eq!(y1, g.y()[ny - 1] + 1.0);
+        }
     }
 
     #[test]

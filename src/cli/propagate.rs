@@ -282,22 +282,14 @@ fn write_png<T: Real>(
 ) -> Result<(), plot::PlotError> {
     let g = field.grid();
     let values: Vec<f64> = field.sample(0).iter().map(|z| z.norm_sqr().f64()).collect();
-    let (w, h) = g.extent();
-    let (x0, y0) = (g.x()[0] - g.dx / 2.0, g.y()[0] - g.dy / 2.0);
     let title = format!("|E|² after {} ({method})", format_length(distance));
     plot::write_image_png(
         path,
         &plot::ImagePlot {
-            values: &values,
-            nx: g.nx,
-            ny: g.ny,
-            extent: [x0, x0 + w, y0, y0 + h],
             title: &title,
             colorbar_label: "intensity (a.u.)",
             colormap: plot::Colormap::Inferno,
-            scale: plot::Scale::Linear,
-            range: None,
-            rects: &[],
+            ..plot::ImagePlot::new(&values, g.nx, g.ny, g.edges())
         },
         900,
         760,
