@@ -461,7 +461,8 @@ impl<T: Real> Engine<T> {
 
 /// The stride for runs of `m` complex samples: `m`, plus one cache line when `m` samples span a
 /// multiple of 512 bytes. Power-of-two strides map every row to the same few cache sets, so the
-/// column gather (16 columns from every row) would evict itself; the extra line spreads them.
+/// column gather (a block of columns from every row) would evict itself; the extra line spreads
+/// them.
 fn stride<T>(m: usize) -> usize {
     let size = std::mem::size_of::<Complex<T>>();
     if (m * size).is_multiple_of(512) {

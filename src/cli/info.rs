@@ -13,12 +13,16 @@ pub struct Args {
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let simd = simd_features();
     let threads = rayon::current_num_threads();
-    let crates = ["photonflow-optics"];
+    let crates = ["photonflow-optics", "photonflow-d2nn"];
+    let backends = [
+        "cpu: rustfft + rayon (propagation)",
+        "burn flex + autodiff (training ops)",
+    ];
     if args.json {
         let info = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "crates": crates,
-            "backends": ["cpu (rustfft + rayon)"],
+            "backends": backends,
             "fft_simd": simd,
             "threads": threads,
             "allocator": "mimalloc",
@@ -28,7 +32,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     } else {
         println!("photonflow {}", env!("CARGO_PKG_VERSION"));
         println!("crates:    {}", crates.join(", "));
-        println!("backends:  cpu (rustfft + rayon)");
+        println!("backends:  {}", backends.join("; "));
         println!(
             "fft simd:  {}",
             if simd.is_empty() {
