@@ -38,9 +38,17 @@
 //! # Ok::<(), photonflow_optics::OpticsError>(())
 //! ```
 
+pub mod config;
 mod convert;
+pub mod data;
+pub mod error;
+pub mod eval;
 mod flex;
+pub mod model;
+pub mod network;
 pub mod ops;
+pub mod rng;
+pub mod train;
 
 pub use convert::{detector_weights, field_to_tensor, tensor_to_field};
 pub use ops::{

@@ -37,6 +37,14 @@ pub enum OpticsError {
     /// `Method::Auto` found no method whose criterion holds; each failure is listed.
     #[error("no propagation method is valid for this geometry:\n{0}")]
     NoValidMethod(String),
+    /// A file could not be read or written, or does not hold what it should.
+    #[error("{}: {problem}", .path.display())]
+    File {
+        /// The file (or folder) concerned.
+        path: std::path::PathBuf,
+        /// What is wrong, with the fix.
+        problem: String,
+    },
     /// Input data contain NaN or infinite values.
     #[error(
         "the field contains {count} non-finite value(s) (NaN or Inf), the first at flat index {first}; clean the input"

@@ -20,6 +20,7 @@ pub mod grid;
 pub mod io;
 pub mod propagate;
 pub mod sources;
+pub mod system;
 pub mod units;
 
 pub use detect::{Detector, Region};
@@ -29,3 +30,4 @@ pub use field::{Field, Real};
 pub use grid::{Grid, Wave};
 pub use propagate::{Method, Padding, Planner, Propagation, Propagator};
 pub use sources::{GaussianBeam, plane_wave};
+pub use system::OpticalSystem;

@@ -29,6 +29,8 @@ pub const LENGTH_UNITS: &[(&str, f64)] = &[
 /// assert!((parse_length("632.8nm").unwrap() - 632.8e-9).abs() < 1e-18);
 /// assert!((parse_length("-5 cm").unwrap() + 0.05).abs() < 1e-15);
 /// assert!(parse_length("5").is_err());
+/// assert_eq!(parse_length("0.4mm").unwrap(), 0.0004);
+/// assert_eq!(parse_length("0.4mm").unwrap(), parse_length("400um").unwrap());
 /// ```
 pub fn parse_length(text: &str) -> Result<f64> {
     let t = text.trim();
@@ -68,7 +70,13 @@ pub fn parse_length(text: &str) -> Result<f64> {
             "'{text}' is not a finite length"
         )));
     }
-    Ok(value * scale)
+    // Sub-metre units divide by an exact power of ten (1e3, 1e6, …), which rounds once:
+    // "0.4mm" gives the same double as "400um" and as 0.0004.
+    Ok(if scale < 1.0 {
+        value / (1.0 / scale).round()
+    } else {
+        value * scale
+    })
 }
 
 /// Formats metres with a readable unit: `6.328e-7` → `"632.8nm"`, `0.05` → `"5cm"`.

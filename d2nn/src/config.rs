@@ -1,0 +1,895 @@
+//! The TOML description of a diffractive network and its training: [`Config`].
+//!
+//! Lengths are text with a unit (`"0.75mm"`, `"3cm"`, `"632.8nm"`); a bare number is refused.
+//! Unknown keys are refused with the list of valid ones. Every section but `[optics]` may be
+//! left out (defaults below). [`Config::validate`] checks the physics that parsing cannot
+//! (sizes that fit, positive distances, a temperature > 0, …).
+//!
+//! ```toml
+//! name = "my-net"
+//! dataset = "fashion-mnist"  # default "mnist"
+//!
+//! [optics]
+//! wavelength = "0.75mm"
+//! pitch = "0.4mm"
+//! neurons = 200              # or [nx, ny]
+//! layers = 5
+//! spacing = "3cm"            # between layers; or one per gap: ["3cm", "3cm", "3cm", "3cm"]
+//! input_distance = "3cm"     # input plane → first layer
+//! detector_distance = "3cm"  # last layer → detector plane
+//! method = "bl-asm"          # the default; asm, fresnel-tf, rs, …
+//! padding = 2                # zero-padding factor, or "circular"
+//!
+//! [input]
+//! encoding = "amplitude"     # or "phase" (exp(iπv))
+//! size = 160                 # pixels of the input plane the image covers; or [nx, ny]
+//!
+//! [modulation]
+//! kind = "phase"             # "amplitude-phase", "height"
+//! phase = "wrapped"          # or "bounded": φ = phase_max·sigmoid(w)
+//!
+//! [detector]
+//! size = "4.8mm"             # side of the square class regions (auto-arranged 3-4-3, …)
+//! gap = "4mm"
+//! differential = false       # true: a (+, −) region pair per class
+//!
+//! [readout]
+//! temperature = 0.1          # confidences = softmax(score / temperature)
+//! loss = "cross-entropy"     # or "mse"
+//!
+//! [training]
+//! epochs = 10
+//! batch = 32
+//! lr = 0.01
+//! schedule = "cosine"        # "constant", "step", "exponential"
+//! seed = 1
+//!
+//! [fabrication]
+//! levels = 16                # train through phase quantisation (straight-through)
+//! lateral_misalignment = "0.4mm"   # random shift of every layer during training
+//! detector_noise = 0.01      # Gaussian noise on the detector scores
+//! ```
+
+use std::f64::consts::{PI, TAU};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use photonflow_optics::system::{Encoding, Material, Modulation};
+use photonflow_optics::units::{format_length, parse_length};
+use photonflow_optics::{Method, Padding};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::error::{D2nnError, Result};
+
+/// A length in metres, written with a unit in TOML (`"3cm"`).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Length(pub f64);
+
+impl Length {
+    /// Metres.
+    pub fn m(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Length {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_length(self.0))
+    }
+}
+
+impl Serialize for Length {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format_length(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Length {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Length;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a length with a unit, e.g. \"0.75mm\" or \"3cm\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Length, E> {
+                parse_length(v).map(Length).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Length, E> {
+                Err(E::custom(format!(
+                    "{v} has no unit; write a length as text with a unit, e.g. \"{v}mm\""
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Length, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Length, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A pixel count for both axes (`200`) or per axis (`[nx, ny]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    /// The same count along x and y.
+    Square(usize),
+    /// `[nx, ny]`.
+    Rect([usize; 2]),
+}
+
+impl Size {
+    /// `(nx, ny)`.
+    pub fn xy(self) -> (usize, usize) {
+        match self {
+            Size::Square(n) => (n, n),
+            Size::Rect([nx, ny]) => (nx, ny),
+        }
+    }
+}
+
+/// One distance for every gap between layers, or one per gap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Spacing {
+    /// The same distance between every pair of consecutive layers.
+    Uniform(Length),
+    /// One distance per gap (`layers − 1` of them), in the order light crosses them.
+    PerGap(Vec<Length>),
+}
+
+/// Zero-padding factor (`2`) or `"circular"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PaddingSpec {
+    /// Zero-pad each axis to `factor·n` (≥ 1; 2 makes the convolution linear).
+    Factor(f64),
+    /// `"circular"`: no padding, periodic convolution.
+    Named(String),
+}
+
+impl Default for PaddingSpec {
+    fn default() -> Self {
+        PaddingSpec::Factor(2.0)
+    }
+}
+
+/// `[optics]`: the geometry every plane shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpticsConfig {
+    /// Vacuum wavelength.
+    pub wavelength: Length,
+    /// Pixel ("neuron") pitch of every plane.
+    pub pitch: Length,
+    /// Pixels per plane.
+    pub neurons: Size,
+    /// Number of modulating layers (≥ 1).
+    pub layers: usize,
+    /// Distance(s) between consecutive layers (ignored for a single layer).
+    #[serde(default)]
+    pub spacing: Option<Spacing>,
+    /// Input plane → first layer.
+    pub input_distance: Length,
+    /// Last layer → detector plane.
+    pub detector_distance: Length,
+    /// Propagation method name (see `photonflow propagate --help`); default `bl-asm`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Zero padding; default 2.
+    #[serde(default)]
+    pub padding: PaddingSpec,
+    /// Refractive index of the medium between the planes; default 1.
+    #[serde(default = "one")]
+    pub medium_index: f64,
+}
+
+/// `[input]`: how an image becomes the input field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// `amplitude` (default) or `phase`.
+    #[serde(default = "default_encoding")]
+    pub encoding: Encoding,
+    /// Pixels of the input plane the image is resampled onto (centred); default: 80 % of the
+    /// plane.
+    #[serde(default)]
+    pub size: Option<Size>,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        Self {
+            encoding: Encoding::Amplitude,
+            size: None,
+        }
+    }
+}
+
+/// How a phase parameter maps to the phase of the layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseParam {
+    /// `φ = w`, unconstrained (the transmission `exp(iφ)` is periodic anyway).
+    Wrapped,
+    /// `φ = phase_max·sigmoid(w)`: confined to `[0, phase_max]`.
+    Bounded,
+}
+
+/// A material by preset name or given explicitly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MaterialSpec {
+    /// A preset name (see [`material_preset`]).
+    Preset(String),
+    /// `{ name = "...", n = 1.72, kappa = 0.03 }`.
+    Explicit(Material),
+}
+
+/// `[modulation]`: what each layer modulates and how it is parameterised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModulationConfig {
+    /// `phase` (default), `amplitude-phase` (amplitude `sigmoid(v)` ∈ (0, 1)) or `height`.
+    #[serde(default = "default_modulation")]
+    pub kind: Modulation,
+    /// Phase parameterisation (phase and amplitude-phase layers); default `wrapped`.
+    #[serde(default = "default_phase_param")]
+    pub phase: PhaseParam,
+    /// Upper end of a bounded phase, radians; default 2π.
+    #[serde(default = "tau")]
+    pub phase_max: f64,
+    /// Material of height-based layers.
+    #[serde(default)]
+    pub material: Option<MaterialSpec>,
+    /// Tallest relief of height-based layers (`h = max_height·sigmoid(w)`); default: the
+    /// height of one 2π of phase, `λ/(n − n_medium)`.
+    #[serde(default)]
+    pub max_height: Option<Length>,
+}
+
+impl Default for ModulationConfig {
+    fn default() -> Self {
+        Self {
+            kind: Modulation::Phase,
+            phase: PhaseParam::Wrapped,
+            phase_max: TAU,
+            material: None,
+            max_height: None,
+        }
+    }
+}
+
+/// An explicitly placed detector region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Centre x.
+    pub x: Length,
+    /// Centre y.
+    pub y: Length,
+    /// Width.
+    pub width: Length,
+    /// Height (default: the width).
+    #[serde(default)]
+    pub height: Option<Length>,
+}
+
+/// `[detector]`: the class regions of the output plane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Side of the auto-arranged square regions; default: a tenth of the plane's smaller side.
+    #[serde(default)]
+    pub size: Option<Length>,
+    /// Gap between auto-arranged regions; default: half their size.
+    #[serde(default)]
+    pub gap: Option<Length>,
+    /// Regions given explicitly (one per class, or a `+, −` pair per class when differential),
+    /// instead of the automatic layout.
+    #[serde(default)]
+    pub regions: Option<Vec<RegionConfig>>,
+    /// Differential detection with a `(+, −)` region pair per class.
+    #[serde(default)]
+    pub differential: bool,
+}
+
+/// The training loss on the class scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// Softmax cross-entropy of `score / temperature` (Mengu et al. 2019).
+    CrossEntropy,
+    /// Mean squared error between `softmax(score / temperature)` and the one-hot label.
+    Mse,
+}
+
+/// `[readout]`: from detector energies to class confidences.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadoutConfig {
+    /// Softmax temperature; default 0.1.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Default `cross-entropy`.
+    #[serde(default = "default_loss")]
+    pub loss: Loss,
+}
+
+impl Default for ReadoutConfig {
+    fn default() -> Self {
+        Self {
+            temperature: default_temperature(),
+            loss: Loss::CrossEntropy,
+        }
+    }
+}
+
+/// Learning-rate schedule over epochs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// `lr` throughout.
+    Constant,
+    /// Cosine from `lr` (first epoch) towards `lr·min_lr_factor` (after the last).
+    Cosine,
+    /// `lr·gamma^⌊epoch / step_epochs⌋`.
+    Step,
+    /// `lr·gamma^epoch`.
+    Exponential,
+}
+
+/// `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Passes over the training set; default 10.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Samples per optimiser step; default 32.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Adam learning rate (radians per step for wrapped phases); default 0.01.
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Default `cosine`.
+    #[serde(default = "default_schedule")]
+    pub schedule: Schedule,
+    /// Decay factor of the `step` and `exponential` schedules; default 0.5.
+    #[serde(default = "half")]
+    pub gamma: f64,
+    /// Epochs per decay of the `step` schedule; default 5.
+    #[serde(default = "five")]
+    pub step_epochs: usize,
+    /// Final learning rate of the cosine schedule as a fraction of `lr`; default 0.05.
+    #[serde(default = "default_min_lr")]
+    pub min_lr_factor: f64,
+    /// Seed of the initial masks, the shuffling and every random perturbation; default 1.
+    #[serde(default = "one_u64")]
+    pub seed: u64,
+    /// Half-width of the uniform initial phase, radians; default π (uniform over 2π).
+    #[serde(default = "pi")]
+    pub init_phase: f64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            epochs: default_epochs(),
+            batch: default_batch(),
+            lr: default_lr(),
+            schedule: default_schedule(),
+            gamma: half(),
+            step_epochs: five(),
+            min_lr_factor: default_min_lr(),
+            seed: 1,
+            init_phase: PI,
+        }
+    }
+}
+
+/// `[fabrication]`: what real parts do, modelled during training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FabricationConfig {
+    /// Phase levels `L ≥ 2` over 2π to train through (straight-through estimator: the forward
+    /// pass uses the quantised phase, gradients pass as if it were not); none by default.
+    #[serde(default)]
+    pub levels: Option<u32>,
+    /// Standard deviation of a random lateral shift of every layer, drawn per layer and batch
+    /// ("vaccination", Mengu et al., Nanophotonics 9, 4207 (2020)); rounded to whole pixels.
+    #[serde(default)]
+    pub lateral_misalignment: Option<Length>,
+    /// Standard deviation of Gaussian noise added to the class scores (fractions of the
+    /// detected energy) during training.
+    #[serde(default)]
+    pub detector_noise: f64,
+}
+
+/// A whole network and its training, as read from TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name for reports and file names.
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Dataset to train on (`mnist`, `fashion-mnist`, an EMNIST split, or a folder name);
+    /// `--dataset` overrides it; default `mnist`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
+    /// Geometry.
+    pub optics: OpticsConfig,
+    /// Input encoding.
+    #[serde(default)]
+    pub input: InputConfig,
+    /// Layer modulation.
+    #[serde(default)]
+    pub modulation: ModulationConfig,
+    /// Detector regions.
+    #[serde(default)]
+    pub detector: DetectorConfig,
+    /// Scores and loss.
+    #[serde(default)]
+    pub readout: ReadoutConfig,
+    /// Optimisation.
+    #[serde(default)]
+    pub training: TrainingConfig,
+    /// Fabrication-aware training.
+    #[serde(default)]
+    pub fabrication: FabricationConfig,
+}
+
+/// The presets shipped with photonflow: name, description, TOML text.
+pub const PRESETS: &[(&str, &str, &str)] = &[
+    (
+        "lin2018",
+        "Lin et al., Science 361, 1004 (2018): 5 phase-only layers of 200×200 neurons, 0.4 mm \
+         pitch, λ = 0.75 mm, 3 cm apart, angular spectrum with 2× padding, 28×28 digit on the \
+         central 160×160 neurons as amplitude, 10 square detectors",
+        include_str!("../presets/lin2018.toml"),
+    ),
+    (
+        "lin2018-differential",
+        "lin2018 with class-specific differential detection (Li et al., Adv. Photonics 1, \
+         046001 (2019)): a (+, −) detector pair per class",
+        include_str!("../presets/lin2018-differential.toml"),
+    ),
+];
+
+/// Materials known by name: name, description, material.
+pub fn material_preset(name: &str) -> Option<Material> {
+    match name {
+        // The value commonly quoted for the 3D-printing resin of Lin et al. (2018) at 0.4 THz.
+        "thz-resin" => Some(Material {
+            name: "thz-resin".into(),
+            n: 1.72,
+            kappa: 0.03,
+        }),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Parses TOML text; `origin` names the source in errors (a file path or `preset NAME`).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let config: Config = toml::from_str(text).map_err(|e| D2nnError::Config {
+            origin: origin.to_string(),
+            problem: e.to_string(),
+        })?;
+        config.validate().map_err(|e| match e {
+            D2nnError::Config { problem, .. } => D2nnError::Config {
+                origin: origin.to_string(),
+                problem,
+            },
+            other => other,
+        })?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| D2nnError::Io {
+            path: PathBuf::from(path),
+            problem: format!("cannot read the config ({e})"),
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// A preset by name (see [`PRESETS`]).
+    pub fn preset(name: &str) -> Result<Self> {
+        let (_, _, text) =
+            PRESETS
+                .iter()
+                .find(|(n, _, _)| *n == name)
+                .ok_or_else(|| D2nnError::Config {
+                    origin: format!("preset '{name}'"),
+                    problem: format!(
+                        "no such preset; use one of {}",
+                        PRESETS
+                            .iter()
+                            .map(|(n, _, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?;
+        Self::from_toml(text, &format!("preset '{name}'"))
+    }
+
+    /// The config as TOML (what `photonflow train` writes into the run folder).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a Config always serialises")
+    }
+
+    /// The propagation method and padding.
+    pub fn propagation(&self) -> Result<(Method, Padding)> {
+        let method: Method =
+            self.optics
+                .method
+                .parse()
+                .map_err(|e: photonflow_optics::OpticsError| {
+                    problem(format!("[optics] method: {e}"))
+                })?;
+        let padding = match &self.optics.padding {
+            PaddingSpec::Factor(f) if f.is_finite() && (1.0..=64.0).contains(f) => {
+                Padding::Linear(*f)
+            }
+            PaddingSpec::Named(s) if s == "circular" => Padding::Circular,
+            other => {
+                return Err(problem(format!(
+                    "[optics] padding = {other:?}: give a factor between 1 and 64 (2 for a \
+                     linear convolution) or \"circular\""
+                )));
+            }
+        };
+        Ok((method, padding))
+    }
+
+    /// Distances between consecutive layers (`layers − 1` of them), metres.
+    pub fn gaps(&self) -> Result<Vec<f64>> {
+        let n = self.optics.layers.saturating_sub(1);
+        match (&self.optics.spacing, n) {
+            (_, 0) => Ok(Vec::new()),
+            (None, _) => Err(problem(format!(
+                "[optics] spacing is missing: {} layers need the distance between them, e.g. \
+                 spacing = \"3cm\"",
+                self.optics.layers
+            ))),
+            (Some(Spacing::Uniform(d)), _) => Ok(vec![d.m(); n]),
+            (Some(Spacing::PerGap(v)), _) if v.len() == n => Ok(v.iter().map(|d| d.m()).collect()),
+            (Some(Spacing::PerGap(v)), _) => Err(problem(format!(
+                "[optics] spacing lists {} distances but {} layers have {n} gaps between them",
+                v.len(),
+                self.optics.layers
+            ))),
+        }
+    }
+
+    /// The material of height-based layers.
+    pub fn material(&self) -> Result<Option<Material>> {
+        match &self.modulation.material {
+            None => Ok(None),
+            Some(MaterialSpec::Explicit(m)) => Ok(Some(m.clone())),
+            Some(MaterialSpec::Preset(name)) => material_preset(name).map(Some).ok_or_else(|| {
+                problem(format!(
+                    "[modulation] material '{name}' is unknown; use \"thz-resin\" or give \
+                     {{ name = \"...\", n = 1.72, kappa = 0.03 }}"
+                ))
+            }),
+        }
+    }
+
+    /// Input image size on the input plane, `(nx, ny)` pixels.
+    pub fn input_size(&self) -> (usize, usize) {
+        let (nx, ny) = self.optics.neurons.xy();
+        self.input
+            .size
+            .map(Size::xy)
+            .unwrap_or(((nx * 4).div_ceil(5), (ny * 4).div_ceil(5)))
+    }
+
+    /// Checks what TOML parsing cannot: positive sizes and distances, the input inside the
+    /// plane, a material for height layers, sensible training and fabrication values.
+    pub fn validate(&self) -> Result<()> {
+        let o = &self.optics;
+        let (nx, ny) = o.neurons.xy();
+        if nx < 2 || ny < 2 || nx > 8192 || ny > 8192 {
+            return Err(problem(format!(
+                "[optics] neurons = {nx}×{ny}: use 2 to 8192 per axis"
+            )));
+        }
+        for (name, v) in [
+            ("wavelength", o.wavelength.m()),
+            ("pitch", o.pitch.m()),
+            ("detector_distance", o.detector_distance.m()),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(problem(format!("[optics] {name} must be > 0, got {v} m")));
+            }
+        }
+        if !(o.input_distance.m().is_finite() && o.input_distance.m() >= 0.0) {
+            return Err(problem("[optics] input_distance must be ≥ 0"));
+        }
+        if o.layers == 0 || o.layers > 64 {
+            return Err(problem(format!(
+                "[optics] layers = {}: use 1 to 64",
+                o.layers
+            )));
+        }
+        if let Some(d) = self.gaps()?.iter().find(|d| !(d.is_finite() && **d > 0.0)) {
+            return Err(problem(format!("[optics] spacing {d} m: must be > 0")));
+        }
+        if !(o.medium_index.is_finite() && o.medium_index > 0.0) {
+            return Err(problem("[optics] medium_index must be > 0"));
+        }
+        self.propagation()?;
+        let (ix, iy) = self.input_size();
+        if ix == 0 || iy == 0 || ix > nx || iy > ny {
+            return Err(problem(format!(
+                "[input] size = {ix}×{iy} must fit in the {nx}×{ny} plane"
+            )));
+        }
+        let m = &self.modulation;
+        if !(m.phase_max.is_finite() && m.phase_max > 0.0) {
+            return Err(problem("[modulation] phase_max must be > 0 (radians)"));
+        }
+        let material = self.material()?;
+        if m.kind == Modulation::Height {
+            let Some(mat) = material else {
+                return Err(problem(
+                    "[modulation] kind = \"height\" needs a material: material = \"thz-resin\" \
+                     or { name = \"...\", n = 1.72, kappa = 0.03 }",
+                ));
+            };
+            if !(mat.n.is_finite() && mat.n > o.medium_index && mat.kappa >= 0.0) {
+                return Err(problem(format!(
+                    "[modulation] material '{}' has n = {}, κ = {}: a relief needs n > the \
+                     medium's index ({}) and κ ≥ 0",
+                    mat.name, mat.n, mat.kappa, o.medium_index
+                )));
+            }
+            if let Some(h) = m.max_height
+                && !(h.m().is_finite() && h.m() > 0.0)
+            {
+                return Err(problem("[modulation] max_height must be > 0"));
+            }
+        }
+        if let Some(size) = self.detector.size
+            && !(size.m() > 0.0)
+        {
+            return Err(problem("[detector] size must be > 0"));
+        }
+        if let Some(gap) = self.detector.gap
+            && !(gap.m() >= 0.0)
+        {
+            return Err(problem("[detector] gap must be ≥ 0"));
+        }
+        let r = &self.readout;
+        if !(r.temperature.is_finite() && r.temperature > 0.0) {
+            return Err(problem(format!(
+                "[readout] temperature = {}: must be > 0 (try 0.1)",
+                r.temperature
+            )));
+        }
+        let t = &self.training;
+        if t.epochs == 0 || t.batch == 0 {
+            return Err(problem("[training] epochs and batch must be ≥ 1"));
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(problem(format!("[training] lr = {}: must be > 0", t.lr)));
+        }
+        if !(t.gamma.is_finite() && t.gamma > 0.0 && t.gamma <= 1.0) || t.step_epochs == 0 {
+            return Err(problem(
+                "[training] gamma must be in (0, 1] and step_epochs ≥ 1",
+            ));
+        }
+        if !(t.min_lr_factor.is_finite() && (0.0..=1.0).contains(&t.min_lr_factor)) {
+            return Err(problem("[training] min_lr_factor must be in [0, 1]"));
+        }
+        if !(t.init_phase.is_finite() && t.init_phase >= 0.0) {
+            return Err(problem("[training] init_phase must be ≥ 0 (radians)"));
+        }
+        let f = &self.fabrication;
+        if let Some(l) = f.levels
+            && l < 2
+        {
+            return Err(problem(format!(
+                "[fabrication] levels = {l}: use at least 2 phase levels"
+            )));
+        }
+        if let Some(s) = f.lateral_misalignment
+            && !(s.m() >= 0.0)
+        {
+            return Err(problem("[fabrication] lateral_misalignment must be ≥ 0"));
+        }
+        if !(f.detector_noise.is_finite() && f.detector_noise >= 0.0) {
+            return Err(problem("[fabrication] detector_noise must be ≥ 0"));
+        }
+        Ok(())
+    }
+
+    /// Learning rate of epoch `epoch` (from 0) under the schedule.
+    pub fn learning_rate(&self, epoch: usize) -> f64 {
+        let t = &self.training;
+        match t.schedule {
+            Schedule::Constant => t.lr,
+            Schedule::Cosine => {
+                let progress = epoch as f64 / t.epochs.max(1) as f64;
+                let floor = t.lr * t.min_lr_factor;
+                floor + 0.5 * (t.lr - floor) * (1.0 + (PI * progress).cos())
+            }
+            Schedule::Step => t.lr * t.gamma.powi((epoch / t.step_epochs) as i32),
+            Schedule::Exponential => t.lr * t.gamma.powi(epoch as i32),
+        }
+    }
+}
+
+fn problem(text: impl Into<String>) -> D2nnError {
+    D2nnError::Config {
+        origin: String::new(),
+        problem: text.into(),
+    }
+}
+
+fn default_method() -> String {
+    Method::BandLimitedAsm.name().to_string()
+}
+fn default_encoding() -> Encoding {
+    Encoding::Amplitude
+}
+fn default_modulation() -> Modulation {
+    Modulation::Phase
+}
+fn default_phase_param() -> PhaseParam {
+    PhaseParam::Wrapped
+}
+fn default_loss() -> Loss {
+    Loss::CrossEntropy
+}
+fn default_schedule() -> Schedule {
+    Schedule::Cosine
+}
+fn default_name() -> String {
+    "d2nn".to_string()
+}
+fn default_temperature() -> f64 {
+    0.1
+}
+fn default_epochs() -> usize {
+    10
+}
+fn default_batch() -> usize {
+    32
+}
+fn default_lr() -> f64 {
+    0.01
+}
+fn default_min_lr() -> f64 {
+    0.05
+}
+fn one() -> f64 {
+    1.0
+}
+fn one_u64() -> u64 {
+    1
+}
+fn half() -> f64 {
+    0.5
+}
+fn five() -> usize {
+    5
+}
+fn tau() -> f64 {
+    TAU
+}
+fn pi() -> f64 {
+    PI
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = r#"
+        [optics]
+        wavelength = "0.75mm"
+        pitch = "0.4mm"
+        neurons = 32
+        layers = 2
+        spacing = "3cm"
+        input_distance = "3cm"
+        detector_distance = "3cm"
+    "#;
+
+    fn err(text: &str) -> String {
+        Config::from_toml(text, "test.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn presets_parse_and_match_the_paper() {
+        let c = Config::preset("lin2018").unwrap();
+        assert_eq!(c.optics.neurons.xy(), (200, 200));
+        assert_eq!(c.optics.layers, 5);
+        assert!((c.optics.pitch.m() - 0.4e-3).abs() < 1e-15);
+        assert!((c.optics.wavelength.m() - 0.75e-3).abs() < 1e-15);
+        assert_eq!(c.gaps().unwrap(), vec![0.03; 4]);
+        assert_eq!(c.input_size(), (160, 160));
+        assert_eq!(
+            c.propagation().unwrap(),
+            (Method::BandLimitedAsm, Padding::Linear(2.0))
+        );
+        let d = Config::preset("lin2018-differential").unwrap();
+        assert!(d.detector.differential);
+        let e = Config::preset("lin2019").unwrap_err().to_string();
+        assert!(e.contains("lin2018, lin2018-differential"), "{e}");
+    }
+
+    #[test]
+    fn defaults_and_round_trip() {
+        let c = Config::from_toml(SMALL, "small").unwrap();
+        assert_eq!(c.input_size(), (26, 26));
+        assert_eq!(c.training.batch, 32);
+        assert_eq!(c.propagation().unwrap().0, Method::BandLimitedAsm);
+        let back = Config::from_toml(&c.to_toml(), "round trip").unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn unknown_keys_list_the_valid_ones() {
+        let e = err(&format!("{SMALL}\n[training]\nepoch = 3\n"));
+        assert!(
+            e.contains("test.toml") && e.contains("unknown field `epoch`"),
+            "{e}"
+        );
+        assert!(e.contains("`epochs`") && e.contains("`lr`"), "{e}");
+        let e = err(&SMALL.replace("[optics]", "[optic]"));
+        assert!(e.contains("unknown field `optic`"), "{e}");
+    }
+
+    #[test]
+    fn lengths_need_units_and_values_are_checked() {
+        let e = err(&SMALL.replace("\"0.4mm\"", "0.4"));
+        assert!(e.contains("has no unit") && e.contains("\"0.4mm\""), "{e}");
+        let e = err(&SMALL.replace("\"0.4mm\"", "\"0.4 furlong\""));
+        assert!(e.contains("unknown length unit"), "{e}");
+        let e = err(&SMALL.replace("spacing = \"3cm\"", "spacing = [\"3cm\", \"2cm\"]"));
+        assert!(e.contains("2 distances but 2 layers have 1 gaps"), "{e}");
+        let e = err(&format!("{SMALL}\n[input]\nsize = 40\n"));
+        assert!(e.contains("must fit in the 32×32 plane"), "{e}");
+        let e = err(&format!("{SMALL}\n[modulation]\nkind = \"height\"\n"));
+        assert!(e.contains("needs a material"), "{e}");
+        let e = err(&format!(
+            "{SMALL}\n[modulation]\nkind = \"height\"\nmaterial = \"unobtainium\"\n"
+        ));
+        assert!(e.contains("'unobtainium' is unknown"), "{e}");
+        let e = err(&format!("{SMALL}\n[readout]\ntemperature = 0\n"));
+        assert!(e.contains("temperature"), "{e}");
+        let e = err(&format!("{SMALL}\n[fabrication]\nlevels = 1\n"));
+        assert!(e.contains("at least 2"), "{e}");
+        let e = err(&SMALL.replace("layers = 2", "layers = 2\nmethod = \"magic\""));
+        assert!(e.contains("unknown propagation method 'magic'"), "{e}");
+        let e = err(&SMALL.replace("layers = 2", "layers = 2\npadding = \"mirror\""));
+        assert!(e.contains("circular"), "{e}");
+    }
+
+    #[test]
+    fn learning_rate_schedules() {
+        let mut c = Config::from_toml(SMALL, "small").unwrap();
+        c.training.epochs = 10;
+        c.training.lr = 0.1;
+        assert!((c.learning_rate(0) - 0.1).abs() < 1e-15);
+        let last = c.learning_rate(9);
+        assert!(last > 0.1 * 0.05 && last < 0.01, "{last}");
+        assert!((c.learning_rate(5) - (0.005 + 0.5 * 0.095)).abs() < 1e-12);
+        c.training.schedule = Schedule::Step;
+        assert!((c.learning_rate(4) - 0.1).abs() < 1e-15);
+        assert!((c.learning_rate(5) - 0.05).abs() < 1e-15);
+        c.training.schedule = Schedule::Exponential;
+        assert!((c.learning_rate(2) - 0.025).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,243 @@
+//! Evaluation of a network on a labelled dataset, and inference on single images.
+
+use std::time::Instant;
+
+use burn::tensor::Tensor;
+use serde::Serialize;
+
+use crate::data::Dataset;
+use crate::network::{Mask, Optics};
+use crate::ops::intensity;
+
+/// A grayscale image for the network's input: `rows × cols` pixels, row-major, in `[0, 1]`
+/// (`U8`: 0…255 mapped to `v/255`).
+#[derive(Debug, Clone, Copy)]
+pub struct ImageRef<'a> {
+    /// The pixels.
+    pub pixels: Pixels<'a>,
+    /// Rows.
+    pub rows: usize,
+    /// Pixels per row.
+    pub cols: usize,
+}
+
+/// Pixel values of an [`ImageRef`].
+#[derive(Debug, Clone, Copy)]
+pub enum Pixels<'a> {
+    /// 0…255.
+    U8(&'a [u8]),
+    /// 0…1.
+    F32(&'a [f32]),
+}
+
+impl ImageRef<'_> {
+    /// The pixels as `f32` in `[0, 1]`.
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self.pixels {
+            Pixels::U8(v) => v.iter().map(|&p| f32::from(p) / 255.0).collect(),
+            Pixels::F32(v) => v.to_vec(),
+        }
+    }
+}
+
+impl Dataset {
+    /// Sample `i` as an image reference.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn image_ref(&self, i: usize) -> ImageRef<'_> {
+        ImageRef {
+            pixels: Pixels::U8(self.image(i)),
+            rows: self.rows,
+            cols: self.cols,
+        }
+    }
+}
+
+/// The scores of a batch: what [`Optics`] and a set of masks make of the images.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// Region energies, `[B][R]`.
+    pub energies: Vec<Vec<f32>>,
+    /// Class scores, `[B][C]`.
+    pub scores: Vec<Vec<f32>>,
+    /// Confidences `softmax(score/T)`, `[B][C]`.
+    pub confidences: Vec<Vec<f32>>,
+    /// Power of each encoded input field (same units as the energies), `[B]`.
+    pub input_power: Vec<f32>,
+}
+
+/// Runs a batch of images through the network.
+pub fn run_batch(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Outputs {
+    let input = optics.encode(images);
+    let b = images.len();
+    let input_power: Tensor<1> = intensity(input.clone()).sum_dim(1).sum_dim(2).reshape([b]);
+    let energies = optics.energies(input, masks);
+    let scores = optics.scores(energies.clone());
+    let confidences = optics.confidences(scores.clone());
+    let rows = |t: Tensor<2>| -> Vec<Vec<f32>> {
+        let [_, n] = t.dims();
+        let v = t.into_data().try_into_vec::<f32>().expect("f32 outputs");
+        v.chunks(n.max(1)).map(<[f32]>::to_vec).collect()
+    };
+    Outputs {
+        energies: rows(energies),
+        scores: rows(scores),
+        confidences: rows(confidences),
+        input_power: input_power
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 outputs"),
+    }
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv { (i, x) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// Accuracy, per-class accuracy and confusion matrix on a dataset.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation {
+    /// Fraction of samples classified correctly.
+    pub accuracy: f64,
+    /// For each class, the fraction of its samples classified correctly (NaN-free: a class
+    /// without samples gets 0).
+    pub per_class_accuracy: Vec<f64>,
+    /// `confusion_matrix[true][predicted]` sample counts.
+    pub confusion_matrix: Vec<Vec<u64>>,
+    /// Mean softmax cross-entropy of the scores.
+    pub loss: f64,
+    /// Samples evaluated.
+    pub samples: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Samples per second.
+    pub samples_per_s: f64,
+    /// Mean fraction of the input power that reached the detector regions.
+    pub detected_fraction: f64,
+    /// Class names.
+    pub classes: Vec<String>,
+}
+
+/// Evaluates the network on every sample of `data`, `batch` at a time; `progress(done, total)`
+/// is called after every batch.
+pub fn evaluate(
+    optics: &Optics,
+    masks: &[Mask],
+    data: &Dataset,
+    batch: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Evaluation {
+    let clock = Instant::now();
+    let c = optics.classes();
+    let mut confusion = vec![vec![0u64; c]; c];
+    let (mut loss, mut detected) = (0.0f64, 0.0f64);
+    let n = data.len();
+    let t = optics.system.detector.temperature;
+    for start in (0..n).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+        let images: Vec<ImageRef> = idx.iter().map(|&i| data.image_ref(i)).collect();
+        let out = run_batch(optics, masks, &images);
+        for (k, &i) in idx.iter().enumerate() {
+            let label = usize::from(data.labels[i]);
+            let pred = argmax(&out.scores[k]);
+            confusion[label][pred] += 1;
+            loss += cross_entropy(&out.scores[k], label, t);
+            let e: f32 = out.energies[k].iter().sum();
+            if out.input_power[k] > 0.0 {
+                detected += f64::from(e / out.input_power[k]);
+            }
+        }
+        progress(idx.last().map_or(0, |l| l + 1), n);
+    }
+    let correct: u64 = (0..c).map(|i| confusion[i][i]).sum();
+    let seconds = clock.elapsed().as_secs_f64();
+    Evaluation {
+        accuracy: correct as f64 / n.max(1) as f64,
+        per_class_accuracy: confusion
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let total: u64 = row.iter().sum();
+                if total == 0 {
+                    0.0
+                } else {
+                    row[i] as f64 / total as f64
+                }
+            })
+            .collect(),
+        confusion_matrix: confusion,
+        loss: loss / n.max(1) as f64,
+        samples: n,
+        seconds,
+        samples_per_s: n as f64 / seconds.max(1e-9),
+        detected_fraction: detected / n.max(1) as f64,
+        classes: optics.system.detector.classes.clone(),
+    }
+}
+
+/// `−log softmax(score/T)[label]`, computed stably.
+pub fn cross_entropy(scores: &[f32], label: usize, temperature: f64) -> f64 {
+    let z: Vec<f64> = scores.iter().map(|&s| f64::from(s) / temperature).collect();
+    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+    lse - z[label]
+}
+
+/// What the network says about one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// Index of the predicted class.
+    pub class: usize,
+    /// Its name.
+    pub label: String,
+    /// Confidence of every class, `softmax(score/T)`.
+    pub confidences: Vec<f32>,
+    /// Each region's share of the detected energy (sums to 1 unless nothing was detected).
+    pub energy_fractions: Vec<f32>,
+    /// Fraction of the input power that reached the detector regions.
+    pub detected_fraction: f32,
+}
+
+/// Predictions for images (any sizes; each is resampled onto the input area).
+pub fn infer(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Prediction> {
+    let out = run_batch(optics, masks, images);
+    (0..images.len())
+        .map(|k| {
+            let class = argmax(&out.scores[k]);
+            let total: f32 = out.energies[k].iter().sum();
+            Prediction {
+                class,
+                label: optics.system.detector.classes[class].clone(),
+                confidences: out.confidences[k].clone(),
+                energy_fractions: out.energies[k]
+                    .iter()
+                    .map(|e| if total > 0.0 { e / total } else { 0.0 })
+                    .collect(),
+                detected_fraction: if out.input_power[k] > 0.0 {
+                    total / out.input_power[k]
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
+/// Detector-plane intensity `|u|²` (`[Ny, Nx]` row-major, one per image) of images run
+/// through the network: what a camera at the detector plane would see.
+pub fn detector_planes(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Vec<f32>> {
+    let i = optics.detector_intensity(optics.encode(images), masks);
+    let [_, ny, nx] = i.dims();
+    let v = i
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 intensities");
+    v.chunks(ny * nx).map(<[f32]>::to_vec).collect()
+}

@@ -1,0 +1,56 @@
+//! A trained model loaded for evaluation and inference.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use photonflow_optics::OpticalSystem;
+use photonflow_optics::system::FILE_NAME;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::network::{Mask, Optics};
+
+/// An exported [`OpticalSystem`] ready to run: its optics planned on the CPU and its masks as
+/// tensors.
+#[derive(Debug)]
+pub struct Model {
+    /// The system as read from disk.
+    pub system: OpticalSystem,
+    /// Its optics (plans, detector) on the Flex CPU backend.
+    pub optics: Optics,
+    /// Its masks.
+    pub masks: Vec<Mask>,
+    /// The dataset the run was trained on, when the path is a run folder whose config names one.
+    pub dataset: Option<String>,
+    /// The folder the system was read from.
+    pub path: PathBuf,
+}
+
+impl Model {
+    /// Loads a model from a run folder (`RUN/`, reading `RUN/model/system.json`), a system
+    /// folder, or the path of a `system.json`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let in_run = path.join("model");
+        let folder = if in_run.join(FILE_NAME).is_file() {
+            in_run
+        } else {
+            path.to_path_buf()
+        };
+        let system = OpticalSystem::load(&folder)?;
+        let config = path.join("config.toml");
+        let dataset = if config.is_file() {
+            Config::from_file(&config)?.dataset
+        } else {
+            None
+        };
+        let optics = Optics::new(&system, &Device::flex())?;
+        let masks = optics.masks_of(&system);
+        Ok(Self {
+            system,
+            optics,
+            masks,
+            dataset,
+            path: folder,
+        })
+    }
+}

@@ -1,0 +1,635 @@
+//! A diffractive network as Burn computes it: the fixed optics ([`Optics`]: grid, planned
+//! propagations, detector, encoding, readout), the trainable parameters ([`Layers`]) and how the
+//! parameters become physical masks ([`Parameterisation`]).
+//!
+//! Forward pass, for a batch of images:
+//!
+//! 1. encode every image on the input plane ([`Optics::encode`]): resampled onto the central
+//!    `input.nx × input.ny` pixels ([`GrayImage::resized`]), amplitude `v` or phase `exp(iπv)`;
+//! 2. propagate to layer 0; for every layer, multiply by `a·exp(iφ)` and propagate to the next
+//!    plane ([`Optics::energies`]);
+//! 3. integrate `|u|²` over the detector regions and turn the energies into class scores
+//!    ([`Optics::scores`]): the fraction of the detected energy in each class region, or, with
+//!    differential detection, `(E⁺ − E⁻)/(E⁺ + E⁻)` per class;
+//! 4. confidences are `softmax(score / T)`.
+//!
+//! The same [`Optics`] runs training (on an autodiff device, masks from [`Layers`]) and
+//! evaluation of an exported [`OpticalSystem`] (masks read from its files): one forward pass.
+
+use std::f64::consts::TAU;
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use photonflow_optics::propagate::Plan;
+use photonflow_optics::system::{
+    DetectorSpec, Encoding, Input, Layer, LayerFiles, Material, Modulation, OpticalSystem,
+    PropagationSpec, RegionSpec,
+};
+use photonflow_optics::{Detector, Grid, Planner, Wave};
+use rayon::prelude::*;
+
+use crate::config::{Config, PhaseParam};
+use crate::data::GrayImage;
+use crate::detector_weights;
+use crate::error::Result;
+use crate::eval::ImageRef;
+use crate::ops::{amplitude_phase_modulate, intensity, phase_modulate, propagate, region_energies};
+use crate::rng::Rng;
+
+/// Added to denominators of the scores so that a dark detector plane gives 0, not NaN.
+const EPS: f32 = 1e-12;
+
+/// The fixed part of a network: everything but the masks.
+#[derive(Debug)]
+pub struct Optics {
+    /// The description the optics were built from (its layers' masks are not used here).
+    pub system: OpticalSystem,
+    /// Sampling of every plane.
+    pub grid: Grid,
+    /// The light.
+    pub wave: Wave,
+    /// Input → layer 0, layer k → layer k+1, …, last layer → detector.
+    pub plans: Vec<Plan<f32>>,
+    /// The detector regions.
+    pub detector: Detector,
+    weights: Tensor<3>,
+    device: Device,
+}
+
+/// The masks of one layer as tensors `[Ny, Nx]`: phase (radians) and amplitude (`None`: 1).
+#[derive(Debug, Clone)]
+pub struct Mask {
+    /// Amplitude transmission, or `None` for a phase-only layer.
+    pub amplitude: Option<Tensor<2>>,
+    /// Phase, radians.
+    pub phase: Tensor<2>,
+}
+
+impl Optics {
+    /// Plans the propagations and places the detector of `system` on `device`. Planning checks
+    /// each gap's sampling criterion and fails with the fix when it does not hold.
+    pub fn new(system: &OpticalSystem, device: &Device) -> Result<Self> {
+        let grid = system.grid()?;
+        let wave = system.wave()?;
+        let planner = Planner::new();
+        let plans = system
+            .propagations()?
+            .iter()
+            .map(|p| planner.plan(&grid, wave, p))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let detector = system.detector()?;
+        let weights = detector_weights(&detector, device);
+        let mut system = system.clone();
+        for l in &mut system.layers {
+            (l.phase, l.amplitude, l.height) = (Vec::new(), None, None);
+        }
+        Ok(Self {
+            system,
+            grid,
+            wave,
+            plans,
+            detector,
+            weights,
+            device: device.clone(),
+        })
+    }
+
+    /// The device the tensors of this network live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.system.detector.classes.len()
+    }
+
+    /// Encodes images as input fields `[B, Ny, Nx, 2]`; see [`Encoding`]. Each image is
+    /// resampled onto the input area with [`GrayImage::resized`]. Runs on the CPU over the
+    /// batch with rayon.
+    pub fn encode(&self, images: &[ImageRef]) -> Tensor<4> {
+        let Input {
+            encoding,
+            nx: ix,
+            ny: iy,
+            ..
+        } = self.system.input;
+        let (nx, ny) = (self.grid.nx, self.grid.ny);
+        let (x0, y0) = ((nx - ix) / 2, (ny - iy) / 2);
+        let mut data = vec![0f32; images.len() * ny * nx * 2];
+        data.par_chunks_mut(ny * nx * 2)
+            .zip(images)
+            .for_each(|(field, image)| {
+                let source = GrayImage {
+                    rows: image.rows,
+                    cols: image.cols,
+                    pixels: image.to_f32(),
+                };
+                let v = source.resized(iy, ix).pixels;
+                for (r, row) in v.chunks_exact(ix).enumerate() {
+                    let line = &mut field[((y0 + r) * nx + x0) * 2..][..ix * 2];
+                    for (z, &v) in line.chunks_exact_mut(2).zip(row) {
+                        match encoding {
+                            Encoding::Amplitude => z[0] = v,
+                            Encoding::Phase => {
+                                let (s, c) = (std::f32::consts::PI * v).sin_cos();
+                                (z[0], z[1]) = (c, s);
+                            }
+                        }
+                    }
+                }
+            });
+        Tensor::from_data(
+            TensorData::new(data, [images.len(), ny, nx, 2]),
+            &self.device,
+        )
+    }
+
+    /// Intensity `|u|²` on the detector plane, `[B, Ny, Nx]`, after the input fields
+    /// `[B, Ny, Nx, 2]` have crossed every layer.
+    ///
+    /// # Panics
+    /// If `masks` does not hold one mask per layer.
+    pub fn detector_intensity(&self, input: Tensor<4>, masks: &[Mask]) -> Tensor<3> {
+        assert_eq!(masks.len() + 1, self.plans.len(), "one mask per layer");
+        let mut u = propagate(input, &self.plans[0]);
+        for (mask, plan) in masks.iter().zip(&self.plans[1..]) {
+            u = match &mask.amplitude {
+                None => phase_modulate(u, mask.phase.clone()),
+                Some(a) => amplitude_phase_modulate(u, a.clone(), mask.phase.clone()),
+            };
+            u = propagate(u, plan);
+        }
+        intensity(u)
+    }
+
+    /// Energies collected by the detector regions, `[B, R]`: sums of `|u|²` weighted by pixel
+    /// coverage (multiply by the cell area for field units² × m²).
+    pub fn energies(&self, input: Tensor<4>, masks: &[Mask]) -> Tensor<2> {
+        region_energies(self.detector_intensity(input, masks), self.weights.clone())
+    }
+
+    /// Class scores `[B, C]` from region energies `[B, R]`: the fraction of the detected energy
+    /// in each class region, or `(E⁺ − E⁻)/(E⁺ + E⁻)` per class for differential detection.
+    pub fn scores(&self, energies: Tensor<2>) -> Tensor<2> {
+        let [b, r] = energies.dims();
+        if self.system.detector.differential {
+            let pairs = energies.reshape([b, r / 2, 2]);
+            let plus = pairs.clone().narrow(2, 0, 1);
+            let minus = pairs.narrow(2, 1, 1);
+            ((plus.clone() - minus.clone()) / (plus + minus + EPS)).reshape([b, r / 2])
+        } else {
+            let total = energies.clone().sum_dim(1);
+            energies / (total + EPS)
+        }
+    }
+
+    /// Confidences `softmax(score / T)`, `[B, C]`.
+    pub fn confidences(&self, scores: Tensor<2>) -> Tensor<2> {
+        softmax(scores / self.system.detector.temperature, 1)
+    }
+
+    /// The masks of an exported system's layers as tensors on this network's device.
+    pub fn masks_of(&self, system: &OpticalSystem) -> Vec<Mask> {
+        let (nx, ny) = (self.grid.nx, self.grid.ny);
+        let plane =
+            |v: &[f32]| Tensor::from_data(TensorData::new(v.to_vec(), [ny, nx]), &self.device);
+        system
+            .layers
+            .iter()
+            .map(|l| Mask {
+                amplitude: l.amplitude.as_deref().map(plane),
+                phase: plane(&l.phase),
+            })
+            .collect()
+    }
+}
+
+/// How raw parameters become masks: the modulation kind, the phase parameterisation, the
+/// material of height layers and the quantisation used during training.
+#[derive(Debug, Clone)]
+pub struct Parameterisation {
+    /// What the layers modulate.
+    pub kind: Modulation,
+    /// Phase parameterisation of phase and amplitude-phase layers.
+    pub phase: PhaseParam,
+    /// Upper end of a bounded phase, radians.
+    pub phase_max: f64,
+    /// Material of height layers.
+    pub material: Option<Material>,
+    /// Tallest relief of height layers, metres.
+    pub max_height: f64,
+    /// Vacuum wavelength, metres.
+    pub wavelength: f64,
+    /// Refractive index of the medium.
+    pub medium_index: f64,
+    /// Phase (or height) levels to quantise to, if any.
+    pub levels: Option<u32>,
+}
+
+/// The trainable parameters: one raw plane `[Ny, Nx]` per layer (the phase, or the height
+/// parameter), and for amplitude-phase layers one raw amplitude plane per layer.
+#[derive(Module, Debug)]
+pub struct Layers {
+    /// Raw phase (or height) parameter of every layer.
+    pub raw: Vec<Param<Tensor<2>>>,
+    /// Raw amplitude parameter of every layer (amplitude-phase only; empty otherwise).
+    pub raw_amplitude: Vec<Param<Tensor<2>>>,
+}
+
+impl Parameterisation {
+    /// The parameterisation a config describes.
+    pub fn from_config(config: &Config) -> Result<Self> {
+        let material = config.material()?;
+        let wavelength = config.optics.wavelength.m();
+        let medium_index = config.optics.medium_index;
+        let max_height = match (config.modulation.max_height, &material) {
+            (Some(h), _) => h.m(),
+            (None, Some(m)) => wavelength / (m.n - medium_index),
+            (None, None) => 0.0,
+        };
+        Ok(Self {
+            kind: config.modulation.kind,
+            phase: config.modulation.phase,
+            phase_max: config.modulation.phase_max,
+            material,
+            max_height,
+            wavelength,
+            medium_index,
+            levels: config.fabrication.levels,
+        })
+    }
+
+    /// Random initial parameters for `layers` layers of `nx × ny`, on `device`, from `seed`:
+    /// raw phases uniform in `[−init, init]` (`init` radians for wrapped phases; the same
+    /// range of the sigmoid's argument otherwise), raw amplitudes uniform in `[2, 3]`
+    /// (transmission 0.88…0.95).
+    pub fn init(
+        &self,
+        layers: usize,
+        (nx, ny): (usize, usize),
+        init: f64,
+        seed: u64,
+        device: &Device,
+    ) -> Layers {
+        let plane = |key: u64, lo: f64, hi: f64| {
+            let mut rng = Rng::stream(seed, &[INIT_STREAM, key]);
+            let v: Vec<f32> = (0..nx * ny).map(|_| rng.range(lo, hi) as f32).collect();
+            Param::from_tensor(Tensor::from_data(TensorData::new(v, [ny, nx]), device))
+        };
+        Layers {
+            raw: (0..layers).map(|l| plane(l as u64, -init, init)).collect(),
+            raw_amplitude: if self.kind == Modulation::AmplitudePhase {
+                (0..layers)
+                    .map(|l| plane(1000 + l as u64, 2.0, 3.0))
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The masks of every layer (differentiable in the parameters). With `levels`, the phase
+    /// (or height) is quantised in the forward pass and the gradient passes straight through.
+    pub fn masks(&self, layers: &Layers) -> Vec<Mask> {
+        layers
+            .raw
+            .iter()
+            .enumerate()
+            .map(|(l, raw)| {
+                let raw = raw.val();
+                match self.kind {
+                    Modulation::Phase | Modulation::AmplitudePhase => Mask {
+                        phase: self.phase_of(raw),
+                        amplitude: layers
+                            .raw_amplitude
+                            .get(l)
+                            .map(|a| burn::tensor::activation::sigmoid(a.val())),
+                    },
+                    Modulation::Height => {
+                        let h = self.height_of(raw);
+                        let m = self
+                            .material
+                            .as_ref()
+                            .expect("height layers have a material");
+                        let k = TAU / self.wavelength;
+                        Mask {
+                            phase: h.clone() * (k * (m.n - self.medium_index)),
+                            amplitude: Some((h * (-k * m.kappa)).exp()),
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Phase of a phase or amplitude-phase layer from its raw parameter.
+    fn phase_of(&self, raw: Tensor<2>) -> Tensor<2> {
+        match self.phase {
+            PhaseParam::Wrapped => match self.levels {
+                None => raw,
+                Some(l) => {
+                    // Wrap into [0, 2π) (the wrap has derivative 1), then quantise.
+                    let wrapped = raw.clone() - (raw / TAU).floor().detach() * TAU;
+                    straight_through(wrapped, TAU / f64::from(l), f64::from(l - 1))
+                }
+            },
+            PhaseParam::Bounded => {
+                let phi = burn::tensor::activation::sigmoid(raw) * self.phase_max;
+                match self.levels {
+                    None => phi,
+                    Some(l) => {
+                        straight_through(phi, self.phase_max / f64::from(l - 1), f64::from(l - 1))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Height (metres) of a height layer from its raw parameter.
+    fn height_of(&self, raw: Tensor<2>) -> Tensor<2> {
+        let h = burn::tensor::activation::sigmoid(raw) * self.max_height;
+        match self.levels {
+            None => h,
+            Some(l) => straight_through(h, self.max_height / f64::from(l - 1), f64::from(l - 1)),
+        }
+    }
+
+    /// The physical layers (phase wrapped later by [`OpticalSystem::save`], amplitude, height)
+    /// of the trained parameters, for export into `template` (a system from
+    /// [`system_template`]): what the forward pass of training uses, read back from the masks.
+    pub fn export(&self, layers: &Layers, template: &OpticalSystem) -> OpticalSystem {
+        let mut system = template.clone();
+        let read = |t: Tensor<2>| -> Vec<f32> {
+            t.into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("masks are f32")
+        };
+        for ((layer, mask), raw) in system
+            .layers
+            .iter_mut()
+            .zip(self.masks(layers))
+            .zip(&layers.raw)
+        {
+            layer.phase = read(mask.phase);
+            layer.amplitude = mask.amplitude.map(read);
+            layer.height =
+                (self.kind == Modulation::Height).then(|| read(self.height_of(raw.val())));
+            layer.levels = self.levels;
+        }
+        system
+    }
+}
+
+/// Stream key of the initial masks (see [`Rng::stream`]).
+const INIT_STREAM: u64 = 1;
+
+/// `x` quantised to multiples of `step` in `0..=max_level·step` in the forward pass, with the
+/// identity's gradient (straight-through estimator, Bengio et al. 2013). Values rounding to
+/// `max_level + 1` steps (for wrapped phases: 2π) go to level 0 when that is a full period
+/// (`max_level + 1 = period/step`), otherwise are clamped.
+fn straight_through(x: Tensor<2>, step: f64, max_level: f64) -> Tensor<2> {
+    let levels = (x.clone() / step).round().detach();
+    // Level max_level + 1 only occurs for wrapped phases (2π ≡ 0); bounded ranges never exceed
+    // max_level after rounding because x ≤ max_level·step.
+    let wrapped = levels.clone() - levels.greater_elem(max_level).float() * (max_level + 1.0);
+    let q = wrapped * step;
+    x.clone() + (q - x).detach()
+}
+
+/// The optical system a config describes, without masks: geometry, propagation, input,
+/// detector regions (auto-arranged unless given), readout, and one layer entry per layer.
+/// `classes` names the classes (from the dataset).
+pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSystem> {
+    let o = &config.optics;
+    let (nx, ny) = o.neurons.xy();
+    let mut system = OpticalSystem::new(&config.name, o.wavelength.m(), nx, ny, o.pitch.m())?;
+    system.medium_index = o.medium_index;
+    let (method, padding) = config.propagation()?;
+    system.propagation = PropagationSpec::new(method, padding);
+    let (ix, iy) = config.input_size();
+    system.input = Input {
+        encoding: config.input.encoding,
+        nx: ix,
+        ny: iy,
+        distance_m: o.input_distance.m(),
+    };
+    let distances = config
+        .gaps()?
+        .into_iter()
+        .chain(std::iter::once(o.detector_distance.m()));
+    let material = config.material()?;
+    system.layers = distances
+        .enumerate()
+        .map(|(l, d)| Layer {
+            name: format!("layer{l}"),
+            modulation: config.modulation.kind,
+            distance_m: d,
+            material: (config.modulation.kind == Modulation::Height)
+                .then(|| material.clone())
+                .flatten(),
+            levels: config.fabrication.levels,
+            files: LayerFiles::default(),
+            phase: Vec::new(),
+            amplitude: None,
+            height: None,
+        })
+        .collect();
+    let differential = config.detector.differential;
+    let labels: Vec<String> = if differential {
+        classes
+            .iter()
+            .flat_map(|c| [format!("{c}+"), format!("{c}-")])
+            .collect()
+    } else {
+        classes.to_vec()
+    };
+    let grid = system.grid()?;
+    let regions = match &config.detector.regions {
+        Some(given) => {
+            if given.len() != labels.len() {
+                return Err(crate::error::D2nnError::Config {
+                    origin: String::new(),
+                    problem: format!(
+                        "[detector] regions lists {} regions but {} classes need {}{}",
+                        given.len(),
+                        classes.len(),
+                        labels.len(),
+                        if differential {
+                            " (a +, − pair per class)"
+                        } else {
+                            ""
+                        }
+                    ),
+                });
+            }
+            given
+                .iter()
+                .zip(&labels)
+                .map(|(r, label)| {
+                    let w = r.width.m();
+                    let h = r.height.map_or(w, |h| h.m());
+                    RegionSpec::new(label, (r.x.m(), r.y.m()), w, h)
+                })
+                .collect()
+        }
+        None => {
+            let side = grid.extent().0.min(grid.extent().1);
+            let size = config.detector.size.map_or(side / 10.0, |s| s.m());
+            let gap = config.detector.gap.map_or(size / 2.0, |g| g.m());
+            Detector::grid_layout(grid, labels.len(), size, gap)?
+                .regions()
+                .iter()
+                .zip(&labels)
+                .map(|(r, label)| RegionSpec::new(label, r.centre, r.width, r.height))
+                .collect()
+        }
+    };
+    system.detector = DetectorSpec {
+        regions,
+        classes: classes.to_vec(),
+        differential,
+        temperature: config.readout.temperature,
+    };
+    Ok(system)
+}
+
+/// Rolls a mask by whole pixels `(dx, dy)` (a lateral misalignment of its layer; cyclic at
+/// the window's edge, where a D2NN's masks see no light).
+pub fn shift_mask(mask: Mask, dx: i64, dy: i64) -> Mask {
+    let roll = |t: Tensor<2>| {
+        if dx == 0 && dy == 0 {
+            t
+        } else {
+            t.roll(&[dy, dx], &[0, 1])
+        }
+    };
+    Mask {
+        amplitude: mask.amplitude.map(roll),
+        phase: roll(mask.phase),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Pixels;
+
+    fn classes(n: usize) -> Vec<String> {
+        (0..n).map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn lin2018_presets_plan_and_place_their_detectors() {
+        let device = Device::flex();
+        for (name, regions) in [("lin2018", 10), ("lin2018-differential", 20)] {
+            let config = Config::preset(name).unwrap();
+            let system = system_template(&config, &classes(10)).unwrap();
+            let optics = Optics::new(&system, &device).unwrap();
+            assert_eq!(optics.plans.len(), 6, "{name}");
+            assert_eq!(optics.detector.len(), regions, "{name}");
+            assert_eq!(optics.plans[0].padded_shape(), (400, 400));
+            assert_eq!(
+                system.detector.regions[1].label,
+                if regions == 20 { "0-" } else { "1" }
+            );
+        }
+    }
+
+    #[test]
+    fn encoding_places_the_image_in_the_centre() {
+        let mut config = Config::preset("lin2018").unwrap();
+        config.optics.neurons = crate::config::Size::Square(8);
+        config.input.size = Some(crate::config::Size::Rect([4, 2]));
+        config.optics.layers = 1;
+        config.detector.size = Some(crate::config::Length(0.4e-3));
+        config.detector.gap = Some(crate::config::Length(0.0));
+        config.optics.input_distance = crate::config::Length(1e-3);
+        config.optics.detector_distance = crate::config::Length(1e-3);
+        let device = Device::flex();
+        let system = system_template(&config, &classes(2)).unwrap();
+        let optics = Optics::new(&system, &device).unwrap();
+        let image = [0u8, 51, 102, 153, 204, 255, 0, 255];
+        let img = ImageRef {
+            pixels: Pixels::U8(&image),
+            rows: 2,
+            cols: 4,
+        };
+        let v = optics.encode(&[img]).into_data().to_vec::<f32>().unwrap();
+        // Rows 3 and 4, columns 2..6 hold the image as amplitude; everything else is dark.
+        for y in 0..8 {
+            for x in 0..8 {
+                let (re, im) = (v[(y * 8 + x) * 2], v[(y * 8 + x) * 2 + 1]);
+                let want = if (3..5).contains(&y) && (2..6).contains(&x) {
+                    f32::from(image[(y - 3) * 4 + x - 2]) / 255.0
+                } else {
+                    0.0
+                };
+                assert!(
+                    (re - want).abs() < 1e-6 && im == 0.0,
+                    "({x}, {y}): {re} {im}"
+                );
+            }
+        }
+        let mut phase = system.clone();
+        phase.input.encoding = Encoding::Phase;
+        let optics = Optics::new(&phase, &device).unwrap();
+        let v = optics.encode(&[img]).into_data().to_vec::<f32>().unwrap();
+        let at = (4 * 8 + 4) * 2; // image pixel (row 1, column 2) = 0 → exp(0)
+        assert!((v[at] - 1.0).abs() < 1e-6 && v[at + 1].abs() < 1e-6);
+        let at = (3 * 8 + 3) * 2; // image pixel (row 0, column 1) = 0.2 → exp(0.2iπ)
+        let (s, c) = (0.2 * std::f32::consts::PI).sin_cos();
+        assert!((v[at] - c).abs() < 1e-6 && (v[at + 1] - s).abs() < 1e-6);
+    }
+
+    #[test]
+    fn quantisation_is_straight_through() {
+        let device = Device::flex().autodiff();
+        let x = Tensor::<2>::from_floats([[0.1, 0.9, 1.6, 6.2]], &device).require_grad();
+        let q = straight_through(x.clone(), TAU / 4.0, 3.0);
+        let v = q.clone().into_data().to_vec::<f32>().unwrap();
+        let step = (TAU / 4.0) as f32;
+        assert_eq!(v, vec![0.0, step, step, 0.0]);
+        let g = (q * Tensor::from_floats([[1.0, 2.0, 3.0, 4.0]], &device))
+            .sum()
+            .backward();
+        let g = x.grad(&g).unwrap().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(g, vec![1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn height_layers_follow_the_material() {
+        let mut config = Config::preset("lin2018").unwrap();
+        config.modulation.kind = Modulation::Height;
+        config.modulation.material = Some(crate::config::MaterialSpec::Preset("thz-resin".into()));
+        config.optics.layers = 1;
+        let param = Parameterisation::from_config(&config).unwrap();
+        // Default relief: one 2π of phase.
+        assert!((param.max_height - 0.75e-3 / 0.72).abs() < 1e-12);
+        let device = Device::flex();
+        let layers = param.init(1, (3, 2), 2.0, 5, &device);
+        let system = system_template(&config, &classes(10)).unwrap();
+        let exported = param.export(&layers, &system);
+        let l = &exported.layers[0];
+        let m = config.material().unwrap().unwrap();
+        for ((&h, &p), &a) in l
+            .height
+            .as_ref()
+            .unwrap()
+            .iter()
+            .zip(&l.phase)
+            .zip(l.amplitude.as_ref().unwrap())
+        {
+            assert!(h > 0.0 && f64::from(h) < param.max_height);
+            let want_p = m.phase(f64::from(h), 0.75e-3, 1.0);
+            let want_a = m.amplitude(f64::from(h), 0.75e-3);
+            assert!(
+                (f64::from(p) - want_p).abs() < 1e-5 * want_p.max(1.0),
+                "{p} {want_p}"
+            );
+            assert!((f64::from(a) - want_a).abs() < 1e-6, "{a} {want_a}");
+        }
+    }
+}

@@ -1,0 +1,765 @@
+//! The [`OpticalSystem`] description: what a trained (or hand-written) diffractive system *is*,
+//! independent of how it was trained — the hand-off between training, the compiler and the
+//! hardware layer.
+//!
+//! A system is an input plane, `L` modulating layers and a detector plane, all on one grid of
+//! `nx × ny` pixels of pitch `pitch_m`, with free-space gaps between consecutive planes:
+//!
+//! ```text
+//! input ──input.distance_m──▶ layer 0 ──layers[0].distance_m──▶ layer 1 ─ … ─▶ layer L−1 ──layers[L−1].distance_m──▶ detector
+//! ```
+//!
+//! On disk it is a folder holding `system.json` (this struct, SI units, names ending in `_m`
+//! are metres, angles are radians) and one `.npy` file per mask, `[ny, nx]` float32 row-major
+//! (row 0 is the most negative y, as everywhere in photonflow), named in the JSON relative to
+//! the folder. A layer transmits `t = a·exp(iφ)`: `phase` (φ, radians) always, `amplitude`
+//! (a ≥ 0) when the modulation is not phase-only, `height` (metres of material) for height-based
+//! layers, where `φ = 2π(n − 1)h/λ` and `a = exp(−2πκh/λ)` with the layer's material — the
+//! phase and amplitude files then hold exactly those values, so every reader can use `t`
+//! without knowing the material.
+//!
+//! ```
+//! use photonflow_optics::system::*;
+//! let dir = std::env::temp_dir().join(format!("pf-system-doc-{}", std::process::id()));
+//! let mut system = OpticalSystem::new("demo", 632.8e-9, 16, 16, 8e-6)?;
+//! system.input = Input { encoding: Encoding::Amplitude, nx: 8, ny: 8, distance_m: 1e-3 };
+//! system.layers.push(Layer::phase_only("layer0", vec![0.5; 256], 1e-3));
+//! system.detector.regions.push(RegionSpec::new("0", (0.0, 0.0), 32e-6, 32e-6));
+//! system.detector.classes = vec!["0".into()];
+//! system.save(&dir)?;
+//! let back = OpticalSystem::load(&dir)?;
+//! assert_eq!(back, system);
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), photonflow_optics::OpticsError>(())
+//! ```
+
+use std::f64::consts::TAU;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use num_complex::Complex;
+use serde::{Deserialize, Serialize};
+
+use crate::detect::{Detector, Region};
+use crate::error::{OpticsError, Result, invalid, positive};
+use crate::grid::{Grid, Wave};
+use crate::io::npy::{NpyData, read_npy, write_npy};
+use crate::io::write_atomic;
+use crate::propagate::{Method, Padding, Propagation};
+
+/// The value of [`OpticalSystem::format`].
+pub const FORMAT: &str = "photonflow-optical-system";
+/// The format version written by this library (and the newest it reads).
+pub const VERSION: u32 = 1;
+/// File name of the description inside a system folder.
+pub const FILE_NAME: &str = "system.json";
+
+/// A diffractive optical system; see the [module docs](self) for the geometry and the files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpticalSystem {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// Format version ([`VERSION`]).
+    pub version: u32,
+    /// A name for reports and file names (e.g. the preset it came from).
+    pub name: String,
+    /// Vacuum wavelength, metres.
+    pub wavelength_m: f64,
+    /// Refractive index of the medium between the planes.
+    pub medium_index: f64,
+    /// Pixels per row of every plane.
+    pub nx: usize,
+    /// Rows of every plane.
+    pub ny: usize,
+    /// Pixel pitch of every plane (square pixels), metres.
+    pub pitch_m: f64,
+    /// How every gap is propagated.
+    pub propagation: PropagationSpec,
+    /// How an image becomes the input field.
+    pub input: Input,
+    /// The modulating layers, light meets them in this order.
+    pub layers: Vec<Layer>,
+    /// The detector plane.
+    pub detector: DetectorSpec,
+}
+
+/// Propagation method and padding used for every gap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PropagationSpec {
+    /// Method name as on the command line (`asm`, `bl-asm`, `rs`, …; see [`Method`]).
+    pub method: String,
+    /// Zero-padding factor per axis (≥ 1), or 0 for circular (periodic) convolution.
+    pub padding: f64,
+}
+
+impl PropagationSpec {
+    /// The method and padding as optics values.
+    pub fn parse(&self) -> Result<(Method, Padding)> {
+        let method: Method = self.method.parse()?;
+        let padding = if self.padding == 0.0 {
+            Padding::Circular
+        } else {
+            Padding::Linear(self.padding)
+        };
+        Ok((method, padding))
+    }
+
+    /// The description of `method` with `padding`.
+    pub fn new(method: Method, padding: Padding) -> Self {
+        Self {
+            method: method.name().to_string(),
+            padding: match padding {
+                Padding::Circular => 0.0,
+                Padding::Linear(f) => f,
+            },
+        }
+    }
+}
+
+/// How an input image is encoded on the input plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    /// Pixel value `v ∈ [0, 1]` → field amplitude `v` (phase 0); zero outside the image.
+    Amplitude,
+    /// Pixel value `v ∈ [0, 1]` → field `exp(iπv)` (unit amplitude over the image area); zero
+    /// outside the image.
+    Phase,
+}
+
+impl Encoding {
+    /// The name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Amplitude => "amplitude",
+            Encoding::Phase => "phase",
+        }
+    }
+}
+
+/// The input plane: an image is resampled (bilinear when enlarging, area average when
+/// shrinking) onto the central `nx × ny` pixels of the grid and encoded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// Amplitude or phase encoding.
+    pub encoding: Encoding,
+    /// Width of the image on the input plane, pixels.
+    pub nx: usize,
+    /// Height of the image on the input plane, pixels.
+    pub ny: usize,
+    /// Distance from the input plane to the first layer (or the detector without layers), m.
+    pub distance_m: f64,
+}
+
+/// The material of a height-based layer at the design wavelength.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Material {
+    /// Name for reports (`vero-white`, `fused-silica`, …).
+    pub name: String,
+    /// Refractive index `n` (> 1 for a relief that delays the wave).
+    pub n: f64,
+    /// Extinction coefficient `κ ≥ 0`: intensity decays as `exp(−4πκh/λ)` through `h` of it.
+    pub kappa: f64,
+}
+
+impl Material {
+    /// Phase delay (radians) of `height` metres of material relative to the medium of index
+    /// `medium`, at vacuum wavelength `wavelength`: `2π(n − n_medium)h/λ`.
+    pub fn phase(&self, height: f64, wavelength: f64, medium: f64) -> f64 {
+        TAU * (self.n - medium) * height / wavelength
+    }
+
+    /// Amplitude transmission of `height` metres of material: `exp(−2πκh/λ)`.
+    pub fn amplitude(&self, height: f64, wavelength: f64) -> f64 {
+        (-TAU * self.kappa * height / wavelength).exp()
+    }
+}
+
+/// What a layer modulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Modulation {
+    /// Phase only (`a ≡ 1`).
+    Phase,
+    /// Amplitude and phase, independently.
+    AmplitudePhase,
+    /// A relief of a material: phase and absorption both follow from the height.
+    Height,
+}
+
+/// One modulating layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Name (used for the mask files: `<name>_phase.npy`, …).
+    pub name: String,
+    /// What the layer modulates.
+    pub modulation: Modulation,
+    /// Distance from this layer to the next plane (next layer or detector), metres.
+    pub distance_m: f64,
+    /// Material of a height-based layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub material: Option<Material>,
+    /// Number of phase levels the masks were quantised to during training, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<u32>,
+    /// The mask files, relative to the system folder (set by [`OpticalSystem::save`]).
+    #[serde(default)]
+    pub files: LayerFiles,
+    /// Phase `φ`, radians, `[ny, nx]` (wrapped into `[0, 2π)` when saved).
+    #[serde(skip)]
+    pub phase: Vec<f32>,
+    /// Amplitude `a ≥ 0`, `[ny, nx]`; `None` means 1 everywhere.
+    #[serde(skip)]
+    pub amplitude: Option<Vec<f32>>,
+    /// Height of material, metres, `[ny, nx]` (height-based layers).
+    #[serde(skip)]
+    pub height: Option<Vec<f32>>,
+}
+
+/// Names of a layer's mask files, relative to the system folder.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerFiles {
+    /// The phase mask (always present once saved).
+    #[serde(default)]
+    pub phase: String,
+    /// The amplitude mask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amplitude: Option<String>,
+    /// The height map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<String>,
+}
+
+impl Layer {
+    /// A phase-only layer with phase `phase` (radians, `[ny, nx]`) at `distance_m` before the
+    /// next plane.
+    pub fn phase_only(name: impl Into<String>, phase: Vec<f32>, distance_m: f64) -> Self {
+        Self {
+            name: name.into(),
+            modulation: Modulation::Phase,
+            distance_m,
+            material: None,
+            levels: None,
+            files: LayerFiles::default(),
+            phase,
+            amplitude: None,
+            height: None,
+        }
+    }
+
+    /// The complex transmission `a·exp(iφ)`, `[ny, nx]`.
+    pub fn transmission(&self) -> Vec<Complex<f32>> {
+        match &self.amplitude {
+            None => self
+                .phase
+                .iter()
+                .map(|&p| Complex::from_polar(1.0, p))
+                .collect(),
+            Some(a) => self
+                .phase
+                .iter()
+                .zip(a)
+                .map(|(&p, &a)| Complex::from_polar(a, p))
+                .collect(),
+        }
+    }
+}
+
+/// A detector region in the system file (metres).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSpec {
+    /// Label (the class it reads out; `+`/`−` suffixes for differential pairs).
+    pub label: String,
+    /// Centre x, metres.
+    pub x_m: f64,
+    /// Centre y, metres.
+    pub y_m: f64,
+    /// Width, metres.
+    pub width_m: f64,
+    /// Height, metres.
+    pub height_m: f64,
+}
+
+impl RegionSpec {
+    /// A region labelled `label`, centred at `centre` (m), `width × height` (m).
+    pub fn new(label: impl Into<String>, centre: (f64, f64), width: f64, height: f64) -> Self {
+        Self {
+            label: label.into(),
+            x_m: centre.0,
+            y_m: centre.1,
+            width_m: width,
+            height_m: height,
+        }
+    }
+}
+
+/// The detector plane and how its energies become class scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorSpec {
+    /// The regions. Plain readout: one per class, in class order. Differential readout: two
+    /// per class, `[c₀⁺, c₀⁻, c₁⁺, c₁⁻, …]`.
+    pub regions: Vec<RegionSpec>,
+    /// Class names, in label order.
+    pub classes: Vec<String>,
+    /// Differential detection (Li et al., Adv. Photonics 1, 046001 (2019)): class score
+    /// `(E⁺ − E⁻)/(E⁺ + E⁻)`; otherwise the score is the region's fraction of the detected
+    /// energy `E_c / Σ E`.
+    #[serde(default)]
+    pub differential: bool,
+    /// Softmax temperature `T`: confidences are `softmax(score / T)`.
+    pub temperature: f64,
+}
+
+impl OpticalSystem {
+    /// An empty system (no layers, no regions) on an `nx × ny` grid of pitch `pitch_m`: vacuum,
+    /// band-limited angular spectrum with 2× padding, amplitude input over the whole grid at
+    /// zero distance, temperature 1.
+    pub fn new(
+        name: impl Into<String>,
+        wavelength_m: f64,
+        nx: usize,
+        ny: usize,
+        pitch_m: f64,
+    ) -> Result<Self> {
+        Grid::new(nx, ny, pitch_m, pitch_m)?;
+        Wave::vacuum(wavelength_m)?;
+        Ok(Self {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            name: name.into(),
+            wavelength_m,
+            medium_index: 1.0,
+            nx,
+            ny,
+            pitch_m,
+            propagation: PropagationSpec::new(Method::BandLimitedAsm, Padding::default()),
+            input: Input {
+                encoding: Encoding::Amplitude,
+                nx,
+                ny,
+                distance_m: 0.0,
+            },
+            layers: Vec::new(),
+            detector: DetectorSpec {
+                regions: Vec::new(),
+                classes: Vec::new(),
+                differential: false,
+                temperature: 1.0,
+            },
+        })
+    }
+
+    /// The grid every plane is sampled on.
+    pub fn grid(&self) -> Result<Grid> {
+        Grid::new(self.nx, self.ny, self.pitch_m, self.pitch_m)
+    }
+
+    /// The light.
+    pub fn wave(&self) -> Result<Wave> {
+        Wave::new(self.wavelength_m, self.medium_index)
+    }
+
+    /// The gaps in the order light crosses them: input → layer 0, layer k → layer k+1, …,
+    /// last layer → detector (`L + 1` propagations), each with this system's method and padding.
+    pub fn propagations(&self) -> Result<Vec<Propagation>> {
+        let (method, padding) = self.propagation.parse()?;
+        Ok(std::iter::once(self.input.distance_m)
+            .chain(self.layers.iter().map(|l| l.distance_m))
+            .map(|d| {
+                Propagation::new(d)
+                    .with_method(method)
+                    .with_padding(padding)
+            })
+            .collect())
+    }
+
+    /// The detector regions on the grid.
+    pub fn detector(&self) -> Result<Detector> {
+        let regions = self
+            .detector
+            .regions
+            .iter()
+            .map(|r| Region::new((r.x_m, r.y_m), r.width_m, r.height_m).with_label(&r.label))
+            .collect();
+        Detector::new(self.grid()?, regions)
+    }
+
+    /// Checks everything a reader relies on: format and version, grid and light, positive
+    /// distances, the input inside the grid, mask sizes and values, materials, regions inside
+    /// the window and one (two, differential) per class, a positive temperature.
+    pub fn validate(&self) -> Result<()> {
+        if self.format != FORMAT {
+            return Err(invalid(
+                "optical system",
+                format!("format is '{}', expected '{FORMAT}'", self.format),
+            ));
+        }
+        if self.version == 0 || self.version > VERSION {
+            return Err(invalid(
+                "optical system",
+                format!(
+                    "format version {} is not supported (this photonflow reads 1 to {VERSION}); \
+                     upgrade photonflow",
+                    self.version
+                ),
+            ));
+        }
+        let grid = self.grid()?;
+        self.wave()?;
+        self.propagation.parse()?;
+        if !(self.input.distance_m.is_finite() && self.input.distance_m >= 0.0) {
+            return Err(invalid(
+                "input distance",
+                format!("{} m is not a finite distance ≥ 0", self.input.distance_m),
+            ));
+        }
+        if self.input.nx == 0
+            || self.input.ny == 0
+            || self.input.nx > self.nx
+            || self.input.ny > self.ny
+        {
+            return Err(invalid(
+                "input size",
+                format!(
+                    "the image covers {}×{} pixels of a {}×{} grid; it must be 1…{} × 1…{}",
+                    self.input.nx, self.input.ny, self.nx, self.ny, self.nx, self.ny
+                ),
+            ));
+        }
+        let n = grid.len();
+        for l in &self.layers {
+            positive("layer distance", l.distance_m)?;
+            let check = |what: &str, v: &[f32], non_negative: bool| -> Result<()> {
+                if v.len() != n {
+                    return Err(OpticsError::Shape(format!(
+                        "layer '{}': the {what} mask has {} values but the grid has {}×{} = {n}",
+                        l.name,
+                        v.len(),
+                        self.nx,
+                        self.ny
+                    )));
+                }
+                if let Some(i) = v
+                    .iter()
+                    .position(|x| !x.is_finite() || (non_negative && *x < 0.0))
+                {
+                    return Err(invalid(
+                        "layer mask",
+                        format!(
+                            "layer '{}': {what} value {} at flat index {i} is not {}",
+                            l.name,
+                            v[i],
+                            if non_negative {
+                                "finite and ≥ 0"
+                            } else {
+                                "finite"
+                            }
+                        ),
+                    ));
+                }
+                Ok(())
+            };
+            check("phase", &l.phase, false)?;
+            if let Some(a) = &l.amplitude {
+                check("amplitude", a, true)?;
+            }
+            match (l.modulation, &l.height, &l.material) {
+                (Modulation::Height, Some(h), Some(m)) => {
+                    check("height", h, true)?;
+                    if !(m.n.is_finite() && m.n > 0.0 && m.kappa.is_finite() && m.kappa >= 0.0) {
+                        return Err(invalid(
+                            "material",
+                            format!(
+                                "layer '{}': material '{}' has n = {}, κ = {}; need n > 0 and κ ≥ 0",
+                                l.name, m.name, m.n, m.kappa
+                            ),
+                        ));
+                    }
+                }
+                (Modulation::Height, _, _) => {
+                    return Err(invalid(
+                        "layer",
+                        format!(
+                            "layer '{}' is height-based but lacks its height map or material",
+                            l.name
+                        ),
+                    ));
+                }
+                (Modulation::Phase, _, _) if l.amplitude.is_some() => {
+                    return Err(invalid(
+                        "layer",
+                        format!(
+                            "layer '{}' is phase-only but has an amplitude mask; make it \
+                             amplitude-phase or drop the mask",
+                            l.name
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let per_class = if self.detector.differential { 2 } else { 1 };
+        if self.detector.classes.is_empty()
+            || self.detector.regions.len() != per_class * self.detector.classes.len()
+        {
+            return Err(invalid(
+                "detector",
+                format!(
+                    "{} classes need {} regions ({} per class) but there are {}",
+                    self.detector.classes.len(),
+                    per_class * self.detector.classes.len(),
+                    per_class,
+                    self.detector.regions.len()
+                ),
+            ));
+        }
+        positive("temperature", self.detector.temperature)?;
+        self.detector()?;
+        Ok(())
+    }
+
+    /// Writes the system into folder `dir` (created if needed): one `.npy` per mask, named
+    /// after the layer, then `system.json` last, each atomically — so a folder with a
+    /// `system.json` always has all its masks. Phases are wrapped into `[0, 2π)`. Validates
+    /// first; fills in [`Layer::files`].
+    pub fn save(&mut self, dir: &Path) -> Result<()> {
+        self.validate()?;
+        fs::create_dir_all(dir).map_err(|e| file_error(dir, format!("cannot create it: {e}")))?;
+        let shape = [self.ny, self.nx];
+        for l in &mut self.layers {
+            for v in &mut l.phase {
+                *v = wrap_phase(*v);
+            }
+            let write = |suffix: &str, v: &[f32]| -> Result<String> {
+                let name = format!("{}_{suffix}.npy", l.name);
+                write_npy(&dir.join(&name), &shape, v.into())
+                    .map_err(|e| file_error(&dir.join(&name), e.to_string()))?;
+                Ok(name)
+            };
+            l.files = LayerFiles {
+                phase: write("phase", &l.phase)?,
+                amplitude: l
+                    .amplitude
+                    .as_deref()
+                    .map(|a| write("amplitude", a))
+                    .transpose()?,
+                height: l
+                    .height
+                    .as_deref()
+                    .map(|h| write("height", h))
+                    .transpose()?,
+            };
+        }
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| file_error(dir, format!("cannot serialise the system: {e}")))?;
+        let path = dir.join(FILE_NAME);
+        write_atomic(&path, |w| {
+            use std::io::Write;
+            w.write_all(json.as_bytes())?;
+            w.write_all(b"\n")
+        })
+        .map_err(|e| file_error(&path, e.to_string()))
+    }
+
+    /// Reads a system from its folder (or from the path of its `system.json`), masks included,
+    /// and validates it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let (dir, file) = if path.is_dir() {
+            (path.to_path_buf(), path.join(FILE_NAME))
+        } else {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            (dir, path.to_path_buf())
+        };
+        let text = fs::read_to_string(&file).map_err(|e| {
+            file_error(
+                &file,
+                format!(
+                    "cannot read it ({e}); give a folder written by photonflow train or export"
+                ),
+            )
+        })?;
+        let mut system: Self = serde_json::from_str(&text)
+            .map_err(|e| file_error(&file, format!("is not a valid optical system: {e}")))?;
+        let shape = [system.ny, system.nx];
+        for l in &mut system.layers {
+            let read = |name: &str| -> Result<Vec<f32>> {
+                let p = dir.join(name);
+                let a = read_npy(&p).map_err(|e| file_error(&p, e.to_string()))?;
+                if a.shape != shape {
+                    return Err(file_error(
+                        &p,
+                        format!("has shape {:?}, the system needs {shape:?}", a.shape),
+                    ));
+                }
+                match a.data {
+                    NpyData::F32(v) => Ok(v),
+                    NpyData::F64(v) => Ok(v.into_iter().map(|x| x as f32).collect()),
+                    other => Err(file_error(
+                        &p,
+                        format!("holds {} values; masks are float32", other.dtype_name()),
+                    )),
+                }
+            };
+            if l.files.phase.is_empty() {
+                return Err(file_error(
+                    &file,
+                    format!("layer '{}' names no phase file", l.name),
+                ));
+            }
+            l.phase = read(&l.files.phase)?;
+            l.amplitude = l.files.amplitude.as_deref().map(read).transpose()?;
+            l.height = l.files.height.as_deref().map(read).transpose()?;
+        }
+        system
+            .validate()
+            .map_err(|e| file_error(&file, e.to_string()))?;
+        Ok(system)
+    }
+}
+
+/// `φ` wrapped into `[0, 2π)`.
+pub fn wrap_phase(phi: f32) -> f32 {
+    let tau = TAU as f32;
+    let w = phi.rem_euclid(tau);
+    // rem_euclid can round up to exactly 2π for tiny negative inputs.
+    if w >= tau { 0.0 } else { w }
+}
+
+fn file_error(path: &Path, problem: impl Into<String>) -> OpticsError {
+    OpticsError::File {
+        path: PathBuf::from(path),
+        problem: problem.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn system() -> OpticalSystem {
+        let mut s = OpticalSystem::new("t", 0.75e-3, 6, 4, 0.4e-3).unwrap();
+        s.input = Input {
+            encoding: Encoding::Phase,
+            nx: 4,
+            ny: 2,
+            distance_m: 0.03,
+        };
+        let phase: Vec<f32> = (0..24).map(|i| i as f32 * 0.7 - 3.0).collect();
+        s.layers.push(Layer::phase_only("l0", phase.clone(), 0.03));
+        let mut l1 = Layer::phase_only("l1", phase, 0.02);
+        l1.modulation = Modulation::Height;
+        l1.material = Some(Material {
+            name: "resin".into(),
+            n: 1.7,
+            kappa: 0.03,
+        });
+        l1.height = Some(vec![1e-4; 24]);
+        l1.amplitude = Some(vec![0.9; 24]);
+        s.layers.push(l1);
+        s.detector.classes = vec!["a".into(), "b".into()];
+        s.detector.regions = vec![
+            RegionSpec::new("a", (-0.4e-3, 0.0), 0.4e-3, 0.4e-3),
+            RegionSpec::new("b", (0.4e-3, 0.0), 0.4e-3, 0.4e-3),
+        ];
+        s.detector.temperature = 0.1;
+        s
+    }
+
+    #[test]
+    fn round_trip_wraps_phases_and_keeps_everything_else() {
+        let dir = tempdir();
+        let mut s = system();
+        let original = s.clone();
+        s.save(&dir).unwrap();
+        let back = OpticalSystem::load(&dir.join(FILE_NAME)).unwrap();
+        assert_eq!(back, s);
+        for (a, b) in back.layers[0].phase.iter().zip(&original.layers[0].phase) {
+            assert!((0.0..TAU as f32).contains(a));
+            let d = (a - b).rem_euclid(TAU as f32);
+            assert!(d < 1e-5 || TAU as f32 - d < 1e-5, "{a} vs {b}");
+        }
+        assert_eq!(
+            back.layers[1].files.height.as_deref(),
+            Some("l1_height.npy")
+        );
+        assert_eq!(back.propagations().unwrap().len(), 3);
+        assert_eq!(back.detector().unwrap().len(), 2);
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_systems_are_refused_with_the_reason() {
+        let mut s = system();
+        s.detector.regions.pop();
+        assert!(
+            s.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("2 classes need 2 regions")
+        );
+        let mut s = system();
+        s.layers[0].phase.pop();
+        assert!(s.validate().unwrap_err().to_string().contains("23 values"));
+        let mut s = system();
+        s.layers[1].material = None;
+        assert!(s.validate().unwrap_err().to_string().contains("lacks"));
+        let mut s = system();
+        s.input.nx = 7;
+        assert!(s.validate().unwrap_err().to_string().contains("input size"));
+        let mut s = system();
+        s.detector.regions[0].x_m = 5e-3;
+        assert!(s.validate().unwrap_err().to_string().contains("window"));
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_masks_name_the_file() {
+        let dir = tempdir();
+        let mut s = system();
+        s.save(&dir).unwrap();
+        let file = dir.join(FILE_NAME);
+        let text = fs::read_to_string(&file).unwrap();
+        fs::write(&file, text.replacen("\"name\"", "\"nmae\"", 1)).unwrap();
+        let e = OpticalSystem::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("system.json") && e.contains("nmae"), "{e}");
+        s.save(&dir).unwrap();
+        fs::remove_file(dir.join("l1_height.npy")).unwrap();
+        let e = OpticalSystem::load(&dir).unwrap_err().to_string();
+        assert!(e.contains("l1_height.npy"), "{e}");
+        fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn material_phase_and_absorption() {
+        let m = Material {
+            name: "x".into(),
+            n: 1.5,
+            kappa: 0.01,
+        };
+        // One wavelength of (n − 1)·h = λ/2 → π.
+        let lambda = 1e-3;
+        assert!((m.phase(1e-3, lambda, 1.0) - std::f64::consts::PI).abs() < 1e-12);
+        assert!((m.amplitude(1e-3, lambda) - (-TAU * 0.01f64).exp()).abs() < 1e-15);
+        assert!((0.0..TAU as f32).contains(&wrap_phase(-1e-9)));
+        assert!((wrap_phase(-1.0) - (TAU as f32 - 1.0)).abs() < 1e-6);
+    }
+
+    fn tempdir() -> PathBuf {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "pf-system-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
