@@ -89,6 +89,23 @@ pub struct Rect {
     pub y1: f64,
     /// Optional text drawn at the rectangle's top-left corner.
     pub label: Option<String>,
+    /// Draw outline and label in a bright highlight colour (cyan) with a thicker line instead
+    /// of white, e.g. for the detector of the correct class.
+    pub highlight: bool,
+}
+
+impl Rect {
+    /// A rectangle with edges in metres, without label or highlight.
+    pub fn new(x0: f64, x1: f64, y0: f64, y1: f64) -> Self {
+        Self {
+            x0,
+            x1,
+            y0,
+            y1,
+            label: None,
+            highlight: false,
+        }
+    }
 }
 
 /// A 2-D field drawn as a heat map with axes in µm, mm or cm (chosen from the extent), square
@@ -170,13 +187,12 @@ pub fn write_image_png(
     width_px: u32,
     height_px: u32,
 ) -> Result<(), PlotError> {
-    let invalid = |msg| invalid(path, msg);
-    check_size(width_px, height_px).map_err(invalid)?;
-    ensure_font(path)?;
-    let layout = layout_image(plot, width_px, height_px).map_err(invalid)?;
-    write_atomic(path, (width_px, height_px), |root| {
-        draw_image(root, plot, &layout)
-    })
+    write_figure(
+        path,
+        (width_px, height_px),
+        || layout_image(plot, width_px, height_px),
+        |root, layout| draw_image(root, plot, layout),
+    )
 }
 
 /// Writes `plot` as a `width_px × height_px` PNG line plot to `path`, atomically.
@@ -188,17 +204,183 @@ pub fn write_line_png(
     width_px: u32,
     height_px: u32,
 ) -> Result<(), PlotError> {
+    write_figure(
+        path,
+        (width_px, height_px),
+        || line_ranges(plot),
+        |root, (xr, yr)| {
+            if plot.log_y {
+                draw_lines(root, plot, xr.clone(), yr.clone().log_scale())
+            } else {
+                draw_lines(root, plot, xr.clone(), yr.clone())
+            }
+        },
+    )
+}
+
+/// Writes several heat maps as one PNG grid to `path`, atomically: `columns` panels per row
+/// (fewer if there are fewer panels), filled row by row, each `panel_w_px × panel_h_px` and
+/// drawn exactly as [`write_image_png`] draws it (own title, axes, colorbar and overlays), under
+/// an overall `title` (may be empty).
+///
+/// Used for the phase masks of a network's layers and for one output plane per class with its
+/// detector regions. Each panel must be at least 200×150 px, the figure at most 16384 px per
+/// side.
+pub fn write_image_grid_png(
+    path: &Path,
+    panels: &[ImagePlot],
+    columns: usize,
+    panel_w_px: u32,
+    panel_h_px: u32,
+    title: &str,
+) -> Result<(), PlotError> {
     let invalid = |msg| invalid(path, msg);
-    check_size(width_px, height_px).map_err(invalid)?;
-    ensure_font(path)?;
-    let (xr, yr) = line_ranges(plot).map_err(invalid)?;
-    write_atomic(path, (width_px, height_px), |root| {
-        if plot.log_y {
-            draw_lines(root, plot, xr, yr.log_scale())
-        } else {
-            draw_lines(root, plot, xr, yr)
+    if panels.is_empty() || columns == 0 {
+        return Err(invalid(format!(
+            "an image grid needs panels and columns, got {} panels in {columns} columns",
+            panels.len()
+        )));
+    }
+    check_size("panel", panel_w_px, panel_h_px).map_err(invalid)?;
+    let cols = columns.min(panels.len());
+    let rows = panels.len().div_ceil(cols);
+    let m = Metrics::new(panel_w_px, panel_h_px);
+    let band = if title.is_empty() {
+        0
+    } else {
+        m.pad + m.title_h(title)
+    };
+    let side = |n: usize, px: u32, extra: i32| {
+        u32::try_from(n as u64 * u64::from(px) + extra as u64).unwrap_or(u32::MAX)
+    };
+    let size = (side(cols, panel_w_px, 0), side(rows, panel_h_px, band));
+    let layouts = || {
+        let layout = |(i, p)| {
+            layout_image(p, panel_w_px, panel_h_px).map_err(|e| format!("panels[{i}]: {e}"))
+        };
+        panels.iter().enumerate().map(layout).collect()
+    };
+    write_figure(path, size, layouts, |root, layouts: &Vec<_>| {
+        draw_title(root, title, &m, size.0 as i32 / 2, band - m.gap)?;
+        let cells = root.margin(band, 0, 0, 0).split_evenly((rows, cols));
+        for ((cell, p), l) in cells.iter().zip(panels).zip(layouts) {
+            draw_image(cell, p, l)?;
         }
+        Ok(())
     })
+}
+
+/// Writes a confusion matrix as a `width_px × height_px` PNG to `path`, atomically.
+///
+/// `matrix[t][p]` counts the samples of true class `t` predicted as class `p`; `classes` names
+/// the classes in the same order. Rows (true class, top to bottom) and columns (predicted, left
+/// to right) are coloured by the fraction of the row's samples (Viridis, 0..1; grey for a class
+/// without samples) and each cell shows its count. Long class names are set vertically under
+/// the matrix, or abbreviated with "…" if they are very long. The overall accuracy is appended
+/// to `title`. The figure must be at least 200×150 px and at most 16384 px per side.
+pub fn write_confusion_png(
+    path: &Path,
+    matrix: &[Vec<u64>],
+    classes: &[String],
+    title: &str,
+    width_px: u32,
+    height_px: u32,
+) -> Result<(), PlotError> {
+    write_figure(
+        path,
+        (width_px, height_px),
+        || layout_confusion(matrix, classes, title, width_px, height_px),
+        |root, c| draw_confusion(root, matrix, c),
+    )
+}
+
+/// Writes the training history as a `width_px × height_px` PNG to `path`, atomically: the mean
+/// training loss per epoch on the left, the training and test accuracy in % on the right.
+///
+/// `epochs`, `loss`, `train_accuracy` and `test_accuracy` are parallel; accuracies are
+/// fractions in 0..1. A single epoch is drawn as points. Each of the two panels must be at
+/// least 200×150 px, the figure at most 16384 px per side.
+pub fn write_training_png(
+    path: &Path,
+    epochs: &[f64],
+    loss: &[f64],
+    train_accuracy: &[f64],
+    test_accuracy: &[f64],
+    width_px: u32,
+    height_px: u32,
+) -> Result<(), PlotError> {
+    let invalid = |msg| invalid(path, msg);
+    check_size("panel", width_px / 2, height_px).map_err(invalid)?;
+    let lens = [loss.len(), train_accuracy.len(), test_accuracy.len()];
+    if epochs.is_empty() || lens.iter().any(|&n| n != epochs.len()) {
+        return Err(invalid(format!(
+            "need at least one epoch and one value of each curve per epoch, got {} epochs, \
+             {} loss, {} train and {} test accuracy values",
+            epochs.len(),
+            lens[0],
+            lens[1],
+            lens[2]
+        )));
+    }
+    let points = |ys: &[f64], scale: f64| -> Vec<(f64, f64)> {
+        epochs
+            .iter()
+            .zip(ys)
+            .map(|(&e, &y)| (e, scale * y))
+            .collect()
+    };
+    let (loss, train, test) = (
+        points(loss, 1.0),
+        points(train_accuracy, 100.0),
+        points(test_accuracy, 100.0),
+    );
+    let panel = |title, y_label, series| LinePlot {
+        title,
+        x_label: "epoch",
+        y_label,
+        series,
+        log_y: false,
+    };
+    let panels = [
+        panel(
+            "loss",
+            "training loss",
+            vec![Series {
+                name: "",
+                points: &loss,
+            }],
+        ),
+        panel(
+            "accuracy",
+            "accuracy (%)",
+            vec![
+                Series {
+                    name: "train",
+                    points: &train,
+                },
+                Series {
+                    name: "test",
+                    points: &test,
+                },
+            ],
+        ),
+    ];
+    let ranges = || {
+        let range = |p: &LinePlot| line_ranges(p).map_err(|e| format!("{} panel: {e}", p.title));
+        panels.iter().map(range).collect()
+    };
+    write_figure(
+        path,
+        (width_px, height_px),
+        ranges,
+        |root, ranges: &Vec<_>| {
+            let (left, right) = root.split_horizontally(width_px / 2);
+            for ((area, p), (xr, yr)) in [left, right].iter().zip(&panels).zip(ranges) {
+                draw_lines(area, p, xr.clone(), yr.clone())?;
+            }
+            Ok(())
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,10 +405,11 @@ fn invalid(path: &Path, msg: String) -> PlotError {
     }
 }
 
-fn check_size(w: u32, h: u32) -> Result<(), String> {
+/// Checks the size of a figure or of one `what` panel of it.
+fn check_size(what: &str, w: u32, h: u32) -> Result<(), String> {
     if w < MIN_SIZE.0 || h < MIN_SIZE.1 || w > MAX_SIDE || h > MAX_SIDE {
         return Err(format!(
-            "figure size {w}×{h} px is out of bounds (minimum {}×{}, maximum {MAX_SIDE} per side)",
+            "{what} size {w}×{h} px is out of bounds (minimum {}×{}, maximum {MAX_SIDE} per side)",
             MIN_SIZE.0, MIN_SIZE.1
         ));
     }
@@ -243,6 +426,21 @@ fn ensure_font(path: &Path) -> Result<(), PlotError> {
         path: path.to_path_buf(),
         msg: "the bundled DejaVu Sans font could not be loaded".into(),
     })
+}
+
+/// Writes a `w × h` figure to `path`: checks its size, registers the font, lays it out with
+/// `layout` (an error there is invalid input; no file is touched) and draws it atomically with
+/// `draw`.
+fn write_figure<L>(
+    path: &Path,
+    (w, h): (u32, u32),
+    layout: impl FnOnce() -> Result<L, String>,
+    draw: impl FnOnce(&Root, &L) -> DrawResult,
+) -> Result<(), PlotError> {
+    check_size("figure", w, h).map_err(|msg| invalid(path, msg))?;
+    ensure_font(path)?;
+    let layout = layout().map_err(|msg| invalid(path, msg))?;
+    write_atomic(path, (w, h), |root| draw(root, &layout))
 }
 
 /// Renders into a temporary PNG next to `path`, then renames it onto `path`.
@@ -311,6 +509,15 @@ impl Metrics {
     }
     fn px(&self, v: f64) -> i32 {
         (v * self.s).round() as i32
+    }
+    /// Size across an axis of its label area: tick mark, `labels` px of tick labels, gap and
+    /// the axis description `desc` (none if empty).
+    fn label_area(&self, labels: i32, desc: &str) -> i32 {
+        2 * self.tick + labels + self.gap + if desc.is_empty() { 0 } else { self.desc_h }
+    }
+    /// Tick count of a heat-map axis `len_px` long.
+    fn axis_ticks(&self, len_px: i32) -> usize {
+        tick_count(len_px, 70.0 * self.s)
     }
     /// Height of a title line plus gap, or 0 without a title.
     fn title_h(&self, title: &str) -> i32 {
@@ -410,28 +617,35 @@ fn draw_title(root: &Root, title: &str, m: &Metrics, x: i32, y: i32) -> DrawResu
 // ---------------------------------------------------------------------------------------------
 // Heat maps
 
-/// Validated heat-map parameters and pixel layout, computed before any file is touched.
+/// Pixel layout of a heat map (an image or a confusion matrix): the data area, the colorbar
+/// beside it and the label areas around both, computed before any file is touched.
 #[derive(Debug)]
-struct ImageLayout {
+struct HeatLayout {
     m: Metrics,
-    /// Axis length unit: metres per unit and its symbol.
-    unit: (f64, &'static str),
-    /// Plot area `(x, y, w, h)` in px; the colorbar shares its y range.
+    /// Data area `(x, y, w, h)` in px; the colorbar shares its y range.
     area: (i32, i32, i32, i32),
     /// Colorbar `(x, w)` in px.
     bar: (i32, i32),
-    /// Label areas: left of and below the plot, right of the colorbar.
+    /// Label areas: left of and below the data area, right of the colorbar.
     left_w: i32,
     bottom_h: i32,
     bar_right_w: i32,
-    /// Tick counts for x, y and the colorbar.
-    ticks: (usize, usize, usize),
+    /// Colorbar tick count.
+    bar_ticks: usize,
     /// Colour range (in dB for a log scale).
     lo: f64,
     hi: f64,
+    bar_label: String,
+}
+
+/// A validated [`ImagePlot`] and its layout.
+#[derive(Debug)]
+struct ImageLayout {
+    heat: HeatLayout,
+    /// Axis length unit: metres per unit and its symbol.
+    unit: (f64, &'static str),
     /// `I_max` of a log scale.
     log_ref: Option<f64>,
-    bar_label: String,
 }
 
 /// Display unit for lengths in `extent` (metres): µm below 1 mm, mm below 10 cm, else cm.
@@ -531,24 +745,52 @@ fn layout_image(p: &ImagePlot, w: u32, h: u32) -> Result<ImageLayout, String> {
         (lo, hi) = (lo - d, hi + d);
     }
 
-    let m = Metrics::new(w, h);
     let unit = length_unit(&p.extent);
-    let widest = |lo: f64, hi: f64, n: usize| {
-        let (pts, f) = tick_format(lo, hi, n);
-        pts.iter()
-            .map(|v| text_width(&f(v), m.tick_font))
-            .max()
-            .unwrap_or(0)
-    };
-    let title_h = m.title_h(p.title);
-    let bottom_h = 2 * m.tick + m.px(13.0) + m.gap + m.desc_h;
+    let heat = layout_heat(
+        (w, h),
+        p.title,
+        (x1 - x0) / (y1 - y0),
+        (lo, hi),
+        bar_label,
+        |m, _, ph| {
+            let ylab = widest_tick_label(y0 / unit.0, y1 / unit.0, m.axis_ticks(ph), m);
+            (m.label_area(ylab, "y"), m.label_area(m.px(13.0), "x"))
+        },
+    )?;
+    Ok(ImageLayout {
+        heat,
+        unit,
+        log_ref,
+    })
+}
+
+/// Width in px of the widest tick label of a linear axis over `lo..hi` with `n` ticks.
+fn widest_tick_label(lo: f64, hi: f64, n: usize, m: &Metrics) -> i32 {
+    let (pts, f) = tick_format(lo, hi, n);
+    pts.iter()
+        .map(|v| text_width(&f(v), m.tick_font))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Lays out a `w × h` heat map whose data area has the width/height ratio `aspect` and whose
+/// colorbar spans `lo..hi`. `labels(m, pw, ph)` gives the label areas (left width, bottom
+/// height) that a `pw × ph` data area needs; since they shrink the data area, the layout is
+/// iterated until they fit.
+fn layout_heat(
+    (w, h): (u32, u32),
+    title: &str,
+    aspect: f64,
+    (lo, hi): (f64, f64),
+    bar_label: String,
+    labels: impl Fn(&Metrics, i32, i32) -> (i32, i32),
+) -> Result<HeatLayout, String> {
+    let m = Metrics::new(w, h);
+    let title_h = m.title_h(title);
     let (bar_w, bar_gap) = (m.px(18.0), m.px(16.0));
-    let bar_desc = if bar_label.is_empty() { 0 } else { m.desc_h };
-    // The tick labels depend on the plot size, which depends on their width: iterate.
-    let (mut ylab_w, mut bar_lab_w) = (0, 0);
-    for pass in 0..3 {
-        let left_w = 2 * m.tick + ylab_w + m.gap + m.desc_h;
-        let bar_right_w = 2 * m.tick + bar_lab_w + m.gap + bar_desc;
+    let (mut left_w, mut bottom_h, mut bar_lab_w) = (0, 0, 0);
+    for pass in 0..4 {
+        let bar_right_w = m.label_area(bar_lab_w, &bar_label);
         let aw = w as i32 - 2 * m.pad - left_w - bar_gap - bar_w - bar_right_w;
         let ah = h as i32 - 2 * m.pad - title_h - bottom_h;
         if aw < 32 || ah < 32 {
@@ -557,44 +799,37 @@ fn layout_image(p: &ImagePlot, w: u32, h: u32) -> Result<ImageLayout, String> {
             ));
         }
         // Keep the physical aspect ratio: square data pixels for square sampling.
-        let aspect = (x1 - x0) / (y1 - y0);
         let (pw, ph) = if f64::from(aw) / f64::from(ah) > aspect {
             (((f64::from(ah) * aspect).round() as i32).max(1), ah)
         } else {
             (aw, ((f64::from(aw) / aspect).round() as i32).max(1))
         };
-        let ticks = (
-            tick_count(pw, 70.0 * m.s),
-            tick_count(ph, 70.0 * m.s),
-            tick_count(ph, 45.0 * m.s),
-        );
-        let need = (
-            widest(y0 / unit.0, y1 / unit.0, ticks.1),
-            widest(lo, hi, ticks.2),
-        );
-        if (need.0 <= ylab_w && need.1 <= bar_lab_w) || pass == 2 {
+        let bar_ticks = tick_count(ph, 45.0 * m.s);
+        let (need_left, need_bottom) = labels(&m, pw, ph);
+        let need_bar = widest_tick_label(lo, hi, bar_ticks, &m);
+        if (need_left <= left_w && need_bottom <= bottom_h && need_bar <= bar_lab_w) || pass == 3 {
             let (px, py) = (
                 m.pad + left_w + (aw - pw) / 2,
                 m.pad + title_h + (ah - ph) / 2,
             );
-            return Ok(ImageLayout {
+            return Ok(HeatLayout {
                 m,
-                unit,
                 area: (px, py, pw, ph),
                 bar: (px + pw + bar_gap, bar_w),
                 left_w,
                 bottom_h,
                 bar_right_w,
-                ticks,
+                bar_ticks,
                 lo,
                 hi,
-                log_ref,
                 bar_label,
             });
         }
-        (ylab_w, bar_lab_w) = (need.0.max(ylab_w), need.1.max(bar_lab_w));
+        left_w = left_w.max(need_left);
+        bottom_h = bottom_h.max(need_bottom);
+        bar_lab_w = bar_lab_w.max(need_bar);
     }
-    Err("the figure layout did not converge".into()) // unreachable: pass 2 always returns
+    Err("the figure layout did not converge".into()) // unreachable: pass 3 always returns
 }
 
 /// Source index range `[a, b)` shown by output pixel `i` of `n_out`: a box when shrinking
@@ -681,16 +916,18 @@ fn to_db(v: f64, reference: f64, floor: f64) -> f64 {
     }
 }
 
-fn draw_image(root: &Root, p: &ImagePlot, q: &ImageLayout) -> DrawResult {
+/// Bright cyan outline of a highlighted [`Rect`].
+const HIGHLIGHT: RGBColor = RGBColor(0, 230, 255);
+
+fn draw_image(root: &Root, p: &ImagePlot, l: &ImageLayout) -> DrawResult {
+    let q = &l.heat;
     let m = &q.m;
     let (px, py, pw, ph) = q.area;
-    let (bx, bw) = q.bar;
-    let cs = ColorScale::new(p.colormap, q.lo, q.hi);
-    let (tick_style, desc_style) = (text_style(m.tick_font), text_style(m.label_font));
+    let tick_style = text_style(m.tick_font);
     let [x0, x1, y0, y1] = p.extent;
-    let (u, sym) = q.unit;
+    let (u, sym) = l.unit;
 
-    // Axes, then the data raster blitted into the plot area.
+    // Axes, then the data, colorbar and title.
     let area = root
         .clone()
         .shrink((px - q.left_w, py), (pw + q.left_w, ph + q.bottom_h));
@@ -698,53 +935,34 @@ fn draw_image(root: &Root, p: &ImagePlot, q: &ImageLayout) -> DrawResult {
         .set_label_area_size(LabelAreaPosition::Left, q.left_w)
         .set_label_area_size(LabelAreaPosition::Bottom, q.bottom_h)
         .build_cartesian_2d(x0 / u..x1 / u, y0 / u..y1 / u)?;
-    let (_, fx) = tick_format(x0 / u, x1 / u, q.ticks.0);
-    let (_, fy) = tick_format(y0 / u, y1 / u, q.ticks.1);
+    let (nx, ny) = (m.axis_ticks(pw), m.axis_ticks(ph));
+    let (_, fx) = tick_format(x0 / u, x1 / u, nx);
+    let (_, fy) = tick_format(y0 / u, y1 / u, ny);
     chart
         .configure_mesh()
         .disable_mesh()
-        .x_labels(q.ticks.0)
-        .y_labels(q.ticks.1)
+        .x_labels(nx)
+        .y_labels(ny)
         .x_label_formatter(&fx)
         .y_label_formatter(&fy)
         .label_style(tick_style.clone())
-        .axis_desc_style(desc_style.clone())
+        .axis_desc_style(text_style(m.label_font))
         .x_desc(format!("x ({sym})"))
         .y_desc(format!("y ({sym})"))
         .set_all_tick_mark_size(m.tick)
         .draw()?;
-    let rgb = resample(p, pw as usize, ph as usize)
+    let values = resample(p, pw as usize, ph as usize)
         .into_iter()
-        .flat_map(|v| cs.rgb(q.log_ref.map_or(v, |r| to_db(v, r, q.lo))))
-        .collect();
-    blit(root, (px, py), (pw, ph), rgb)?;
+        .map(|v| l.log_ref.map_or(v, |r| to_db(v, r, q.lo)));
+    draw_heat(
+        root,
+        q,
+        &ColorScale::new(p.colormap, q.lo, q.hi),
+        values,
+        p.title,
+    )?;
 
-    // Colorbar: top row is `hi`.
-    let bar_area = root.clone().shrink((bx, py), (bw + q.bar_right_w, ph));
-    let mut bar_chart = ChartBuilder::on(&bar_area)
-        .set_label_area_size(LabelAreaPosition::Right, q.bar_right_w)
-        .build_cartesian_2d(0.0..1.0, q.lo..q.hi)?;
-    let (_, fb) = tick_format(q.lo, q.hi, q.ticks.2);
-    bar_chart
-        .configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_labels(q.ticks.2)
-        .y_label_formatter(&fb)
-        .label_style(tick_style.clone())
-        .axis_desc_style(desc_style)
-        .y_desc(q.bar_label.as_str())
-        .set_all_tick_mark_size(m.tick)
-        .draw()?;
-    let bar = (0..ph)
-        .flat_map(|r| {
-            let v = q.hi - (f64::from(r) + 0.5) / f64::from(ph) * (q.hi - q.lo);
-            cs.rgb(v).repeat(bw as usize)
-        })
-        .collect();
-    blit(root, (bx, py), (bw, ph), bar)?;
-
-    // Overlays, clipped to the extent: white outlines with a dark halo, labels likewise.
+    // Overlays, clipped to the extent: outlines with a dark halo, labels likewise.
     let to_px = |x: f64, y: f64| {
         let cx = ((x - x0) / (x1 - x0)).clamp(0.0, 1.0) * f64::from(pw);
         let cy = ((y1 - y) / (y1 - y0)).clamp(0.0, 1.0) * f64::from(ph);
@@ -756,28 +974,82 @@ fn draw_image(root: &Root, p: &ImagePlot, q: &ImageLayout) -> DrawResult {
         if rx1 < x0 || rx0 > x1 || ry1 < y0 || ry0 > y1 {
             continue;
         }
+        let (color, half) = if r.highlight {
+            (HIGHLIGHT, m.px(1.5))
+        } else {
+            (WHITE, m.px(0.6))
+        };
         let (a, b) = (to_px(rx0, ry1), to_px(rx1, ry0));
-        let half = m.px(0.6);
         outline(root, a, b, half + 1, BLACK.mix(0.6))?;
-        outline(root, a, b, half, WHITE.to_rgba())?;
+        outline(root, a, b, half, color.to_rgba())?;
         if let Some(text) = r.label.as_deref().filter(|t| !t.is_empty()) {
             let (tw, th) = (text_width(text, m.tick_font), m.px(13.0));
             let x = (a.0 + m.px(3.0))
                 .min(px + pw - tw - m.px(2.0))
                 .max(px + m.px(2.0));
-            let above = a.1 - th - m.px(4.0);
-            let y = if above >= py { above } else { a.1 + m.px(5.0) };
+            let above = a.1 - half - th - m.px(4.0);
+            let y = if above >= py {
+                above
+            } else {
+                a.1 + half + m.px(5.0)
+            };
             let anchor = Pos::new(HPos::Left, VPos::Top);
             let shadow = BLACK.mix(0.8);
             let shadow = tick_style.color(&shadow).pos(anchor);
             for (dx, dy) in [(-1, 0), (1, 0), (0, -1), (0, 1), (1, 1)] {
                 root.draw_text(text, &shadow, (x + dx, y + dy))?;
             }
-            root.draw_text(text, &tick_style.color(&WHITE).pos(anchor), (x, y))?;
+            root.draw_text(text, &tick_style.color(&color).pos(anchor), (x, y))?;
         }
     }
+    Ok(())
+}
 
-    draw_title(root, p.title, m, (px + bx + bw) / 2, py - m.px(8.0))
+/// Draws the data of a heat map laid out as `q` (`values` on the colour scale `cs`, one per
+/// pixel of the data area, top row first), its colorbar and its `title`.
+fn draw_heat(
+    root: &Root,
+    q: &HeatLayout,
+    cs: &ColorScale,
+    values: impl Iterator<Item = f64>,
+    title: &str,
+) -> DrawResult {
+    let m = &q.m;
+    let (px, py, pw, ph) = q.area;
+    let (bx, bw) = q.bar;
+    blit(
+        root,
+        (px, py),
+        (pw, ph),
+        values.flat_map(|v| cs.rgb(v)).collect(),
+    )?;
+
+    // Colorbar: top row is `hi`.
+    let bar_area = root.clone().shrink((bx, py), (bw + q.bar_right_w, ph));
+    let mut bar_chart = ChartBuilder::on(&bar_area)
+        .set_label_area_size(LabelAreaPosition::Right, q.bar_right_w)
+        .build_cartesian_2d(0.0..1.0, q.lo..q.hi)?;
+    let (_, fb) = tick_format(q.lo, q.hi, q.bar_ticks);
+    bar_chart
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(q.bar_ticks)
+        .y_label_formatter(&fb)
+        .label_style(text_style(m.tick_font))
+        .axis_desc_style(text_style(m.label_font))
+        .y_desc(q.bar_label.as_str())
+        .set_all_tick_mark_size(m.tick)
+        .draw()?;
+    let bar = (0..ph)
+        .flat_map(|r| {
+            let v = q.hi - (f64::from(r) + 0.5) / f64::from(ph) * (q.hi - q.lo);
+            cs.rgb(v).repeat(bw as usize)
+        })
+        .collect();
+    blit(root, (bx, py), (bw, ph), bar)?;
+
+    draw_title(root, title, m, (px + bx + bw) / 2, py - m.px(8.0))
 }
 
 /// Copies an RGB raster to `pos` and frames it with a 1 px black line.
@@ -802,6 +1074,184 @@ fn outline(root: &Root, a: (i32, i32), b: (i32, i32), h: i32, color: RGBAColor) 
     ];
     for bar in bars.into_iter().filter(|[p, q]| p.0 < q.0 && p.1 < q.1) {
         root.draw(&Rectangle::new(bar, color.filled()))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Confusion matrices
+
+/// A validated confusion matrix and its layout.
+#[derive(Debug)]
+struct ConfusionLayout {
+    heat: HeatLayout,
+    /// Fraction of each row's samples per cell, row-major (NaN in a row without samples).
+    fractions: Vec<f64>,
+    /// Tick labels: the class names, abbreviated to fit.
+    names: Vec<String>,
+    /// Width in px of the widest tick label.
+    names_w: i32,
+    /// Title with the overall accuracy.
+    title: String,
+}
+
+/// Whether `n` column labels up to `names_w` px wide are set vertically below a `pw` px wide
+/// matrix (they do not fit across their columns).
+fn vertical_names(names_w: i32, n: usize, m: &Metrics, pw: i32) -> bool {
+    names_w > pw / n as i32 - m.gap
+}
+
+/// `text`, shortened with "…" to at most `max_w` px at font `size`.
+fn abbreviate(text: &str, max_w: i32, size: f64) -> String {
+    if text_width(text, size) <= max_w {
+        return text.into();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    (1..chars.len())
+        .rev()
+        .map(|k| format!("{}…", chars[..k].iter().collect::<String>().trim_end()))
+        .find(|s| text_width(s, size) <= max_w)
+        .unwrap_or_else(|| "…".into())
+}
+
+/// Validates a confusion matrix and lays out a `w × h` figure of it.
+fn layout_confusion(
+    matrix: &[Vec<u64>],
+    classes: &[String],
+    title: &str,
+    w: u32,
+    h: u32,
+) -> Result<ConfusionLayout, String> {
+    let n = matrix.len();
+    if n == 0 {
+        return Err("confusion matrix is empty".into());
+    }
+    if let Some((i, row)) = matrix.iter().enumerate().find(|(_, r)| r.len() != n) {
+        return Err(format!(
+            "confusion matrix is not square: row {i} has {} entries, expected {n}",
+            row.len()
+        ));
+    }
+    if classes.len() != n {
+        return Err(format!(
+            "{} class names for a {n}×{n} confusion matrix",
+            classes.len()
+        ));
+    }
+    let fractions = matrix
+        .iter()
+        .flat_map(|row| {
+            let total = row.iter().sum::<u64>() as f64;
+            row.iter().map(move |&c| c as f64 / total)
+        })
+        .collect();
+    let total: u64 = matrix.iter().flatten().sum();
+    let correct: u64 = (0..n).map(|i| matrix[i][i]).sum();
+    let title = match (title.is_empty(), total) {
+        (_, 0) => title.to_string(),
+        (true, _) => format!("accuracy {:.2} %", 100.0 * correct as f64 / total as f64),
+        (false, _) => format!(
+            "{title} — accuracy {:.2} %",
+            100.0 * correct as f64 / total as f64
+        ),
+    };
+    let font = Metrics::new(w, h).tick_font;
+    let names: Vec<_> = classes
+        .iter()
+        .map(|c| abbreviate(c, w as i32 / 5, font))
+        .collect();
+    let names_w = names.iter().map(|c| text_width(c, font)).max().unwrap_or(0);
+    let heat = layout_heat(
+        (w, h),
+        &title,
+        1.0,
+        (0.0, 1.0),
+        "fraction of true class".into(),
+        |m, pw, _| {
+            let below = if vertical_names(names_w, n, m, pw) {
+                names_w
+            } else {
+                m.px(13.0)
+            };
+            (
+                m.label_area(names_w, "true"),
+                m.label_area(below, "predicted"),
+            )
+        },
+    )?;
+    Ok(ConfusionLayout {
+        heat,
+        fractions,
+        names,
+        names_w,
+        title,
+    })
+}
+
+fn draw_confusion(root: &Root, matrix: &[Vec<u64>], c: &ConfusionLayout) -> DrawResult {
+    let q = &c.heat;
+    let m = &q.m;
+    let (px, py, pw, ph) = q.area;
+    let n = matrix.len();
+    let cs = ColorScale::new(Colormap::Viridis, 0.0, 1.0);
+    // Pixel `i` of a side `len` px long shows cell `i·n/len`; cell `k` is centred at
+    // `(2k+1)·len/(2n)`.
+    let cell = |i: i32, len: i32| i as usize * n / len as usize;
+    let centre = |k: usize, len: i32| ((2 * k + 1) * len as usize / (2 * n)) as i32;
+    let values =
+        (0..ph).flat_map(|y| (0..pw).map(move |x| c.fractions[cell(y, ph) * n + cell(x, pw)]));
+    draw_heat(root, q, &cs, values, &c.title)?;
+
+    // Class names at tick marks on the cell centres, axis descriptions.
+    let tick = text_style(m.tick_font);
+    let left = tick.pos(Pos::new(HPos::Right, VPos::Center));
+    let below = if vertical_names(c.names_w, n, m, pw) {
+        let up = tick.transform(FontTransform::Rotate270);
+        up.pos(Pos::new(HPos::Right, VPos::Center))
+    } else {
+        tick.pos(Pos::new(HPos::Center, VPos::Top))
+    };
+    for (k, name) in c.names.iter().enumerate() {
+        let (x, y) = (px + centre(k, pw), py + centre(k, ph));
+        root.draw(&PathElement::new(
+            [(px - 1 - m.tick, y), (px - 1, y)],
+            BLACK,
+        ))?;
+        root.draw(&PathElement::new(
+            [(x, py + ph), (x, py + ph + m.tick)],
+            BLACK,
+        ))?;
+        root.draw_text(name, &left, (px - 2 * m.tick, y))?;
+        root.draw_text(name, &below, (x, py + ph + 2 * m.tick))?;
+    }
+    let desc = text_style(m.label_font);
+    let bottom = desc.pos(Pos::new(HPos::Center, VPos::Bottom));
+    root.draw_text("predicted", &bottom, (px + pw / 2, py + ph + q.bottom_h))?;
+    let side = desc.transform(FontTransform::Rotate270);
+    let side = side.pos(Pos::new(HPos::Center, VPos::Top));
+    root.draw_text("true", &side, (px - q.left_w, py + ph / 2))?;
+
+    // Counts, black or white for contrast with the cell, small enough to fit the cells.
+    let widest = matrix
+        .iter()
+        .flatten()
+        .map(|v| text_width(&v.to_string(), m.tick_font))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let cell_w = f64::from(pw) / n as f64;
+    let size = (m.tick_font * (0.8 * cell_w / f64::from(widest)).min(1.0))
+        .min(0.45 * f64::from(ph) / n as f64);
+    let anchor = Pos::new(HPos::Center, VPos::Center);
+    for (t, row) in matrix.iter().enumerate() {
+        for (p, v) in row.iter().enumerate() {
+            let [r, g, b] = cs.rgb(c.fractions[t * n + p]);
+            let luma = 0.299 * f64::from(r) + 0.587 * f64::from(g) + 0.114 * f64::from(b);
+            let color = if luma > 128.0 { BLACK } else { WHITE };
+            let style = text_style(size).color(&color).pos(anchor);
+            let at = (px + centre(p, pw), py + centre(t, ph));
+            root.draw_text(&v.to_string(), &style, at)?;
+        }
     }
     Ok(())
 }
@@ -1004,9 +1454,8 @@ where
         .iter()
         .map(|v| text_width(&fy(v), m.tick_font))
         .max();
-    let desc = |label: &str| if label.is_empty() { 0 } else { m.desc_h };
-    let left_w = 2 * m.tick + ylab_w.unwrap_or(0) + m.gap + desc(p.y_label);
-    let bottom_h = 2 * m.tick + m.px(13.0) + m.gap + desc(p.x_label);
+    let left_w = m.label_area(ylab_w.unwrap_or(0), p.y_label);
+    let bottom_h = m.label_area(m.px(13.0), p.x_label);
     let mut chart = ChartBuilder::on(&area)
         .set_label_area_size(LabelAreaPosition::Left, left_w)
         .set_label_area_size(LabelAreaPosition::Bottom, bottom_h)
@@ -1060,6 +1509,8 @@ where
             .draw()?;
     }
     let (xs, ys) = chart.plotting_area().get_pixel_range();
+    let (x0, y0) = root.get_base_pixel(); // the ranges are in figure pixels
+    let (xs, ys) = (xs.start - x0..xs.end - x0, ys.start - y0..ys.end - y0);
     let frame = [(xs.start - 1, ys.start), (xs.end - 1, ys.end)]; // joins the axis lines
     root.draw(&Rectangle::new(frame, BLACK.stroke_width(1)))?;
     draw_title(
@@ -1112,7 +1563,7 @@ mod tests {
 
     /// Pixel of the figure showing the point `(x, y)` (m) of a plot laid out as `l`.
     fn at(l: &ImageLayout, extent: [f64; 4], x: f64, y: f64) -> (usize, usize) {
-        let (px, py, pw, ph) = l.area;
+        let (px, py, pw, ph) = l.heat.area;
         let fx = (x - extent[0]) / (extent[1] - extent[0]);
         let fy = (extent[3] - y) / (extent[3] - extent[2]);
         let cx = (f64::from(px) + fx * f64::from(pw)).min(f64::from(px + pw - 1));
@@ -1131,11 +1582,8 @@ mod tests {
         let (n, half) = (256, 1e-3);
         let values = gaussian(n, half, 0.3e-3);
         let rects = [Rect {
-            x0: 0.2e-3,
-            x1: 0.6e-3,
-            y0: -0.7e-3,
-            y1: -0.3e-3,
             label: Some("det".into()),
+            ..Rect::new(0.2e-3, 0.6e-3, -0.7e-3, -0.3e-3)
         }];
         let extent = [-half, half, -half, half];
         let plot = ImagePlot {
@@ -1148,7 +1596,7 @@ mod tests {
         let img = decode(&path);
         assert_eq!((img.0, img.1), (640, 480));
         let l = layout_image(&plot, 640, 480).unwrap();
-        let (_, _, pw, ph) = l.area;
+        let (_, _, pw, ph) = l.heat.area;
         assert!(
             (pw - ph).abs() <= 1,
             "square extent must give a square plot area"
@@ -1189,8 +1637,8 @@ mod tests {
         };
         write_image_png(&path, &plot, 500, 400).unwrap();
         let l = layout_image(&plot, 500, 400).unwrap();
-        assert_eq!((l.lo, l.hi), (-30.0, 0.0));
-        assert_eq!(l.bar_label, "intensity (dB)");
+        assert_eq!((l.heat.lo, l.heat.hi), (-30.0, 0.0));
+        assert_eq!(l.heat.bar_label, "intensity (dB)");
         assert_eq!(l.unit.1, "µm");
         let img = decode(&path);
         let top = colormap_rgb(Colormap::Inferno, 1.0);
@@ -1428,6 +1876,315 @@ mod tests {
         let err = write_image_png(&dir.path().join("missing/x.png"), &plot, 300, 200).unwrap_err();
         assert!(err.to_string().contains("x.png"), "{err}");
         assert_eq!(files_in(dir.path()), ["blocked.png", "out.png"]);
+    }
+
+    /// The pixel at fractions `(fx, fy)` of the data area of a heat map laid out as `q`, in a
+    /// panel whose top-left corner is at `offset`.
+    fn in_area(q: &HeatLayout, offset: (usize, usize), fx: f64, fy: f64) -> (usize, usize) {
+        let (px, py, pw, ph) = q.area;
+        let x = f64::from(px) + fx * f64::from(pw);
+        let y = f64::from(py) + fy * f64::from(ph);
+        (offset.0 + x as usize, offset.1 + y as usize)
+    }
+
+    fn rgb(c: RGBColor) -> [u8; 3] {
+        [c.0, c.1, c.2]
+    }
+
+    #[test]
+    fn image_grid_of_phase_masks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("phases.png");
+        let (n, half) = (64, 0.5e-3);
+        let phases = [0.0, 0.5 * PI, PI, 1.5 * PI, 1.9 * PI];
+        let masks: Vec<_> = phases.iter().map(|&v| vec![v; n * n]).collect();
+        let titles: Vec<_> = (1..=phases.len()).map(|i| format!("layer {i}")).collect();
+        let panels: Vec<_> = masks
+            .iter()
+            .zip(&titles)
+            .map(|(m, t)| ImagePlot {
+                title: t,
+                colorbar_label: "phase (rad)",
+                colormap: Colormap::Twilight,
+                range: Some((0.0, 2.0 * PI)),
+                ..ImagePlot::new(m, n, n, [-half, half, -half, half])
+            })
+            .collect();
+        let (pw, ph) = (360, 300);
+        write_image_grid_png(&path, &panels, 3, pw, ph, "phase masks").unwrap();
+        let img = decode(&path);
+        let band = img.1 as usize - 2 * ph as usize;
+        assert_eq!(img.0, 3 * pw);
+        assert!(band > 10 && band < 60, "title band {band} px");
+        let cs = ColorScale::new(Colormap::Twilight, 0.0, 2.0 * PI);
+        for (i, (p, &v)) in panels.iter().zip(&phases).enumerate() {
+            let l = layout_image(p, pw, ph).unwrap();
+            let offset = ((i % 3) * pw as usize, band + (i / 3) * ph as usize);
+            assert_eq!(
+                pixel(&img, in_area(&l.heat, offset, 0.5, 0.5)),
+                cs.rgb(v),
+                "{i}"
+            );
+        }
+        // The sixth cell of the 3×2 grid is empty.
+        let empty = (
+            2 * pw as usize + pw as usize / 2,
+            band + 3 * ph as usize / 2,
+        );
+        assert_eq!(pixel(&img, empty), [255; 3]);
+        assert_eq!(files_in(dir.path()), ["phases.png"]);
+    }
+
+    #[test]
+    fn image_grid_highlights_the_correct_detector() {
+        // Ten detectors in rows of 4, 4 and 2; panel k has its spot on detector k.
+        let (n, half, side) = (96, 1e-3, 0.3e-3);
+        let centre = |k: usize| {
+            (
+                ((k % 4) as f64 - 1.5) * 0.45e-3,
+                (1.0 - (k / 4) as f64) * 0.6e-3,
+            )
+        };
+        let rects = |class: usize| -> Vec<Rect> {
+            (0..10)
+                .map(|k| {
+                    let (x, y) = centre(k);
+                    Rect {
+                        label: Some(k.to_string()),
+                        highlight: k == class,
+                        ..Rect::new(
+                            x - side / 2.0,
+                            x + side / 2.0,
+                            y - side / 2.0,
+                            y + side / 2.0,
+                        )
+                    }
+                })
+                .collect()
+        };
+        let all_rects: Vec<_> = (0..10).map(rects).collect();
+        let fields: Vec<_> = (0..10)
+            .map(|k| {
+                let (cx, cy) = centre(k);
+                field(n, half, |x, y| {
+                    (-((x - cx).powi(2) + (y - cy).powi(2)) / 1e-8).exp()
+                })
+            })
+            .collect();
+        let extent = [-half, half, -half, half];
+        let panels: Vec<_> = (0..10)
+            .map(|k| ImagePlot {
+                colormap: Colormap::Inferno,
+                rects: &all_rects[k],
+                ..ImagePlot::new(&fields[k], n, n, extent)
+            })
+            .collect();
+        let (pw, ph) = (320, 280);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outputs.png");
+        write_image_grid_png(&path, &panels, 5, pw, ph, "").unwrap();
+        let img = decode(&path);
+        assert_eq!(
+            (img.0, img.1),
+            (5 * pw, 2 * ph),
+            "no title band without a title"
+        );
+        for (k, p) in panels.iter().enumerate() {
+            let l = layout_image(p, pw, ph).unwrap();
+            let offset = ((k % 5) * pw as usize, (k / 5) * ph as usize);
+            let top_edge = |j: usize| {
+                let (x, y) = centre(j);
+                let (px, py) = at(&l, extent, x, y + side / 2.0);
+                pixel(&img, (px + offset.0, py + offset.1))
+            };
+            assert_eq!(top_edge(k), rgb(HIGHLIGHT), "panel {k}");
+            assert_eq!(top_edge((k + 1) % 10), [255; 3], "panel {k}");
+        }
+        let highlighted = img.2.iter().filter(|&&c| c == rgb(HIGHLIGHT)).count();
+        assert!(highlighted > 10 * 100, "{highlighted} highlight pixels");
+    }
+
+    fn fashion_classes() -> Vec<String> {
+        [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ]
+        .map(String::from)
+        .into()
+    }
+
+    #[test]
+    fn confusion_matrix_colours_counts_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("confusion.png");
+        let n = 10;
+        let mut matrix: Vec<_> = (0..n)
+            .map(|t| {
+                (0..n)
+                    .map(|p| if t == p { 100 } else { 0 })
+                    .collect::<Vec<u64>>()
+            })
+            .collect();
+        (matrix[3][3], matrix[3][6]) = (80, 20);
+        matrix[9][9] = 0; // a class without samples
+        let classes = fashion_classes();
+        let (w, h) = (640, 560);
+        write_confusion_png(&path, &matrix, &classes, "Fashion-MNIST", w, h).unwrap();
+        let img = decode(&path);
+        assert_eq!((img.0, img.1), (w, h));
+        let c = layout_confusion(&matrix, &classes, "Fashion-MNIST", w, h).unwrap();
+        assert_eq!(c.title, "Fashion-MNIST — accuracy 97.78 %");
+        assert_eq!(c.names, classes, "names this short need no abbreviation");
+        assert!(vertical_names(c.names_w, n, &c.heat.m, c.heat.area.2));
+        let (pw, ph) = (c.heat.area.2, c.heat.area.3);
+        assert!((pw - ph).abs() <= 1, "square cells");
+        // A point near the top-left corner of cell (true t, predicted p), clear of the count.
+        let corner = |t: usize, p: usize| {
+            let f = |k: usize| (k as f64 + 0.15) / n as f64;
+            pixel(&img, in_area(&c.heat, (0, 0), f(p), f(t)))
+        };
+        let cs = ColorScale::new(Colormap::Viridis, 0.0, 1.0);
+        let (top, bottom) = (cs.rgb(1.0), cs.rgb(0.0));
+        for k in 0..9 {
+            if k != 3 {
+                assert_eq!(corner(k, k), top, "diagonal cell {k}");
+            }
+            assert_eq!(
+                corner(k, (k + 1) % n),
+                bottom,
+                "off-diagonal cell of row {k}"
+            );
+        }
+        assert_eq!(corner(3, 3), cs.rgb(0.8));
+        assert_eq!(corner(3, 6), cs.rgb(0.2));
+        assert_eq!(corner(9, 9), NAN_GREY);
+        // Counts: black text on the light diagonal, white text on dark cells.
+        let cell_pixels = |t: usize, p: usize| {
+            let f = |k: usize| (k as f64 + 0.5) / n as f64;
+            let (x, y) = in_area(&c.heat, (0, 0), f(p), f(t));
+            let r = (pw as usize / n / 3) as isize;
+            (-r..=r).flat_map(move |dy| {
+                (-r..=r).map(move |dx| ((x as isize + dx) as usize, (y as isize + dy) as usize))
+            })
+        };
+        let dark = cell_pixels(0, 0).filter(|&q| pixel(&img, q).iter().all(|&v| v < 80));
+        assert!(dark.count() > 10, "black count on the top colour");
+        let light = cell_pixels(0, 1).filter(|&q| pixel(&img, q).iter().all(|&v| v > 180));
+        assert!(light.count() > 5, "white count on the bottom colour");
+        // The colorbar's top row has the top colour.
+        let (bx, bw) = c.heat.bar;
+        let bar_top = ((bx + bw / 2) as usize, c.heat.area.1 as usize);
+        assert_eq!(pixel(&img, bar_top), top);
+    }
+
+    #[test]
+    fn long_class_names_are_abbreviated() {
+        let font = Metrics::new(400, 300).tick_font;
+        let long = "a very long class name indeed, longer than any axis";
+        let short = abbreviate(long, 80, font);
+        assert!(
+            short.ends_with('…') && text_width(&short, font) <= 80,
+            "{short}"
+        );
+        assert_eq!(abbreviate("Bag", 80, font), "Bag");
+        let matrix = vec![vec![5, 1], vec![0, 7]];
+        let classes = [long.to_string(), "b".into()];
+        let c = layout_confusion(&matrix, &classes, "", 400, 300).unwrap();
+        assert_eq!(c.title, "accuracy 92.31 %");
+        assert!(
+            c.names[0].ends_with('…') && c.names_w <= 80,
+            "{:?}",
+            c.names
+        );
+    }
+
+    #[test]
+    fn training_curves_two_panels() {
+        let dir = tempfile::tempdir().unwrap();
+        let (blue, orange) = (rgb(SERIES_COLORS[0]), rgb(SERIES_COLORS[1]));
+        for epochs in [20, 1] {
+            let path = dir.path().join(format!("training-{epochs}.png"));
+            let e: Vec<_> = (1..=epochs).map(f64::from).collect();
+            let loss: Vec<_> = e.iter().map(|x| 2.0 / x).collect();
+            let train: Vec<_> = e.iter().map(|x| 1.0 - 0.5 / x).collect();
+            let test: Vec<_> = e.iter().map(|x| 0.95 - 0.5 / x).collect();
+            write_training_png(&path, &e, &loss, &train, &test, 900, 360).unwrap();
+            let img = decode(&path);
+            assert_eq!((img.0, img.1), (900, 360));
+            let count = |c: [u8; 3], right: bool| {
+                (0..img.2.len())
+                    .filter(|&i| (i % 900 >= 450) == right && img.2[i] == c)
+                    .count()
+            };
+            let least = if epochs == 1 { 20 } else { 300 };
+            assert!(count(blue, false) > least, "loss curve, {epochs} epochs");
+            assert!(count(blue, true) > least, "train accuracy, {epochs} epochs");
+            assert!(
+                count(orange, true) > least,
+                "test accuracy, {epochs} epochs"
+            );
+            assert_eq!(count(orange, false), 0, "the loss panel has one curve");
+        }
+    }
+
+    #[test]
+    fn invalid_figures_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.png");
+        let check = |r: Result<(), PlotError>, want: &str| {
+            let e = r.unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                matches!(e, PlotError::Invalid { .. }) && msg.contains(want),
+                "{msg:?} lacks {want:?}"
+            );
+            assert!(msg.contains("bad.png"), "{msg}");
+        };
+        let classes = fashion_classes();
+        let confusion =
+            |m: &[Vec<u64>], c: &[String]| write_confusion_png(&path, m, c, "", 500, 400);
+        check(confusion(&[], &[]), "empty");
+        check(
+            confusion(&[vec![1, 2], vec![3]], &classes[..2]),
+            "not square",
+        );
+        check(
+            confusion(&[vec![1, 2], vec![3, 4]], &classes),
+            "10 class names for a 2×2",
+        );
+        let v = [0.0; 4];
+        let good = ImagePlot::new(&v, 2, 2, [0.0, 1.0, 0.0, 1.0]);
+        let bad = ImagePlot::new(&v, 3, 2, [0.0, 1.0, 0.0, 1.0]);
+        let grid = |p: &[ImagePlot], cols, w| write_image_grid_png(&path, p, cols, w, 300, "t");
+        check(grid(&[], 2, 300), "0 panels");
+        check(grid(&[good], 0, 300), "0 columns");
+        check(
+            grid(&[good, bad], 2, 300),
+            "panels[1]: values has 4 elements",
+        );
+        check(grid(&[good], 1, 100), "panel size 100×300");
+        check(grid(&[good; 60], 60, 300), "figure size 18000×");
+        let e = [1.0, 2.0];
+        let training = |l: &[f64], w| write_training_png(&path, &e, l, &e, &e, w, 300);
+        check(training(&[1.0], 800), "got 2 epochs, 1 loss");
+        check(training(&e, 300), "panel size 150×300");
+        check(
+            write_training_png(&path, &[], &[], &[], &[], 800, 300),
+            "at least one epoch",
+        );
+        check(
+            training(&[f64::NAN; 2], 800),
+            "loss panel: no series has finite points",
+        );
+        assert!(files_in(dir.path()).is_empty());
     }
 
     #[test]
