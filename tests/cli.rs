@@ -358,3 +358,253 @@ fn info_reports_threads_and_methods() {
     let o = photonflow(&["--threads", "1", "info", "--json"]);
     assert_eq!(last_json(&o)["threads"], 1);
 }
+
+/// Writes an 8-bit grayscale PNG.
+fn write_gray_png(path: &Path, width: usize, height: usize, pixels: &[u8]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .unwrap()
+        .write_image_data(pixels)
+        .unwrap();
+}
+
+/// A folder dataset of 12×12 images in two classes: a bright bar in the left or the right
+/// half, at a height that varies from image to image.
+fn bars_dataset(d: &Dir) -> String {
+    for (class, x0) in [("left", 1), ("right", 7)] {
+        let dir = d.path("bars").join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for k in 0..24 {
+            let y0 = k % 8;
+            let pixels: Vec<u8> = (0..144)
+                .map(|i| {
+                    let (y, x) = (i / 12, i % 12);
+                    if (x0..x0 + 4).contains(&x) && (y0..y0 + 4).contains(&y) {
+                        255
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            write_gray_png(&dir.join(format!("{k:02}.png")), 12, 12, &pixels);
+        }
+    }
+    d.s("bars")
+}
+
+const TINY: &str = r#"
+name = "tiny"
+
+[optics]
+wavelength = "0.75mm"
+pitch = "0.4mm"
+neurons = 32
+layers = 1
+input_distance = "1cm"
+detector_distance = "1cm"
+
+[input]
+size = 16
+
+[detector]
+size = "2mm"
+gap = "2mm"
+
+[training]
+epochs = 3
+batch = 8
+lr = 0.1
+"#;
+
+#[test]
+fn trains_evaluates_and_infers_on_a_folder_of_images() {
+    let d = Dir::new();
+    let data = bars_dataset(&d);
+    std::fs::write(d.path("tiny.toml"), TINY).unwrap();
+    let (config, run) = (d.s("tiny.toml"), d.s("run"));
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", &data, "--out", &run, "--json"];
+        args.extend(extra);
+        photonflow(&args)
+    };
+    let o = train(&["--config", &config]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let epochs: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(epochs.len(), 3);
+    for key in [
+        "epoch",
+        "loss",
+        "train_accuracy",
+        "test_accuracy",
+        "samples_per_s",
+    ] {
+        assert!(epochs[2][key].is_number(), "{key} in {}", epochs[2]);
+    }
+    let accuracy = epochs[2]["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.95, "{}", epochs[2]);
+    let run_dir = d.path("run");
+    for f in [
+        "config.toml",
+        "checkpoint.json",
+        "metrics.jsonl",
+        "model/system.json",
+        "model/layer0_phase.npy",
+        "plots/layers.png",
+        "plots/confusion.png",
+        "plots/training.png",
+        "plots/outputs.png",
+    ] {
+        assert!(run_dir.join(f).is_file(), "{f} is missing");
+    }
+
+    // The same folder again without --resume is refused; with it, training goes on.
+    let o = train(&["--config", &config]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--resume"),
+        "{}",
+        stderr(&o)
+    );
+    let o = train(&["--resume", "--epochs", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let more: Vec<&str> = text.lines().collect();
+    assert_eq!(more.len(), 1);
+    let fourth: serde_json::Value = serde_json::from_str(more[0]).unwrap();
+    assert_eq!(fourth["epoch"], 4);
+    let lines = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+
+    // eval reads the exported model back and finds the accuracy training reported.
+    let o = photonflow(&["eval", "--model", &run, "--data", &data, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = last_json(&o);
+    assert_eq!(e["accuracy"], fourth["test_accuracy"], "{e}");
+    assert_eq!(e["confusion_matrix"].as_array().unwrap().len(), 2);
+    assert_eq!(e["per_class_accuracy"].as_array().unwrap().len(), 2);
+    assert!(e["samples_per_s"].as_f64().unwrap() > 0.0);
+
+    // infer: both classes recognised, confidences that sum to one, the detected power reported.
+    let (left, right) = (
+        d.path("bars/left/00.png").to_string_lossy().into_owned(),
+        d.path("bars/right/05.png").to_string_lossy().into_owned(),
+    );
+    let o = photonflow(&["infer", "--model", &run, &left, &right, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = last_json(&o);
+    let preds = p["predictions"].as_array().unwrap();
+    assert_eq!(preds[0]["label"], "left", "{p}");
+    assert_eq!(preds[1]["label"], "right", "{p}");
+    for pred in preds {
+        let sum: f64 = pred["confidences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-5, "{pred}");
+        let f = pred["detected_fraction"].as_f64().unwrap();
+        assert!(f > 0.0 && f <= 1.0, "{pred}");
+    }
+    let o = photonflow(&["infer", "--model", &run, &left]);
+    assert!(
+        o.status.success() && stdout(&o).contains("left ("),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn bad_training_input_names_the_problem() {
+    let d = Dir::new();
+    let data = bars_dataset(&d);
+    let run = d.s("run");
+    std::fs::write(
+        d.path("typo.toml"),
+        TINY.replace("[training]\n", "[training]\nepoch = 2\n"),
+    )
+    .unwrap();
+    let typo = d.s("typo.toml");
+    fails(
+        &d,
+        &["train", "--config", &typo, "--data", &data, "--out", &run],
+        &["typo.toml", "unknown field `epoch`", "`epochs`"],
+    );
+    assert!(
+        !d.path("run").exists(),
+        "nothing is written for a bad config"
+    );
+    std::fs::write(d.path("tiny.toml"), TINY).unwrap();
+    let tiny = d.s("tiny.toml");
+    let missing = d.s("no-such-dir");
+    fails(
+        &d,
+        &[
+            "train", "--config", &tiny, "--data", &missing, "--out", &run,
+        ],
+        &["no-such-dir"],
+    );
+    fails(
+        &d,
+        &[
+            "train", "--preset", "lin2019", "--data", &data, "--out", &run,
+        ],
+        &["lin2019", "lin2018"],
+    );
+    fails(
+        &d,
+        &["train", "--data", &data, "--out", &run],
+        &["--preset"],
+    );
+    fails(
+        &d,
+        &["train", "--resume", "--data", &data, "--out", &run],
+        &["config.toml"],
+    );
+    fails(
+        &d,
+        &["eval", "--model", &missing],
+        &["no-such-dir", "does not exist"],
+    );
+    // A model to run bad images through.
+    let o = photonflow(&[
+        "train",
+        "--config",
+        &tiny,
+        "--data",
+        &data,
+        "--out",
+        &run,
+        "--epochs",
+        "1",
+        "--no-plots",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = d.path("notes.png");
+    std::fs::write(&text, "not an image").unwrap();
+    fails(
+        &d,
+        &["infer", "--model", &run, &text.to_string_lossy()],
+        &["notes.png"],
+    );
+    fails(
+        &d,
+        &[
+            "eval",
+            "--model",
+            &run,
+            "--data",
+            &data,
+            "--dataset",
+            "x",
+            "--batch",
+            "0",
+        ],
+        &["--batch"],
+    );
+}

@@ -572,6 +572,12 @@ impl OpticalSystem {
     /// Reads a system from its folder (or from the path of its `system.json`), masks included,
     /// and validates it.
     pub fn load(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(file_error(
+                path,
+                "does not exist; give a folder holding system.json (or a training run's folder)",
+            ));
+        }
         let (dir, file) = if path.is_dir() {
             (path.to_path_buf(), path.join(FILE_NAME))
         } else {

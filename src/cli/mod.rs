@@ -1,8 +1,12 @@
 //! Command-line interface: argument definitions and dispatch. Every subcommand lives in its
 //! own module and holds no physics.
 
+mod eval;
+mod figures;
+mod infer;
 mod info;
 mod propagate;
+mod train;
 
 use clap::{Parser, Subcommand};
 use photonflow_optics::units::parse_length;
@@ -23,6 +27,12 @@ pub struct Cli {
 pub enum Command {
     /// Propagate a field stored as .npy through free space.
     Propagate(propagate::Args),
+    /// Train a diffractive network on MNIST, Fashion-MNIST or your own images.
+    Train(train::Args),
+    /// Accuracy, per-class accuracy and confusion matrix of a trained network.
+    Eval(eval::Args),
+    /// Classify images with a trained network, with confidences.
+    Infer(infer::Args),
     /// Print the version, compiled features and thread count.
     Info(info::Args),
 }
@@ -38,6 +48,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Propagate(args) => propagate::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Infer(args) => infer::run(args),
         Command::Info(args) => info::run(args),
     }
 }

@@ -1,0 +1,176 @@
+//! The figures of a diffractive network's run: layer masks, detector-plane intensities per
+//! class, confusion matrix and training curves. Plot inputs only; the numbers come from the
+//! d2nn crate.
+
+use std::f64::consts::TAU;
+use std::path::Path;
+
+use burn::tensor::Device;
+use photonflow_d2nn::data::Dataset;
+use photonflow_d2nn::eval::{Evaluation, detector_planes};
+use photonflow_d2nn::network::Optics;
+use photonflow_d2nn::train::EpochMetrics;
+use photonflow_optics::OpticalSystem;
+
+use crate::plot::{
+    Colormap, ImagePlot, Rect, write_confusion_png, write_image_grid_png, write_training_png,
+};
+
+/// Panel size of the grids, px.
+const PANEL: (u32, u32) = (420, 360);
+
+/// The phase (and, when there is one, amplitude or height) map of every layer.
+pub fn layers(path: &Path, system: &OpticalSystem) -> anyhow::Result<()> {
+    let extent = system.grid()?.edges();
+    let (nx, ny) = (system.nx, system.ny);
+    let maps: Vec<(String, Vec<f64>, &str, Colormap, Option<(f64, f64)>)> = system
+        .layers
+        .iter()
+        .flat_map(|l| {
+            let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+            let mut maps = vec![(
+                format!("{} phase", l.name),
+                wide(&l.phase),
+                "phase (rad)",
+                Colormap::Twilight,
+                Some((0.0, TAU)),
+            )];
+            if let Some(h) = &l.height {
+                let mm: Vec<f64> = h.iter().map(|&x| f64::from(x) * 1e3).collect();
+                maps.push((
+                    format!("{} height", l.name),
+                    mm,
+                    "height (mm)",
+                    Colormap::Viridis,
+                    None,
+                ));
+            } else if let Some(a) = &l.amplitude {
+                maps.push((
+                    format!("{} amplitude", l.name),
+                    wide(a),
+                    "amplitude",
+                    Colormap::Gray,
+                    Some((0.0, 1.0)),
+                ));
+            }
+            maps
+        })
+        .collect();
+    let panels: Vec<ImagePlot> = maps
+        .iter()
+        .map(|(title, values, label, colormap, range)| ImagePlot {
+            title,
+            colorbar_label: label,
+            colormap: *colormap,
+            range: *range,
+            ..ImagePlot::new(values, nx, ny, extent)
+        })
+        .collect();
+    let columns = if maps.len() > system.layers.len() {
+        2
+    } else {
+        3
+    };
+    write_image_grid_png(
+        path,
+        &panels,
+        columns,
+        PANEL.0,
+        PANEL.1,
+        &format!("{}: {} layers", system.name, system.layers.len()),
+    )?;
+    Ok(())
+}
+
+/// Detector-plane intensity of the first test sample of each class, with the detector regions
+/// outlined and the true class's region(s) highlighted.
+pub fn outputs(path: &Path, system: &OpticalSystem, test: &Dataset) -> anyhow::Result<()> {
+    let optics = Optics::new(system, &Device::flex())?;
+    let masks = optics.masks_of(system);
+    let classes = &system.detector.classes;
+    let samples: Vec<usize> = (0..classes.len())
+        .filter_map(|c| (0..test.len()).find(|&i| usize::from(test.labels[i]) == c))
+        .collect();
+    anyhow::ensure!(!samples.is_empty(), "the test set is empty");
+    let images: Vec<_> = samples.iter().map(|&i| test.image_ref(i)).collect();
+    let planes = detector_planes(&optics, &masks, &images);
+    let extent = optics.grid.edges();
+    let values: Vec<Vec<f64>> = planes
+        .iter()
+        .map(|p| p.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let titles: Vec<String> = samples
+        .iter()
+        .map(|&i| format!("class {}", classes[usize::from(test.labels[i])]))
+        .collect();
+    let rects: Vec<Vec<Rect>> = samples
+        .iter()
+        .map(|&i| {
+            let truth = &classes[usize::from(test.labels[i])];
+            system
+                .detector
+                .regions
+                .iter()
+                .map(|r| {
+                    let (hw, hh) = (r.width_m / 2.0, r.height_m / 2.0);
+                    let class = r.label.trim_end_matches(['+', '-']);
+                    Rect {
+                        label: Some(r.label.clone()),
+                        highlight: class == truth,
+                        ..Rect::new(r.x_m - hw, r.x_m + hw, r.y_m - hh, r.y_m + hh)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let panels: Vec<ImagePlot> = values
+        .iter()
+        .zip(&titles)
+        .zip(&rects)
+        .map(|((v, title), rects)| ImagePlot {
+            title,
+            colorbar_label: "intensity (a.u.)",
+            colormap: Colormap::Inferno,
+            rects,
+            ..ImagePlot::new(v, optics.grid.nx, optics.grid.ny, extent)
+        })
+        .collect();
+    write_image_grid_png(
+        path,
+        &panels,
+        5.min(panels.len()),
+        PANEL.0,
+        PANEL.1,
+        "detector plane, one test sample per class (true class highlighted)",
+    )?;
+    Ok(())
+}
+
+/// The confusion matrix of an evaluation.
+pub fn confusion(path: &Path, e: &Evaluation) -> anyhow::Result<()> {
+    let side = (200 + 60 * e.classes.len()).clamp(480, 1400) as u32;
+    write_confusion_png(
+        path,
+        &e.confusion_matrix,
+        &e.classes,
+        &format!("{} test samples", e.samples),
+        side,
+        side,
+    )?;
+    Ok(())
+}
+
+/// Loss and accuracy per epoch.
+pub fn curves(path: &Path, history: &[EpochMetrics]) -> anyhow::Result<()> {
+    let col = |f: fn(&EpochMetrics) -> f64| history.iter().map(f).collect::<Vec<f64>>();
+    write_training_png(
+        path,
+        &col(|m| m.epoch as f64),
+        &col(|m| m.loss),
+        &col(|m| m.train_accuracy),
+        &col(|m| m.test_accuracy),
+        1000,
+        400,
+    )?;
+    Ok(())
+}
