@@ -47,6 +47,7 @@
 //! [fabrication]
 //! levels = 16                # train through phase quantisation (straight-through)
 //! lateral_misalignment = "0.4mm"   # random shift of every layer during training
+//! axial_misalignment = "1mm"       # random displacement of every layer along z
 //! detector_noise = 0.01      # Gaussian noise on the detector scores
 //! ```
 
@@ -404,6 +405,11 @@ pub struct FabricationConfig {
     /// ("vaccination", Mengu et al., Nanophotonics 9, 4207 (2020)); rounded to whole pixels.
     #[serde(default)]
     pub lateral_misalignment: Option<Length>,
+    /// Standard deviation of a random displacement of every layer along z, drawn per layer and
+    /// batch (rounded to a quarter of the standard deviation, so that a few dozen cached plans
+    /// serve a whole run).
+    #[serde(default)]
+    pub axial_misalignment: Option<Length>,
     /// Standard deviation of Gaussian noise added to the class scores (fractions of the
     /// detected energy) during training.
     #[serde(default)]
@@ -700,10 +706,15 @@ impl Config {
                 "[fabrication] levels = {l}: use at least 2 phase levels"
             )));
         }
-        if let Some(s) = f.lateral_misalignment
-            && !(s.m() >= 0.0)
-        {
-            return Err(problem("[fabrication] lateral_misalignment must be ≥ 0"));
+        for (name, v) in [
+            ("lateral_misalignment", f.lateral_misalignment),
+            ("axial_misalignment", f.axial_misalignment),
+        ] {
+            if let Some(s) = v
+                && !(s.m() >= 0.0)
+            {
+                return Err(problem(format!("[fabrication] {name} must be ≥ 0")));
+            }
         }
         if !(f.detector_noise.is_finite() && f.detector_noise >= 0.0) {
             return Err(problem("[fabrication] detector_noise must be ≥ 0"));

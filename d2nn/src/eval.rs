@@ -233,7 +233,7 @@ pub fn infer(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Predic
 /// Detector-plane intensity `|u|²` (`[Ny, Nx]` row-major, one per image) of images run
 /// through the network: what a camera at the detector plane would see.
 pub fn detector_planes(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Vec<f32>> {
-    let i = optics.detector_intensity(optics.encode(images), masks);
+    let i = optics.detector_intensity(optics.encode(images), masks, &optics.plans);
     let [_, ny, nx] = i.dims();
     let v = i
         .into_data()

@@ -53,6 +53,7 @@ pub struct Optics {
     pub plans: Vec<Plan<f32>>,
     /// The detector regions.
     pub detector: Detector,
+    planner: Planner<f32>,
     weights: Tensor<3>,
     device: Device,
 }
@@ -72,7 +73,8 @@ impl Optics {
     pub fn new(system: &OpticalSystem, device: &Device) -> Result<Self> {
         let grid = system.grid()?;
         let wave = system.wave()?;
-        let planner = Planner::new();
+        // Room for the displaced plans of axial-misalignment training (see `displaced`).
+        let planner = Planner::with_capacity(64);
         let plans = system
             .propagations()?
             .iter()
@@ -90,6 +92,7 @@ impl Optics {
             wave,
             plans,
             detector,
+            planner,
             weights,
             device: device.clone(),
         })
@@ -147,14 +150,20 @@ impl Optics {
     }
 
     /// Intensity `|u|²` on the detector plane, `[B, Ny, Nx]`, after the input fields
-    /// `[B, Ny, Nx, 2]` have crossed every layer.
+    /// `[B, Ny, Nx, 2]` have crossed every layer, propagated with `plans` (this network's own
+    /// [`Optics::plans`], or perturbed ones from [`Optics::displaced`]).
     ///
     /// # Panics
-    /// If `masks` does not hold one mask per layer.
-    pub fn detector_intensity(&self, input: Tensor<4>, masks: &[Mask]) -> Tensor<3> {
-        assert_eq!(masks.len() + 1, self.plans.len(), "one mask per layer");
-        let mut u = propagate(input, &self.plans[0]);
-        for (mask, plan) in masks.iter().zip(&self.plans[1..]) {
+    /// If `masks` does not hold one mask per layer and `plans` one plan per gap.
+    pub fn detector_intensity(
+        &self,
+        input: Tensor<4>,
+        masks: &[Mask],
+        plans: &[Plan<f32>],
+    ) -> Tensor<3> {
+        assert_eq!(masks.len() + 1, plans.len(), "one mask per layer");
+        let mut u = propagate(input, &plans[0]);
+        for (mask, plan) in masks.iter().zip(&plans[1..]) {
             u = match &mask.amplitude {
                 None => phase_modulate(u, mask.phase.clone()),
                 Some(a) => amplitude_phase_modulate(u, a.clone(), mask.phase.clone()),
@@ -164,10 +173,45 @@ impl Optics {
         intensity(u)
     }
 
+    /// The plans of the gaps with every layer moved along z: layer `k` by `dz[k]` metres (the
+    /// gap before it grows by `dz[k]`, the gap after it shrinks by as much). Plans are cached,
+    /// so displacements drawn from a few values cost nothing after their first use.
+    pub fn displaced(&self, dz: &[f64]) -> Result<Vec<Plan<f32>>> {
+        assert_eq!(dz.len() + 1, self.plans.len(), "one displacement per layer");
+        let (method, padding) = self.system.propagation.parse()?;
+        self.system
+            .propagations()?
+            .iter()
+            .enumerate()
+            .map(|(g, p)| {
+                let before = if g > 0 { dz[g - 1] } else { 0.0 };
+                let after = dz.get(g).copied().unwrap_or(0.0);
+                let d = p.distance + after - before;
+                let p = photonflow_optics::Propagation::new(d)
+                    .with_method(method)
+                    .with_padding(padding);
+                Ok(self.planner.plan(&self.grid, self.wave, &p)?)
+            })
+            .collect()
+    }
+
     /// Energies collected by the detector regions, `[B, R]`: sums of `|u|²` weighted by pixel
     /// coverage (multiply by the cell area for field units² × m²).
     pub fn energies(&self, input: Tensor<4>, masks: &[Mask]) -> Tensor<2> {
-        region_energies(self.detector_intensity(input, masks), self.weights.clone())
+        self.energies_with(input, masks, &self.plans)
+    }
+
+    /// [`Optics::energies`] with other plans (see [`Optics::detector_intensity`]).
+    pub fn energies_with(
+        &self,
+        input: Tensor<4>,
+        masks: &[Mask],
+        plans: &[Plan<f32>],
+    ) -> Tensor<2> {
+        region_energies(
+            self.detector_intensity(input, masks, plans),
+            self.weights.clone(),
+        )
     }
 
     /// Class scores `[B, C]` from region energies `[B, R]`: the fraction of the detected energy
@@ -630,6 +674,40 @@ mod tests {
                 "{p} {want_p}"
             );
             assert!((f64::from(a) - want_a).abs() < 1e-6, "{a} {want_a}");
+        }
+    }
+
+    #[test]
+    fn displaced_layers_lengthen_one_gap_and_shorten_the_next() {
+        let mut config = Config::preset("lin2018").unwrap();
+        config.optics.neurons = crate::config::Size::Square(16);
+        config.optics.layers = 2;
+        config.optics.spacing = Some(crate::config::Spacing::Uniform(crate::config::Length(2e-3)));
+        config.optics.input_distance = crate::config::Length(1e-3);
+        config.optics.detector_distance = crate::config::Length(3e-3);
+        config.input.size = None;
+        config.detector.size = Some(crate::config::Length(0.4e-3));
+        config.detector.gap = Some(crate::config::Length(0.4e-3));
+        let system = system_template(&config, &classes(2)).unwrap();
+        let optics = Optics::new(&system, &Device::flex()).unwrap();
+        let plans = optics.displaced(&[0.5e-3, -0.25e-3]).unwrap();
+        let planner = Planner::<f32>::new();
+        let field: Vec<num_complex::Complex<f32>> = (0..256)
+            .map(|i| num_complex::Complex::new((i % 7) as f32, (i % 5) as f32))
+            .collect();
+        for (plan, d) in plans.iter().zip([1.5e-3, 1.25e-3, 3.25e-3]) {
+            let want = planner
+                .plan(
+                    &optics.grid,
+                    optics.wave,
+                    &photonflow_optics::Propagation::new(d)
+                        .with_padding(photonflow_optics::Padding::Linear(2.0)),
+                )
+                .unwrap();
+            let (mut a, mut b) = (field.clone(), field.clone());
+            plan.propagate_in_place(&mut a).unwrap();
+            want.propagate_in_place(&mut b).unwrap();
+            assert_eq!(a, b, "gap of {d} m");
         }
     }
 }

@@ -42,6 +42,7 @@ use crate::rng::Rng;
 const SHUFFLE_STREAM: u64 = 2;
 const MISALIGN_STREAM: u64 = 3;
 const NOISE_STREAM: u64 = 4;
+const AXIAL_STREAM: u64 = 5;
 
 /// Limits and switches of one `train` call.
 #[derive(Debug, Clone, Default)]
@@ -224,7 +225,19 @@ pub fn train(
                     })
                     .collect();
             }
-            let mut scores = optics.scores(optics.energies(input, &masks));
+            let plans = match config.fabrication.axial_misalignment {
+                Some(sigma) if sigma.m() > 0.0 => {
+                    let mut rng =
+                        Rng::stream(config.training.seed, &[AXIAL_STREAM, key[0], key[1]]);
+                    let step = sigma.m() / 4.0;
+                    let dz: Vec<f64> = (0..masks.len())
+                        .map(|_| (rng.normal() * 4.0).round() * step)
+                        .collect();
+                    optics.displaced(&dz)?
+                }
+                _ => optics.plans.clone(),
+            };
+            let mut scores = optics.scores(optics.energies_with(input, &masks, &plans));
             let n = idx.len();
             if config.fabrication.detector_noise > 0.0 {
                 let mut rng = Rng::stream(config.training.seed, &[NOISE_STREAM, key[0], key[1]]);

@@ -117,3 +117,83 @@ fn small_network_learns_mnist_and_resumes_exactly() {
 fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Two classes of 12×12 images: a bright 4×4 square in the left or the right half.
+fn bars(n: usize) -> data::Dataset {
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for k in 0..n {
+        let class = k % 2;
+        let (x0, y0) = (1 + 6 * class, (k / 2) % 8);
+        images.extend((0..144).map(|i| {
+            let (y, x) = (i / 12, i % 12);
+            if (x0..x0 + 4).contains(&x) && (y0..y0 + 4).contains(&y) {
+                255u8
+            } else {
+                0
+            }
+        }));
+        labels.push(class as u8);
+    }
+    data::Dataset {
+        name: "bars".into(),
+        rows: 12,
+        cols: 12,
+        images,
+        labels,
+        class_names: vec!["left".into(), "right".into()],
+    }
+}
+
+#[test]
+fn fabrication_aware_training_exports_quantised_masks_and_still_learns() {
+    let text = r#"
+        [optics]
+        wavelength = "0.75mm"
+        pitch = "0.4mm"
+        neurons = 32
+        layers = 2
+        spacing = "1cm"
+        input_distance = "1cm"
+        detector_distance = "1cm"
+
+        [input]
+        size = 16
+
+        [detector]
+        size = "2mm"
+        gap = "2mm"
+
+        [training]
+        epochs = 3
+        batch = 8
+        lr = 0.1
+
+        [fabrication]
+        levels = 4
+        lateral_misalignment = "0.4mm"
+        axial_misalignment = "0.5mm"
+        detector_noise = 0.02
+    "#;
+    let config = Config::from_toml(text, "fabrication").unwrap();
+    let splits = Splits {
+        train: bars(96),
+        test: bars(32),
+    };
+    let run = tempdir("fabrication");
+    let trained = train(&run, &config, &splits, &TrainOptions::default(), &mut ()).unwrap();
+    let last = trained.history.last().unwrap();
+    assert!(last.test_accuracy >= 0.9, "{:?}", trained.history);
+    let step = std::f32::consts::TAU / 4.0;
+    for layer in &trained.system.layers {
+        assert_eq!(layer.levels, Some(4));
+        for &p in &layer.phase {
+            let level = p / step;
+            assert!(
+                (level - level.round()).abs() < 1e-4 && level.round() < 4.0,
+                "{p}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(run).ok();
+}

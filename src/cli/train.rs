@@ -254,8 +254,8 @@ impl Observer for Progress<'_> {
                 m.seconds
             );
             match &self.bar {
-                Some(bar) => bar.println(line),
-                None => eprintln!("{line}"),
+                Some(bar) if !bar.is_hidden() => bar.println(line),
+                _ => eprintln!("{line}"),
             }
         }
         if let Some(dir) = &self.plots

@@ -381,6 +381,14 @@ impl<T: Real> PlanCache<T> {
     }
 }
 
+impl<T: Real> fmt::Debug for Planner<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Planner")
+            .field("cached_plans", &self.cached_plans())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T: Real> Default for Planner<T> {
     fn default() -> Self {
         Self::new()
