@@ -49,6 +49,7 @@
 //! lateral_misalignment = "0.4mm"   # random shift of every layer during training
 //! axial_misalignment = "1mm"       # random displacement of every layer along z
 //! detector_noise = 0.01      # Gaussian noise on the detector scores
+//! # lut = "slm.csv"          # a measured SLM lookup table gray → phase[, amplitude]
 //! ```
 
 use std::f64::consts::{PI, TAU};
@@ -401,6 +402,11 @@ pub struct FabricationConfig {
     /// pass uses the quantised phase, gradients pass as if it were not); none by default.
     #[serde(default)]
     pub levels: Option<u32>,
+    /// A measured SLM lookup table (CSV `gray,phase[,amplitude]`, see [`crate::lut`]): every
+    /// pixel takes one of its gray levels (straight-through estimator over the table's
+    /// piecewise-linear curve), and the layers modulate as the table says.
+    #[serde(default)]
+    pub lut: Option<PathBuf>,
     /// Standard deviation of a random lateral shift of every layer, drawn per layer and batch
     /// ("vaccination", Mengu et al., Nanophotonics 9, 4207 (2020)); rounded to whole pixels.
     #[serde(default)]
@@ -502,7 +508,31 @@ impl Config {
             path: PathBuf::from(path),
             problem: format!("cannot read the config ({e})"),
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        // Files named in the config are relative to it; keep them absolute from here on, so
+        // a run folder's copy of the config still finds them.
+        if let Some(lut) = &config.fabrication.lut
+            && lut.is_relative()
+        {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            config.fabrication.lut =
+                Some(
+                    std::path::absolute(dir.join(lut)).map_err(|e| D2nnError::Io {
+                        path: dir.join(lut),
+                        problem: format!("cannot resolve the lookup table's path ({e})"),
+                    })?,
+                );
+        }
+        Ok(config)
+    }
+
+    /// The lookup table of `[fabrication] lut`, read from its file.
+    pub fn lut(&self) -> Result<Option<crate::lut::Lut>> {
+        self.fabrication
+            .lut
+            .as_deref()
+            .map(crate::lut::Lut::read_csv)
+            .transpose()
     }
 
     /// A preset by name (see [`PRESETS`]).
@@ -714,6 +744,20 @@ impl Config {
                 && !(s.m() >= 0.0)
             {
                 return Err(problem(format!("[fabrication] {name} must be ≥ 0")));
+            }
+        }
+        if f.lut.is_some() {
+            if f.levels.is_some() {
+                return Err(problem(
+                    "[fabrication] lut and levels exclude each other: the table's gray levels are \
+                     the levels",
+                ));
+            }
+            if m.kind != Modulation::Phase {
+                return Err(problem(
+                    "[fabrication] lut: the table sets phase and amplitude of every pixel; leave \
+                     [modulation] kind = \"phase\" (the default)",
+                ));
             }
         }
         if !(f.detector_noise.is_finite() && f.detector_noise >= 0.0) {

@@ -44,6 +44,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 mod flex;
+pub mod lut;
 pub mod model;
 pub mod network;
 pub mod ops;

@@ -34,6 +34,7 @@ use crate::data::GrayImage;
 use crate::detector_weights;
 use crate::error::Result;
 use crate::eval::ImageRef;
+use crate::lut::Lut;
 use crate::ops::{amplitude_phase_modulate, intensity, phase_modulate, propagate, region_energies};
 use crate::rng::Rng;
 
@@ -270,6 +271,8 @@ pub struct Parameterisation {
     pub medium_index: f64,
     /// Phase (or height) levels to quantise to, if any.
     pub levels: Option<u32>,
+    /// A measured lookup table every pixel is set through, if any.
+    pub lut: Option<Lut>,
 }
 
 /// The trainable parameters: one raw plane `[Ny, Nx]` per layer (the phase, or the height
@@ -302,6 +305,7 @@ impl Parameterisation {
             wavelength,
             medium_index,
             levels: config.fabrication.levels,
+            lut: config.lut()?,
         })
     }
 
@@ -343,6 +347,9 @@ impl Parameterisation {
             .enumerate()
             .map(|(l, raw)| {
                 let raw = raw.val();
+                if let Some(lut) = &self.lut {
+                    return lut_mask(lut, raw);
+                }
                 match self.kind {
                     Modulation::Phase | Modulation::AmplitudePhase => Mask {
                         phase: self.phase_of(raw),
@@ -421,9 +428,40 @@ impl Parameterisation {
             layer.amplitude = mask.amplitude.map(read);
             layer.height =
                 (self.kind == Modulation::Height).then(|| read(self.height_of(raw.val())));
-            layer.levels = self.levels;
+            layer.levels = self.levels.or(self.lut.as_ref().map(|l| l.len() as u32));
         }
         system
+    }
+}
+
+/// The mask of a pixel set through a lookup table: the raw parameter is the gray index
+/// `g = (L − 1)·sigmoid(w)`; the forward pass takes the table's values at the nearest level,
+/// the gradient is that of the table's piecewise-linear interpolation at `g`
+/// (straight-through).
+fn lut_mask(lut: &Lut, raw: Tensor<2>) -> Mask {
+    let [ny, nx] = raw.dims();
+    let device = raw.device();
+    let top = (lut.len() - 1) as f64;
+    let g = (burn::tensor::activation::sigmoid(raw) * top).reshape([ny * nx]);
+    let lower = g.clone().floor().clamp(0.0, top - 1.0).detach();
+    let frac = g.clone() - lower.clone();
+    let (i0, nearest) = (lower.int(), g.round().detach().int());
+    let table = |v: Vec<f64>| -> Tensor<2> {
+        let t = Tensor::<1>::from_data(
+            TensorData::new(v.iter().map(|&x| x as f32).collect(), [v.len()]),
+            &device,
+        );
+        let (v0, v1) = (
+            t.clone().gather(0, i0.clone()),
+            t.clone().gather(0, i0.clone() + 1),
+        );
+        let smooth = v0.clone() + (v1 - v0) * frac.clone();
+        let exact = t.gather(0, nearest.clone());
+        (smooth.clone() + (exact - smooth).detach()).reshape([ny, nx])
+    };
+    Mask {
+        phase: table(lut.phase.clone()),
+        amplitude: lut.amplitude.clone().map(table),
     }
 }
 
@@ -465,16 +503,24 @@ pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSys
         .into_iter()
         .chain(std::iter::once(o.detector_distance.m()));
     let material = config.material()?;
+    let lut = config.lut()?;
     system.layers = distances
         .enumerate()
         .map(|(l, d)| Layer {
             name: format!("layer{l}"),
-            modulation: config.modulation.kind,
+            modulation: match &lut {
+                Some(l) if l.amplitude.is_some() => Modulation::AmplitudePhase,
+                Some(_) => Modulation::Phase,
+                None => config.modulation.kind,
+            },
             distance_m: d,
             material: (config.modulation.kind == Modulation::Height)
                 .then(|| material.clone())
                 .flatten(),
-            levels: config.fabrication.levels,
+            levels: config
+                .fabrication
+                .levels
+                .or(lut.as_ref().map(|l| l.len() as u32)),
             files: LayerFiles::default(),
             phase: Vec::new(),
             amplitude: None,
@@ -708,6 +754,39 @@ mod tests {
             plan.propagate_in_place(&mut a).unwrap();
             want.propagate_in_place(&mut b).unwrap();
             assert_eq!(a, b, "gap of {d} m");
+        }
+    }
+
+    #[test]
+    fn lookup_tables_set_levels_with_the_interpolated_gradient() {
+        let lut = Lut::parse("0,0,1\n1,1,0.5\n2,3,0.5\n").unwrap();
+        let device = Device::flex().autodiff();
+        // g = 2·sigmoid(w) = 0.7 and 1.6: nearest levels 1 and 2.
+        let s = [0.35f64, 0.8];
+        let w: Vec<f32> = s.iter().map(|s| (s / (1.0 - s)).ln() as f32).collect();
+        let raw = Tensor::<2>::from_data(TensorData::new(w, [1, 2]), &device).require_grad();
+        let mask = lut_mask(&lut, raw.clone());
+        let phase = mask.phase.clone().into_data().to_vec::<f32>().unwrap();
+        let amp = mask
+            .amplitude
+            .clone()
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(phase, vec![1.0, 3.0]);
+        assert_eq!(amp, vec![0.5, 0.5]);
+        let grads = mask.phase.sum().backward();
+        let g = raw
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        // dφ/dw = slope of the table at g × 2 × sigmoid'(w): slopes 1 (0 → 1) and 2 (1 → 3).
+        for ((g, s), slope) in g.iter().zip(s).zip([1.0, 2.0]) {
+            let want = slope * 2.0 * s * (1.0 - s);
+            assert!((f64::from(*g) - want).abs() < 1e-5, "{g} vs {want}");
         }
     }
 }

@@ -197,3 +197,73 @@ fn fabrication_aware_training_exports_quantised_masks_and_still_learns() {
     }
     std::fs::remove_dir_all(run).ok();
 }
+
+#[test]
+fn training_through_a_measured_slm_lookup_table() {
+    let dir = tempdir("lut");
+    std::fs::create_dir_all(&dir).unwrap();
+    // An 8-level SLM whose phase response is not linear and whose amplitude dips mid-range.
+    let mut csv = String::from("gray,phase,amplitude\n");
+    for g in 0..8 {
+        let x = f64::from(g) / 7.0;
+        csv += &format!(
+            "{},{},{}\n",
+            g * 32,
+            6.0 * x * x,
+            1.0 - 0.2 * (std::f64::consts::PI * x).sin()
+        );
+    }
+    std::fs::write(dir.join("slm.csv"), &csv).unwrap();
+    let text = r#"
+        [optics]
+        wavelength = "0.75mm"
+        pitch = "0.4mm"
+        neurons = 32
+        layers = 1
+        input_distance = "1cm"
+        detector_distance = "1cm"
+
+        [input]
+        size = 16
+
+        [detector]
+        size = "2mm"
+        gap = "2mm"
+
+        [training]
+        epochs = 3
+        batch = 8
+        lr = 0.1
+
+        [fabrication]
+        lut = "slm.csv"
+    "#;
+    std::fs::write(dir.join("net.toml"), text).unwrap();
+    let config = Config::from_file(&dir.join("net.toml")).unwrap();
+    assert!(config.fabrication.lut.as_ref().unwrap().is_absolute());
+    let lut = config.lut().unwrap().unwrap();
+    let splits = Splits {
+        train: bars(96),
+        test: bars(32),
+    };
+    let run = dir.join("run");
+    let trained = train(&run, &config, &splits, &TrainOptions::default(), &mut ()).unwrap();
+    assert!(
+        trained.history.last().unwrap().test_accuracy >= 0.9,
+        "{:?}",
+        trained.history
+    );
+    let layer = &trained.system.layers[0];
+    assert_eq!(layer.levels, Some(8));
+    let amplitude = layer.amplitude.as_ref().unwrap();
+    for (p, a) in layer.phase.iter().zip(amplitude) {
+        // Every pixel sits on one row of the table (phases are wrapped into [0, 2π) on export).
+        let row = lut.phase.iter().position(|&q| {
+            let d = (f64::from(*p) - q).rem_euclid(std::f64::consts::TAU);
+            d.min(std::f64::consts::TAU - d) < 1e-4
+        });
+        let row = row.unwrap_or_else(|| panic!("phase {p} is not in the table"));
+        assert!((f64::from(*a) - lut.amplitude.as_ref().unwrap()[row]).abs() < 1e-5);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
