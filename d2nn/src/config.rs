@@ -45,7 +45,8 @@
 //! seed = 1
 //!
 //! [fabrication]
-//! levels = 16                # train through phase quantisation (straight-through)
+//! levels = 16                # train through phase quantisation
+//! estimator = "straight-through"   # or "gumbel-softmax" (a categorical choice per pixel)
 //! lateral_misalignment = "0.4mm"   # random shift of every layer during training
 //! axial_misalignment = "1mm"       # random displacement of every layer along z
 //! detector_noise = 0.01      # Gaussian noise on the detector scores
@@ -394,14 +395,34 @@ impl Default for TrainingConfig {
     }
 }
 
+/// How quantised pixels are trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Estimator {
+    /// Quantise in the forward pass, pass the gradient through as if the quantiser were the
+    /// identity (Bengio et al. 2013).
+    #[default]
+    StraightThrough,
+    /// One categorical choice among the levels per pixel, relaxed with Gumbel-softmax (Jang et
+    /// al., ICLR 2017), as LightRidge does for measured SLM levels.
+    GumbelSoftmax,
+}
+
 /// `[fabrication]`: what real parts do, modelled during training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FabricationConfig {
     /// Phase levels `L ≥ 2` over 2π to train through (straight-through estimator: the forward
     /// pass uses the quantised phase, gradients pass as if it were not); none by default.
     #[serde(default)]
     pub levels: Option<u32>,
+    /// How quantised pixels (`levels` or `lut`) learn: `straight-through` (default) or
+    /// `gumbel-softmax` (a categorical choice per pixel, relaxed with Gumbel noise).
+    #[serde(default = "default_estimator")]
+    pub estimator: Estimator,
+    /// Temperature `τ` of the Gumbel-softmax relaxation; default 1.
+    #[serde(default = "one")]
+    pub gumbel_temperature: f64,
     /// A measured SLM lookup table (CSV `gray,phase[,amplitude]`, see [`crate::lut`]): every
     /// pixel takes one of its gray levels (straight-through estimator over the table's
     /// piecewise-linear curve), and the layers modulate as the table says.
@@ -760,6 +781,15 @@ impl Config {
                 ));
             }
         }
+        if f.estimator == Estimator::GumbelSoftmax && f.levels.is_none() && f.lut.is_none() {
+            return Err(problem(
+                "[fabrication] estimator = \"gumbel-softmax\" chooses among levels: give levels \
+                 = L or a lut",
+            ));
+        }
+        if !(f.gumbel_temperature.is_finite() && f.gumbel_temperature > 0.0) {
+            return Err(problem("[fabrication] gumbel_temperature must be > 0"));
+        }
         if !(f.detector_noise.is_finite() && f.detector_noise >= 0.0) {
             return Err(problem("[fabrication] detector_noise must be ≥ 0"));
         }
@@ -786,6 +816,23 @@ fn problem(text: impl Into<String>) -> D2nnError {
     D2nnError::Config {
         origin: String::new(),
         problem: text.into(),
+    }
+}
+
+fn default_estimator() -> Estimator {
+    Estimator::StraightThrough
+}
+impl Default for FabricationConfig {
+    fn default() -> Self {
+        Self {
+            levels: None,
+            estimator: Estimator::StraightThrough,
+            gumbel_temperature: 1.0,
+            lut: None,
+            lateral_misalignment: None,
+            axial_misalignment: None,
+            detector_noise: 0.0,
+        }
     }
 }
 

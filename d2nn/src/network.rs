@@ -29,7 +29,7 @@ use photonflow_optics::system::{
 use photonflow_optics::{Detector, Grid, Planner, Wave};
 use rayon::prelude::*;
 
-use crate::config::{Config, PhaseParam};
+use crate::config::{Config, Estimator, PhaseParam};
 use crate::data::GrayImage;
 use crate::detector_weights;
 use crate::error::Result;
@@ -273,10 +273,24 @@ pub struct Parameterisation {
     pub levels: Option<u32>,
     /// A measured lookup table every pixel is set through, if any.
     pub lut: Option<Lut>,
+    /// Gumbel-softmax temperature, when the levels are learnt as categorical choices
+    /// (Jang et al., ICLR 2017) instead of through the straight-through estimator.
+    pub gumbel: Option<f64>,
+}
+
+/// The discrete states a pixel can take (uniform levels or a lookup table's rows): phase,
+/// amplitude and, for height layers, height of every state.
+#[derive(Debug, Clone)]
+struct States {
+    phase: Vec<f64>,
+    amplitude: Option<Vec<f64>>,
+    height: Option<Vec<f64>>,
 }
 
 /// The trainable parameters: one raw plane `[Ny, Nx]` per layer (the phase, or the height
-/// parameter), and for amplitude-phase layers one raw amplitude plane per layer.
+/// parameter), and for amplitude-phase layers one raw amplitude plane per layer. With the
+/// Gumbel-softmax estimator, `raw` holds the logits of the `L` states of every pixel, stacked
+/// as `[L·Ny, Nx]`.
 #[derive(Module, Debug)]
 pub struct Layers {
     /// Raw phase (or height) parameter of every layer.
@@ -306,6 +320,49 @@ impl Parameterisation {
             medium_index,
             levels: config.fabrication.levels,
             lut: config.lut()?,
+            gumbel: (config.fabrication.estimator == Estimator::GumbelSoftmax)
+                .then_some(config.fabrication.gumbel_temperature),
+        })
+    }
+
+    /// The discrete states of a pixel, when there are any (levels or a lookup table).
+    fn states(&self) -> Option<States> {
+        if let Some(lut) = &self.lut {
+            return Some(States {
+                phase: lut.phase.clone(),
+                amplitude: lut.amplitude.clone(),
+                height: None,
+            });
+        }
+        let l = self.levels?;
+        let top = f64::from(l - 1);
+        let k = (0..l).map(f64::from);
+        Some(match (self.kind, self.phase) {
+            (Modulation::Height, _) => {
+                let m = self
+                    .material
+                    .as_ref()
+                    .expect("height layers have a material");
+                let h: Vec<f64> = k.map(|k| k / top * self.max_height).collect();
+                States {
+                    phase: h
+                        .iter()
+                        .map(|&h| m.phase(h, self.wavelength, self.medium_index))
+                        .collect(),
+                    amplitude: Some(h.iter().map(|&h| m.amplitude(h, self.wavelength)).collect()),
+                    height: Some(h),
+                }
+            }
+            (_, PhaseParam::Wrapped) => States {
+                phase: k.map(|k| k * TAU / f64::from(l)).collect(),
+                amplitude: None,
+                height: None,
+            },
+            (_, PhaseParam::Bounded) => States {
+                phase: k.map(|k| k / top * self.phase_max).collect(),
+                amplitude: None,
+                height: None,
+            },
         })
     }
 
@@ -321,17 +378,26 @@ impl Parameterisation {
         seed: u64,
         device: &Device,
     ) -> Layers {
+        let states = self.gumbel.and(self.states()).map_or(1, |s| s.phase.len());
         let plane = |key: u64, lo: f64, hi: f64| {
             let mut rng = Rng::stream(seed, &[INIT_STREAM, key]);
-            let v: Vec<f32> = (0..nx * ny).map(|_| rng.range(lo, hi) as f32).collect();
-            Param::from_tensor(Tensor::from_data(TensorData::new(v, [ny, nx]), device))
+            let v: Vec<f32> = (0..states * nx * ny)
+                .map(|_| rng.range(lo, hi) as f32)
+                .collect();
+            Param::from_tensor(Tensor::from_data(
+                TensorData::new(v, [states * ny, nx]),
+                device,
+            ))
         };
         Layers {
             raw: (0..layers).map(|l| plane(l as u64, -init, init)).collect(),
             raw_amplitude: if self.kind == Modulation::AmplitudePhase {
-                (0..layers)
-                    .map(|l| plane(1000 + l as u64, 2.0, 3.0))
-                    .collect()
+                let plane = |key: u64| {
+                    let mut rng = Rng::stream(seed, &[INIT_STREAM, key]);
+                    let v: Vec<f32> = (0..nx * ny).map(|_| rng.range(2.0, 3.0) as f32).collect();
+                    Param::from_tensor(Tensor::from_data(TensorData::new(v, [ny, nx]), device))
+                };
+                (0..layers).map(|l| plane(1000 + l as u64)).collect()
             } else {
                 Vec::new()
             },
@@ -339,40 +405,60 @@ impl Parameterisation {
     }
 
     /// The masks of every layer (differentiable in the parameters). With `levels`, the phase
-    /// (or height) is quantised in the forward pass and the gradient passes straight through.
-    pub fn masks(&self, layers: &Layers) -> Vec<Mask> {
-        layers
-            .raw
-            .iter()
-            .enumerate()
-            .map(|(l, raw)| {
-                let raw = raw.val();
-                if let Some(lut) = &self.lut {
-                    return lut_mask(lut, raw);
-                }
-                match self.kind {
-                    Modulation::Phase | Modulation::AmplitudePhase => Mask {
-                        phase: self.phase_of(raw),
-                        amplitude: layers
-                            .raw_amplitude
-                            .get(l)
-                            .map(|a| burn::tensor::activation::sigmoid(a.val())),
-                    },
-                    Modulation::Height => {
-                        let h = self.height_of(raw);
-                        let m = self
-                            .material
-                            .as_ref()
-                            .expect("height layers have a material");
-                        let k = TAU / self.wavelength;
-                        Mask {
-                            phase: h.clone() * (k * (m.n - self.medium_index)),
-                            amplitude: Some((h * (-k * m.kappa)).exp()),
-                        }
-                    }
-                }
-            })
+    /// (or height) is quantised in the forward pass and the gradient passes straight through;
+    /// with a lookup table, every pixel takes one of its rows. With the Gumbel-softmax
+    /// estimator, `noise` draws the Gumbel noise of a training step; without it every pixel
+    /// takes its most likely state (what is exported and fabricated).
+    pub fn masks(&self, layers: &Layers, mut noise: Option<&mut Rng>) -> Vec<Mask> {
+        (0..layers.raw.len())
+            .map(|l| self.layer(layers, l, noise.as_deref_mut()).0)
             .collect()
+    }
+
+    /// Mask of layer `l`, and its height map (height layers).
+    fn layer(
+        &self,
+        layers: &Layers,
+        l: usize,
+        noise: Option<&mut Rng>,
+    ) -> (Mask, Option<Tensor<2>>) {
+        let raw = layers.raw[l].val();
+        let amplitude = layers
+            .raw_amplitude
+            .get(l)
+            .map(|a| burn::tensor::activation::sigmoid(a.val()));
+        if let (Some(tau), Some(states)) = (self.gumbel, self.states()) {
+            let (mut mask, height) = gumbel_mask(&states, raw, noise.map(|r| (r, tau)));
+            if let Some(a) = amplitude {
+                mask.amplitude = Some(mask.amplitude.map_or(a.clone(), |m| m * a));
+            }
+            return (mask, height);
+        }
+        if let Some(lut) = &self.lut {
+            return (lut_mask(lut, raw), None);
+        }
+        match self.kind {
+            Modulation::Phase | Modulation::AmplitudePhase => (
+                Mask {
+                    phase: self.phase_of(raw),
+                    amplitude,
+                },
+                None,
+            ),
+            Modulation::Height => {
+                let h = self.height_of(raw);
+                let m = self
+                    .material
+                    .as_ref()
+                    .expect("height layers have a material");
+                let k = TAU / self.wavelength;
+                let mask = Mask {
+                    phase: h.clone() * (k * (m.n - self.medium_index)),
+                    amplitude: Some((h.clone() * (-k * m.kappa)).exp()),
+                };
+                (mask, Some(h))
+            }
+        }
     }
 
     /// Phase of a phase or amplitude-phase layer from its raw parameter.
@@ -418,16 +504,11 @@ impl Parameterisation {
                 .try_into_vec::<f32>()
                 .expect("masks are f32")
         };
-        for ((layer, mask), raw) in system
-            .layers
-            .iter_mut()
-            .zip(self.masks(layers))
-            .zip(&layers.raw)
-        {
+        for (l, layer) in system.layers.iter_mut().enumerate() {
+            let (mask, height) = self.layer(layers, l, None);
             layer.phase = read(mask.phase);
             layer.amplitude = mask.amplitude.map(read);
-            layer.height =
-                (self.kind == Modulation::Height).then(|| read(self.height_of(raw.val())));
+            layer.height = height.map(read);
             layer.levels = self.levels.or(self.lut.as_ref().map(|l| l.len() as u32));
         }
         system
@@ -463,6 +544,62 @@ fn lut_mask(lut: &Lut, raw: Tensor<2>) -> Mask {
         phase: table(lut.phase.clone()),
         amplitude: lut.amplitude.clone().map(table),
     }
+}
+
+/// A pixel as a categorical choice among `states`, relaxed with Gumbel-softmax (Jang, Gu &
+/// Poole, ICLR 2017): `raw` holds the logits `[L·Ny, Nx]`. With `noise = (rng, τ)` (training),
+/// the weights are `softmax((logits + G)/τ)` over the states, `G` Gumbel noise, made one-hot in
+/// the forward pass with the soft weights' gradient (straight-through Gumbel); without noise,
+/// the most likely state. The transmission is `Σ_k w_k a_k e^{iφ_k}` (a complex combination, so
+/// the forward pass is exactly one state's), returned as amplitude (`None` when every state has
+/// amplitude 1) and phase, with the height `Σ_k w_k h_k` for height states.
+fn gumbel_mask(
+    states: &States,
+    raw: Tensor<2>,
+    noise: Option<(&mut Rng, f64)>,
+) -> (Mask, Option<Tensor<2>>) {
+    let device = raw.device();
+    let l = states.phase.len();
+    let [rows, nx] = raw.dims();
+    let ny = rows / l;
+    let logits = raw.reshape([l, ny, nx]);
+    let weights = match noise {
+        Some((rng, tau)) => {
+            let g: Vec<f32> = (0..l * ny * nx)
+                .map(|_| -(-(rng.uniform().max(1e-300)).ln()).ln() as f32)
+                .collect();
+            let g = Tensor::<3>::from_data(TensorData::new(g, [l, ny, nx]), &device);
+            let soft = softmax((logits + g) / tau, 0);
+            let hard = soft
+                .clone()
+                .greater_equal(soft.clone().max_dim(0))
+                .float()
+                .detach();
+            hard + soft.clone() - soft.detach()
+        }
+        None => logits.clone().greater_equal(logits.max_dim(0)).float(),
+    };
+    let column = |v: Vec<f64>| {
+        Tensor::<1>::from_data(
+            TensorData::new(v.into_iter().map(|x| x as f32).collect(), [l]),
+            &device,
+        )
+        .reshape([l, 1, 1])
+    };
+    let amp = |k: usize| states.amplitude.as_ref().map_or(1.0, |a| a[k]);
+    let re = column((0..l).map(|k| amp(k) * states.phase[k].cos()).collect());
+    let im = column((0..l).map(|k| amp(k) * states.phase[k].sin()).collect());
+    let sum = |c: Tensor<3>| (weights.clone() * c).sum_dim(0).reshape([ny, nx]);
+    let (re, im) = (sum(re), sum(im));
+    let height = states.height.clone().map(|h| sum(column(h)));
+    let mask = Mask {
+        amplitude: states
+            .amplitude
+            .is_some()
+            .then(|| (re.clone().square() + im.clone().square() + 1e-12).sqrt()),
+        phase: im.atan2(re),
+    };
+    (mask, height)
 }
 
 /// Stream key of the initial masks (see [`Rng::stream`]).

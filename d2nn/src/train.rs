@@ -43,6 +43,7 @@ const SHUFFLE_STREAM: u64 = 2;
 const MISALIGN_STREAM: u64 = 3;
 const NOISE_STREAM: u64 = 4;
 const AXIAL_STREAM: u64 = 5;
+const GUMBEL_STREAM: u64 = 6;
 
 /// Limits and switches of one `train` call.
 #[derive(Debug, Clone, Default)]
@@ -212,7 +213,8 @@ pub fn train(
             let key = [epoch as u64, b as u64];
             let images: Vec<ImageRef> = idx.iter().map(|&i| train.image_ref(i)).collect();
             let input = optics.encode(&images);
-            let mut masks = param.masks(&layers);
+            let mut gumbel = Rng::stream(config.training.seed, &[GUMBEL_STREAM, key[0], key[1]]);
+            let mut masks = param.masks(&layers, Some(&mut gumbel));
             if let Some(sigma) = config.fabrication.lateral_misalignment {
                 let mut rng = Rng::stream(config.training.seed, &[MISALIGN_STREAM, key[0], key[1]]);
                 let px = sigma.m() / config.optics.pitch.m();
