@@ -926,4 +926,39 @@ mod tests {
             assert!((f64::from(*g) - want).abs() < 1e-5, "{g} vs {want}");
         }
     }
+
+    #[test]
+    fn scores_are_energy_shares_or_differential_contrasts() {
+        let mut config = Config::preset("lin2018-differential").unwrap();
+        config.optics.neurons = crate::config::Size::Square(64);
+        config.optics.layers = 1;
+        config.input.size = None;
+        config.optics.input_distance = crate::config::Length(1e-3);
+        config.optics.detector_distance = crate::config::Length(1e-3);
+        config.detector.size = Some(crate::config::Length(0.8e-3));
+        config.detector.gap = Some(crate::config::Length(0.4e-3));
+        let device = Device::flex();
+        let system = system_template(&config, &classes(2)).unwrap();
+        let labels: Vec<&str> = system
+            .detector
+            .regions
+            .iter()
+            .map(|r| r.label.as_str())
+            .collect();
+        assert_eq!(labels, ["0+", "0-", "1+", "1-"]);
+        let optics = Optics::new(&system, &device).unwrap();
+        let e = Tensor::<2>::from_floats([[3.0, 1.0, 1.0, 1.0], [0.0, 2.0, 5.0, 0.0]], &device);
+        let s = optics.scores(e).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(s, vec![0.5, 0.0, -1.0, 1.0]);
+        config.detector.differential = false;
+        let system = system_template(&config, &classes(4)).unwrap();
+        let optics = Optics::new(&system, &device).unwrap();
+        let e = Tensor::<2>::from_floats([[3.0, 1.0, 0.0, 4.0]], &device);
+        let s = optics.scores(e).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(s, vec![0.375, 0.125, 0.0, 0.5]);
+        let c = optics.confidences(Tensor::from_floats([[0.375, 0.125, 0.0, 0.5]], &device));
+        let c = c.into_data().to_vec::<f32>().unwrap();
+        let z: f32 = [3.75f32, 1.25, 0.0, 5.0].iter().map(|v| v.exp()).sum();
+        assert!((c[3] - 5.0f32.exp() / z).abs() < 1e-6, "{c:?}");
+    }
 }
