@@ -2,7 +2,7 @@
 //! the exported system evaluates to the accuracy training reported, and a resumed run continues
 //! exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use photonflow_d2nn::config::Config;
 use photonflow_d2nn::data::{self, FolderOptions, Splits};
@@ -113,11 +113,6 @@ fn small_network_learns_mnist_and_resumes_exactly() {
     }
 }
 
-#[allow(dead_code)]
-fn exists(p: &Path) -> bool {
-    p.exists()
-}
-
 /// Two classes of 12×12 images: a bright 4×4 square in the left or the right half.
 fn bars(n: usize) -> data::Dataset {
     let mut images = Vec::new();
@@ -145,14 +140,16 @@ fn bars(n: usize) -> data::Dataset {
     }
 }
 
-#[test]
-fn fabrication_aware_training_exports_quantised_masks_and_still_learns() {
-    let text = r#"
+/// A one- or two-layer network small enough to train in a fraction of a second, without a
+/// `[fabrication]` section.
+fn tiny(layers: usize) -> String {
+    format!(
+        r#"
         [optics]
         wavelength = "0.75mm"
         pitch = "0.4mm"
         neurons = 32
-        layers = 2
+        layers = {layers}
         spacing = "1cm"
         input_distance = "1cm"
         detector_distance = "1cm"
@@ -168,34 +165,56 @@ fn fabrication_aware_training_exports_quantised_masks_and_still_learns() {
         epochs = 3
         batch = 8
         lr = 0.1
+        "#
+    )
+}
 
-        [fabrication]
-        levels = 4
-        lateral_misalignment = "0.4mm"
-        axial_misalignment = "0.5mm"
-        detector_noise = 0.02
-    "#;
-    let config = Config::from_toml(text, "fabrication").unwrap();
-    let splits = Splits {
+fn bars_splits() -> Splits {
+    Splits {
         train: bars(96),
         test: bars(32),
-    };
-    let run = tempdir("fabrication");
-    let trained = train(&run, &config, &splits, &TrainOptions::default(), &mut ()).unwrap();
-    let last = trained.history.last().unwrap();
-    assert!(last.test_accuracy >= 0.9, "{:?}", trained.history);
-    let step = std::f32::consts::TAU / 4.0;
-    for layer in &trained.system.layers {
-        assert_eq!(layer.levels, Some(4));
-        for &p in &layer.phase {
-            let level = p / step;
-            assert!(
-                (level - level.round()).abs() < 1e-4 && level.round() < 4.0,
-                "{p}"
-            );
-        }
     }
-    std::fs::remove_dir_all(run).ok();
+}
+
+#[test]
+fn fabrication_aware_training_exports_quantised_masks_and_still_learns() {
+    for estimator in ["straight-through", "gumbel-softmax"] {
+        let text = format!(
+            "{}\n[fabrication]\nlevels = 4\nestimator = \"{estimator}\"\n\
+             lateral_misalignment = \"0.4mm\"\naxial_misalignment = \"0.5mm\"\n\
+             detector_noise = 0.02\n",
+            tiny(2)
+        );
+        let config = Config::from_toml(&text, "fabrication").unwrap();
+        let run = tempdir(estimator);
+        let trained = train(
+            &run,
+            &config,
+            &bars_splits(),
+            &TrainOptions::default(),
+            &mut (),
+        )
+        .unwrap();
+        let last = trained.history.last().unwrap();
+        assert!(
+            last.test_accuracy >= 0.9,
+            "{estimator}: {:?}",
+            trained.history
+        );
+        let step = std::f32::consts::TAU / 4.0;
+        for layer in &trained.system.layers {
+            assert_eq!(layer.levels, Some(4));
+            for &p in &layer.phase {
+                let level = p / step;
+                let on_level = (level - level.round()).abs() < 1e-4 && level.round() <= 4.0;
+                assert!(
+                    on_level,
+                    "{estimator}: phase {p} is not one of the 4 levels"
+                );
+            }
+        }
+        std::fs::remove_dir_all(run).ok();
+    }
 }
 
 #[test]
@@ -214,40 +233,20 @@ fn training_through_a_measured_slm_lookup_table() {
         );
     }
     std::fs::write(dir.join("slm.csv"), &csv).unwrap();
-    let text = r#"
-        [optics]
-        wavelength = "0.75mm"
-        pitch = "0.4mm"
-        neurons = 32
-        layers = 1
-        input_distance = "1cm"
-        detector_distance = "1cm"
-
-        [input]
-        size = 16
-
-        [detector]
-        size = "2mm"
-        gap = "2mm"
-
-        [training]
-        epochs = 3
-        batch = 8
-        lr = 0.1
-
-        [fabrication]
-        lut = "slm.csv"
-    "#;
+    let text = format!("{}\n[fabrication]\nlut = \"slm.csv\"\n", tiny(1));
     std::fs::write(dir.join("net.toml"), text).unwrap();
     let config = Config::from_file(&dir.join("net.toml")).unwrap();
     assert!(config.fabrication.lut.as_ref().unwrap().is_absolute());
     let lut = config.lut().unwrap().unwrap();
-    let splits = Splits {
-        train: bars(96),
-        test: bars(32),
-    };
     let run = dir.join("run");
-    let trained = train(&run, &config, &splits, &TrainOptions::default(), &mut ()).unwrap();
+    let trained = train(
+        &run,
+        &config,
+        &bars_splits(),
+        &TrainOptions::default(),
+        &mut (),
+    )
+    .unwrap();
     assert!(
         trained.history.last().unwrap().test_accuracy >= 0.9,
         "{:?}",
