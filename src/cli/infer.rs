@@ -19,6 +19,10 @@ pub struct Args {
     /// is resampled onto the model's input area), colour is converted to gray.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
+    /// Invert the images (v → 1 − v) first: for dark strokes on a light background, when the
+    /// model was trained on light-on-dark data such as MNIST.
+    #[arg(long)]
+    invert: bool,
     /// Print one JSON object with every prediction.
     #[arg(long)]
     json: bool,
@@ -32,6 +36,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|p| load_image(p).with_context(|| format!("reading the image {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let images: Vec<_> = images
+        .into_iter()
+        .map(|mut i| {
+            if args.invert {
+                i.pixels.iter_mut().for_each(|v| *v = 1.0 - *v);
+            }
+            i
+        })
+        .collect();
     let refs: Vec<ImageRef> = images
         .iter()
         .map(|i| ImageRef {
