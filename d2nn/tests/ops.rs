@@ -8,8 +8,8 @@ use burn::tensor::{Device, Tensor};
 use common::{Rng, check_gradients, rel_diff, tensor_as, tensor1, values, values64};
 use num_complex::Complex;
 use photonflow_d2nn::{
-    Precision, amplitude_phase_modulate, field_to_tensor, intensity, phase_modulate, propagate,
-    propagate_adjoint, region_energies, tensor_to_field,
+    Precision, amplitude_phase_modulate, composite, field_to_tensor, intensity, phase_modulate,
+    propagate, propagate_adjoint, region_energies, tensor_to_field,
 };
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::{Field, Grid, Method, Padding, Planner, Propagation, Wave};
@@ -507,4 +507,104 @@ fn amplitude_phase_gradients_with_partial_tracking() {
         }
         assert_eq!(some[k], all[k], "input {k} alone");
     }
+}
+
+/// Which implementation of the operations a test runs.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    /// The fused kernels (the crate-root wrappers on Flex).
+    Fused,
+    /// The burn-operation composition of [`composite`] (what GPU backends run).
+    Composite,
+}
+
+/// Two layers and a detector through `path`: `u → e^{iφ₁} → A → a·e^{iφ₂} → Aᴴ → |·|² → E`.
+fn two_layers<T: Precision>(
+    path: Path,
+    plan: &Plan<T>,
+    [u, a, phi1, phi2, w]: [Tensor<1>; 5],
+) -> Tensor<2> {
+    let u = u.reshape(field_shape());
+    let (a, phi1, phi2) = (
+        a.reshape([NY, NX]),
+        phi1.reshape([NY, NX]),
+        phi2.reshape([NY, NX]),
+    );
+    let w = w.reshape([3, NY, NX]);
+    let i = match path {
+        Path::Fused => intensity(propagate_adjoint(
+            amplitude_phase_modulate(propagate(phase_modulate(u, phi1), plan), a, phi2),
+            plan,
+        )),
+        Path::Composite => composite::intensity(composite::propagate_adjoint(
+            composite::amplitude_phase_modulate(
+                composite::propagate(composite::phase_modulate(u, phi1), plan),
+                a,
+                phi2,
+            ),
+            plan,
+        )),
+    };
+    region_energies(i, w)
+}
+
+/// The composite path equals the fused one, forward (each propagation, relative `fwd`) and
+/// backward (gradients of a scalar loss of [`two_layers`] for the field and all three masks,
+/// relative `bwd`), for every plan.
+fn composite_matches_fused<T: Precision>(fwd: f64, bwd: f64) {
+    let mut rng = Rng::new(18);
+    for (name, plan) in plans(&Planner::<T>::new()) {
+        let device = Device::flex();
+        let u = field_of::<T>(&rng.normals(field_len()), &device);
+        for adjoint in [false, true] {
+            let run = |path| {
+                values64(match (path, adjoint) {
+                    (Path::Fused, false) => propagate(u.clone(), &plan),
+                    (Path::Fused, true) => propagate_adjoint(u.clone(), &plan),
+                    (Path::Composite, false) => composite::propagate(u.clone(), &plan),
+                    (Path::Composite, true) => composite::propagate_adjoint(u.clone(), &plan),
+                })
+            };
+            let err = rel_diff(&run(Path::Composite), &run(Path::Fused));
+            println!(
+                "{name} {:?} adjoint {adjoint}: composite vs fused {err:.1e}",
+                T::DTYPE
+            );
+            assert!(err <= fwd, "{name} adjoint {adjoint}: {err}");
+        }
+        let inputs = [
+            rng.normals(field_len()),
+            rng.uniforms(NY * NX, 0.2, 1.5),
+            rng.uniforms(NY * NX, -3.0, 3.0),
+            rng.uniforms(NY * NX, -3.0, 3.0),
+            rng.uniforms(3 * NY * NX, 0.0, 1.0),
+        ];
+        let autodiff = Device::flex().autodiff();
+        let grads = |path| -> Vec<Vec<f64>> {
+            let leaves = inputs
+                .clone()
+                .map(|v| tensor_as(&f64s(&v), T::DTYPE, &autodiff).require_grad());
+            let loss = two_layers(path, &plan, leaves.clone()).sum();
+            let g = loss.backward();
+            leaves[..4]
+                .iter()
+                .map(|x| values64(x.grad(&g).expect("tracked")))
+                .collect()
+        };
+        let (fused, comp) = (grads(Path::Fused), grads(Path::Composite));
+        for (k, (f, c)) in fused.iter().zip(&comp).enumerate() {
+            let err = rel_diff(c, f);
+            println!(
+                "{name} {:?}: gradient {k} composite vs fused {err:.1e}",
+                T::DTYPE
+            );
+            assert!(err <= bwd, "{name}: gradient {k}: {err}");
+        }
+    }
+}
+
+#[test]
+fn composite_path_matches_the_fused_path() {
+    composite_matches_fused::<f32>(1e-5, 1e-4);
+    composite_matches_fused::<f64>(1e-12, 1e-11);
 }
