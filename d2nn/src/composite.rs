@@ -102,10 +102,13 @@ struct Block {
     cols: (usize, usize),
 }
 
+/// Complex samples, shared.
+type Samples = Arc<Vec<Complex<f64>>>;
+
 /// The samples of a DFT block, row-major, computed once per block in f64 (the phase index is
 /// reduced modulo `m` exactly, in integers).
-fn dft_block(block: Block) -> Arc<Vec<Complex<f64>>> {
-    static CACHE: OnceLock<Mutex<HashMap<Block, Arc<Vec<Complex<f64>>>>>> = OnceLock::new();
+fn dft_block(block: Block) -> Samples {
+    static CACHE: OnceLock<Mutex<HashMap<Block, Samples>>> = OnceLock::new();
     let mut cache = CACHE
         .get_or_init(Default::default)
         .lock()
