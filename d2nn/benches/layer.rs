@@ -20,7 +20,7 @@ mod estimates;
 
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BenchmarkId, Criterion, Throughput};
-use estimates::{criterion_dir, estimate};
+use estimates::{criterion_dir, estimate, rate};
 use mimalloc::MiMalloc;
 use num_complex::Complex;
 use photonflow_d2nn::{composite, intensity, phase_modulate, propagate, region_energies};
@@ -76,10 +76,7 @@ const GROUP: &str = "layer-b32-c64";
 const COMPOSITE_N: usize = 200;
 
 fn sizes() -> Vec<usize> {
-    std::env::var("PHOTONFLOW_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![200, 256, 512])
+    estimates::sizes(&[200, 256, 512])
 }
 
 /// Band-limited ASM over 2 mm, 8 µm pitch, 632.8 nm, 2× linear padding.
@@ -154,13 +151,7 @@ fn summary() {
             best * 1e-3 / B as f64
         )
     };
-    let rate = |(median, best): (f64, f64)| {
-        format!(
-            "{:.1} / {:.1}",
-            B as f64 / (median * 1e-9),
-            B as f64 / (best * 1e-9)
-        )
-    };
+    let rate = |t| rate(B, t);
     for n in sizes() {
         let get = |id| estimate(&dir, GROUP, id, n);
         let (Some(kernel), Some(fwd), Some(both)) =

@@ -16,7 +16,7 @@ use std::hint::black_box;
 mod estimates;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use estimates::{criterion_dir, estimate};
+use estimates::{criterion_dir, estimate, rate};
 use num_complex::Complex;
 use photonflow_optics::fft::Fft2;
 use photonflow_optics::{Grid, Method, Padding, Planner, Propagation, Wave};
@@ -28,10 +28,7 @@ const BATCH: usize = 8;
 const GROUP: &str = "propagate-b8-c64";
 
 fn sizes() -> Vec<usize> {
-    std::env::var("PHOTONFLOW_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![200, 256, 400, 512, 1024, 2048])
+    estimates::sizes(&[200, 256, 400, 512, 1024, 2048])
 }
 
 fn data(len: usize) -> Vec<Complex<f32>> {
@@ -90,13 +87,7 @@ fn summary() {
         "| N | linear 2× | floor 2N | linear / floor(2N) | circular | floor N | circular / floor(N) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    let rate = |(median, best): (f64, f64)| {
-        format!(
-            "{:.1} / {:.1}",
-            BATCH as f64 / (median * 1e-9),
-            BATCH as f64 / (best * 1e-9)
-        )
-    };
+    let rate = |t| rate(BATCH, t);
     for n in sizes() {
         let (Some(lin), Some(circ), Some(f1), Some(f2)) = (
             estimate(&dir, GROUP, "linear", n),

@@ -1,5 +1,5 @@
-//! Reading criterion's results back for the summary tables of the benchmarks (shared by the
-//! optics and d2nn benches through `#[path]`).
+//! What the optics and d2nn benches share (through `#[path]`): the sizes to run, and reading
+//! criterion's results back for their summary tables.
 
 use std::path::{Path, PathBuf};
 
@@ -37,4 +37,22 @@ pub fn criterion_dir() -> PathBuf {
         .nth(3)
         .map(|t| t.join("criterion"))
         .unwrap_or_default()
+}
+
+/// The sizes in `$PHOTONFLOW_BENCH_SIZES` (comma-separated), else `default`.
+pub fn sizes(default: &[usize]) -> Vec<usize> {
+    std::env::var("PHOTONFLOW_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// Items per second of `batch` items per iteration, as "median / best" from
+/// [`estimate`]'s times.
+pub fn rate(batch: usize, (median, best): (f64, f64)) -> String {
+    format!(
+        "{:.1} / {:.1}",
+        batch as f64 / (median * 1e-9),
+        batch as f64 / (best * 1e-9)
+    )
 }
