@@ -715,12 +715,12 @@ impl Config {
             }
         }
         if let Some(size) = self.detector.size
-            && !(size.m() > 0.0)
+            && size.m() <= 0.0
         {
             return Err(problem("[detector] size must be > 0"));
         }
         if let Some(gap) = self.detector.gap
-            && !(gap.m() >= 0.0)
+            && gap.m() < 0.0
         {
             return Err(problem("[detector] gap must be ≥ 0"));
         }
@@ -762,7 +762,7 @@ impl Config {
             ("axial_misalignment", f.axial_misalignment),
         ] {
             if let Some(s) = v
-                && !(s.m() >= 0.0)
+                && s.m() < 0.0
             {
                 return Err(problem(format!("[fabrication] {name} must be ≥ 0")));
             }

@@ -27,7 +27,7 @@
 //!
 //! let grid = Grid::square(32, 8e-6)?;
 //! let wave = Wave::vacuum(632.8e-9)?;
-//! let plan = Planner::new().plan(&grid, wave, &Propagation::new(1e-3))?;
+//! let plan = Planner::<f32>::new().plan(&grid, wave, &Propagation::new(1e-3))?;
 //! let device = Device::flex().autodiff();
 //! let input = Field::<f32>::from_fn(grid, wave.wavelength, |_, _| 1.0.into())?;
 //! let u = field_to_tensor(&input, &device);
@@ -38,6 +38,7 @@
 //! # Ok::<(), photonflow_optics::OpticsError>(())
 //! ```
 
+pub mod composite;
 pub mod config;
 mod convert;
 pub mod data;
@@ -48,6 +49,7 @@ pub mod lut;
 pub mod model;
 pub mod network;
 pub mod ops;
+mod precision;
 pub mod rng;
 pub mod train;
 
@@ -56,3 +58,4 @@ pub use ops::{
     amplitude_phase_modulate, intensity, phase_modulate, propagate, propagate_adjoint,
     region_energies,
 };
+pub use precision::{Precision, SharedPropagator};

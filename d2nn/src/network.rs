@@ -784,7 +784,11 @@ mod tests {
             rows: 2,
             cols: 4,
         };
-        let v = optics.encode(&[img]).into_data().to_vec::<f32>().unwrap();
+        let v = optics
+            .encode(&[img])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         // Rows 3 and 4, columns 2..6 hold the image as amplitude; everything else is dark.
         for y in 0..8 {
             for x in 0..8 {
@@ -803,7 +807,11 @@ mod tests {
         let mut phase = system.clone();
         phase.input.encoding = Encoding::Phase;
         let optics = Optics::new(&phase, &device).unwrap();
-        let v = optics.encode(&[img]).into_data().to_vec::<f32>().unwrap();
+        let v = optics
+            .encode(&[img])
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let at = (4 * 8 + 4) * 2; // image pixel (row 1, column 2) = 0 → exp(0)
         assert!((v[at] - 1.0).abs() < 1e-6 && v[at + 1].abs() < 1e-6);
         let at = (3 * 8 + 3) * 2; // image pixel (row 0, column 1) = 0.2 → exp(0.2iπ)
@@ -816,13 +824,13 @@ mod tests {
         let device = Device::flex().autodiff();
         let x = Tensor::<2>::from_floats([[0.1, 0.9, 1.6, 6.2]], &device).require_grad();
         let q = straight_through(x.clone(), TAU / 4.0, 3.0);
-        let v = q.clone().into_data().to_vec::<f32>().unwrap();
+        let v = q.clone().into_data().try_to_vec::<f32>().unwrap();
         let step = (TAU / 4.0) as f32;
         assert_eq!(v, vec![0.0, step, step, 0.0]);
         let g = (q * Tensor::from_floats([[1.0, 2.0, 3.0, 4.0]], &device))
             .sum()
             .backward();
-        let g = x.grad(&g).unwrap().into_data().to_vec::<f32>().unwrap();
+        let g = x.grad(&g).unwrap().into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(g, vec![1.0, 2.0, 3.0, 4.0]);
     }
 
@@ -903,13 +911,13 @@ mod tests {
         let w: Vec<f32> = s.iter().map(|s| (s / (1.0 - s)).ln() as f32).collect();
         let raw = Tensor::<2>::from_data(TensorData::new(w, [1, 2]), &device).require_grad();
         let mask = lut_mask(&lut, raw.clone());
-        let phase = mask.phase.clone().into_data().to_vec::<f32>().unwrap();
+        let phase = mask.phase.clone().into_data().try_to_vec::<f32>().unwrap();
         let amp = mask
             .amplitude
             .clone()
             .unwrap()
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(phase, vec![1.0, 3.0]);
         assert_eq!(amp, vec![0.5, 0.5]);
@@ -918,7 +926,7 @@ mod tests {
             .grad(&grads)
             .unwrap()
             .into_data()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
             .unwrap();
         // dφ/dw = slope of the table at g × 2 × sigmoid'(w): slopes 1 (0 → 1) and 2 (1 → 3).
         for ((g, s), slope) in g.iter().zip(s).zip([1.0, 2.0]) {
@@ -948,16 +956,16 @@ mod tests {
         assert_eq!(labels, ["0+", "0-", "1+", "1-"]);
         let optics = Optics::new(&system, &device).unwrap();
         let e = Tensor::<2>::from_floats([[3.0, 1.0, 1.0, 1.0], [0.0, 2.0, 5.0, 0.0]], &device);
-        let s = optics.scores(e).into_data().to_vec::<f32>().unwrap();
+        let s = optics.scores(e).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(s, vec![0.5, 0.0, -1.0, 1.0]);
         config.detector.differential = false;
         let system = system_template(&config, &classes(4)).unwrap();
         let optics = Optics::new(&system, &device).unwrap();
         let e = Tensor::<2>::from_floats([[3.0, 1.0, 0.0, 4.0]], &device);
-        let s = optics.scores(e).into_data().to_vec::<f32>().unwrap();
+        let s = optics.scores(e).into_data().try_to_vec::<f32>().unwrap();
         assert_eq!(s, vec![0.375, 0.125, 0.0, 0.5]);
         let c = optics.confidences(Tensor::from_floats([[0.375, 0.125, 0.0, 0.5]], &device));
-        let c = c.into_data().to_vec::<f32>().unwrap();
+        let c = c.into_data().try_to_vec::<f32>().unwrap();
         let z: f32 = [3.75f32, 1.25, 0.0, 5.0].iter().map(|v| v.exp()).sum();
         assert!((c[3] - 5.0f32.exp() / z).abs() < 1e-6, "{c:?}");
     }

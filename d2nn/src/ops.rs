@@ -1,10 +1,11 @@
 //! The custom burn operations on complex fields and their tensor-level wrappers.
 //!
-//! A field is an `f32` tensor `[B, Ny, Nx, 2]` (last axis: real, imaginary part). The operations
-//! form the extension trait [`OpticsOps`], implemented for the Flex backend (kernels in this
-//! crate's `flex` module, propagation by [`photonflow_optics`]) and for `Autodiff<B, C>`
-//! (hand-written backward passes). Backward passes call the non-differentiable kernels of
-//! [`OpticsBackward`].
+//! A field is an `f32` or `f64` tensor `[B, Ny, Nx, 2]` (last axis: real, imaginary part). The
+//! operations form the extension trait [`OpticsOps`], implemented for the Flex backend (kernels
+//! in this crate's `flex` module, propagation by [`photonflow_optics`]) and for
+//! `Autodiff<B, C>` (hand-written backward passes). Backward passes call the non-differentiable
+//! kernels of [`OpticsBackward`]. The wrappers ([`propagate`], …) run these fused operations on
+//! Flex and the [`composite`] operations on every other backend.
 //!
 //! Gradients (burn's real-pair convention, `g = ∂L/∂Re + i·∂L/∂Im`, see the crate docs):
 //!
@@ -15,22 +16,20 @@
 //! | amplitude and phase modulate | `y = u·a·e^{iφ}` | `g_u = a·e^{−iφ} g`, `g_a = Σ_b Re(conj(u·e^{iφ})·g)`, `g_φ = Σ_b Im(conj(y)·g) = Σ_b Im(conj(u)·g_u)` |
 //! | intensity | `I = Re² + Im²` | `g_u = 2·(Re u, Im u)·g_I` |
 
-use std::sync::Arc;
-
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
-use burn::tensor::Tensor;
-use photonflow_optics::Propagator;
+use burn::tensor::{Device, Tensor};
 use photonflow_optics::propagate::Plan;
 
-/// A planned propagation, shared between the forward pass and the backward pass.
-pub type SharedPropagator = Arc<dyn Propagator<f32>>;
+use crate::composite;
+pub use crate::precision::SharedPropagator;
+use crate::precision::{Precision, expect_dtype};
 
-/// Differentiable operations on complex fields `[B, Ny, Nx, 2]` (`f32`).
+/// Differentiable operations on complex fields `[B, Ny, Nx, 2]` (`f32` or `f64`).
 ///
 /// Implemented for Flex and for `Autodiff<B, C>`; call them through the wrappers of this module
 /// ([`propagate`], [`phase_modulate`], [`intensity`]), which dispatch on the tensor's device.
@@ -244,7 +243,7 @@ fn modulate<B: OpticsOps + OpticsBackward, C: CheckpointStrategy, const N: usize
 }
 
 /// Checks that `field` is a batch of `ny × nx` complex fields; returns the batch size.
-fn check_field(op: &str, field: &Tensor<4>, ny: usize, nx: usize) -> usize {
+pub(crate) fn check_field(op: &str, field: &Tensor<4>, ny: usize, nx: usize) -> usize {
     let [b, fy, fx, two] = field.dims();
     assert!(
         two == 2 && (fy, fx) == (ny, nx),
@@ -253,19 +252,54 @@ fn check_field(op: &str, field: &Tensor<4>, ny: usize, nx: usize) -> usize {
     b
 }
 
+/// Checks the masks of a modulation against the field: shape `[Ny, Nx]` and the field's dtype.
+pub(crate) fn check_masks(op: &str, field: &Tensor<4>, amp: Option<&Tensor<2>>, phi: &Tensor<2>) {
+    let [ny, nx] = phi.dims();
+    check_field(op, field, ny, nx);
+    expect_dtype(op, "phase", phi.dtype(), field.dtype());
+    if let Some(amp) = amp {
+        assert_eq!(
+            amp.dims(),
+            [ny, nx],
+            "{op}: amplitude and phase masks differ in shape"
+        );
+        expect_dtype(op, "amplitude", amp.dtype(), field.dtype());
+    }
+}
+
+/// Checks a field against a plan's grid (`adjoint`: the output grid) and precision.
+pub(crate) fn check_plan<T: Precision>(op: &str, field: &Tensor<4>, plan: &Plan<T>, adjoint: bool) {
+    let g = if adjoint {
+        plan.output_grid()
+    } else {
+        plan.input_grid()
+    };
+    check_field(op, field, g.ny, g.nx);
+    expect_dtype(op, "field", field.dtype(), T::DTYPE);
+}
+
+/// Whether `t` lives on Flex (with or without autodiff), where the fused kernels run.
+fn fused<const D: usize>(t: &Tensor<D>) -> bool {
+    t.device() == Device::flex()
+}
+
 /// Propagates a batch of fields `[B, Ny, Nx, 2]` sampled on `plan`'s input grid; the result is
 /// sampled on its output grid (another pitch for the single-FFT methods). Differentiable; the
-/// backward pass is the plan's exact adjoint.
+/// backward pass is the plan's exact adjoint. Fields of `f32` take a `Plan<f32>`, fields of
+/// `f64` a `Plan<f64>`. On Flex this runs the optics crate's fused kernel; on any other backend
+/// the same operator composed of burn operations ([`composite::propagate`]).
 ///
 /// # Panics
-/// If the fields are not `[B, Ny, Nx, 2]` with the plan's `Ny × Nx`, or the device's backend is
-/// not Flex.
-pub fn propagate(field: Tensor<4>, plan: &Plan<f32>) -> Tensor<4> {
-    let g = plan.input_grid();
-    check_field("propagate", &field, g.ny, g.nx);
+/// If the fields are not `[B, Ny, Nx, 2]` with the plan's `Ny × Nx`, or their dtype is not the
+/// plan's precision.
+pub fn propagate<T: Precision>(field: Tensor<4>, plan: &Plan<T>) -> Tensor<4> {
+    if !fused(&field) {
+        return composite::propagate(field, plan);
+    }
+    check_plan("propagate", &field, plan, false);
     Tensor::from_dispatch(<Dispatch as OpticsOps>::propagate(
         field.into_dispatch(),
-        plan.propagator.clone(),
+        T::share(plan),
         false,
     ))
 }
@@ -275,12 +309,14 @@ pub fn propagate(field: Tensor<4>, plan: &Plan<f32>) -> Tensor<4> {
 ///
 /// # Panics
 /// As [`propagate`], with the plan's output grid.
-pub fn propagate_adjoint(field: Tensor<4>, plan: &Plan<f32>) -> Tensor<4> {
-    let g = plan.output_grid();
-    check_field("propagate_adjoint", &field, g.ny, g.nx);
+pub fn propagate_adjoint<T: Precision>(field: Tensor<4>, plan: &Plan<T>) -> Tensor<4> {
+    if !fused(&field) {
+        return composite::propagate_adjoint(field, plan);
+    }
+    check_plan("propagate_adjoint", &field, plan, true);
     Tensor::from_dispatch(<Dispatch as OpticsOps>::propagate(
         field.into_dispatch(),
-        plan.propagator.clone(),
+        T::share(plan),
         true,
     ))
 }
@@ -290,10 +326,12 @@ pub fn propagate_adjoint(field: Tensor<4>, plan: &Plan<f32>) -> Tensor<4> {
 /// batch).
 ///
 /// # Panics
-/// If the shapes disagree or the device's backend is not Flex.
+/// If the shapes disagree or the mask's dtype is not the field's.
 pub fn phase_modulate(field: Tensor<4>, phi: Tensor<2>) -> Tensor<4> {
-    let [ny, nx] = phi.dims();
-    check_field("phase_modulate", &field, ny, nx);
+    if !fused(&field) {
+        return composite::phase_modulate(field, phi);
+    }
+    check_masks("phase_modulate", &field, None, &phi);
     Tensor::from_dispatch(<Dispatch as OpticsOps>::phase_modulate(
         field.into_dispatch(),
         phi.into_dispatch(),
@@ -306,15 +344,12 @@ pub fn phase_modulate(field: Tensor<4>, phi: Tensor<2>) -> Tensor<4> {
 /// gradients are summed over the batch).
 ///
 /// # Panics
-/// If the shapes disagree or the device's backend is not Flex.
+/// If the shapes disagree or a mask's dtype is not the field's.
 pub fn amplitude_phase_modulate(field: Tensor<4>, amp: Tensor<2>, phi: Tensor<2>) -> Tensor<4> {
-    let [ny, nx] = phi.dims();
-    check_field("amplitude_phase_modulate", &field, ny, nx);
-    assert_eq!(
-        amp.dims(),
-        [ny, nx],
-        "amplitude_phase_modulate: amplitude and phase masks differ in shape"
-    );
+    if !fused(&field) {
+        return composite::amplitude_phase_modulate(field, amp, phi);
+    }
+    check_masks("amplitude_phase_modulate", &field, Some(&amp), &phi);
     Tensor::from_dispatch(<Dispatch as OpticsOps>::amplitude_phase_modulate(
         field.into_dispatch(),
         amp.into_dispatch(),
@@ -325,8 +360,11 @@ pub fn amplitude_phase_modulate(field: Tensor<4>, amp: Tensor<2>, phi: Tensor<2>
 /// Intensity `|u|²` of a batch of fields: `[B, Ny, Nx, 2]` → `[B, Ny, Nx]`. Differentiable.
 ///
 /// # Panics
-/// If the last axis is not 2 or the device's backend is not Flex.
+/// If the last axis is not 2.
 pub fn intensity(field: Tensor<4>) -> Tensor<3> {
+    if !fused(&field) {
+        return composite::intensity(field);
+    }
     let [_, ny, nx, _] = field.dims();
     check_field("intensity", &field, ny, nx);
     Tensor::from_dispatch(<Dispatch as OpticsOps>::intensity(field.into_dispatch()))

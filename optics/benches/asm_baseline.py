@@ -95,7 +95,7 @@ def torch_runs(n, reps, torch):
 
 def torch_layer(n, reps, torch):
     """One diffractive layer, forward + backward with autograd, batch 32, like
-    `cargo run --release -p photonflow-d2nn --example timing`: u·exp(iφ) -> pad -> fft2 -> ×H
+    `cargo bench -p photonflow-d2nn --bench layer`: u·exp(iφ) -> pad -> fft2 -> ×H
     -> ifft2 -> crop, loss Σ w·(Re, Im), gradient w.r.t. φ."""
     b, m = 32, 2 * n
     o = m // 2 - n // 2

@@ -11,9 +11,12 @@
 //! `PHOTONFLOW_BENCH_SIZES=200,400` limits the sizes.
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+
+#[path = "support/estimates.rs"]
+mod estimates;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use estimates::{criterion_dir, estimate, rate};
 use num_complex::Complex;
 use photonflow_optics::fft::Fft2;
 use photonflow_optics::{Grid, Method, Padding, Planner, Propagation, Wave};
@@ -25,10 +28,7 @@ const BATCH: usize = 8;
 const GROUP: &str = "propagate-b8-c64";
 
 fn sizes() -> Vec<usize> {
-    std::env::var("PHOTONFLOW_BENCH_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![200, 256, 400, 512, 1024, 2048])
+    estimates::sizes(&[200, 256, 400, 512, 1024, 2048])
 }
 
 fn data(len: usize) -> Vec<Complex<f32>> {
@@ -77,40 +77,6 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// Criterion's median and best per-iteration time (ns) of a benchmark, from its output
-/// directory. The median is robust to the interruptions of a shared machine; the best is what
-/// the code can do. The Python baseline reports both the same way.
-fn estimate(dir: &Path, id: &str, n: usize) -> Option<(f64, f64)> {
-    let run = dir.join(GROUP).join(id).join(n.to_string()).join("new");
-    let read = |f: &str| -> Option<serde_json::Value> {
-        serde_json::from_str(&std::fs::read_to_string(run.join(f)).ok()?).ok()
-    };
-    let median = read("estimates.json")?["median"]["point_estimate"].as_f64()?;
-    let sample = read("sample.json")?;
-    let (iters, times) = (sample["iters"].as_array()?, sample["times"].as_array()?);
-    let best = iters
-        .iter()
-        .zip(times)
-        .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?))
-        .fold(f64::INFINITY, f64::min);
-    Some((median, best))
-}
-
-fn criterion_dir() -> PathBuf {
-    if let Ok(home) = std::env::var("CRITERION_HOME") {
-        return PathBuf::from(home);
-    }
-    if let Ok(t) = std::env::var("CARGO_TARGET_DIR") {
-        return PathBuf::from(t).join("criterion");
-    }
-    // target/release/deps/propagate-<hash> → target/criterion
-    let exe = std::env::current_exe().unwrap_or_default();
-    exe.ancestors()
-        .nth(3)
-        .map(|t| t.join("criterion"))
-        .unwrap_or_default()
-}
-
 fn summary() {
     let dir = criterion_dir();
     println!(
@@ -121,19 +87,13 @@ fn summary() {
         "| N | linear 2× | floor 2N | linear / floor(2N) | circular | floor N | circular / floor(N) |"
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
-    let rate = |(median, best): (f64, f64)| {
-        format!(
-            "{:.1} / {:.1}",
-            BATCH as f64 / (median * 1e-9),
-            BATCH as f64 / (best * 1e-9)
-        )
-    };
+    let rate = |t| rate(BATCH, t);
     for n in sizes() {
         let (Some(lin), Some(circ), Some(f1), Some(f2)) = (
-            estimate(&dir, "linear", n),
-            estimate(&dir, "circular", n),
-            estimate(&dir, "fft-floor", n),
-            estimate(&dir, "fft-floor", 2 * n),
+            estimate(&dir, GROUP, "linear", n),
+            estimate(&dir, GROUP, "circular", n),
+            estimate(&dir, GROUP, "fft-floor", n),
+            estimate(&dir, GROUP, "fft-floor", 2 * n),
         ) else {
             continue;
         };

@@ -136,9 +136,11 @@ impl<T: Real> FftCache<T> {
 }
 
 /// A separable weight `w[r, c] = wy[r]·wx[c]` applied when a field is loaded or stored.
-#[derive(Debug, Clone)]
-pub(crate) struct Separable<T> {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Separable<T> {
+    /// Factor of each row (`ny` values).
     pub wy: Vec<Complex<T>>,
+    /// Factor of each column (`nx` values).
     pub wx: Vec<Complex<T>>,
 }
 
@@ -270,6 +272,11 @@ impl<T: Real> Engine<T> {
     /// Padded transform shape `(my, mx)`.
     pub(crate) fn padded(&self) -> (usize, usize) {
         (self.my, self.mx)
+    }
+
+    /// Where the field sits in the padded transform: `(oy, ox)`.
+    pub(crate) fn offset(&self) -> (usize, usize) {
+        (self.oy, self.ox)
     }
 
     /// Runs `op` on every `ny × nx` field of `data` in place, with optional load/store weights.

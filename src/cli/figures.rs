@@ -19,51 +19,59 @@ use crate::plot::{
 /// Panel size of the grids, px.
 const PANEL: (u32, u32) = (420, 360);
 
+/// One panel of the layer figure.
+struct Map {
+    title: String,
+    values: Vec<f64>,
+    label: &'static str,
+    colormap: Colormap,
+    range: Option<(f64, f64)>,
+}
+
 /// The phase (and, when there is one, amplitude or height) map of every layer.
 pub fn layers(path: &Path, system: &OpticalSystem) -> anyhow::Result<()> {
     let extent = system.grid()?.edges();
     let (nx, ny) = (system.nx, system.ny);
-    let maps: Vec<(String, Vec<f64>, &str, Colormap, Option<(f64, f64)>)> = system
+    let wide = |v: &[f32], scale: f64| v.iter().map(|&x| f64::from(x) * scale).collect();
+    let maps: Vec<Map> = system
         .layers
         .iter()
         .flat_map(|l| {
-            let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
-            let mut maps = vec![(
-                format!("{} phase", l.name),
-                wide(&l.phase),
-                "phase (rad)",
-                Colormap::Twilight,
-                Some((0.0, TAU)),
-            )];
+            let mut maps = vec![Map {
+                title: format!("{} phase", l.name),
+                values: wide(&l.phase, 1.0),
+                label: "phase (rad)",
+                colormap: Colormap::Twilight,
+                range: Some((0.0, TAU)),
+            }];
             if let Some(h) = &l.height {
-                let mm: Vec<f64> = h.iter().map(|&x| f64::from(x) * 1e3).collect();
-                maps.push((
-                    format!("{} height", l.name),
-                    mm,
-                    "height (mm)",
-                    Colormap::Viridis,
-                    None,
-                ));
+                maps.push(Map {
+                    title: format!("{} height", l.name),
+                    values: wide(h, 1e3),
+                    label: "height (mm)",
+                    colormap: Colormap::Viridis,
+                    range: None,
+                });
             } else if let Some(a) = &l.amplitude {
-                maps.push((
-                    format!("{} amplitude", l.name),
-                    wide(a),
-                    "amplitude",
-                    Colormap::Gray,
-                    Some((0.0, 1.0)),
-                ));
+                maps.push(Map {
+                    title: format!("{} amplitude", l.name),
+                    values: wide(a, 1.0),
+                    label: "amplitude",
+                    colormap: Colormap::Gray,
+                    range: Some((0.0, 1.0)),
+                });
             }
             maps
         })
         .collect();
     let panels: Vec<ImagePlot> = maps
         .iter()
-        .map(|(title, values, label, colormap, range)| ImagePlot {
-            title,
-            colorbar_label: label,
-            colormap: *colormap,
-            range: *range,
-            ..ImagePlot::new(values, nx, ny, extent)
+        .map(|m| ImagePlot {
+            title: &m.title,
+            colorbar_label: m.label,
+            colormap: m.colormap,
+            range: m.range,
+            ..ImagePlot::new(&m.values, nx, ny, extent)
         })
         .collect();
     let columns = if maps.len() > system.layers.len() {

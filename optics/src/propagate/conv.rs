@@ -6,7 +6,7 @@ use std::sync::Arc;
 use num_complex::Complex;
 
 use super::kernels::{Padded, transfer};
-use super::{Evanescent, Method, Propagator, batch_of};
+use super::{Evanescent, Method, Propagator, Spectral, Stages, batch_of};
 use crate::error::Result;
 use crate::fft::{Engine, Op};
 use crate::field::{Real, cplx};
@@ -86,5 +86,21 @@ impl<T: Real> Propagator<T> for Convolution<T> {
     }
     fn adjoint_in_place(&self, data: &mut [Complex<T>]) -> Result<()> {
         self.run(data, true)
+    }
+    fn stages(&self, adjoint: bool) -> Stages<T> {
+        let (my, mx) = self.engine.padded();
+        // `h` is held transposed, `[mx][my]`; the stages hold it row-major `[my][mx]`.
+        let h = (0..my * mx)
+            .map(|i| self.h[(i % mx) * my + i / mx])
+            .map(|h| if adjoint { h.conj() } else { h })
+            .collect();
+        Stages {
+            shape: (self.grid.ny, self.grid.nx),
+            padded: (my, mx),
+            offset: self.engine.offset(),
+            load: None,
+            spectral: Spectral::Convolve(h),
+            store: None,
+        }
     }
 }

@@ -33,6 +33,7 @@ mod check;
 mod conv;
 mod kernels;
 mod single_fft;
+mod stages;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,6 +44,7 @@ use num_complex::Complex;
 
 pub use check::Criterion;
 pub use kernels::{rs_direct, rs_kernel};
+pub use stages::{Spectral, Stages};
 
 use crate::error::{OpticsError, Result, invalid};
 use crate::fft::{Engine, FftCache};
@@ -272,6 +274,9 @@ pub trait Propagator<T: Real>: Send + Sync + fmt::Debug {
     fn propagate_in_place(&self, data: &mut [Complex<T>]) -> Result<()>;
     /// Applies the adjoint `Aᴴ` in place (input: fields on the output grid).
     fn adjoint_in_place(&self, data: &mut [Complex<T>]) -> Result<()>;
+    /// The operator (`adjoint = false`) or its adjoint as linear [`Stages`], built from the
+    /// arrays the kernels run with: what a backend without the kernels composes instead.
+    fn stages(&self, adjoint: bool) -> Stages<T>;
 
     /// Propagates a [`Field`], checking its grid and wavelength and updating its grid.
     fn propagate(&self, field: &mut Field<T>) -> Result<()> {

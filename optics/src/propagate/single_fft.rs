@@ -13,7 +13,7 @@ use std::sync::Arc;
 use num_complex::Complex;
 use rustfft::FftDirection;
 
-use super::{Method, Propagator, batch_of};
+use super::{Method, Propagator, Spectral, Stages, batch_of};
 use crate::error::{Result, invalid};
 use crate::fft::{Engine, Op, Separable};
 use crate::field::{Real, cplx};
@@ -157,5 +157,22 @@ impl<T: Real> Propagator<T> for SingleFft<T> {
             Some(&self.adjoint_store),
         );
         Ok(())
+    }
+    fn stages(&self, adjoint: bool) -> Stages<T> {
+        let (load, store) = if adjoint {
+            (&self.adjoint_load, &self.adjoint_store)
+        } else {
+            (&self.load, &self.store)
+        };
+        Stages {
+            shape: (self.input.ny, self.input.nx),
+            padded: self.engine.padded(),
+            offset: self.engine.offset(),
+            load: Some(load.clone()),
+            spectral: Spectral::Dft {
+                inverse: (self.direction == FftDirection::Inverse) != adjoint,
+            },
+            store: Some(store.clone()),
+        }
     }
 }
