@@ -5,7 +5,7 @@
 mod common;
 
 use burn::tensor::{Device, Tensor};
-use common::{Rng, check_gradients, rel_diff, tensor_as, tensor1, values, values64};
+use common::{Draws, Rng, check_gradients, rel_diff, tensor_as, tensor1, values, values64};
 use num_complex::Complex;
 use photonflow_d2nn::{
     Precision, amplitude_phase_modulate, composite, field_to_tensor, intensity, phase_modulate,

@@ -1,43 +1,25 @@
-//! Helpers shared by the integration tests: a seeded generator and the finite-difference
+//! Helpers shared by the integration tests: random test data and the finite-difference
 //! gradient check of rust-stack.md §2.2.
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
-/// SplitMix64: small, seeded, good enough for test data.
-pub struct Rng(u64);
+pub use photonflow_d2nn::rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
+/// Vectors of random test data.
+pub trait Draws {
+    /// `n` standard normal values.
+    fn normals(&mut self, n: usize) -> Vec<f32>;
+    /// `n` values uniform in `[lo, hi)`.
+    fn uniforms(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32>;
+}
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let (u, v) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-
-    pub fn normals(&mut self, n: usize) -> Vec<f32> {
+impl Draws for Rng {
+    fn normals(&mut self, n: usize) -> Vec<f32> {
         (0..n).map(|_| self.normal() as f32).collect()
     }
 
-    pub fn uniforms(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
-        (0..n)
-            .map(|_| (lo + (hi - lo) * self.uniform()) as f32)
-            .collect()
+    fn uniforms(&mut self, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+        (0..n).map(|_| self.range(lo, hi) as f32).collect()
     }
 }
 
