@@ -2005,20 +2005,9 @@ mod tests {
     }
 
     fn fashion_classes() -> Vec<String> {
-        [
-            "T-shirt/top",
-            "Trouser",
-            "Pullover",
-            "Dress",
-            "Coat",
-            "Sandal",
-            "Shirt",
-            "Sneaker",
-            "Bag",
-            "Ankle boot",
-        ]
-        .map(String::from)
-        .into()
+        photonflow_d2nn::data::idx::FASHION_MNIST_CLASSES
+            .map(String::from)
+            .to_vec()
     }
 
     #[test]

@@ -169,11 +169,13 @@ fn tiny(layers: usize) -> String {
     )
 }
 
-fn bars_splits() -> Splits {
-    Splits {
+/// Trains `config` on the bars dataset (96 training, 32 test images) in `run`.
+fn train_bars(run: &std::path::Path, config: &Config) -> photonflow_d2nn::train::Trained {
+    let splits = Splits {
         train: bars(96),
         test: bars(32),
-    }
+    };
+    train(run, config, &splits, &TrainOptions::default(), &mut ()).unwrap()
 }
 
 #[test]
@@ -187,14 +189,7 @@ fn fabrication_aware_training_exports_quantised_masks_and_still_learns() {
         );
         let config = Config::from_toml(&text, "fabrication").unwrap();
         let run = tempdir(estimator);
-        let trained = train(
-            &run,
-            &config,
-            &bars_splits(),
-            &TrainOptions::default(),
-            &mut (),
-        )
-        .unwrap();
+        let trained = train_bars(&run, &config);
         let last = trained.history.last().unwrap();
         assert!(
             last.test_accuracy >= 0.9,
@@ -239,14 +234,7 @@ fn training_through_a_measured_slm_lookup_table() {
     assert!(config.fabrication.lut.as_ref().unwrap().is_absolute());
     let lut = config.lut().unwrap().unwrap();
     let run = dir.join("run");
-    let trained = train(
-        &run,
-        &config,
-        &bars_splits(),
-        &TrainOptions::default(),
-        &mut (),
-    )
-    .unwrap();
+    let trained = train_bars(&run, &config);
     assert!(
         trained.history.last().unwrap().test_accuracy >= 0.9,
         "{:?}",
