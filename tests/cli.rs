@@ -608,3 +608,53 @@ fn bad_training_input_names_the_problem() {
         &["--batch"],
     );
 }
+
+#[test]
+fn data_verify_and_fetch_report_what_they_find() {
+    let d = Dir::new();
+    // A tiny dataset named like MNIST: found, but its files are not the published ones.
+    let mnist = d.path("mnist");
+    std::fs::create_dir_all(&mnist).unwrap();
+    let images = [
+        &[0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2][..],
+        &[7; 8],
+    ]
+    .concat();
+    let labels = [&[0, 0, 8, 1, 0, 0, 0, 2][..], &[1, 2]].concat();
+    for split in ["train", "t10k"] {
+        std::fs::write(mnist.join(format!("{split}-images-idx3-ubyte")), &images).unwrap();
+        std::fs::write(mnist.join(format!("{split}-labels-idx1-ubyte")), &labels).unwrap();
+    }
+    let dir = d.s("mnist");
+    let o = photonflow(&["data", "verify", "mnist", "--data", &dir]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("train-images-idx3-ubyte"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("differ from the published"),
+        "{}",
+        stderr(&o)
+    );
+    let o = photonflow(&["data", "fetch", "kmnist", "--to", &d.s("k")]);
+    assert!(!o.status.success() && stderr(&o).contains("mnist and fashion-mnist"));
+    assert!(!d.path("k").exists());
+    if let Some(shared) = std::env::var_os("PHOTONFLOW_DATA_DIR") {
+        let real = PathBuf::from(shared).join("mnist");
+        let o = photonflow(&[
+            "data",
+            "verify",
+            "mnist",
+            "--data",
+            &real.to_string_lossy(),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j = last_json(&o);
+        let files = j["files"].as_array().unwrap();
+        assert_eq!(files.len(), 4);
+        assert!(files.iter().all(|f| f["status"] == "ok"), "{j}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch. Every subcommand lives in its
 //! own module and holds no physics.
 
+mod data;
 mod eval;
 mod figures;
 mod infer;
@@ -33,6 +34,8 @@ pub enum Command {
     Eval(eval::Args),
     /// Classify images with a trained network, with confidences.
     Infer(infer::Args),
+    /// Check a dataset against its published checksums, or fetch MNIST / Fashion-MNIST.
+    Data(data::Args),
     /// Print the version, compiled features and thread count.
     Info(info::Args),
 }
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Infer(args) => infer::run(args),
+        Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),
     }
 }

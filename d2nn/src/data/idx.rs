@@ -790,7 +790,7 @@ pub fn verify(files: &IdxFiles) -> Result<Vec<FileCheck>> {
         .collect()
 }
 
-fn sha256_decompressed(path: &Path, hint: &str) -> Result<String> {
+pub(crate) fn sha256_decompressed(path: &Path, hint: &str) -> Result<String> {
     let file = fs::read(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         action: "read",

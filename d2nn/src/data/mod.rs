@@ -16,6 +16,7 @@
 //! digit on a black background). Every error is a [`DataError`] whose message names the file
 //! concerned and says how to fix the problem; no input file can make this module panic.
 
+pub mod fetch;
 pub mod folder;
 pub mod idx;
 pub mod image;
@@ -215,6 +216,14 @@ pub enum DataError {
         /// The directory concerned.
         path: PathBuf,
         /// What is wrong and what to do.
+        problem: String,
+    },
+    /// A download failed or delivered a file that is not the published one.
+    #[error("{}: {problem}", .path.display())]
+    Download {
+        /// The file that was being downloaded.
+        path: PathBuf,
+        /// What went wrong and what to do.
         problem: String,
     },
     /// An invalid option value (not tied to a file).

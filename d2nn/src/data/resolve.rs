@@ -199,10 +199,14 @@ fn how_to_get(name: &str, data: Option<&Path>) -> String {
         Some(d) => d.join(name).display().to_string(),
         None => format!("DIR/{name}"),
     };
-    let mut help = String::from("To get it (photonflow never downloads anything itself):\n");
+    let mut help = String::from("To get it (photonflow downloads nothing unless asked):\n");
     let known: Vec<_> = KNOWN_FILES.iter().filter(|k| k.dataset == name).collect();
     if !known.is_empty() {
-        help.push_str("  download the four official files (check them with sha256sum):\n");
+        help.push_str(&format!(
+            "  photonflow data fetch {name}   (downloads and checks the files into the user \
+             cache, where training finds them)\n"
+        ));
+        help.push_str("  or download the four official files (check them with sha256sum):\n");
         for k in &known {
             help.push_str(&format!(
                 "    {}{}  sha256 {}\n",
