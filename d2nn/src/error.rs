@@ -39,7 +39,7 @@ pub enum D2nnError {
     },
     /// Training diverged (a non-finite loss).
     #[error(
-        "training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; lower the learning rate (--lr) or the temperature's sharpness"
+        "training diverged at epoch {epoch}, batch {batch}: the loss is {loss}; lower the learning rate (--lr) or raise [readout] temperature"
     )]
     Diverged {
         /// Epoch (from 1).
