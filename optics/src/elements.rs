@@ -781,25 +781,56 @@ fn check_dims(what: &str, dim: (usize, usize), grid: &Grid) -> Result<()> {
     Ok(())
 }
 
+/// What the sampled masks share: their grid, and the transmission computed once from the
+/// given values.
+#[derive(Debug, Clone, PartialEq)]
+struct Sampled {
+    what: &'static str,
+    grid: Grid,
+    t: Vec<Complex<f64>>,
+}
+
+impl Sampled {
+    /// Checks `values` (one finite value per sample of `grid`) and maps them to the
+    /// transmission with `to_t`; `what` names the mask in errors.
+    fn new<V: Copy>(
+        what: &'static str,
+        grid: Grid,
+        values: &[V],
+        finite: fn(V) -> bool,
+        to_t: fn(V) -> Complex<f64>,
+    ) -> Result<Self> {
+        let bad = non_finite(values.iter().map(|&v| finite(v)));
+        check_mask_values(what, &grid, values.len(), bad)?;
+        let t = values.iter().map(|&v| to_t(v)).collect();
+        Ok(Self { what, grid, t })
+    }
+
+    /// The transmission, for a field on `grid` (which must be the mask's).
+    fn transmission(&self, grid: &Grid) -> Result<Cow<'_, [Complex<f64>]>> {
+        check_grid(self.what, &self.grid, grid)?;
+        Ok(Cow::Borrowed(&self.t))
+    }
+}
+
 /// A pure phase mask sampled on its own grid: `t = exp(iφ)`, `φ` in radians, `[ny, nx]` row-major
 /// (x fastest). The phase is what the field receives at any wavelength (a wavelength-dependent
 /// relief must be converted to phase by the caller). The map `exp(iφ)` is computed once at
 /// construction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseMask {
-    grid: Grid,
+    mask: Sampled,
     phase: Vec<f64>,
-    t: Vec<Complex<f64>>,
 }
 
 impl PhaseMask {
     /// A mask from `phase` (radians, `[ny, nx]` row-major); errors on a wrong length or a
     /// non-finite value.
     pub fn new(grid: Grid, phase: Vec<f64>) -> Result<Self> {
-        let bad = non_finite(phase.iter().map(|p| p.is_finite()));
-        check_mask_values("phase mask", &grid, phase.len(), bad)?;
-        let t = phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect();
-        Ok(Self { grid, phase, t })
+        let mask = Sampled::new("phase mask", grid, &phase, f64::is_finite, |p| {
+            Complex::from_polar(1.0, p)
+        })?;
+        Ok(Self { mask, phase })
     }
 
     /// A mask from a `[ny, nx]` array of phases (radians).
@@ -810,7 +841,7 @@ impl PhaseMask {
 
     /// The grid the mask is sampled on.
     pub fn grid(&self) -> &Grid {
-        &self.grid
+        &self.mask.grid
     }
 
     /// The phase, radians, `[ny, nx]`.
@@ -821,8 +852,7 @@ impl PhaseMask {
 
 impl Element for PhaseMask {
     fn transmission(&self, grid: &Grid, _wavelength: f64) -> Result<Cow<'_, [Complex<f64>]>> {
-        check_grid("phase mask", &self.grid, grid)?;
-        Ok(Cow::Borrowed(&self.t))
+        self.mask.transmission(grid)
     }
 }
 
@@ -830,19 +860,18 @@ impl Element for PhaseMask {
 /// have `0 ≤ a ≤ 1`; negative values (a π phase) and gain are accepted as given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AmplitudeMask {
-    grid: Grid,
+    mask: Sampled,
     amplitude: Vec<f64>,
-    t: Vec<Complex<f64>>,
 }
 
 impl AmplitudeMask {
     /// A mask from `amplitude` (`[ny, nx]` row-major); errors on a wrong length or a non-finite
     /// value.
     pub fn new(grid: Grid, amplitude: Vec<f64>) -> Result<Self> {
-        let bad = non_finite(amplitude.iter().map(|a| a.is_finite()));
-        check_mask_values("amplitude mask", &grid, amplitude.len(), bad)?;
-        let t = amplitude.iter().map(|&a| Complex::new(a, 0.0)).collect();
-        Ok(Self { grid, amplitude, t })
+        let mask = Sampled::new("amplitude mask", grid, &amplitude, f64::is_finite, |a| {
+            Complex::new(a, 0.0)
+        })?;
+        Ok(Self { mask, amplitude })
     }
 
     /// A mask from a `[ny, nx]` array of amplitude transmissions.
@@ -853,7 +882,7 @@ impl AmplitudeMask {
 
     /// The grid the mask is sampled on.
     pub fn grid(&self) -> &Grid {
-        &self.grid
+        &self.mask.grid
     }
 
     /// The amplitude transmission, `[ny, nx]`.
@@ -864,24 +893,22 @@ impl AmplitudeMask {
 
 impl Element for AmplitudeMask {
     fn transmission(&self, grid: &Grid, _wavelength: f64) -> Result<Cow<'_, [Complex<f64>]>> {
-        check_grid("amplitude mask", &self.grid, grid)?;
-        Ok(Cow::Borrowed(&self.t))
+        self.mask.transmission(grid)
     }
 }
 
 /// A complex transmission mask sampled on its own grid, `[ny, nx]` row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComplexMask {
-    grid: Grid,
-    t: Vec<Complex<f64>>,
+    mask: Sampled,
 }
 
 impl ComplexMask {
     /// A mask from `t` (`[ny, nx]` row-major); errors on a wrong length or a non-finite value.
     pub fn new(grid: Grid, t: Vec<Complex<f64>>) -> Result<Self> {
-        let bad = non_finite(t.iter().map(|z| z.re.is_finite() && z.im.is_finite()));
-        check_mask_values("complex mask", &grid, t.len(), bad)?;
-        Ok(Self { grid, t })
+        let finite = |z: Complex<f64>| z.re.is_finite() && z.im.is_finite();
+        let mask = Sampled::new("complex mask", grid, &t, finite, |z| z)?;
+        Ok(Self { mask })
     }
 
     /// A mask from a `[ny, nx]` complex array.
@@ -892,19 +919,18 @@ impl ComplexMask {
 
     /// The grid the mask is sampled on.
     pub fn grid(&self) -> &Grid {
-        &self.grid
+        &self.mask.grid
     }
 
     /// The transmission, `[ny, nx]`.
     pub fn map(&self) -> &[Complex<f64>] {
-        &self.t
+        &self.mask.t
     }
 }
 
 impl Element for ComplexMask {
     fn transmission(&self, grid: &Grid, _wavelength: f64) -> Result<Cow<'_, [Complex<f64>]>> {
-        check_grid("complex mask", &self.grid, grid)?;
-        Ok(Cow::Borrowed(&self.t))
+        self.mask.transmission(grid)
     }
 }
 
