@@ -658,3 +658,88 @@ fn data_verify_and_fetch_report_what_they_find() {
         assert!(files.iter().all(|f| f["status"] == "ok"), "{j}");
     }
 }
+
+#[test]
+fn a_killed_run_resumes_to_the_same_model() {
+    let d = Dir::new();
+    let data = bars_dataset(&d);
+    let config = TINY.replace("epochs = 3", "epochs = 12");
+    std::fs::write(d.path("tiny.toml"), config).unwrap();
+    let tiny = d.s("tiny.toml");
+    let args = |out: &str| {
+        vec![
+            "--threads",
+            "2",
+            "train",
+            "--config",
+            &tiny,
+            "--data",
+            &data,
+            "--out",
+            out,
+            "--no-plots",
+            "--json",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    // Uninterrupted.
+    let whole = d.s("whole");
+    let o = Command::new(env!("CARGO_BIN_EXE_photonflow"))
+        .args(args(&whole))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Killed (SIGKILL) as soon as its first checkpoint exists, then resumed.
+    let cut = d.s("cut");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_photonflow"))
+        .args(args(&cut))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pointer = d.path("cut").join("checkpoint.json");
+    while !pointer.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint was seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lines = std::fs::read_to_string(d.path("cut").join("metrics.jsonl")).unwrap();
+    let done = lines.lines().count();
+    assert!(
+        done < 12,
+        "the kill came after the run had finished ({done} epochs)"
+    );
+    eprintln!("killed after {done} of 12 epochs");
+    let mut resume = args(&cut);
+    resume.push("--resume".into());
+    let o = Command::new(env!("CARGO_BIN_EXE_photonflow"))
+        .args(resume)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Same masks, bit for bit; same losses and accuracies epoch by epoch.
+    let mask = |run: &str| std::fs::read(d.path(run).join("model/layer0_phase.npy")).unwrap();
+    assert_eq!(mask("cut"), mask("whole"));
+    let metrics = |run: &str| -> Vec<(String, String, String)> {
+        std::fs::read_to_string(d.path(run).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (
+                    v["loss"].to_string(),
+                    v["train_accuracy"].to_string(),
+                    v["test_accuracy"].to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(metrics("cut"), metrics("whole"));
+    assert_eq!(metrics("cut").len(), 12);
+}
