@@ -509,7 +509,6 @@ impl Parameterisation {
             layer.phase = read(mask.phase);
             layer.amplitude = mask.amplitude.map(read);
             layer.height = height.map(read);
-            layer.levels = self.levels.or(self.lut.as_ref().map(|l| l.len() as u32));
         }
         system
     }

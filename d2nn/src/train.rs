@@ -227,6 +227,7 @@ pub fn train(
                     })
                     .collect();
             }
+            let displaced;
             let plans = match config.fabrication.axial_misalignment {
                 Some(sigma) if sigma.m() > 0.0 => {
                     let mut rng =
@@ -235,11 +236,12 @@ pub fn train(
                     let dz: Vec<f64> = (0..masks.len())
                         .map(|_| (rng.normal() * 4.0).round() * step)
                         .collect();
-                    optics.displaced(&dz)?
+                    displaced = optics.displaced(&dz)?;
+                    &displaced
                 }
-                _ => optics.plans.clone(),
+                _ => &optics.plans,
             };
-            let mut scores = optics.scores(optics.energies_with(input, &masks, &plans));
+            let mut scores = optics.scores(optics.energies_with(input, &masks, plans));
             let n = idx.len();
             if config.fabrication.detector_noise > 0.0 {
                 let mut rng = Rng::stream(config.training.seed, &[NOISE_STREAM, key[0], key[1]]);
