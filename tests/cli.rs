@@ -489,6 +489,38 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
     assert_eq!(e["per_class_accuracy"].as_array().unwrap().len(), 2);
     assert!(e["samples_per_s"].as_f64().unwrap() > 0.0);
 
+    // Test-time imperfections are applied, reported, and reproducible for a seed.
+    let perturbed = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", &run, "--data", &data, "--json"];
+        args.extend_from_slice(extra);
+        photonflow(&args)
+    };
+    let o = perturbed(&["--misalign", "1px", "--levels", "4", "--axial", "1mm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = last_json(&o);
+    assert_eq!(p["perturbation"]["lateral_px"], 1, "{p}");
+    assert_eq!(p["perturbation"]["levels"], 4, "{p}");
+    assert!((p["perturbation"]["axial_m"].as_f64().unwrap() - 1e-3).abs() < 1e-12);
+    let again = last_json(&perturbed(&[
+        "--misalign",
+        "1px",
+        "--levels",
+        "4",
+        "--axial",
+        "1mm",
+    ]));
+    assert_eq!(again["accuracy"], p["accuracy"]);
+    for (bad, needle) in [
+        (["--misalign", "0.3mm"], "whole pixels"),
+        (["--misalign", "one"], "--misalign"),
+        (["--levels", "1"], "--levels"),
+        (["--axial", "-1mm"], "--axial"),
+    ] {
+        let o = perturbed(&bad);
+        assert!(!o.status.success(), "{bad:?}");
+        assert!(stderr(&o).contains(needle), "{bad:?}: {}", stderr(&o));
+    }
+
     // infer: both classes recognised, confidences that sum to one, the detected power reported.
     let (left, right) = (
         d.path("bars/left/00.png").to_string_lossy().into_owned(),
@@ -742,4 +774,131 @@ fn a_killed_run_resumes_to_the_same_model() {
     };
     assert_eq!(metrics("cut"), metrics("whole"));
     assert_eq!(metrics("cut").len(), 12);
+}
+
+/// `photonflow demo` with the given environment.
+fn demo(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_photonflow"));
+    c.arg("demo").args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("the photonflow binary runs")
+}
+
+#[test]
+fn demo_without_mnist_falls_back_loudly_to_generated_digits() {
+    let d = Dir::new();
+    let home = d.s("home");
+    let out = d.s("demo");
+    let env = [
+        ("PHOTONFLOW_DATA_DIR", ""),
+        ("HOME", home.as_str()),
+        ("XDG_CACHE_HOME", ""),
+    ];
+    let small = [
+        "--out",
+        &out,
+        "--offline",
+        "--train-limit",
+        "600",
+        "--test-limit",
+        "300",
+        "--epochs",
+        "1",
+        "--threads",
+        "2",
+    ];
+    let o = demo(&small, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("NO MNIST FOUND") && err.contains("--offline"),
+        "{err}"
+    );
+    let report = std::fs::read_to_string(d.path("demo/report.md")).unwrap();
+    assert!(report.contains("no MNIST was found"), "{report}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("demo/demo.json")).unwrap()).unwrap();
+    assert_eq!(summary["source"]["kind"], "synthetic", "{summary}");
+    assert_eq!(summary["dataset"], "synthetic-digits");
+    // The generated digits are easy: even 600 samples teach the network well above chance.
+    let accuracy = summary["evaluation"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.5, "{accuracy}");
+    for plot in ["layers", "outputs", "confusion", "training"] {
+        assert!(
+            d.path(&format!("demo/run/plots/{plot}.png")).is_file(),
+            "{plot}"
+        );
+    }
+    // One sample image per class, which `infer` reads back to the demo's own predictions.
+    let samples: Vec<PathBuf> = std::fs::read_dir(d.path("demo/samples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(samples.len(), 10);
+    let first = summary["predictions"][0]["image"].as_str().unwrap();
+    let o = photonflow(&[
+        "infer",
+        "--model",
+        &d.s("demo/run"),
+        &d.s(&format!("demo/{first}")),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        last_json(&o)["predictions"][0]["class"],
+        summary["predictions"][0]["prediction"]["class"]
+    );
+    // A second demo replaces the first; a folder of other files is refused and left alone.
+    let o = demo(&small, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::create_dir_all(d.path("mine")).unwrap();
+    std::fs::write(d.path("mine/thesis.tex"), "x").unwrap();
+    let mut other = small.to_vec();
+    let mine = d.s("mine");
+    other[1] = &mine;
+    let o = demo(&other, &env);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("not a photonflow demo"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(d.path("mine/thesis.tex").is_file());
+}
+
+#[test]
+fn demo_finds_mnist_and_reports_it() {
+    let Some(shared) = std::env::var_os("PHOTONFLOW_DATA_DIR").filter(|v| !v.is_empty()) else {
+        eprintln!("PHOTONFLOW_DATA_DIR is not set: skipping the MNIST demo");
+        return;
+    };
+    let d = Dir::new();
+    let out = d.s("demo");
+    let o = demo(
+        &[
+            "--out",
+            &out,
+            "--data",
+            &shared.to_string_lossy(),
+            "--train-limit",
+            "2000",
+            "--test-limit",
+            "1000",
+            "--epochs",
+            "1",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["source"]["kind"], "mnist", "{j}");
+    assert_eq!(j["evaluation"]["samples"], 1000);
+    let accuracy = j["evaluation"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.6, "2000 MNIST samples, one epoch: {accuracy}");
+    assert!(!stderr(&o).contains("NO MNIST"));
+    let report = std::fs::read_to_string(d.path("demo/report.md")).unwrap();
+    assert!(report.contains("**MNIST**"), "{report}");
 }

@@ -491,6 +491,12 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
          046001 (2019)): a (+, −) detector pair per class",
         include_str!("../presets/lin2018-differential.toml"),
     ),
+    (
+        "demo",
+        "what `photonflow demo` trains: lin2018's physics on a 100×100 grid, 3 layers 2 cm \
+         apart — a useful MNIST classifier in a couple of minutes on two cores",
+        include_str!("../presets/demo.toml"),
+    ),
 ];
 
 /// Materials known by name: name, description, material.
@@ -928,7 +934,7 @@ mod tests {
         let d = Config::preset("lin2018-differential").unwrap();
         assert!(d.detector.differential);
         let e = Config::preset("lin2019").unwrap_err().to_string();
-        assert!(e.contains("lin2018, lin2018-differential"), "{e}");
+        assert!(e.contains("lin2018, lin2018-differential, demo"), "{e}");
     }
 
     #[test]

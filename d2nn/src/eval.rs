@@ -1,13 +1,17 @@
 //! Evaluation of a network on a labelled dataset, and inference on single images.
 
+use std::f64::consts::TAU;
 use std::time::Instant;
 
 use burn::tensor::Tensor;
+use photonflow_optics::propagate::Plan;
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::network::{Mask, Optics};
+use crate::error::Result;
+use crate::network::{Mask, Optics, shift_mask};
 use crate::ops::intensity;
+use crate::rng::Rng;
 
 /// A grayscale image for the network's input: `rows × cols` pixels, row-major, in `[0, 1]`
 /// (`U8`: 0…255 mapped to `v/255`).
@@ -69,10 +73,20 @@ pub struct Outputs {
 
 /// Runs a batch of images through the network.
 pub fn run_batch(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Outputs {
+    run_batch_with(optics, masks, &optics.plans, images)
+}
+
+/// [`run_batch`] with other plans (displaced layers, see [`Optics::displaced`]).
+pub fn run_batch_with(
+    optics: &Optics,
+    masks: &[Mask],
+    plans: &[Plan<f32>],
+    images: &[ImageRef],
+) -> Outputs {
     let input = optics.encode(images);
     let b = images.len();
     let input_power: Tensor<1> = intensity(input.clone()).sum_dim(1).sum_dim(2).reshape([b]);
-    let energies = optics.energies(input, masks);
+    let energies = optics.energies_with(input, masks, plans);
     let scores = optics.scores(energies.clone());
     let confidences = optics.confidences(scores.clone());
     let rows = |t: Tensor<2>| -> Vec<Vec<f32>> {
@@ -125,6 +139,45 @@ pub struct Evaluation {
     pub classes: Vec<String>,
 }
 
+/// Imperfections of a built network, applied at test time to measure how robust a model is
+/// (Mengu et al., "Misalignment resilient diffractive optical networks", Nanophotonics 9, 4207
+/// (2020)). The default is the ideal network.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Perturbation {
+    /// Every layer is shifted by a whole number of pixels drawn uniformly from
+    /// `−lateral_px..=lateral_px`, independently along x and y, per layer and per batch.
+    pub lateral_px: u32,
+    /// Every layer is displaced along z by a distance drawn uniformly from
+    /// `[−axial_m, axial_m]` (metres), per layer and per batch.
+    pub axial_m: f64,
+    /// Phases quantised to this many uniform levels `k·2π/L` (what an `L`-level fabrication
+    /// process or SLM makes of a continuous mask).
+    pub levels: Option<u32>,
+    /// Seed of the random draws.
+    pub seed: u64,
+}
+
+impl Perturbation {
+    /// Whether this is the ideal network.
+    pub fn is_none(&self) -> bool {
+        self.lateral_px == 0 && self.axial_m == 0.0 && self.levels.is_none()
+    }
+}
+
+/// Random stream key of the test-time perturbations (see [`Rng::stream`]).
+const PERTURB_STREAM: u64 = 7;
+
+/// The phase of `mask` quantised to `levels` uniform levels `k·2π/L` (nearest level, wrapped).
+pub fn quantise_phase(mask: &Mask, levels: u32) -> Mask {
+    let step = TAU / f64::from(levels.max(1));
+    let k = (mask.phase.clone() / step).round();
+    let k = k.clone() - (k / f64::from(levels.max(1))).floor() * f64::from(levels.max(1));
+    Mask {
+        amplitude: mask.amplitude.clone(),
+        phase: k * step,
+    }
+}
+
 /// Evaluates the network on every sample of `data`, `batch` at a time; `progress(done, total)`
 /// is called after every batch.
 pub fn evaluate(
@@ -132,9 +185,39 @@ pub fn evaluate(
     masks: &[Mask],
     data: &Dataset,
     batch: usize,
+    progress: impl FnMut(usize, usize),
+) -> Result<Evaluation> {
+    evaluate_perturbed(
+        optics,
+        masks,
+        data,
+        batch,
+        &Perturbation::default(),
+        progress,
+    )
+}
+
+/// [`evaluate`] with the network perturbed by `perturbation`: quantised once, misaligned anew
+/// for every batch (so smaller batches average over more misalignments).
+///
+/// Errors: an axial displacement that breaks a gap's sampling criterion.
+pub fn evaluate_perturbed(
+    optics: &Optics,
+    masks: &[Mask],
+    data: &Dataset,
+    batch: usize,
+    perturbation: &Perturbation,
     mut progress: impl FnMut(usize, usize),
-) -> Evaluation {
+) -> Result<Evaluation> {
     let clock = Instant::now();
+    let quantised: Vec<Mask>;
+    let masks = match perturbation.levels {
+        Some(l) => {
+            quantised = masks.iter().map(|m| quantise_phase(m, l)).collect();
+            &quantised
+        }
+        None => masks,
+    };
     let c = optics.classes();
     let mut confusion = vec![vec![0u64; c]; c];
     let (mut loss, mut detected) = (0.0f64, 0.0f64);
@@ -143,7 +226,32 @@ pub fn evaluate(
     for start in (0..n).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
         let images: Vec<ImageRef> = idx.iter().map(|&i| data.image_ref(i)).collect();
-        let out = run_batch(optics, masks, &images);
+        let mut rng = Rng::stream(perturbation.seed, &[PERTURB_STREAM, start as u64]);
+        let shifted: Vec<Mask>;
+        let batch_masks = if perturbation.lateral_px > 0 {
+            let p = i64::from(perturbation.lateral_px);
+            let mut draw = || rng.below(2 * p as usize + 1) as i64 - p;
+            shifted = masks
+                .iter()
+                .map(|m| {
+                    let (dx, dy) = (draw(), draw());
+                    shift_mask(m.clone(), dx, dy)
+                })
+                .collect();
+            &shifted
+        } else {
+            masks
+        };
+        let displaced;
+        let plans = if perturbation.axial_m > 0.0 {
+            let a = perturbation.axial_m;
+            let dz: Vec<f64> = (0..masks.len()).map(|_| rng.range(-a, a)).collect();
+            displaced = optics.displaced(&dz)?;
+            &displaced
+        } else {
+            &optics.plans
+        };
+        let out = run_batch_with(optics, batch_masks, plans, &images);
         for (k, &i) in idx.iter().enumerate() {
             let label = usize::from(data.labels[i]);
             let pred = argmax(&out.scores[k]);
@@ -158,7 +266,7 @@ pub fn evaluate(
     }
     let correct: u64 = (0..c).map(|i| confusion[i][i]).sum();
     let seconds = clock.elapsed().as_secs_f64();
-    Evaluation {
+    Ok(Evaluation {
         accuracy: correct as f64 / n.max(1) as f64,
         per_class_accuracy: confusion
             .iter()
@@ -179,7 +287,7 @@ pub fn evaluate(
         samples_per_s: n as f64 / seconds.max(1e-9),
         detected_fraction: detected / n.max(1) as f64,
         classes: optics.system.detector.classes.clone(),
-    }
+    })
 }
 
 /// `−log softmax(score/T)[label]`, computed stably.

@@ -291,7 +291,7 @@ pub fn train(
         let masks = optics.masks_of(&system);
         let evaluation = evaluate(&optics, &masks, &test, batch.max(32), |d, t| {
             observer.eval_batch(d, t)
-        });
+        })?;
         let metrics = EpochMetrics {
             epoch: epoch + 1,
             loss: loss_sum / train.len() as f64,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use photonflow_d2nn::config::Config;
 use photonflow_d2nn::data::{self, FolderOptions, Splits};
-use photonflow_d2nn::eval::evaluate;
+use photonflow_d2nn::eval::{Perturbation, evaluate, evaluate_perturbed};
 use photonflow_d2nn::model::Model;
 use photonflow_d2nn::train::{TrainOptions, train};
 
@@ -83,13 +83,54 @@ fn small_network_learns_mnist_and_resumes_exactly() {
     // The exported model, read back from disk, scores what training reported.
     let model = Model::load(&run).unwrap();
     let test = splits.test.clone().take(500);
-    let e = evaluate(&model.optics, &model.masks, &test, 64, |_, _| {});
+    let e = evaluate(&model.optics, &model.masks, &test, 64, |_, _| {}).unwrap();
     assert!(
         (e.accuracy - last.test_accuracy).abs() < 1e-12,
         "{} vs {}",
         e.accuracy,
         last.test_accuracy
     );
+
+    // Test-time imperfections: fine quantisation changes nothing much, binary phase and
+    // 3-pixel misalignments cost accuracy, and the draws are reproducible.
+    let perturbed = |p: Perturbation| {
+        evaluate_perturbed(&model.optics, &model.masks, &test, 64, &p, |_, _| {})
+            .unwrap()
+            .accuracy
+    };
+    let fine = perturbed(Perturbation {
+        levels: Some(256),
+        ..Perturbation::default()
+    });
+    let binary = perturbed(Perturbation {
+        levels: Some(2),
+        ..Perturbation::default()
+    });
+    let shaken = Perturbation {
+        lateral_px: 3,
+        seed: 1,
+        ..Perturbation::default()
+    };
+    let moved = Perturbation {
+        axial_m: 6e-3,
+        seed: 1,
+        ..Perturbation::default()
+    };
+    let (lateral, axial) = (perturbed(shaken.clone()), perturbed(moved));
+    println!(
+        "ideal {:.3}, 256 levels {fine:.3}, 2 levels {binary:.3}, ±3 px {lateral:.3}, ±6 mm \
+         {axial:.3}",
+        e.accuracy
+    );
+    assert!(
+        (fine - e.accuracy).abs() <= 0.01,
+        "{fine} vs {}",
+        e.accuracy
+    );
+    assert!(binary < e.accuracy - 0.05, "{binary} vs {}", e.accuracy);
+    assert!(lateral < e.accuracy - 0.03, "{lateral} vs {}", e.accuracy);
+    assert!(axial < e.accuracy, "{axial} vs {}", e.accuracy);
+    assert_eq!(perturbed(shaken.clone()), lateral, "same seed, same draws");
 
     // One epoch, then resume for the second: the same masks, bit for bit.
     let split = tempdir("resumed");

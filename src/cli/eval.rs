@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use photonflow_d2nn::data::{self, FolderOptions};
-use photonflow_d2nn::eval::evaluate;
+use photonflow_d2nn::eval::{Perturbation, evaluate_perturbed};
 use photonflow_d2nn::model::Model;
 
 use super::figures;
@@ -29,6 +29,22 @@ pub struct Args {
     /// Samples per batch.
     #[arg(long, default_value_t = 64, value_name = "N")]
     batch: usize,
+    /// Test-time lateral misalignment: every layer shifted by a random whole number of pixels
+    /// in −M…M along x and along y, drawn anew per layer and per batch (`1px`, or a length
+    /// that is a whole number of pixels, e.g. `0.4mm`).
+    #[arg(long, value_name = "M")]
+    misalign: Option<String>,
+    /// Test-time axial misalignment: every layer moved along z by a random distance in
+    /// −DZ…DZ, per layer and per batch (e.g. `1mm`).
+    #[arg(long, value_name = "DZ", value_parser = super::length, allow_hyphen_values = true)]
+    axial: Option<f64>,
+    /// Quantise every phase mask to L uniform levels first (what an L-level fabrication process
+    /// or SLM makes of it).
+    #[arg(long, value_name = "L")]
+    levels: Option<u32>,
+    /// Seed of the random misalignments.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    seed: u64,
     /// Also draw the confusion matrix into this PNG.
     #[arg(long, value_name = "OUT.png")]
     confusion_png: Option<PathBuf>,
@@ -68,9 +84,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ProgressStyle::with_template("evaluating {bar:30} {pos}/{len} samples {per_sec} eta {eta}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let e = evaluate(&model.optics, &model.masks, &test, args.batch, |d, _| {
-        bar.set_position(d as u64)
-    });
+    let perturbation = Perturbation {
+        lateral_px: match &args.misalign {
+            Some(m) => misalign_px(m, model.optics.grid.dx)?,
+            None => 0,
+        },
+        axial_m: match args.axial {
+            Some(a) if a < 0.0 => bail!("--axial must be ≥ 0 (it is the largest displacement)"),
+            Some(a) => a,
+            None => 0.0,
+        },
+        levels: match args.levels {
+            Some(l) if l < 2 => bail!("--levels must be at least 2"),
+            l => l,
+        },
+        seed: args.seed,
+    };
+    let e = evaluate_perturbed(
+        &model.optics,
+        &model.masks,
+        &test,
+        args.batch,
+        &perturbation,
+        |d, _| bar.set_position(d as u64),
+    )
+    .context("evaluating with --axial")?;
     bar.finish_and_clear();
     if let Some(png) = &args.confusion_png {
         figures::confusion(png, &e)
@@ -80,6 +118,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut v = serde_json::to_value(&e)?;
         v["dataset"] = name.into();
         v["model"] = model.path.display().to_string().into();
+        v["perturbation"] = serde_json::json!({
+            "lateral_px": perturbation.lateral_px,
+            "axial_m": perturbation.axial_m,
+            "levels": perturbation.levels,
+            "seed": perturbation.seed,
+        });
         println!("{v}");
         return Ok(());
     }
@@ -90,6 +134,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         100.0 * e.accuracy,
         e.samples_per_s
     );
+    if !perturbation.is_none() {
+        println!(
+            "perturbed: layers shifted by up to ±{} px, moved by up to ±{:.3} mm along z, \
+             phases {} (seed {}; new misalignments every {} samples)",
+            perturbation.lateral_px,
+            perturbation.axial_m * 1e3,
+            perturbation
+                .levels
+                .map_or("continuous".to_string(), |l| format!("on {l} levels")),
+            perturbation.seed,
+            args.batch
+        );
+    }
     println!(
         "mean fraction of the input power on the detectors: {:.3}",
         e.detected_fraction
@@ -111,4 +168,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("  {c:>width$} {}", cells.join(""));
     }
     Ok(())
+}
+
+/// Whole pixels of a `--misalign` value: `3px`, or a length that is a whole number of pixels.
+fn misalign_px(text: &str, pitch: f64) -> anyhow::Result<u32> {
+    let text = text.trim();
+    if let Some(n) = text.strip_suffix("px") {
+        return n.trim().parse::<u32>().map_err(|_| {
+            anyhow::anyhow!("--misalign {text}: give a whole number of pixels, e.g. 1px")
+        });
+    }
+    let m = super::length(text).map_err(|e| anyhow::anyhow!("--misalign {text}: {e}"))?;
+    let px = m / pitch;
+    if m < 0.0 || (px - px.round()).abs() > 1e-6 {
+        bail!(
+            "--misalign {text}: misalignments are whole pixels of this model ({:.4} mm); give \
+             e.g. 1px or {:.4}mm",
+            pitch * 1e3,
+            pitch * 1e3
+        );
+    }
+    Ok(px.round() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::misalign_px;
+
+    #[test]
+    fn misalign_takes_pixels_or_whole_pixel_lengths() {
+        assert_eq!(misalign_px("1px", 0.4e-3).unwrap(), 1);
+        assert_eq!(misalign_px("0.8mm", 0.4e-3).unwrap(), 2);
+        assert_eq!(misalign_px("0px", 0.4e-3).unwrap(), 0);
+        assert_eq!(misalign_px("0mm", 0.4e-3).unwrap(), 0);
+        for bad in ["0.5mm", "-1px", "1.5px", "-0.4mm", "abc"] {
+            let e = misalign_px(bad, 0.4e-3).unwrap_err().to_string();
+            assert!(e.contains("--misalign"), "{bad}: {e}");
+        }
+    }
 }

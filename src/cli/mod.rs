@@ -2,6 +2,7 @@
 //! own module and holds no physics.
 
 mod data;
+mod demo;
 mod eval;
 mod figures;
 mod infer;
@@ -26,6 +27,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train a small diffractive network on MNIST, evaluate it, classify a few test images,
+    /// and write plots and a report — the whole loop in a few minutes.
+    Demo(demo::Args),
     /// Propagate a field stored as .npy through free space.
     Propagate(propagate::Args),
     /// Train a diffractive network on MNIST, Fashion-MNIST or your own images.
@@ -50,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
     }
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Propagate(args) => propagate::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),

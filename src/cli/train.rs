@@ -19,7 +19,7 @@ pub struct Args {
     /// Network and training config (TOML; see the README for every key).
     #[arg(long, value_name = "CFG.toml", conflicts_with = "preset")]
     config: Option<PathBuf>,
-    /// A preset config instead: lin2018 or lin2018-differential.
+    /// A preset config instead: lin2018, lin2018-differential or demo.
     #[arg(long, value_name = "NAME")]
     preset: Option<String>,
     /// Dataset folder: DIR/<dataset>/ with the four IDX files, that folder itself, or a
@@ -32,8 +32,13 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     dataset: Option<String>,
     /// Run folder: config, checkpoints, metrics.jsonl, the trained model and plots.
-    #[arg(long, short, value_name = "RUN")]
-    out: PathBuf,
+    #[arg(
+        long,
+        short,
+        value_name = "RUN",
+        required_unless_present = "print_config"
+    )]
+    out: Option<PathBuf>,
     /// Epochs (overrides the config).
     #[arg(long, value_name = "N")]
     epochs: Option<usize>,
@@ -92,6 +97,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", config.to_toml());
         return Ok(());
     }
+    let out = args
+        .out
+        .as_deref()
+        .context("give the run folder: --out RUN")?;
     let name = config.dataset.clone().unwrap_or_else(|| "mnist".into());
     let splits = data::load(&name, args.data.as_deref(), &FolderOptions::default())?;
     if !args.json {
@@ -107,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.test_limit
                 .map_or(splits.test.len(), |n| n.min(splits.test.len())),
             splits.train.class_names.len(),
-            args.out.display()
+            out.display()
         );
     }
     let options = TrainOptions {
@@ -115,15 +124,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         train_limit: args.train_limit,
         test_limit: args.test_limit,
     };
-    let mut observer = Progress::new(&args, &config, &splits.test);
-    let trained = train(&args.out, &config, &splits, &options, &mut observer)?;
+    let plots = (!args.no_plots).then(|| out.join("plots"));
+    let mut observer = Progress::new(args.json, plots, &config, &splits.test);
+    let trained = train(out, &config, &splits, &options, &mut observer)?;
     observer.finish();
     if let (Some(last), false) = (trained.history.last(), args.json) {
         eprintln!(
             "done: test accuracy {:.2} % after {} epochs; model in {}",
             100.0 * last.test_accuracy,
             last.epoch,
-            args.out.join("model").display()
+            out.join("model").display()
         );
     }
     Ok(())
@@ -134,8 +144,12 @@ fn base_config(args: &Args) -> anyhow::Result<Config> {
     match (&args.config, &args.preset) {
         (Some(path), _) => Ok(Config::from_file(path)?),
         (None, Some(name)) => Ok(Config::preset(name)?),
-        (None, None) if args.resume => {
-            let path = args.out.join("config.toml");
+        (None, None) if args.resume && args.out.is_some() => {
+            let path = args
+                .out
+                .as_deref()
+                .unwrap_or(Path::new("."))
+                .join("config.toml");
             Config::from_file(&path)
                 .with_context(|| format!("--resume: reading the run's config {}", path.display()))
         }
@@ -150,8 +164,8 @@ fn base_config(args: &Args) -> anyhow::Result<Config> {
     }
 }
 
-/// Progress bars, per-epoch lines and plots.
-struct Progress<'a> {
+/// Progress bars, per-epoch lines and plots (also used by `photonflow demo`).
+pub(super) struct Progress<'a> {
     bar: Option<ProgressBar>,
     epochs: usize,
     json: bool,
@@ -161,12 +175,19 @@ struct Progress<'a> {
 }
 
 impl<'a> Progress<'a> {
-    fn new(args: &Args, config: &Config, test: &'a data::Dataset) -> Self {
+    /// Bars and lines on stderr (or, with `json`, one JSON object per epoch on stdout), and
+    /// the run's figures in `plots` after every epoch.
+    pub(super) fn new(
+        json: bool,
+        plots: Option<PathBuf>,
+        config: &Config,
+        test: &'a data::Dataset,
+    ) -> Self {
         Self {
             bar: None,
             epochs: config.training.epochs,
-            json: args.json,
-            plots: (!args.no_plots).then(|| args.out.join("plots")),
+            json,
+            plots,
             test,
             history: Vec::new(),
         }
@@ -190,7 +211,7 @@ impl<'a> Progress<'a> {
         bar
     }
 
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }

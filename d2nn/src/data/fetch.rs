@@ -19,21 +19,43 @@ use super::{DataError, Result};
 /// Seconds one file may take to download.
 pub const TIMEOUT_S: u64 = 600;
 
+/// Seconds to wait for a connection: an offline machine or a firewall fails fast.
+pub const CONNECT_TIMEOUT_S: u64 = 20;
+
 /// Fetches `url` into the file `dest`, returning a message on failure.
 pub type Downloader<'a> = &'a dyn Fn(&str, &Path) -> std::result::Result<(), String>;
 
 /// Downloads with `curl` (or, if there is none, `wget`), following redirects, failing on HTTP
-/// errors, with a [`TIMEOUT_S`] limit.
+/// errors, with a [`TIMEOUT_S`] limit and a [`CONNECT_TIMEOUT_S`] limit on connecting.
 pub fn system_downloader(url: &str, dest: &Path) -> std::result::Result<(), String> {
     let timeout = TIMEOUT_S.to_string();
+    let connect = CONNECT_TIMEOUT_S.to_string();
+    let wget_connect = format!("--connect-timeout={connect}");
     let attempts: [(&str, Vec<&str>); 2] = [
         (
             "curl",
-            vec!["-fsSL", "--max-time", &timeout, "-o", path_str(dest), url],
+            vec![
+                "-fsSL",
+                "--connect-timeout",
+                &connect,
+                "--max-time",
+                &timeout,
+                "-o",
+                path_str(dest),
+                url,
+            ],
         ),
         (
             "wget",
-            vec!["-q", "-T", &timeout, "-O", path_str(dest), url],
+            vec![
+                "-q",
+                &wget_connect,
+                "-T",
+                &timeout,
+                "-O",
+                path_str(dest),
+                url,
+            ],
         ),
     ];
     let mut missing = Vec::new();

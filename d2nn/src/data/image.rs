@@ -16,6 +16,7 @@ use std::fs;
 use std::path::Path;
 
 use photonflow_optics::io::npy::{NpyData, NpyError, read_npy};
+use photonflow_optics::io::write_atomic;
 
 use super::{DataError, Result};
 
@@ -81,6 +82,27 @@ impl GrayImage {
             .iter()
             .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
             .collect()
+    }
+
+    /// Writes the image as an 8-bit grayscale PNG ([`GrayImage::to_u8`]), atomically (a
+    /// temporary file renamed into place), so that [`load_image`] reads it back to within
+    /// 1/255.
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_u8();
+        write_atomic(path, |w| {
+            let mut encoder = png::Encoder::new(w, self.cols as u32, self.rows as u32);
+            encoder.set_color(png::ColorType::Grayscale);
+            encoder.set_depth(png::BitDepth::Eight);
+            encoder
+                .write_header()
+                .and_then(|mut writer| writer.write_image_data(&bytes))
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            action: "write",
+            source,
+        })
     }
 }
 
@@ -458,6 +480,23 @@ pub(crate) mod tests {
         assert!(close(&g.pixels, &[0.587, 0.0, 0.587], 1e-6));
         let g = decode(&png_bytes(4, 1, C::Grayscale, D::One, &[0b1010_0000], None));
         assert_eq!(g.pixels, [1.0, 0.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn saved_png_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = GrayImage {
+            rows: 3,
+            cols: 5,
+            pixels: (0..15).map(|v| v as f32 / 14.0).collect(),
+        };
+        let path = dir.path().join("x.png");
+        img.save_png(&path).unwrap();
+        let back = load_image(&path).unwrap();
+        assert_eq!((back.rows, back.cols), (3, 5));
+        assert!(close(&back.pixels, &img.pixels, 0.5 / 255.0 + 1e-7));
+        let err = img.save_png(&dir.path().join("missing/x.png")).unwrap_err();
+        assert!(err.to_string().contains("missing/x.png"), "{err}");
     }
 
     #[test]

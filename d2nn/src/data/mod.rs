@@ -21,6 +21,7 @@ pub mod folder;
 pub mod idx;
 pub mod image;
 pub mod resolve;
+pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 
