@@ -57,7 +57,7 @@ use std::f64::consts::{PI, TAU};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use photonflow_optics::system::{Encoding, Material, Modulation};
+use photonflow_optics::system::{Encoding, Material, MaterialPreset, Modulation};
 use photonflow_optics::units::{format_length, parse_length};
 use photonflow_optics::{Method, Padding};
 use serde::de::{self, Deserializer, Visitor};
@@ -499,17 +499,9 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Materials known by name: name, description, material.
+/// A built-in material by name ([`photonflow_optics::system::MATERIAL_PRESETS`]).
 pub fn material_preset(name: &str) -> Option<Material> {
-    match name {
-        // The value commonly quoted for the 3D-printing resin of Lin et al. (2018) at 0.4 THz.
-        "thz-resin" => Some(Material {
-            name: "thz-resin".into(),
-            n: 1.72,
-            kappa: 0.03,
-        }),
-        _ => None,
-    }
+    MaterialPreset::find(name).map(MaterialPreset::material)
 }
 
 impl Config {
@@ -638,8 +630,13 @@ impl Config {
             Some(MaterialSpec::Explicit(m)) => Ok(Some(m.clone())),
             Some(MaterialSpec::Preset(name)) => material_preset(name).map(Some).ok_or_else(|| {
                 problem(format!(
-                    "[modulation] material '{name}' is unknown; use \"thz-resin\" or give \
-                     {{ name = \"...\", n = 1.72, kappa = 0.03 }}"
+                    "[modulation] material '{name}' is unknown; use one of {} or give \
+                     {{ name = \"...\", n = 1.72, kappa = 0.03 }}",
+                    photonflow_optics::system::MATERIAL_PRESETS
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             }),
         }

@@ -166,6 +166,63 @@ pub struct Material {
     pub kappa: f64,
 }
 
+/// A built-in material: its index and extinction at the wavelength they were measured at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaterialPreset {
+    /// Name (what configs and `--material` take).
+    pub name: &'static str,
+    /// Refractive index.
+    pub n: f64,
+    /// Extinction coefficient.
+    pub kappa: f64,
+    /// Vacuum wavelength of `n` and `kappa`, metres.
+    pub wavelength_m: f64,
+    /// Where the values come from.
+    pub source: &'static str,
+}
+
+/// The built-in materials.
+pub const MATERIAL_PRESETS: &[MaterialPreset] = &[
+    MaterialPreset {
+        name: "thz-resin",
+        n: 1.72,
+        kappa: 0.03,
+        wavelength_m: 0.75e-3,
+        source: "3D-printing resin of Lin et al., Science 361, 1004 (2018), at 0.4 THz, as \
+                 commonly quoted",
+    },
+    MaterialPreset {
+        name: "fused-silica",
+        n: 1.4570,
+        kappa: 0.0,
+        wavelength_m: 632.8e-9,
+        source: "Malitson, J. Opt. Soc. Am. 55, 1205 (1965), at 632.8 nm",
+    },
+    MaterialPreset {
+        name: "pmma",
+        n: 1.4893,
+        kappa: 0.0,
+        wavelength_m: 632.8e-9,
+        source: "Sultanova et al., Acta Phys. Pol. A 116, 585 (2009), at 632.8 nm",
+    },
+];
+
+impl MaterialPreset {
+    /// The preset called `name`, if any.
+    pub fn find(name: &str) -> Option<&'static MaterialPreset> {
+        MATERIAL_PRESETS.iter().find(|p| p.name == name)
+    }
+
+    /// As a [`Material`].
+    pub fn material(&self) -> Material {
+        Material {
+            name: self.name.to_string(),
+            n: self.n,
+            kappa: self.kappa,
+        }
+    }
+}
+
 impl Material {
     /// Phase delay (radians) of `height` metres of material relative to the medium of index
     /// `medium`, at vacuum wavelength `wavelength`: `2π(n − n_medium)h/λ`.

@@ -126,6 +126,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         NpyData::F32(v) => go::<f32>(&args, real(v), grid, wave, batch, keep_rank2, dtype),
         NpyData::C128(v) => go::<f64>(&args, v, grid, wave, batch, keep_rank2, dtype),
         NpyData::F64(v) => go::<f64>(&args, real(v), grid, wave, batch, keep_rank2, dtype),
+        NpyData::U8(_) | NpyData::U16(_) => bail!(
+            "--input {}: the array is {dtype}; a field must be complex64/complex128, or \
+             float32/float64 for a real amplitude (convert it with a.astype(np.float32))",
+            args.input.display()
+        ),
     }
 }
 

@@ -15,7 +15,7 @@
 use std::fs;
 use std::path::Path;
 
-use photonflow_optics::io::npy::{NpyData, NpyError, read_npy};
+use photonflow_optics::io::npy::{NpyData, read_npy};
 use photonflow_optics::io::write_atomic;
 
 use super::{DataError, Result};
@@ -259,31 +259,21 @@ fn load_npy(path: &Path) -> Result<GrayImage> {
         path: path.to_path_buf(),
         problem,
     };
-    let (shape, values): (Vec<usize>, Vec<f32>) = match read_npy(path) {
-        Ok(arr) => {
-            let values = match arr.data {
-                NpyData::F32(v) => v,
-                NpyData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
-                NpyData::C64(_) | NpyData::C128(_) => {
-                    return Err(bad(format!(
-                        "the array is {}; an input image must be real — save np.abs(field)**2 \
-                         (intensity) or np.abs(field), scaled to [0, 1], as float32",
-                        arr.data.dtype_name()
-                    )));
-                }
-            };
-            (arr.shape, values)
+    let arr = read_npy(path)?;
+    let values: Vec<f32> = match arr.data {
+        NpyData::F32(v) => v,
+        NpyData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+        NpyData::U8(v) => v.into_iter().map(|b| f32::from(b) / 255.0).collect(),
+        other @ (NpyData::U16(_) | NpyData::C64(_) | NpyData::C128(_)) => {
+            return Err(bad(format!(
+                "the array is {}; an input image must be uint8 (0…255) or real float in [0, 1] \
+                 — save np.abs(field)**2 (intensity) or np.abs(field), scaled to [0, 1], as \
+                 float32",
+                other.dtype_name()
+            )));
         }
-        // photonflow-optics reads float and complex arrays only; uint8 images are common.
-        Err(NpyError::UnsupportedDtype { dtype, .. }) if dtype == "uint8" => {
-            let (shape, bytes) = read_npy_u8(path)?;
-            (
-                shape,
-                bytes.into_iter().map(|b| f32::from(b) / 255.0).collect(),
-            )
-        }
-        Err(e) => return Err(e.into()),
     };
+    let shape = arr.shape;
     let [rows, cols] = shape[..] else {
         let hint = if shape.len() == 3 {
             " — for a colour or multi-channel image save one channel (arr[..., 0]) or the mean \
@@ -318,77 +308,6 @@ fn load_npy(path: &Path) -> Result<GrayImage> {
         cols,
         pixels: values,
     })
-}
-
-/// Minimal reader for `uint8` `.npy` files (C order), which photonflow-optics' reader does not
-/// handle. Format: `\x93NUMPY`, version (1.0/2.0/3.0), little-endian header length (u16 for
-/// 1.0, u32 otherwise), a Python dict literal, the data.
-fn read_npy_u8(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
-    let bad = |problem: String| DataError::Image {
-        path: path.to_path_buf(),
-        problem: format!("{problem} — save the array again with np.save"),
-    };
-    let bytes = fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        action: "read",
-        source,
-    })?;
-    let (len_size, start) = match bytes.get(6) {
-        Some(1) => (2, 8),
-        Some(2 | 3) => (4, 8),
-        _ => return Err(bad("unsupported .npy format version".to_string())),
-    };
-    let len_bytes = bytes
-        .get(start..start + len_size)
-        .ok_or_else(|| bad("the .npy header is cut short".to_string()))?;
-    let header_len = len_bytes
-        .iter()
-        .rev()
-        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-    let data_start = start + len_size + header_len;
-    let header = bytes
-        .get(start + len_size..data_start)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .ok_or_else(|| bad("the .npy header is cut short or not text".to_string()))?;
-    let compact: String = header.chars().filter(|c| !c.is_whitespace()).collect();
-    if !(compact.contains("'descr':'|u1'") || compact.contains("'descr':'<u1'")) {
-        return Err(bad(format!("unexpected dtype in header {header:?}")));
-    }
-    if compact.contains("'fortran_order':True") {
-        return Err(DataError::Image {
-            path: path.to_path_buf(),
-            problem: "the array is stored in Fortran order; save it in C order with \
-                      np.save(path, np.ascontiguousarray(arr))"
-                .to_string(),
-        });
-    }
-    let shape_text = compact
-        .split("'shape':(")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad(format!("no shape in header {header:?}")))?;
-    let shape = shape_text
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>())
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|_| bad(format!("malformed shape ({shape_text})")))?;
-    let expected = shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| bad(format!("shape ({shape_text}) is too large")))?;
-    let data = &bytes[data_start.min(bytes.len())..];
-    if data.len() != expected {
-        return Err(DataError::Image {
-            path: path.to_path_buf(),
-            problem: format!(
-                "shape ({shape_text}) of uint8 needs {expected} data bytes but the file holds \
-                 {}; the file is truncated or corrupt — save or copy it again",
-                data.len()
-            ),
-        });
-    }
-    Ok((shape, data.to_vec()))
 }
 
 #[cfg(test)]
@@ -603,8 +522,15 @@ pub(crate) mod tests {
         let g = load_image(&p).unwrap();
         assert_eq!((g.rows, g.cols), (2, 3));
         assert!(close(&g.pixels, &[0.0, 0.2, 1.0, 0.0, 0.0, 0.4], 1e-6));
-        fs::write(&p, u8_npy("|u1", "True", "(2, 3)", &[0; 6])).unwrap();
-        assert!(err(&p).contains("Fortran order"));
+        // Fortran order is read as numpy presents it (C order).
+        fs::write(
+            &p,
+            u8_npy("|u1", "True", "(2, 3)", &[0, 10, 20, 30, 40, 50]),
+        )
+        .unwrap();
+        let g = load_image(&p).unwrap();
+        let want: Vec<f32> = [0, 20, 40, 10, 30, 50].map(|v| v as f32 / 255.0).to_vec();
+        assert!(close(&g.pixels, &want, 1e-7), "{:?}", g.pixels);
         fs::write(&p, u8_npy("|u1", "False", "(2, 3)", &[0; 5])).unwrap();
         assert!(err(&p).contains("truncated"));
         fs::write(&p, u8_npy("|u1", "False", "(2, 3, 1)", &[0; 6])).unwrap();

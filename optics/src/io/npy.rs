@@ -1,4 +1,5 @@
-//! NumPy `.npy` files: read and write complex64, complex128, float32 and float64 arrays.
+//! NumPy `.npy` files: read and write complex64, complex128, float32, float64, uint8 and uint16
+//! arrays.
 //!
 //! The format (<https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html>) is a
 //! magic string `\x93NUMPY`, a version, a little-endian header length, an ASCII (UTF-8 from
@@ -49,7 +50,7 @@ const INITIAL_RESERVE_BYTES: usize = 1 << 24;
 const STREAM_NAME: &str = "the .npy output";
 
 /// The dtypes photonflow reads, as listed in error messages.
-const SUPPORTED: &str = "complex64, complex128, float32 or float64";
+const SUPPORTED: &str = "complex64, complex128, float32, float64, uint8 or uint16";
 
 /// Owned array data of one of the supported dtypes, in C (row-major) order.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +63,10 @@ pub enum NpyData {
     F32(Vec<f32>),
     /// `float64` (`<f8`).
     F64(Vec<f64>),
+    /// `uint8` (`|u1`): images, level maps.
+    U8(Vec<u8>),
+    /// `uint16` (`<u2`): level maps with more than 256 levels, 16-bit images.
+    U16(Vec<u16>),
 }
 
 /// Borrowed array data of one of the supported dtypes, in C (row-major) order, for writing.
@@ -77,6 +82,10 @@ pub enum NpyDataRef<'a> {
     F32(&'a [f32]),
     /// `float64` (`<f8`).
     F64(&'a [f64]),
+    /// `uint8` (`|u1`).
+    U8(&'a [u8]),
+    /// `uint16` (`<u2`).
+    U16(&'a [u16]),
 }
 
 /// An array read from a `.npy` file.
@@ -153,7 +162,7 @@ pub enum NpyError {
         /// What is wrong with the header.
         problem: String,
     },
-    /// The dtype is not complex64, complex128, float32 or float64.
+    /// The dtype is not one of complex64, complex128, float32, float64, uint8, uint16.
     #[error(
         "{file} has dtype {dtype}; photonflow reads {SUPPORTED} — convert with \
          arr.astype(np.complex64) (or np.complex128, np.float32, np.float64) and save again"
@@ -230,6 +239,8 @@ enum Dtype {
     C128,
     F32,
     F64,
+    U8,
+    U16,
 }
 
 impl Dtype {
@@ -240,6 +251,8 @@ impl Dtype {
             Dtype::C128 => "complex128",
             Dtype::F32 => "float32",
             Dtype::F64 => "float64",
+            Dtype::U8 => "uint8",
+            Dtype::U16 => "uint16",
         }
     }
 
@@ -249,6 +262,8 @@ impl Dtype {
             Dtype::C64 | Dtype::F64 => 8,
             Dtype::C128 => 16,
             Dtype::F32 => 4,
+            Dtype::U8 => 1,
+            Dtype::U16 => 2,
         }
     }
 
@@ -259,12 +274,14 @@ impl Dtype {
             Dtype::C128 => "<c16",
             Dtype::F32 => "<f4",
             Dtype::F64 => "<f8",
+            Dtype::U8 => "|u1",
+            Dtype::U16 => "<u2",
         }
     }
 }
 
 impl NpyData {
-    /// numpy's name of the dtype: `"complex64"`, `"complex128"`, `"float32"` or `"float64"`.
+    /// numpy's name of the dtype: `"complex64"`, `"complex128"`, `"float32"`, `"float64"`, `"uint8"` or `"uint16"`.
     pub fn dtype_name(&self) -> &'static str {
         self.as_data_ref().dtype_name()
     }
@@ -286,6 +303,8 @@ impl NpyData {
             NpyData::C128(v) => NpyDataRef::C128(v),
             NpyData::F32(v) => NpyDataRef::F32(v),
             NpyData::F64(v) => NpyDataRef::F64(v),
+            NpyData::U8(v) => NpyDataRef::U8(v),
+            NpyData::U16(v) => NpyDataRef::U16(v),
         }
     }
 }
@@ -297,10 +316,12 @@ impl NpyDataRef<'_> {
             NpyDataRef::C128(_) => Dtype::C128,
             NpyDataRef::F32(_) => Dtype::F32,
             NpyDataRef::F64(_) => Dtype::F64,
+            NpyDataRef::U8(_) => Dtype::U8,
+            NpyDataRef::U16(_) => Dtype::U16,
         }
     }
 
-    /// numpy's name of the dtype: `"complex64"`, `"complex128"`, `"float32"` or `"float64"`.
+    /// numpy's name of the dtype: `"complex64"`, `"complex128"`, `"float32"`, `"float64"`, `"uint8"` or `"uint16"`.
     pub fn dtype_name(&self) -> &'static str {
         self.dtype().name()
     }
@@ -312,6 +333,8 @@ impl NpyDataRef<'_> {
             NpyDataRef::C128(v) => v.len(),
             NpyDataRef::F32(v) => v.len(),
             NpyDataRef::F64(v) => v.len(),
+            NpyDataRef::U8(v) => v.len(),
+            NpyDataRef::U16(v) => v.len(),
         }
     }
 
@@ -351,8 +374,20 @@ impl<'a> From<&'a [f64]> for NpyDataRef<'a> {
     }
 }
 
+impl<'a> From<&'a [u8]> for NpyDataRef<'a> {
+    fn from(values: &'a [u8]) -> Self {
+        NpyDataRef::U8(values)
+    }
+}
+
+impl<'a> From<&'a [u16]> for NpyDataRef<'a> {
+    fn from(values: &'a [u16]) -> Self {
+        NpyDataRef::U16(values)
+    }
+}
+
 impl NpyArray {
-    /// numpy's name of the dtype: `"complex64"`, `"complex128"`, `"float32"` or `"float64"`.
+    /// numpy's name of the dtype: `"complex64"`, `"complex128"`, `"float32"`, `"float64"`, `"uint8"` or `"uint16"`.
     pub fn dtype_name(&self) -> &'static str {
         self.data.dtype_name()
     }
@@ -421,6 +456,8 @@ macro_rules! real_element {
 
 real_element!(f32, 4);
 real_element!(f64, 8);
+real_element!(u8, 1);
+real_element!(u16, 2);
 
 /// numpy stores a complex number as its real part followed by its imaginary part, each in the
 /// array's byte order.
@@ -534,6 +571,8 @@ fn read_impl(
         Dtype::C128 => read_values(&mut reader, &layout, reserve, NpyData::C128),
         Dtype::F32 => read_values(&mut reader, &layout, reserve, NpyData::F32),
         Dtype::F64 => read_values(&mut reader, &layout, reserve, NpyData::F64),
+        Dtype::U8 => read_values(&mut reader, &layout, reserve, NpyData::U8),
+        Dtype::U16 => read_values(&mut reader, &layout, reserve, NpyData::U16),
     };
     let io_error = |source| NpyError::Io {
         file: name.to_owned(),
@@ -1162,6 +1201,8 @@ fn parse_descr(descr: &str) -> Option<(Dtype, bool)> {
         "c16" => Dtype::C128,
         "f4" => Dtype::F32,
         "f8" => Dtype::F64,
+        "u1" => Dtype::U8,
+        "u2" => Dtype::U16,
         _ => return None,
     };
     Some((dtype, big_endian))
@@ -1328,6 +1369,8 @@ fn write_payload(writer: &mut impl Write, header: &[u8], data: NpyDataRef<'_>) -
         NpyDataRef::C128(v) => write_values(writer, v),
         NpyDataRef::F32(v) => write_values(writer, v),
         NpyDataRef::F64(v) => write_values(writer, v),
+        NpyDataRef::U8(v) => write_values(writer, v),
+        NpyDataRef::U16(v) => write_values(writer, v),
     }
 }
 
@@ -1473,7 +1516,7 @@ mod tests {
     }
 
     /// The test pattern as `n` elements of each dtype.
-    fn patterns(n: usize) -> [NpyData; 4] {
+    fn patterns(n: usize) -> [NpyData; 6] {
         let c = |k| Complex::new(pattern(k).0, pattern(k).1);
         [
             NpyData::C64(
@@ -1484,6 +1527,8 @@ mod tests {
             NpyData::C128((0..n).map(c).collect()),
             NpyData::F32((0..n).map(|k| pattern(k).0 as f32).collect()),
             NpyData::F64((0..n).map(|k| pattern(k).0).collect()),
+            NpyData::U8((0..n).map(|k| ((k * 7 + 3) % 256) as u8).collect()),
+            NpyData::U16((0..n).map(|k| ((k * 977 + 3) % 65536) as u16).collect()),
         ]
     }
 
@@ -1520,8 +1565,8 @@ mod tests {
                 assert_eq!((arr.shape.as_slice(), &arr.data), (shape, &data));
             }
         }
-        // Only the 16 finished files: no temporary file is left behind.
-        assert_eq!(dir.entries().len(), 16);
+        // Only the 24 finished files: no temporary file is left behind.
+        assert_eq!(dir.entries().len(), 24);
         assert!(dir.entries().iter().all(|name| !name.starts_with('.')));
     }
 
@@ -1717,7 +1762,8 @@ mod tests {
     fn error_unsupported_dtype() {
         assert_eq!(
             read_err(NP_I8),
-            "x.npy has dtype int64; photonflow reads complex64, complex128, float32 or float64 — \
+            "x.npy has dtype int64; photonflow reads complex64, complex128, float32, float64, \
+             uint8 or uint16 — \
              convert with arr.astype(np.complex64) (or np.complex128, np.float32, np.float64) and \
              save again"
         );
@@ -1729,7 +1775,7 @@ mod tests {
         };
         assert!(with_descr("'<f2'").contains("has dtype float16;"));
         assert!(with_descr("'|b1'").contains("has dtype bool;"));
-        assert!(with_descr("'>u2'").contains("has dtype uint16;"));
+        assert!(with_descr("'>u4'").contains("has dtype uint32;"));
         assert!(with_descr("'<U5'").contains("has dtype str '<U5';"));
         assert!(with_descr("'<c8 '").contains("has dtype '<c8 ';"));
         let msg = with_descr("[('re', '<f4'), ('im', '<f4')]");
@@ -2033,6 +2079,11 @@ from numpy.lib import format as fmt
 
 def pattern(dtype, shape):
     k = np.arange(int(np.prod(shape)), dtype=np.float64)
+    if np.dtype(dtype).kind == "u":
+        i = k.astype(np.int64)
+        wrap = 256 if np.dtype(dtype).itemsize == 1 else 65536
+        step = 7 if wrap == 256 else 977
+        return ((i * step + 3) % wrap).astype(dtype).reshape(shape)
     re, im = k * 0.5 - 3, 1 - k * 0.25
     values = re + 1j * im if np.dtype(dtype).kind == "c" else re
     return values.astype(dtype).reshape(shape)
@@ -2065,6 +2116,8 @@ save("py_big.npy", pattern(">f8", (2, 5)))
 save("py_big_fortran.npy", np.asfortranarray(pattern(">c16", (4, 3))))
 save("py_v2.npy", pattern("float32", (6,)), version=(2, 0))
 save("py_v3.npy", pattern("complex128", (2, 2)), version=(3, 0))
+save("py_big_u2.npy", pattern(">u2", (3, 4)))
+save("py_u1.npy", pattern("uint8", (5, 2)))
 print(f"numpy {np.__version__}: {checked} files match np.save")
 "#;
 
@@ -2117,5 +2170,7 @@ print(f"numpy {np.__version__}: {checked} files match np.save")
         expect("py_big_fortran.npy", &[4, 3], 1);
         expect("py_v2.npy", &[6], 2);
         expect("py_v3.npy", &[2, 2], 1);
+        expect("py_big_u2.npy", &[3, 4], 5);
+        expect("py_u1.npy", &[5, 2], 4);
     }
 }
