@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod plot;
 
+pub use photonflow_compiler as compiler;
 pub use photonflow_d2nn as d2nn;
 pub use photonflow_optics as optics;
 

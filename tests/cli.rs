@@ -549,6 +549,143 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
         "{}",
         stdout(&o)
     );
+
+    export_writes_what_was_designed(&d, &run, &data);
+}
+
+/// `photonflow export` of the trained folder-dataset model: level and height maps that read
+/// back to the design, a manifest whose hashes match, the as-built accuracy, and refusals.
+fn export_writes_what_was_designed(d: &Dir, run: &str, data: &str) {
+    use photonflow::compiler::manifest::Manifest;
+    use photonflow::optics::OpticalSystem;
+    let out = d.s("fab");
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--model", run, "--out", &out, "--json"];
+        args.extend(extra);
+        photonflow(&args)
+    };
+    let o = export(&[
+        "--target",
+        "npy",
+        "--levels",
+        "4",
+        "--simulate",
+        "--data",
+        data,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = last_json(&o);
+    let sim = &m["simulation"];
+    for key in ["designed_accuracy", "as_built_accuracy"] {
+        let a = sim[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&a), "{sim}");
+    }
+    // Absorption of the thz-resin relief (κ = 0.03) loses light.
+    assert!(
+        sim["as_built_detected_fraction"].as_f64().unwrap()
+            < sim["designed_detected_fraction"].as_f64().unwrap(),
+        "{sim}"
+    );
+    let system = OpticalSystem::load(&d.path("run/model")).unwrap();
+    let manifest = Manifest::load(&d.path("fab")).unwrap();
+    assert!(manifest.verify(&d.path("fab")).is_empty());
+    assert_eq!(manifest.levels, Some(4));
+    let full = 0.75e-3 / 0.72;
+    assert!((manifest.full_wave_m - full).abs() < 1e-12);
+    for (k, layer) in system.layers.iter().enumerate() {
+        let levels = npy::read_npy(&d.path(&format!("fab/{}_levels.npy", layer.name))).unwrap();
+        let heights = npy::read_npy(&d.path(&format!("fab/{}_height.npy", layer.name))).unwrap();
+        assert_eq!(levels.shape, [system.ny, system.nx]);
+        let (NpyData::U8(levels), NpyData::F64(heights)) = (levels.data, heights.data) else {
+            panic!("levels are uint8, heights float64");
+        };
+        for ((&l, &h), &phase) in levels.iter().zip(&heights).zip(&layer.phase) {
+            // The nearest of 4 levels of the design phase, and its height.
+            let want = ((f64::from(phase) / std::f64::consts::TAU * 4.0).round() as u8) % 4;
+            assert_eq!(l, want, "layer {k}");
+            assert!((h - f64::from(l) * full / 4.0).abs() < 1e-15);
+        }
+        assert!(
+            manifest
+                .files
+                .iter()
+                .any(|f| f.layer == Some(k) && f.kind == "levels")
+        );
+    }
+    // The height target: 16-bit PNGs on the one-2π scale, replacing the earlier export.
+    let o = export(&["--target", "height", "--base", "1mm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = Manifest::load(&d.path("fab")).unwrap();
+    assert_eq!(m.target, "height");
+    assert_eq!(
+        m.levels, None,
+        "trained without levels: a continuous relief"
+    );
+    assert!((m.base_m - 1e-3).abs() < 1e-15);
+    let name = &system.layers[0].name;
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(d.path(&format!("fab/{name}_height.png"))).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.bit_depth, png::BitDepth::Sixteen);
+    let heights = npy::read_npy(&d.path(&format!("fab/{name}_height.npy"))).unwrap();
+    let NpyData::F64(heights) = heights.data else {
+        panic!("float64 heights")
+    };
+    let nx = system.nx;
+    for (r, row) in heights.chunks(nx).enumerate() {
+        // Image row 0 is the most positive y: the last row of the array.
+        let img_row = system.ny - 1 - r;
+        for (c, &h) in row.iter().enumerate() {
+            let i = 2 * (img_row * nx + c);
+            let g = f64::from(u16::from_be_bytes([buf[i], buf[i + 1]]));
+            assert!((g / 65535.0 * full - h).abs() <= 0.5 / 65535.0 * full + 1e-15);
+        }
+    }
+    assert!(
+        !d.files().iter().any(|f| f.starts_with('.')),
+        "{:?}",
+        d.files()
+    );
+
+    // Refusals name the flag; nothing is written.
+    std::fs::write(
+        d.path("air.toml"),
+        "[[material]]\nname = \"air\"\nn = 1.0\nwavelength = \"0.75mm\"\n",
+    )
+    .unwrap();
+    let air = d.s("air.toml");
+    for (args, needle) in [
+        (vec!["--target", "gerber"], "--target"),
+        (vec!["--target", "npy", "--levels", "1"], "--levels"),
+        (
+            vec!["--target", "npy", "--material", "unobtainium"],
+            "--material",
+        ),
+        (
+            vec!["--target", "npy", "--material", "fused-silica"],
+            "632.8nm",
+        ),
+        (vec!["--target", "npy", "--material", &air], "≤ the medium"),
+        (vec!["--target", "npy", "--base", "-1mm"], "--base"),
+    ] {
+        let o = export(&args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    std::fs::create_dir_all(d.path("notes")).unwrap();
+    std::fs::write(d.path("notes/keep.txt"), "x").unwrap();
+    let notes = d.s("notes");
+    let o = photonflow(&["export", "--model", run, "--target", "npy", "--out", &notes]);
+    assert!(!o.status.success() && stderr(&o).contains("not a photonflow export"));
+    assert!(d.path("notes/keep.txt").is_file());
+    assert!(
+        !d.files().iter().any(|f| f.starts_with('.')),
+        "{:?}",
+        d.files()
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod data;
 mod demo;
 mod eval;
+mod export;
 mod figures;
 mod infer;
 mod info;
@@ -36,6 +37,9 @@ pub enum Command {
     Train(train::Args),
     /// Accuracy, per-class accuracy and confusion matrix of a trained network.
     Eval(eval::Args),
+    /// Fabrication files of a trained optical system (height maps, level maps), with a
+    /// manifest and, with --simulate, the accuracy as built.
+    Export(export::Args),
     /// Classify images with a trained network, with confidences.
     Infer(infer::Args),
     /// Check a dataset against its published checksums, or fetch MNIST / Fashion-MNIST.
@@ -58,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Propagate(args) => propagate::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Export(args) => export::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),

@@ -1,0 +1,36 @@
+//! The compiler's error type: every message says what is wrong and how to fix it.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong compiling a system into fabrication files.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// A file that cannot be read, parsed or written.
+    #[error("{}: {problem}", .path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// An unusable material.
+    #[error("{0}")]
+    Material(String),
+    /// An invalid process or target option (not tied to a file).
+    #[error("{option}: {problem}")]
+    Option {
+        /// The option, as the CLI names it (`--levels`).
+        option: &'static str,
+        /// What is wrong and the valid range.
+        problem: String,
+    },
+    /// A design that the chosen process cannot make.
+    #[error("{0}")]
+    Design(String),
+    /// The optics crate refused the system.
+    #[error(transparent)]
+    Optics(#[from] photonflow_optics::OpticsError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = CompileError> = std::result::Result<T, E>;

@@ -1,0 +1,253 @@
+//! The export targets and the folder they write.
+//!
+//! An export is written into a staging folder beside `--out` and renamed into place only when
+//! every file and the manifest are complete, so a failed export leaves nothing half-written.
+//! `--out` must not exist, be empty, or hold an earlier export (a `manifest.json`), which is
+//! replaced.
+//!
+//! | target | files per layer `NAME` | kind |
+//! |---|---|---|
+//! | `npy` | `NAME_levels.npy` (uint8, or uint16 above 256 levels; quantised layers), `NAME_height.npy` (float64, metres above the base) | `levels`, `height` |
+//! | `height` | `NAME_height.npy`, `NAME_height.png` (16-bit gray, 0 = no relief, 65 535 = one full 2π of relief, `full_wave_m`) | `height`, `height-png` |
+
+pub mod arrays;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use photonflow_optics::OpticalSystem;
+
+use crate::error::{CompileError, Result};
+use crate::fabricate::Fabrication;
+use crate::manifest::{self, FileEntry, LayerEntry, Manifest, sha256_file};
+
+/// What an export writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Level maps and height maps as NumPy arrays.
+    Npy,
+    /// Height maps for 3D printing and grayscale lithography: `.npy` in metres and 16-bit PNG.
+    Height,
+}
+
+impl Target {
+    /// Every target, by name.
+    pub const ALL: [Target; 2] = [Target::Npy, Target::Height];
+
+    /// The name on the command line and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Npy => "npy",
+            Target::Height => "height",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Target {
+    type Err = CompileError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Target::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| CompileError::Option {
+                option: "--target",
+                problem: format!(
+                    "'{s}' is not a target; use one of {}",
+                    Target::ALL.map(Target::name).join(", ")
+                ),
+            })
+    }
+}
+
+/// A folder being filled: files are written into it and recorded for the manifest.
+#[derive(Debug)]
+pub struct Staging {
+    dir: PathBuf,
+    files: Vec<FileEntry>,
+}
+
+impl Staging {
+    /// Writes `name` (relative to the folder) with `write`, which gets the full path, and
+    /// records it with its sha256.
+    pub fn file(
+        &mut self,
+        name: &str,
+        layer: Option<usize>,
+        kind: &str,
+        write: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<()> {
+        let path = self.dir.join(name);
+        write(&path)?;
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| CompileError::File {
+                path: path.clone(),
+                problem: format!("was not written: {e}"),
+            })?
+            .len();
+        self.files.push(FileEntry {
+            path: name.to_string(),
+            sha256: sha256_file(&path)?,
+            bytes,
+            layer,
+            kind: kind.to_string(),
+        });
+        Ok(())
+    }
+}
+
+/// What to record about the source of an export.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    /// The model folder.
+    pub model: &'a Path,
+    /// sha256 of its `system.json`.
+    pub sha256: String,
+    /// What simulating the design and the as-built system gave, if it was done.
+    pub simulation: Option<serde_json::Value>,
+}
+
+/// Writes `target`'s files for `fabrication` of `system` into `out` (see the module docs), with
+/// the manifest; returns the manifest.
+pub fn export(
+    system: &OpticalSystem,
+    fabrication: &Fabrication,
+    target: Target,
+    out: &Path,
+    source: &Source,
+) -> Result<Manifest> {
+    check_out(out)?;
+    let staging_dir = staging_path(out);
+    if staging_dir.exists() {
+        std::fs::remove_dir_all(&staging_dir).ok();
+    }
+    std::fs::create_dir_all(&staging_dir).map_err(|e| CompileError::File {
+        path: out.to_path_buf(),
+        problem: format!("cannot create files beside it ({e}); choose a writable --out"),
+    })?;
+    let result = fill(system, fabrication, target, &staging_dir, source)
+        .and_then(|manifest| publish(&staging_dir, out).map(|()| manifest));
+    if result.is_err() {
+        std::fs::remove_dir_all(&staging_dir).ok();
+    }
+    result
+}
+
+fn fill(
+    system: &OpticalSystem,
+    fabrication: &Fabrication,
+    target: Target,
+    dir: &Path,
+    source: &Source,
+) -> Result<Manifest> {
+    let mut staging = Staging {
+        dir: dir.to_path_buf(),
+        files: Vec::new(),
+    };
+    let settings = match target {
+        Target::Npy => arrays::write_npy_target(system, fabrication, &mut staging)?,
+        Target::Height => arrays::write_height_target(system, fabrication, &mut staging)?,
+    };
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        version: manifest::VERSION,
+        photonflow_version: env!("CARGO_PKG_VERSION").into(),
+        target: target.name().into(),
+        source_model: source.model.display().to_string(),
+        source_sha256: source.sha256.clone(),
+        wavelength_m: system.wavelength_m,
+        pitch_m: system.pitch_m,
+        nx: system.nx,
+        ny: system.ny,
+        medium_index: system.medium_index,
+        levels: fabrication.layers.first().and_then(|l| l.level_count),
+        material: fabrication.process.material.clone(),
+        base_m: fabrication.process.base_m,
+        full_wave_m: fabrication.full_wave_m,
+        layers: system
+            .layers
+            .iter()
+            .zip(&fabrication.layers)
+            .enumerate()
+            .map(|(index, (l, r))| LayerEntry {
+                index,
+                name: l.name.clone(),
+                distance_m: l.distance_m,
+                levels: r.level_count,
+            })
+            .collect(),
+        files: staging.files,
+        target_settings: settings,
+        simulation: source.simulation.clone(),
+    };
+    let path = dir.join(manifest::FILE_NAME);
+    let json = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
+    photonflow_optics::io::write_atomic(&path, |w| std::io::Write::write_all(w, json.as_bytes()))
+        .map_err(|e| CompileError::File {
+        path,
+        problem: format!("cannot write it: {e}"),
+    })?;
+    Ok(manifest)
+}
+
+/// `--out` may be absent, empty, or an earlier export.
+fn check_out(out: &Path) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let bad = |problem: &str| CompileError::File {
+        path: out.to_path_buf(),
+        problem: problem.to_string(),
+    };
+    if !out.is_dir() {
+        return Err(bad("is a file; --out must be a folder"));
+    }
+    let empty = std::fs::read_dir(out)
+        .map_err(|e| bad(&format!("cannot list it: {e}")))?
+        .next()
+        .is_none();
+    if empty || out.join(manifest::FILE_NAME).is_file() {
+        Ok(())
+    } else {
+        Err(bad(
+            "holds files that are not a photonflow export (no manifest.json); choose a new or \
+             empty --out folder",
+        ))
+    }
+}
+
+fn staging_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+/// Moves the complete staging folder to `out`, replacing an earlier export.
+fn publish(staging: &Path, out: &Path) -> Result<()> {
+    let err = |e: std::io::Error| CompileError::File {
+        path: out.to_path_buf(),
+        problem: format!("cannot move the finished export into place: {e}"),
+    };
+    if out.exists() {
+        let old = out.with_file_name(format!(
+            ".{}.old-{}",
+            out.file_name()
+                .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned()),
+            std::process::id()
+        ));
+        std::fs::rename(out, &old).map_err(err)?;
+        std::fs::rename(staging, out).map_err(err)?;
+        std::fs::remove_dir_all(&old).ok();
+    } else {
+        std::fs::rename(staging, out).map_err(err)?;
+    }
+    Ok(())
+}

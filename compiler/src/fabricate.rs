@@ -1,0 +1,316 @@
+//! A fabrication process applied to a design: the relief of every layer, its level map, and
+//! the system as built.
+//!
+//! A layer of phase `φ` (radians, as the system stores it: wrapped into `[0, 2π)`) becomes the
+//! thinnest relief of the process's material that delays the wave by `φ`:
+//!
+//! ```text
+//! h = φ/(2π) · h₂π,     h₂π = λ / (n − n_medium)
+//! ```
+//!
+//! With `L` levels the phase is first rounded to the nearest of `k·2π/L`, `k = 0 … L−1`
+//! (`2π` wraps to level 0), so `h = k·h₂π/L`: one level is `h₂π/L` high, the tallest pixel
+//! `(L−1)/L·h₂π`. Every layer stands on a base plate of thickness `base` (the same for all
+//! pixels: it adds a uniform phase and absorption). The system as built
+//! ([`Fabrication::as_built`]) has height layers of the material whose phase
+//! `2π(n − n_medium)(base + h)/λ` and amplitude `exp(−2πκ(base + h)/λ)` follow from the
+//! relief — absorption included, which is what the design did not see.
+//!
+//! Layers that modulate amplitude independently of phase cannot be made as a relief of one
+//! material; they are refused.
+
+use std::f64::consts::TAU;
+
+use photonflow_optics::OpticalSystem;
+use photonflow_optics::system::{Layer, Material, Modulation};
+
+use crate::error::{CompileError, Result};
+
+/// The most levels a level map holds (`u16` indices).
+pub const MAX_LEVELS: u32 = 1 << 16;
+
+/// How layers are made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Process {
+    /// The material of the reliefs (at the design wavelength).
+    pub material: Material,
+    /// Levels to quantise to; `None` keeps the levels each layer was trained with, or a
+    /// continuous relief for layers trained without.
+    pub levels: Option<u32>,
+    /// Thickness of the base plate under every layer, metres (≥ 0).
+    pub base_m: f64,
+}
+
+/// The relief of one layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Relief {
+    /// The layer's name in the system.
+    pub name: String,
+    /// Height above the base plate, metres, `[ny, nx]` row-major (row 0 at the most negative
+    /// y).
+    pub heights_m: Vec<f64>,
+    /// Level of every pixel, `0 … L−1`, when the layer is quantised.
+    pub levels: Option<Vec<u16>>,
+    /// `L`, when the layer is quantised.
+    pub level_count: Option<u32>,
+}
+
+/// A design as a process makes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fabrication {
+    /// The process.
+    pub process: Process,
+    /// Vacuum wavelength, metres.
+    pub wavelength_m: f64,
+    /// Index of the medium around the layers.
+    pub medium_index: f64,
+    /// Relief of one full 2π of phase, `λ/(n − n_medium)`, metres.
+    pub full_wave_m: f64,
+    /// Every layer, in the system's order.
+    pub layers: Vec<Relief>,
+}
+
+/// Applies `process` to every layer of `system` (see the module docs).
+///
+/// Errors: an amplitude-modulating layer, `levels` outside `2 … 65 536`, a negative or
+/// non-finite base, non-finite phases, a material with `n ≤ n_medium`.
+pub fn fabricate(system: &OpticalSystem, process: &Process) -> Result<Fabrication> {
+    let m = &process.material;
+    if !(m.n > system.medium_index && m.n.is_finite() && m.kappa >= 0.0) {
+        return Err(CompileError::Material(format!(
+            "material '{}' (n = {}, κ = {}) cannot make a relief in a medium of index {}: it \
+             needs n > {} and κ ≥ 0",
+            m.name, m.n, m.kappa, system.medium_index, system.medium_index
+        )));
+    }
+    if !(process.base_m >= 0.0 && process.base_m.is_finite()) {
+        return Err(CompileError::Option {
+            option: "--base",
+            problem: format!("{} m; give a thickness ≥ 0", process.base_m),
+        });
+    }
+    if let Some(l) = process.levels {
+        check_levels(l)?;
+    }
+    let full_wave_m = system.wavelength_m / (m.n - system.medium_index);
+    let layers = system
+        .layers
+        .iter()
+        .map(|layer| relief(layer, process.levels.or(layer.levels), full_wave_m))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Fabrication {
+        process: process.clone(),
+        wavelength_m: system.wavelength_m,
+        medium_index: system.medium_index,
+        full_wave_m,
+        layers,
+    })
+}
+
+fn check_levels(l: u32) -> Result<()> {
+    if (2..=MAX_LEVELS).contains(&l) {
+        Ok(())
+    } else {
+        Err(CompileError::Option {
+            option: "--levels",
+            problem: format!("{l}; give 2 … {MAX_LEVELS} levels"),
+        })
+    }
+}
+
+fn relief(layer: &Layer, levels: Option<u32>, full_wave_m: f64) -> Result<Relief> {
+    if layer.modulation == Modulation::AmplitudePhase {
+        return Err(CompileError::Design(format!(
+            "layer '{}' modulates amplitude and phase independently; a relief of one material \
+             sets both from its height, so it cannot be made this way — train a phase-only or \
+             height layer",
+            layer.name
+        )));
+    }
+    if let Some(bad) = layer.phase.iter().find(|p| !p.is_finite()) {
+        return Err(CompileError::Design(format!(
+            "layer '{}' has a non-finite phase ({bad}); the model file is corrupt",
+            layer.name
+        )));
+    }
+    let turns = layer
+        .phase
+        .iter()
+        .map(|&p| f64::from(p).rem_euclid(TAU) / TAU);
+    Ok(match levels {
+        None => Relief {
+            name: layer.name.clone(),
+            heights_m: turns.map(|t| t * full_wave_m).collect(),
+            levels: None,
+            level_count: None,
+        },
+        Some(l) => {
+            check_levels(l)?;
+            let k: Vec<u16> = turns
+                .map(|t| ((t * f64::from(l)).round() as u32 % l) as u16)
+                .collect();
+            let step = full_wave_m / f64::from(l);
+            Relief {
+                name: layer.name.clone(),
+                heights_m: k.iter().map(|&k| f64::from(k) * step).collect(),
+                levels: Some(k),
+                level_count: Some(l),
+            }
+        }
+    })
+}
+
+impl Fabrication {
+    /// Height of one level of a layer quantised to `l` levels, metres.
+    pub fn level_height_m(&self, l: u32) -> f64 {
+        self.full_wave_m / f64::from(l)
+    }
+
+    /// `system` as built: every layer a height layer of the material, base plate included,
+    /// with the phase and absorption its relief gives (see the module docs).
+    pub fn as_built(&self, system: &OpticalSystem) -> OpticalSystem {
+        let mut built = system.clone();
+        let m = &self.process.material;
+        for (layer, relief) in built.layers.iter_mut().zip(&self.layers) {
+            let h: Vec<f64> = relief
+                .heights_m
+                .iter()
+                .map(|h| h + self.process.base_m)
+                .collect();
+            layer.modulation = Modulation::Height;
+            layer.material = Some(m.clone());
+            layer.levels = relief.level_count;
+            layer.phase = h
+                .iter()
+                .map(|&h| m.phase(h, self.wavelength_m, self.medium_index) as f32)
+                .collect();
+            layer.amplitude = Some(
+                h.iter()
+                    .map(|&h| m.amplitude(h, self.wavelength_m) as f32)
+                    .collect(),
+            );
+            layer.height = Some(h.iter().map(|&h| h as f32).collect());
+        }
+        built
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use photonflow_optics::system::{Layer, RegionSpec};
+
+    fn system(phases: Vec<f32>) -> OpticalSystem {
+        let n = (phases.len() as f64).sqrt() as usize;
+        let mut s = OpticalSystem::new("t", 0.75e-3, n, n, 0.4e-3).unwrap();
+        s.input.distance_m = 0.03;
+        s.layers.push(Layer::phase_only("layer0", phases, 0.03));
+        s.detector
+            .regions
+            .push(RegionSpec::new("0", (0.0, 0.0), 0.4e-3, 0.4e-3));
+        s.detector.classes = vec!["0".into()];
+        s
+    }
+
+    fn resin() -> Material {
+        Material {
+            name: "thz-resin".into(),
+            n: 1.72,
+            kappa: 0.03,
+        }
+    }
+
+    #[test]
+    fn heights_follow_the_phase_and_levels_round_to_the_nearest() {
+        use std::f32::consts::PI;
+        let s = system(vec![0.0, PI / 2.0, PI, 1.99 * PI]);
+        let process = Process {
+            material: resin(),
+            levels: None,
+            base_m: 0.0,
+        };
+        let f = fabricate(&s, &process).unwrap();
+        let full = 0.75e-3 / 0.72;
+        assert!((f.full_wave_m - full).abs() < 1e-15);
+        let h = &f.layers[0].heights_m;
+        for (got, want) in h.iter().zip([0.0, 0.25, 0.5, 0.995]) {
+            assert!((got - want * full).abs() < 1e-6 * full, "{got} vs {want}");
+        }
+        // Four levels: π/2 → 1, π → 2, 1.99π → 4 ≡ 0 (wrapped).
+        let f = fabricate(
+            &s,
+            &Process {
+                levels: Some(4),
+                ..process.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(f.layers[0].levels.as_deref(), Some(&[0u16, 1, 2, 0][..]));
+        assert!((f.layers[0].heights_m[2] - full / 2.0).abs() < 1e-12);
+        assert!((f.level_height_m(4) - full / 4.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn the_as_built_system_delays_by_the_design_phase_and_absorbs() {
+        let phases: Vec<f32> = (0..16).map(|k| k as f32 * 0.39).collect();
+        let s = system(phases.clone());
+        let base = 0.2e-3;
+        let process = Process {
+            material: resin(),
+            levels: None,
+            base_m: base,
+        };
+        let built = fabricate(&s, &process).unwrap().as_built(&s);
+        let l = &built.layers[0];
+        assert_eq!(l.modulation, Modulation::Height);
+        let base_phase = TAU * 0.72 * base / 0.75e-3;
+        for ((&got, &want), &h) in l.phase.iter().zip(&phases).zip(l.height.as_ref().unwrap()) {
+            // Same phase modulo 2π, up to the base plate's uniform delay.
+            let d = (f64::from(got) - base_phase - f64::from(want)).rem_euclid(TAU);
+            assert!(d.min(TAU - d) < 1e-5, "{got} vs {want}");
+            let h = f64::from(h);
+            assert!(h > base * (1.0 - 1e-6) && h < base + 0.75e-3 / 0.72, "{h}");
+        }
+        // Thicker pixels absorb more.
+        let amp = l.amplitude.as_ref().unwrap();
+        let h = l.height.as_ref().unwrap();
+        let thickest = (0..16).max_by(|&a, &b| h[a].total_cmp(&h[b])).unwrap();
+        let thinnest = (0..16).min_by(|&a, &b| h[a].total_cmp(&h[b])).unwrap();
+        assert!(amp[thickest] < amp[thinnest]);
+        assert!((f64::from(amp[thinnest]) - (-TAU * 0.03 * base / 0.75e-3).exp()).abs() < 1e-6);
+        built.validate().unwrap();
+    }
+
+    #[test]
+    fn impossible_processes_are_refused() {
+        let s = system(vec![0.0; 4]);
+        let ok = Process {
+            material: resin(),
+            levels: None,
+            base_m: 0.0,
+        };
+        let err = |p: Process| fabricate(&s, &p).unwrap_err().to_string();
+        assert!(
+            err(Process {
+                levels: Some(1),
+                ..ok.clone()
+            })
+            .contains("--levels")
+        );
+        assert!(
+            err(Process {
+                base_m: -1e-3,
+                ..ok.clone()
+            })
+            .contains("--base")
+        );
+        let mut air = ok.clone();
+        air.material.n = 1.0;
+        assert!(err(air).contains("n > 1"));
+        let mut amp = s.clone();
+        amp.layers[0].modulation = Modulation::AmplitudePhase;
+        amp.layers[0].amplitude = Some(vec![0.5; 4]);
+        let e = fabricate(&amp, &ok).unwrap_err().to_string();
+        assert!(e.contains("layer0") && e.contains("amplitude"), "{e}");
+    }
+}
