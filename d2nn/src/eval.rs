@@ -67,6 +67,8 @@ pub struct Outputs {
     pub scores: Vec<Vec<f32>>,
     /// Confidences `softmax(score/T)`, `[B][C]`.
     pub confidences: Vec<Vec<f32>>,
+    /// Their logarithms, `[B][C]` (minus the cross-entropy of each class).
+    pub log_confidences: Vec<Vec<f32>>,
     /// Power of each encoded input field (same units as the energies), `[B]`.
     pub input_power: Vec<f32>,
 }
@@ -88,7 +90,7 @@ pub fn run_batch_with(
     let input_power: Tensor<1> = intensity(input.clone()).sum_dim(1).sum_dim(2).reshape([b]);
     let energies = optics.energies_with(input, masks, plans);
     let scores = optics.scores(energies.clone());
-    let confidences = optics.confidences(scores.clone());
+    let log_confidences = optics.log_confidences(scores.clone());
     let rows = |t: Tensor<2>| -> Vec<Vec<f32>> {
         let [_, n] = t.dims();
         let v = t.into_data().try_into_vec::<f32>().expect("f32 outputs");
@@ -97,7 +99,8 @@ pub fn run_batch_with(
     Outputs {
         energies: rows(energies),
         scores: rows(scores),
-        confidences: rows(confidences),
+        confidences: rows(log_confidences.clone().exp()),
+        log_confidences: rows(log_confidences),
         input_power: input_power
             .into_data()
             .try_into_vec::<f32>()
@@ -222,7 +225,6 @@ pub fn evaluate_perturbed(
     let mut confusion = vec![vec![0u64; c]; c];
     let (mut loss, mut detected) = (0.0f64, 0.0f64);
     let n = data.len();
-    let t = optics.system.detector.temperature;
     for start in (0..n).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
         let images: Vec<ImageRef> = idx.iter().map(|&i| data.image_ref(i)).collect();
@@ -256,7 +258,7 @@ pub fn evaluate_perturbed(
             let label = usize::from(data.labels[i]);
             let pred = argmax(&out.scores[k]);
             confusion[label][pred] += 1;
-            loss += cross_entropy(&out.scores[k], label, t);
+            loss -= f64::from(out.log_confidences[k][label]);
             let e: f32 = out.energies[k].iter().sum();
             if out.input_power[k] > 0.0 {
                 detected += f64::from(e / out.input_power[k]);
@@ -288,14 +290,6 @@ pub fn evaluate_perturbed(
         detected_fraction: detected / n.max(1) as f64,
         classes: optics.system.detector.classes.clone(),
     })
-}
-
-/// `−log softmax(score/T)[label]`, computed stably.
-pub fn cross_entropy(scores: &[f32], label: usize, temperature: f64) -> f64 {
-    let z: Vec<f64> = scores.iter().map(|&s| f64::from(s) / temperature).collect();
-    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let lse = max + z.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
-    lse - z[label]
 }
 
 /// What the network says about one image.

@@ -19,7 +19,7 @@
 use std::f64::consts::TAU;
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::system::{
@@ -230,9 +230,16 @@ impl Optics {
         }
     }
 
+    /// Log-confidences `log softmax(score / T)`, `[B, C]`: the logarithms of the confidences,
+    /// and minus the cross-entropy loss of each class (training minimises that of the true
+    /// class).
+    pub fn log_confidences(&self, scores: Tensor<2>) -> Tensor<2> {
+        log_softmax(scores / self.system.detector.temperature, 1)
+    }
+
     /// Confidences `softmax(score / T)`, `[B, C]`.
     pub fn confidences(&self, scores: Tensor<2>) -> Tensor<2> {
-        softmax(scores / self.system.detector.temperature, 1)
+        self.log_confidences(scores).exp()
     }
 
     /// The masks of an exported system's layers as tensors on this network's device.

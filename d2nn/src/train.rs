@@ -25,7 +25,6 @@ use std::time::Instant;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::store::ModuleRecord;
-use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Bytes, Device, Tensor, TensorData};
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::write_atomic;
@@ -198,7 +197,6 @@ pub fn train(
     }
     write_metrics(run, &history)?;
 
-    let t = config.readout.temperature;
     let batch = config.training.batch;
     let c = classes.len();
     let mut last = None;
@@ -254,10 +252,16 @@ pub fn train(
                 onehot[k * c + usize::from(train.labels[i])] = 1.0;
             }
             let onehot = Tensor::<2>::from_data(TensorData::new(onehot, [n, c]), &device);
-            let logits = scores.clone() / t;
             let loss = match config.readout.loss {
-                Loss::CrossEntropy => (log_softmax(logits, 1) * onehot).sum().neg() / n as f64,
-                Loss::Mse => (softmax(logits, 1) - onehot).square().sum() / n as f64,
+                Loss::CrossEntropy => {
+                    (optics.log_confidences(scores.clone()) * onehot)
+                        .sum()
+                        .neg()
+                        / n as f64
+                }
+                Loss::Mse => {
+                    (optics.confidences(scores.clone()) - onehot).square().sum() / n as f64
+                }
             };
             let value = f64::from(loss.clone().into_scalar::<f32>());
             if !value.is_finite() {
