@@ -551,6 +551,7 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
     );
 
     export_writes_what_was_designed(&d, &run, &data);
+    export_solids_masks_and_bitmaps(&d, &run, &data);
 }
 
 /// `photonflow export` of the trained folder-dataset model: level and height maps that read
@@ -591,7 +592,7 @@ fn export_writes_what_was_designed(d: &Dir, run: &str, data: &str) {
     assert!(manifest.verify(&d.path("fab")).is_empty());
     assert_eq!(manifest.levels, Some(4));
     let full = 0.75e-3 / 0.72;
-    assert!((manifest.full_wave_m - full).abs() < 1e-12);
+    assert!((manifest.full_wave_m.unwrap() - full).abs() < 1e-12);
     for (k, layer) in system.layers.iter().enumerate() {
         let levels = npy::read_npy(&d.path(&format!("fab/{}_levels.npy", layer.name))).unwrap();
         let heights = npy::read_npy(&d.path(&format!("fab/{}_height.npy", layer.name))).unwrap();
@@ -621,7 +622,7 @@ fn export_writes_what_was_designed(d: &Dir, run: &str, data: &str) {
         m.levels, None,
         "trained without levels: a continuous relief"
     );
-    assert!((m.base_m - 1e-3).abs() < 1e-15);
+    assert!((m.base_m.unwrap() - 1e-3).abs() < 1e-15);
     let name = &system.layers[0].name;
     let decoder = png::Decoder::new(std::io::BufReader::new(
         std::fs::File::open(d.path(&format!("fab/{name}_height.png"))).unwrap(),
@@ -681,6 +682,286 @@ fn export_writes_what_was_designed(d: &Dir, run: &str, data: &str) {
     let o = photonflow(&["export", "--model", run, "--target", "npy", "--out", &notes]);
     assert!(!o.status.success() && stderr(&o).contains("not a photonflow export"));
     assert!(d.path("notes/keep.txt").is_file());
+    assert!(
+        !d.files().iter().any(|f| f.starts_with('.')),
+        "{:?}",
+        d.files()
+    );
+}
+
+/// Runs `script` with `$PHOTONFLOW_PYTHON` (the CI venv: numpy, gdstk, numpy-stl) on `args`;
+/// `None` when the variable is not set (the caller says what it skipped).
+fn python(script: &str, args: &[&str]) -> Option<String> {
+    let python = std::env::var_os("PHOTONFLOW_PYTHON")?;
+    let o = Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run PHOTONFLOW_PYTHON");
+    assert!(
+        o.status.success(),
+        "{python:?} failed:\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    Some(stdout(&o))
+}
+
+/// gdstk reads the GDS library and rasterises every cell's level-k polygons back onto the
+/// design's pixels; the result must equal the expected level maps (`levels_<cell>.npy`).
+const GDSTK_CHECK: &str = r#"
+import sys, numpy as np, gdstk
+path, folder, pitch = sys.argv[1], sys.argv[2], float(sys.argv[3])
+lib = gdstk.read_gds(path)
+assert abs(lib.unit - 1e-6) < 1e-18 and abs(lib.precision - 1e-9) < 1e-21, (lib.unit, lib.precision)
+for cell in lib.cells:
+    want = np.load(f"{folder}/levels_{cell.name}.npy")
+    ny, nx = want.shape
+    got = np.zeros_like(want)
+    x0, y0 = -nx * pitch / 2, -ny * pitch / 2
+    for p in cell.polygons:
+        (xa, ya), (xb, yb) = p.bounding_box()
+        c0, c1 = round((xa * 1e-6 - x0) / pitch), round((xb * 1e-6 - x0) / pitch)
+        r0, r1 = round((ya * 1e-6 - y0) / pitch), round((yb * 1e-6 - y0) / pitch)
+        assert len(p.points) == 4 and p.datatype == 0, p.points
+        got[r0:r1, c0:c1] = p.layer
+    assert (got == want).all(), (cell.name, np.argwhere(got != want)[:5])
+    print(cell.name, len(cell.polygons), "polygons")
+"#;
+
+/// numpy-stl reads the solid: closed, and of the designed volume (mm³).
+const STL_CHECK: &str = r#"
+import sys
+from stl import mesh
+m = mesh.Mesh.from_file(sys.argv[1])
+volume, _, _ = m.get_mass_properties()
+want = float(sys.argv[2])
+assert m.is_closed(), "not closed"
+assert abs(volume - want) < 1e-4 * want, (volume, want)
+print(len(m.vectors), "triangles", volume, "mm3")
+"#;
+
+fn read_png_gray(path: &Path) -> (usize, usize, Vec<u16>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let gray = match info.bit_depth {
+        png::BitDepth::Eight => buf[..w * h].iter().map(|&g| u16::from(g)).collect(),
+        png::BitDepth::Sixteen => buf[..2 * w * h]
+            .chunks(2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .collect(),
+        d => panic!("{d:?}"),
+    };
+    (w, h, gray)
+}
+
+/// `photonflow export` to STL, GDS and SLM bitmaps: each file read back by an independent
+/// reader (gdstk, numpy-stl, the png crate) and compared with what the design asks for.
+fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
+    use photonflow::compiler::manifest::Manifest;
+    use photonflow::optics::OpticalSystem;
+    use std::f64::consts::TAU;
+    let system = OpticalSystem::load(&d.path("run/model")).unwrap();
+    let (nx, ny, pitch) = (system.nx, system.ny, system.pitch_m);
+    let levels4 = |phase: &[f32]| -> Vec<u8> {
+        phase
+            .iter()
+            .map(|&p| ((f64::from(p) / TAU * 4.0).round() as u8) % 4)
+            .collect()
+    };
+    let out = d.s("fab2");
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--model", run, "--out", &out, "--json"];
+        args.extend(extra);
+        photonflow(&args)
+    };
+
+    // STL: 4 levels on a 1 mm base of the THz resin (one 2π = 0.75/0.72 mm).
+    let o = export(&["--target", "stl", "--levels", "4", "--base", "1mm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = Manifest::load(&d.path("fab2")).unwrap();
+    assert!(m.verify(&d.path("fab2")).is_empty());
+    let full_mm = 0.75 / 0.72;
+    for (k, layer) in system.layers.iter().enumerate() {
+        let entry = m
+            .files
+            .iter()
+            .find(|f| f.layer == Some(k) && f.kind == "stl");
+        let entry = entry.expect("an STL per layer");
+        let levels = levels4(&layer.phase);
+        let pixel_mm2 = (pitch * 1e3).powi(2);
+        let volume: f64 = levels
+            .iter()
+            .map(|&l| (1.0 + f64::from(l) * full_mm / 4.0) * pixel_mm2)
+            .sum();
+        let path = d.path(&format!("fab2/{}", entry.path));
+        let mesh = photonflow::compiler::export::stl::read_stl(&mut std::io::BufReader::new(
+            std::fs::File::open(&path).unwrap(),
+        ))
+        .unwrap();
+        mesh.check_watertight().unwrap();
+        assert!((mesh.volume() - volume).abs() < 1e-5 * volume);
+        let (lo, hi) = mesh.bbox();
+        let half = nx as f64 * pitch * 1e3 / 2.0;
+        assert!(
+            (lo[0] + half).abs() < 1e-4 && (hi[0] - half).abs() < 1e-4,
+            "{lo:?} {hi:?}"
+        );
+        let top = 1.0 + f64::from(*levels.iter().max().unwrap()) * full_mm / 4.0;
+        assert!(
+            lo[2].abs() < 1e-6 && (hi[2] - top).abs() < 1e-4,
+            "{lo:?} {hi:?}"
+        );
+        let path = path.to_string_lossy().into_owned();
+        match python(STL_CHECK, &[&path, &volume.to_string()]) {
+            Some(said) => eprintln!("numpy-stl: {}", said.trim()),
+            None => eprintln!("note: PHOTONFLOW_PYTHON is not set; numpy-stl did not read the STL"),
+        }
+    }
+
+    // GDS: level k of 4 on GDS layer k, read back by gdstk.
+    let o = export(&["--target", "gds", "--levels", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = last_json(&o);
+    assert_eq!(m["target_settings"]["database_unit_m"], 1e-9);
+    let expected = d.path("expected");
+    std::fs::create_dir_all(&expected).unwrap();
+    for layer in &system.layers {
+        let levels = levels4(&layer.phase);
+        let name = expected.join(format!("levels_{}.npy", layer.name));
+        npy::write_npy(&name, &[ny, nx], NpyDataRef::U8(&levels)).unwrap();
+    }
+    let gds = d.s("fab2/mask.gds");
+    let expected = expected.to_string_lossy().into_owned();
+    match python(GDSTK_CHECK, &[&gds, &expected, &pitch.to_string()]) {
+        Some(said) => eprintln!("gdstk: {}", said.trim()),
+        None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the GDS"),
+    }
+
+    // SLM: a measured, nonlinear, lossy lookup table on a panel of half the design's pitch.
+    let table = |amplitude: f64| -> String {
+        let rows: String = (0..256)
+            .map(|g| {
+                let phase = 6.5 * (f64::from(g) / 255.0).powf(1.3);
+                format!("{g},{phase},{amplitude}\n")
+            })
+            .collect();
+        format!("gray,phase,amplitude\n{rows}")
+    };
+    std::fs::write(d.path("slm.csv"), table(0.9)).unwrap();
+    std::fs::write(d.path("lossless.csv"), table(1.0)).unwrap();
+    let (w, h) = (2 * nx + 6, 2 * ny + 4); // no SLM pixel centre on a design pixel edge
+    let panel = format!("{w}x{h}@{}um", pitch * 1e6 / 2.0);
+    let (csv, lossless) = (d.s("slm.csv"), d.s("lossless.csv"));
+    let slm = |lut: &str| {
+        let o = export(&[
+            "--target",
+            "slm",
+            "--slm",
+            &panel,
+            "--lut",
+            lut,
+            "--levels",
+            "4",
+            "--simulate",
+            "--data",
+            data,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    let shown = |m: &serde_json::Value| m["simulation"]["as_built_detected_fraction"].as_f64();
+    let clear = shown(&slm(&lossless)).unwrap();
+    let m = slm(&csv);
+    assert!(m["material"].is_null(), "{m}");
+    // The table's amplitude 0.9 passes 81 % of the power through every layer.
+    let ratio = shown(&m).unwrap() / clear;
+    assert!(
+        (ratio - 0.81f64.powi(system.layers.len() as i32)).abs() < 1e-4,
+        "{ratio} {m}"
+    );
+    let table: Vec<f64> = (0..256)
+        .map(|g| 6.5 * (f64::from(g) / 255.0).powf(1.3))
+        .collect();
+    let nearest = |phase: f64| -> u16 {
+        let dist = |p: f64| {
+            let d = (phase - p).rem_euclid(TAU);
+            d.min(TAU - d)
+        };
+        (0..256)
+            .min_by(|&a, &b| dist(table[a]).total_cmp(&dist(table[b])))
+            .unwrap() as u16
+    };
+    for layer in &system.layers {
+        let (bw, bh, gray) = read_png_gray(&d.path(&format!("fab2/{}_slm.png", layer.name)));
+        assert_eq!((bw, bh), (w, h));
+        let levels = levels4(&layer.phase);
+        let fill = nearest(0.0);
+        for (i, row) in gray.chunks(w).enumerate() {
+            let r = h - 1 - i; // image row 0 is the most positive y
+            for (c, &g) in row.iter().enumerate() {
+                // Panel pixel centre in design pixels (half the pitch, centred).
+                let v = (r as f64 + 0.5 - h as f64 / 2.0) / 2.0 + ny as f64 / 2.0;
+                let u = (c as f64 + 0.5 - w as f64 / 2.0) / 2.0 + nx as f64 / 2.0;
+                let want = if (0.0..ny as f64).contains(&v) && (0.0..nx as f64).contains(&u) {
+                    let l = levels[v as usize * nx + u as usize];
+                    nearest(f64::from(l) * TAU / 4.0)
+                } else {
+                    fill
+                };
+                assert_eq!(g, want, "pixel ({i}, {c})");
+            }
+        }
+    }
+
+    // Refusals name the flag and the fix; nothing is written.
+    std::fs::write(d.path("wiggly.csv"), "0,0\n1,3\n2,2.5\n3,6.3\n").unwrap();
+    std::fs::write(d.path("short.csv"), "0,0\n1,1\n2,2\n3,3\n").unwrap();
+    let (wiggly, short) = (d.s("wiggly.csv"), d.s("short.csv"));
+    for (args, needles) in [
+        (
+            vec!["--target", "slm", "--lut", &wiggly],
+            vec!["--lut", "not monotone"],
+        ),
+        (
+            vec!["--target", "slm", "--lut", &short],
+            vec!["--lut", "must cover 2π"],
+        ),
+        (
+            vec!["--target", "slm", "--slm", "20x20@0.4mm"],
+            vec!["--slm", "smaller than the design"],
+        ),
+        (vec!["--target", "slm", "--bits", "9"], vec!["--bits"]),
+        (
+            vec!["--target", "slm", "--material", "pmma"],
+            vec!["--material", "does not apply"],
+        ),
+        (
+            vec!["--target", "npy", "--lut", &csv],
+            vec!["--lut", "does not apply"],
+        ),
+        (
+            vec!["--target", "gds"],
+            vec!["--levels", "continuous relief"],
+        ),
+        (
+            vec!["--target", "stl", "--levels", "4"],
+            vec!["--base", "base plate"],
+        ),
+    ] {
+        let before = std::fs::read_dir(d.path("fab2")).unwrap().count();
+        let o = export(&args);
+        assert!(!o.status.success(), "{args:?}");
+        for needle in needles {
+            assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        }
+        assert_eq!(std::fs::read_dir(d.path("fab2")).unwrap().count(), before);
+    }
     assert!(
         !d.files().iter().any(|f| f.starts_with('.')),
         "{:?}",

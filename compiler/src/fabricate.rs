@@ -118,12 +118,19 @@ fn check_levels(l: u32) -> Result<()> {
     }
 }
 
-fn relief(layer: &Layer, levels: Option<u32>, full_wave_m: f64) -> Result<Relief> {
+/// The phase of `layer` as a process or a modulator takes it: in turns (`φ/2π`, wrapped into
+/// `[0, 1)`), rounded to the nearest of `k/L` when `levels = Some(L)` (then also the level `k`
+/// of every pixel, `L/L` wrapping to level 0).
+///
+/// Errors: a layer that modulates amplitude independently of phase (neither a relief of one
+/// material nor a phase-only modulator can make it), non-finite phases, `L` outside
+/// `2 … 65 536`.
+pub fn phase_turns(layer: &Layer, levels: Option<u32>) -> Result<(Vec<f64>, Option<Vec<u16>>)> {
     if layer.modulation == Modulation::AmplitudePhase {
         return Err(CompileError::Design(format!(
             "layer '{}' modulates amplitude and phase independently; a relief of one material \
-             sets both from its height, so it cannot be made this way — train a phase-only or \
-             height layer",
+             (or a phase-only modulator) sets the amplitude from the phase, so it cannot be \
+             made this way — train a phase-only or height layer",
             layer.name
         )));
     }
@@ -138,25 +145,25 @@ fn relief(layer: &Layer, levels: Option<u32>, full_wave_m: f64) -> Result<Relief
         .iter()
         .map(|&p| f64::from(p).rem_euclid(TAU) / TAU);
     Ok(match levels {
-        None => Relief {
-            name: layer.name.clone(),
-            heights_m: turns.map(|t| t * full_wave_m).collect(),
-            levels: None,
-            level_count: None,
-        },
+        None => (turns.collect(), None),
         Some(l) => {
             check_levels(l)?;
             let k: Vec<u16> = turns
                 .map(|t| ((t * f64::from(l)).round() as u32 % l) as u16)
                 .collect();
-            let step = full_wave_m / f64::from(l);
-            Relief {
-                name: layer.name.clone(),
-                heights_m: k.iter().map(|&k| f64::from(k) * step).collect(),
-                levels: Some(k),
-                level_count: Some(l),
-            }
+            let turns = k.iter().map(|&k| f64::from(k) / f64::from(l)).collect();
+            (turns, Some(k))
         }
+    })
+}
+
+fn relief(layer: &Layer, levels: Option<u32>, full_wave_m: f64) -> Result<Relief> {
+    let (turns, k) = phase_turns(layer, levels)?;
+    Ok(Relief {
+        name: layer.name.clone(),
+        heights_m: turns.iter().map(|t| t * full_wave_m).collect(),
+        levels: k,
+        level_count: levels,
     })
 }
 

@@ -73,12 +73,12 @@ pub struct Manifest {
     pub medium_index: f64,
     /// Levels of the process (the first layer's, when layers differ), if quantised.
     pub levels: Option<u32>,
-    /// The relief material.
-    pub material: Material,
-    /// Base plate thickness, metres.
-    pub base_m: f64,
-    /// Relief of one 2π of phase, metres.
-    pub full_wave_m: f64,
+    /// The relief material (`null` for the `slm` target, which makes no relief).
+    pub material: Option<Material>,
+    /// Base plate thickness, metres (`null` for `slm`).
+    pub base_m: Option<f64>,
+    /// Relief of one 2π of phase, metres (`null` for `slm`).
+    pub full_wave_m: Option<f64>,
     /// The optical layers.
     pub layers: Vec<LayerEntry>,
     /// Every file written, the manifest excepted.

@@ -547,11 +547,12 @@ impl Config {
 
     /// The lookup table of `[fabrication] lut`, read from its file.
     pub fn lut(&self) -> Result<Option<crate::lut::Lut>> {
-        self.fabrication
+        Ok(self
+            .fabrication
             .lut
             .as_deref()
             .map(crate::lut::Lut::read_csv)
-            .transpose()
+            .transpose()?)
     }
 
     /// A preset by name (see [`PRESETS`]).

@@ -45,7 +45,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 mod flex;
-pub mod lut;
+pub use photonflow_optics::lut;
 pub mod model;
 pub mod network;
 pub mod ops;

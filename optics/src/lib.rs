@@ -18,6 +18,7 @@ pub mod fft;
 pub mod field;
 pub mod grid;
 pub mod io;
+pub mod lut;
 pub mod propagate;
 pub mod sources;
 pub mod system;

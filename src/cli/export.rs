@@ -3,15 +3,19 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use photonflow_compiler::export::{Source, Target, export};
+use photonflow_compiler::export::gds::GdsMode;
+use photonflow_compiler::export::slm::{self, SlmPanel};
+use photonflow_compiler::export::{GdsSettings, SlmSettings, Source, Target, export};
 use photonflow_compiler::manifest::sha256_file;
 use photonflow_compiler::{MaterialSpec, Process, fabricate};
 use photonflow_d2nn::data::{self, FolderOptions};
 use photonflow_d2nn::eval::evaluate;
 use photonflow_d2nn::model::Model;
 use photonflow_d2nn::network::Optics;
+use photonflow_optics::OpticalSystem;
+use photonflow_optics::lut::Lut;
 use photonflow_optics::system::FILE_NAME;
 use serde_json::json;
 
@@ -22,8 +26,9 @@ pub struct Args {
     /// The model: a run folder (RUN/) or a folder holding system.json.
     #[arg(long, value_name = "RUN")]
     model: PathBuf,
-    /// What to write: npy (level and height maps) or height (height maps as .npy and 16-bit
-    /// PNG).
+    /// What to write: npy (level and height maps), height (height maps as .npy and 16-bit
+    /// PNG), stl (one solid per layer, mm), gds (multilevel lithography masks) or slm (gray
+    /// bitmaps for a phase-only spatial light modulator).
     #[arg(long, value_name = "TARGET")]
     target: String,
     /// Relief material: a built-in name (thz-resin, fused-silica, pmma), FILE.toml or
@@ -37,6 +42,31 @@ pub struct Args {
     /// Base plate under every layer (e.g. 1mm).
     #[arg(long, value_name = "T", value_parser = super::length, allow_hyphen_values = true, default_value = "0m")]
     base: f64,
+    /// GDS layers: `levels` (level k on GDS layer k) or `binary` (one layer per binary etch
+    /// step, layer b+1 etching 2^b levels).
+    #[arg(long, value_name = "MODE", default_value = "levels")]
+    gds_mode: String,
+    /// Add alignment marks (a cross in each corner) to every GDS cell, on this GDS layer.
+    #[arg(long, value_name = "LAYER")]
+    marks: Option<u16>,
+    /// The SLM panel, WIDTHxHEIGHT@PITCH (e.g. 1920x1080@8um); default: the design's pixels.
+    #[arg(long, value_name = "WxH@PITCH")]
+    slm: Option<String>,
+    /// Measured SLM lookup table, CSV gray,phase[,amplitude] (phase in radians).
+    #[arg(long, value_name = "FILE")]
+    lut: Option<PathBuf>,
+    /// Bits per SLM gray level: 8, 10, 12 or 16.
+    #[arg(long, value_name = "B", default_value_t = 8)]
+    bits: u32,
+    /// Gray level of one full 2π on a linear SLM (default 2^bits).
+    #[arg(long, value_name = "G")]
+    two_pi_gray: Option<u32>,
+    /// Resampling onto the SLM's pixels: nearest or bilinear (of exp(iφ)).
+    #[arg(long, value_name = "METHOD", default_value = "nearest")]
+    resample: String,
+    /// SLM bitmap format: png or bmp (8-bit only).
+    #[arg(long, value_name = "FORMAT", default_value = "png")]
+    slm_format: String,
     /// Output folder (must be new, empty, or an earlier export, which is replaced).
     #[arg(long, short, value_name = "DIR")]
     out: PathBuf,
@@ -61,8 +91,153 @@ pub struct Args {
 /// Runs `photonflow export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let target: Target = args.target.parse()?;
+    check_flags(&args, target)?;
+    let gds = GdsSettings {
+        mode: match args.gds_mode.as_str() {
+            "levels" => GdsMode::Levels,
+            "binary" => GdsMode::BinaryMasks,
+            other => bail!("--gds-mode {other}: use levels or binary"),
+        },
+        alignment_marks: args.marks,
+    };
+    let slm = slm_settings(&args)?;
     let model = Model::load(&args.model)?;
     let system = &model.system;
+    let fabrication = if target.needs_fabrication() {
+        Some(fabricate(system, &process(&args, system)?)?)
+    } else {
+        None
+    };
+    let simulation = if args.simulate {
+        let built = match &fabrication {
+            Some(f) => f.as_built(system),
+            None => slm::displayed(system, &slm)?,
+        };
+        Some(simulate(&args, &model, &built)?)
+    } else {
+        None
+    };
+    let source = Source {
+        model: &model.path,
+        sha256: sha256_file(&model.path.join(FILE_NAME))?,
+        simulation,
+        gds,
+        slm,
+    };
+    let manifest = export(system, fabrication.as_ref(), target, &args.out, &source)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&manifest)?);
+        return Ok(());
+    }
+    let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+    let levels = manifest
+        .levels
+        .map_or("continuous relief".to_string(), |l| format!("{l} levels"));
+    let made_as = match (&manifest.material, manifest.full_wave_m) {
+        (Some(m), Some(full)) => format!(
+            "material {} (n = {}, κ = {}), {levels}, one 2π of relief = {:.4} mm",
+            m.name,
+            m.n,
+            m.kappa,
+            full * 1e3
+        ),
+        _ => {
+            let t = &manifest.target_settings;
+            format!(
+                "{}-bit {} on {}×{} SLM pixels, phase error ≤ {:.4} rad",
+                t["bits"],
+                t["mapping"]["kind"].as_str().unwrap_or("?"),
+                t["panel"]["width"],
+                t["panel"]["height"],
+                t["phase_error_bound_rad"].as_f64().unwrap_or(f64::NAN)
+            )
+        }
+    };
+    println!(
+        "{}: {} files ({:.1} kB) for {} layers of {}×{} in {}; {made_as}",
+        target,
+        manifest.files.len(),
+        bytes as f64 / 1e3,
+        manifest.layers.len(),
+        manifest.nx,
+        manifest.ny,
+        args.out.display(),
+    );
+    if let Some(s) = &manifest.simulation {
+        println!(
+            "simulated on {} test samples of {}: designed {:.2} %, as built {:.2} % (mean power \
+             on the detectors {:.2} % → {:.2} %)",
+            s["samples"],
+            s["dataset"].as_str().unwrap_or("?"),
+            100.0 * s["designed_accuracy"].as_f64().unwrap_or(f64::NAN),
+            100.0 * s["as_built_accuracy"].as_f64().unwrap_or(f64::NAN),
+            100.0 * s["designed_detected_fraction"].as_f64().unwrap_or(f64::NAN),
+            100.0 * s["as_built_detected_fraction"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    println!("manifest: {}", args.out.join("manifest.json").display());
+    Ok(())
+}
+
+/// Flags that belong to other targets are refused by name, so no setting is silently ignored.
+fn check_flags(args: &Args, target: Target) -> anyhow::Result<()> {
+    let slm_flags = [
+        ("--slm", args.slm.is_some()),
+        ("--lut", args.lut.is_some()),
+        ("--bits", args.bits != 8),
+        ("--two-pi-gray", args.two_pi_gray.is_some()),
+        ("--resample", args.resample != "nearest"),
+        ("--slm-format", args.slm_format != "png"),
+    ];
+    let relief_flags = [
+        ("--material", args.material.is_some()),
+        ("--base", args.base != 0.0),
+    ];
+    let gds_flags = [
+        ("--gds-mode", args.gds_mode != "levels"),
+        ("--marks", args.marks.is_some()),
+    ];
+    let misplaced = |flags: &[(&'static str, bool)], applies: bool| {
+        flags
+            .iter()
+            .find(|(_, given)| *given && !applies)
+            .map(|f| f.0)
+    };
+    if let Some(flag) = misplaced(&slm_flags, target == Target::Slm)
+        .or_else(|| misplaced(&relief_flags, target.needs_fabrication()))
+        .or_else(|| misplaced(&gds_flags, target == Target::Gds))
+    {
+        bail!(
+            "{flag} does not apply to --target {target}; drop it or choose the target it belongs to"
+        );
+    }
+    Ok(())
+}
+
+/// The `slm` target's settings from the flags.
+fn slm_settings(args: &Args) -> anyhow::Result<SlmSettings> {
+    let lut = match &args.lut {
+        Some(path) => Some((Lut::read_csv(path)?, path.display().to_string())),
+        None => None,
+    };
+    Ok(SlmSettings {
+        panel: args
+            .slm
+            .as_deref()
+            .map(str::parse::<SlmPanel>)
+            .transpose()?,
+        bits: args.bits,
+        two_pi_gray: args.two_pi_gray,
+        lut,
+        resample: args.resample.parse()?,
+        format: args.slm_format.parse()?,
+        levels: args.levels,
+    })
+}
+
+/// The relief process from the flags: the material (given, the layers' own, else thz-resin),
+/// the levels and the base plate.
+fn process(args: &Args, system: &OpticalSystem) -> anyhow::Result<Process> {
     let spec = match &args.material {
         Some(m) => MaterialSpec::resolve(m).context("--material")?,
         None => {
@@ -80,61 +255,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let material = spec
         .for_design(system.wavelength_m, system.medium_index)
         .context("--material")?;
-    let process = Process {
+    Ok(Process {
         material,
         levels: args.levels,
         base_m: args.base,
-    };
-    let fabrication = fabricate(system, &process)?;
-
-    let simulation = if args.simulate {
-        Some(simulate(&args, &model, &fabrication.as_built(system))?)
-    } else {
-        None
-    };
-    let source = Source {
-        model: &model.path,
-        sha256: sha256_file(&model.path.join(FILE_NAME))?,
-        simulation,
-    };
-    let manifest = export(system, &fabrication, target, &args.out, &source)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&manifest)?);
-        return Ok(());
-    }
-    let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
-    println!(
-        "{}: {} files ({:.1} kB) for {} layers of {}×{} in {}; material {} (n = {}, κ = {}), {}, \
-         one 2π of relief = {:.4} mm",
-        target,
-        manifest.files.len(),
-        bytes as f64 / 1e3,
-        manifest.layers.len(),
-        manifest.nx,
-        manifest.ny,
-        args.out.display(),
-        manifest.material.name,
-        manifest.material.n,
-        manifest.material.kappa,
-        manifest
-            .levels
-            .map_or("continuous relief".to_string(), |l| format!("{l} levels")),
-        manifest.full_wave_m * 1e3
-    );
-    if let Some(s) = &manifest.simulation {
-        println!(
-            "simulated on {} test samples of {}: designed {:.2} %, as built {:.2} % (mean power \
-             on the detectors {:.2} % → {:.2} %)",
-            s["samples"],
-            s["dataset"].as_str().unwrap_or("?"),
-            100.0 * s["designed_accuracy"].as_f64().unwrap_or(f64::NAN),
-            100.0 * s["as_built_accuracy"].as_f64().unwrap_or(f64::NAN),
-            100.0 * s["designed_detected_fraction"].as_f64().unwrap_or(f64::NAN),
-            100.0 * s["as_built_detected_fraction"].as_f64().unwrap_or(f64::NAN),
-        );
-    }
-    println!("manifest: {}", args.out.join("manifest.json").display());
-    Ok(())
+    })
 }
 
 /// Accuracy of the design and of the system as built on the test set.

@@ -9,8 +9,23 @@
 //! |---|---|---|
 //! | `npy` | `NAME_levels.npy` (uint8, or uint16 above 256 levels; quantised layers), `NAME_height.npy` (float64, metres above the base) | `levels`, `height` |
 //! | `height` | `NAME_height.npy`, `NAME_height.png` (16-bit gray, 0 = no relief, 65 535 = one full 2π of relief, `full_wave_m`) | `height`, `height-png` |
+//! | `stl` | `NAME.stl`: binary STL in millimetres, the relief on its base plate, read back and checked (closed, designed volume) | `stl` |
+//! | `gds` | one `mask.gds` for all layers: a cell per layer, level k on GDS layer k (or one layer per binary etch step), read back and rasterised to the design | `gds` |
+//! | `slm` | `NAME_slm.png` (8- or 16-bit gray) or `NAME_slm.bmp`: the phase as the SLM's gray levels, linear or through a measured lookup table, resampled to the panel ([`slm`]) | `bitmap` |
+//!
+//! Every target but `slm` writes a relief of a material and needs a [`Fabrication`]; `slm`
+//! needs none (its manifest has no material).
 
 pub mod arrays;
+mod bmp;
+pub mod gds;
+mod mask;
+pub mod slm;
+mod solid;
+pub mod stl;
+
+pub use mask::GdsSettings;
+pub use slm::SlmSettings;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -29,18 +44,38 @@ pub enum Target {
     Npy,
     /// Height maps for 3D printing and grayscale lithography: `.npy` in metres and 16-bit PNG.
     Height,
+    /// One binary STL solid per layer (millimetres), for 3D printing.
+    Stl,
+    /// A GDSII library of multilevel lithography masks, one cell per layer.
+    Gds,
+    /// Gray-level bitmaps for a phase-only spatial light modulator.
+    Slm,
 }
 
 impl Target {
     /// Every target, by name.
-    pub const ALL: [Target; 2] = [Target::Npy, Target::Height];
+    pub const ALL: [Target; 5] = [
+        Target::Npy,
+        Target::Height,
+        Target::Stl,
+        Target::Gds,
+        Target::Slm,
+    ];
 
     /// The name on the command line and in the manifest.
     pub fn name(self) -> &'static str {
         match self {
             Target::Npy => "npy",
             Target::Height => "height",
+            Target::Stl => "stl",
+            Target::Gds => "gds",
+            Target::Slm => "slm",
         }
+    }
+
+    /// Whether the target writes a relief of a material (every target but `slm`).
+    pub fn needs_fabrication(self) -> bool {
+        self != Target::Slm
     }
 }
 
@@ -112,13 +147,17 @@ pub struct Source<'a> {
     pub sha256: String,
     /// What simulating the design and the as-built system gave, if it was done.
     pub simulation: Option<serde_json::Value>,
+    /// Settings of the `gds` target.
+    pub gds: GdsSettings,
+    /// Settings of the `slm` target.
+    pub slm: SlmSettings,
 }
 
 /// Writes `target`'s files for `fabrication` of `system` into `out` (see the module docs), with
-/// the manifest; returns the manifest.
+/// the manifest; returns the manifest. `fabrication` may be `None` for the `slm` target only.
 pub fn export(
     system: &OpticalSystem,
-    fabrication: &Fabrication,
+    fabrication: Option<&Fabrication>,
     target: Target,
     out: &Path,
     source: &Source,
@@ -142,7 +181,7 @@ pub fn export(
 
 fn fill(
     system: &OpticalSystem,
-    fabrication: &Fabrication,
+    fabrication: Option<&Fabrication>,
     target: Target,
     dir: &Path,
     source: &Source,
@@ -151,9 +190,26 @@ fn fill(
         dir: dir.to_path_buf(),
         files: Vec::new(),
     };
+    let relief = || {
+        fabrication.ok_or_else(|| CompileError::Option {
+            option: "--material",
+            problem: format!("the {target} target makes a relief and needs a material"),
+        })
+    };
     let settings = match target {
-        Target::Npy => arrays::write_npy_target(system, fabrication, &mut staging)?,
-        Target::Height => arrays::write_height_target(system, fabrication, &mut staging)?,
+        Target::Npy => arrays::write_npy_target(system, relief()?, &mut staging)?,
+        Target::Height => arrays::write_height_target(system, relief()?, &mut staging)?,
+        Target::Stl => solid::write_stl_target(system, relief()?, &mut staging)?,
+        Target::Gds => mask::write_gds_target(system, relief()?, &source.gds, &mut staging)?,
+        Target::Slm => slm::write_slm_target(system, &source.slm, &mut staging)?,
+    };
+    let fabrication = fabrication.filter(|_| target.needs_fabrication());
+    let levels = match fabrication {
+        Some(f) => f.layers.first().and_then(|l| l.level_count),
+        None => source
+            .slm
+            .levels
+            .or(system.layers.first().and_then(|l| l.levels)),
     };
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
@@ -167,20 +223,22 @@ fn fill(
         nx: system.nx,
         ny: system.ny,
         medium_index: system.medium_index,
-        levels: fabrication.layers.first().and_then(|l| l.level_count),
-        material: fabrication.process.material.clone(),
-        base_m: fabrication.process.base_m,
-        full_wave_m: fabrication.full_wave_m,
+        levels,
+        material: fabrication.map(|f| f.process.material.clone()),
+        base_m: fabrication.map(|f| f.process.base_m),
+        full_wave_m: fabrication.map(|f| f.full_wave_m),
         layers: system
             .layers
             .iter()
-            .zip(&fabrication.layers)
             .enumerate()
-            .map(|(index, (l, r))| LayerEntry {
+            .map(|(index, l)| LayerEntry {
                 index,
                 name: l.name.clone(),
                 distance_m: l.distance_m,
-                levels: r.level_count,
+                levels: match fabrication {
+                    Some(f) => f.layers[index].level_count,
+                    None => source.slm.levels.or(l.levels),
+                },
             })
             .collect(),
         files: staging.files,

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{D2nnError, Result};
+use crate::error::{OpticsError, Result};
 
 /// A gray-level lookup table.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,10 +123,10 @@ impl Lut {
     }
 }
 
-fn bad(path: &Path, problem: String) -> D2nnError {
-    D2nnError::Config {
-        origin: format!("lookup table {}", PathBuf::from(path).display()),
-        problem,
+fn bad(path: &Path, problem: String) -> OpticsError {
+    OpticsError::File {
+        path: PathBuf::from(path),
+        problem: format!("lookup table: {problem}"),
     }
 }
 
