@@ -919,6 +919,22 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
         }
     }
 
+    // An unwrapped relief: no 2π steps, congruent to the design phase.
+    let o = export(&["--target", "npy", "--unwrap"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["unwrapped"], true);
+    let full = 0.75e-3 / 0.72;
+    for layer in &system.layers {
+        let h = npy::read_npy(&d.path(&format!("fab2/{}_height.npy", layer.name))).unwrap();
+        let NpyData::F64(h) = h.data else {
+            panic!("float64 heights")
+        };
+        for (&h, &p) in h.iter().zip(&layer.phase) {
+            let turns = h / full - f64::from(p) / TAU;
+            assert!((turns - turns.round()).abs() < 1e-5, "{h} {p}");
+        }
+    }
+
     // Refusals name the flag and the fix; nothing is written.
     std::fs::write(d.path("wiggly.csv"), "0,0\n1,3\n2,2.5\n3,6.3\n").unwrap();
     std::fs::write(d.path("short.csv"), "0,0\n1,1\n2,2\n3,3\n").unwrap();
@@ -1249,6 +1265,27 @@ fn demo_without_mnist_falls_back_loudly_to_generated_digits() {
             "{plot}"
         );
     }
+    // The fabrication step: STL, GDS and SLM folders whose manifests verify, and the
+    // as-built accuracy (8 levels of the resin, with its absorption).
+    use photonflow::compiler::manifest::Manifest;
+    for (target, kind) in [("stl", "stl"), ("gds", "gds"), ("slm", "bitmap")] {
+        let folder = d.path(&format!("demo/fab/{target}"));
+        let m = Manifest::load(&folder).unwrap();
+        assert!(m.verify(&folder).is_empty(), "{target}");
+        assert!(m.files.iter().all(|f| f.kind == kind), "{target}");
+        assert_eq!(m.levels, Some(8), "{target}");
+    }
+    let fab = &summary["fabrication"];
+    let built = fab["as_built"]["accuracy"].as_f64().unwrap();
+    assert!(built > 0.4 && built <= 1.0, "{fab}");
+    // The resin absorbs: less light reaches the detectors as built.
+    assert!(
+        fab["as_built"]["detected_fraction"].as_f64().unwrap()
+            < summary["evaluation"]["detected_fraction"].as_f64().unwrap(),
+        "{fab}"
+    );
+    let report = std::fs::read_to_string(d.path("demo/report.md")).unwrap();
+    assert!(report.contains("## Fabrication"), "{report}");
     // One sample image per class, which `infer` reads back to the demo's own predictions.
     let samples: Vec<PathBuf> = std::fs::read_dir(d.path("demo/samples"))
         .unwrap()

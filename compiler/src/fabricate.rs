@@ -39,6 +39,10 @@ pub struct Process {
     pub levels: Option<u32>,
     /// Thickness of the base plate under every layer, metres (≥ 0).
     pub base_m: f64,
+    /// Unwrap each layer's phase ([`crate::unwrap`]) into a relief without 2π steps, taller
+    /// than one 2π wherever the phase runs on (a refractive surface instead of a Fresnel
+    /// one); with levels, heights are whole steps of `h₂π/L` and there is no level map.
+    pub unwrap: bool,
 }
 
 /// The relief of one layer.
@@ -96,7 +100,14 @@ pub fn fabricate(system: &OpticalSystem, process: &Process) -> Result<Fabricatio
     let layers = system
         .layers
         .iter()
-        .map(|layer| relief(layer, process.levels.or(layer.levels), full_wave_m))
+        .map(|layer| {
+            let levels = process.levels.or(layer.levels);
+            if process.unwrap {
+                unwrapped_relief(system, layer, levels, full_wave_m)
+            } else {
+                relief(layer, levels, full_wave_m)
+            }
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok(Fabrication {
         process: process.clone(),
@@ -140,10 +151,11 @@ pub fn phase_turns(layer: &Layer, levels: Option<u32>) -> Result<(Vec<f64>, Opti
             layer.name
         )));
     }
-    let turns = layer
-        .phase
-        .iter()
-        .map(|&p| f64::from(p).rem_euclid(TAU) / TAU);
+    let turns = layer.phase.iter().map(|&p| {
+        // rem_euclid rounds a tiny negative phase up to 2π exactly: that is phase 0.
+        let t = f64::from(p).rem_euclid(TAU) / TAU;
+        if t >= 1.0 { 0.0 } else { t }
+    });
     Ok(match levels {
         None => (turns.collect(), None),
         Some(l) => {
@@ -154,6 +166,39 @@ pub fn phase_turns(layer: &Layer, levels: Option<u32>) -> Result<(Vec<f64>, Opti
             let turns = k.iter().map(|&k| f64::from(k) / f64::from(l)).collect();
             (turns, Some(k))
         }
+    })
+}
+
+/// The relief of the unwrapped phase, shifted by whole turns so that its lowest pixel is less
+/// than one 2π high (the phase stays congruent to the design's), quantised to steps of
+/// `h₂π/L` with levels.
+fn unwrapped_relief(
+    system: &OpticalSystem,
+    layer: &Layer,
+    levels: Option<u32>,
+    full_wave_m: f64,
+) -> Result<Relief> {
+    let (turns, _) = phase_turns(layer, None)?;
+    let phase: Vec<f64> = turns.iter().map(|t| t * TAU).collect();
+    let mut u: Vec<f64> = crate::unwrap::unwrap_phase(&phase, system.nx, system.ny)
+        .iter()
+        .map(|p| p / TAU)
+        .collect();
+    let lowest = u.iter().copied().fold(f64::INFINITY, f64::min).floor();
+    for t in &mut u {
+        *t -= lowest;
+        if let Some(l) = levels {
+            *t = (*t * f64::from(l)).round() / f64::from(l);
+        }
+    }
+    if let Some(l) = levels {
+        check_levels(l)?;
+    }
+    Ok(Relief {
+        name: layer.name.clone(),
+        heights_m: u.iter().map(|t| t * full_wave_m).collect(),
+        levels: None,
+        level_count: levels,
     })
 }
 
@@ -235,6 +280,7 @@ mod tests {
             material: resin(),
             levels: None,
             base_m: 0.0,
+            unwrap: false,
         };
         let f = fabricate(&s, &process).unwrap();
         let full = 0.75e-3 / 0.72;
@@ -266,6 +312,7 @@ mod tests {
             material: resin(),
             levels: None,
             base_m: base,
+            unwrap: false,
         };
         let built = fabricate(&s, &process).unwrap().as_built(&s);
         let l = &built.layers[0];
@@ -289,12 +336,90 @@ mod tests {
     }
 
     #[test]
+    fn an_unwrapped_lens_becomes_a_refractive_surface_congruent_to_the_design() {
+        // A converging lens φ = −π r²/(λf) on 24×24 pixels of 0.4 mm at 0.75 mm, f = 1 cm:
+        // several turns across the aperture, steps between pixels well below π.
+        let n = 24;
+        let (wl, pitch, f) = (0.75e-3, 0.4e-3, 0.01);
+        let true_phase: Vec<f64> = (0..n * n)
+            .map(|i| {
+                let (x, y) = ((i % n) as f64 - 11.5, (i / n) as f64 - 11.5);
+                -std::f64::consts::PI * (x * x + y * y) * pitch * pitch / (wl * f)
+            })
+            .collect();
+        let s = system(
+            true_phase
+                .iter()
+                .map(|&p| p.rem_euclid(TAU) as f32)
+                .collect(),
+        );
+        let process = Process {
+            material: resin(),
+            levels: None,
+            base_m: 0.0,
+            unwrap: true,
+        };
+        let fab = fabricate(&s, &process).unwrap();
+        let full = fab.full_wave_m;
+        let h = &fab.layers[0].heights_m;
+        assert!(fab.layers[0].levels.is_none());
+        // Taller than one 2π (the wrapped relief never is), lowest pixel below one 2π.
+        let (lo, hi) = h
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        assert!(lo >= 0.0 && lo < full && hi > 2.0 * full, "{lo} {hi}");
+        // The surface is the lens itself: heights follow the true phase up to one constant.
+        let offset = h[0] / full * TAU - true_phase[0];
+        for (&hh, &p) in h.iter().zip(&true_phase) {
+            assert!((hh / full * TAU - p - offset).abs() < 1e-4, "{hh}");
+        }
+        // And congruent: the same phase modulo 2π as the wrapped relief.
+        let wrapped = fabricate(
+            &s,
+            &Process {
+                unwrap: false,
+                ..process.clone()
+            },
+        )
+        .unwrap();
+        for (a, b) in h.iter().zip(&wrapped.layers[0].heights_m) {
+            let k = (a - b) / full;
+            assert!((k - k.round()).abs() < 1e-5, "{a} {b}");
+        }
+        // With 8 levels: whole steps of h₂π/8, still congruent to the 8-level wrapped relief.
+        let q = fabricate(
+            &s,
+            &Process {
+                levels: Some(8),
+                ..process.clone()
+            },
+        )
+        .unwrap();
+        let w = fabricate(
+            &s,
+            &Process {
+                levels: Some(8),
+                unwrap: false,
+                ..process
+            },
+        )
+        .unwrap();
+        for (a, b) in q.layers[0].heights_m.iter().zip(&w.layers[0].heights_m) {
+            let steps = a / (full / 8.0);
+            assert!((steps - steps.round()).abs() < 1e-9);
+            let k = (a - b) / full;
+            assert!((k - k.round()).abs() < 1e-9, "{a} {b}");
+        }
+    }
+
+    #[test]
     fn impossible_processes_are_refused() {
         let s = system(vec![0.0; 4]);
         let ok = Process {
             material: resin(),
             levels: None,
             base_m: 0.0,
+            unwrap: false,
         };
         let err = |p: Process| fabricate(&s, &p).unwrap_err().to_string();
         assert!(

@@ -29,7 +29,7 @@ pub struct FileEntry {
     pub bytes: u64,
     /// Optical layer it belongs to (index from 0, input side first), if any.
     pub layer: Option<usize>,
-    /// What it holds: `height`, `levels`, `phase`, `height-png`, `stl`, `gds`, `bitmap`, …
+    /// What it holds: `height`, `levels`, `phase`, `height-png`, `stl`, `gds`, `hdf5`, `bitmap`, …
     pub kind: String,
 }
 
@@ -55,7 +55,7 @@ pub struct Manifest {
     pub version: u32,
     /// Version of photonflow that wrote the files.
     pub photonflow_version: String,
-    /// The target (`npy`, `height`, `stl`, `gds`, `slm`).
+    /// The target (`npy`, `height`, `stl`, `gds`, `hdf5`, `slm`).
     pub target: String,
     /// The model folder the design was read from.
     pub source_model: String,
@@ -77,6 +77,9 @@ pub struct Manifest {
     pub material: Option<Material>,
     /// Base plate thickness, metres (`null` for `slm`).
     pub base_m: Option<f64>,
+    /// Whether the reliefs are unwrapped (no 2π steps, taller than one 2π; `--unwrap`).
+    #[serde(default)]
+    pub unwrapped: bool,
     /// Relief of one 2π of phase, metres (`null` for `slm`).
     pub full_wave_m: Option<f64>,
     /// The optical layers.

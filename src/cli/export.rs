@@ -10,8 +10,8 @@ use photonflow_compiler::export::slm::{self, SlmPanel};
 use photonflow_compiler::export::{GdsSettings, SlmSettings, Source, Target, export};
 use photonflow_compiler::manifest::sha256_file;
 use photonflow_compiler::{MaterialSpec, Process, fabricate};
-use photonflow_d2nn::data::{self, FolderOptions};
-use photonflow_d2nn::eval::evaluate;
+use photonflow_d2nn::data::{self, Dataset, FolderOptions};
+use photonflow_d2nn::eval::{Evaluation, evaluate};
 use photonflow_d2nn::model::Model;
 use photonflow_d2nn::network::Optics;
 use photonflow_optics::OpticalSystem;
@@ -27,8 +27,10 @@ pub struct Args {
     #[arg(long, value_name = "RUN")]
     model: PathBuf,
     /// What to write: npy (level and height maps), height (height maps as .npy and 16-bit
-    /// PNG), stl (one solid per layer, mm), gds (multilevel lithography masks) or slm (gray
-    /// bitmaps for a phase-only spatial light modulator).
+    /// PNG), stl (one solid per layer, mm), gds (multilevel lithography masks), hdf5 (one
+    /// design.h5: phase, height and level maps with the physical parameters as attributes;
+    /// needs a build with `--features hdf5`) or slm (gray bitmaps for a phase-only spatial
+    /// light modulator).
     #[arg(long, value_name = "TARGET")]
     target: String,
     /// Relief material: a built-in name (thz-resin, fused-silica, pmma), FILE.toml or
@@ -39,6 +41,10 @@ pub struct Args {
     /// relief).
     #[arg(long, value_name = "L")]
     levels: Option<u32>,
+    /// Unwrap each layer's phase into a relief without 2π steps (a refractive surface instead
+    /// of a Fresnel one), for the npy, height, stl and hdf5 targets.
+    #[arg(long)]
+    unwrap: bool,
     /// Base plate under every layer (e.g. 1mm).
     #[arg(long, value_name = "T", value_parser = super::length, allow_hyphen_values = true, default_value = "0m")]
     base: f64,
@@ -91,6 +97,7 @@ pub struct Args {
 /// Runs `photonflow export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let target: Target = args.target.parse()?;
+    target.check_available()?;
     check_flags(&args, target)?;
     let gds = GdsSettings {
         mode: match args.gds_mode.as_str() {
@@ -197,6 +204,7 @@ fn check_flags(args: &Args, target: Target) -> anyhow::Result<()> {
         ("--gds-mode", args.gds_mode != "levels"),
         ("--marks", args.marks.is_some()),
     ];
+    let continuous_flags = [("--unwrap", args.unwrap)];
     let misplaced = |flags: &[(&'static str, bool)], applies: bool| {
         flags
             .iter()
@@ -206,6 +214,12 @@ fn check_flags(args: &Args, target: Target) -> anyhow::Result<()> {
     if let Some(flag) = misplaced(&slm_flags, target == Target::Slm)
         .or_else(|| misplaced(&relief_flags, target.needs_fabrication()))
         .or_else(|| misplaced(&gds_flags, target == Target::Gds))
+        .or_else(|| {
+            misplaced(
+                &continuous_flags,
+                target.needs_fabrication() && target != Target::Gds,
+            )
+        })
     {
         bail!(
             "{flag} does not apply to --target {target}; drop it or choose the target it belongs to"
@@ -259,14 +273,28 @@ fn process(args: &Args, system: &OpticalSystem) -> anyhow::Result<Process> {
         material,
         levels: args.levels,
         base_m: args.base,
+        unwrap: args.unwrap,
     })
+}
+
+/// Evaluates `system` — `model`'s design as built or as displayed — on `test`, with `model`'s
+/// device.
+pub(super) fn evaluate_system(
+    model: &Model,
+    system: &OpticalSystem,
+    test: &Dataset,
+    progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Evaluation> {
+    let optics = Optics::new(system, model.optics.device())?;
+    let masks = optics.masks_of(system);
+    Ok(evaluate(&optics, &masks, test, 64, progress)?)
 }
 
 /// Accuracy of the design and of the system as built on the test set.
 fn simulate(
     args: &Args,
     model: &Model,
-    built: &photonflow_optics::OpticalSystem,
+    built: &OpticalSystem,
 ) -> anyhow::Result<serde_json::Value> {
     let name = args
         .dataset
@@ -280,15 +308,11 @@ fn simulate(
         anyhow::ensure!(n > 0, "--test-limit must be at least 1");
         test = test.take(n);
     }
-    let built_optics = Optics::new(built, model.optics.device())?;
-    let built_masks = built_optics.masks_of(built);
     let bar = bar(args.json, 2 * test.len());
     let designed = evaluate(&model.optics, &model.masks, &test, 64, |d, _| {
         bar.set_position(d as u64)
     })?;
-    let as_built = evaluate(&built_optics, &built_masks, &test, 64, |d, n| {
-        bar.set_position((n + d) as u64)
-    })?;
+    let as_built = evaluate_system(model, built, &test, |d, n| bar.set_position((n + d) as u64))?;
     bar.finish_and_clear();
     Ok(json!({
         "dataset": name,

@@ -14,6 +14,13 @@ use crate::fabricate::{Fabrication, Relief};
 /// Full scale of the 16-bit height PNGs.
 const PNG_MAX: f64 = 65_535.0;
 
+/// How every array target lays out a layer's pixels (for the manifest's `target_settings`).
+pub(super) const ARRAY_LAYOUT: &str = "[ny, nx] row-major, row 0 at the most negative y";
+/// What a height value means.
+pub(super) const HEIGHT_UNIT: &str = "m, above the base plate";
+/// What a level value means.
+pub(super) const LEVEL_MEANING: &str = "level k has height k·full_wave_m/L";
+
 fn npy(path: &Path, shape: [usize; 2], data: NpyDataRef) -> Result<()> {
     write_npy(path, &shape, data).map_err(|e| CompileError::File {
         path: path.to_path_buf(),
@@ -55,9 +62,9 @@ pub fn write_npy_target(
         write_height(staging, shape, k, r)?;
     }
     Ok(json!({
-        "arrays": "[ny, nx] row-major, row 0 at the most negative y",
-        "height_unit": "m, above the base plate",
-        "levels": "level k has height k·full_wave_m/L",
+        "arrays": ARRAY_LAYOUT,
+        "height_unit": HEIGHT_UNIT,
+        "levels": LEVEL_MEANING,
     }))
 }
 
@@ -81,7 +88,7 @@ pub fn write_height_target(
         "png": "16-bit grayscale; gray g means a relief of g/65535·full_wave_m above the base; \
                 image row 0 is the most positive y (the layer seen from the input side, y up)",
         "png_full_scale_m": full,
-        "height_unit": "m, above the base plate",
+        "height_unit": HEIGHT_UNIT,
     }))
 }
 

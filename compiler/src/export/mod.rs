@@ -11,6 +11,7 @@
 //! | `height` | `NAME_height.npy`, `NAME_height.png` (16-bit gray, 0 = no relief, 65 535 = one full 2π of relief, `full_wave_m`) | `height`, `height-png` |
 //! | `stl` | `NAME.stl`: binary STL in millimetres, the relief on its base plate, read back and checked (closed, designed volume) | `stl` |
 //! | `gds` | one `mask.gds` for all layers: a cell per layer, level k on GDS layer k (or one layer per binary etch step), read back and rasterised to the design | `gds` |
+//! | `hdf5` | one `design.h5` for all layers: `/layers/NAME/phase` (float64, radians, wrapped into `[0, 2π)`), `/layers/NAME/height` (float64, metres above the base), `/layers/NAME/levels` (uint16; quantised layers), the physical parameters as attributes (SI units), read back and checked; only in builds with the cargo feature `hdf5` | `hdf5` |
 //! | `slm` | `NAME_slm.png` (8- or 16-bit gray) or `NAME_slm.bmp`: the phase as the SLM's gray levels, linear or through a measured lookup table, resampled to the panel ([`slm`]) | `bitmap` |
 //!
 //! Every target but `slm` writes a relief of a material and needs a [`Fabrication`]; `slm`
@@ -19,6 +20,8 @@
 pub mod arrays;
 mod bmp;
 pub mod gds;
+#[cfg(feature = "hdf5")]
+pub mod hdf5;
 mod mask;
 pub mod slm;
 mod solid;
@@ -48,17 +51,21 @@ pub enum Target {
     Stl,
     /// A GDSII library of multilevel lithography masks, one cell per layer.
     Gds,
+    /// One HDF5 file with every layer's phase, height and level map and the physical
+    /// parameters as attributes; needs a build with the cargo feature `hdf5`.
+    Hdf5,
     /// Gray-level bitmaps for a phase-only spatial light modulator.
     Slm,
 }
 
 impl Target {
     /// Every target, by name.
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::Npy,
         Target::Height,
         Target::Stl,
         Target::Gds,
+        Target::Hdf5,
         Target::Slm,
     ];
 
@@ -69,8 +76,23 @@ impl Target {
             Target::Height => "height",
             Target::Stl => "stl",
             Target::Gds => "gds",
+            Target::Hdf5 => "hdf5",
             Target::Slm => "slm",
         }
+    }
+
+    /// Whether this build can write the target: `hdf5` needs the cargo feature `hdf5`.
+    pub fn check_available(self) -> Result<()> {
+        if self == Target::Hdf5 && !cfg!(feature = "hdf5") {
+            return Err(CompileError::Option {
+                option: "--target",
+                problem: "photonflow was built without HDF5 support; rebuild with `cargo \
+                          install --path . --features hdf5` (needs the HDF5 C library: `apt \
+                          install libhdf5-dev`), or use --target npy"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the target writes a relief of a material (every target but `slm`).
@@ -196,11 +218,16 @@ fn fill(
             problem: format!("the {target} target makes a relief and needs a material"),
         })
     };
+    target.check_available()?;
     let settings = match target {
         Target::Npy => arrays::write_npy_target(system, relief()?, &mut staging)?,
         Target::Height => arrays::write_height_target(system, relief()?, &mut staging)?,
         Target::Stl => solid::write_stl_target(system, relief()?, &mut staging)?,
         Target::Gds => mask::write_gds_target(system, relief()?, &source.gds, &mut staging)?,
+        #[cfg(feature = "hdf5")]
+        Target::Hdf5 => hdf5::write_hdf5_target(system, relief()?, &mut staging)?,
+        #[cfg(not(feature = "hdf5"))]
+        Target::Hdf5 => unreachable!("check_available refused it"),
         Target::Slm => slm::write_slm_target(system, &source.slm, &mut staging)?,
     };
     let fabrication = fabrication.filter(|_| target.needs_fabrication());
@@ -226,6 +253,7 @@ fn fill(
         levels,
         material: fabrication.map(|f| f.process.material.clone()),
         base_m: fabrication.map(|f| f.process.base_m),
+        unwrapped: fabrication.is_some_and(|f| f.process.unwrap),
         full_wave_m: fabrication.map(|f| f.full_wave_m),
         layers: system
             .layers
@@ -308,4 +336,54 @@ fn publish(staging: &Path, out: &Path) -> Result<()> {
         std::fs::rename(staging, out).map_err(err)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_parses_by_its_name() {
+        for t in Target::ALL {
+            assert_eq!(t.name().parse::<Target>().unwrap(), t);
+        }
+        assert!(Target::Hdf5.needs_fabrication());
+        let e = "h5".parse::<Target>().unwrap_err().to_string();
+        assert!(e.contains("npy, height, stl, gds, hdf5, slm"), "{e}");
+    }
+
+    #[cfg(not(feature = "hdf5"))]
+    #[test]
+    fn without_the_feature_the_hdf5_target_says_how_to_get_it() {
+        let system = OpticalSystem::new("t", 1e-6, 2, 2, 1e-6).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let source = Source {
+            model: Path::new("model"),
+            sha256: String::new(),
+            simulation: None,
+            gds: GdsSettings::default(),
+            slm: SlmSettings::default(),
+        };
+        let e = export(
+            &system,
+            None,
+            Target::Hdf5,
+            &dir.path().join("out"),
+            &source,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("--target: ")
+                && e.contains("--features hdf5")
+                && e.contains("libhdf5-dev")
+                && e.contains("--target npy"),
+            "{e}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing left"
+        );
+    }
 }
