@@ -824,6 +824,32 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
         }
     }
 
+    // The same solid in micrometres: coordinates 1000× larger.
+    let o = export(&[
+        "--target",
+        "stl",
+        "--levels",
+        "4",
+        "--base",
+        "1mm",
+        "--stl-unit",
+        "um",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = last_json(&o);
+    assert_eq!(m["target_settings"]["unit"], "um");
+    let path = d.path(&format!("fab2/{}.stl", system.layers[0].name));
+    let mesh = photonflow::compiler::export::stl::read_stl(&mut std::io::BufReader::new(
+        std::fs::File::open(&path).unwrap(),
+    ))
+    .unwrap();
+    let (lo, hi) = mesh.bbox();
+    let half_um = nx as f64 * pitch * 1e6 / 2.0;
+    assert!(
+        (lo[0] + half_um).abs() < 0.1 && (hi[0] - half_um).abs() < 0.1,
+        "{lo:?} {hi:?}"
+    );
+
     // GDS: level k of 4 on GDS layer k, read back by gdstk.
     let o = export(&["--target", "gds", "--levels", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -969,6 +995,14 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
             vec!["--target", "stl", "--levels", "4"],
             vec!["--base", "base plate"],
         ),
+        (
+            vec!["--target", "stl", "--base", "1mm", "--stl-unit", "furlong"],
+            vec!["--stl-unit", "mm"],
+        ),
+        (
+            vec!["--target", "npy", "--stl-unit", "um"],
+            vec!["--stl-unit", "does not apply"],
+        ),
     ] {
         let before = std::fs::read_dir(d.path("fab2")).unwrap().count();
         let o = export(&args);
@@ -982,6 +1016,24 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
         !d.files().iter().any(|f| f.starts_with('.')),
         "{:?}",
         d.files()
+    );
+    // An --out that cannot be created says so and names it.
+    std::fs::write(d.path("plain.txt"), "x").unwrap();
+    let under_file = d.s("plain.txt/fab");
+    let o = photonflow(&[
+        "export",
+        "--model",
+        run,
+        "--target",
+        "npy",
+        "--out",
+        &under_file,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("plain.txt") && stderr(&o).contains("--out"),
+        "{}",
+        stderr(&o)
     );
 }
 
@@ -1356,4 +1408,155 @@ fn demo_finds_mnist_and_reports_it() {
     assert!(!stderr(&o).contains("NO MNIST"));
     let report = std::fs::read_to_string(d.path("demo/report.md")).unwrap();
     assert!(report.contains("**MNIST**"), "{report}");
+}
+
+#[test]
+fn mesh_decompose_and_simulate_round_trip() {
+    use photonflow::compiler::mesh::haar_unitary;
+    let d = Dir::new();
+    let n = 12;
+    let mut s = 7u64;
+    let u = haar_unitary(n, move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    });
+    let matrix = d.path("u.npy");
+    npy::write_npy(&matrix, &[n, n], NpyDataRef::C128(&u.data)).unwrap();
+    let (m, out) = (d.s("u.npy"), d.s("mesh"));
+    for (method, depth) in [("clements", n), ("reck", 2 * n - 3)] {
+        let o = photonflow(&[
+            "mesh",
+            "decompose",
+            "--matrix",
+            &m,
+            "--method",
+            method,
+            "--out",
+            &out,
+            "--vpi",
+            "4.36",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j = last_json(&o);
+        assert_eq!(j["n"], n);
+        assert_eq!(j["mzis"], n * (n - 1) / 2);
+        assert_eq!(j["depth"], depth);
+        assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
+        assert!(j["seconds"].as_f64().unwrap() >= 0.0);
+        let layout: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path("mesh/layout.json")).unwrap())
+                .unwrap();
+        assert!(
+            layout["convention"]
+                .as_str()
+                .unwrap()
+                .contains("B·diag(e^{iθ},1)·B")
+        );
+        assert_eq!(layout["output_phases"].as_array().unwrap().len(), n);
+        let csv = std::fs::read_to_string(d.path("mesh/phases.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            rows[0],
+            "element,index,column,mode,theta_rad,phi_rad,theta_V,phi_V"
+        );
+        assert_eq!(rows.len(), 1 + n * (n - 1) / 2 + n);
+        // A heater at φ = π needs Vπ: check one row's voltage against its phase.
+        let f: Vec<&str> = rows[1].split(',').collect();
+        let (theta, volts): (f64, f64) = (f[4].parse().unwrap(), f[6].parse().unwrap());
+        assert!((volts - 4.36 * (theta / std::f64::consts::PI).sqrt()).abs() < 1e-6);
+
+        let chip = d.s("chip.npy");
+        let o = photonflow(&[
+            "mesh",
+            "simulate",
+            "--layout",
+            &d.s("mesh/layout.json"),
+            "--out",
+            &chip,
+            "--reference",
+            &m,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j = last_json(&o);
+        assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
+        assert!((j["fidelity"].as_f64().unwrap() - 1.0).abs() < 1e-12, "{j}");
+        let back = npy::read_npy(&d.path("chip.npy")).unwrap();
+        let NpyData::C128(back) = back.data else {
+            panic!("complex128")
+        };
+        let err: f64 = back
+            .iter()
+            .zip(&u.data)
+            .map(|(a, b)| (a - b).norm_sqr())
+            .sum::<f64>()
+            .sqrt();
+        assert!(err < 1e-9, "{err}");
+    }
+    // Any matrix through the SVD architecture: 3×5 real, reproduced to rounding with its scale.
+    let w: Vec<f64> = (0..15).map(|i| ((i * 7 % 11) as f64 - 5.0) / 3.0).collect();
+    npy::write_npy(&d.path("w.npy"), &[3, 5], NpyDataRef::F64(&w)).unwrap();
+    let wm = d.s("w.npy");
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &wm,
+        "--method",
+        "svd",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["n"], 5);
+    assert_eq!(j["mzis"], 20, "two meshes of 5 modes");
+    assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
+    assert!(j["scale"].as_f64().unwrap() > 1.0, "{j}");
+    let o = photonflow(&[
+        "mesh",
+        "simulate",
+        "--layout",
+        &d.s("mesh/layout.json"),
+        "--out",
+        &d.s("w_chip.npy"),
+        "--reference",
+        &wm,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
+    assert_eq!(npy::read_npy(&d.path("w_chip.npy")).unwrap().shape, [3, 5]);
+
+    // Refusals name the flag and say why.
+    let mut bad = u.data.clone();
+    bad[3] += Complex::new(1e-3, 0.0);
+    npy::write_npy(&d.path("bad.npy"), &[n, n], NpyDataRef::C128(&bad)).unwrap();
+    npy::write_npy(&d.path("rect.npy"), &[2, 3], NpyDataRef::F64(&[0.0; 6])).unwrap();
+    let (bad, rect) = (d.s("bad.npy"), d.s("rect.npy"));
+    for (args, needles) in [
+        (
+            vec!["--matrix", &bad],
+            vec!["--matrix", "not unitary", "e-4"],
+        ),
+        (vec!["--matrix", &rect], vec!["2×3 matrix is not square"]),
+        (
+            vec!["--matrix", &m, "--method", "fft"],
+            vec!["--method fft"],
+        ),
+        (vec!["--matrix", &m, "--vpi", "-1"], vec!["--vpi"]),
+    ] {
+        let mut full = vec!["mesh", "decompose", "--out", &out];
+        full.extend(args.iter().copied());
+        let o = photonflow(&full);
+        assert!(!o.status.success(), "{args:?}");
+        for needle in needles {
+            assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        }
+    }
 }

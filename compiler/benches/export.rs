@@ -119,6 +119,7 @@ fn time(case: &Case, target: Target, dir: &Path, reps: usize) -> (f64, f64, u64)
         simulation: None,
         gds: Default::default(),
         slm: Default::default(),
+        stl_unit: Default::default(),
     };
     let out = dir.join(format!("{}-{target}", case.name));
     let run = || {

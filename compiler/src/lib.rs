@@ -7,6 +7,7 @@
 //! * [`material`]: materials (index and extinction at a wavelength), built-in or from TOML.
 //! * [`fabricate`]: a process (material, levels, base) applied to a design: the relief and
 //!   level map of every layer, and the as-built system.
+//! * [`mesh`]: matrices into meshes of Mach–Zehnder interferometers (photonic chips).
 //! * [`unwrap`]: two-dimensional phase unwrapping, for reliefs without 2π steps.
 //! * [`export`]: the writers (arrays, height maps, …) and the [`manifest`] that lists every
 //!   file written with its sha256.
@@ -16,6 +17,7 @@ pub mod export;
 pub mod fabricate;
 pub mod manifest;
 pub mod material;
+pub mod mesh;
 pub mod unwrap;
 
 pub use error::{CompileError, Result};

@@ -138,6 +138,7 @@ fn fabricate_demo(
             levels: Some(FAB_LEVELS),
             ..export::SlmSettings::default()
         },
+        stl_unit: export::StlUnit::Mm,
     };
     let mut exports = Vec::new();
     for target in [Target::Stl, Target::Gds, Target::Slm] {

@@ -52,6 +52,9 @@ pub struct Args {
     /// step, layer b+1 etching 2^b levels).
     #[arg(long, value_name = "MODE", default_value = "levels")]
     gds_mode: String,
+    /// Length unit of the STL coordinates: mm (what slicers assume), um, cm, m or in.
+    #[arg(long, value_name = "UNIT", default_value = "mm")]
+    stl_unit: String,
     /// Add alignment marks (a cross in each corner) to every GDS cell, on this GDS layer.
     #[arg(long, value_name = "LAYER")]
     marks: Option<u16>,
@@ -130,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         simulation,
         gds,
         slm,
+        stl_unit: args.stl_unit.parse()?,
     };
     let manifest = export(system, fabrication.as_ref(), target, &args.out, &source)?;
     if args.json {
@@ -205,6 +209,7 @@ fn check_flags(args: &Args, target: Target) -> anyhow::Result<()> {
         ("--marks", args.marks.is_some()),
     ];
     let continuous_flags = [("--unwrap", args.unwrap)];
+    let stl_flags = [("--stl-unit", args.stl_unit != "mm")];
     let misplaced = |flags: &[(&'static str, bool)], applies: bool| {
         flags
             .iter()
@@ -214,6 +219,7 @@ fn check_flags(args: &Args, target: Target) -> anyhow::Result<()> {
     if let Some(flag) = misplaced(&slm_flags, target == Target::Slm)
         .or_else(|| misplaced(&relief_flags, target.needs_fabrication()))
         .or_else(|| misplaced(&gds_flags, target == Target::Gds))
+        .or_else(|| misplaced(&stl_flags, target == Target::Stl))
         .or_else(|| {
             misplaced(
                 &continuous_flags,

@@ -8,6 +8,7 @@ mod export;
 mod figures;
 mod infer;
 mod info;
+mod mesh;
 mod propagate;
 mod train;
 
@@ -37,9 +38,12 @@ pub enum Command {
     Train(train::Args),
     /// Accuracy, per-class accuracy and confusion matrix of a trained network.
     Eval(eval::Args),
-    /// Fabrication files of a trained optical system (height maps, level maps), with a
-    /// manifest and, with --simulate, the accuracy as built.
+    /// Fabrication files of a trained optical system (height maps, STL, GDSII, SLM bitmaps,
+    /// arrays), with a manifest and, with --simulate, the accuracy as built.
     Export(export::Args),
+    /// Compile a matrix into the phases of a mesh of Mach–Zehnder interferometers (a
+    /// photonic chip), and simulate a mesh.
+    Mesh(mesh::Args),
     /// Classify images with a trained network, with confidences.
     Infer(infer::Args),
     /// Check a dataset against its published checksums, or fetch MNIST / Fashion-MNIST.
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
+        Command::Mesh(args) => mesh::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),

@@ -428,6 +428,7 @@ mod tests {
             simulation: None,
             gds: Default::default(),
             slm: Default::default(),
+            stl_unit: Default::default(),
         };
         export(s, Some(f), Target::Hdf5, out, &source)
     }

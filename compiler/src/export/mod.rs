@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `npy` | `NAME_levels.npy` (uint8, or uint16 above 256 levels; quantised layers), `NAME_height.npy` (float64, metres above the base) | `levels`, `height` |
 //! | `height` | `NAME_height.npy`, `NAME_height.png` (16-bit gray, 0 = no relief, 65 535 = one full 2π of relief, `full_wave_m`) | `height`, `height-png` |
-//! | `stl` | `NAME.stl`: binary STL in millimetres, the relief on its base plate, read back and checked (closed, designed volume) | `stl` |
+//! | `stl` | `NAME.stl`: binary STL in millimetres (or `--stl-unit`), the relief on its base plate, read back and checked (closed, designed volume) | `stl` |
 //! | `gds` | one `mask.gds` for all layers: a cell per layer, level k on GDS layer k (or one layer per binary etch step), read back and rasterised to the design | `gds` |
 //! | `hdf5` | one `design.h5` for all layers: `/layers/NAME/phase` (float64, radians, wrapped into `[0, 2π)`), `/layers/NAME/height` (float64, metres above the base), `/layers/NAME/levels` (uint16; quantised layers), the physical parameters as attributes (SI units), read back and checked; only in builds with the cargo feature `hdf5` | `hdf5` |
 //! | `slm` | `NAME_slm.png` (8- or 16-bit gray) or `NAME_slm.bmp`: the phase as the SLM's gray levels, linear or through a measured lookup table, resampled to the panel ([`slm`]) | `bitmap` |
@@ -29,6 +29,7 @@ pub mod stl;
 
 pub use mask::GdsSettings;
 pub use slm::SlmSettings;
+pub use solid::StlUnit;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -173,6 +174,8 @@ pub struct Source<'a> {
     pub gds: GdsSettings,
     /// Settings of the `slm` target.
     pub slm: SlmSettings,
+    /// The length unit of the `stl` target's coordinates.
+    pub stl_unit: StlUnit,
 }
 
 /// Writes `target`'s files for `fabrication` of `system` into `out` (see the module docs), with
@@ -222,7 +225,7 @@ fn fill(
     let settings = match target {
         Target::Npy => arrays::write_npy_target(system, relief()?, &mut staging)?,
         Target::Height => arrays::write_height_target(system, relief()?, &mut staging)?,
-        Target::Stl => solid::write_stl_target(system, relief()?, &mut staging)?,
+        Target::Stl => solid::write_stl_target(system, relief()?, source.stl_unit, &mut staging)?,
         Target::Gds => mask::write_gds_target(system, relief()?, &source.gds, &mut staging)?,
         #[cfg(feature = "hdf5")]
         Target::Hdf5 => hdf5::write_hdf5_target(system, relief()?, &mut staging)?,
@@ -363,6 +366,7 @@ mod tests {
             simulation: None,
             gds: GdsSettings::default(),
             slm: SlmSettings::default(),
+            stl_unit: StlUnit::default(),
         };
         let e = export(
             &system,

@@ -13,17 +13,74 @@ use super::stl::{Relief as Solid, read_stl, relief_mesh, write_stl};
 use crate::error::{CompileError, Result};
 use crate::fabricate::Fabrication;
 
-/// STL coordinates are millimetres, what 3D-printing software expects.
-const UNIT_M: f64 = 1e-3;
+/// The length unit of STL coordinates (STL files carry none: the reader must be told).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StlUnit {
+    /// Micrometres.
+    Um,
+    /// Millimetres, what 3D-printing software assumes (the default).
+    #[default]
+    Mm,
+    /// Centimetres.
+    Cm,
+    /// Metres.
+    M,
+    /// Inches (25.4 mm).
+    In,
+}
 
-/// Writes `NAME.stl` for every layer: the relief on its base plate, centred on the optical axis
-/// in x and y, z from 0 (the bottom of the base) up; then reads each file back and checks that
-/// it is closed and holds the designed volume.
+impl StlUnit {
+    /// Every unit, by name.
+    pub const ALL: [StlUnit; 5] = [Self::Um, Self::Mm, Self::Cm, Self::M, Self::In];
+
+    /// The name on the command line and in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Um => "um",
+            Self::Mm => "mm",
+            Self::Cm => "cm",
+            Self::M => "m",
+            Self::In => "in",
+        }
+    }
+
+    /// One unit in metres.
+    pub fn metres(self) -> f64 {
+        match self {
+            Self::Um => 1e-6,
+            Self::Mm => 1e-3,
+            Self::Cm => 1e-2,
+            Self::M => 1.0,
+            Self::In => 25.4e-3,
+        }
+    }
+}
+
+impl std::str::FromStr for StlUnit {
+    type Err = CompileError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = if s == "µm" { "um" } else { s };
+        Self::ALL
+            .into_iter()
+            .find(|u| u.name() == s)
+            .ok_or_else(|| CompileError::Option {
+                option: "--stl-unit",
+                problem: format!("'{s}'; use one of {}", Self::ALL.map(Self::name).join(", ")),
+            })
+    }
+}
+
+/// Writes `NAME.stl` for every layer in `unit`: the relief on its base plate, centred on the
+/// optical axis in x and y, z from 0 (the bottom of the base) up; then reads each file back and
+/// checks that it is closed and holds the designed volume.
 pub fn write_stl_target(
     system: &OpticalSystem,
     fabrication: &Fabrication,
+    unit: StlUnit,
     staging: &mut Staging,
 ) -> Result<serde_json::Value> {
+    let unit_m = unit.metres();
     let base = fabrication.process.base_m;
     if base == 0.0
         && fabrication
@@ -50,22 +107,22 @@ pub fn write_stl_target(
             base,
         };
         let mesh = relief_mesh(&solid).map_err(|e| CompileError::Design(e.to_string()))?;
-        let designed_mm3 = (relief.heights_m.iter().sum::<f64>()
+        let designed = (relief.heights_m.iter().sum::<f64>()
             + base * relief.heights_m.len() as f64)
             * pitch
             * pitch
-            / UNIT_M.powi(3);
+            / unit_m.powi(3);
         let name = format!("{}.stl", relief.name);
         let mut stats = None;
         let mut check = None;
         staging.file(&name, Some(k), "stl", |path| {
             write_atomic(path, |w| {
-                let s = write_stl(w, &mesh, UNIT_M).map_err(std::io::Error::other)?;
+                let s = write_stl(w, &mesh, unit_m).map_err(std::io::Error::other)?;
                 stats = Some(s);
                 w.flush()
             })
             .map_err(|e| file_error(path, format!("cannot write it: {e}")))?;
-            check = Some(read_back(path, designed_mm3)?);
+            check = Some(read_back(path, designed, unit)?);
             Ok(())
         })?;
         let (stats, (edges, nonmanifold)) =
@@ -75,15 +132,16 @@ pub fn write_stl_target(
             "file": name,
             "triangles": stats.triangles,
             "bytes": stats.bytes,
-            "bbox_min_mm": stats.bbox_min,
-            "bbox_max_mm": stats.bbox_max,
-            "volume_mm3": designed_mm3,
+            "bbox_min": stats.bbox_min,
+            "bbox_max": stats.bbox_max,
+            "volume": designed,
             "edges": edges,
             "saddle_edges": nonmanifold,
         }));
     }
     Ok(json!({
-        "unit": "mm",
+        "unit": unit.name(),
+        "unit_m": unit_m,
         "frame": "x, y centred on the optical axis (x from −nx·pitch/2), row 0 at the most \
                   negative y; z = 0 at the bottom of the base plate, pixel tops at base + h; \
                   light travels along +z",
@@ -96,9 +154,9 @@ pub fn write_stl_target(
     }))
 }
 
-/// Reads an STL back: closed, and of the designed volume (relative 1e-5, f32 coordinates).
-/// Returns its edge count and saddle-edge count.
-fn read_back(path: &Path, designed_mm3: f64) -> Result<(usize, usize)> {
+/// Reads an STL back: closed, and of the designed volume (in `unit`³; relative 1e-5, f32
+/// coordinates). Returns its edge count and saddle-edge count.
+fn read_back(path: &Path, designed: f64, unit: StlUnit) -> Result<(usize, usize)> {
     let file = std::fs::File::open(path)
         .map_err(|e| file_error(path, format!("cannot read it back: {e}")))?;
     let mesh = read_stl(&mut BufReader::new(file))
@@ -107,10 +165,11 @@ fn read_back(path: &Path, designed_mm3: f64) -> Result<(usize, usize)> {
         .check_watertight()
         .map_err(|e| file_error(path, format!("is not a closed solid: {e}")))?;
     let volume = mesh.volume();
-    if (volume - designed_mm3).abs() > 1e-5 * designed_mm3 {
+    if (volume - designed).abs() > 1e-5 * designed {
+        let u = unit.name();
         return Err(file_error(
             path,
-            format!("holds {volume} mm³ but the design has {designed_mm3} mm³"),
+            format!("holds {volume} {u}³ but the design has {designed} {u}³"),
         ));
     }
     Ok((report.edges, report.nonmanifold_edges))

@@ -1,0 +1,96 @@
+//! Decomposition time of Haar-random unitaries into Clements and Reck meshes at N = 64, 256,
+//! 1024 (one thread; `PHOTONFLOW_BENCH_SIZES` overrides), with the reconstruction error, side
+//! by side with the same O(N³) algorithm in NumPy (`mesh_baseline.py`, run with
+//! `$PHOTONFLOW_PYTHON` or `python3`; skipped with a note when neither has NumPy).
+//!
+//! Each size runs once to warm up, then `PHOTONFLOW_BENCH_REPS` times (default 3); the table
+//! gives median and best seconds and the ratio of NumPy's median to ours.
+//!
+//! Run: `cargo bench -p photonflow-compiler --bench mesh`.
+
+use std::process::Command;
+use std::time::Instant;
+
+use photonflow_compiler::mesh::{Method, decompose, haar_unitary};
+
+fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|s| s.split(',').filter_map(|t| t.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// NumPy's median seconds per size, from the baseline script.
+fn numpy(sizes: &[usize], reps: usize) -> Vec<Option<f64>> {
+    let python = std::env::var("PHOTONFLOW_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/mesh_baseline.py");
+    let list: Vec<String> = sizes.iter().map(usize::to_string).collect();
+    let out = Command::new(&python)
+        .args([
+            script,
+            "--sizes",
+            &list.join(","),
+            "--reps",
+            &reps.to_string(),
+        ])
+        .env("OMP_NUM_THREADS", "1")
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .output();
+    let Some(out) = out.ok().filter(|o| o.status.success()) else {
+        eprintln!("note: {python} with NumPy did not run mesh_baseline.py; no baseline column");
+        return vec![None; sizes.len()];
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    sizes
+        .iter()
+        .map(|&n| {
+            rows.iter()
+                .find(|r| r["n"] == n)
+                .and_then(|r| r["median_s"].as_f64())
+        })
+        .collect()
+}
+
+fn main() {
+    let sizes = env_list("PHOTONFLOW_BENCH_SIZES", &[64, 256, 1024]);
+    let reps = env_list("PHOTONFLOW_BENCH_REPS", &[3])[0].max(1);
+    let baseline = numpy(&sizes, reps);
+    println!(
+        "\n{:>6} {:<9} {:>12} {:>12} {:>10} {:>12} {:>10}",
+        "N", "method", "median s", "best s", "error", "NumPy s", "× faster"
+    );
+    for (&n, numpy_s) in sizes.iter().zip(baseline) {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
+        let u = haar_unitary(n, move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        });
+        for method in [Method::Clements, Method::Reck] {
+            let mut times = Vec::new();
+            let mut mesh = decompose(&u, method, 1e-8).expect("a unitary");
+            for _ in 0..reps {
+                let t = Instant::now();
+                mesh = decompose(&u, method, 1e-8).expect("a unitary");
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let error = mesh.matrix().relative_error(&u);
+            let (np, ratio) = match (method, numpy_s) {
+                (Method::Clements, Some(t)) => (format!("{t:.4}"), format!("{:.1}", t / median)),
+                _ => ("–".into(), "–".into()),
+            };
+            println!(
+                "{n:>6} {:<9} {median:>12.4} {:>12.4} {error:>10.1e} {np:>12} {ratio:>10}",
+                method.name(),
+                times[0]
+            );
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Unitary matrices into MZI meshes: Clements (rectangular) and Reck (triangular).
+//!
+//! Both null the matrix element by element with MZIs (see [`super::mzi`]): `L_p ⋯ L_1 · U ·
+//! R_1^† ⋯ R_q^† = D` diagonal. Reck (Reck et al., PRL 73, 58 (1994)) uses column operations
+//! only, row by row from the bottom: `N(N−1)/2` MZIs on a triangle of depth `2N − 3`. Clements
+//! (Clements et al., Optica 3, 1460 (2016)) alternates column and row operations along the
+//! anti-diagonals, then moves every `L_i^†` through `D` (`T^†·D = D'·T'`,
+//! [`super::mzi::commute_inverse`]): `N(N−1)/2` MZIs on a rectangle of depth `N`, balanced
+//! path lengths and losses. Each nulling updates two rows or two columns, and only the part of
+//! them that is not already zero, so a decomposition costs `O(N³)`.
+//!
+//! The result implements `diag(e^{i·output_phases}) · T_K ⋯ T_1`, `T_1` met first.
+
+use std::f64::consts::PI;
+
+use num_complex::Complex64 as C;
+use serde::{Deserialize, Serialize};
+
+use super::matrix::CMatrix;
+use super::mzi::{commute_inverse, null_from_left, null_from_right, transfer, wrap};
+use crate::error::{CompileError, Result};
+
+/// One MZI of a mesh.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Mzi {
+    /// Column of the mesh (0 = where light enters); MZIs of one column act at once.
+    pub column: usize,
+    /// The upper of its two modes, `(mode, mode + 1)`.
+    pub mode: usize,
+    /// Internal phase, radians, `[0, π]`.
+    pub theta: f64,
+    /// External phase, radians, `[0, 2π)`.
+    pub phi: f64,
+}
+
+/// An amplitude modulator on one mode (the `Σ` column of an SVD mesh): an MZI used from one
+/// input to one output, whose bar-port amplitude `sin(θ/2)` is the transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Attenuator {
+    /// Column of the mesh it stands in.
+    pub column: usize,
+    /// Its mode.
+    pub mode: usize,
+    /// Amplitude transmission, `[0, 1]`.
+    pub transmission: f64,
+    /// The internal phase of an MZI that transmits this much on its bar port: `2·asin(t)`.
+    pub theta: f64,
+}
+
+/// A mesh: `n` modes, MZIs in the order light meets them (and, for SVD meshes, a column of
+/// attenuators between them), and the output phase screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mesh {
+    /// Modes.
+    pub n: usize,
+    /// The MZIs, in the order light meets them.
+    pub mzis: Vec<Mzi>,
+    /// Attenuators (SVD meshes only), all in one column: applied after every MZI of an earlier
+    /// column and before every MZI of a later one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attenuators: Vec<Attenuator>,
+    /// Phase shifters on every output, radians `[0, 2π)`.
+    pub output_phases: Vec<f64>,
+}
+
+/// The mesh architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Rectangular mesh, depth `N`.
+    Clements,
+    /// Triangular mesh, depth `2N − 3`.
+    Reck,
+}
+
+impl Method {
+    /// The name on the command line and in layout files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Clements => "clements",
+            Self::Reck => "reck",
+        }
+    }
+}
+
+impl Mesh {
+    /// Optical depth: the number of columns (of MZIs and attenuators).
+    pub fn depth(&self) -> usize {
+        let mzis = self.mzis.iter().map(|m| m.column + 1);
+        let attenuators = self.attenuators.iter().map(|a| a.column + 1);
+        mzis.chain(attenuators).max().unwrap_or(0)
+    }
+
+    /// The matrix the ideal mesh implements, `diag(e^{i·output_phases}) · T_K ⋯ T_1` (with
+    /// the attenuators in their column).
+    pub fn matrix(&self) -> CMatrix {
+        self.matrix_with(|z| transfer(z.theta, z.phi))
+    }
+
+    /// The matrix of the mesh with every MZI's 2×2 given by `mzi` (a model of the real
+    /// device); attenuators and output phases as designed.
+    pub fn matrix_with(&self, mut mzi: impl FnMut(&Mzi) -> [[C; 2]; 2]) -> CMatrix {
+        let mut m = CMatrix::identity(self.n);
+        let column = self.attenuators.first().map_or(usize::MAX, |a| a.column);
+        let mut attenuated = self.attenuators.is_empty();
+        for z in &self.mzis {
+            if !attenuated && z.column > column {
+                self.attenuate(&mut m);
+                attenuated = true;
+            }
+            m.rows_apply(z.mode, &mzi(z), 0..self.n);
+        }
+        if !attenuated {
+            self.attenuate(&mut m);
+        }
+        for (r, &p) in self.output_phases.iter().enumerate() {
+            let e = super::mzi::cis(p);
+            for v in &mut m.data[r * self.n..(r + 1) * self.n] {
+                *v *= e;
+            }
+        }
+        m
+    }
+}
+
+impl Mesh {
+    fn attenuate(&self, m: &mut CMatrix) {
+        for a in &self.attenuators {
+            for v in &mut m.data[a.mode * self.n..(a.mode + 1) * self.n] {
+                *v *= a.transmission;
+            }
+        }
+    }
+}
+
+/// Assigns every MZI (in light order) the earliest column after the last MZI on either of its
+/// modes.
+fn schedule(n: usize, ops: &[(usize, f64, f64)]) -> Vec<Mzi> {
+    let mut next = vec![0usize; n];
+    ops.iter()
+        .map(|&(mode, theta, phi)| {
+            let column = next[mode].max(next[mode + 1]);
+            next[mode] = column + 1;
+            next[mode + 1] = column + 1;
+            Mzi {
+                column,
+                mode,
+                theta,
+                phi,
+            }
+        })
+        .collect()
+}
+
+/// A column operation: columns `(k, k+1)` of the rows `0 ..= last` become `(x, y)·m` (the rows
+/// below `last` are zero in both columns when it is made, so it may skip them).
+#[derive(Clone, Copy)]
+struct ColumnOp {
+    k: usize,
+    last: usize,
+    m: [[C; 2]; 2],
+}
+
+/// `(row[k], row[k+1]) ← (x, y)·m`.
+#[inline]
+fn rotate(row: &mut [C], k: usize, m: &[[C; 2]; 2]) {
+    let (x, y) = (row[k], row[k + 1]);
+    row[k] = x * m[0][0] + y * m[1][0];
+    row[k + 1] = x * m[0][1] + y * m[1][1];
+}
+
+/// Column operations not yet applied to every row, and how far each row has got.
+struct Lazy {
+    pending: Vec<ColumnOp>,
+    applied: Vec<usize>,
+    capacity: usize,
+}
+
+impl Lazy {
+    fn new(n: usize) -> Self {
+        // Enough operations to batch many passes while the list stays in the L2 cache.
+        let capacity = 8192.max(2 * n);
+        Self {
+            pending: Vec::with_capacity(capacity),
+            applied: vec![0; n],
+            capacity,
+        }
+    }
+
+    /// Brings row `r` up to date.
+    fn touch(&mut self, w: &mut CMatrix, r: usize) {
+        let n = w.cols;
+        let row = &mut w.data[r * n..(r + 1) * n];
+        for op in &self.pending[self.applied[r]..] {
+            if r <= op.last {
+                rotate(row, op.k, &op.m);
+            }
+        }
+        self.applied[r] = self.pending.len();
+    }
+
+    /// Brings every row up to date and empties the list. Rows at the same state go four at a
+    /// time: each row's updates form a dependency chain along the operations, and four
+    /// independent chains keep the processor's arithmetic units busy.
+    fn flush(&mut self, w: &mut CMatrix) {
+        let n = w.cols;
+        let mut r = 0;
+        while r < w.rows {
+            let s = self.applied[r];
+            if r + 4 <= w.rows && self.applied[r..r + 4].iter().all(|&a| a == s) {
+                let (a, rest) = w.data[r * n..(r + 4) * n].split_at_mut(n);
+                let (b, rest) = rest.split_at_mut(n);
+                let (c, d) = rest.split_at_mut(n);
+                let mut rows = [a, b, c, d];
+                for op in &self.pending[s..] {
+                    let (k, m) = (op.k, op.m);
+                    // Rows past `last` are skipped (they are zero in both columns).
+                    let live = (op.last + 1).saturating_sub(r).min(4);
+                    if live == 4 {
+                        let x = [rows[0][k], rows[1][k], rows[2][k], rows[3][k]];
+                        let y = [
+                            rows[0][k + 1],
+                            rows[1][k + 1],
+                            rows[2][k + 1],
+                            rows[3][k + 1],
+                        ];
+                        for (i, row) in rows.iter_mut().enumerate() {
+                            row[k] = x[i] * m[0][0] + y[i] * m[1][0];
+                            row[k + 1] = x[i] * m[0][1] + y[i] * m[1][1];
+                        }
+                    } else {
+                        for row in rows.iter_mut().take(live) {
+                            rotate(row, k, &m);
+                        }
+                    }
+                }
+                r += 4;
+            } else {
+                self.touch(w, r);
+                r += 1;
+            }
+        }
+        self.pending.clear();
+        self.applied.fill(0);
+    }
+
+    /// Nulls `w[r][k]` with the inverse of an MZI on columns `(k, k+1)` (applied to rows
+    /// `0 ..= r`); returns the MZI as `(k, θ, φ)`.
+    fn null_right(&mut self, w: &mut CMatrix, r: usize, k: usize) -> (usize, f64, f64) {
+        if self.pending.len() == self.capacity {
+            self.flush(w);
+        }
+        self.touch(w, r);
+        let (theta, phi) = null_from_right(w.at(r, k), w.at(r, k + 1));
+        let t = transfer(theta, phi);
+        let m = [
+            [t[0][0].conj(), t[1][0].conj()],
+            [t[0][1].conj(), t[1][1].conj()],
+        ];
+        self.pending.push(ColumnOp { k, last: r, m });
+        self.touch(w, r);
+        w.data[r * w.cols + k] = C::new(0.0, 0.0);
+        (k, theta, phi)
+    }
+}
+
+/// How far a matrix is from unitary after nulling: the largest off-diagonal modulus and the
+/// largest `| |d_ii| − 1 |` of the final `D` (the nulling is unitary, so a unitary input ends
+/// exactly diagonal with unit-modulus entries).
+fn deviation(w: &CMatrix) -> f64 {
+    let n = w.rows;
+    let mut worst = 0.0f64;
+    for r in 0..n {
+        for c in 0..n {
+            let v = w.at(r, c).norm();
+            worst = worst.max(if r == c { (v - 1.0).abs() } else { v });
+        }
+    }
+    worst
+}
+
+/// Decomposes the unitary `u` (`N × N`, `N ≥ 1`) into a mesh. `tolerance` bounds the largest
+/// deviation from unitarity accepted (entries of `U†U − I` are of the same order); a matrix
+/// beyond it is refused with the deviation measured.
+pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
+    let n = u.rows;
+    if u.cols != n || n == 0 {
+        return Err(CompileError::Design(format!(
+            "a {}×{} matrix is not square; a mesh implements an N×N unitary (use --method svd \
+             for any matrix)",
+            u.rows, u.cols
+        )));
+    }
+    if let Some(i) = u
+        .data
+        .iter()
+        .position(|v| !v.re.is_finite() || !v.im.is_finite())
+    {
+        return Err(CompileError::Design(format!(
+            "element ({}, {}) is not finite",
+            i / n,
+            i % n
+        )));
+    }
+    let mut w = u.clone();
+    let mut right = Vec::with_capacity(n * (n - 1) / 2);
+    let mut left = Vec::new();
+    // Column operations are deferred and applied row by row (contiguous memory), many passes
+    // at once: a row is brought up to date just before it is read or mixed with another
+    // (column and row operations commute, so only the rows' own order matters), and every
+    // row when the pending list fills (so the matrix streams through memory once per batch).
+    let mut lazy = Lazy::new(n);
+    match method {
+        Method::Reck => {
+            for r in (1..n).rev() {
+                for k in 0..r {
+                    right.push(lazy.null_right(&mut w, r, k));
+                }
+            }
+        }
+        Method::Clements => {
+            for i in 0..n - 1 {
+                if i % 2 == 0 {
+                    for j in 0..=i {
+                        right.push(lazy.null_right(&mut w, n - 1 - j, i - j));
+                    }
+                } else {
+                    for j in 1..=i + 1 {
+                        let (k, c) = (n + j - i - 3, j - 1);
+                        lazy.touch(&mut w, k);
+                        lazy.touch(&mut w, k + 1);
+                        let (theta, phi) = null_from_left(w.at(k, c), w.at(k + 1, c));
+                        w.rows_apply(k, &transfer(theta, phi), c..n);
+                        w.data[(k + 1) * n + c] = C::new(0.0, 0.0);
+                        left.push((k, theta, phi));
+                    }
+                }
+            }
+        }
+    }
+    lazy.flush(&mut w);
+    let dev = deviation(&w);
+    if dev > tolerance || dev.is_nan() {
+        return Err(CompileError::Design(format!(
+            "the matrix is not unitary: it deviates by {dev:.3e} (largest entry of the \
+             triangularised U; U†U − I is of the same order) beyond the tolerance {tolerance:e}; \
+             use --method svd for a non-unitary matrix, or --tolerance if it is unitary to a \
+             coarser precision"
+        )));
+    }
+    let mut d: Vec<C> = (0..n).map(|i| w.at(i, i)).collect();
+    let mut ops = right;
+    for &(k, theta, phi) in left.iter().rev() {
+        let (phi2, d1, d2) = commute_inverse(theta, phi, d[k], d[k + 1]);
+        d[k] = d1;
+        d[k + 1] = d2;
+        ops.push((k, theta, phi2));
+    }
+    Ok(Mesh {
+        n,
+        mzis: schedule(n, &ops),
+        attenuators: Vec::new(),
+        output_phases: d.iter().map(|v| wrap(v.arg())).collect(),
+    })
+}
+
+/// A Haar-random unitary (Mezzadri, Notices AMS 54, 592 (2007)): QR of a complex Gaussian
+/// matrix with the phases of `R`'s diagonal moved into `Q`; `next` draws uniform `[0, 1)`.
+pub fn haar_unitary(n: usize, mut next: impl FnMut() -> f64) -> CMatrix {
+    let mut gauss = || {
+        let (u1, u2) = (next().max(f64::MIN_POSITIVE), next());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
+    };
+    // Columns of a Gaussian matrix, orthonormalised by modified Gram–Schmidt (twice, for
+    // accuracy to rounding): Q of the QR, with R's diagonal real positive, which is exactly the
+    // phase fix that makes Q Haar-distributed.
+    let mut cols: Vec<Vec<C>> = (0..n)
+        .map(|_| (0..n).map(|_| C::new(gauss(), gauss())).collect())
+        .collect();
+    for j in 0..n {
+        for _ in 0..2 {
+            for i in 0..j {
+                let dot: C = cols[i]
+                    .iter()
+                    .zip(&cols[j])
+                    .map(|(a, b)| a.conj() * b)
+                    .sum();
+                let (done, rest) = cols.split_at_mut(j);
+                for (x, y) in rest[0].iter_mut().zip(&done[i]) {
+                    *x -= dot * y;
+                }
+            }
+        }
+        let norm = cols[j].iter().map(|v| v.norm_sqr()).sum::<f64>().sqrt();
+        for x in &mut cols[j] {
+            *x /= norm;
+        }
+    }
+    let mut m = CMatrix::zeros(n, n);
+    for (c, col) in cols.iter().enumerate() {
+        for (r, v) in col.iter().enumerate() {
+            m.data[r * n + c] = *v;
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rng(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    #[test]
+    fn haar_unitaries_reconstruct_to_1e_10_with_the_mzi_count_and_depth_of_each_mesh() {
+        for n in [1, 2, 3, 4, 5, 8, 17, 32, 64, 256] {
+            let u = haar_unitary(n, rng(n as u64));
+            let unitarity = u.adjoint().matmul(&u).relative_error(&CMatrix::identity(n));
+            assert!(unitarity < 1e-13, "{n}: {unitarity}");
+            for method in [Method::Clements, Method::Reck] {
+                let mesh = decompose(&u, method, 1e-9).unwrap();
+                let err = mesh.matrix().relative_error(&u);
+                assert!(err < 1e-10, "{n} {method:?}: {err}");
+                assert_eq!(mesh.mzis.len(), n * (n - 1) / 2);
+                let depth = match (method, n) {
+                    (_, 1) => 0,
+                    (_, 2) => 1,
+                    (Method::Clements, _) => n,
+                    (Method::Reck, _) => 2 * n - 3,
+                };
+                assert_eq!(mesh.depth(), depth, "{n} {method:?}");
+                for z in &mesh.mzis {
+                    assert!((0.0..=PI).contains(&z.theta) && (0.0..2.0 * PI).contains(&z.phi));
+                    assert!(z.mode + 1 < n);
+                }
+                // Within a column no two MZIs share a mode.
+                let mut seen = std::collections::HashSet::new();
+                for z in &mesh.mzis {
+                    assert!(seen.insert((z.column, z.mode)) && seen.insert((z.column, z.mode + 1)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn real_orthogonal_permutation_and_identity_inputs() {
+        // A rotation: phases come out as 0 or π.
+        let (c, s) = (0.6f64, 0.8f64);
+        let mut rot = CMatrix::identity(3);
+        rot.data[0] = C::new(c, 0.0);
+        rot.data[1] = C::new(-s, 0.0);
+        rot.data[3] = C::new(s, 0.0);
+        rot.data[4] = C::new(c, 0.0);
+        // A permutation (every MZI bar or cross) and the identity (every MZI degenerate).
+        let mut perm = CMatrix::zeros(4, 4);
+        for (r, c) in [(0, 2), (1, 0), (2, 3), (3, 1)] {
+            perm.data[r * 4 + c] = C::new(1.0, 0.0);
+        }
+        for u in [rot, perm, CMatrix::identity(6)] {
+            for method in [Method::Clements, Method::Reck] {
+                let mesh = decompose(&u, method, 1e-12).unwrap();
+                assert!(mesh.matrix().relative_error(&u) < 1e-14, "{method:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_unitary_and_non_square_inputs_are_refused_with_the_deviation() {
+        let mut u = haar_unitary(5, rng(9));
+        u.data[7] += C::new(1e-4, 0.0);
+        let e = decompose(&u, Method::Clements, 1e-9)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not unitary") && (e.contains("e-5") || e.contains("e-4")),
+            "{e}"
+        );
+        // Accepted with a coarser tolerance, and then reconstructs to that order.
+        let mesh = decompose(&u, Method::Clements, 1e-3).unwrap();
+        assert!(mesh.matrix().relative_error(&u) < 1e-3);
+        let e = decompose(&CMatrix::zeros(3, 4), Method::Reck, 1e-9)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("3×4 matrix is not square") && e.contains("svd"),
+            "{e}"
+        );
+        let mut nan = CMatrix::identity(2);
+        nan.data[1] = C::new(f64::NAN, 0.0);
+        let e = decompose(&nan, Method::Reck, 1e-9).unwrap_err().to_string();
+        assert!(e.contains("(0, 1) is not finite"), "{e}");
+    }
+}

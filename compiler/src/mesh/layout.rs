@@ -1,0 +1,205 @@
+//! The files a compiled mesh is written to: `layout.json` (the mesh, its convention and how
+//! well it reproduces the target) and a CSV phase table (with heater voltages when a `Vπ` is
+//! given).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use photonflow_optics::io::write_atomic;
+use serde::{Deserialize, Serialize};
+
+use super::decompose::{Attenuator, Mesh, Mzi};
+use super::mzi::CONVENTION;
+use super::svd::SvdInfo;
+use crate::error::{CompileError, Result};
+
+/// `format` of a layout file.
+pub const FORMAT: &str = "photonflow-mesh-layout";
+/// Its version.
+pub const VERSION: u32 = 1;
+
+/// `layout.json`: a mesh that implements `diag(e^{i·output_phases}) · T_K ⋯ T_1` (`mzis` in
+/// the order light meets them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// The MZI convention ([`CONVENTION`]).
+    pub convention: String,
+    /// `clements` or `reck`.
+    pub method: String,
+    /// Modes.
+    pub n: usize,
+    /// MZI columns.
+    pub depth: usize,
+    /// Number of MZIs, `N(N−1)/2`.
+    pub mzi_count: usize,
+    /// The MZIs, in the order light meets them.
+    pub mzis: Vec<Mzi>,
+    /// Attenuators (SVD meshes): one column between the two unitary meshes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attenuators: Vec<Attenuator>,
+    /// Output phase screen, radians.
+    pub output_phases: Vec<f64>,
+    /// For SVD meshes: the matrix's shape, singular values and scale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub svd: Option<SvdInfo>,
+    /// `‖U − U_mesh‖_F / ‖U‖_F` of the ideal mesh.
+    pub error: f64,
+    /// Seconds the decomposition took (without file I/O).
+    pub seconds: f64,
+    /// The matrix file it was compiled from.
+    pub source: String,
+}
+
+impl Layout {
+    /// A layout of `mesh`, compiled by `method` from `source`.
+    pub fn new(mesh: &Mesh, method: &str, error: f64, seconds: f64, source: &str) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            convention: CONVENTION.into(),
+            method: method.into(),
+            n: mesh.n,
+            depth: mesh.depth(),
+            mzi_count: mesh.mzis.len(),
+            mzis: mesh.mzis.clone(),
+            attenuators: mesh.attenuators.clone(),
+            output_phases: mesh.output_phases.clone(),
+            svd: None,
+            error,
+            seconds,
+            source: source.into(),
+        }
+    }
+
+    /// The mesh it describes.
+    pub fn mesh(&self) -> Mesh {
+        Mesh {
+            n: self.n,
+            mzis: self.mzis.clone(),
+            attenuators: self.attenuators.clone(),
+            output_phases: self.output_phases.clone(),
+        }
+    }
+
+    /// Reads and checks a layout file: format, convention, modes of every MZI, phases finite.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bad = |problem: String| CompileError::File {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let l: Layout = serde_json::from_str(&text).map_err(|e| bad(format!("{e}")))?;
+        if l.format != FORMAT || l.version > VERSION {
+            return Err(bad(format!(
+                "is {} version {}; this photonflow reads {FORMAT} up to version {VERSION}",
+                l.format, l.version
+            )));
+        }
+        if l.convention != CONVENTION {
+            return Err(bad(format!(
+                "uses the MZI convention '{}'; this photonflow reads '{CONVENTION}'",
+                l.convention
+            )));
+        }
+        if l.output_phases.len() != l.n {
+            return Err(bad(format!(
+                "has {} output phases for {} modes",
+                l.output_phases.len(),
+                l.n
+            )));
+        }
+        if let Some((i, z)) = l
+            .mzis
+            .iter()
+            .enumerate()
+            .find(|(_, z)| z.mode + 1 >= l.n || !z.theta.is_finite() || !z.phi.is_finite())
+        {
+            return Err(bad(format!(
+                "MZI {i} (mode {}, θ = {}, φ = {}) does not fit {} modes or has a non-finite \
+                 phase",
+                z.mode, z.theta, z.phi, l.n
+            )));
+        }
+        if let Some(a) = l
+            .attenuators
+            .iter()
+            .find(|a| a.mode >= l.n || !(0.0..=1.0).contains(&a.transmission))
+        {
+            return Err(bad(format!(
+                "attenuator on mode {} with transmission {} does not fit {} modes or [0, 1]",
+                a.mode, a.transmission, l.n
+            )));
+        }
+        if let Some(p) = l.output_phases.iter().find(|p| !p.is_finite()) {
+            return Err(bad(format!("output phase {p} is not finite")));
+        }
+        Ok(l)
+    }
+
+    /// Writes the layout as pretty JSON, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("layouts serialise");
+        write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes())).map_err(|e| {
+            CompileError::File {
+                path: path.to_path_buf(),
+                problem: format!("cannot write it: {e}"),
+            }
+        })
+    }
+
+    /// The phase table as CSV: one row per MZI in light order, then one per output phase;
+    /// with `vpi` (volts for a π shift of a thermal phase shifter, `φ = π·(V/Vπ)²`) also the
+    /// heater voltages `V = Vπ·√(φ/π)`.
+    pub fn csv(&self, vpi: Option<f64>) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "# {CONVENTION}");
+        let _ = writeln!(
+            t,
+            "# implemented matrix: diag(exp(i*output_phase)) * T_K ... T_1, rows in light order"
+        );
+        let volts = |p: f64| vpi.map(|v| v * (p / std::f64::consts::PI).sqrt());
+        if vpi.is_some() {
+            let _ = writeln!(
+                t,
+                "element,index,column,mode,theta_rad,phi_rad,theta_V,phi_V"
+            );
+        } else {
+            let _ = writeln!(t, "element,index,column,mode,theta_rad,phi_rad");
+        }
+        for (i, z) in self.mzis.iter().enumerate() {
+            let _ = write!(
+                t,
+                "mzi,{i},{},{},{:.17e},{:.17e}",
+                z.column, z.mode, z.theta, z.phi
+            );
+            if let (Some(a), Some(b)) = (volts(z.theta), volts(z.phi)) {
+                let _ = write!(t, ",{a:.9},{b:.9}");
+            }
+            t.push('\n');
+        }
+        for (i, a) in self.attenuators.iter().enumerate() {
+            let _ = write!(
+                t,
+                "attenuator,{i},{},{},{:.17e},",
+                a.column, a.mode, a.theta
+            );
+            if let Some(v) = volts(a.theta) {
+                let _ = write!(t, ",{v:.9},");
+            }
+            t.push('\n');
+        }
+        for (m, &p) in self.output_phases.iter().enumerate() {
+            let _ = write!(t, "output,{m},{},{m},,{p:.17e}", self.depth);
+            if let Some(v) = volts(p) {
+                let _ = write!(t, ",,{v:.9}");
+            }
+            t.push('\n');
+        }
+        t
+    }
+}

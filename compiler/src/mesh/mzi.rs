@@ -1,0 +1,196 @@
+//! The Mach–Zehnder interferometer and its convention.
+//!
+//! An MZI on the adjacent modes `(m, m+1)` (`m` the upper) is
+//!
+//! ```text
+//! T(θ, φ) = B · diag(e^{iθ}, 1) · B · diag(e^{iφ}, 1),      B = [[1, i], [i, 1]] / √2
+//!         = i·e^{iθ/2} · [[e^{iφ}·sin(θ/2),  cos(θ/2)],
+//!                         [e^{iφ}·cos(θ/2), −sin(θ/2)]]
+//! ```
+//!
+//! `φ` is the external phase shifter on the input arm of mode `m`, `θ` the internal one on the
+//! arm of mode `m` between the two 50:50 couplers `B`. `θ = 0` is the cross state (all light
+//! changes mode), `θ = π` the bar state. The compiler keeps `θ ∈ [0, π]` and `φ ∈ [0, 2π)`;
+//! where `φ` has no effect (bar or cross with one input dark) it is set to 0.
+//!
+//! Every phase table names it ([`CONVENTION`]).
+
+use std::f64::consts::{PI, TAU};
+
+use num_complex::Complex64 as C;
+
+/// `e^{ix}`.
+pub fn cis(x: f64) -> C {
+    C::from_polar(1.0, x)
+}
+
+/// Wraps a phase into `[0, 2π)`.
+pub fn wrap(x: f64) -> f64 {
+    let w = x.rem_euclid(TAU);
+    if w >= TAU { 0.0 } else { w }
+}
+
+/// The 2×2 transfer matrix `T(θ, φ)` (row-major `[[t00, t01], [t10, t11]]`).
+pub fn transfer(theta: f64, phi: f64) -> [[C; 2]; 2] {
+    let (s, c) = (theta / 2.0).sin_cos();
+    let g = C::i() * cis(theta / 2.0);
+    let e = cis(phi);
+    [[g * e * s, g * c], [g * e * c, -g * s]]
+}
+
+/// The 50:50 coupler `B`, or one with a splitting error: `[[cos α, i sin α], [i sin α, cos α]]`
+/// with `α = π/4 + ε` (`ε = 0`: 50:50).
+pub fn coupler(epsilon: f64) -> [[C; 2]; 2] {
+    let (s, c) = (PI / 4.0 + epsilon).sin_cos();
+    [
+        [C::new(c, 0.0), C::new(0.0, s)],
+        [C::new(0.0, s), C::new(c, 0.0)],
+    ]
+}
+
+/// `T` built from its parts: couplers with errors `ε₁`, `ε₂` (first and second), internal and
+/// external phases. `mzi_with_errors(θ, φ, 0, 0) = transfer(θ, φ)` up to rounding.
+pub fn with_errors(theta: f64, phi: f64, eps1: f64, eps2: f64) -> [[C; 2]; 2] {
+    let (b1, b2) = (coupler(eps1), coupler(eps2));
+    let d = |a: [[C; 2]; 2], x: f64| [[a[0][0] * cis(x), a[0][1]], [a[1][0] * cis(x), a[1][1]]];
+    // B2 · diag(e^{iθ}, 1) · B1 · diag(e^{iφ}, 1): right-multiplying by a diagonal scales
+    // columns; left-multiplying scales rows.
+    let inner = d(b1, phi);
+    let mid = [
+        [inner[0][0] * cis(theta), inner[0][1] * cis(theta)],
+        inner[1],
+    ];
+    mul(&b2, &mid)
+}
+
+/// The product of two 2×2 matrices.
+pub fn mul(a: &[[C; 2]; 2], b: &[[C; 2]; 2]) -> [[C; 2]; 2] {
+    let mut out = [[C::new(0.0, 0.0); 2]; 2];
+    for (r, row) in out.iter_mut().enumerate() {
+        for (c, v) in row.iter_mut().enumerate() {
+            *v = a[r][0] * b[0][c] + a[r][1] * b[1][c];
+        }
+    }
+    out
+}
+
+/// The MZI `(θ, φ)` whose inverse, applied from the right on columns `(k, k+1)`, zeroes the
+/// element `a` (column `k`) of a row `[…, a, b, …]`: `(a, b)·T(θ, φ)^†` has a zero first entry.
+pub fn null_from_right(a: C, b: C) -> (f64, f64) {
+    let theta = 2.0 * b.norm().atan2(a.norm());
+    let phi = if a.norm() == 0.0 || b.norm() == 0.0 {
+        0.0
+    } else {
+        a.arg() - b.arg() - PI
+    };
+    (theta, wrap(phi))
+}
+
+/// The MZI `(θ, φ)` that, applied from the left on rows `(k, k+1)`, zeroes the element `b`
+/// (row `k+1`) of a column `[…, a, b, …]ᵀ`: `T(θ, φ)·(a, b)ᵀ` has a zero second entry.
+pub fn null_from_left(a: C, b: C) -> (f64, f64) {
+    let theta = 2.0 * a.norm().atan2(b.norm());
+    let phi = if a.norm() == 0.0 || b.norm() == 0.0 {
+        0.0
+    } else {
+        b.arg() - a.arg()
+    };
+    (theta, wrap(phi))
+}
+
+/// Moves an inverse MZI through a diagonal: `T(θ, φ)^† · diag(d₁, d₂) = diag(d₁', d₂') ·
+/// T(θ, φ')` with `φ' = arg(d₁/d₂)`, `d₁' = −e^{−i(θ+φ)}·d₂`, `d₂' = −e^{−iθ}·d₂` (derived
+/// entry by entry from the closed form of `T`; exact for every `θ`, `φ`). Returns
+/// `(φ', d₁', d₂')`.
+pub fn commute_inverse(theta: f64, phi: f64, d1: C, d2: C) -> (f64, C, C) {
+    let phi2 = wrap((d1 / d2).arg());
+    (phi2, -cis(-(theta + phi)) * d2, -cis(-theta) * d2)
+}
+
+/// The name of this convention in every file the compiler writes.
+pub const CONVENTION: &str = "photonflow-mzi-v1: T(θ,φ) = B·diag(e^{iθ},1)·B·diag(e^{iφ},1), \
+                              B = [[1,i],[i,1]]/√2, on modes (m, m+1), m the upper; θ internal \
+                              and φ external, both on the arm of mode m";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: &[[C; 2]; 2], b: &[[C; 2]; 2], tol: f64) -> bool {
+        (0..2).all(|r| (0..2).all(|c| (a[r][c] - b[r][c]).norm() < tol))
+    }
+
+    fn dagger(a: &[[C; 2]; 2]) -> [[C; 2]; 2] {
+        [
+            [a[0][0].conj(), a[1][0].conj()],
+            [a[0][1].conj(), a[1][1].conj()],
+        ]
+    }
+
+    #[test]
+    fn closed_form_equals_the_product_of_its_parts_and_is_unitary() {
+        let b = coupler(0.0);
+        let half = std::f64::consts::FRAC_1_SQRT_2;
+        assert!((b[0][0].re - half).abs() < 1e-15 && (b[0][1].im - half).abs() < 1e-15);
+        for &(t, p) in &[(0.0, 0.0), (PI, 1.0), (0.7, 2.1), (2.9, 5.5), (1.3, 0.0)] {
+            let t_ = transfer(t, p);
+            assert!(close(&t_, &with_errors(t, p, 0.0, 0.0), 1e-15), "{t} {p}");
+            let id = mul(&t_, &dagger(&t_));
+            assert!(close(
+                &id,
+                &[
+                    [C::new(1.0, 0.0), C::new(0.0, 0.0)],
+                    [C::new(0.0, 0.0), C::new(1.0, 0.0)]
+                ],
+                1e-15
+            ));
+        }
+        // θ = 0: cross (i·swap); θ = π: bar.
+        let cross = transfer(0.0, 0.3);
+        assert!(cross[0][0].norm() < 1e-15 && (cross[0][1] - C::i()).norm() < 1e-15);
+        let bar = transfer(PI, 0.0);
+        assert!(bar[0][1].norm() < 1e-15 && (bar[1][1] - C::new(1.0, 0.0)).norm() < 1e-15);
+    }
+
+    #[test]
+    fn nulling_zeroes_the_chosen_element() {
+        let pairs = [
+            (C::new(0.3, -0.4), C::new(-0.1, 0.9)),
+            (C::new(0.0, 0.0), C::new(0.5, 0.5)),
+            (C::new(0.5, 0.5), C::new(0.0, 0.0)),
+            (C::new(-1.0, 0.0), C::new(0.0, 1e-3)),
+        ];
+        for (a, b) in pairs {
+            let (t, p) = null_from_right(a, b);
+            let d = dagger(&transfer(t, p));
+            let first = a * d[0][0] + b * d[1][0];
+            assert!(first.norm() < 1e-15, "right {a} {b}: {first}");
+            assert!((0.0..=PI).contains(&t) && (0.0..TAU).contains(&p));
+            let (t, p) = null_from_left(a, b);
+            let m = transfer(t, p);
+            let second = m[1][0] * a + m[1][1] * b;
+            assert!(second.norm() < 1e-15, "left {a} {b}: {second}");
+        }
+    }
+
+    #[test]
+    fn an_inverse_mzi_moves_through_a_diagonal() {
+        for &(t, p, a1, a2) in &[
+            (0.7, 2.1, 0.4, -2.0),
+            (0.0, 1.0, 3.0, 1.0),
+            (PI, 4.0, -1.0, 0.2),
+        ] {
+            let (d1, d2) = (cis(a1), cis(a2));
+            let lhs = mul(
+                &dagger(&transfer(t, p)),
+                &[[d1, C::new(0.0, 0.0)], [C::new(0.0, 0.0), d2]],
+            );
+            let (p2, e1, e2) = commute_inverse(t, p, d1, d2);
+            let rhs = mul(
+                &[[e1, C::new(0.0, 0.0)], [C::new(0.0, 0.0), e2]],
+                &transfer(t, p2),
+            );
+            assert!(close(&lhs, &rhs, 1e-14), "{t} {p}");
+        }
+    }
+}
