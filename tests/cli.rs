@@ -1559,4 +1559,284 @@ fn mesh_decompose_and_simulate_round_trip() {
             assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
         }
     }
+
+    // GDSII layout of the mesh: one MZI cell referenced per MZI, on the grid, read back by
+    // photonflow itself and (in CI) by gdstk.
+    const MESH_GDSTK_CHECK: &str = r#"
+import sys, gdstk
+path, n = sys.argv[1], int(sys.argv[2])
+lib = gdstk.read_gds(path)
+assert abs(lib.unit - 1e-6) < 1e-18 and abs(lib.precision - 1e-9) < 1e-21, (lib.unit, lib.precision)
+(top,) = lib.top_level()
+assert top.name == "MESH", top.name
+name = lambda r: r.cell if isinstance(r.cell, str) else r.cell.name
+mzis = [r for r in top.references if name(r) == "MZI"]
+assert len(mzis) == n * (n - 1) // 2, len(mzis)
+labels = {l.text: l.origin for l in top.labels}
+missing = [p for m in range(n) for p in (f"in{m}", f"out{m}") if p not in labels]
+assert not missing, missing
+assert labels["in0"][0] == 0 and labels["out0"][0] > 0, labels["in0"]
+# Flattened, the waveguides merge into one continuous path per mode.
+flat = top.copy("FLAT").flatten()
+paths = gdstk.boolean([p for p in flat.polygons if p.layer == 1], [], "or")
+assert len(paths) == n, len(paths)
+print(len(mzis), "MZI references,", len(paths), "waveguides")
+"#;
+    let svd_layout = d.s("mesh/layout.json");
+    for (method, depth) in [("clements", n), ("reck", 2 * n - 3)] {
+        let folder = d.s(&format!("gds_{method}"));
+        let o = photonflow(&[
+            "mesh",
+            "decompose",
+            "--matrix",
+            &m,
+            "--method",
+            method,
+            "--out",
+            &folder,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let gds = d.s(&format!("{method}.gds"));
+        let o = photonflow(&[
+            "mesh",
+            "layout",
+            "--layout",
+            &format!("{folder}/layout.json"),
+            "--out",
+            &gds,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j = last_json(&o);
+        assert_eq!(j["mzis"], n * (n - 1) / 2, "{j}");
+        assert_eq!(
+            (j["depth"].as_u64(), j["modes"].as_u64()),
+            (Some(depth as u64), Some(n as u64))
+        );
+        let bytes = std::fs::metadata(&gds).unwrap().len();
+        assert_eq!(j["bytes"], bytes, "{j}");
+        // Default tech: 25 µm mode pitch, 2 µm heaters; columns of 334.848 µm cells, 100 µm
+        // output phase screen.
+        let height = (n - 1) as f64 * 25.0 + 2.0;
+        assert!(
+            (j["height_um"].as_f64().unwrap() - height).abs() < 1e-9,
+            "{j}"
+        );
+        let width = depth as f64 * 334.848 + 100.0;
+        assert!(
+            (j["width_um"].as_f64().unwrap() - width).abs() < 1e-6,
+            "{j}"
+        );
+        match python(MESH_GDSTK_CHECK, &[&gds, &n.to_string()]) {
+            Some(said) => eprintln!("gdstk: {}", said.trim()),
+            None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the GDS"),
+        }
+    }
+    // The SVD mesh (5 modes) with a technology file: attenuator cells, the tech's pitches.
+    let tech = d.path("tech.toml");
+    std::fs::write(&tech, "mode_pitch = \"30um\"\ncolumn_pitch = \"0.4mm\"\n").unwrap();
+    let o = photonflow(&[
+        "mesh",
+        "layout",
+        "--layout",
+        &svd_layout,
+        "--tech",
+        &d.s("tech.toml"),
+        "--out",
+        &d.s("svd.gds"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(
+        (j["mzis"].as_u64(), j["attenuators"].as_u64()),
+        (Some(20), Some(5)),
+        "{j}"
+    );
+    // From 1 µm above mode 0 (its heater) to the idle arm of the last mode's attenuator, half a
+    // pitch below it.
+    assert!(
+        (j["height_um"].as_f64().unwrap() - (1.0 + 4.0 * 30.0 + 15.25)).abs() < 1e-9,
+        "{j}"
+    );
+    let o = photonflow(&[
+        "mesh",
+        "layout",
+        "--layout",
+        &svd_layout,
+        "--out",
+        &d.s("svd.gds"),
+    ]);
+    assert!(
+        stdout(&o).contains("20 MZIs and 5 attenuators"),
+        "{}",
+        stdout(&o)
+    );
+    // Refusals name the flag, the file and the key.
+    std::fs::write(&tech, "bend_radius = \"5um\"\n").unwrap();
+    let tech = d.s("tech.toml");
+    let missing = d.s("nowhere/layout.json");
+    let bad_gds = d.s("bad.gds");
+    for (args, needles) in [
+        (
+            vec!["--layout", &svd_layout, "--tech", &tech],
+            vec!["--tech", "tech.toml", "bend_radius", "too small"],
+        ),
+        (vec!["--layout", &missing], vec!["--layout", "nowhere"]),
+    ] {
+        let mut full = vec!["mesh", "layout", "--out", &bad_gds];
+        full.extend(args.iter().copied());
+        let o = photonflow(&full);
+        assert!(!o.status.success(), "{args:?}");
+        for needle in needles {
+            assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        }
+    }
+    assert!(!d.path("bad.gds").exists());
+
+    // The chip model: imperfections lower the fidelity, the correction of the splitter errors
+    // raises it, and --out holds the corrected chip's matrix; bad input is refused by name.
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &m,
+        "--out",
+        &d.s("chip_mesh"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (layout, chip, toml) = (
+        d.s("chip_mesh/layout.json"),
+        d.s("chip.npy"),
+        d.s("chip.toml"),
+    );
+    std::fs::write(
+        &toml,
+        "splitter_error = 0.05\nloss_db = 0.001\ndac_bits = 16\nseed = 4\n",
+    )
+    .unwrap();
+    let simulate = |extra: &[&str]| {
+        let mut a = vec![
+            "mesh",
+            "simulate",
+            "--layout",
+            &layout,
+            "--out",
+            &chip,
+            "--imperfections",
+            &toml,
+        ];
+        a.extend(extra);
+        photonflow(&a)
+    };
+    let o = simulate(&["--reference", &m, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let fidelity = j["fidelity"].as_f64().unwrap();
+    assert!(fidelity < 0.999, "{j}");
+    assert!(j.get("fidelity_before").is_none(), "{j}");
+    let o = simulate(&["--reference", &m, "--correct", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let value = |key: &str| j[key].as_f64().unwrap_or_else(|| panic!("{key}: {j}"));
+    assert_eq!(value("fidelity_before"), fidelity, "{j}");
+    assert!(value("fidelity_after") > fidelity, "{j}");
+    assert!(value("error_after") < value("error_before") / 2.0, "{j}");
+    assert_eq!(value("fidelity"), value("fidelity_after"), "{j}");
+    let NpyData::C128(back) = npy::read_npy(&d.path("chip.npy")).unwrap().data else {
+        panic!("complex128")
+    };
+    let err: f64 = back
+        .iter()
+        .zip(&u.data)
+        .map(|(a, b)| (a - b).norm_sqr())
+        .sum::<f64>()
+        .sqrt()
+        / (n as f64).sqrt();
+    assert!((err - value("error_after")).abs() < 1e-12, "{err} {j}");
+    let o = simulate(&["--reference", &m, "--correct"]);
+    assert!(
+        o.status.success() && stdout(&o).contains("fidelity"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(d.path("bad.toml"), "splitter_eror = 0.05\n").unwrap();
+    std::fs::write(d.path("neg.toml"), "loss_db = -0.5\n").unwrap();
+    let (bad_toml, neg_toml) = (d.s("bad.toml"), d.s("neg.toml"));
+    for (args, needles) in [
+        (vec!["--correct"], vec!["--correct needs --reference"]),
+        (
+            vec!["--imperfections", &bad_toml],
+            vec!["--imperfections", "bad.toml", "splitter_eror"],
+        ),
+        (
+            vec!["--imperfections", &neg_toml],
+            vec!["--imperfections", "neg.toml", "loss_db = -0.5"],
+        ),
+    ] {
+        let o = simulate(&args);
+        assert!(!o.status.success(), "{args:?}");
+        for needle in needles {
+            assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        }
+    }
+}
+
+#[test]
+fn mesh_compiles_a_small_diffractive_system_and_matches_it() {
+    use photonflow::optics::OpticalSystem;
+    use photonflow::optics::system::{Layer, RegionSpec};
+    let d = Dir::new();
+    let n = 6;
+    let mut s = OpticalSystem::new("tiny", 0.75e-3, n, n, 0.4e-3).unwrap();
+    s.input.distance_m = 3e-3;
+    for l in 0..2 {
+        let phase = (0..n * n).map(|i| ((i * 5 + l) % 7) as f32 * 0.8).collect();
+        s.layers
+            .push(Layer::phase_only(format!("layer{l}"), phase, 3e-3));
+    }
+    let one_class = |s: &mut OpticalSystem| {
+        s.detector
+            .regions
+            .push(RegionSpec::new("0", (0.0, 0.0), 0.8e-3, 0.8e-3));
+        s.detector.classes = vec!["0".into()];
+    };
+    one_class(&mut s);
+    s.save(&d.path("model")).unwrap();
+    let out = d.s("mesh");
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--system",
+        &d.s("model"),
+        "--method",
+        "svd",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["n"], n * n);
+    assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
+    assert!(j["system_error"].as_f64().unwrap() < 1e-10, "{j}");
+    // Too large for a chip: refused with the size and the limit; neither input: refused.
+    let mut big = OpticalSystem::new("big", 0.75e-3, 40, 40, 0.4e-3).unwrap();
+    big.input.distance_m = 3e-3;
+    big.layers
+        .push(Layer::phase_only("layer0", vec![0.0; 1600], 3e-3));
+    one_class(&mut big);
+    big.save(&d.path("big")).unwrap();
+    let o = photonflow(&["mesh", "decompose", "--system", &d.s("big"), "--out", &out]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("1024"),
+        "{}",
+        stderr(&o)
+    );
+    let o = photonflow(&["mesh", "decompose", "--out", &out]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--matrix"),
+        "{}",
+        stderr(&o)
+    );
 }

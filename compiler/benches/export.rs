@@ -12,7 +12,8 @@
 //! gives the median and best time, the bytes written, and the ratio of the median to the `npy`
 //! target's on the same design (writing and hashing the raw arrays: the I/O floor).
 //!
-//! Run: `cargo bench -p photonflow-compiler --bench export`.
+//! Run: `cargo bench -p photonflow-compiler --bench export` (`--features hdf5` adds the HDF5
+//! target).
 
 use std::f64::consts::{PI, TAU};
 use std::path::Path;
@@ -176,6 +177,7 @@ fn main() {
                 Target::Stl,
                 Target::Gds,
                 Target::Slm,
+                Target::Hdf5,
             ],
         ),
         case(
@@ -193,6 +195,9 @@ fn main() {
     for case in &cases {
         let mut floor = None;
         for &target in case.targets {
+            if target.check_available().is_err() {
+                continue; // hdf5 without the feature
+            }
             let (median, best, bytes) = time(case, target, dir.path(), reps);
             let floor = *floor.get_or_insert(median);
             println!(

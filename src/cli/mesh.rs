@@ -6,9 +6,12 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use num_complex::Complex64;
+use photonflow_compiler::mesh::chip::{Chip, Imperfections, compare, implemented};
 use photonflow_compiler::mesh::layout::Layout;
-use photonflow_compiler::mesh::{CMatrix, Method, decompose, decompose_svd};
+use photonflow_compiler::mesh::{CMatrix, Method, bridge, decompose, decompose_svd};
+use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
+use photonflow_optics::system::FILE_NAME;
 use serde_json::json;
 
 /// Arguments of `photonflow mesh`.
@@ -23,8 +26,11 @@ enum Command {
     /// Compile a matrix (.npy) into the phases of a Clements or Reck mesh (unitary matrices)
     /// or an SVD mesh (any matrix).
     Decompose(DecomposeArgs),
-    /// The matrix a layout implements, as complex128 .npy.
+    /// The matrix a layout implements, ideal or on a chip with imperfections (and their
+    /// correction), as complex128 .npy.
     Simulate(SimulateArgs),
+    /// The mesh as a GDSII layout: MZI cells on the grid, waveguides, heaters, labelled ports.
+    Layout(LayoutArgs),
 }
 
 /// Arguments of `photonflow mesh decompose`.
@@ -32,8 +38,18 @@ enum Command {
 #[command(args_override_self = true)]
 struct DecomposeArgs {
     /// The matrix: N×N complex128/complex64 (or real float64/float32) .npy.
-    #[arg(long, value_name = "M.npy")]
-    matrix: PathBuf,
+    #[arg(
+        long,
+        value_name = "M.npy",
+        required_unless_present = "system",
+        conflicts_with = "system"
+    )]
+    matrix: Option<PathBuf>,
+    /// Instead of --matrix: a small trained diffractive system (RUN/ or a folder with
+    /// system.json, at most 32×32 pixels), compiled as its input→detector field transfer matrix
+    /// and checked against the system itself on random input fields.
+    #[arg(long, value_name = "RUN")]
+    system: Option<PathBuf>,
     /// Mesh: clements (rectangular, depth N), reck (triangular, depth 2N−3) — for unitary
     /// matrices — or svd (any M×N matrix: two Clements meshes and a column of attenuators,
     /// normalised by the largest singular value).
@@ -69,9 +85,18 @@ struct SimulateArgs {
     /// Where to write the implemented matrix (complex128 .npy).
     #[arg(long, short, value_name = "M_chip.npy")]
     out: PathBuf,
-    /// Compare with this matrix and report the normalised Frobenius error and the fidelity.
+    /// Compare with this matrix and report the normalised Frobenius error and the fidelity
+    /// |Tr(U†·U_chip)|/N (SVD meshes: normalised by ‖U‖_F·‖U_chip‖_F).
     #[arg(long, value_name = "M.npy")]
     reference: Option<PathBuf>,
+    /// The chip's imperfections (TOML: loss_db, splitter_error, phase_error, dac_bits, vpi,
+    /// v_max, crosstalk, seed; every key optional, ideal by default).
+    #[arg(long, value_name = "FILE.toml")]
+    imperfections: Option<PathBuf>,
+    /// Re-program the phases to compensate the chip's (known) splitter errors, and report the
+    /// fidelity before and after (needs --reference; meshes of up to 64 modes).
+    #[arg(long)]
+    correct: bool,
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -82,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Decompose(a) => run_decompose(a),
         Command::Simulate(a) => run_simulate(a),
+        Command::Layout(a) => run_layout(a),
     }
 }
 
@@ -127,31 +153,47 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
     {
         bail!("--vpi {v}: give the positive voltage of a π shift");
     }
-    let u = read_matrix(&args.matrix, "--matrix")?;
+    let (u, source, system) = match (&args.matrix, &args.system) {
+        (Some(path), _) => (read_matrix(path, "--matrix")?, path.clone(), None),
+        (None, Some(run)) => {
+            let folder = if run.join("model").join(FILE_NAME).is_file() {
+                run.join("model")
+            } else {
+                run.clone()
+            };
+            let system = OpticalSystem::load(&folder)
+                .with_context(|| format!("--system {}", run.display()))?;
+            let m = bridge::system_matrix(&system)
+                .with_context(|| format!("--system {}", run.display()))?;
+            (m, folder, Some(system))
+        }
+        (None, None) => bail!("give --matrix M.npy or --system RUN"),
+    };
     let started = Instant::now();
     let (mesh, info) = if svd {
-        let (mesh, info) = decompose_svd(&u, method)
-            .with_context(|| format!("--matrix {}", args.matrix.display()))?;
+        let (mesh, info) =
+            decompose_svd(&u, method).with_context(|| format!("--matrix {}", source.display()))?;
         (mesh, Some(info))
     } else {
         let mesh = decompose(&u, method, args.tolerance)
-            .with_context(|| format!("--matrix {}", args.matrix.display()))?;
+            .with_context(|| format!("--matrix {}", source.display()))?;
         (mesh, None)
     };
     let seconds = started.elapsed().as_secs_f64();
-    let chip = mesh.matrix();
-    let error = match &info {
-        Some(info) => info.implemented(&chip).relative_error(&u),
-        None => chip.relative_error(&u),
-    };
+    let error = implemented(&mesh.matrix(), info.as_ref()).relative_error(&u);
     let mut layout = Layout::new(
         &mesh,
         &args.method,
         error,
         seconds,
-        &args.matrix.display().to_string(),
+        &source.display().to_string(),
     );
     layout.svd = info;
+    // The chip against the diffractive system itself, on random input fields.
+    let system_check = match &system {
+        Some(system) => Some(compare_with_system(system, &layout)?),
+        None => None,
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create it", args.out.display()))?;
     layout.save(&args.out.join("layout.json"))?;
@@ -172,6 +214,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
                 "seconds": seconds,
                 "method": layout.method,
                 "scale": layout.svd.as_ref().map(|s| s.scale),
+                "system_error": system_check,
                 "layout": args.out.join("layout.json"),
             })
         );
@@ -187,52 +230,95 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
             seconds,
             args.out.display()
         );
+        if let Some(e) = system_check {
+            println!(
+                "the chip against the diffractive system on 4 random input fields: largest \
+                 relative difference of the detector-plane fields {e:.2e}"
+            );
+        }
     }
     Ok(())
 }
 
+/// The largest relative difference, over 4 random input fields, between the detector-plane
+/// fields of `system` and of the chip that `layout` describes.
+fn compare_with_system(system: &OpticalSystem, layout: &Layout) -> anyhow::Result<f64> {
+    let m = implemented(&layout.mesh().matrix(), layout.svd.as_ref());
+    let (k, batch) = (m.cols, 4);
+    let mut s = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let inputs: Vec<Complex64> = (0..batch * k)
+        .map(|_| Complex64::new(next(), next()))
+        .collect();
+    let optical = bridge::forward(system, inputs.clone(), batch)?;
+    let mut worst = 0.0f64;
+    for (x, y) in inputs.chunks_exact(k).zip(optical.chunks_exact(k)) {
+        let (mut diff, mut norm) = (0.0, 0.0);
+        for (i, yi) in y.iter().enumerate() {
+            let mx: Complex64 = (0..k).map(|j| m.at(i, j) * x[j]).sum();
+            diff += (mx - yi).norm_sqr();
+            norm += yi.norm_sqr();
+        }
+        worst = worst.max((diff / norm).sqrt());
+    }
+    Ok(worst)
+}
+
 fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let layout = Layout::load(&args.layout)?;
-    let chip = layout.mesh().matrix();
-    let m = match &layout.svd {
-        Some(info) => info.implemented(&chip),
-        None => chip,
+    if args.correct && args.reference.is_none() {
+        bail!("--correct needs --reference M.npy: the matrix the fidelity is measured against");
+    }
+    let imperfections = match &args.imperfections {
+        Some(path) => Imperfections::load(path).context("--imperfections")?,
+        None => Imperfections::default(),
     };
+    let reference = match &args.reference {
+        Some(path) => Some((read_matrix(path, "--reference")?, path)),
+        None => None,
+    };
+    let svd = layout.svd.as_ref();
+    let mut mesh = layout.mesh();
+    let chip = Chip::new(&mesh, &imperfections).context("--imperfections")?;
+    let correction = match &reference {
+        Some((r, path)) if args.correct => Some(
+            chip.correct(&mut mesh, r, svd)
+                .with_context(|| format!("--correct --reference {}", path.display()))?,
+        ),
+        _ => None,
+    };
+    let full = chip.matrix(&mesh);
+    let m = implemented(&full, svd);
     write_npy(&args.out, &[m.rows, m.cols], NpyDataRef::C128(&m.data))
         .with_context(|| format!("--out {}", args.out.display()))?;
-    let comparison = match &args.reference {
-        Some(path) => {
-            let r = read_matrix(path, "--reference")?;
-            if (r.rows, r.cols) != (m.rows, m.cols) {
-                bail!(
-                    "--reference {}: {}×{}, but the mesh implements {}×{}",
-                    path.display(),
-                    r.rows,
-                    r.cols,
-                    m.rows,
-                    m.cols
-                );
-            }
-            // |Tr(U†·U_chip)| / (‖U‖_F·‖U_chip‖_F): 1 for a perfect chip, |Tr(U†U_chip)|/N
-            // for unitaries.
-            let trace: Complex64 = r.data.iter().zip(&m.data).map(|(a, b)| a.conj() * b).sum();
-            let norm = |x: &CMatrix| x.data.iter().map(|v| v.norm_sqr()).sum::<f64>().sqrt();
-            Some((m.relative_error(&r), trace.norm() / (norm(&r) * norm(&m))))
-        }
+    let comparison = match &reference {
+        Some((r, path)) => Some(
+            compare(r, &full, svd).with_context(|| format!("--reference {}", path.display()))?,
+        ),
         None => None,
     };
     if args.json {
-        println!(
-            "{}",
-            json!({
-                "n": layout.n,
-                "mzis": layout.mzi_count,
-                "depth": layout.depth,
-                "out": args.out,
-                "error": comparison.map(|c| c.0),
-                "fidelity": comparison.map(|c| c.1),
-            })
-        );
+        let mut j = json!({
+            "n": layout.n,
+            "mzis": layout.mzi_count,
+            "depth": layout.depth,
+            "out": args.out,
+            "error": comparison.map(|c| c.error),
+            "fidelity": comparison.map(|c| c.fidelity),
+        });
+        if let Some(c) = correction {
+            j["fidelity_before"] = json!(c.fidelity_before);
+            j["fidelity_after"] = json!(c.fidelity_after);
+            j["error_before"] = json!(c.error_before);
+            j["error_after"] = json!(c.error_after);
+            j["iterations"] = json!(c.iterations);
+        }
+        println!("{j}");
     } else {
         print!(
             "{} modes, {} MZIs in {} columns → {}",
@@ -242,9 +328,96 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             args.out.display()
         );
         match comparison {
-            Some((e, f)) => println!("; error {e:.3e}, fidelity |Tr(U†U_chip)|/N = {f:.12}"),
+            Some(c) => println!("; error {:.3e}, fidelity {:.12}", c.error, c.fidelity),
             None => println!(),
         }
+        if let Some(c) = correction {
+            println!(
+                "correction of the splitter errors ({} iterations): fidelity {:.12} → {:.12}, \
+                 error {:.3e} → {:.3e}",
+                c.iterations, c.fidelity_before, c.fidelity_after, c.error_before, c.error_after
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Arguments of `photonflow mesh layout`.
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
+struct LayoutArgs {
+    /// A layout written by `photonflow mesh decompose`.
+    #[arg(long, value_name = "layout.json")]
+    layout: PathBuf,
+    /// Technology TOML: waveguide_width, bend_radius, coupler_length, coupler_gap,
+    /// heater_length, heater_width, mode_pitch, column_pitch (lengths with units, "0.5um") and
+    /// waveguide_layer, heater_layer, label_layer; absent keys (or no file) take the built-in
+    /// silicon-photonics defaults.
+    #[arg(long, value_name = "TECH.toml")]
+    tech: Option<PathBuf>,
+    /// The GDSII file to write (database unit 1 nm, user unit 1 µm).
+    #[arg(long, short, value_name = "mesh.gds")]
+    out: PathBuf,
+    /// Print one JSON object on the last line: mzis, attenuators, depth, modes, width_um,
+    /// height_um, bytes, seconds.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_layout(args: LayoutArgs) -> anyhow::Result<()> {
+    use photonflow_compiler::mesh::gds::{Tech, check_mesh_gds, write_mesh_gds};
+    let layout = Layout::load(&args.layout).context("--layout")?;
+    let tech = match &args.tech {
+        Some(path) => Tech::load(path).context("--tech")?,
+        None => Tech::default(),
+    };
+    let started = Instant::now();
+    let mut gds = Vec::new();
+    let stats = write_mesh_gds(&layout, &tech, &mut gds)
+        .with_context(|| format!("--layout {}", args.layout.display()))?;
+    photonflow_optics::io::write_atomic(&args.out, |w| std::io::Write::write_all(w, &gds))
+        .with_context(|| format!("--out {}: cannot write it", args.out.display()))?;
+    // Read the file back: every MZI referenced once, at its grid position.
+    let written = std::fs::read(&args.out)
+        .with_context(|| format!("--out {}: cannot read it back", args.out.display()))?;
+    let check = check_mesh_gds(&written, &layout, &tech)
+        .with_context(|| format!("--out {}: read back", args.out.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "mzis": check.mzis,
+                "attenuators": check.attenuators,
+                "depth": stats.columns,
+                "modes": stats.modes,
+                "width_um": stats.width_um,
+                "height_um": stats.height_um,
+                "cell_length_um": stats.cell_length_um,
+                "bytes": stats.bytes,
+                "seconds": seconds,
+                "out": args.out,
+            })
+        );
+    } else {
+        let attenuators = match check.attenuators {
+            0 => String::new(),
+            a => format!(" and {a} attenuators"),
+        };
+        println!(
+            "{} modes: {} MZIs{attenuators} in {} columns (optical depth), {:.1} × {:.1} µm, \
+             MZI cell {:.3} µm long; {} bytes → {} (read back: every cell referenced once at \
+             its grid position), {:.3} s",
+            stats.modes,
+            check.mzis,
+            stats.columns,
+            stats.width_um,
+            stats.height_um,
+            stats.cell_length_um,
+            stats.bytes,
+            args.out.display(),
+            seconds
+        );
     }
     Ok(())
 }

@@ -228,6 +228,15 @@ pub enum GdsError {
         /// What is wrong.
         problem: String,
     },
+    /// A library read back does not hold what was written (see
+    /// [`crate::mesh::gds::check_mesh_gds`]).
+    #[error("cell {cell:?} read back: {problem}")]
+    ReadBack {
+        /// Cell name.
+        cell: String,
+        /// What differs.
+        problem: String,
+    },
     /// Encoding or decoding by `gds21` failed (corrupt or unsupported file).
     #[error("GDSII {0}")]
     Codec(String),
@@ -237,7 +246,7 @@ pub enum GdsError {
 }
 
 /// Shorthand for an [`GdsError::Input`].
-fn input(subject: impl Into<String>, problem: impl Into<String>) -> GdsError {
+pub(crate) fn input(subject: impl Into<String>, problem: impl Into<String>) -> GdsError {
     GdsError::Input {
         subject: subject.into(),
         problem: problem.into(),
@@ -245,7 +254,7 @@ fn input(subject: impl Into<String>, problem: impl Into<String>) -> GdsError {
 }
 
 /// Highest GDS layer usable here (GDSII layers are 16-bit signed).
-const MAX_LAYER: u16 = i16::MAX as u16;
+pub(crate) const MAX_LAYER: u16 = i16::MAX as u16;
 
 /// Number of binary etch masks `ceil(log2 count)` for `count ≥ 2` levels.
 fn mask_bits(count: u16) -> u16 {
@@ -351,17 +360,9 @@ impl Grid {
 
     /// Closed rectangle `[x0, x1] × [y0, y1]` (DBU) as a GDS boundary.
     fn boundary(layer: u16, x0: i64, y0: i64, x1: i64, y1: i64) -> GdsElement {
-        let pts = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)];
-        GdsElement::GdsBoundary(GdsBoundary {
-            layer: layer as i16,
-            datatype: 0,
-            // In range: `Grid::new` checked the extent.
-            xy: pts
-                .iter()
-                .map(|&(x, y)| GdsPoint::new(x as i32, y as i32))
-                .collect(),
-            ..Default::default()
-        })
+        // In range: `Grid::new` checked the extent.
+        let [x0, y0, x1, y1] = [x0, y0, x1, y1].map(|v| v as i32);
+        boundary(layer, &[(x0, y0), (x1, y0), (x1, y1), (x0, y1)])
     }
 
     /// Pixel rectangle (columns `c0..c1`, rows `r0..r1`) as a GDS boundary.
@@ -407,6 +408,83 @@ impl Grid {
         }
         Ok((i0 as usize, i1 as usize))
     }
+}
+
+/// A BOUNDARY on GDS `layer` (≤ [`MAX_LAYER`]), datatype 0, through `points` (DBU), closed
+/// by repeating the first point.
+pub(crate) fn boundary(layer: u16, points: &[(i32, i32)]) -> GdsElement {
+    GdsElement::GdsBoundary(GdsBoundary {
+        layer: layer as i16,
+        datatype: 0,
+        xy: points
+            .iter()
+            .chain(points.first())
+            .map(|&(x, y)| GdsPoint::new(x, y))
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// The `UNITS` record of a database unit `db_unit_m` and a user unit `user_unit_m` (metres):
+/// `(DBU in user units, DBU in metres)`.
+pub(crate) fn gds_units(db_unit_m: f64, user_unit_m: f64) -> GdsUnits {
+    GdsUnits::new(db_unit_m / user_unit_m, db_unit_m)
+}
+
+/// `(database unit, user unit)` in metres of a `UNITS` record. Not `GdsUnits::user_unit`,
+/// which in gds21 3.0.0-pre.2 returns the reciprocal of the user unit.
+pub(crate) fn units_m(units: &GdsUnits) -> (f64, f64) {
+    let GdsUnits(db_in_user, db_unit_m) = *units;
+    (db_unit_m, db_unit_m / db_in_user)
+}
+
+/// The GDS date of `timestamp` (`[year ≥ 1900, month, day, hour, minute, second]`, UTC), or
+/// the current time for `None`.
+pub(crate) fn gds_date(timestamp: Option<[u16; 6]>) -> Result<GdsDateTime, GdsError> {
+    match timestamp {
+        None => Ok(GdsDateTime::now()),
+        Some([y, mo, d, h, mi, s])
+            if (1900..=1900 + i16::MAX as u16).contains(&y)
+                && (1..=12).contains(&mo)
+                && (1..=31).contains(&d)
+                && h < 24
+                && mi < 60
+                && s < 60 =>
+        {
+            let [month, day, hour, minute, second] = [mo, d, h, mi, s].map(|v| v as i16);
+            let year = (y - 1900) as i16;
+            Ok(GdsDateTime {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+            })
+        }
+        Some(t) => {
+            let why =
+                "expected [year ≥ 1900, month 1-12, day 1-31, hour 0-23, minute 0-59, second 0-59]";
+            Err(input(format!("timestamp {t:?}"), why))
+        }
+    }
+}
+
+/// Encodes `lib` to `w` (buffered; flushed on success) and returns the bytes written.
+pub(crate) fn encode(lib: &GdsLibrary, w: &mut impl Write) -> Result<u64, GdsError> {
+    let mut out = Counting {
+        inner: BufWriter::new(w),
+        bytes: 0,
+    };
+    lib.write(&mut out)
+        .map_err(|e| GdsError::Codec(format!("encoding failed: {e}")))?;
+    out.flush()?;
+    Ok(out.bytes)
+}
+
+/// Decodes a GDSII stream.
+pub(crate) fn decode(bytes: &[u8]) -> Result<GdsLibrary, GdsError> {
+    GdsLibrary::from_bytes(bytes).map_err(|e| GdsError::Codec(format!("decoding failed: {e}")))
 }
 
 /// Pixel rectangle: columns `c0..c1`, rows `r0..r1` (half-open).
@@ -562,36 +640,9 @@ pub fn write_gds(
         return Err(input(format!("alignment-mark layer {layer}"), why));
     }
 
-    let date = match opts.timestamp {
-        None => GdsDateTime::now(),
-        Some([y, mo, d, h, mi, s])
-            if (1900..=1900 + i16::MAX as u16).contains(&y)
-                && (1..=12).contains(&mo)
-                && (1..=31).contains(&d)
-                && h < 24
-                && mi < 60
-                && s < 60 =>
-        {
-            let [month, day, hour, minute, second] = [mo, d, h, mi, s].map(|v| v as i16);
-            let year = (y - 1900) as i16;
-            GdsDateTime {
-                year,
-                month,
-                day,
-                hour,
-                minute,
-                second,
-            }
-        }
-        Some(t) => {
-            let why =
-                "expected [year ≥ 1900, month 1-12, day 1-31, hour 0-23, minute 0-59, second 0-59]";
-            return Err(input(format!("timestamp {t:?}"), why));
-        }
-    };
+    let date = gds_date(opts.timestamp)?;
     let mut lib = GdsLibrary::new(opts.library.as_str());
-    // UNITS record: (DBU in user units, DBU in metres).
-    lib.units = GdsUnits::new(db / user, db);
+    lib.units = gds_units(db, user);
     let mut per_layer = BTreeMap::new();
     for (m, g) in maps.iter().zip(&grids) {
         let mut cell = GdsStruct::new(m.name);
@@ -614,27 +665,19 @@ pub fn write_gds(
         lib.structs.push(cell);
     }
     lib.set_all_dates(date);
-
-    let mut out = Counting {
-        inner: BufWriter::new(w),
-        bytes: 0,
-    };
-    lib.write(&mut out)
-        .map_err(|e| GdsError::Codec(format!("encoding failed: {e}")))?;
-    out.flush()?;
+    let bytes = encode(&lib, w)?;
     Ok(GdsStats {
         cells: maps.len(),
         polygons: per_layer.values().sum(),
         polygons_per_layer: per_layer.into_iter().collect(),
-        bytes: out.bytes,
+        bytes,
     })
 }
 
 /// Reads a GDSII library. Only BOUNDARY elements with non-negative layer and
 /// datatype are accepted; anything else is [`GdsError::Unsupported`].
 pub fn read_gds(bytes: &[u8]) -> Result<GdsLayout, GdsError> {
-    let lib = GdsLibrary::from_bytes(bytes)
-        .map_err(|e| GdsError::Codec(format!("decoding failed: {e}")))?;
+    let lib = decode(bytes)?;
     let cells = lib
         .structs
         .into_iter()
@@ -678,12 +721,10 @@ pub fn read_gds(bytes: &[u8]) -> Result<GdsLayout, GdsError> {
             })
         })
         .collect::<Result<_, GdsError>>()?;
-    // UNITS = (DBU in user units, DBU in metres). Not `GdsUnits::user_unit`,
-    // which in gds21 3.0.0-pre.2 returns the reciprocal of the user unit.
-    let GdsUnits(db_in_user, db_unit_m) = lib.units;
+    let (db_unit_m, user_unit_m) = units_m(&lib.units);
     Ok(GdsLayout {
         db_unit_m,
-        user_unit_m: db_unit_m / db_in_user,
+        user_unit_m,
         cells,
     })
 }

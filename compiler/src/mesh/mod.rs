@@ -4,10 +4,17 @@
 //! * [`mzi`]: the MZI and its convention (the one every file names).
 //! * [`decompose`]: unitaries into Clements (rectangular) and Reck (triangular) meshes.
 //! * [`layout`]: `layout.json` and the CSV phase table.
+//! * [`gds`]: the mesh as a GDSII layout (MZI cells on the grid, waveguides, heaters, ports).
 //! * [`svd`]: any matrix as `U·Σ·V†`: two meshes and a column of attenuators.
 //! * [`matrix`]: the dense complex matrix the `O(N³)` loops work on.
+//! * [`bridge`]: a small diffractive system as the matrix a chip implements.
+//! * [`chip`]: the chip model (loss, splitter and phase errors, DAC, crosstalk), its
+//!   fidelity, and the correction of its splitter errors.
 
+pub mod bridge;
+pub mod chip;
 pub mod decompose;
+pub mod gds;
 pub mod layout;
 pub mod matrix;
 pub mod mzi;

@@ -1,0 +1,1071 @@
+//! The chip model: the matrix a fabricated mesh implements, its imperfections, how far it is
+//! from the target, and the correction of its beam-splitter errors.
+//!
+//! Every MZI of the chip is `a · B(ε₂)·diag(e^{iθ'},1)·B(ε₁)·diag(e^{iφ'},1)`
+//! ([`super::mzi::with_errors`]): `a = 10^(−loss_db/20)` its amplitude transmission, `ε₁`, `ε₂`
+//! its couplers' splitting-angle errors (radians, `B(ε) = [[cos(π/4+ε), i·sin(π/4+ε)], [i·sin,
+//! cos]]`), and `θ'`, `φ'` the phases its heaters really apply when `θ`, `φ` are programmed:
+//!
+//! ```text
+//! h(x)  = the heater's phase for the programmed x: x wrapped into [0, 2π), then, with a DAC of
+//!         `dac_bits`, the drive V = Vπ·√(h/π) clipped to [0, v_max] and rounded to one of
+//!         2^bits evenly spaced levels, h = π·(V/Vπ)²
+//! θ'    = h(θ) + crosstalk · Σ h(θ_n) + δθ      (n: the MZIs of the same column on modes m ± 2)
+//! φ'    = h(φ) + crosstalk · Σ h(φ_n) + δφ
+//! ```
+//!
+//! `ε₁`, `ε₂`, `δθ`, `δφ` are static: Gaussian, drawn once per MZI from `seed`. Attenuators
+//! and output phases are ideal.
+//!
+//! Metrics ([`compare`]): the normalised Frobenius error `‖U_chip − U‖_F / ‖U‖_F` and the
+//! fidelity `|Tr(U†·U_chip)| / N` (1 for a perfect chip; loss lowers it). For an SVD mesh the
+//! chip's `m × n` block times its scale is compared, and the trace is normalised by
+//! `‖U‖_F·‖U_chip‖_F` instead (the scale is supplied off-chip, so only the shape counts).
+//!
+//! Correction ([`Chip::correct`]): with the splitter errors known (calibrated), the phases are
+//! re-programmed so that the imperfect mesh reproduces the designed one. First locally, MZI by
+//! MZI in light order (Bandyopadhyay et al., Optica 8, 1247 (2021)): `θ` is chosen so the MZI
+//! splits power as the ideal one does, `φ` absorbs the remaining input phase, and the output
+//! phase differences are pushed forward onto the next MZIs' `φ` and finally the output phase
+//! screen. Where an error makes the ideal splitting unreachable the nearest one is taken, and a
+//! global re-optimisation of all phases (L-BFGS on `‖U_design − U_chip‖_F²` with analytic
+//! gradients, `O(N³)` per iteration, at most [`MAX_ITERATIONS`]; meshes of up to
+//! [`MAX_CORRECTION_MODES`] modes) lets the rest of the mesh compensate. With `σ = 0.05` on
+//! Haar-random 8×8 Clements meshes most chips are corrected to rounding by the local step;
+//! in the others (1 in 6) the error falls 5 to 30 times.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::f64::consts::{PI, SQRT_2};
+use std::path::Path;
+
+use num_complex::Complex64 as C;
+use serde::{Deserialize, Serialize};
+
+use super::decompose::Mesh;
+use super::matrix::CMatrix;
+use super::mzi::{cis, coupler, with_errors, wrap};
+use super::svd::SvdInfo;
+use crate::error::{CompileError, Result};
+
+/// The largest mesh [`Chip::correct`] re-optimises: `O(N³)` per iteration, up to
+/// [`MAX_ITERATIONS`] of them (about 3.5 s at 64 modes on one core).
+pub const MAX_CORRECTION_MODES: usize = 64;
+
+/// The most iterations of the global re-optimisation.
+pub const MAX_ITERATIONS: usize = 1000;
+
+/// The imperfections of a chip, as in its TOML file. Every key is optional and defaults to
+/// the ideal device:
+///
+/// ```toml
+/// loss_db = 0.2          # insertion loss of every MZI, dB (default 0)
+/// splitter_error = 0.05  # σ of every coupler's splitting-angle error ε, radians (default 0)
+/// phase_error = 0.01     # σ of a static error on every θ and φ, radians (default 0)
+/// dac_bits = 12          # heater drive quantised to 2^bits levels (default: continuous)
+/// vpi = 4.36             # volts for a π shift, φ = π·(V/Vπ)² (only with dac_bits)
+/// v_max = 6.17           # largest drive, volts (only with dac_bits; default Vπ·√2: 2π)
+/// crosstalk = 0.02       # fraction of a heater's phase on its column neighbours (default 0)
+/// seed = 1               # seed of the random draws (default 0)
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Imperfections {
+    /// Insertion loss of every MZI, dB, `≥ 0` (default 0).
+    pub loss_db: f64,
+    /// Standard deviation of the splitting-angle error `ε` of every coupler (two per MZI),
+    /// radians, Gaussian (default 0: 50:50).
+    pub splitter_error: f64,
+    /// Standard deviation of a static Gaussian error added to every `θ` and `φ`, radians
+    /// (default 0).
+    pub phase_error: f64,
+    /// Bits of the heater drive: the voltage is rounded to one of `2^bits` levels on
+    /// `[0, v_max]`, `1 ..= 24` (default: continuous).
+    pub dac_bits: Option<u32>,
+    /// Volts for a π shift of a heater, `φ = π·(V/Vπ)²` (only with `dac_bits`; without
+    /// `v_max` its value does not matter).
+    pub vpi: Option<f64>,
+    /// The largest drive, volts (only with `dac_bits` and `vpi`; default `Vπ·√2`, which
+    /// reaches 2π). Larger phases are clipped to `π·(v_max/Vπ)²`.
+    pub v_max: Option<f64>,
+    /// Fraction of every heater's phase that also shifts the heaters of the same kind (`θ` or
+    /// `φ`) of the MZIs of its column on modes `m ± 2`, `[0, 1]` (default 0).
+    pub crosstalk: f64,
+    /// Seed of the random draws (`splitter_error`, `phase_error`): one seed, one chip.
+    pub seed: u64,
+}
+
+impl Imperfections {
+    /// Reads and checks a TOML file of imperfections; unknown keys are refused.
+    pub fn load(path: &Path) -> Result<Self> {
+        let at = |problem: String| CompileError::File {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read it: {e}")))?;
+        let imperfections: Self = toml::from_str(&text).map_err(|e| at(e.to_string()))?;
+        imperfections.validate().map_err(|e| at(e.to_string()))?;
+        Ok(imperfections)
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |key: &str, value: &dyn std::fmt::Display, problem: &str| {
+            Err(CompileError::Design(format!("{key} = {value}: {problem}")))
+        };
+        for (key, value, unit) in [
+            ("loss_db", self.loss_db, "dB"),
+            ("splitter_error", self.splitter_error, "radians"),
+            ("phase_error", self.phase_error, "radians"),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return bad(key, &value, &format!("give a finite number ≥ 0 ({unit})"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.crosstalk) {
+            return bad(
+                "crosstalk",
+                &self.crosstalk,
+                "give the fraction of a heater's phase on its neighbours, in [0, 1]",
+            );
+        }
+        for (key, value) in [("vpi", self.vpi), ("v_max", self.v_max)] {
+            let Some(v) = value else { continue };
+            if !(v > 0.0 && v.is_finite()) {
+                return bad(key, &v, "give a positive voltage");
+            }
+            if self.dac_bits.is_none() {
+                return bad(key, &v, "it describes the DAC: set dac_bits too");
+            }
+        }
+        if let Some(v) = self.v_max
+            && self.vpi.is_none()
+        {
+            return bad(
+                "v_max",
+                &v,
+                "the reachable phase π·(v_max/Vπ)² needs vpi too",
+            );
+        }
+        if let Some(b) = self.dac_bits
+            && !(1..=24).contains(&b)
+        {
+            return bad("dac_bits", &b, "give 1 to 24 bits");
+        }
+        Ok(())
+    }
+}
+
+/// The static errors of one MZI.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MziErrors {
+    /// Splitting-angle error of the first coupler, radians.
+    eps1: f64,
+    /// Of the second.
+    eps2: f64,
+    /// Phase error on `θ`, radians.
+    theta: f64,
+    /// On `φ`.
+    phi: f64,
+}
+
+/// The heater DAC: drive in units of `Vπ`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Dac {
+    /// Largest drive, `v_max / Vπ`.
+    v_max: f64,
+    /// The drive's step, `v_max / Vπ / (2^bits − 1)`.
+    step: f64,
+}
+
+/// A fabricated mesh: its imperfections and the static errors drawn for each of its MZIs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chip {
+    /// Amplitude transmission of every MZI, `10^(−loss_db/20)`.
+    amplitude: f64,
+    crosstalk: f64,
+    dac: Option<Dac>,
+    /// Per MZI, in the mesh's (light) order.
+    errors: Vec<MziErrors>,
+    /// Per MZI, the indices of the MZIs of its column on modes `m ± 2`.
+    neighbours: Vec<Vec<usize>>,
+}
+
+/// SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): small, deterministic, well mixed.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform on `[0, 1)`.
+    fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    fn gaussian(&mut self) -> f64 {
+        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
+        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
+    }
+}
+
+impl Chip {
+    /// The chip that fabricates `mesh` with `imperfections` (checked): draws every MZI's
+    /// errors, four Gaussians per MZI in light order (so one `σ` does not change another's
+    /// draws).
+    pub fn new(mesh: &Mesh, imperfections: &Imperfections) -> Result<Self> {
+        imperfections.validate()?;
+        let i = imperfections;
+        let mut rng = SplitMix64(i.seed);
+        let errors = mesh
+            .mzis
+            .iter()
+            .map(|_| MziErrors {
+                eps1: i.splitter_error * rng.gaussian(),
+                eps2: i.splitter_error * rng.gaussian(),
+                theta: i.phase_error * rng.gaussian(),
+                phi: i.phase_error * rng.gaussian(),
+            })
+            .collect();
+        let at: HashMap<(usize, usize), usize> = mesh
+            .mzis
+            .iter()
+            .enumerate()
+            .map(|(k, z)| ((z.column, z.mode), k))
+            .collect();
+        let neighbours = mesh
+            .mzis
+            .iter()
+            .map(|z| {
+                [z.mode.checked_sub(2), Some(z.mode + 2)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| at.get(&(z.column, m)).copied())
+                    .collect()
+            })
+            .collect();
+        let dac = i.dac_bits.map(|bits| {
+            let v_max = match (i.v_max, i.vpi) {
+                (Some(v), Some(vpi)) => v / vpi,
+                _ => SQRT_2,
+            };
+            Dac {
+                v_max,
+                step: v_max / ((1u64 << bits) - 1) as f64,
+            }
+        });
+        Ok(Self {
+            amplitude: 10f64.powf(-i.loss_db / 20.0),
+            crosstalk: i.crosstalk,
+            dac,
+            errors,
+            neighbours,
+        })
+    }
+
+    /// The phase a heater applies when `x` (radians) is programmed: wrapped into `[0, 2π)`,
+    /// then quantised by the DAC.
+    fn heater(&self, x: f64) -> f64 {
+        let h = wrap(x);
+        match self.dac {
+            None => h,
+            Some(dac) => {
+                let v = (h / PI).sqrt().min(dac.v_max);
+                let q = (v / dac.step).round() * dac.step;
+                PI * q * q
+            }
+        }
+    }
+
+    /// The phases `(θ', φ')` every MZI applies when `mesh`'s are programmed.
+    fn applied_phases(&self, mesh: &Mesh) -> Vec<(f64, f64)> {
+        assert_eq!(
+            mesh.mzis.len(),
+            self.errors.len(),
+            "a chip runs the mesh it was made for (or one with its phases re-programmed)"
+        );
+        let heat: Vec<(f64, f64)> = mesh
+            .mzis
+            .iter()
+            .map(|z| (self.heater(z.theta), self.heater(z.phi)))
+            .collect();
+        heat.iter()
+            .zip(&self.errors)
+            .zip(&self.neighbours)
+            .map(|((&(t, p), e), near)| {
+                let (lt, lp) = near
+                    .iter()
+                    .fold((0.0, 0.0), |(a, b), &j| (a + heat[j].0, b + heat[j].1));
+                (
+                    t + self.crosstalk * lt + e.theta,
+                    p + self.crosstalk * lp + e.phi,
+                )
+            })
+            .collect()
+    }
+
+    /// MZI `k`'s 2×2 when it applies the phases `θ`, `φ`.
+    fn mzi(&self, k: usize, theta: f64, phi: f64) -> [[C; 2]; 2] {
+        let e = &self.errors[k];
+        with_errors(theta, phi, e.eps1, e.eps2).map(|row| row.map(|v| v * self.amplitude))
+    }
+
+    /// The `N × N` matrix the chip implements when `mesh`'s phases are programmed (`mesh` is
+    /// the one the chip was made for, or the same MZIs with other phases).
+    pub fn matrix(&self, mesh: &Mesh) -> CMatrix {
+        let mut applied = self.applied_phases(mesh).into_iter().enumerate();
+        mesh.matrix_with(|_| {
+            let (k, (t, p)) = applied.next().expect("matrix_with visits every MZI once");
+            self.mzi(k, t, p)
+        })
+    }
+
+    /// Re-programs `mesh`'s designed phases (`θ`, `φ` wrapped into `[0, 2π)`, output phases)
+    /// so that the chip, its splitter errors known, implements the matrix the ideal `mesh`
+    /// does (see the module docs); the other imperfections stay as they are. Reports the chip
+    /// against `reference` (as [`compare`]) before and after. Meshes of more than
+    /// [`MAX_CORRECTION_MODES`] modes are refused.
+    pub fn correct(
+        &self,
+        mesh: &mut Mesh,
+        reference: &CMatrix,
+        svd: Option<&SvdInfo>,
+    ) -> Result<CorrectionReport> {
+        if mesh.n > MAX_CORRECTION_MODES {
+            return Err(CompileError::Design(format!(
+                "the correction re-optimises every phase at O(N³) per iteration, for meshes of \
+                 up to {MAX_CORRECTION_MODES} modes; this one has {}",
+                mesh.n
+            )));
+        }
+        let before = compare(reference, &self.matrix(mesh), svd)?;
+        let design = mesh.matrix();
+        self.correct_locally(mesh);
+        let iterations = Sweep::new(self, mesh).refine(mesh, &design);
+        let after = compare(reference, &self.matrix(mesh), svd)?;
+        Ok(CorrectionReport {
+            fidelity_before: before.fidelity,
+            fidelity_after: after.fidelity,
+            error_before: before.error,
+            error_after: after.error,
+            iterations,
+        })
+    }
+
+    /// The local correction: MZI by MZI in light order, the phases that make the imperfect MZI
+    /// equal the ideal one up to phases on its outputs, which are carried forward (`ψ`, one
+    /// per mode: the chip so far is `diag(e^{iψ})` times the ideal mesh so far) and removed
+    /// by the output phase screen.
+    fn correct_locally(&self, mesh: &mut Mesh) {
+        let mut psi = vec![0.0; mesh.n];
+        for (z, e) in mesh.mzis.iter_mut().zip(&self.errors) {
+            let m = z.mode;
+            let theta = reachable_theta(z.theta, e.eps1, e.eps2);
+            // with_errors(θ', 0) = diag(e^{ia₀}, e^{ia₁}) · T(θ, 0) · diag(e^{ic}, 1); the
+            // chip's MZI sees the input phases ψ, so φ' = φ − c − ψ_m + ψ_{m+1} makes it
+            // diag(e^{i(a₀+ψ_{m+1})}, e^{i(a₁+ψ_{m+1})}) · T(θ, φ).
+            let (a0, a1, c) = phase_match(
+                &with_errors(theta, 0.0, e.eps1, e.eps2),
+                &with_errors(z.theta, 0.0, 0.0, 0.0),
+            );
+            z.phi = wrap(z.phi - c - psi[m] + psi[m + 1]);
+            z.theta = theta;
+            let common = psi[m + 1];
+            psi[m] = a0 + common;
+            psi[m + 1] = a1 + common;
+        }
+        for (o, p) in mesh.output_phases.iter_mut().zip(&psi) {
+            *o = wrap(*o - p);
+        }
+    }
+}
+
+/// The internal phase that makes an MZI with coupler errors `ε₁`, `ε₂` split power as the
+/// ideal MZI at `θ` does, `|T₀₀|² = sin²(θ/2)`: with errors `|T₀₀|² = c₁²c₂² + s₁²s₂² −
+/// 2c₁c₂s₁s₂·cos θ'` (`cᵢ, sᵢ = cos, sin(π/4 + εᵢ)`), which spans `[sin²(ε₁+ε₂),
+/// cos²(ε₁−ε₂)]`; a splitting outside is replaced by the nearest end. `θ' ∈ [0, π]`.
+fn reachable_theta(theta: f64, eps1: f64, eps2: f64) -> f64 {
+    let (s1, c1) = (PI / 4.0 + eps1).sin_cos();
+    let (s2, c2) = (PI / 4.0 + eps2).sin_cos();
+    let q = 2.0 * c1 * c2 * s1 * s2;
+    if q.abs() < 1e-12 {
+        // The splitting does not depend on θ.
+        return theta;
+    }
+    let target = (theta / 2.0).sin().powi(2);
+    ((c1 * c1 * c2 * c2 + s1 * s1 * s2 * s2 - target) / q)
+        .clamp(-1.0, 1.0)
+        .acos()
+}
+
+/// `(a₀, a₁, c)` with `chip ≈ diag(e^{ia₀}, e^{ia₁}) · ideal · diag(e^{ic}, 1)`, exact when the
+/// two have equal moduli: with `z = chip ⊙ conj(ideal)`, `c = arg(z₀₀·z̄₀₁ + z₁₀·z̄₁₁)` and
+/// `a_r = arg(z_r0·e^{−ic} + z_r1)` (the least-squares phases otherwise).
+fn phase_match(chip: &[[C; 2]; 2], ideal: &[[C; 2]; 2]) -> (f64, f64, f64) {
+    let z = |r: usize, s: usize| chip[r][s] * ideal[r][s].conj();
+    let c = (z(0, 0) * z(0, 1).conj() + z(1, 0) * z(1, 1).conj()).arg();
+    let a = |r: usize| (z(r, 0) * cis(-c) + z(r, 1)).arg();
+    (a(0), a(1), c)
+}
+
+/// What a correction achieved: the chip against the reference before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CorrectionReport {
+    /// Fidelity of the uncorrected chip ([`compare`]).
+    pub fidelity_before: f64,
+    /// Fidelity of the corrected chip.
+    pub fidelity_after: f64,
+    /// Normalised Frobenius error of the uncorrected chip.
+    pub error_before: f64,
+    /// Of the corrected chip.
+    pub error_after: f64,
+    /// Iterations of the global re-optimisation.
+    pub iterations: usize,
+}
+
+/// How a chip reproduces its reference.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Comparison {
+    /// `‖U_chip − U‖_F / ‖U‖_F`.
+    pub error: f64,
+    /// `|Tr(U†·U_chip)| / N`, or `/ (‖U‖_F·‖U_chip‖_F)` for an SVD mesh.
+    pub fidelity: f64,
+}
+
+/// The matrix a mesh carries, from its `N × N` transfer matrix `full`: `full` itself, or for
+/// an SVD mesh its `m × n` block times the scale ([`SvdInfo::implemented`]).
+pub fn implemented(full: &CMatrix, svd: Option<&SvdInfo>) -> CMatrix {
+    svd.map_or_else(|| full.clone(), |info| info.implemented(full))
+}
+
+/// Compares the matrix a mesh carries (from its transfer matrix `full`, see [`implemented`])
+/// with `reference` (see the module docs for the metrics). Refuses a reference of another
+/// shape.
+pub fn compare(reference: &CMatrix, full: &CMatrix, svd: Option<&SvdInfo>) -> Result<Comparison> {
+    let chip = implemented(full, svd);
+    if (reference.rows, reference.cols) != (chip.rows, chip.cols) {
+        return Err(CompileError::Design(format!(
+            "the reference is {}×{}, but the mesh implements {}×{}",
+            reference.rows, reference.cols, chip.rows, chip.cols
+        )));
+    }
+    let overlap: C = reference
+        .data
+        .iter()
+        .zip(&chip.data)
+        .map(|(u, v)| u.conj() * v)
+        .sum();
+    let norm = |x: &CMatrix| x.data.iter().map(|v| v.norm_sqr()).sum::<f64>().sqrt();
+    let scale = match svd {
+        None => reference.rows as f64,
+        Some(_) => norm(reference) * norm(&chip),
+    };
+    Ok(Comparison {
+        error: chip.relative_error(reference),
+        fidelity: if scale > 0.0 {
+            overlap.norm() / scale
+        } else {
+            0.0
+        },
+    })
+}
+
+/// The chip with ideal heaters as a function of all its phases, swept column by column for
+/// the value and gradient of `‖U_design − U_chip‖_F²`. Parameters: `θ_k, φ_k` of every MZI
+/// (interleaved, light order), then the output phases.
+struct Sweep<'a> {
+    chip: &'a Chip,
+    /// The columns in light order (those with MZIs or attenuators): number, MZIs.
+    columns: Vec<(usize, Vec<usize>)>,
+}
+
+impl<'a> Sweep<'a> {
+    fn new(chip: &'a Chip, mesh: &Mesh) -> Self {
+        let mut columns: BTreeMap<usize, Vec<usize>> = mesh
+            .attenuators
+            .iter()
+            .map(|a| (a.column, Vec::new()))
+            .collect();
+        for (k, z) in mesh.mzis.iter().enumerate() {
+            columns.entry(z.column).or_default().push(k);
+        }
+        Self {
+            chip,
+            columns: columns.into_iter().collect(),
+        }
+    }
+
+    /// Minimises from `mesh`'s phases and writes the result back; returns the iterations.
+    fn refine(&self, mesh: &mut Mesh, design: &CMatrix) -> usize {
+        let mut x: Vec<f64> = mesh
+            .mzis
+            .iter()
+            .flat_map(|z| [z.theta, z.phi])
+            .chain(mesh.output_phases.iter().copied())
+            .collect();
+        let iterations = minimise(&mut x, MAX_ITERATIONS, |x, g| {
+            self.objective(mesh, design, x, g)
+        });
+        let k = mesh.mzis.len();
+        for (z, p) in mesh.mzis.iter_mut().zip(x.chunks_exact(2)) {
+            z.theta = wrap(p[0]);
+            z.phi = wrap(p[1]);
+        }
+        for (o, &p) in mesh.output_phases.iter_mut().zip(&x[2 * k..]) {
+            *o = wrap(p);
+        }
+        iterations
+    }
+
+    /// `‖design − U(x)‖_F²`, its gradient into `grad`. `U = D_out·A_{L−1} ⋯ A_0` by columns;
+    /// with `R_c = A_{c−1} ⋯ A_0` kept from the forward sweep and `Y_c = (D_out·A_{L−1} ⋯
+    /// A_{c+1})†·E`, `E = design − U`, the derivative along a parameter of an MZI of column
+    /// `c` on modes `(m, m+1)` is `−2·Re Σ conj(H)·∂A` over the 2×2 block `H` of `Y_c·R_c†`
+    /// (a column's attenuators, after its MZIs, count among what follows them).
+    fn objective(&self, mesh: &Mesh, design: &CMatrix, x: &[f64], grad: &mut [f64]) -> f64 {
+        let n = mesh.n;
+        let k_total = mesh.mzis.len();
+        let blocks: Vec<[[C; 2]; 2]> = (0..k_total)
+            .map(|k| self.chip.mzi(k, x[2 * k], x[2 * k + 1]))
+            .collect();
+        let mut r = CMatrix::identity(n);
+        let mut before = Vec::with_capacity(self.columns.len());
+        for (c, column) in &self.columns {
+            before.push(r.clone());
+            for &k in column {
+                r.rows_apply(mesh.mzis[k].mode, &blocks[k], 0..n);
+            }
+            attenuate(mesh, *c, &mut r);
+        }
+        let out = &x[2 * k_total..];
+        // U = D_out·R; Y = D_out†·E.
+        let mut y = CMatrix::zeros(n, n);
+        let mut f = 0.0;
+        for row in 0..n {
+            let d = cis(out[row]);
+            let mut g_out = 0.0;
+            for j in 0..n {
+                let u = d * r.at(row, j);
+                let e = design.at(row, j) - u;
+                f += e.norm_sqr();
+                // ∂U[row, j]/∂out_row = i·U[row, j].
+                g_out += -2.0 * (e.conj() * C::i() * u).re;
+                y.data[row * n + j] = d.conj() * e;
+            }
+            grad[2 * k_total + row] = g_out;
+        }
+        for ((c, column), r) in self.columns.iter().zip(&before).rev() {
+            attenuate(mesh, *c, &mut y);
+            for &k in column {
+                let m = mesh.mzis[k].mode;
+                let mut h = [[C::new(0.0, 0.0); 2]; 2];
+                for (a, row) in h.iter_mut().enumerate() {
+                    for (b, v) in row.iter_mut().enumerate() {
+                        *v = (0..n).map(|j| y.at(m + a, j) * r.at(m + b, j).conj()).sum();
+                    }
+                }
+                let (d_theta, d_phi) = self.derivatives(k, x[2 * k], x[2 * k + 1], &blocks[k]);
+                let along = |d: &[[C; 2]; 2]| {
+                    -2.0 * (0..2)
+                        .flat_map(|a| (0..2).map(move |b| (a, b)))
+                        .map(|(a, b)| (h[a][b].conj() * d[a][b]).re)
+                        .sum::<f64>()
+                };
+                grad[2 * k] = along(&d_theta);
+                grad[2 * k + 1] = along(&d_phi);
+                let a = &blocks[k];
+                let adjoint = [
+                    [a[0][0].conj(), a[1][0].conj()],
+                    [a[0][1].conj(), a[1][1].conj()],
+                ];
+                y.rows_apply(m, &adjoint, 0..n);
+            }
+        }
+        f
+    }
+
+    /// `∂A/∂θ` and `∂A/∂φ` of MZI `k`'s 2×2 `a` (at `θ`, `φ`): `A = amp·B₂·diag(e^{iθ},1)·
+    /// B₁·diag(e^{iφ},1)`, so `∂A/∂φ` is `A` with its first column times `i`, and `∂A/∂θ =
+    /// amp·(B₂ column 0)·i·e^{iθ}·(row 0 of B₁·diag(e^{iφ},1))`.
+    fn derivatives(
+        &self,
+        k: usize,
+        theta: f64,
+        phi: f64,
+        a: &[[C; 2]; 2],
+    ) -> ([[C; 2]; 2], [[C; 2]; 2]) {
+        let e = &self.chip.errors[k];
+        let (b1, b2) = (coupler(e.eps1), coupler(e.eps2));
+        let g = C::i() * cis(theta) * self.chip.amplitude;
+        let row = [b1[0][0] * cis(phi), b1[0][1]];
+        let d_theta = [
+            [g * b2[0][0] * row[0], g * b2[0][0] * row[1]],
+            [g * b2[1][0] * row[0], g * b2[1][0] * row[1]],
+        ];
+        let d_phi = [
+            [a[0][0] * C::i(), C::new(0.0, 0.0)],
+            [a[1][0] * C::i(), C::new(0.0, 0.0)],
+        ];
+        (d_theta, d_phi)
+    }
+}
+
+/// Applies the attenuators of column `c` (real diagonal: its own adjoint) to `m`'s rows.
+fn attenuate(mesh: &Mesh, c: usize, m: &mut CMatrix) {
+    let n = m.cols;
+    for a in mesh.attenuators.iter().filter(|a| a.column == c) {
+        for v in &mut m.data[a.mode * n..(a.mode + 1) * n] {
+            *v *= a.transmission;
+        }
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Minimises `f` (value, gradient into its second argument) from `x` by L-BFGS (Nocedal &
+/// Wright, Numerical Optimization, Alg. 7.4–7.5; 10 pairs) with a backtracking Armijo line
+/// search. Stops when the value no longer falls by more than 1e-12 of itself, the line search
+/// finds no decrease, or after `max_iterations`; returns the iterations taken.
+fn minimise(
+    x: &mut [f64],
+    max_iterations: usize,
+    mut f: impl FnMut(&[f64], &mut [f64]) -> f64,
+) -> usize {
+    const MEMORY: usize = 10;
+    let len = x.len();
+    let mut g = vec![0.0; len];
+    let mut value = f(x, &mut g);
+    let mut pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::with_capacity(MEMORY);
+    let (mut x_new, mut g_new) = (vec![0.0; len], vec![0.0; len]);
+    for iteration in 0..max_iterations {
+        let mut d: Vec<f64> = g.iter().map(|v| -v).collect();
+        let mut alpha = vec![0.0; pairs.len()];
+        for (i, (s, y, rho)) in pairs.iter().enumerate().rev() {
+            alpha[i] = rho * dot(s, &d);
+            d.iter_mut().zip(y).for_each(|(d, y)| *d -= alpha[i] * y);
+        }
+        // Initial Hessian: the last pair's curvature, or steps of at most 0.1 rad at first.
+        let gamma = pairs.back().map_or_else(
+            || 0.1 / g.iter().fold(1e-300f64, |m, v| m.max(v.abs())),
+            |(s, y, _)| dot(s, y) / dot(y, y),
+        );
+        d.iter_mut().for_each(|d| *d *= gamma);
+        for (i, (s, y, rho)) in pairs.iter().enumerate() {
+            let beta = rho * dot(y, &d);
+            d.iter_mut()
+                .zip(s)
+                .for_each(|(d, s)| *d += (alpha[i] - beta) * s);
+        }
+        let slope = dot(&g, &d);
+        // Not a descent direction (or NaN): nothing left to gain.
+        if slope.is_nan() || slope >= 0.0 {
+            return iteration;
+        }
+        let mut step = 1.0;
+        let found = loop {
+            x_new
+                .iter_mut()
+                .zip(x.iter().zip(&d))
+                .for_each(|(n, (x, d))| *n = x + step * d);
+            let v = f(&x_new, &mut g_new);
+            if v <= value + 1e-4 * step * slope {
+                break Some(v);
+            }
+            step *= 0.5;
+            if step < 1e-12 {
+                break None;
+            }
+        };
+        let Some(v) = found else {
+            return iteration;
+        };
+        let s: Vec<f64> = x_new.iter().zip(x.iter()).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
+        let sy = dot(&s, &y);
+        if sy > 0.0 {
+            if pairs.len() == MEMORY {
+                pairs.pop_front();
+            }
+            pairs.push_back((s, y, 1.0 / sy));
+        }
+        let progress = value - v;
+        x.copy_from_slice(&x_new);
+        g.copy_from_slice(&g_new);
+        value = v;
+        if progress <= 1e-12 * value {
+            return iteration + 1;
+        }
+    }
+    max_iterations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::{Method, decompose, decompose_svd, haar_unitary};
+
+    fn haar(n: usize, seed: u64) -> CMatrix {
+        let mut rng = SplitMix64(seed);
+        haar_unitary(n, || rng.uniform())
+    }
+
+    fn clements(u: &CMatrix) -> Mesh {
+        decompose(u, Method::Clements, 1e-9).unwrap()
+    }
+
+    fn chip_matrix(mesh: &Mesh, imperfections: &Imperfections) -> CMatrix {
+        Chip::new(mesh, imperfections).unwrap().matrix(mesh)
+    }
+
+    fn fidelity(u: &CMatrix, chip: &CMatrix) -> f64 {
+        compare(u, chip, None).unwrap().fidelity
+    }
+
+    #[test]
+    fn the_ideal_chip_is_the_mesh() {
+        let u = haar(6, 1);
+        let mut rng = SplitMix64(2);
+        let w = CMatrix {
+            rows: 3,
+            cols: 5,
+            data: (0..15)
+                .map(|_| C::new(rng.uniform() - 0.5, rng.uniform() - 0.5))
+                .collect(),
+        };
+        let meshes = [
+            clements(&u),
+            decompose(&u, Method::Reck, 1e-9).unwrap(),
+            decompose_svd(&w, Method::Clements).unwrap().0,
+        ];
+        for mesh in meshes {
+            let chip = chip_matrix(&mesh, &Imperfections::default());
+            let err = chip.relative_error(&mesh.matrix());
+            assert!(err < 1e-14, "{err}");
+        }
+        let c = compare(
+            &u,
+            &chip_matrix(&clements(&u), &Imperfections::default()),
+            None,
+        )
+        .unwrap();
+        assert!(c.error < 1e-13 && (c.fidelity - 1.0).abs() < 1e-13, "{c:?}");
+    }
+
+    #[test]
+    fn loss_scales_every_path_by_the_mzis_it_meets() {
+        let loss = Imperfections {
+            loss_db: 0.5,
+            ..Default::default()
+        };
+        // Two modes: one MZI on every path.
+        let u = haar(2, 3);
+        let mesh = clements(&u);
+        let mut scaled = u.clone();
+        scaled
+            .data
+            .iter_mut()
+            .for_each(|v| *v *= 10f64.powf(-0.5 / 20.0));
+        let err = chip_matrix(&mesh, &loss).relative_error(&scaled);
+        assert!(err < 1e-14, "{err}");
+        // N modes: every path meets between 1 and `depth` MZIs.
+        let u = haar(8, 4);
+        let mesh = clements(&u);
+        let power: f64 = chip_matrix(&mesh, &loss)
+            .data
+            .iter()
+            .map(|v| v.norm_sqr())
+            .sum();
+        let per_mzi = 10f64.powf(-0.5 / 10.0);
+        assert!(power <= per_mzi * 8.0 * (1.0 + 1e-12), "{power}");
+        assert!(power >= per_mzi.powi(mesh.depth() as i32) * 8.0, "{power}");
+        let f = fidelity(&u, &chip_matrix(&mesh, &loss));
+        // |Tr(U†·U_chip)| ≤ ‖U‖_F·‖U_chip‖_F.
+        assert!(
+            f <= (8.0 * power).sqrt() / 8.0 + 1e-12 && f < per_mzi.sqrt(),
+            "{f}"
+        );
+    }
+
+    #[test]
+    fn finer_dacs_and_less_crosstalk_come_closer() {
+        let u = haar(8, 5);
+        let mesh = clements(&u);
+        let at = |i: Imperfections| fidelity(&u, &chip_matrix(&mesh, &i));
+        let bits = |b| {
+            at(Imperfections {
+                dac_bits: Some(b),
+                ..Default::default()
+            })
+        };
+        let (f4, f8, f12) = (bits(4), bits(8), bits(12));
+        assert!(f4 < f8 && f8 < f12 && f12 < 1.0, "{f4} {f8} {f12}");
+        assert!(1.0 - f12 < 1e-4, "{f12}");
+        // A drive clipped below 2π loses the phases above it.
+        let clipped = at(Imperfections {
+            dac_bits: Some(12),
+            vpi: Some(4.0),
+            v_max: Some(4.0),
+            ..Default::default()
+        });
+        assert!(clipped < f12, "{clipped}");
+        let crosstalk = |x| {
+            at(Imperfections {
+                crosstalk: x,
+                ..Default::default()
+            })
+        };
+        let (f0, f5) = (crosstalk(0.0), crosstalk(0.05));
+        assert!((f0 - 1.0).abs() < 1e-13 && f5 < 0.999, "{f0} {f5}");
+    }
+
+    #[test]
+    fn one_seed_one_chip() {
+        let mesh = clements(&haar(6, 6));
+        let noisy = |seed| {
+            chip_matrix(
+                &mesh,
+                &Imperfections {
+                    splitter_error: 0.05,
+                    phase_error: 0.02,
+                    seed,
+                    ..Default::default()
+                },
+            )
+        };
+        assert_eq!(noisy(7), noisy(7));
+        assert!(noisy(7).relative_error(&noisy(8)) > 1e-3);
+        // Phase errors alone lower the fidelity too.
+        let u = mesh.matrix();
+        let f = fidelity(
+            &u,
+            &chip_matrix(
+                &mesh,
+                &Imperfections {
+                    phase_error: 0.02,
+                    ..Default::default()
+                },
+            ),
+        );
+        assert!(f < 0.9999, "{f}");
+    }
+
+    #[test]
+    fn the_local_correction_is_exact_where_the_splitting_is_reachable() {
+        // Every θ well inside (0, π): every splitting reachable with errors of 0.03.
+        let mesh = Mesh {
+            n: 4,
+            mzis: [
+                (0, 0, 1.0, 2.0),
+                (0, 2, 2.0, 0.5),
+                (1, 1, 1.5, 4.0),
+                (2, 0, 0.7, 1.0),
+                (2, 2, 2.5, 3.0),
+            ]
+            .iter()
+            .map(|&(column, mode, theta, phi)| crate::mesh::Mzi {
+                column,
+                mode,
+                theta,
+                phi,
+            })
+            .collect(),
+            attenuators: Vec::new(),
+            output_phases: vec![0.1, 0.2, 0.3, 0.4],
+        };
+        let chip = Chip::new(
+            &mesh,
+            &Imperfections {
+                splitter_error: 0.03,
+                seed: 3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let design = mesh.matrix();
+        assert!(chip.matrix(&mesh).relative_error(&design) > 1e-2);
+        let mut corrected = mesh.clone();
+        chip.correct_locally(&mut corrected);
+        let err = chip.matrix(&corrected).relative_error(&design);
+        assert!(err < 1e-13, "{err}");
+    }
+
+    #[test]
+    fn the_gradient_is_the_derivative() {
+        let mut rng = SplitMix64(9);
+        let w = CMatrix {
+            rows: 4,
+            cols: 3,
+            data: (0..12)
+                .map(|_| C::new(rng.uniform() - 0.5, rng.uniform() - 0.5))
+                .collect(),
+        };
+        let (mesh, _) = decompose_svd(&w, Method::Clements).unwrap();
+        let chip = Chip::new(
+            &mesh,
+            &Imperfections {
+                splitter_error: 0.1,
+                loss_db: 0.3,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let sweep = Sweep::new(&chip, &mesh);
+        let design = haar(4, 10);
+        let x: Vec<f64> = (0..2 * mesh.mzis.len() + 4)
+            .map(|_| 2.0 * PI * rng.uniform())
+            .collect();
+        let mut g = vec![0.0; x.len()];
+        let f = sweep.objective(&mesh, &design, &x, &mut g);
+        // The value is the chip's own matrix.
+        let mut programmed = mesh.clone();
+        for (z, p) in programmed.mzis.iter_mut().zip(x.chunks_exact(2)) {
+            (z.theta, z.phi) = (p[0], p[1]);
+        }
+        programmed
+            .output_phases
+            .copy_from_slice(&x[2 * mesh.mzis.len()..]);
+        let m = chip.matrix(&programmed);
+        let direct: f64 = m
+            .data
+            .iter()
+            .zip(&design.data)
+            .map(|(a, b)| (a - b).norm_sqr())
+            .sum();
+        assert!((f - direct).abs() < 1e-12 * f, "{f} {direct}");
+        let mut scratch = vec![0.0; x.len()];
+        for i in 0..x.len() {
+            let h = 1e-6;
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (sweep.objective(&mesh, &design, &up, &mut scratch)
+                - sweep.objective(&mesh, &design, &down, &mut scratch))
+                / (2.0 * h);
+            assert!((numeric - g[i]).abs() < 1e-7, "{i}: {numeric} vs {}", g[i]);
+        }
+    }
+
+    #[test]
+    fn the_correction_undoes_splitter_errors() {
+        for (n, seed) in [(8, 11), (8, 12), (16, 13)] {
+            let u = haar(n, seed);
+            let mut mesh = clements(&u);
+            let chip = Chip::new(
+                &mesh,
+                &Imperfections {
+                    splitter_error: 0.05,
+                    seed,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let r = chip.correct(&mut mesh, &u, None).unwrap();
+            eprintln!("{n} {seed}: {r:?}");
+            assert!(r.fidelity_before < 0.999, "{r:?}");
+            assert!(r.fidelity_after > r.fidelity_before, "{r:?}");
+            assert!(r.error_after < r.error_before / 2.0, "{r:?}");
+            // The corrected phases are the chip's matrix that the report measured.
+            let c = compare(&u, &chip.matrix(&mesh), None).unwrap();
+            assert_eq!(c.error, r.error_after);
+        }
+    }
+
+    #[test]
+    fn the_correction_of_an_svd_mesh_and_its_limits() {
+        let mut rng = SplitMix64(14);
+        let w = CMatrix {
+            rows: 5,
+            cols: 4,
+            data: (0..20)
+                .map(|_| C::new(rng.uniform() - 0.5, rng.uniform() - 0.5))
+                .collect(),
+        };
+        let (mut mesh, info) = decompose_svd(&w, Method::Clements).unwrap();
+        let chip = Chip::new(
+            &mesh,
+            &Imperfections {
+                splitter_error: 0.05,
+                seed: 15,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let r = chip.correct(&mut mesh, &w, Some(&info)).unwrap();
+        eprintln!("svd: {r:?}");
+        assert!(r.error_after < r.error_before / 2.0, "{r:?}");
+        assert!(r.fidelity_after > r.fidelity_before, "{r:?}");
+        let e = chip
+            .correct(&mut mesh, &CMatrix::zeros(4, 4), Some(&info))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reference is 4×4") && e.contains("5×4"), "{e}");
+        let u = haar(MAX_CORRECTION_MODES + 1, 16);
+        let mut big = clements(&u);
+        let chip = Chip::new(&big, &Imperfections::default()).unwrap();
+        let e = chip.correct(&mut big, &u, None).unwrap_err().to_string();
+        assert!(e.contains("up to 64 modes") && e.contains("65"), "{e}");
+    }
+
+    #[test]
+    fn bad_files_and_values_are_refused_naming_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("chip.toml");
+        for (text, needles) in [
+            (
+                "loss_db = 0.2\nsplitter_eror = 0.1\n",
+                &["splitter_eror"][..],
+            ),
+            ("loss_db = -1\n", &["loss_db = -1", "≥ 0"]),
+            ("phase_error = nan\n", &["phase_error = NaN"]),
+            ("crosstalk = 1.5\n", &["crosstalk = 1.5"]),
+            ("dac_bits = 0\n", &["dac_bits = 0", "1 to 24"]),
+            ("dac_bits = 30\n", &["dac_bits = 30"]),
+            ("dac_bits = -3\n", &["dac_bits"]),
+            ("vpi = 4.0\n", &["vpi = 4", "dac_bits"]),
+            ("dac_bits = 8\nv_max = 5.0\n", &["v_max = 5", "vpi"]),
+            ("dac_bits = 8\nvpi = 0\n", &["vpi = 0", "positive"]),
+            ("seed = \"one\"\n", &["seed"]),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = Imperfections::load(&file).unwrap_err().to_string();
+            assert!(e.contains("chip.toml"), "{text}: {e}");
+            for needle in needles {
+                assert!(e.contains(needle), "{text}: {e}");
+            }
+        }
+        std::fs::write(
+            &file,
+            "loss_db = 0.1\nsplitter_error = 0.02\nphase_error = 0.01\ndac_bits = 10\n\
+             vpi = 4.36\nv_max = 6.5\ncrosstalk = 0.01\nseed = 3\n",
+        )
+        .unwrap();
+        let i = Imperfections::load(&file).unwrap();
+        assert_eq!((i.dac_bits, i.seed, i.v_max), (Some(10), 3, Some(6.5)));
+        let e = Imperfections::load(&dir.path().join("missing.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing.toml") && e.contains("cannot read"),
+            "{e}"
+        );
+        // Library users get the same checks.
+        let mesh = clements(&haar(2, 1));
+        let e = Chip::new(
+            &mesh,
+            &Imperfections {
+                splitter_error: -0.1,
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("splitter_error = -0.1"), "{e}");
+    }
+}
