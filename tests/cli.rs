@@ -1532,6 +1532,22 @@ fn mesh_decompose_and_simulate_round_trip() {
     let j = last_json(&o);
     assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
     assert_eq!(npy::read_npy(&d.path("w_chip.npy")).unwrap().shape, [3, 5]);
+    // The same matrix embedded in a unitary of 10 modes: one Clements mesh, same block.
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &wm,
+        "--method",
+        "embed",
+        "--out",
+        &d.s("embedded"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!((j["n"].as_u64(), j["mzis"].as_u64()), (Some(10), Some(45)));
+    assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
 
     // Refusals name the flag and say why.
     let mut bad = u.data.clone();

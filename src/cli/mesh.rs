@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use num_complex::Complex64;
 use photonflow_compiler::mesh::chip::{Chip, Imperfections, compare, implemented};
 use photonflow_compiler::mesh::layout::Layout;
-use photonflow_compiler::mesh::{CMatrix, Method, bridge, decompose, decompose_svd};
+use photonflow_compiler::mesh::{CMatrix, Method, bridge, decompose, decompose_svd, svd};
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
 use photonflow_optics::system::FILE_NAME;
@@ -51,8 +51,9 @@ struct DecomposeArgs {
     #[arg(long, value_name = "RUN")]
     system: Option<PathBuf>,
     /// Mesh: clements (rectangular, depth N), reck (triangular, depth 2N−3) — for unitary
-    /// matrices — or svd (any M×N matrix: two Clements meshes and a column of attenuators,
-    /// normalised by the largest singular value).
+    /// matrices — svd (any M×N matrix: two Clements meshes and a column of attenuators,
+    /// normalised by the largest singular value) or embed (any matrix, scaled to a contraction
+    /// if needed, as a block of a unitary of twice its size: one Clements mesh).
     #[arg(long, default_value = "clements", value_name = "METHOD")]
     method: String,
     /// Largest deviation from unitarity accepted.
@@ -142,8 +143,8 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
     let (method, svd) = match args.method.as_str() {
         "clements" => (Method::Clements, false),
         "reck" => (Method::Reck, false),
-        "svd" => (Method::Clements, true),
-        other => bail!("--method {other}: use clements, reck or svd"),
+        "svd" | "embed" => (Method::Clements, true),
+        other => bail!("--method {other}: use clements, reck, svd or embed"),
     };
     if !(args.tolerance > 0.0 && args.tolerance.is_finite()) {
         bail!("--tolerance {}: give a positive number", args.tolerance);
@@ -170,7 +171,10 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give --matrix M.npy or --system RUN"),
     };
     let started = Instant::now();
-    let (mesh, info) = if svd {
+    let (mesh, info) = if args.method == "embed" {
+        let (w, info) = svd::embed(&u).with_context(|| format!("--matrix {}", source.display()))?;
+        (decompose(&w, method, 1e-8)?, Some(info))
+    } else if svd {
         let (mesh, info) =
             decompose_svd(&u, method).with_context(|| format!("--matrix {}", source.display()))?;
         (mesh, Some(info))

@@ -5,7 +5,8 @@
 //! * [`decompose`]: unitaries into Clements (rectangular) and Reck (triangular) meshes.
 //! * [`layout`]: `layout.json` and the CSV phase table.
 //! * [`gds`]: the mesh as a GDSII layout (MZI cells on the grid, waveguides, heaters, ports).
-//! * [`svd`]: any matrix as `U·Σ·V†`: two meshes and a column of attenuators.
+//! * [`svd`]: any matrix as `U·Σ·V†` (two meshes and a column of attenuators), or embedded
+//!   in a unitary of twice its size.
 //! * [`matrix`]: the dense complex matrix the `O(N³)` loops work on.
 //! * [`bridge`]: a small diffractive system as the matrix a chip implements.
 //! * [`chip`]: the chip model (loss, splitter and phase errors, DAC, crosstalk), its

@@ -31,8 +31,15 @@ pub struct SvdInfo {
     pub singular_values: Vec<f64>,
 }
 
-/// `M` as an SVD mesh of `max(m, n)` modes, each unitary as a `method` mesh.
-pub fn decompose_svd(m: &CMatrix, method: Method) -> Result<(Mesh, SvdInfo)> {
+/// The SVD of `M` zero-padded to `K × K`, singular values descending: `M = U·diag(σ)·V†`.
+struct Factors {
+    u: CMatrix,
+    sigma: Vec<f64>,
+    vh: CMatrix,
+}
+
+/// [`Factors`] of `m`; refuses non-finite, empty and zero matrices.
+fn factors(m: &CMatrix) -> Result<Factors> {
     if let Some(i) = m
         .data
         .iter()
@@ -63,29 +70,87 @@ pub fn decompose_svd(m: &CMatrix, method: Method) -> Result<(Mesh, SvdInfo)> {
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&a, &b| svd.singular_values[b].total_cmp(&svd.singular_values[a]));
     let sigma: Vec<f64> = order.iter().map(|&i| svd.singular_values[i]).collect();
-    let scale = sigma[0];
-    if scale <= 0.0 || scale.is_nan() {
+    if sigma[0] <= 0.0 || sigma[0].is_nan() {
         return Err(CompileError::Design(
             "the matrix is zero: there is nothing for a mesh to implement".into(),
         ));
     }
-    // V† with rows in descending-σ order; U with columns in that order.
-    let vh = CMatrix {
-        rows: k,
-        cols: k,
-        data: order
-            .iter()
-            .flat_map(|&i| (0..k).map(move |c| (i, c)))
-            .map(|(i, c)| v_t[(i, c)])
-            .collect(),
+    let mut uo = CMatrix::zeros(k, k);
+    let mut vh = CMatrix::zeros(k, k);
+    for (j, &i) in order.iter().enumerate() {
+        for r in 0..k {
+            uo.data[r * k + j] = u[(r, i)];
+            vh.data[j * k + r] = v_t[(i, r)];
+        }
+    }
+    Ok(Factors { u: uo, sigma, vh })
+}
+
+/// `M` embedded in a unitary of twice its size (Halmos dilation), for a single Clements or
+/// Reck mesh of `2K` modes: with `A = M/scale` (`scale = max(σ_max, 1)`, so `‖A‖₂ ≤ 1`) and
+/// `A = U·Σ·V†`,
+///
+/// ```text
+/// W = [[ A,                 U·√(I − Σ²)·U† ],
+///      [ V·√(I − Σ²)·V†,    −A†            ]]
+/// ```
+///
+/// is unitary; inputs `0 … n−1` and outputs `0 … m−1` carry `A` (the [`SvdInfo`] says which
+/// block and the scale).
+pub fn embed(m: &CMatrix) -> Result<(CMatrix, SvdInfo)> {
+    let Factors { u, sigma, vh } = factors(m)?;
+    let k = sigma.len();
+    let scale = sigma[0].max(1.0);
+    let s: Vec<f64> = sigma.iter().map(|x| x / scale).collect();
+    let d: Vec<f64> = s.iter().map(|x| (1.0 - x * x).max(0.0).sqrt()).collect();
+    // X·diag(w)·Y for k×k X, Y.
+    let product = |x: &CMatrix, w: &[f64], y: &CMatrix| {
+        let mut xw = x.clone();
+        for r in 0..k {
+            for (c, &wc) in w.iter().enumerate() {
+                xw.data[r * k + c] *= wc;
+            }
+        }
+        xw.matmul(y)
     };
+    let a = product(&u, &s, &vh);
+    let top = product(&u, &d, &u.adjoint());
+    let v = vh.adjoint();
+    let bottom = product(&v, &d, &vh);
+    let a_dagger = a.adjoint();
+    let n = 2 * k;
+    let mut w = CMatrix::zeros(n, n);
+    for r in 0..k {
+        for c in 0..k {
+            w.data[r * n + c] = a.at(r, c);
+            w.data[r * n + k + c] = top.at(r, c);
+            w.data[(k + r) * n + c] = bottom.at(r, c);
+            w.data[(k + r) * n + k + c] = -a_dagger.at(r, c);
+        }
+    }
+    Ok((
+        w,
+        SvdInfo {
+            rows: m.rows,
+            cols: m.cols,
+            scale,
+            singular_values: sigma,
+        },
+    ))
+}
+
+/// `M` as an SVD mesh of `max(m, n)` modes, each unitary as a `method` mesh.
+pub fn decompose_svd(m: &CMatrix, method: Method) -> Result<(Mesh, SvdInfo)> {
+    let Factors { u, sigma, vh } = factors(m)?;
+    let k = sigma.len();
+    let scale = sigma[0];
     let tolerance = 1e-8;
     let mesh_v = decompose(&vh, method, tolerance)?;
     // U·D_v: D_v's phases multiply U's columns.
     let mut ud = CMatrix::zeros(k, k);
     for r in 0..k {
-        for (c, &i) in order.iter().enumerate() {
-            ud.data[r * k + c] = u[(r, i)] * cis(mesh_v.output_phases[c]);
+        for c in 0..k {
+            ud.data[r * k + c] = u.at(r, c) * cis(mesh_v.output_phases[c]);
         }
     }
     let mesh_u = decompose(&ud, method, tolerance)?;
@@ -183,6 +248,28 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_contraction_embeds_in_a_unitary_of_twice_its_size() {
+        for (rows, cols) in [(3, 3), (4, 2), (2, 5)] {
+            let m = random(rows, cols, (rows * 13 + cols) as u64);
+            let (w, info) = embed(&m).unwrap();
+            let n = 2 * rows.max(cols);
+            assert_eq!((w.rows, w.cols), (n, n));
+            let unitarity = w.adjoint().matmul(&w).relative_error(&CMatrix::identity(n));
+            assert!(unitarity < 1e-13, "{unitarity}");
+            let mesh = decompose(&w, Method::Clements, 1e-9).unwrap();
+            let err = info.implemented(&mesh.matrix()).relative_error(&m);
+            assert!(err < 1e-10, "{rows}×{cols}: {err}");
+            // A matrix larger than a contraction is scaled down by σ_max, a smaller one not.
+            assert!((info.scale - info.singular_values[0].max(1.0)).abs() < 1e-15);
+        }
+        let mut small = random(3, 3, 5);
+        for v in &mut small.data {
+            *v *= 0.1;
+        }
+        assert_eq!(embed(&small).unwrap().1.scale, 1.0);
     }
 
     #[test]
