@@ -1856,3 +1856,83 @@ fn mesh_compiles_a_small_diffractive_system_and_matches_it() {
         stderr(&o)
     );
 }
+
+#[test]
+fn mesh_compiles_for_a_chip_with_splitter_errors() {
+    use photonflow::compiler::mesh::haar_unitary;
+    let d = Dir::new();
+    let n = 8;
+    let mut s = 11u64;
+    let u = haar_unitary(n, move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    });
+    npy::write_npy(&d.path("u.npy"), &[n, n], NpyDataRef::C128(&u.data)).unwrap();
+    std::fs::write(d.path("chip.toml"), "splitter_error = 0.05\nseed = 3\n").unwrap();
+    let (m, chip, out) = (d.s("u.npy"), d.s("chip.toml"), d.s("mesh"));
+    let decompose = |extra: &[&str]| {
+        let mut args = vec![
+            "mesh",
+            "decompose",
+            "--matrix",
+            &m,
+            "--out",
+            &out,
+            "--imperfections",
+            &chip,
+            "--json",
+        ];
+        args.extend(extra);
+        let o = photonflow(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    // Without correction the layout's error is the chip's; with it, the error falls.
+    let plain = decompose(&[]);
+    assert!(plain["error"].as_f64().unwrap() > 1e-3, "{plain}");
+    let corrected = decompose(&["--correct"]);
+    let c = &corrected["correction"];
+    assert!(
+        c["fidelity_after"].as_f64().unwrap() > c["fidelity_before"].as_f64().unwrap(),
+        "{c}"
+    );
+    let after = c["error_after"].as_f64().unwrap();
+    assert!(after < c["error_before"].as_f64().unwrap() / 2.0, "{c}");
+    assert!((corrected["error"].as_f64().unwrap() - after).abs() < 1e-12);
+    let layout: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("mesh/layout.json")).unwrap())
+            .unwrap();
+    assert_eq!(layout["imperfections"]["splitter_error"], 0.05);
+    // simulate runs the layout on the chip it was compiled for, unless told otherwise.
+    let o = photonflow(&[
+        "mesh",
+        "simulate",
+        "--layout",
+        &d.s("mesh/layout.json"),
+        "--out",
+        &d.s("c.npy"),
+        "--reference",
+        &m,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!((j["error"].as_f64().unwrap() - after).abs() < 1e-9, "{j}");
+    // --correct needs a chip.
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &m,
+        "--out",
+        &out,
+        "--correct",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--imperfections"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -68,6 +68,14 @@ struct DecomposeArgs {
     /// heater voltages.
     #[arg(long, value_name = "VOLTS", allow_hyphen_values = true)]
     vpi: Option<f64>,
+    /// Compile for this chip (TOML, as `mesh simulate --imperfections`): the layout records it
+    /// and its error is the chip's.
+    #[arg(long, value_name = "FILE.toml")]
+    imperfections: Option<PathBuf>,
+    /// With --imperfections: write phases corrected for the chip's splitter errors (meshes of
+    /// up to 64 modes), and record the fidelity before and after.
+    #[arg(long, requires = "imperfections")]
+    correct: bool,
     /// Output folder: layout.json and phases.csv.
     #[arg(long, short, value_name = "DIR")]
     out: PathBuf,
@@ -91,7 +99,8 @@ struct SimulateArgs {
     #[arg(long, value_name = "M.npy")]
     reference: Option<PathBuf>,
     /// The chip's imperfections (TOML: loss_db, splitter_error, phase_error, dac_bits, vpi,
-    /// v_max, crosstalk, seed; every key optional, ideal by default).
+    /// v_max, crosstalk, seed; every key optional; default: the chip the layout was compiled
+    /// for, else the ideal one).
     #[arg(long, value_name = "FILE.toml")]
     imperfections: Option<PathBuf>,
     /// Re-program the phases to compensate the chip's (known) splitter errors, and report the
@@ -184,7 +193,28 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
         (mesh, None)
     };
     let seconds = started.elapsed().as_secs_f64();
-    let error = implemented(&mesh.matrix(), info.as_ref()).relative_error(&u);
+    let mut mesh = mesh;
+    // For a chip: its matrix with these phases, or with phases corrected for its splitters.
+    let (error, imperfections, correction) = match &args.imperfections {
+        Some(path) => {
+            let imperfections = Imperfections::load(path).context("--imperfections")?;
+            let chip = Chip::new(&mesh, &imperfections).context("--imperfections")?;
+            let correction = if args.correct {
+                Some(
+                    chip.correct(&mut mesh, &u, info.as_ref())
+                        .context("--correct")?,
+                )
+            } else {
+                None
+            };
+            let error = compare(&u, &chip.matrix(&mesh), info.as_ref())?.error;
+            (error, Some(imperfections), correction)
+        }
+        None => {
+            let ideal = implemented(&mesh.matrix(), info.as_ref());
+            (ideal.relative_error(&u), None, None)
+        }
+    };
     let mut layout = Layout::new(
         &mesh,
         &args.method,
@@ -193,6 +223,8 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
         &source.display().to_string(),
     );
     layout.svd = info;
+    layout.imperfections = imperfections;
+    layout.correction = correction;
     // The chip against the diffractive system itself, on random input fields.
     let system_check = match &system {
         Some(system) => Some(compare_with_system(system, &layout)?),
@@ -218,6 +250,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
                 "seconds": seconds,
                 "method": layout.method,
                 "scale": layout.svd.as_ref().map(|s| s.scale),
+                "correction": layout.correction,
                 "system_error": system_check,
                 "layout": args.out.join("layout.json"),
             })
@@ -278,9 +311,10 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if args.correct && args.reference.is_none() {
         bail!("--correct needs --reference M.npy: the matrix the fidelity is measured against");
     }
+    // The chip given, else the one the layout was compiled for, else the ideal one.
     let imperfections = match &args.imperfections {
         Some(path) => Imperfections::load(path).context("--imperfections")?,
-        None => Imperfections::default(),
+        None => layout.imperfections.clone().unwrap_or_default(),
     };
     let reference = match &args.reference {
         Some(path) => Some((read_matrix(path, "--reference")?, path)),

@@ -414,7 +414,7 @@ fn phase_match(chip: &[[C; 2]; 2], ideal: &[[C; 2]; 2]) -> (f64, f64, f64) {
 }
 
 /// What a correction achieved: the chip against the reference before and after.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CorrectionReport {
     /// Fidelity of the uncorrected chip ([`compare`]).
     pub fidelity_before: f64,

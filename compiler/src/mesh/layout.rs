@@ -8,6 +8,7 @@ use std::path::Path;
 use photonflow_optics::io::write_atomic;
 use serde::{Deserialize, Serialize};
 
+use super::chip::{CorrectionReport, Imperfections};
 use super::decompose::{Attenuator, Mesh, Mzi};
 use super::mzi::CONVENTION;
 use super::svd::SvdInfo;
@@ -46,12 +47,21 @@ pub struct Layout {
     /// For SVD meshes: the matrix's shape, singular values and scale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub svd: Option<SvdInfo>,
-    /// `‖U − U_mesh‖_F / ‖U‖_F` of the ideal mesh.
+    /// `‖U − U_mesh‖_F / ‖U‖_F`: of the ideal mesh, or of the chip it was compiled for
+    /// (`imperfections`), with the phases as written.
     pub error: f64,
     /// Seconds the decomposition took (without file I/O).
     pub seconds: f64,
     /// The matrix file it was compiled from.
     pub source: String,
+    /// The chip the phases were compiled for (`decompose --imperfections`), when not ideal;
+    /// `mesh simulate` uses it unless given another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imperfections: Option<Imperfections>,
+    /// The correction of that chip's splitter errors (`decompose --correct`): the chip
+    /// against the matrix with the ideal phases and with the phases as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction: Option<CorrectionReport>,
 }
 
 impl Layout {
@@ -72,6 +82,8 @@ impl Layout {
             error,
             seconds,
             source: source.into(),
+            imperfections: None,
+            correction: None,
         }
     }
 
