@@ -1412,16 +1412,10 @@ fn demo_finds_mnist_and_reports_it() {
 
 #[test]
 fn mesh_decompose_and_simulate_round_trip() {
-    use photonflow::compiler::mesh::haar_unitary;
+    use photonflow::compiler::mesh::{haar_unitary, uniform};
     let d = Dir::new();
     let n = 12;
-    let mut s = 7u64;
-    let u = haar_unitary(n, move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    });
+    let u = haar_unitary(n, uniform(7));
     let matrix = d.path("u.npy");
     npy::write_npy(&matrix, &[n, n], NpyDataRef::C128(&u.data)).unwrap();
     let (m, out) = (d.s("u.npy"), d.s("mesh"));
@@ -1859,16 +1853,10 @@ fn mesh_compiles_a_small_diffractive_system_and_matches_it() {
 
 #[test]
 fn mesh_compiles_for_a_chip_with_splitter_errors() {
-    use photonflow::compiler::mesh::haar_unitary;
+    use photonflow::compiler::mesh::{haar_unitary, uniform};
     let d = Dir::new();
     let n = 8;
-    let mut s = 11u64;
-    let u = haar_unitary(n, move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    });
+    let u = haar_unitary(n, uniform(11));
     npy::write_npy(&d.path("u.npy"), &[n, n], NpyDataRef::C128(&u.data)).unwrap();
     std::fs::write(d.path("chip.toml"), "splitter_error = 0.05\nseed = 3\n").unwrap();
     let (m, chip, out) = (d.s("u.npy"), d.s("chip.toml"), d.s("mesh"));

@@ -43,15 +43,8 @@ fn system(
 /// A smoothed random phase: uniform noise, box-blurred twice over 3 pixels, scaled to a few
 /// turns and wrapped.
 fn smooth_phase(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut v: Vec<f64> = (0..n * n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        })
-        .collect();
+    let mut next = photonflow_compiler::mesh::uniform(seed);
+    let mut v: Vec<f64> = (0..n * n).map(|_| next()).collect();
     for _ in 0..2 {
         let src = v.clone();
         for r in 0..n {

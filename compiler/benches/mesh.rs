@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use photonflow_compiler::mesh::{Method, decompose, haar_unitary};
+use photonflow_compiler::mesh::{Method, decompose, haar_unitary, uniform};
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(name)
@@ -64,13 +64,7 @@ fn main() {
         "N", "method", "median s", "best s", "error", "NumPy s", "× faster"
     );
     for (&n, numpy_s) in sizes.iter().zip(baseline) {
-        let mut s = 0x9E37_79B9_7F4A_7C15u64 ^ n as u64;
-        let u = haar_unitary(n, move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        });
+        let u = haar_unitary(n, uniform(n as u64));
         for method in [Method::Clements, Method::Reck] {
             let mut times = Vec::new();
             let mut mesh = decompose(&u, method, 1e-8).expect("a unitary");

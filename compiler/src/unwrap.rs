@@ -163,15 +163,8 @@ mod tests {
         // Random phases: no continuous unwrapping exists; every pixel still differs from its
         // input by a whole number of turns.
         let (nx, ny) = (23, 17);
-        let mut s = 0x2545_F491_4F6C_DD1Du64;
-        let psi: Vec<f64> = (0..nx * ny)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64 * TAU
-            })
-            .collect();
+        let mut next = crate::mesh::uniform(1);
+        let psi: Vec<f64> = (0..nx * ny).map(|_| next() * TAU).collect();
         let u = unwrap_phase(&psi, nx, ny);
         for (a, b) in u.iter().zip(&psi) {
             let k = (a - b) / TAU;
@@ -185,7 +178,7 @@ mod tests {
         // A tilt (0.8 rad per pixel) with a block of random phases in one corner: outside the
         // block the tilt comes back exactly, because the fill reaches the block last.
         let (nx, ny) = (40, 30);
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = crate::mesh::uniform(2);
         let truth: Vec<f64> = (0..nx * ny)
             .map(|i| 0.8 * (i % nx) as f64 + 0.3 * (i / nx) as f64)
             .collect();
@@ -193,10 +186,7 @@ mod tests {
         let psi: Vec<f64> = (0..nx * ny)
             .map(|i| {
                 if noisy(i) {
-                    s ^= s << 13;
-                    s ^= s >> 7;
-                    s ^= s << 17;
-                    (s >> 11) as f64 / (1u64 << 53) as f64 * TAU
+                    next() * TAU
                 } else {
                     truth[i].rem_euclid(TAU)
                 }

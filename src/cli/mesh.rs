@@ -282,13 +282,8 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
 fn compare_with_system(system: &OpticalSystem, layout: &Layout) -> anyhow::Result<f64> {
     let m = implemented(&layout.mesh().matrix(), layout.svd.as_ref());
     let (k, batch) = (m.cols, 4);
-    let mut s = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    };
+    let mut uniform = photonflow_compiler::mesh::uniform(1);
+    let mut next = move || uniform() - 0.5;
     let inputs: Vec<Complex64> = (0..batch * k)
         .map(|_| Complex64::new(next(), next()))
         .collect();

@@ -363,6 +363,18 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
     })
 }
 
+/// A seeded generator of uniform numbers in `[0, 1)` (xorshift64, 53-bit mantissa): the
+/// reproducible source for [`haar_unitary`], the benches and the tests.
+pub fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 /// A Haar-random unitary (Mezzadri, Notices AMS 54, 592 (2007)): QR of a complex Gaussian
 /// matrix with the phases of `R`'s diagonal moved into `Q`; `next` draws uniform `[0, 1)`.
 pub fn haar_unitary(n: usize, mut next: impl FnMut() -> f64) -> CMatrix {
@@ -408,15 +420,7 @@ pub fn haar_unitary(n: usize, mut next: impl FnMut() -> f64) -> CMatrix {
 mod tests {
     use super::*;
 
-    fn rng(seed: u64) -> impl FnMut() -> f64 {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use super::uniform as rng;
 
     #[test]
     fn haar_unitaries_reconstruct_to_1e_10_with_the_mzi_count_and_depth_of_each_mesh() {

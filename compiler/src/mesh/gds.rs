@@ -877,15 +877,7 @@ mod tests {
     use super::*;
     use crate::mesh::{CMatrix, Method, decompose, decompose_svd, haar_unitary};
 
-    fn rng(seed: u64) -> impl FnMut() -> f64 {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use crate::mesh::decompose::uniform as rng;
 
     fn layout(n: usize, method: Method) -> Layout {
         let mesh = decompose(&haar_unitary(n, rng(n as u64)), method, 1e-9).unwrap();

@@ -209,13 +209,8 @@ mod tests {
     use super::*;
 
     fn random(rows: usize, cols: usize, seed: u64) -> CMatrix {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut uniform = crate::mesh::decompose::uniform(seed);
+        let mut next = move || uniform() - 0.5;
         CMatrix {
             rows,
             cols,
