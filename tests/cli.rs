@@ -1924,3 +1924,38 @@ fn mesh_compiles_for_a_chip_with_splitter_errors() {
         stderr(&o)
     );
 }
+
+#[test]
+fn gds_files_are_reproducible_with_source_date_epoch() {
+    use photonflow::compiler::mesh::{haar_unitary, uniform};
+    let d = Dir::new();
+    let u = haar_unitary(4, uniform(3));
+    npy::write_npy(&d.path("u.npy"), &[4, 4], NpyDataRef::C128(&u.data)).unwrap();
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &d.s("u.npy"),
+        "--out",
+        &d.s("m"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let layout = d.s("m/layout.json");
+    let write = |name: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_photonflow"))
+            .args(["mesh", "layout", "--layout", &layout, "--out", &d.s(name)])
+            .env("SOURCE_DATE_EPOCH", "1764288000") // 2025-11-28 00:00:00 UTC
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(d.path(name)).unwrap()
+    };
+    let (a, b) = (write("a.gds"), write("b.gds"));
+    assert_eq!(a, b, "same layout, same SOURCE_DATE_EPOCH: same bytes");
+    // The BGNLIB record (after HEADER, 6 bytes) holds the date: year − 1900, month, day, ….
+    let date: Vec<i16> = a[10..22]
+        .chunks(2)
+        .map(|c| i16::from_be_bytes([c[0], c[1]]))
+        .collect();
+    assert_eq!(date, [125, 11, 28, 0, 0, 0]);
+}

@@ -47,8 +47,8 @@
 //!   mask corner along both axes, so the nearest mark edge is `10p` away
 //!   from the mask.
 //! * **Dates.** The library and cells carry a modification date:
-//!   [`GdsOptions::timestamp`] or the current time; fix it for
-//!   reproducible files.
+//!   [`GdsOptions::timestamp`], else `$SOURCE_DATE_EPOCH` (seconds since
+//!   1970, UTC), else the current time; fix it for reproducible files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufWriter, Write};
@@ -99,7 +99,8 @@ pub struct GdsOptions {
     pub alignment_marks: Option<u16>,
     /// Modification/access date stamped on the library and every cell, as
     /// `[year, month, day, hour, minute, second]` (UTC, year ≥ 1900);
-    /// `None` stamps the current time. A fixed date makes the output
+    /// `None` stamps `$SOURCE_DATE_EPOCH`'s date if set, else the current time. A fixed date
+    /// makes the output
     /// byte-for-byte reproducible (same maps and options → same bytes).
     pub timestamp: Option<[u16; 6]>,
 }
@@ -438,10 +439,37 @@ pub(crate) fn units_m(units: &GdsUnits) -> (f64, f64) {
     (db_unit_m, db_unit_m / db_in_user)
 }
 
+/// The date of `$SOURCE_DATE_EPOCH` (seconds since 1970, UTC), the reproducible-builds
+/// convention: with it set, the same design gives the same GDS bytes.
+fn source_date() -> Option<[u16; 6]> {
+    let secs: i64 = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let fields = [year, month, day, rest / 3600, rest % 3600 / 60, rest % 60];
+    let mut out = [0u16; 6];
+    for (o, f) in out.iter_mut().zip(fields) {
+        *o = u16::try_from(f).ok()?;
+    }
+    Some(out)
+}
+
 /// The GDS date of `timestamp` (`[year ≥ 1900, month, day, hour, minute, second]`, UTC), or
-/// the current time for `None`.
+/// for `None` that of `$SOURCE_DATE_EPOCH`, else the current time.
 pub(crate) fn gds_date(timestamp: Option<[u16; 6]>) -> Result<GdsDateTime, GdsError> {
-    match timestamp {
+    match timestamp.or_else(source_date) {
         None => Ok(GdsDateTime::now()),
         Some([y, mo, d, h, mi, s])
             if (1900..=1900 + i16::MAX as u16).contains(&y)
