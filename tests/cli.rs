@@ -1412,10 +1412,11 @@ fn demo_finds_mnist_and_reports_it() {
 
 #[test]
 fn mesh_decompose_and_simulate_round_trip() {
-    use photonflow::compiler::mesh::{haar_unitary, uniform};
+    use photonflow::compiler::mesh::haar_unitary;
+    use photonflow::optics::rng::Rng;
     let d = Dir::new();
     let n = 12;
-    let u = haar_unitary(n, uniform(7));
+    let u = haar_unitary(n, &mut Rng::new(7));
     let matrix = d.path("u.npy");
     npy::write_npy(&matrix, &[n, n], NpyDataRef::C128(&u.data)).unwrap();
     let (m, out) = (d.s("u.npy"), d.s("mesh"));
@@ -1853,10 +1854,11 @@ fn mesh_compiles_a_small_diffractive_system_and_matches_it() {
 
 #[test]
 fn mesh_compiles_for_a_chip_with_splitter_errors() {
-    use photonflow::compiler::mesh::{haar_unitary, uniform};
+    use photonflow::compiler::mesh::haar_unitary;
+    use photonflow::optics::rng::Rng;
     let d = Dir::new();
     let n = 8;
-    let u = haar_unitary(n, uniform(11));
+    let u = haar_unitary(n, &mut Rng::new(11));
     npy::write_npy(&d.path("u.npy"), &[n, n], NpyDataRef::C128(&u.data)).unwrap();
     std::fs::write(d.path("chip.toml"), "splitter_error = 0.05\nseed = 3\n").unwrap();
     let (m, chip, out) = (d.s("u.npy"), d.s("chip.toml"), d.s("mesh"));
@@ -1927,9 +1929,10 @@ fn mesh_compiles_for_a_chip_with_splitter_errors() {
 
 #[test]
 fn gds_files_are_reproducible_with_source_date_epoch() {
-    use photonflow::compiler::mesh::{haar_unitary, uniform};
+    use photonflow::compiler::mesh::haar_unitary;
+    use photonflow::optics::rng::Rng;
     let d = Dir::new();
-    let u = haar_unitary(4, uniform(3));
+    let u = haar_unitary(4, &mut Rng::new(3));
     npy::write_npy(&d.path("u.npy"), &[4, 4], NpyDataRef::C128(&u.data)).unwrap();
     let o = photonflow(&[
         "mesh",

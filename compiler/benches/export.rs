@@ -43,8 +43,8 @@ fn system(
 /// A smoothed random phase: uniform noise, box-blurred twice over 3 pixels, scaled to a few
 /// turns and wrapped.
 fn smooth_phase(n: usize, seed: u64) -> Vec<f32> {
-    let mut next = photonflow_compiler::mesh::uniform(seed);
-    let mut v: Vec<f64> = (0..n * n).map(|_| next()).collect();
+    let mut rng = photonflow_optics::rng::Rng::new(seed);
+    let mut v: Vec<f64> = (0..n * n).map(|_| rng.uniform()).collect();
     for _ in 0..2 {
         let src = v.clone();
         for r in 0..n {

@@ -11,7 +11,8 @@
 use std::process::Command;
 use std::time::Instant;
 
-use photonflow_compiler::mesh::{Method, decompose, haar_unitary, uniform};
+use photonflow_compiler::mesh::{Method, decompose, haar_unitary};
+use photonflow_optics::rng::Rng;
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(name)
@@ -64,7 +65,7 @@ fn main() {
         "N", "method", "median s", "best s", "error", "NumPy s", "× faster"
     );
     for (&n, numpy_s) in sizes.iter().zip(baseline) {
-        let u = haar_unitary(n, uniform(n as u64));
+        let u = haar_unitary(n, &mut Rng::new(n as u64));
         for method in [Method::Clements, Method::Reck] {
             let mut times = Vec::new();
             let mut mesh = decompose(&u, method, 1e-8).expect("a unitary");

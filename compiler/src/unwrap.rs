@@ -163,8 +163,8 @@ mod tests {
         // Random phases: no continuous unwrapping exists; every pixel still differs from its
         // input by a whole number of turns.
         let (nx, ny) = (23, 17);
-        let mut next = crate::mesh::uniform(1);
-        let psi: Vec<f64> = (0..nx * ny).map(|_| next() * TAU).collect();
+        let mut rng = photonflow_optics::rng::Rng::new(1);
+        let psi: Vec<f64> = (0..nx * ny).map(|_| rng.uniform() * TAU).collect();
         let u = unwrap_phase(&psi, nx, ny);
         for (a, b) in u.iter().zip(&psi) {
             let k = (a - b) / TAU;
@@ -178,7 +178,7 @@ mod tests {
         // A tilt (0.8 rad per pixel) with a block of random phases in one corner: outside the
         // block the tilt comes back exactly, because the fill reaches the block last.
         let (nx, ny) = (40, 30);
-        let mut next = crate::mesh::uniform(2);
+        let mut rng = photonflow_optics::rng::Rng::new(2);
         let truth: Vec<f64> = (0..nx * ny)
             .map(|i| 0.8 * (i % nx) as f64 + 0.3 * (i / nx) as f64)
             .collect();
@@ -186,7 +186,7 @@ mod tests {
         let psi: Vec<f64> = (0..nx * ny)
             .map(|i| {
                 if noisy(i) {
-                    next() * TAU
+                    rng.uniform() * TAU
                 } else {
                     truth[i].rem_euclid(TAU)
                 }

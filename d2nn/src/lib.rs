@@ -50,7 +50,7 @@ pub mod model;
 pub mod network;
 pub mod ops;
 mod precision;
-pub mod rng;
+pub use photonflow_optics::rng;
 pub mod train;
 
 pub use convert::{detector_weights, field_to_tensor, tensor_to_field};

@@ -20,6 +20,7 @@ pub mod grid;
 pub mod io;
 pub mod lut;
 pub mod propagate;
+pub mod rng;
 pub mod sources;
 pub mod system;
 pub mod units;

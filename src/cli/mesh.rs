@@ -282,8 +282,8 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
 fn compare_with_system(system: &OpticalSystem, layout: &Layout) -> anyhow::Result<f64> {
     let m = implemented(&layout.mesh().matrix(), layout.svd.as_ref());
     let (k, batch) = (m.cols, 4);
-    let mut uniform = photonflow_compiler::mesh::uniform(1);
-    let mut next = move || uniform() - 0.5;
+    let mut rng = photonflow_optics::rng::Rng::new(1);
+    let mut next = move || rng.uniform() - 0.5;
     let inputs: Vec<Complex64> = (0..batch * k)
         .map(|_| Complex64::new(next(), next()))
         .collect();

@@ -850,21 +850,13 @@ pub fn rasterise(
 mod tests {
     use super::*;
 
-    /// SplitMix64: deterministic test randomness without dependencies.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn levels(&mut self, n: usize, count: u16) -> Vec<u16> {
-            (0..n)
-                .map(|_| (self.next() % count as u64) as u16)
-                .collect()
-        }
+    use photonflow_optics::rng::Rng;
+
+    /// `n` levels uniform in `0 … count−1`.
+    fn levels(rng: &mut Rng, n: usize, count: u16) -> Vec<u16> {
+        (0..n)
+            .map(|_| (rng.next_u64() % count as u64) as u16)
+            .collect()
     }
 
     fn map<'a>(name: &'a str, nx: usize, ny: usize, levels: &'a [u16], count: u16) -> LevelMap<'a> {
@@ -918,7 +910,7 @@ mod tests {
 
     #[test]
     fn roundtrip_random_maps_is_exact_in_both_modes() {
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         // (count, nx, ny, dx, dy): odd, non-square, unequal pitches, odd widths in DBU.
         let shapes = [
             (2, 37, 23, 1e-6, 2.5e-6),
@@ -926,7 +918,10 @@ mod tests {
             (8, 1, 9, 333e-9, 1e-6),
             (16, 41, 5, 1.001e-6, 7e-9),
         ];
-        let data: Vec<_> = shapes.iter().map(|s| rng.levels(s.1 * s.2, s.0)).collect();
+        let data: Vec<_> = shapes
+            .iter()
+            .map(|s| levels(&mut rng, s.1 * s.2, s.0))
+            .collect();
         let names = ["layer0", "layer1", "L2_$?", "x"];
         let maps: Vec<_> = shapes
             .iter()
@@ -983,8 +978,8 @@ mod tests {
 
     #[test]
     fn blocks_merge_to_at_most_one_rectangle_per_block() {
-        let mut rng = Rng(3);
-        let blocks = rng.levels(400, 8);
+        let mut rng = Rng::new(3);
+        let blocks = levels(&mut rng, 400, 8);
         let levels: Vec<u16> = (0..200 * 200)
             .map(|i| blocks[(i / 200 / 10) * 20 + (i % 200) / 10])
             .collect();
@@ -1043,7 +1038,7 @@ mod tests {
 
     #[test]
     fn layer_k_holds_exactly_the_pixels_of_level_k() {
-        let levels = Rng(11).levels(19 * 13, 6);
+        let levels = levels(&mut Rng::new(11), 19 * 13, 6);
         let maps = [map("m", 19, 13, &levels, 6)];
         let layout = roundtrip(&maps, &GdsOptions::default());
         let cell = &layout.cells[0];
@@ -1070,7 +1065,7 @@ mod tests {
 
     #[test]
     fn alignment_marks_are_on_their_layer_outside_the_mask() {
-        let levels = Rng(5).levels(37 * 23, 4);
+        let levels = levels(&mut Rng::new(5), 37 * 23, 4);
         let mut maps = [map("m", 37, 23, &levels, 4)];
         maps[0].dy = 2e-6;
         let opts = GdsOptions {
@@ -1114,7 +1109,7 @@ mod tests {
 
     #[test]
     fn fixed_timestamp_is_stamped_everywhere_and_reproducible() {
-        let lv = Rng(9).levels(64, 4);
+        let lv = levels(&mut Rng::new(9), 64, 4);
         let maps = [map("a", 8, 8, &lv, 4), map("b", 8, 8, &lv, 4)];
         let t = Some([2024, 2, 29, 23, 59, 58]);
         let opts = GdsOptions {

@@ -46,6 +46,7 @@ use super::matrix::CMatrix;
 use super::mzi::{cis, coupler, with_errors, wrap};
 use super::svd::SvdInfo;
 use crate::error::{CompileError, Result};
+use photonflow_optics::rng::Rng;
 
 /// The largest mesh [`Chip::correct`] re-optimises: `O(N³)` per iteration, up to
 /// [`MAX_ITERATIONS`] of them (about 3.5 s at 64 modes on one core).
@@ -190,30 +191,6 @@ pub struct Chip {
     neighbours: Vec<Vec<usize>>,
 }
 
-/// SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): small, deterministic, well mixed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform on `[0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Standard normal (Box–Muller).
-    fn gaussian(&mut self) -> f64 {
-        let (u1, u2) = (1.0 - self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
-    }
-}
-
 impl Chip {
     /// The chip that fabricates `mesh` with `imperfections` (checked): draws every MZI's
     /// errors, four Gaussians per MZI in light order (so one `σ` does not change another's
@@ -221,15 +198,15 @@ impl Chip {
     pub fn new(mesh: &Mesh, imperfections: &Imperfections) -> Result<Self> {
         imperfections.validate()?;
         let i = imperfections;
-        let mut rng = SplitMix64(i.seed);
+        let mut rng = Rng::new(i.seed);
         let errors = mesh
             .mzis
             .iter()
             .map(|_| MziErrors {
-                eps1: i.splitter_error * rng.gaussian(),
-                eps2: i.splitter_error * rng.gaussian(),
-                theta: i.phase_error * rng.gaussian(),
-                phi: i.phase_error * rng.gaussian(),
+                eps1: i.splitter_error * rng.normal(),
+                eps2: i.splitter_error * rng.normal(),
+                theta: i.phase_error * rng.normal(),
+                phi: i.phase_error * rng.normal(),
             })
             .collect();
         let at: HashMap<(usize, usize), usize> = mesh
@@ -712,8 +689,7 @@ mod tests {
     use crate::mesh::{Method, decompose, decompose_svd, haar_unitary};
 
     fn haar(n: usize, seed: u64) -> CMatrix {
-        let mut rng = SplitMix64(seed);
-        haar_unitary(n, || rng.uniform())
+        haar_unitary(n, &mut Rng::new(seed))
     }
 
     fn clements(u: &CMatrix) -> Mesh {
@@ -731,7 +707,7 @@ mod tests {
     #[test]
     fn the_ideal_chip_is_the_mesh() {
         let u = haar(6, 1);
-        let mut rng = SplitMix64(2);
+        let mut rng = Rng::new(2);
         let w = CMatrix {
             rows: 3,
             cols: 5,
@@ -898,7 +874,7 @@ mod tests {
 
     #[test]
     fn the_gradient_is_the_derivative() {
-        let mut rng = SplitMix64(9);
+        let mut rng = Rng::new(9);
         let w = CMatrix {
             rows: 4,
             cols: 3,
@@ -979,7 +955,7 @@ mod tests {
 
     #[test]
     fn the_correction_of_an_svd_mesh_and_its_limits() {
-        let mut rng = SplitMix64(14);
+        let mut rng = Rng::new(14);
         let w = CMatrix {
             rows: 5,
             cols: 4,

@@ -11,9 +11,8 @@
 //!
 //! The result implements `diag(e^{i·output_phases}) · T_K ⋯ T_1`, `T_1` met first.
 
-use std::f64::consts::PI;
-
 use num_complex::Complex64 as C;
+use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::CMatrix;
@@ -363,30 +362,14 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
     })
 }
 
-/// A seeded generator of uniform numbers in `[0, 1)` (xorshift64, 53-bit mantissa): the
-/// reproducible source for [`haar_unitary`], the benches and the tests.
-pub fn uniform(seed: u64) -> impl FnMut() -> f64 {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A Haar-random unitary (Mezzadri, Notices AMS 54, 592 (2007)): QR of a complex Gaussian
-/// matrix with the phases of `R`'s diagonal moved into `Q`; `next` draws uniform `[0, 1)`.
-pub fn haar_unitary(n: usize, mut next: impl FnMut() -> f64) -> CMatrix {
-    let mut gauss = || {
-        let (u1, u2) = (next().max(f64::MIN_POSITIVE), next());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
-    };
+/// matrix with the phases of `R`'s diagonal moved into `Q`, drawn from `rng`.
+pub fn haar_unitary(n: usize, rng: &mut Rng) -> CMatrix {
     // Columns of a Gaussian matrix, orthonormalised by modified Gram–Schmidt (twice, for
     // accuracy to rounding): Q of the QR, with R's diagonal real positive, which is exactly the
     // phase fix that makes Q Haar-distributed.
     let mut cols: Vec<Vec<C>> = (0..n)
-        .map(|_| (0..n).map(|_| C::new(gauss(), gauss())).collect())
+        .map(|_| (0..n).map(|_| C::new(rng.normal(), rng.normal())).collect())
         .collect();
     for j in 0..n {
         for _ in 0..2 {
@@ -419,13 +402,12 @@ pub fn haar_unitary(n: usize, mut next: impl FnMut() -> f64) -> CMatrix {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use super::uniform as rng;
+    use std::f64::consts::PI;
 
     #[test]
     fn haar_unitaries_reconstruct_to_1e_10_with_the_mzi_count_and_depth_of_each_mesh() {
         for n in [1, 2, 3, 4, 5, 8, 17, 32, 64, 256] {
-            let u = haar_unitary(n, rng(n as u64));
+            let u = haar_unitary(n, &mut Rng::new(n as u64));
             let unitarity = u.adjoint().matmul(&u).relative_error(&CMatrix::identity(n));
             assert!(unitarity < 1e-13, "{n}: {unitarity}");
             for method in [Method::Clements, Method::Reck] {
@@ -477,7 +459,7 @@ mod tests {
 
     #[test]
     fn non_unitary_and_non_square_inputs_are_refused_with_the_deviation() {
-        let mut u = haar_unitary(5, rng(9));
+        let mut u = haar_unitary(5, &mut Rng::new(9));
         u.data[7] += C::new(1e-4, 0.0);
         let e = decompose(&u, Method::Clements, 1e-9)
             .unwrap_err()

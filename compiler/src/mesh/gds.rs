@@ -876,11 +876,10 @@ pub fn check_mesh_gds(
 mod tests {
     use super::*;
     use crate::mesh::{CMatrix, Method, decompose, decompose_svd, haar_unitary};
-
-    use crate::mesh::decompose::uniform as rng;
+    use photonflow_optics::rng::Rng;
 
     fn layout(n: usize, method: Method) -> Layout {
-        let mesh = decompose(&haar_unitary(n, rng(n as u64)), method, 1e-9).unwrap();
+        let mesh = decompose(&haar_unitary(n, &mut Rng::new(n as u64)), method, 1e-9).unwrap();
         Layout::new(&mesh, method.name(), 0.0, 0.0, "test")
     }
 
@@ -1211,7 +1210,7 @@ mod tests {
 
     #[test]
     fn a_single_mode_is_a_straight_waveguide_with_its_phase_heater() {
-        let mesh = decompose(&haar_unitary(1, rng(1)), Method::Clements, 1e-9).unwrap();
+        let mesh = decompose(&haar_unitary(1, &mut Rng::new(1)), Method::Clements, 1e-9).unwrap();
         let layout = Layout::new(&mesh, "clements", 0.0, 0.0, "test");
         let (buf, stats) = write(&layout, &Tech::default());
         assert_eq!((stats.mzis, stats.columns, stats.width_um), (0, 0, 100.0));

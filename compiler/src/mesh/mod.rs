@@ -21,6 +21,6 @@ pub mod matrix;
 pub mod mzi;
 pub mod svd;
 
-pub use decompose::{Attenuator, Mesh, Method, Mzi, decompose, haar_unitary, uniform};
+pub use decompose::{Attenuator, Mesh, Method, Mzi, decompose, haar_unitary};
 pub use matrix::CMatrix;
 pub use svd::{SvdInfo, decompose_svd};

@@ -209,8 +209,8 @@ mod tests {
     use super::*;
 
     fn random(rows: usize, cols: usize, seed: u64) -> CMatrix {
-        let mut uniform = crate::mesh::decompose::uniform(seed);
-        let mut next = move || uniform() - 0.5;
+        let mut rng = photonflow_optics::rng::Rng::new(seed);
+        let mut next = move || rng.uniform() - 0.5;
         CMatrix {
             rows,
             cols,

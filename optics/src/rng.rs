@@ -1,5 +1,5 @@
-//! A small, portable random number generator for everything random in training: initial masks,
-//! shuffling, misalignment and noise.
+//! A small, portable random number generator for everything random in photonflow: training
+//! (initial masks, shuffling, misalignment, noise), chip imperfections, Haar samples, tests.
 //!
 //! SplitMix64 (Steele, Lea & Flood, OOPSLA 2014): 64 bits of state, passes BigCrush, and gives
 //! the same numbers on every platform and backend, so a run is reproduced exactly from its seed.
