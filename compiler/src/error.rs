@@ -1,6 +1,6 @@
 //! The compiler's error type: every message says what is wrong and how to fix it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong compiling a system into fabrication files.
 #[derive(Debug, thiserror::Error)]
@@ -34,3 +34,19 @@ pub enum CompileError {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = CompileError> = std::result::Result<T, E>;
+
+impl CompileError {
+    /// `problem` (what is wrong and what to do) with the file `path`.
+    pub fn file(path: &Path, problem: impl Into<String>) -> Self {
+        Self::File {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The text of the file `path`; the error names it.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| CompileError::file(path, format!("cannot read it: {e}")))
+}

@@ -9,7 +9,7 @@ use photonflow_optics::system::Material;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{CompileError, Result};
+use crate::error::{CompileError, Result, read_text};
 
 /// The value of [`Manifest::format`].
 pub const FORMAT: &str = "photonflow-fabrication-manifest";
@@ -95,17 +95,14 @@ pub struct Manifest {
 
 /// sha256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| CompileError::File {
-        path: path.to_path_buf(),
-        problem: format!("cannot read it back: {e}"),
-    })?;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| CompileError::file(path, format!("cannot read it back: {e}")))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(|e| CompileError::File {
-            path: path.to_path_buf(),
-            problem: format!("cannot read it back: {e}"),
-        })?;
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| CompileError::file(path, format!("cannot read it back: {e}")))?;
         if n == 0 {
             break;
         }
@@ -122,12 +119,8 @@ impl Manifest {
     /// Reads `dir/manifest.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(FILE_NAME);
-        let at = |problem: String| CompileError::File {
-            path: path.clone(),
-            problem,
-        };
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| at(format!("cannot read it: {e}")))?;
+        let at = |problem: String| CompileError::file(&path, problem);
+        let text = read_text(&path)?;
         let m: Manifest = serde_json::from_str(&text).map_err(|e| at(e.to_string()))?;
         if m.format != FORMAT || m.version > VERSION {
             return Err(at(format!(

@@ -22,7 +22,7 @@ use photonflow_optics::system::{MATERIAL_PRESETS, Material, MaterialPreset};
 use photonflow_optics::units::{format_length, parse_length};
 use serde::Deserialize;
 
-use crate::error::{CompileError, Result};
+use crate::error::{CompileError, Result, read_text};
 
 /// Largest relative difference between a material's wavelength and the design's.
 const WAVELENGTH_TOLERANCE: f64 = 0.01;
@@ -89,11 +89,8 @@ impl MaterialSpec {
 
     /// The entry `name` of the TOML table in `path` (the only entry when `name` is `None`).
     pub fn from_file(path: &Path, name: Option<&str>) -> Result<Self> {
-        let at = |problem: String| CompileError::File {
-            path: path.to_path_buf(),
-            problem,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read it: {e}")))?;
+        let at = |problem: String| CompileError::file(path, problem);
+        let text = read_text(path)?;
         let table: Table = toml::from_str(&text).map_err(|e| at(e.to_string()))?;
         let names: Vec<&str> = table.material.iter().map(|e| e.name.as_str()).collect();
         let entry = match name {

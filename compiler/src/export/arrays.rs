@@ -22,10 +22,7 @@ pub(super) const HEIGHT_UNIT: &str = "m, above the base plate";
 pub(super) const LEVEL_MEANING: &str = "level k has height k·full_wave_m/L";
 
 fn npy(path: &Path, shape: [usize; 2], data: NpyDataRef) -> Result<()> {
-    write_npy(path, &shape, data).map_err(|e| CompileError::File {
-        path: path.to_path_buf(),
-        problem: e.to_string(),
-    })
+    write_npy(path, &shape, data).map_err(|e| CompileError::file(path, e.to_string()))
 }
 
 fn write_levels(staging: &mut Staging, shape: [usize; 2], k: usize, r: &Relief) -> Result<()> {
@@ -110,8 +107,5 @@ fn write_png16(path: &Path, nx: usize, ny: usize, heights: &[f64], full_scale: f
             .and_then(|mut writer| writer.write_image_data(&bytes))
             .map_err(std::io::Error::other)
     })
-    .map_err(|e| CompileError::File {
-        path: path.to_path_buf(),
-        problem: format!("cannot write it: {e}"),
-    })
+    .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))
 }

@@ -101,10 +101,7 @@ pub fn write_hdf5_target(
         if result.is_err() {
             std::fs::remove_file(&tmp).ok();
         }
-        result.map_err(|problem| CompileError::File {
-            path: path.to_path_buf(),
-            problem,
-        })
+        result.map_err(|problem| CompileError::file(path, problem))
     })?;
     let (major, minor, release) = ::hdf5::library_version();
     Ok(json!({

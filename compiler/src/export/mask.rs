@@ -78,7 +78,7 @@ pub fn write_gds_target(
             stats = Some(write_gds(w, &maps, &options).map_err(std::io::Error::other)?);
             w.flush()
         })
-        .map_err(|e| file_error(path, format!("cannot write it: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))?;
         read_back(path, &maps, settings)
     })?;
     let stats = stats.expect("written above");
@@ -103,17 +103,19 @@ pub fn write_gds_target(
 }
 
 fn read_back(path: &Path, maps: &[LevelMap], settings: &GdsSettings) -> Result<()> {
-    let bytes =
-        std::fs::read(path).map_err(|e| file_error(path, format!("cannot read it back: {e}")))?;
-    let layout =
-        read_gds(&bytes).map_err(|e| file_error(path, format!("does not read back: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CompileError::file(path, format!("cannot read it back: {e}")))?;
+    let layout = read_gds(&bytes)
+        .map_err(|e| CompileError::file(path, format!("does not read back: {e}")))?;
     for map in maps {
         let mut cell = layout
             .cells
             .iter()
             .find(|c| c.name == map.name)
             .cloned()
-            .ok_or_else(|| file_error(path, format!("lacks the cell of layer '{}'", map.name)))?;
+            .ok_or_else(|| {
+                CompileError::file(path, format!("lacks the cell of layer '{}'", map.name))
+            })?;
         if let Some(marks) = settings.alignment_marks {
             cell.polygons.retain(|p| p.layer != marks);
         }
@@ -126,14 +128,14 @@ fn read_back(path: &Path, maps: &[LevelMap], settings: &GdsSettings) -> Result<(
             map.dy,
             settings.mode,
         )
-        .map_err(|e| file_error(path, format!("does not rasterise back: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("does not rasterise back: {e}")))?;
         if back != map.levels {
             let i = back
                 .iter()
                 .zip(map.levels)
                 .position(|(a, b)| a != b)
                 .unwrap_or(0);
-            return Err(file_error(
+            return Err(CompileError::file(
                 path,
                 format!(
                     "cell '{}' differs from the design at pixel (row {}, col {})",
@@ -145,11 +147,4 @@ fn read_back(path: &Path, maps: &[LevelMap], settings: &GdsSettings) -> Result<(
         }
     }
     Ok(())
-}
-
-fn file_error(path: &Path, problem: String) -> CompileError {
-    CompileError::File {
-        path: path.to_path_buf(),
-        problem,
-    }
 }

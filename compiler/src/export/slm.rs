@@ -467,13 +467,6 @@ fn resample(
     (out, inside)
 }
 
-fn file_error(path: &Path, problem: String) -> CompileError {
-    CompileError::File {
-        path: path.to_path_buf(),
-        problem,
-    }
-}
-
 /// Writes the bitmap `gray` (`[height, width]`, row 0 at the most negative y) flipped so that
 /// image row 0 is the most positive y.
 fn write_bitmap(path: &Path, panel: &SlmPanel, gray: &[u16], settings: &SlmSettings) -> Result<()> {
@@ -502,27 +495,27 @@ fn write_bitmap(path: &Path, panel: &SlmPanel, gray: &[u16], settings: &SlmSetti
         }
         out.flush()
     })
-    .map_err(|e| file_error(path, format!("cannot write it: {e}")))
+    .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))
 }
 
 /// Reads a bitmap back: `(width, height, gray)` with row 0 at the top of the image.
 pub fn read_bitmap(path: &Path) -> Result<(usize, usize, Vec<u16>)> {
-    let bytes =
-        std::fs::read(path).map_err(|e| file_error(path, format!("cannot read it: {e}")))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CompileError::file(path, format!("cannot read it: {e}")))?;
     if bytes.starts_with(b"BM") {
-        let (w, h, g) = bmp::read_gray8(&bytes).map_err(|e| file_error(path, e))?;
+        let (w, h, g) = bmp::read_gray8(&bytes).map_err(|e| CompileError::file(path, e))?;
         return Ok((w, h, g.into_iter().map(u16::from).collect()));
     }
     let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
     let mut reader = decoder
         .read_info()
-        .map_err(|e| file_error(path, format!("is not a readable PNG: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("is not a readable PNG: {e}")))?;
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader
         .next_frame(&mut buf)
-        .map_err(|e| file_error(path, format!("is not a readable PNG: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("is not a readable PNG: {e}")))?;
     if info.color_type != png::ColorType::Grayscale {
-        return Err(file_error(
+        return Err(CompileError::file(
             path,
             format!("is {:?}, not a gray image", info.color_type),
         ));
@@ -534,7 +527,12 @@ pub fn read_bitmap(path: &Path) -> Result<(usize, usize, Vec<u16>)> {
             .chunks_exact(2)
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
             .collect(),
-        d => return Err(file_error(path, format!("has {d:?} bits per pixel"))),
+        d => {
+            return Err(CompileError::file(
+                path,
+                format!("has {d:?} bits per pixel"),
+            ));
+        }
     };
     Ok((w, h, gray))
 }
@@ -626,7 +624,7 @@ fn read_back(
 ) -> Result<(f64, f64, usize)> {
     let (w, h, back) = read_bitmap(path)?;
     if (w, h) != (panel.width, panel.height) {
-        return Err(file_error(
+        return Err(CompileError::file(
             path,
             format!(
                 "reads back as {w}×{h}, not {}×{}",
@@ -640,7 +638,7 @@ fn read_back(
         for (c, &g) in row.iter().enumerate() {
             let k = stored * w + c;
             if g != gray[k] {
-                return Err(file_error(
+                return Err(CompileError::file(
                     path,
                     format!(
                         "pixel (row {r}, col {c}) reads back as {g}, not {}",
@@ -652,12 +650,12 @@ fn read_back(
                 continue;
             }
             let (shown, _) = map.shows(g).ok_or_else(|| {
-                file_error(path, format!("gray level {g} is not one the SLM can show"))
+                CompileError::file(path, format!("gray level {g} is not one the SLM can show"))
             })?;
             let d = (shown - target[k]).rem_euclid(TAU);
             let e = d.min(TAU - d);
             if e > map.bound() + 1e-9 {
-                return Err(file_error(
+                return Err(CompileError::file(
                     path,
                     format!(
                         "pixel (row {r}, col {c}) shows {shown:.4} rad for a design phase of \

@@ -121,7 +121,7 @@ pub fn write_stl_target(
                 stats = Some(s);
                 w.flush()
             })
-            .map_err(|e| file_error(path, format!("cannot write it: {e}")))?;
+            .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))?;
             check = Some(read_back(path, designed, unit)?);
             Ok(())
         })?;
@@ -158,26 +158,19 @@ pub fn write_stl_target(
 /// coordinates). Returns its edge count and saddle-edge count.
 fn read_back(path: &Path, designed: f64, unit: StlUnit) -> Result<(usize, usize)> {
     let file = std::fs::File::open(path)
-        .map_err(|e| file_error(path, format!("cannot read it back: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("cannot read it back: {e}")))?;
     let mesh = read_stl(&mut BufReader::new(file))
-        .map_err(|e| file_error(path, format!("does not read back: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("does not read back: {e}")))?;
     let report = mesh
         .check_watertight()
-        .map_err(|e| file_error(path, format!("is not a closed solid: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("is not a closed solid: {e}")))?;
     let volume = mesh.volume();
     if (volume - designed).abs() > 1e-5 * designed {
         let u = unit.name();
-        return Err(file_error(
+        return Err(CompileError::file(
             path,
             format!("holds {volume} {u}³ but the design has {designed} {u}³"),
         ));
     }
     Ok((report.edges, report.nonmanifold_edges))
-}
-
-fn file_error(path: &Path, problem: String) -> CompileError {
-    CompileError::File {
-        path: path.to_path_buf(),
-        problem,
-    }
 }

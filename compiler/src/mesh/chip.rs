@@ -45,7 +45,7 @@ use super::decompose::Mesh;
 use super::matrix::CMatrix;
 use super::mzi::{cis, coupler, with_errors, wrap};
 use super::svd::SvdInfo;
-use crate::error::{CompileError, Result};
+use crate::error::{CompileError, Result, read_text};
 use photonflow_optics::rng::Rng;
 
 /// The largest mesh [`Chip::correct`] re-optimises: `O(N³)` per iteration, up to
@@ -98,11 +98,8 @@ pub struct Imperfections {
 impl Imperfections {
     /// Reads and checks a TOML file of imperfections; unknown keys are refused.
     pub fn load(path: &Path) -> Result<Self> {
-        let at = |problem: String| CompileError::File {
-            path: path.to_path_buf(),
-            problem,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read it: {e}")))?;
+        let at = |problem: String| CompileError::file(path, problem);
+        let text = read_text(path)?;
         let imperfections: Self = toml::from_str(&text).map_err(|e| at(e.to_string()))?;
         imperfections.validate().map_err(|e| at(e.to_string()))?;
         Ok(imperfections)

@@ -56,7 +56,7 @@ use photonflow_optics::units::{format_length, parse_length};
 use serde::Deserialize;
 
 use super::layout::Layout;
-use crate::error::{CompileError, Result};
+use crate::error::{CompileError, Result, read_text};
 use crate::export::gds::{
     GdsError, MAX_LAYER, boundary, decode, encode, gds_date, gds_units, input, units_m,
 };
@@ -222,12 +222,8 @@ impl Tech {
 
     /// Reads and checks a technology file.
     pub fn load(path: &Path) -> Result<Self> {
-        let bad = |problem: String| CompileError::File {
-            path: path.to_path_buf(),
-            problem,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let bad = |problem: String| CompileError::file(path, problem);
+        let text = read_text(path)?;
         Self::from_toml(&text).map_err(|e| bad(e.to_string()))
     }
 

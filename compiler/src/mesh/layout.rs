@@ -12,7 +12,7 @@ use super::chip::{CorrectionReport, Imperfections};
 use super::decompose::{Attenuator, Mesh, Mzi};
 use super::mzi::CONVENTION;
 use super::svd::SvdInfo;
-use crate::error::{CompileError, Result};
+use crate::error::{CompileError, Result, read_text};
 
 /// `format` of a layout file.
 pub const FORMAT: &str = "photonflow-mesh-layout";
@@ -99,12 +99,8 @@ impl Layout {
 
     /// Reads and checks a layout file: format, convention, modes of every MZI, phases finite.
     pub fn load(path: &Path) -> Result<Self> {
-        let bad = |problem: String| CompileError::File {
-            path: path.to_path_buf(),
-            problem,
-        };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let bad = |problem: String| CompileError::file(path, problem);
+        let text = read_text(path)?;
         let l: Layout = serde_json::from_str(&text).map_err(|e| bad(format!("{e}")))?;
         if l.format != FORMAT || l.version > VERSION {
             return Err(bad(format!(
@@ -156,12 +152,8 @@ impl Layout {
     /// Writes the layout as pretty JSON, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_string_pretty(self).expect("layouts serialise");
-        write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes())).map_err(|e| {
-            CompileError::File {
-                path: path.to_path_buf(),
-                problem: format!("cannot write it: {e}"),
-            }
-        })
+        write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))
+            .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))
     }
 
     /// The phase table as CSV: one row per MZI in light order, then one per output phase;
