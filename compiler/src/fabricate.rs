@@ -178,6 +178,9 @@ fn unwrapped_relief(
     levels: Option<u32>,
     full_wave_m: f64,
 ) -> Result<Relief> {
+    if let Some(l) = levels {
+        check_levels(l)?;
+    }
     let (turns, _) = phase_turns(layer, None)?;
     let phase: Vec<f64> = turns.iter().map(|t| t * TAU).collect();
     let mut u: Vec<f64> = crate::unwrap::unwrap_phase(&phase, system.nx, system.ny)
@@ -190,9 +193,6 @@ fn unwrapped_relief(
         if let Some(l) = levels {
             *t = (*t * f64::from(l)).round() / f64::from(l);
         }
-    }
-    if let Some(l) = levels {
-        check_levels(l)?;
     }
     Ok(Relief {
         name: layer.name.clone(),

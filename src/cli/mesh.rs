@@ -148,11 +148,23 @@ fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<CMatrix> {
     Ok(CMatrix { rows, cols, data })
 }
 
+/// What `--method` builds.
+#[derive(Debug, Clone, Copy)]
+enum Architecture {
+    /// One mesh of a unitary.
+    Unitary(Method),
+    /// Two Clements meshes and attenuators.
+    Svd,
+    /// One Clements mesh of a unitary twice the size.
+    Embed,
+}
+
 fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
-    let (method, svd) = match args.method.as_str() {
-        "clements" => (Method::Clements, false),
-        "reck" => (Method::Reck, false),
-        "svd" | "embed" => (Method::Clements, true),
+    let architecture = match args.method.as_str() {
+        "clements" => Architecture::Unitary(Method::Clements),
+        "reck" => Architecture::Unitary(Method::Reck),
+        "svd" => Architecture::Svd,
+        "embed" => Architecture::Embed,
         other => bail!("--method {other}: use clements, reck, svd or embed"),
     };
     if !(args.tolerance > 0.0 && args.tolerance.is_finite()) {
@@ -180,20 +192,22 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give --matrix M.npy or --system RUN"),
     };
     let started = Instant::now();
-    let (mesh, info) = if args.method == "embed" {
-        let (w, info) = svd::embed(&u).with_context(|| format!("--matrix {}", source.display()))?;
-        (decompose(&w, method, 1e-8)?, Some(info))
-    } else if svd {
-        let (mesh, info) =
-            decompose_svd(&u, method).with_context(|| format!("--matrix {}", source.display()))?;
-        (mesh, Some(info))
-    } else {
-        let mesh = decompose(&u, method, args.tolerance)
-            .with_context(|| format!("--matrix {}", source.display()))?;
-        (mesh, None)
+    let context = || format!("--matrix {}", source.display());
+    let (mut mesh, info) = match architecture {
+        Architecture::Unitary(method) => (
+            decompose(&u, method, args.tolerance).with_context(context)?,
+            None,
+        ),
+        Architecture::Svd => {
+            let (mesh, info) = decompose_svd(&u, Method::Clements).with_context(context)?;
+            (mesh, Some(info))
+        }
+        Architecture::Embed => {
+            let (w, info) = svd::embed(&u).with_context(context)?;
+            (decompose(&w, Method::Clements, 1e-8)?, Some(info))
+        }
     };
     let seconds = started.elapsed().as_secs_f64();
-    let mut mesh = mesh;
     // For a chip: its matrix with these phases, or with phases corrected for its splitters.
     let (error, imperfections, correction) = match &args.imperfections {
         Some(path) => {
@@ -207,7 +221,10 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let error = compare(&u, &chip.matrix(&mesh), info.as_ref())?.error;
+            let error = match correction {
+                Some(c) => c.error_after,
+                None => compare(&u, &chip.matrix(&mesh), info.as_ref())?.error,
+            };
             (error, Some(imperfections), correction)
         }
         None => {
@@ -282,12 +299,8 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
 fn compare_with_system(system: &OpticalSystem, layout: &Layout) -> anyhow::Result<f64> {
     let m = implemented(&layout.mesh().matrix(), layout.svd.as_ref());
     let (k, batch) = (m.cols, 4);
-    let mut rng = photonflow_optics::rng::Rng::new(1);
-    let mut next = move || rng.uniform() - 0.5;
-    let inputs: Vec<Complex64> = (0..batch * k)
-        .map(|_| Complex64::new(next(), next()))
-        .collect();
-    let optical = bridge::forward(system, inputs.clone(), batch)?;
+    let inputs = CMatrix::random(batch, k, &mut photonflow_optics::rng::Rng::new(1)).data;
+    let optical = bridge::forward(system, inputs.clone())?;
     let mut worst = 0.0f64;
     for (x, y) in inputs.chunks_exact(k).zip(optical.chunks_exact(k)) {
         let (mut diff, mut norm) = (0.0, 0.0);

@@ -234,12 +234,14 @@ fn fill(
         Target::Slm => slm::write_slm_target(system, &source.slm, &mut staging)?,
     };
     let fabrication = fabrication.filter(|_| target.needs_fabrication());
-    let levels = match fabrication {
-        Some(f) => f.layers.first().and_then(|l| l.level_count),
-        None => source
-            .slm
-            .levels
-            .or(system.layers.first().and_then(|l| l.levels)),
+    // Every layer's levels: the process's, or (slm) the ones it is shown with.
+    let layer_levels: Vec<Option<u32>> = match fabrication {
+        Some(f) => f.layers.iter().map(|r| r.level_count).collect(),
+        None => system
+            .layers
+            .iter()
+            .map(|l| source.slm.levels_of(l))
+            .collect(),
     };
     let manifest = Manifest {
         format: manifest::FORMAT.into(),
@@ -253,7 +255,7 @@ fn fill(
         nx: system.nx,
         ny: system.ny,
         medium_index: system.medium_index,
-        levels,
+        levels: layer_levels.first().copied().flatten(),
         material: fabrication.map(|f| f.process.material.clone()),
         base_m: fabrication.map(|f| f.process.base_m),
         unwrapped: fabrication.is_some_and(|f| f.process.unwrap),
@@ -266,10 +268,7 @@ fn fill(
                 index,
                 name: l.name.clone(),
                 distance_m: l.distance_m,
-                levels: match fabrication {
-                    Some(f) => f.layers[index].level_count,
-                    None => source.slm.levels.or(l.levels),
-                },
+                levels: layer_levels[index],
             })
             .collect(),
         files: staging.files,

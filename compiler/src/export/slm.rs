@@ -179,6 +179,14 @@ pub struct SlmSettings {
     pub levels: Option<u32>,
 }
 
+impl SlmSettings {
+    /// The levels `layer` is quantised to before it becomes gray levels: `levels`, else the
+    /// levels it was trained with.
+    pub fn levels_of(&self, layer: &photonflow_optics::system::Layer) -> Option<u32> {
+        self.levels.or(layer.levels)
+    }
+}
+
 impl Default for SlmSettings {
     fn default() -> Self {
         Self {
@@ -425,7 +433,11 @@ fn resample(
     let coord = |i: usize, n_panel: usize, n_design: usize| {
         (i as f64 + 0.5 - n_panel as f64 / 2.0) * panel.pitch_m / pitch + n_design as f64 / 2.0
     };
-    let (cos, sin): (Vec<f64>, Vec<f64>) = phase.iter().map(|p| (p.cos(), p.sin())).unzip();
+    // exp(iφ) of every design pixel, for bilinear interpolation only.
+    let (cos, sin): (Vec<f64>, Vec<f64>) = match method {
+        Resample::Nearest => (Vec::new(), Vec::new()),
+        Resample::Bilinear => phase.iter().map(|p| (p.cos(), p.sin())).unzip(),
+    };
     for r in 0..h {
         let v = coord(r, h, ny);
         if !(0.0..ny as f64).contains(&v) {
@@ -553,7 +565,7 @@ pub fn write_slm_target(
     let fill = map.gray(0.0);
     let mut layers = Vec::new();
     for (k, layer) in system.layers.iter().enumerate() {
-        let (turns, _) = phase_turns(layer, settings.levels.or(layer.levels))?;
+        let (turns, _) = phase_turns(layer, settings.levels_of(layer))?;
         let phase: Vec<f64> = turns.iter().map(|t| t * TAU).collect();
         let (target, inside) = resample(
             &phase,
@@ -680,7 +692,7 @@ pub fn displayed(system: &OpticalSystem, settings: &SlmSettings) -> Result<Optic
     let map = GrayMap::new(settings)?;
     let mut shown = system.clone();
     for layer in &mut shown.layers {
-        let (turns, _) = phase_turns(layer, settings.levels.or(layer.levels))?;
+        let (turns, _) = phase_turns(layer, settings.levels_of(layer))?;
         let states: Vec<(f64, f64)> = turns
             .iter()
             .map(|t| {

@@ -17,10 +17,10 @@ use crate::error::{CompileError, Result};
 /// The largest system the bridge compiles: `K = nx·ny` modes (a 32 × 32 grid).
 pub const MAX_MODES: usize = 1024;
 
-/// Runs `system` on `batch` input fields (`data`: `batch × nx·ny`, row-major), f64: every gap
-/// propagated with the system's method and padding, every layer's transmission applied.
-/// Returns the detector-plane fields.
-pub fn forward(system: &OpticalSystem, data: Vec<C>, batch: usize) -> Result<Vec<C>> {
+/// Runs `system` on a batch of input fields (`data`: whole `nx·ny` fields, row-major, one after
+/// the other), f64: every gap propagated with the system's method and padding, every layer's
+/// transmission applied. Returns the detector-plane fields.
+pub fn forward(system: &OpticalSystem, data: Vec<C>) -> Result<Vec<C>> {
     let (method, _) = system.propagation.parse()?;
     if method.changes_sampling() {
         return Err(CompileError::Design(format!(
@@ -38,7 +38,6 @@ pub fn forward(system: &OpticalSystem, data: Vec<C>, batch: usize) -> Result<Vec
         .map(|p| planner.plan(&grid, wave, p))
         .collect::<photonflow_optics::Result<Vec<_>>>()?;
     let mut field = Field::from_vec(data, grid, system.wavelength_m)?;
-    debug_assert_eq!(field.batch(), batch);
     let k = system.nx * system.ny;
     plans[0].propagate(&mut field)?;
     for (layer, plan) in system.layers.iter().zip(&plans[1..]) {
@@ -73,7 +72,7 @@ pub fn system_matrix(system: &OpticalSystem) -> Result<CMatrix> {
         impulses[j * k + j] = C::new(1.0, 0.0);
     }
     // Sample j holds column j of the matrix.
-    let columns = forward(system, impulses, k)?;
+    let columns = forward(system, impulses)?;
     let mut m = CMatrix::zeros(k, k);
     for (j, column) in columns.chunks_exact(k).enumerate() {
         for (i, &v) in column.iter().enumerate() {
@@ -113,7 +112,7 @@ mod tests {
         let inputs: Vec<C> = (0..3 * k)
             .map(|i| C::new((i as f64 * 0.37).sin(), (i as f64 * 0.91).cos()))
             .collect();
-        let out = forward(&s, inputs.clone(), 3).unwrap();
+        let out = forward(&s, inputs.clone()).unwrap();
         for b in 0..3 {
             let x = &inputs[b * k..(b + 1) * k];
             for i in 0..k {

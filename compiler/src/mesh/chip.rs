@@ -705,13 +705,7 @@ mod tests {
     fn the_ideal_chip_is_the_mesh() {
         let u = haar(6, 1);
         let mut rng = Rng::new(2);
-        let w = CMatrix {
-            rows: 3,
-            cols: 5,
-            data: (0..15)
-                .map(|_| C::new(rng.uniform() - 0.5, rng.uniform() - 0.5))
-                .collect(),
-        };
+        let w = CMatrix::random(3, 5, &mut rng);
         let meshes = [
             clements(&u),
             decompose(&u, Method::Reck, 1e-9).unwrap(),
@@ -872,13 +866,7 @@ mod tests {
     #[test]
     fn the_gradient_is_the_derivative() {
         let mut rng = Rng::new(9);
-        let w = CMatrix {
-            rows: 4,
-            cols: 3,
-            data: (0..12)
-                .map(|_| C::new(rng.uniform() - 0.5, rng.uniform() - 0.5))
-                .collect(),
-        };
+        let w = CMatrix::random(4, 3, &mut rng);
         let (mesh, _) = decompose_svd(&w, Method::Clements).unwrap();
         let chip = Chip::new(
             &mesh,
@@ -953,13 +941,7 @@ mod tests {
     #[test]
     fn the_correction_of_an_svd_mesh_and_its_limits() {
         let mut rng = Rng::new(14);
-        let w = CMatrix {
-            rows: 5,
-            cols: 4,
-            data: (0..20)
-                .map(|_| C::new(rng.uniform() - 0.5, rng.uniform() - 0.5))
-                .collect(),
-        };
+        let w = CMatrix::random(5, 4, &mut rng);
         let (mut mesh, info) = decompose_svd(&w, Method::Clements).unwrap();
         let chip = Chip::new(
             &mesh,

@@ -2,6 +2,7 @@
 //! adjacent rows (contiguous); operations on columns are applied row by row.
 
 use num_complex::Complex64 as C;
+use photonflow_optics::rng::Rng;
 
 /// A dense `rows × cols` complex matrix, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,18 @@ impl CMatrix {
             cols,
             data: vec![C::new(0.0, 0.0); rows * cols],
         }
+    }
+
+    /// A matrix of independent entries with real and imaginary parts uniform in `[−½, ½)`,
+    /// drawn row by row (real part first) from `rng`.
+    pub fn random(rows: usize, cols: usize, rng: &mut Rng) -> Self {
+        let data = (0..rows * cols)
+            .map(|_| {
+                let re = rng.uniform() - 0.5;
+                C::new(re, rng.uniform() - 0.5)
+            })
+            .collect();
+        Self { rows, cols, data }
     }
 
     /// The identity.

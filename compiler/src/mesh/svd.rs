@@ -209,13 +209,7 @@ mod tests {
     use super::*;
 
     fn random(rows: usize, cols: usize, seed: u64) -> CMatrix {
-        let mut rng = photonflow_optics::rng::Rng::new(seed);
-        let mut next = move || rng.uniform() - 0.5;
-        CMatrix {
-            rows,
-            cols,
-            data: (0..rows * cols).map(|_| C::new(next(), next())).collect(),
-        }
+        CMatrix::random(rows, cols, &mut photonflow_optics::rng::Rng::new(seed))
     }
 
     #[test]
