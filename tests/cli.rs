@@ -730,16 +730,24 @@ for cell in lib.cells:
     print(cell.name, len(cell.polygons), "polygons")
 "#;
 
-/// numpy-stl reads the solid: closed, and of the designed volume (mm³).
+/// numpy-stl reads the solid: closed, of the designed volume (mm³), and (welding equal
+/// coordinates in numpy) an oriented 2-manifold: every edge in two triangles, once each way.
 const STL_CHECK: &str = r#"
 import sys
+import numpy as np
 from stl import mesh
 m = mesh.Mesh.from_file(sys.argv[1])
 volume, _, _ = m.get_mass_properties()
 want = float(sys.argv[2])
-assert m.is_closed(), "not closed"
+assert m.is_closed(exact=True), "not closed"
 assert abs(volume - want) < 1e-4 * want, (volume, want)
-print(len(m.vectors), "triangles", volume, "mm3")
+_, t = np.unique(m.vectors.reshape(-1, 3), axis=0, return_inverse=True)
+t = t.reshape(-1, 3)
+directed = np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]])
+_, uses = np.unique(np.sort(directed, axis=1), axis=0, return_counts=True)
+_, once = np.unique(directed, axis=0, return_counts=True)
+assert uses.min() == uses.max() == 2 and once.max() == 1, (np.bincount(uses), once.max())
+print(len(m.vectors), "triangles", volume, "mm3,", len(uses), "edges, each in two triangles")
 "#;
 
 fn read_png_gray(path: &Path) -> (usize, usize, Vec<u16>) {

@@ -9,7 +9,7 @@ use photonflow_optics::io::write_atomic;
 use serde_json::json;
 
 use super::Staging;
-use super::stl::{Relief as Solid, read_stl, relief_mesh, write_stl};
+use super::stl::{EdgeReport, Relief as Solid, read_stl, relief_mesh, write_stl};
 use crate::error::{CompileError, Result};
 use crate::fabricate::Fabrication;
 
@@ -106,11 +106,13 @@ pub fn write_stl_target(
             heights: &relief.heights_m,
             base,
         };
-        let mesh = relief_mesh(&solid).map_err(|e| CompileError::Design(e.to_string()))?;
-        let designed = (relief.heights_m.iter().sum::<f64>()
+        let (mesh, bridges) =
+            relief_mesh(&solid).map_err(|e| CompileError::Design(e.to_string()))?;
+        let designed = ((relief.heights_m.iter().sum::<f64>()
             + base * relief.heights_m.len() as f64)
             * pitch
             * pitch
+            + bridges.volume)
             / unit_m.powi(3);
         let name = format!("{}.stl", relief.name);
         let mut stats = None;
@@ -125,8 +127,7 @@ pub fn write_stl_target(
             check = Some(read_back(path, designed, unit)?);
             Ok(())
         })?;
-        let (stats, (edges, nonmanifold)) =
-            (stats.expect("written above"), check.expect("checked above"));
+        let (stats, report) = (stats.expect("written above"), check.expect("checked above"));
         layers.push(json!({
             "layer": k,
             "file": name,
@@ -135,8 +136,11 @@ pub fn write_stl_target(
             "bbox_min": stats.bbox_min,
             "bbox_max": stats.bbox_max,
             "volume": designed,
-            "edges": edges,
-            "saddle_edges": nonmanifold,
+            "edges": report.edges,
+            "vertices": report.vertices,
+            "saddle_bridges": bridges.count,
+            "bridge_leg_m": bridges.leg,
+            "bridge_volume": bridges.volume / unit_m.powi(3),
         }));
     }
     Ok(json!({
@@ -145,25 +149,28 @@ pub fn write_stl_target(
         "frame": "x, y centred on the optical axis (x from −nx·pitch/2), row 0 at the most \
                   negative y; z = 0 at the bottom of the base plate, pixel tops at base + h; \
                   light travels along +z",
-        "checked": "every file read back: closed (every edge used as often in each direction), \
-                    no zero-area triangle, volume equal to the design's",
-        "saddle_edges": "edges where two pixel columns touch only along a vertical line (both \
-                         pixels of one diagonal higher than both of the other); they are shared \
-                         by four triangles",
+        "checked": "every file read back: a closed, oriented 2-manifold (every edge in exactly \
+                    two triangles, once each way; one fan of triangles around every vertex), no \
+                    zero-area triangle, volume equal to the design's (with its bridges)",
+        "saddle_bridges": "where two pixel columns would touch only along a vertical line (both \
+                           pixels of one diagonal higher than both of the other), a right \
+                           triangle of material with legs bridge_leg_m in the corner of the \
+                           higher low pixel joins them, from that pixel's top up to the lower \
+                           high top; bridge_volume is what they add, in unit³",
         "layers": layers,
     }))
 }
 
 /// Reads an STL back: closed, and of the designed volume (in `unit`³; relative 1e-5, f32
-/// coordinates). Returns its edge count and saddle-edge count.
-fn read_back(path: &Path, designed: f64, unit: StlUnit) -> Result<(usize, usize)> {
+/// coordinates). Returns its edge and vertex counts.
+fn read_back(path: &Path, designed: f64, unit: StlUnit) -> Result<EdgeReport> {
     let file = std::fs::File::open(path)
         .map_err(|e| CompileError::file(path, format!("cannot read it back: {e}")))?;
     let mesh = read_stl(&mut BufReader::new(file))
         .map_err(|e| CompileError::file(path, format!("does not read back: {e}")))?;
     let report = mesh
         .check_watertight()
-        .map_err(|e| CompileError::file(path, format!("is not a closed solid: {e}")))?;
+        .map_err(|e| CompileError::file(path, format!("is not a closed 2-manifold solid: {e}")))?;
     let volume = mesh.volume();
     if (volume - designed).abs() > 1e-5 * designed {
         let u = unit.name();
@@ -172,5 +179,5 @@ fn read_back(path: &Path, designed: f64, unit: StlUnit) -> Result<(usize, usize)
             format!("holds {volume} {u}³ but the design has {designed} {u}³"),
         ));
     }
-    Ok((report.edges, report.nonmanifold_edges))
+    Ok(report)
 }

@@ -1,4 +1,4 @@
-//! Height map → watertight binary STL solid, plus STL reading and mesh checks.
+//! Height map → watertight, 2-manifold binary STL solid, plus STL reading and mesh checks.
 //!
 //! Conventions (lengths in metres unless a function says "file units"):
 //! * A [`Relief`] is one layer of a diffractive element: `nx × ny` pixels of pitch `dx × dy`,
@@ -16,10 +16,13 @@
 //!   (T-junction) is inserted into it, and the rectangle (with n boundary vertices) is cut into
 //!   n − 2 non-degenerate triangles without new vertices, so edges always pair up.
 //! * Saddle nodes: where both pixels of one diagonal are higher than both of the other (e.g. a
-//!   checkerboard), the solid itself touches along a vertical segment, which four walls share.
-//!   Such edges are used by four triangles (two in each direction). [`Mesh::check_watertight`]
-//!   accepts them and counts them in [`EdgeReport::nonmanifold_edges`]; no pixel relief with
-//!   saddles can be a strict 2-manifold without changing its geometry.
+//!   checkerboard), the union of pixel columns touches itself along a vertical segment, which
+//!   would be shared by four walls. The mesh makes it a 2-manifold with a *bridge*: a right
+//!   triangle with legs ε ([`Relief::bridge_leg`], 10⁻³ pitch or 10⁻⁵ of the layer's extent) in
+//!   the corner of the higher of the two low pixels, filled from that pixel's top up to the lower
+//!   of the two high tops. It joins the two high columns, adds ε²/2 per unit height spanned
+//!   ([`Bridges::volume`]) and lies far below any fabrication resolution; the bridge's corner
+//!   points (off the pixel grid) are inserted into every facet side through them.
 //! * STL files are binary, little-endian f32, coordinates in file units = metres / `unit`
 //!   (`unit = 1e-3`: millimetres, what 3D-printer software expects).
 
@@ -75,6 +78,27 @@ pub enum StlError {
         forward: usize,
         backward: usize,
     },
+    #[error(
+        "edge {a}–{b} ({pa:?} – {pb:?}) is shared by {uses} triangles: a 2-manifold shares each \
+         edge between exactly two (two solids touch along it)"
+    )]
+    NonManifoldEdge {
+        a: u32,
+        b: u32,
+        pa: [f64; 3],
+        pb: [f64; 3],
+        uses: usize,
+    },
+    #[error(
+        "vertex {vertex} ({p:?}) is where separate surface sheets touch: its {triangles} \
+         triangles form more than one fan (the first has {fan})"
+    )]
+    PinchedVertex {
+        vertex: u32,
+        p: [f64; 3],
+        triangles: usize,
+        fan: usize,
+    },
     #[error("STL I/O failed: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -111,12 +135,12 @@ pub struct StlStats {
     pub bbox_max: [f64; 3],
 }
 
-/// Result of a successful [`Mesh::check_watertight`]: number of distinct (undirected) edges, and
-/// how many of them are shared by more than two triangles (saddle edges, see the module doc).
+/// Result of a successful [`Mesh::check_watertight`]: numbers of (undirected) edges and of
+/// vertices, each edge shared by exactly two triangles and each vertex the apex of one fan.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EdgeReport {
     pub edges: usize,
-    pub nonmanifold_edges: usize,
+    pub vertices: usize,
 }
 
 impl Relief<'_> {
@@ -146,12 +170,22 @@ impl Relief<'_> {
                 return Err(StlError::ZeroThickness { row, col });
             }
         }
-        // At most 4 distinct top levels meet at a grid node, so at most 4 vertices per node.
-        let nodes = (nx + 1).saturating_mul(ny + 1).saturating_mul(4);
+        // At most 4 distinct top levels meet at a grid node, so at most 4 vertices per node, and
+        // a saddle node adds two bridge points of 3 vertices each.
+        let nodes = (nx + 1).saturating_mul(ny + 1).saturating_mul(10);
         if nodes > u32::MAX as usize {
             return Err(StlError::TooLarge(nodes));
         }
         Ok(())
+    }
+
+    /// Leg ε of the saddle bridges (metres): 10⁻³ of the smaller pitch, but at least 10⁻⁵ of the
+    /// layer's extent, so that it stays hundreds of f32 steps wide in any file unit, and at most
+    /// a quarter pitch.
+    pub fn bridge_leg(&self) -> f64 {
+        let pitch = self.dx.min(self.dy);
+        let extent = (self.nx as f64 * self.dx).max(self.ny as f64 * self.dy);
+        (1e-3 * pitch).max(1e-5 * extent).min(0.25 * pitch)
     }
 }
 
@@ -161,8 +195,20 @@ const RUN_END: u8 = 2; // last column of its row run
 const RECT_FIRST: u8 = 4; // its run starts a rectangle (differs from the run below)
 const RECT_LAST: u8 = 8; // its run ends a rectangle (differs from the run above)
 
-/// Builds the merged, watertight, outward-oriented mesh of `relief` (vertices in metres).
-pub fn relief_mesh(relief: &Relief) -> Result<Mesh, StlError> {
+/// The saddle bridges of a relief's mesh (see the module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Bridges {
+    /// Number of saddle nodes, each joined by one bridge.
+    pub count: usize,
+    /// Leg ε of the right-triangle bridges, metres.
+    pub leg: f64,
+    /// Material the bridges add, m³: Σ ε²/2 · (height each spans).
+    pub volume: f64,
+}
+
+/// Builds the merged, watertight, 2-manifold, outward-oriented mesh of `relief` (vertices in
+/// metres), and says what its saddle bridges add.
+pub fn relief_mesh(relief: &Relief) -> Result<(Mesh, Bridges), StlError> {
     relief.validate()?;
     let (nx, ny, pw, w) = (relief.nx, relief.ny, relief.nx + 2, relief.nx + 1);
     // Tops z = base + h padded with one ring of 0 (outside); pixel (r, c) is at [(r+1)·pw + c+1],
@@ -174,11 +220,21 @@ pub fn relief_mesh(relief: &Relief) -> Result<Mesh, StlError> {
         }
     }
     let fl = rect_flags(nx, ny, &zp);
-    let (offsets, vertices) = node_vertices(relief, &zp, &fl);
+    let saddles = saddles(relief);
+    let leg = relief.bridge_leg();
+    let grid = w * (ny + 1);
+    let mut saddle_at = vec![u32::MAX; grid];
+    for (k, s) in saddles.iter().enumerate() {
+        saddle_at[s.node] = k as u32;
+    }
+    let (offsets, vertices) = node_vertices(relief, &zp, &fl, &saddles, &saddle_at);
     let mut b = Builder {
         w,
+        grid,
         offsets: &offsets,
         verts: &vertices,
+        saddles: &saddles,
+        saddle_at: &saddle_at,
         tris: Vec::new(),
         poly: Vec::new(),
         corners: Vec::new(),
@@ -217,12 +273,88 @@ pub fn relief_mesh(relief: &Relief) -> Result<Mesh, StlError> {
             b.wall(j * w + c0, 1, len, d.min(u), d.max(u), d > u);
         });
     }
+    for k in 0..saddles.len() {
+        b.bridge(k);
+    }
     b.rect(0, nx, ny, 0.0, true);
     let triangles = b.tris;
-    Ok(Mesh {
+    let volume = saddles
+        .iter()
+        .map(|s| leg * leg / 2.0 * (s.top() - s.lh))
+        .sum();
+    let bridges = Bridges {
+        count: saddles.len(),
+        leg,
+        volume,
+    };
+    let mesh = Mesh {
         vertices,
         triangles,
-    })
+    };
+    Ok((mesh, bridges))
+}
+
+/// A saddle node and its bridge (module doc). Around the node, "Lh" is the higher of the two low
+/// pixels (ties: the south one), "Ll" the other; the bridge fills the right triangle with legs ε
+/// along Lh's two edges at the node, from Lh's top up to [`Saddle::top`].
+#[derive(Clone, Copy, Debug)]
+struct Saddle {
+    /// Grid node index j·(nx+1) + i.
+    node: usize,
+    /// Grid steps from the node along Lh's edges: `u` along x (±1), `v` along y (±(nx+1)).
+    u: isize,
+    v: isize,
+    /// Tops (base + h) of Ll, Lh, the high pixel across Lh's `u` edge and the one across its `v`
+    /// edge.
+    ll: f64,
+    lh: f64,
+    hu: f64,
+    hv: f64,
+}
+
+impl Saddle {
+    /// The bridge's top: the lower of the two high pixels.
+    fn top(&self) -> f64 {
+        self.hu.min(self.hv)
+    }
+}
+
+/// The saddle nodes of a valid relief, in node order. Only interior nodes can be saddles: outside
+/// the layer the "top" is 0, lower than every pixel.
+fn saddles(relief: &Relief) -> Vec<Saddle> {
+    let (nx, ny) = (relief.nx, relief.ny);
+    let top = |r: usize, c: usize| relief.base + relief.heights[r * nx + c];
+    let mut out = Vec::new();
+    for j in 1..ny {
+        for i in 1..nx {
+            // Quadrant q: bit 0 = east, bit 1 = north ([SW, SE, NW, NE]).
+            let z = [top(j - 1, i - 1), top(j - 1, i), top(j, i - 1), top(j, i)];
+            let low = if z[0].min(z[3]) > z[1].max(z[2]) {
+                [1, 2]
+            } else if z[1].min(z[2]) > z[0].max(z[3]) {
+                [0, 3]
+            } else {
+                continue;
+            };
+            let q = if z[low[1]] > z[low[0]] {
+                low[1]
+            } else {
+                low[0]
+            };
+            let sx = if q & 1 == 1 { 1 } else { -1 };
+            let sy = if q & 2 == 2 { 1 } else { -1 };
+            out.push(Saddle {
+                node: j * (nx + 1) + i,
+                u: sx,
+                v: sy * (nx as isize + 1),
+                ll: z[q ^ 3],
+                lh: z[q],
+                hu: z[q ^ 2],
+                hv: z[q ^ 1],
+            });
+        }
+    }
+    out
 }
 
 /// Flags (see `RUN_START`…) of every padded pixel; padding pixels get 0.
@@ -258,18 +390,43 @@ fn rect_flags(nx: usize, ny: usize, zp: &[f64]) -> Vec<u8> {
     fl
 }
 
-/// The mesh vertices, grouped by grid node (i, j) (node index j·(nx+1) + i) and sorted by z
-/// within a node: `offsets[node]..offsets[node + 1]`. A vertex is made exactly where some facet
-/// has a corner: a top-rectangle corner, or the end of a wall run (at its lower and upper z).
-fn node_vertices(relief: &Relief, zp: &[f64], fl: &[u8]) -> (Vec<u32>, Vec<[f64; 3]>) {
+/// The mesh vertices, grouped by node and sorted by z within a node:
+/// `offsets[node]..offsets[node + 1]`. Nodes are the grid nodes (i, j) (index j·(nx+1) + i),
+/// then two per saddle k: its bridge points along `u` (grid + 2k) and along `v` (grid + 2k + 1).
+/// A vertex is made exactly where some facet has a corner: a top-rectangle corner, the end of a
+/// wall run (at its lower and upper z), a bridge corner.
+fn node_vertices(
+    relief: &Relief,
+    zp: &[f64],
+    fl: &[u8],
+    saddles: &[Saddle],
+    saddle_at: &[u32],
+) -> (Vec<u32>, Vec<[f64; 3]>) {
     let (nx, ny, pw) = (relief.nx, relief.ny, relief.nx + 2);
-    let mut offsets = Vec::with_capacity((nx + 1) * (ny + 1) + 1);
+    let at = |i: usize, j: usize| {
+        let x = (i as f64 - nx as f64 / 2.0) * relief.dx;
+        (x, (j as f64 - ny as f64 / 2.0) * relief.dy)
+    };
+    let mut offsets = Vec::with_capacity((nx + 1) * (ny + 1) + 2 * saddles.len() + 1);
     let mut verts = Vec::with_capacity((nx + 1) * (ny + 1) * 2);
+    let mut push = |(x, y): (f64, f64), cand: &mut [f64], verts: &mut Vec<[f64; 3]>| {
+        offsets.push(verts.len() as u32);
+        cand.sort_unstable_by(f64::total_cmp);
+        for (k, &zv) in cand.iter().enumerate() {
+            if k == 0 || zv != cand[k - 1] {
+                verts.push([x, y, zv]);
+            }
+        }
+    };
     for j in 0..=ny {
-        let y = (j as f64 - ny as f64 / 2.0) * relief.dy;
         for i in 0..=nx {
-            offsets.push(verts.len() as u32);
-            let x = (i as f64 - nx as f64 / 2.0) * relief.dx;
+            let saddle = saddle_at[j * (nx + 1) + i];
+            if saddle != u32::MAX {
+                // Ll's corner, and the high pixels' wall ends and corners (Lh's corner is cut).
+                let s = &saddles[saddle as usize];
+                push(at(i, j), &mut [s.ll, s.hu, s.hv], &mut verts);
+                continue;
+            }
             let px = [
                 j * pw + i,
                 j * pw + i + 1,
@@ -304,14 +461,15 @@ fn node_vertices(relief: &Relief, zp: &[f64], fl: &[u8]) -> (Vec<u32>, Vec<[f64;
                     n += 1;
                 }
             }
-            let cand = &mut cand[..n];
-            cand.sort_unstable_by(f64::total_cmp);
-            for (k, &zv) in cand.iter().enumerate() {
-                if k == 0 || zv != cand[k - 1] {
-                    verts.push([x, y, zv]);
-                }
-            }
+            push(at(i, j), &mut cand[..n], &mut verts);
         }
+    }
+    let leg = relief.bridge_leg();
+    for s in saddles {
+        let (x, y) = at(s.node % (nx + 1), s.node / (nx + 1));
+        let (ex, ey) = (leg * s.u as f64, leg * s.v.signum() as f64);
+        push((x + ex, y), &mut [s.lh, s.top(), s.hu], &mut verts);
+        push((x, y + ey), &mut [s.lh, s.top(), s.hv], &mut verts);
     }
     offsets.push(verts.len() as u32);
     (offsets, verts)
@@ -336,11 +494,15 @@ fn for_runs(
     }
 }
 
-/// Assembles rectangular facets: boundary polygon with all T-junction vertices, then triangles.
+/// Assembles the facets: boundary polygon with all T-junction vertices, then triangles.
 struct Builder<'a> {
     w: usize,
+    /// Number of grid nodes; bridge points are the nodes after them.
+    grid: usize,
     offsets: &'a [u32],
     verts: &'a [[f64; 3]],
+    saddles: &'a [Saddle],
+    saddle_at: &'a [u32],
     tris: Vec<[u32; 3]>,
     poly: Vec<u32>,
     corners: Vec<usize>,
@@ -351,21 +513,65 @@ impl Builder<'_> {
         (self.offsets[node]..self.offsets[node + 1]).find(|&v| self.verts[v as usize][2] == z)
     }
 
-    /// Corner (node, z), then every vertex at height z on the next `len − 1` nodes along `step`.
-    fn side(&mut self, node: usize, step: isize, len: usize, z: f64) {
-        self.corners.push(self.poly.len());
+    fn push(&mut self, node: usize, z: f64) {
         let v = self.find(node, z).expect("every facet corner is a vertex");
         self.poly.push(v);
+    }
+
+    /// Pushes the vertex at (node, z) if there is one (a T-junction on a facet's side).
+    fn push_if(&mut self, node: usize, z: f64) {
+        if let Some(v) = self.find(node, z) {
+            self.poly.push(v);
+        }
+    }
+
+    /// Starts a new corner of the polygon at (node, z).
+    fn corner(&mut self, node: usize, z: f64) {
+        self.corners.push(self.poly.len());
+        self.push(node, z);
+    }
+
+    /// The bridge point next to grid node `node` in direction `step`, and its saddle.
+    fn bridge_point(&self, node: usize, step: isize) -> Option<(usize, Saddle)> {
+        let k = *self.saddle_at.get(node)? as usize;
+        let s = *self.saddles.get(k)?;
+        let first = self.grid + 2 * k;
+        (step == s.u)
+            .then_some((first, s))
+            .or((step == s.v).then_some((first + 1, s)))
+    }
+
+    /// The vertices at height z on the grid nodes node + k·step, k = 1 … len − 1.
+    fn inside(&mut self, node: usize, step: isize, len: usize, z: f64) {
         for k in 1..len {
-            if let Some(v) = self.find(node.wrapping_add_signed(step * k as isize), z) {
-                self.poly.push(v);
+            self.push_if(node.wrapping_add_signed(step * k as isize), z);
+        }
+    }
+
+    /// A side of a horizontal facet at height z from grid node `node` along `step` for `len`
+    /// pixels: its corner, every vertex on it, and the bridge points near its ends. Where the
+    /// facet is a bridged saddle's Lh top, the bridge cuts the corner away and its point on this
+    /// side takes the corner's place.
+    fn side(&mut self, node: usize, step: isize, len: usize, z: f64) {
+        match self.bridge_point(node, step) {
+            Some((x, s)) if z == s.lh => self.corner(x, z),
+            near => {
+                self.corner(node, z);
+                if let Some((x, _)) = near {
+                    self.push_if(x, z);
+                }
             }
+        }
+        self.inside(node, step, len, z);
+        let end = node.wrapping_add_signed(step * len as isize);
+        if let Some((x, _)) = self.bridge_point(end, -step) {
+            self.push_if(x, z);
         }
     }
 
     /// Corner (node, from), then the vertices of the node strictly between `from` and `to`.
     fn riser(&mut self, node: usize, from: f64, to: f64) {
-        self.side(node, 0, 1, from);
+        self.corner(node, from);
         let range = self.offsets[node]..self.offsets[node + 1];
         let inside =
             |v: &u32| (self.verts[*v as usize][2] - from) * (self.verts[*v as usize][2] - to) < 0.0;
@@ -389,18 +595,57 @@ impl Builder<'_> {
 
     /// Vertical rectangle from node `a` along `step` (±1: along x, ±(nx+1): along y) for `len`
     /// pixels, z ∈ [lo, hi]; normal = step direction × ẑ (−ŷ for +x, +x̂ for +y), negated if `flip`.
+    /// An end at a bridged saddle, where this wall is between Lh and a high pixel, moves to the
+    /// bridge point; if the bridge is lower than `hi`, the strip between node and bridge point
+    /// above the bridge stays wall (a second rectangle).
     fn wall(&mut self, a: usize, step: isize, len: usize, lo: f64, hi: f64, flip: bool) {
         let e = a.wrapping_add_signed(step * len as isize);
-        self.side(a, step, len, lo);
-        self.riser(e, lo, hi);
-        self.side(e, -step, len, hi);
-        self.riser(a, hi, lo);
+        let (near_a, near_e) = (self.bridge_point(a, step), self.bridge_point(e, -step));
+        let (ca, ce) = (near_a.map_or(a, |b| b.0), near_e.map_or(e, |b| b.0));
+        self.corner(ca, lo);
+        self.inside(a, step, len, lo);
+        self.riser(ce, lo, hi);
+        self.corner(ce, hi);
+        self.inside(e, -step, len, hi);
+        self.riser(ca, hi, lo);
+        self.finish(flip);
+        for (from, to, near) in [(a, ca, near_a), (ce, e, near_e)] {
+            if let Some((_, s)) = near
+                && s.top() < hi
+            {
+                self.quad([(from, s.top()), (to, s.top()), (to, hi), (from, hi)], flip);
+            }
+        }
+    }
+
+    /// Saddle k's bridge: its top triangle (normal +z) and its diagonal wall (normal along
+    /// u + v, away from the node).
+    fn bridge(&mut self, k: usize) {
+        let s = self.saddles[k];
+        let (a, c) = (self.grid + 2 * k, self.grid + 2 * k + 1);
+        let (p, q) = if (s.u > 0) == (s.v > 0) {
+            (a, c)
+        } else {
+            (c, a)
+        };
+        let top = s.top();
+        let v = |n| self.find(n, top).expect("bridge corners are vertices");
+        self.tris.push([v(s.node), v(p), v(q)]);
+        self.quad([(p, s.lh), (q, s.lh), (q, top), (p, top)], false);
+    }
+
+    /// The quadrilateral with these (node, z) corners, counter-clockwise seen from outside
+    /// (clockwise if `flip`); the nodes have no other vertex on its sides.
+    fn quad(&mut self, corners: [(usize, f64); 4], flip: bool) {
+        for (n, z) in corners {
+            self.corner(n, z);
+        }
         self.finish(flip);
     }
 
     /// Triangulates the convex polygon `poly` (counter-clockwise, 4 corners, other vertices on
     /// its sides) into n − 2 non-degenerate triangles: the diagonal corner0–corner2 splits it
-    /// into two triangles-with-points-on-two-legs, each zipped between its two legs.
+    /// into two chains, each zipped between its two legs.
     fn finish(&mut self, flip: bool) {
         let n = self.poly.len();
         let [_, k1, k2, k3] = self.corners[..] else {
@@ -414,9 +659,11 @@ impl Builder<'_> {
     }
 }
 
-/// `chain` runs counter-clockwise from one end of the diagonal along a straight leg to the corner
-/// `chain[apex]`, then along a second straight leg to the other end of the diagonal. Zipping the
-/// two legs never joins a point to a segment of its own leg, so no triangle is degenerate.
+/// `chain` runs counter-clockwise along a convex polygon from one end of a diagonal to the corner
+/// `chain[apex]` (the first leg), then on to the other end of the diagonal (the second leg). Each
+/// leg is straight, except that a bridge point may bend it next to a corner; no point of one leg
+/// lies on the line of a segment of the other. Zipping the two legs then never makes a triangle
+/// of three collinear points.
 fn zip(chain: &[u32], apex: usize, flip: bool, out: &mut Vec<[u32; 3]>) {
     let mut emit = |a, b, c| out.push(if flip { [a, c, b] } else { [a, b, c] });
     let last = chain.len() - 1;
@@ -452,10 +699,10 @@ fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 }
 
 impl Mesh {
-    /// Closed and consistently oriented: every edge a→b is matched by as many b→a (so each edge of
-    /// a 2-manifold is shared by exactly two opposite triangles; saddle edges by 2k, see the
-    /// module doc), indices in range, no zero-area triangle (|e1 × e2| ≤ 1e-12·|e1|·|e2|).
-    /// Errors name the failing triangle or edge.
+    /// A closed, consistently oriented 2-manifold: indices in range, no zero-area triangle
+    /// (|e1 × e2| ≤ 1e-12·|e1|·|e2|), every edge a→b used exactly once and b→a exactly once, and
+    /// the triangles around every used vertex one single fan (no two cones touching at a point).
+    /// Errors name the failing triangle, edge or vertex.
     pub fn check_watertight(&self) -> Result<EdgeReport, StlError> {
         self.check_indices()?;
         let count = self.vertices.len();
@@ -470,51 +717,102 @@ impl Mesh {
                 });
             }
         }
-        // Group the directed edges by their smaller endpoint (CSR), key = other end << 1 | reversed.
-        let edges = || {
+        // Per vertex (CSR), the link edges of its triangles: for triangle (a, b, c), b→c at a,
+        // c→a at b and a→b at c.
+        let links = || {
             self.triangles
                 .iter()
-                .flat_map(|t| [(t[0], t[1]), (t[1], t[2]), (t[2], t[0])])
+                .flat_map(|&[a, b, c]| [(a, b, c), (b, c, a), (c, a, b)])
         };
         let mut start = vec![0usize; count + 1];
-        for (a, b) in edges() {
-            start[a.min(b) as usize + 1] += 1;
+        for (v, _, _) in links() {
+            start[v as usize + 1] += 1;
         }
         for k in 0..count {
             start[k + 1] += start[k];
         }
         let mut fill = start.clone();
-        let mut keys = vec![0u64; 3 * self.triangles.len()];
-        for (a, b) in edges() {
-            let lo = a.min(b) as usize;
-            keys[fill[lo]] = (u64::from(a.max(b)) << 1) | u64::from(a > b);
-            fill[lo] += 1;
+        let mut link = vec![(0u32, 0u32); 3 * self.triangles.len()];
+        for (v, p, q) in links() {
+            link[fill[v as usize]] = (p, q);
+            fill[v as usize] += 1;
         }
         let mut report = EdgeReport::default();
-        for a in 0..count {
-            let group = &mut keys[start[a]..start[a + 1]];
-            group.sort_unstable();
-            for uses in group.chunk_by(|x, y| x >> 1 == y >> 1) {
-                let backward = uses.iter().filter(|&&k| k & 1 == 1).count();
-                let forward = uses.len() - backward;
-                if forward != backward {
-                    let b = (uses[0] >> 1) as u32;
-                    let (pa, pb) = (self.vertices[a], self.vertices[b as usize]);
-                    let a = a as u32;
-                    return Err(StlError::OpenEdge {
-                        a,
-                        b,
-                        pa,
-                        pb,
-                        forward,
-                        backward,
-                    });
+        let mut targets = Vec::new();
+        for v in 0..count {
+            let fan = &mut link[start[v]..start[v + 1]];
+            if fan.is_empty() {
+                continue;
+            }
+            report.vertices += 1;
+            // Edge v→p is used once per link edge leaving p; v←q... once per link edge into q.
+            fan.sort_unstable();
+            targets.clear();
+            targets.extend(fan.iter().map(|l| l.1));
+            targets.sort_unstable();
+            let out_uses =
+                |p: u32| fan.partition_point(|l| l.0 < p)..fan.partition_point(|l| l.0 <= p);
+            let in_uses =
+                |q: u32| targets.partition_point(|&t| t < q)..targets.partition_point(|&t| t <= q);
+            for (k, &(p, _)) in fan.iter().enumerate() {
+                if k > 0 && fan[k - 1].0 == p {
+                    continue;
                 }
-                report.edges += 1;
-                report.nonmanifold_edges += usize::from(uses.len() > 2);
+                // v→p is in the triangles whose link at v leaves p; p→v in those entering p.
+                let (forward, backward) = (out_uses(p).len(), in_uses(p).len());
+                if forward != 1 || backward != 1 {
+                    return Err(self.edge_error(v as u32, p, forward, backward));
+                }
+                report.edges += usize::from(v < p as usize);
+            }
+            for &t in targets.iter() {
+                if out_uses(t).is_empty() {
+                    return Err(self.edge_error(v as u32, t, 0, in_uses(t).len()));
+                }
+            }
+            // Every link node has one successor: walk the cycle from the first.
+            let mut at = fan[0].0;
+            let mut steps = 0;
+            loop {
+                at = fan[out_uses(at).start].1;
+                steps += 1;
+                if at == fan[0].0 {
+                    break;
+                }
+            }
+            if steps != fan.len() {
+                return Err(StlError::PinchedVertex {
+                    vertex: v as u32,
+                    p: self.vertices[v],
+                    triangles: fan.len(),
+                    fan: steps,
+                });
             }
         }
         Ok(report)
+    }
+
+    /// The error for edge a–b used `forward` times as a→b and `backward` times as b→a.
+    fn edge_error(&self, a: u32, b: u32, forward: usize, backward: usize) -> StlError {
+        let (pa, pb) = (self.vertices[a as usize], self.vertices[b as usize]);
+        if forward == backward {
+            StlError::NonManifoldEdge {
+                a,
+                b,
+                pa,
+                pb,
+                uses: forward + backward,
+            }
+        } else {
+            StlError::OpenEdge {
+                a,
+                b,
+                pa,
+                pb,
+                forward,
+                backward,
+            }
+        }
     }
 
     fn check_indices(&self) -> Result<(), StlError> {
@@ -685,9 +983,14 @@ mod tests {
 
     /// Mesh checks, STL round trip in millimetres; returns the mesh.
     fn check(r: &Relief) -> Mesh {
-        let m = relief_mesh(r).unwrap();
+        let (m, bridges) = relief_mesh(r).unwrap();
         m.check_watertight().unwrap();
-        let vol: f64 = r.heights.iter().map(|h| (r.base + h) * r.dx * r.dy).sum();
+        let vol: f64 = r
+            .heights
+            .iter()
+            .map(|h| (r.base + h) * r.dx * r.dy)
+            .sum::<f64>()
+            + bridges.volume;
         close(m.volume(), vol, 1e-9 * vol, "volume");
         let top = r.base + r.heights.iter().fold(0.0, |a: f64, &b| a.max(b));
         let (hx, hy) = (r.nx as f64 * r.dx / 2.0, r.ny as f64 * r.dy / 2.0);
@@ -722,7 +1025,7 @@ mod tests {
         let m = check(&relief(5, 4, &[2e-7; 20], 1e-5));
         assert_eq!(m.triangles.len(), 12);
         let report = m.check_watertight().unwrap();
-        assert_eq!((report.edges, report.nonmanifold_edges), (18, 0));
+        assert_eq!((report.edges, report.vertices), (18, 8));
     }
 
     #[test]
@@ -731,13 +1034,69 @@ mod tests {
     }
 
     #[test]
-    fn checkerboard_has_saddle_edges() {
+    fn checkerboard_saddles_are_bridged() {
         let h: Vec<f64> = (0..42)
             .map(|k| ((k % 7 + k / 7) % 2) as f64 * 5e-7)
             .collect();
-        let m = check(&relief(7, 6, &h, 2e-6));
-        // 6·5 interior saddle nodes, each a vertical segment shared by four walls.
-        assert_eq!(m.check_watertight().unwrap().nonmanifold_edges, 30);
+        let r = relief(7, 6, &h, 2e-6);
+        check(&r);
+        // 6·5 interior saddle nodes, each bridged over the 0.5 µm between the two levels.
+        let (_, bridges) = relief_mesh(&r).unwrap();
+        let leg = 1e-3 * 8e-6_f64.max(1e-2 * 7.0 * 8e-6);
+        assert_eq!(bridges.count, 30);
+        close(bridges.leg, leg, 1e-20, "leg");
+        close(
+            bridges.volume,
+            30.0 * leg * leg / 2.0 * 5e-7,
+            1e-30,
+            "bridge volume",
+        );
+    }
+
+    #[test]
+    fn saddles_of_every_shape() {
+        // Around one node: [SW, SE, NW, NE] with the high pair equal or not, the low pair equal
+        // or not, and each diagonal high; bridges then span different heights.
+        let tops = [
+            [5.0, 1.0, 2.0, 5.0],
+            [5.0, 2.0, 1.0, 4.0],
+            [3.0, 1.0, 1.0, 6.0],
+            [1.0, 4.0, 6.0, 2.0],
+            [2.0, 6.0, 4.0, 2.0],
+            [1.0, 3.0, 3.0, 1.0],
+        ];
+        for z in tops {
+            let h = z.map(|t| t * 1e-7);
+            let r = relief(2, 2, &h, 0.0);
+            let m = check(&r);
+            let (_, bridges) = relief_mesh(&r).unwrap();
+            assert_eq!(bridges.count, 1, "{z:?}");
+            let (lo, hi) = (
+                [z[1].max(z[2]), z[0].max(z[3])],
+                [z[0].min(z[3]), z[1].min(z[2])],
+            );
+            let span = if hi[0] > lo[0] {
+                hi[0] - lo[0]
+            } else {
+                hi[1] - lo[1]
+            };
+            let leg = bridges.leg;
+            close(
+                bridges.volume,
+                leg * leg / 2.0 * span * 1e-7,
+                1e-30,
+                "bridge volume",
+            );
+            // Some vertex lies off the pixel grid, one leg from the centre node.
+            let off = m
+                .vertices
+                .iter()
+                .filter(|p| {
+                    (p[0].abs() - leg).abs() < 1e-12 * leg || (p[1].abs() - leg).abs() < 1e-12 * leg
+                })
+                .count();
+            assert!(off >= 4, "{z:?}: {off} bridge vertices");
+        }
     }
 
     #[test]
@@ -792,7 +1151,7 @@ mod tests {
             heights: &h,
             base: 1.0,
         };
-        let m = relief_mesh(&r).unwrap();
+        let (m, _) = relief_mesh(&r).unwrap();
         let tall: Vec<_> = m.vertices.iter().filter(|p| p[2] == 6.0).collect();
         assert_eq!(tall.len(), 4);
         assert!(
@@ -815,15 +1174,19 @@ mod tests {
             "{} triangles",
             m.triangles.len()
         );
-        let m = check(&relief(n, n, &levels(n * n, 8, 5, 1e-7, 0.0), 1e-5));
+        let h = levels(n * n, 8, 5, 1e-7, 0.0);
+        let r = relief(n, n, &h, 1e-5);
+        let (m, bridges) = (check(&r), relief_mesh(&r).unwrap().1);
         let t = m.triangles.len();
-        println!("200×200 random: {t} triangles, {} bytes", 84 + 50 * t);
-        assert!(t < 2 * naive);
+        let b = bridges.count;
+        println!("200×200 random: {t} triangles, {} bytes, {b} bridges", 84 + 50 * t);
+        // A bridge costs at most 9 triangles: its own 3, two strips and 4 bridge points.
+        assert!(t < 2 * naive + 9 * b, "{t} triangles, {b} bridges");
     }
 
     #[test]
     fn watertight_check_catches_defects() {
-        let m = relief_mesh(&relief(2, 2, &[1e-7, 2e-7, 3e-7, 4e-7], 5e-6)).unwrap();
+        let (m, _) = relief_mesh(&relief(2, 2, &[1e-7, 2e-7, 3e-7, 4e-7], 5e-6)).unwrap();
         let uses = |m: &Mesh| match m.check_watertight() {
             Err(StlError::OpenEdge {
                 forward: f,
@@ -856,6 +1219,49 @@ mod tests {
         fails!(
             write_stl(&mut Vec::new(), &bad, 1e-3),
             StlError::BadIndex { .. }
+        );
+        // Two closed tetrahedra that share an edge, and two that share only a vertex: each is
+        // closed and oriented, but not a 2-manifold.
+        let mut vertices = vec![[0.0; 3], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        vertices.extend([[-1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]]);
+        let tet = [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]];
+        let mut edge = Mesh {
+            vertices: vertices.clone(),
+            triangles: tet.to_vec(),
+        };
+        edge.triangles
+            .extend([[0, 5, 4], [0, 4, 3], [0, 3, 5], [4, 5, 3]]);
+        close(edge.volume(), 2.0 / 6.0, 1e-12, "edge-sharing tetrahedra");
+        fails!(
+            edge.check_watertight(),
+            StlError::NonManifoldEdge {
+                a: 0,
+                b: 3,
+                uses: 4,
+                ..
+            }
+        );
+        let mut pinched = Mesh {
+            vertices,
+            triangles: tet.to_vec(),
+        };
+        pinched
+            .triangles
+            .extend([[0, 4, 5], [0, 6, 4], [0, 5, 6], [4, 6, 5]]);
+        close(
+            pinched.volume(),
+            2.0 / 6.0,
+            1e-12,
+            "vertex-sharing tetrahedra",
+        );
+        fails!(
+            pinched.check_watertight(),
+            StlError::PinchedVertex {
+                vertex: 0,
+                triangles: 6,
+                fan: 3,
+                ..
+            }
         );
     }
 
@@ -916,10 +1322,10 @@ mod tests {
         ] {
             fails!(relief_mesh(&Relief { dx, dy, ..r }), StlError::Pitch { .. });
         }
-        let m = relief_mesh(&r).unwrap();
+        let (m, _) = relief_mesh(&r).unwrap();
         fails!(write_stl(&mut Vec::new(), &m, 0.0), StlError::Unit(_));
         // Heights 1 nm apart on a 1 km base collapse in f32 millimetres.
-        let m = relief_mesh(&relief(2, 1, &[0.0, 1e-9], 1e3)).unwrap();
+        let (m, _) = relief_mesh(&relief(2, 1, &[0.0, 1e-9], 1e3)).unwrap();
         fails!(
             write_stl(&mut Vec::new(), &m, 1e-3),
             StlError::Precision { .. }
