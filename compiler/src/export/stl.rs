@@ -1179,7 +1179,10 @@ mod tests {
         let (m, bridges) = (check(&r), relief_mesh(&r).unwrap().1);
         let t = m.triangles.len();
         let b = bridges.count;
-        println!("200×200 random: {t} triangles, {} bytes, {b} bridges", 84 + 50 * t);
+        println!(
+            "200×200 random: {t} triangles, {} bytes, {b} bridges",
+            84 + 50 * t
+        );
         // A bridge costs at most 9 triangles: its own 3, two strips and 4 bridge points.
         assert!(t < 2 * naive + 9 * b, "{t} triangles, {b} bridges");
     }

@@ -16,7 +16,8 @@ use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::CMatrix;
-use super::mzi::{commute_inverse, null_from_left, null_from_right, transfer, wrap};
+use super::mzi::{commute_inverse, transfer, wrap};
+use super::work::Work;
 use crate::error::{CompileError, Result};
 
 /// One MZI of a mesh.
@@ -150,133 +151,6 @@ fn schedule(n: usize, ops: &[(usize, f64, f64)]) -> Vec<Mzi> {
         .collect()
 }
 
-/// A column operation: columns `(k, k+1)` of the rows `0 ..= last` become `(x, y)·m` (the rows
-/// below `last` are zero in both columns when it is made, so it may skip them).
-#[derive(Clone, Copy)]
-struct ColumnOp {
-    k: usize,
-    last: usize,
-    m: [[C; 2]; 2],
-}
-
-/// `(row[k], row[k+1]) ← (x, y)·m`.
-#[inline]
-fn rotate(row: &mut [C], k: usize, m: &[[C; 2]; 2]) {
-    let (x, y) = (row[k], row[k + 1]);
-    row[k] = x * m[0][0] + y * m[1][0];
-    row[k + 1] = x * m[0][1] + y * m[1][1];
-}
-
-/// Column operations not yet applied to every row, and how far each row has got.
-struct Lazy {
-    pending: Vec<ColumnOp>,
-    applied: Vec<usize>,
-    capacity: usize,
-}
-
-impl Lazy {
-    fn new(n: usize) -> Self {
-        // Enough operations to batch many passes while the list stays in the L2 cache.
-        let capacity = 8192.max(2 * n);
-        Self {
-            pending: Vec::with_capacity(capacity),
-            applied: vec![0; n],
-            capacity,
-        }
-    }
-
-    /// Brings row `r` up to date.
-    fn touch(&mut self, w: &mut CMatrix, r: usize) {
-        let n = w.cols;
-        let row = &mut w.data[r * n..(r + 1) * n];
-        for op in &self.pending[self.applied[r]..] {
-            if r <= op.last {
-                rotate(row, op.k, &op.m);
-            }
-        }
-        self.applied[r] = self.pending.len();
-    }
-
-    /// Brings every row up to date and empties the list. Rows at the same state go four at a
-    /// time: each row's updates form a dependency chain along the operations, and four
-    /// independent chains keep the processor's arithmetic units busy.
-    fn flush(&mut self, w: &mut CMatrix) {
-        let n = w.cols;
-        let mut r = 0;
-        while r < w.rows {
-            let s = self.applied[r];
-            if r + 4 <= w.rows && self.applied[r..r + 4].iter().all(|&a| a == s) {
-                let (a, rest) = w.data[r * n..(r + 4) * n].split_at_mut(n);
-                let (b, rest) = rest.split_at_mut(n);
-                let (c, d) = rest.split_at_mut(n);
-                let mut rows = [a, b, c, d];
-                for op in &self.pending[s..] {
-                    let (k, m) = (op.k, op.m);
-                    // Rows past `last` are skipped (they are zero in both columns).
-                    let live = (op.last + 1).saturating_sub(r).min(4);
-                    if live == 4 {
-                        let x = [rows[0][k], rows[1][k], rows[2][k], rows[3][k]];
-                        let y = [
-                            rows[0][k + 1],
-                            rows[1][k + 1],
-                            rows[2][k + 1],
-                            rows[3][k + 1],
-                        ];
-                        for (i, row) in rows.iter_mut().enumerate() {
-                            row[k] = x[i] * m[0][0] + y[i] * m[1][0];
-                            row[k + 1] = x[i] * m[0][1] + y[i] * m[1][1];
-                        }
-                    } else {
-                        for row in rows.iter_mut().take(live) {
-                            rotate(row, k, &m);
-                        }
-                    }
-                }
-                r += 4;
-            } else {
-                self.touch(w, r);
-                r += 1;
-            }
-        }
-        self.pending.clear();
-        self.applied.fill(0);
-    }
-
-    /// Nulls `w[r][k]` with the inverse of an MZI on columns `(k, k+1)` (applied to rows
-    /// `0 ..= r`); returns the MZI as `(k, θ, φ)`.
-    fn null_right(&mut self, w: &mut CMatrix, r: usize, k: usize) -> (usize, f64, f64) {
-        if self.pending.len() == self.capacity {
-            self.flush(w);
-        }
-        self.touch(w, r);
-        let (theta, phi) = null_from_right(w.at(r, k), w.at(r, k + 1));
-        let t = transfer(theta, phi);
-        let m = [
-            [t[0][0].conj(), t[1][0].conj()],
-            [t[0][1].conj(), t[1][1].conj()],
-        ];
-        self.pending.push(ColumnOp { k, last: r, m });
-        self.touch(w, r);
-        w.data[r * w.cols + k] = C::new(0.0, 0.0);
-        (k, theta, phi)
-    }
-}
-
-/// How far a matrix is from unitary after nulling: the largest off-diagonal modulus and the
-/// largest `| |d_ii| − 1 |` of the final `D` (the nulling is unitary, so a unitary input ends
-/// exactly diagonal with unit-modulus entries).
-fn deviation(w: &CMatrix) -> f64 {
-    let n = w.rows;
-    let mut worst = 0.0f64;
-    for r in 0..n {
-        for c in 0..n {
-            let v = w.at(r, c).norm();
-            worst = worst.max(if r == c { (v - 1.0).abs() } else { v });
-        }
-    }
-    worst
-}
-
 /// Decomposes the unitary `u` (`N × N`, `N ≥ 1`) into a mesh. `tolerance` bounds the largest
 /// deviation from unitarity accepted (entries of `U†U − I` are of the same order); a matrix
 /// beyond it is refused with the deviation measured.
@@ -300,19 +174,15 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
             i % n
         )));
     }
-    let mut w = u.clone();
+    let mut w = Work::new(u);
     let mut right = Vec::with_capacity(n * (n - 1) / 2);
     let mut left = Vec::new();
-    // Column operations are deferred and applied row by row (contiguous memory), many passes
-    // at once: a row is brought up to date just before it is read or mixed with another
-    // (column and row operations commute, so only the rows' own order matters), and every
-    // row when the pending list fills (so the matrix streams through memory once per batch).
-    let mut lazy = Lazy::new(n);
     match method {
         Method::Reck => {
             for r in (1..n).rev() {
                 for k in 0..r {
-                    right.push(lazy.null_right(&mut w, r, k));
+                    let (theta, phi) = w.null_right(r, k);
+                    right.push((k, theta, phi));
                 }
             }
         }
@@ -320,24 +190,21 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
             for i in 0..n - 1 {
                 if i % 2 == 0 {
                     for j in 0..=i {
-                        right.push(lazy.null_right(&mut w, n - 1 - j, i - j));
+                        let (r, k) = (n - 1 - j, i - j);
+                        let (theta, phi) = w.null_right(r, k);
+                        right.push((k, theta, phi));
                     }
                 } else {
                     for j in 1..=i + 1 {
                         let (k, c) = (n + j - i - 3, j - 1);
-                        lazy.touch(&mut w, k);
-                        lazy.touch(&mut w, k + 1);
-                        let (theta, phi) = null_from_left(w.at(k, c), w.at(k + 1, c));
-                        w.rows_apply(k, &transfer(theta, phi), c..n);
-                        w.data[(k + 1) * n + c] = C::new(0.0, 0.0);
+                        let (theta, phi) = w.null_left(k, c);
                         left.push((k, theta, phi));
                     }
                 }
             }
         }
     }
-    lazy.flush(&mut w);
-    let dev = deviation(&w);
+    let (dev, mut d) = w.finish();
     if dev > tolerance || dev.is_nan() {
         return Err(CompileError::Design(format!(
             "the matrix is not unitary: it deviates by {dev:.3e} (largest entry of the \
@@ -346,7 +213,6 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
              coarser precision"
         )));
     }
-    let mut d: Vec<C> = (0..n).map(|i| w.at(i, i)).collect();
     let mut ops = right;
     for &(k, theta, phi) in left.iter().rev() {
         let (phi2, d1, d2) = commute_inverse(theta, phi, d[k], d[k + 1]);

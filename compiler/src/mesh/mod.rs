@@ -7,7 +7,8 @@
 //! * [`gds`]: the mesh as a GDSII layout (MZI cells on the grid, waveguides, heaters, ports).
 //! * [`svd`]: any matrix as `U·Σ·V†` (two meshes and a column of attenuators), or embedded
 //!   in a unitary of twice its size.
-//! * [`matrix`]: the dense complex matrix the `O(N³)` loops work on.
+//! * [`matrix`]: the dense complex matrix of inputs and results; `work`: the layout and
+//!   deferred updates the decompositions run on.
 //! * [`bridge`]: a small diffractive system as the matrix a chip implements.
 //! * [`chip`]: the chip model (loss, splitter and phase errors, DAC, crosstalk), its
 //!   fidelity, and the correction of its splitter errors.
@@ -20,6 +21,7 @@ pub mod layout;
 pub mod matrix;
 pub mod mzi;
 pub mod svd;
+mod work;
 
 pub use decompose::{Attenuator, Mesh, Method, Mzi, decompose, haar_unitary};
 pub use matrix::CMatrix;

@@ -74,28 +74,63 @@ pub fn mul(a: &[[C; 2]; 2], b: &[[C; 2]; 2]) -> [[C; 2]; 2] {
     out
 }
 
-/// The MZI `(θ, φ)` whose inverse, applied from the right on columns `(k, k+1)`, zeroes the
-/// element `a` (column `k`) of a row `[…, a, b, …]`: `(a, b)·T(θ, φ)^†` has a zero first entry.
-pub fn null_from_right(a: C, b: C) -> (f64, f64) {
-    let theta = 2.0 * b.norm().atan2(a.norm());
-    let phi = if a.norm() == 0.0 || b.norm() == 0.0 {
-        0.0
-    } else {
-        a.arg() - b.arg() - PI
-    };
-    (theta, wrap(phi))
+/// A nulling MZI: its phases, and the parts of `T(θ, φ) = g·R·P` that updates use without
+/// trigonometry: `s = sin(θ/2)`, `c = cos(θ/2)` (`R = [[s, c], [c, −s]]`), `e = e^{iφ}`
+/// (`P = diag(e, 1)`) and `g = i·e^{iθ/2} = −s + i·c`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Nulling {
+    /// Internal phase, `[0, π]`.
+    pub theta: f64,
+    /// External phase, `[0, 2π)`.
+    pub phi: f64,
+    pub s: f64,
+    pub c: f64,
+    pub e: C,
 }
 
-/// The MZI `(θ, φ)` that, applied from the left on rows `(k, k+1)`, zeroes the element `b`
-/// (row `k+1`) of a column `[…, a, b, …]ᵀ`: `T(θ, φ)·(a, b)ᵀ` has a zero second entry.
-pub fn null_from_left(a: C, b: C) -> (f64, f64) {
-    let theta = 2.0 * a.norm().atan2(b.norm());
-    let phi = if a.norm() == 0.0 || b.norm() == 0.0 {
-        0.0
-    } else {
-        b.arg() - a.arg()
-    };
-    (theta, wrap(phi))
+impl Nulling {
+    /// The global phase `g = i·e^{iθ/2}` of `T`.
+    pub fn g(&self) -> C {
+        C::new(-self.s, self.c)
+    }
+
+    /// `θ = 2·atan2(p, q)` with `sin(θ/2)`, `cos(θ/2)` from the moduli `p`, `q` themselves, and
+    /// `φ` the argument of the unit `e` (`φ = 0` where a modulus is 0).
+    fn from(p: f64, q: f64, e: Option<C>) -> Self {
+        let h = (p * p + q * q).sqrt();
+        let (s, c) = if h > 0.0 { (p / h, q / h) } else { (0.0, 1.0) };
+        let e = e.unwrap_or(C::new(1.0, 0.0));
+        let phi = if e == C::new(1.0, 0.0) {
+            0.0
+        } else {
+            wrap(e.arg())
+        };
+        Self {
+            theta: 2.0 * p.atan2(q),
+            phi,
+            s,
+            c,
+            e,
+        }
+    }
+}
+
+/// The MZI whose inverse, applied from the right on columns `(k, k+1)`, zeroes the element `a`
+/// (column `k`) of a row `[…, a, b, …]`: `(a, b)·T(θ, φ)^†` has a zero first entry. `θ = 2·
+/// atan2(|b|, |a|)`, `φ = arg a − arg b − π`.
+pub fn null_from_right(a: C, b: C) -> Nulling {
+    let (na, nb) = (a.norm_sqr().sqrt(), b.norm_sqr().sqrt());
+    let e = (na > 0.0 && nb > 0.0).then(|| -(a * b.conj()) / (na * nb));
+    Nulling::from(nb, na, e)
+}
+
+/// The MZI that, applied from the left on rows `(k, k+1)`, zeroes the element `b` (row `k+1`) of
+/// a column `[…, a, b, …]ᵀ`: `T(θ, φ)·(a, b)ᵀ` has a zero second entry. `θ = 2·atan2(|a|, |b|)`,
+/// `φ = arg b − arg a`.
+pub fn null_from_left(a: C, b: C) -> Nulling {
+    let (na, nb) = (a.norm_sqr().sqrt(), b.norm_sqr().sqrt());
+    let e = (na > 0.0 && nb > 0.0).then(|| b * a.conj() / (na * nb));
+    Nulling::from(na, nb, e)
 }
 
 /// Moves an inverse MZI through a diagonal: `T(θ, φ)^† · diag(d₁, d₂) = diag(d₁', d₂') ·
@@ -160,14 +195,25 @@ mod tests {
             (C::new(0.5, 0.5), C::new(0.0, 0.0)),
             (C::new(-1.0, 0.0), C::new(0.0, 1e-3)),
         ];
+        // The parts agree with the phases: g·R·P = T(θ, φ).
+        let parts = |z: &Nulling| {
+            assert!((0.0..=PI).contains(&z.theta) && (0.0..TAU).contains(&z.phi));
+            assert!((z.e - cis(z.phi)).norm() < 1e-15, "{z:?}");
+            let (s, c) = (z.theta / 2.0).sin_cos();
+            assert!((z.s - s).abs() < 1e-15 && (z.c - c).abs() < 1e-15, "{z:?}");
+            let g = z.g();
+            let t = [[g * z.e * z.s, g * z.c], [g * z.e * z.c, -g * z.s]];
+            assert!(close(&t, &transfer(z.theta, z.phi), 1e-15), "{z:?}");
+        };
         for (a, b) in pairs {
-            let (t, p) = null_from_right(a, b);
-            let d = dagger(&transfer(t, p));
+            let z = null_from_right(a, b);
+            parts(&z);
+            let d = dagger(&transfer(z.theta, z.phi));
             let first = a * d[0][0] + b * d[1][0];
             assert!(first.norm() < 1e-15, "right {a} {b}: {first}");
-            assert!((0.0..=PI).contains(&t) && (0.0..TAU).contains(&p));
-            let (t, p) = null_from_left(a, b);
-            let m = transfer(t, p);
+            let z = null_from_left(a, b);
+            parts(&z);
+            let m = transfer(z.theta, z.phi);
             let second = m[1][0] * a + m[1][1] * b;
             assert!(second.norm() < 1e-15, "left {a} {b}: {second}");
         }
