@@ -16,7 +16,7 @@ use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::CMatrix;
-use super::mzi::{commute_inverse, transfer, wrap};
+use super::mzi::{Nulling, commute_inverse, transfer, wrap};
 use super::work::Work;
 use crate::error::{CompileError, Result};
 
@@ -174,15 +174,18 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
             i % n
         )));
     }
-    let mut w = Work::new(u);
+    nullings(Work::new(u), n, method, tolerance)
+}
+
+/// The nulling sequence of `method` on `w` (a copy of an `n × n` matrix), then the mesh.
+fn nullings(mut w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mesh> {
     let mut right = Vec::with_capacity(n * (n - 1) / 2);
     let mut left = Vec::new();
     match method {
         Method::Reck => {
             for r in (1..n).rev() {
                 for k in 0..r {
-                    let (theta, phi) = w.null_right(r, k);
-                    right.push((k, theta, phi));
+                    right.push((k, w.null_right(r, k)));
                 }
             }
         }
@@ -191,14 +194,12 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
                 if i % 2 == 0 {
                     for j in 0..=i {
                         let (r, k) = (n - 1 - j, i - j);
-                        let (theta, phi) = w.null_right(r, k);
-                        right.push((k, theta, phi));
+                        right.push((k, w.null_right(r, k)));
                     }
                 } else {
                     for j in 1..=i + 1 {
                         let (k, c) = (n + j - i - 3, j - 1);
-                        let (theta, phi) = w.null_left(k, c);
-                        left.push((k, theta, phi));
+                        left.push((k, w.null_left(k, c)));
                     }
                 }
             }
@@ -213,8 +214,10 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
              coarser precision"
         )));
     }
-    let mut ops = right;
-    for &(k, theta, phi) in left.iter().rev() {
+    // The phases, from the nullings' moduli and units (independent, so this loop pipelines).
+    let phases = |(k, z): &(usize, Nulling)| (*k, z.theta(), z.phi());
+    let mut ops: Vec<_> = right.iter().map(phases).collect();
+    for (k, theta, phi) in left.iter().rev().map(phases) {
         let (phi2, d1, d2) = commute_inverse(theta, phi, d[k], d[k + 1]);
         d[k] = d1;
         d[k + 1] = d2;
@@ -296,6 +299,28 @@ mod tests {
                 let mut seen = std::collections::HashSet::new();
                 for z in &mesh.mzis {
                     assert!(seen.insert((z.column, z.mode)) && seen.insert((z.column, z.mode + 1)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn portable_arithmetic_gives_the_same_mesh() {
+        // Where the CPU has AVX2 and FMA, `decompose` uses them; the portable path must agree.
+        for n in [5, 9, 34] {
+            let u = haar_unitary(n, &mut Rng::new(3 + n as u64));
+            for method in [Method::Clements, Method::Reck] {
+                let fast = decompose(&u, method, 1e-9).unwrap();
+                let portable = nullings(Work::new(&u).portable(), n, method, 1e-9).unwrap();
+                assert!(
+                    portable.matrix().relative_error(&u) < 1e-12,
+                    "{n} {method:?}"
+                );
+                for (a, b) in fast.mzis.iter().zip(&portable.mzis) {
+                    assert_eq!((a.column, a.mode), (b.column, b.mode));
+                    let dphi = (a.phi - b.phi).abs();
+                    assert!((a.theta - b.theta).abs() < 1e-11, "{n} {method:?}");
+                    assert!(dphi.min(2.0 * PI - dphi) < 1e-9, "{n} {method:?}");
                 }
             }
         }

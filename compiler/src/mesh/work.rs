@@ -16,7 +16,7 @@
 use num_complex::Complex64 as C;
 
 use super::matrix::CMatrix;
-use super::mzi::{null_from_left, null_from_right};
+use super::mzi::{Nulling, null_from_left, null_from_right};
 
 /// A structured 2×2 update of two adjacent stored lines (columns or rows) `(x, y)`:
 /// `x ← s·ψ·x + c·y`, `y ← c·ψ·x − s·y`.
@@ -93,6 +93,13 @@ impl Work {
         }
     }
 
+    /// The same, updated without AVX2/FMA (to test that path where the CPU has them).
+    #[cfg(test)]
+    pub(super) fn portable(mut self) -> Self {
+        self.fma = false;
+        self
+    }
+
     fn index(&self, r: usize, c: usize) -> usize {
         ((r / 4) * self.n + c) * 8 + r % 4
     }
@@ -134,8 +141,8 @@ impl Work {
     }
 
     /// Nulls `W[r][k]` with the inverse of an MZI on columns `(k, k+1)` applied to rows
-    /// `0 ..= r` (deferred); returns its `(θ, φ)`.
-    pub(super) fn null_right(&mut self, r: usize, k: usize) -> (f64, f64) {
+    /// `0 ..= r` (deferred); returns the MZI.
+    pub(super) fn null_right(&mut self, r: usize, k: usize) -> Nulling {
         if self.pending.len() == self.capacity {
             self.flush();
         }
@@ -155,12 +162,12 @@ impl Work {
         self.alpha[k + 1] = self.alpha[k];
         self.touch(r);
         self.zero(r, k);
-        (z.theta, z.phi)
+        z
     }
 
     /// Nulls `W[k+1][c]` with an MZI on rows `(k, k+1)` applied at once to columns `c ..`
-    /// (the columns before `c` are zero in both rows); returns its `(θ, φ)`.
-    pub(super) fn null_left(&mut self, k: usize, c: usize) -> (f64, f64) {
+    /// (the columns before `c` are zero in both rows); returns the MZI.
+    pub(super) fn null_left(&mut self, k: usize, c: usize) -> Nulling {
         self.touch(k);
         self.touch(k + 1);
         let (a, b) = (self.rho[k], self.rho[k + 1]);
@@ -177,7 +184,7 @@ impl Work {
         let n = self.n;
         rotate_rows(self.fma, &mut self.data, n, k, c, &rot);
         self.zero(k + 1, c);
-        (z.theta, z.phi)
+        z
     }
 
     /// Brings every row up to date and empties the list.
@@ -286,46 +293,84 @@ fn rotate_rows_avx2(d: &mut [f64], n: usize, k: usize, c: usize, rot: &Rotation)
 #[inline(always)]
 fn rotate_rows_with<const FMA: bool>(d: &mut [f64], n: usize, k: usize, c: usize, r: &Rotation) {
     let p = k / 4;
+    let co = Coefficients::new(r);
+    let end = (p + 2).min(d.len() / (n * 8)) * n * 8;
+    let cells = &mut d[p * n * 8..end];
     match k % 4 {
-        0 => lanes::<FMA, 0>(&mut d[(p * n + c) * 8..(p + 1) * n * 8], r),
-        1 => lanes::<FMA, 1>(&mut d[(p * n + c) * 8..(p + 1) * n * 8], r),
-        2 => lanes::<FMA, 2>(&mut d[(p * n + c) * 8..(p + 1) * n * 8], r),
+        0 => in_panel::<FMA, 0>(&mut cells[c * 8..n * 8], &co, r),
+        1 => in_panel::<FMA, 1>(&mut cells[c * 8..n * 8], &co, r),
+        2 => in_panel::<FMA, 2>(&mut cells[c * 8..n * 8], &co, r),
         _ => {
             // Lane 3 of panel p and lane 0 of panel p + 1.
-            let (top, bottom) = d[p * n * 8..(p + 2) * n * 8].split_at_mut(n * 8);
-            for col in c..n {
-                let (x, y) = (&mut top[col * 8 + 3..col * 8 + 8], &mut bottom[col * 8..]);
-                let out = r.apply((x[0], x[4]), (y[0], y[4]));
-                [x[0], x[4], y[0], y[4]] = out;
+            let (top, bottom) = cells.split_at_mut(n * 8);
+            let (top, bottom) = (&mut top[c * 8..], &mut bottom[c * 8..n * 8]);
+            let mut pairs = top.chunks_exact_mut(16).zip(bottom.chunks_exact_mut(16));
+            for (x, y) in &mut pairs {
+                let re = [x[3], y[0], x[11], y[8]];
+                let im = [x[7], y[4], x[15], y[12]];
+                let (re, im) = co.apply::<FMA>(re, im);
+                [x[3], y[0], x[11], y[8]] = re;
+                [x[7], y[4], x[15], y[12]] = im;
+            }
+            if (n - c) % 2 == 1 {
+                let (x, y) = (&mut top[(n - c - 1) * 8..], &mut bottom[(n - c - 1) * 8..]);
+                [x[3], x[7], y[0], y[4]] = r.apply((x[3], x[7]), (y[0], y[4]));
             }
         }
     }
 }
 
-/// Lanes `L` and `L + 1` of every cell in `cells` take the rotation, as four-lane arithmetic:
-/// lane `j` becomes `A_j·v_j + B_j·v_{π(j)}` with `π` swapping `L` and `L + 1`,
-/// `A = (sψ, −s)` and `B = (c, cψ)` on the two lanes and `A = 1`, `B = 0` elsewhere.
+/// Lanes `L` (row k) and `L + 1` (row k+1) of every cell in `cells`, two cells at a time.
 #[inline(always)]
-fn lanes<const FMA: bool, const L: usize>(cells: &mut [f64], r: &Rotation) {
-    let (mut ar, mut ai, mut br, mut bi) = ([1.0; 4], [0.0; 4], [0.0; 4], [0.0; 4]);
-    (ar[L], ai[L], br[L]) = (r.s * r.psi.re, r.s * r.psi.im, r.c);
-    (ar[L + 1], br[L + 1], bi[L + 1]) = (-r.s, r.c * r.psi.re, r.c * r.psi.im);
-    for cell in cells.chunks_exact_mut(8) {
-        let cell: &mut [f64; 8] = cell.try_into().expect("a cell");
-        let (mut re, mut im) = ([0.0; 4], [0.0; 4]);
-        re.copy_from_slice(&cell[..4]);
-        im.copy_from_slice(&cell[4..]);
-        let (mut rp, mut ip) = (re, im);
-        rp.swap(L, L + 1);
-        ip.swap(L, L + 1);
+fn in_panel<const FMA: bool, const L: usize>(cells: &mut [f64], co: &Coefficients, r: &Rotation) {
+    let mut pairs = cells.chunks_exact_mut(16);
+    for v in &mut pairs {
+        let re = [v[L], v[L + 1], v[8 + L], v[9 + L]];
+        let im = [v[4 + L], v[5 + L], v[12 + L], v[13 + L]];
+        let (re, im) = co.apply::<FMA>(re, im);
+        [v[L], v[L + 1], v[8 + L], v[9 + L]] = re;
+        [v[4 + L], v[5 + L], v[12 + L], v[13 + L]] = im;
+    }
+    let v = pairs.into_remainder();
+    if !v.is_empty() {
+        [v[L], v[4 + L], v[L + 1], v[5 + L]] = r.apply((v[L], v[4 + L]), (v[L + 1], v[5 + L]));
+    }
+}
+
+/// A row rotation as four-lane arithmetic on `(x, y, x', y')` (the two rows in two columns):
+/// lane `j` becomes `A_j·v_j + B_j·v_{j^1}` with `A = (sψ, −s, sψ, −s)` and
+/// `B = (c, cψ, c, cψ)`.
+struct Coefficients {
+    ar: [f64; 4],
+    ai: [f64; 4],
+    br: [f64; 4],
+    bi: [f64; 4],
+}
+
+impl Coefficients {
+    fn new(r: &Rotation) -> Self {
+        let (s, c, p) = (r.s, r.c, r.psi);
+        Self {
+            ar: [s * p.re, -s, s * p.re, -s],
+            ai: [s * p.im, 0.0, s * p.im, 0.0],
+            br: [c, c * p.re, c, c * p.re],
+            bi: [0.0, c * p.im, 0.0, c * p.im],
+        }
+    }
+
+    #[inline(always)]
+    fn apply<const FMA: bool>(&self, re: [f64; 4], im: [f64; 4]) -> ([f64; 4], [f64; 4]) {
+        let (ar, ai, br, bi) = (&self.ar, &self.ai, &self.br, &self.bi);
+        let rp = [re[1], re[0], re[3], re[2]];
+        let ip = [im[1], im[0], im[3], im[2]];
+        let mut out = ([0.0; 4], [0.0; 4]);
         for j in 0..4 {
             let nr = fma::<FMA>(ar[j], re[j], fma::<FMA>(br[j], rp[j], -(ai[j] * im[j])));
-            let nr = fma::<FMA>(-bi[j], ip[j], nr);
+            out.0[j] = fma::<FMA>(-bi[j], ip[j], nr);
             let ni = fma::<FMA>(ar[j], im[j], fma::<FMA>(ai[j], re[j], br[j] * ip[j]));
-            let ni = fma::<FMA>(bi[j], rp[j], ni);
-            cell[j] = nr;
-            cell[4 + j] = ni;
+            out.1[j] = fma::<FMA>(bi[j], rp[j], ni);
         }
+        out
     }
 }
 
