@@ -197,10 +197,8 @@ fn nullings(mut w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mes
                         right.push((k, w.null_right(r, k)));
                     }
                 } else {
-                    for j in 1..=i + 1 {
-                        let (k, c) = (n + j - i - 3, j - 1);
-                        left.push((k, w.null_left(k, c)));
-                    }
+                    // Rows (k, k+1) = (n − i − 2 + j, …) at columns j, for j = 0 … i.
+                    w.null_left_run(n - i - 2, 0, i + 1, &mut left);
                 }
             }
         }

@@ -28,6 +28,12 @@ struct Rotation {
 }
 
 impl Rotation {
+    const IDENTITY: Self = Self {
+        psi: C::new(1.0, 0.0),
+        s: 0.0,
+        c: 1.0,
+    };
+
     #[inline(always)]
     fn apply(&self, (xr, xi): (f64, f64), (yr, yi): (f64, f64)) -> [f64; 4] {
         let (pr, pi) = (self.psi.re, self.psi.im);
@@ -165,26 +171,61 @@ impl Work {
         z
     }
 
-    /// Nulls `W[k+1][c]` with an MZI on rows `(k, k+1)` applied at once to columns `c ..`
-    /// (the columns before `c` are zero in both rows); returns the MZI.
-    pub(super) fn null_left(&mut self, k: usize, c: usize) -> Nulling {
-        self.touch(k);
-        self.touch(k + 1);
-        let (a, b) = (self.rho[k], self.rho[k + 1]);
-        let z = null_from_left(a * self.stored(k, c), b * self.stored(k + 1, c));
-        // T·W = g·R·P·diag(ρ)·S·…: the stored rows take ψ = e^{iφ}ρ_k/ρ_{k+1} and R; both row
-        // phases become g·ρ_{k+1}.
-        let rot = Rotation {
-            psi: z.e * a / b,
-            s: z.s,
-            c: z.c,
-        };
-        self.rho[k] = z.g() * b;
-        self.rho[k + 1] = self.rho[k];
+    /// One odd step of Clements: nulls `W[k+g+1][c+g]` from the left, g = 0 … count − 1 in
+    /// order, each with an MZI on rows `(k+g, k+g+1)` applied at once to columns `c+g ..` (the
+    /// columns before are zero in both rows); appends the MZIs (with their upper row) to `out`.
+    ///
+    /// The MZIs whose rows lie in one panel, and the one from its last row into the next panel,
+    /// form a segment that goes through memory once: each is chosen at its column after the
+    /// earlier ones reached it, then [`sweep`] applies all of them, column by column, to the
+    /// rest of the row.
+    pub(super) fn null_left_run(
+        &mut self,
+        k: usize,
+        c: usize,
+        count: usize,
+        out: &mut Vec<(usize, Nulling)>,
+    ) {
         let n = self.n;
-        rotate_rows(self.fma, &mut self.data, n, k, c, &rot);
-        self.zero(k + 1, c);
-        z
+        let mut g = 0;
+        while g < count {
+            let (row, col0) = (k + g, c + g);
+            let (p, l0) = (row / 4, row % 4);
+            let len = (count - g).min(4 - l0);
+            self.touch(4 * p);
+            if l0 + len == 4 {
+                self.touch(4 * p + 4);
+            }
+            let mut rots = [Rotation::IDENTITY; 4];
+            for col in col0..(col0 + len).min(n) {
+                for (h, rot) in rots.iter_mut().enumerate().take(col + 1 - col0) {
+                    let (x, y) = (row + h, row + h + 1);
+                    if col0 + h == col {
+                        let (a, b) = (self.rho[x], self.rho[y]);
+                        let z = null_from_left(a * self.stored(x, col), b * self.stored(y, col));
+                        // T·W = g·R·P·diag(ρ)·S·…: the stored rows take ψ = e^{iφ}ρ_x/ρ_y and
+                        // R; both row phases become g·ρ_y.
+                        *rot = Rotation {
+                            psi: z.e * a / b,
+                            s: z.s,
+                            c: z.c,
+                        };
+                        self.rho[x] = z.g() * b;
+                        self.rho[y] = self.rho[x];
+                        out.push((x, z));
+                    }
+                    let (ix, iy) = (self.index(x, col), self.index(y, col));
+                    let d = &mut self.data;
+                    [d[ix], d[ix + 4], d[iy], d[iy + 4]] =
+                        rot.apply((d[ix], d[ix + 4]), (d[iy], d[iy + 4]));
+                    if col0 + h == col {
+                        self.zero(y, col);
+                    }
+                }
+            }
+            sweep(self.fma, &mut self.data, n, p, l0, &rots[..len], col0 + len);
+            g += len;
+        }
     }
 
     /// Brings every row up to date and empties the list.
@@ -271,106 +312,100 @@ fn run_with<const FMA: bool>(d: &mut [f64], ops: &[ColumnOp], first: usize, pane
     }
 }
 
-/// Rows `(k, k+1)` of panel data `d` (`n` columns) take `rot` on columns `c ..`; with fused
-/// multiply-adds where `fma` says the CPU has them.
-fn rotate_rows(fma: bool, d: &mut [f64], n: usize, k: usize, c: usize, rot: &Rotation) {
-    #[cfg(target_arch = "x86_64")]
-    if fma {
-        // SAFETY: `fma` is only true where the CPU has AVX2 and FMA (`has_fma`).
-        unsafe { rotate_rows_avx2(d, n, k, c, rot) };
-        return;
+/// Applies the MZIs of a segment (`rots[h]` on lanes `l0 + h`, `l0 + h + 1` of panel `p`, lane
+/// 4 being lane 0 of panel `p + 1`) in order to columns `from .. n`: four columns at a time,
+/// their cells turned into one four-column vector per lane, every MZI applied as four-column
+/// arithmetic, and written back. With fused multiply-adds where `fma` says the CPU has them.
+fn sweep(fma: bool, d: &mut [f64], n: usize, p: usize, l0: usize, rots: &[Rotation], from: usize) {
+    macro_rules! dispatch {
+        ($($l:literal $len:literal),*) => {
+            match (l0, rots.len()) {
+                $(($l, $len) => {
+                    #[cfg(target_arch = "x86_64")]
+                    if fma {
+                        // SAFETY: `fma` is only true where the CPU has AVX2 and FMA.
+                        unsafe { sweep_avx2::<$l, $len>(d, n, p, rots, from) };
+                        return;
+                    }
+                    sweep_with::<false, $l, $len>(d, n, p, rots, from)
+                })*
+                _ => unreachable!("a segment stays within one panel and the next row"),
+            }
+        };
     }
     let _ = fma;
-    rotate_rows_with::<false>(d, n, k, c, rot);
+    dispatch!(0 1, 0 2, 0 3, 0 4, 1 1, 1 2, 1 3, 2 1, 2 2, 3 1);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn rotate_rows_avx2(d: &mut [f64], n: usize, k: usize, c: usize, rot: &Rotation) {
-    rotate_rows_with::<true>(d, n, k, c, rot);
+fn sweep_avx2<const L0: usize, const LEN: usize>(
+    d: &mut [f64],
+    n: usize,
+    p: usize,
+    rots: &[Rotation],
+    from: usize,
+) {
+    sweep_with::<true, L0, LEN>(d, n, p, rots, from);
 }
 
 #[inline(always)]
-fn rotate_rows_with<const FMA: bool>(d: &mut [f64], n: usize, k: usize, c: usize, r: &Rotation) {
-    let p = k / 4;
-    let co = Coefficients::new(r);
-    let end = (p + 2).min(d.len() / (n * 8)) * n * 8;
-    let cells = &mut d[p * n * 8..end];
-    match k % 4 {
-        0 => in_panel::<FMA, 0>(&mut cells[c * 8..n * 8], &co, r),
-        1 => in_panel::<FMA, 1>(&mut cells[c * 8..n * 8], &co, r),
-        2 => in_panel::<FMA, 2>(&mut cells[c * 8..n * 8], &co, r),
-        _ => {
-            // Lane 3 of panel p and lane 0 of panel p + 1.
-            let (top, bottom) = cells.split_at_mut(n * 8);
-            let (top, bottom) = (&mut top[c * 8..], &mut bottom[c * 8..n * 8]);
-            let mut pairs = top.chunks_exact_mut(16).zip(bottom.chunks_exact_mut(16));
-            for (x, y) in &mut pairs {
-                let re = [x[3], y[0], x[11], y[8]];
-                let im = [x[7], y[4], x[15], y[12]];
-                let (re, im) = co.apply::<FMA>(re, im);
-                [x[3], y[0], x[11], y[8]] = re;
-                [x[7], y[4], x[15], y[12]] = im;
+fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
+    d: &mut [f64],
+    n: usize,
+    p: usize,
+    rots: &[Rotation],
+    from: usize,
+) {
+    let cross = L0 + LEN == 4;
+    let end = if cross {
+        (p + 2) * n * 8
+    } else {
+        (p + 1) * n * 8
+    };
+    let (top, bottom) = d[p * n * 8..end].split_at_mut(n * 8);
+    let rots: &[Rotation; LEN] = rots.try_into().expect("LEN rotations");
+    let mut col = from;
+    while col < n {
+        let w = (n - col).min(4);
+        // Lane l of the four columns: re[l][j], im[l][j]; lane 4: lane 0 of the next panel.
+        let (mut re, mut im) = ([[0.0; 4]; 5], [[0.0; 4]; 5]);
+        for j in 0..w {
+            let cell = &top[(col + j) * 8..(col + j) * 8 + 8];
+            for l in L0..4 {
+                re[l][j] = cell[l];
+                im[l][j] = cell[4 + l];
             }
-            if (n - c) % 2 == 1 {
-                let (x, y) = (&mut top[(n - c - 1) * 8..], &mut bottom[(n - c - 1) * 8..]);
-                [x[3], x[7], y[0], y[4]] = r.apply((x[3], x[7]), (y[0], y[4]));
+            if cross {
+                re[4][j] = bottom[(col + j) * 8];
+                im[4][j] = bottom[(col + j) * 8 + 4];
             }
         }
-    }
-}
-
-/// Lanes `L` (row k) and `L + 1` (row k+1) of every cell in `cells`, two cells at a time.
-#[inline(always)]
-fn in_panel<const FMA: bool, const L: usize>(cells: &mut [f64], co: &Coefficients, r: &Rotation) {
-    let mut pairs = cells.chunks_exact_mut(16);
-    for v in &mut pairs {
-        let re = [v[L], v[L + 1], v[8 + L], v[9 + L]];
-        let im = [v[4 + L], v[5 + L], v[12 + L], v[13 + L]];
-        let (re, im) = co.apply::<FMA>(re, im);
-        [v[L], v[L + 1], v[8 + L], v[9 + L]] = re;
-        [v[4 + L], v[5 + L], v[12 + L], v[13 + L]] = im;
-    }
-    let v = pairs.into_remainder();
-    if !v.is_empty() {
-        [v[L], v[4 + L], v[L + 1], v[5 + L]] = r.apply((v[L], v[4 + L]), (v[L + 1], v[5 + L]));
-    }
-}
-
-/// A row rotation as four-lane arithmetic on `(x, y, x', y')` (the two rows in two columns):
-/// lane `j` becomes `A_j·v_j + B_j·v_{j^1}` with `A = (sψ, −s, sψ, −s)` and
-/// `B = (c, cψ, c, cψ)`.
-struct Coefficients {
-    ar: [f64; 4],
-    ai: [f64; 4],
-    br: [f64; 4],
-    bi: [f64; 4],
-}
-
-impl Coefficients {
-    fn new(r: &Rotation) -> Self {
-        let (s, c, p) = (r.s, r.c, r.psi);
-        Self {
-            ar: [s * p.re, -s, s * p.re, -s],
-            ai: [s * p.im, 0.0, s * p.im, 0.0],
-            br: [c, c * p.re, c, c * p.re],
-            bi: [0.0, c * p.im, 0.0, c * p.im],
+        for (h, r) in rots.iter().enumerate() {
+            let (x, y) = (L0 + h, L0 + h + 1);
+            let (pr, pi) = (r.psi.re, r.psi.im);
+            for j in 0..4 {
+                let (xr, xi, yr, yi) = (re[x][j], im[x][j], re[y][j], im[y][j]);
+                let ur = fma::<FMA>(xr, pr, -(xi * pi));
+                let ui = fma::<FMA>(xr, pi, xi * pr);
+                re[x][j] = fma::<FMA>(r.s, ur, r.c * yr);
+                im[x][j] = fma::<FMA>(r.s, ui, r.c * yi);
+                re[y][j] = fma::<FMA>(r.c, ur, -(r.s * yr));
+                im[y][j] = fma::<FMA>(r.c, ui, -(r.s * yi));
+            }
         }
-    }
-
-    #[inline(always)]
-    fn apply<const FMA: bool>(&self, re: [f64; 4], im: [f64; 4]) -> ([f64; 4], [f64; 4]) {
-        let (ar, ai, br, bi) = (&self.ar, &self.ai, &self.br, &self.bi);
-        let rp = [re[1], re[0], re[3], re[2]];
-        let ip = [im[1], im[0], im[3], im[2]];
-        let mut out = ([0.0; 4], [0.0; 4]);
-        for j in 0..4 {
-            let nr = fma::<FMA>(ar[j], re[j], fma::<FMA>(br[j], rp[j], -(ai[j] * im[j])));
-            out.0[j] = fma::<FMA>(-bi[j], ip[j], nr);
-            let ni = fma::<FMA>(ar[j], im[j], fma::<FMA>(ai[j], re[j], br[j] * ip[j]));
-            out.1[j] = fma::<FMA>(bi[j], rp[j], ni);
+        for j in 0..w {
+            let cell = &mut top[(col + j) * 8..(col + j) * 8 + 8];
+            for l in L0..4 {
+                cell[l] = re[l][j];
+                cell[4 + l] = im[l][j];
+            }
+            if cross {
+                bottom[(col + j) * 8] = re[4][j];
+                bottom[(col + j) * 8 + 4] = im[4][j];
+            }
         }
-        out
+        col += w;
     }
 }
 
