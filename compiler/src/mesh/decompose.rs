@@ -16,7 +16,7 @@ use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::CMatrix;
-use super::mzi::{Nulling, commute_inverse, transfer, wrap};
+use super::mzi::{commute_inverse, transfer, wrap};
 use super::work::Work;
 use crate::error::{CompileError, Result};
 
@@ -213,10 +213,13 @@ fn nullings(mut w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mes
         )));
     }
     // The phases, from the nullings' moduli and units (independent, so this loop pipelines).
-    let phases = |(k, z): &(usize, Nulling)| (*k, z.theta(), z.phi());
-    let mut ops: Vec<_> = right.iter().map(phases).collect();
-    for (k, theta, phi) in left.iter().rev().map(phases) {
-        let (phi2, d1, d2) = commute_inverse(theta, phi, d[k], d[k + 1]);
+    let mut ops: Vec<_> = right
+        .iter()
+        .map(|(k, z)| (*k, z.theta(), z.phi()))
+        .collect();
+    for (k, z) in left.iter().rev() {
+        let (k, theta) = (*k, z.theta());
+        let (phi2, d1, d2) = commute_inverse(z, d[k], d[k + 1]);
         d[k] = d1;
         d[k + 1] = d2;
         ops.push((k, theta, phi2));

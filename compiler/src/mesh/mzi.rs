@@ -108,6 +108,13 @@ impl Nulling {
         }
     }
 
+    /// The MZI `T(θ, φ)` as a nulling would give it.
+    #[cfg(test)]
+    fn with_phases(theta: f64, phi: f64) -> Self {
+        let (p, q) = (theta / 2.0).sin_cos();
+        Self::from(p, q, Some(cis(phi)))
+    }
+
     fn from(p: f64, q: f64, e: Option<C>) -> Self {
         let h = (p * p + q * q).sqrt();
         let (s, c) = if h > 0.0 { (p / h, q / h) } else { (0.0, 1.0) };
@@ -179,10 +186,12 @@ pub fn null_from_left(a: C, b: C) -> Nulling {
 /// Moves an inverse MZI through a diagonal: `T(θ, φ)^† · diag(d₁, d₂) = diag(d₁', d₂') ·
 /// T(θ, φ')` with `φ' = arg(d₁/d₂)`, `d₁' = −e^{−i(θ+φ)}·d₂`, `d₂' = −e^{−iθ}·d₂` (derived
 /// entry by entry from the closed form of `T`; exact for every `θ`, `φ`). Returns
-/// `(φ', d₁', d₂')`.
-pub fn commute_inverse(theta: f64, phi: f64, d1: C, d2: C) -> (f64, C, C) {
-    let phi2 = wrap((d1 / d2).arg());
-    (phi2, -cis(-(theta + phi)) * d2, -cis(-theta) * d2)
+/// `(φ', d₁', d₂')`; `e^{iθ} = (c + i·s)²` and `e^{iφ} = e` come from the MZI's parts.
+pub fn commute_inverse(z: &Nulling, d1: C, d2: C) -> (f64, C, C) {
+    let phi2 = wrap(atan2((d1 * d2.conj()).im, (d1 * d2.conj()).re));
+    let half = C::new(z.c, z.s);
+    let e_theta = half * half;
+    (phi2, -(e_theta * z.e).conj() * d2, -e_theta.conj() * d2)
 }
 
 /// The name of this convention in every file the compiler writes.
@@ -302,7 +311,7 @@ mod tests {
                 &dagger(&transfer(t, p)),
                 &[[d1, C::new(0.0, 0.0)], [C::new(0.0, 0.0), d2]],
             );
-            let (p2, e1, e2) = commute_inverse(t, p, d1, d2);
+            let (p2, e1, e2) = commute_inverse(&Nulling::with_phases(t, p), d1, d2);
             let rhs = mul(
                 &[[e1, C::new(0.0, 0.0)], [C::new(0.0, 0.0), e2]],
                 &transfer(t, p2),

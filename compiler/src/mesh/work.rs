@@ -300,14 +300,21 @@ fn run_avx2(d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
 #[inline(always)]
 fn run_with<const FMA: bool>(d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
     let chunk = d.len() / panels;
+    let mut chunks = d.chunks_exact_mut(chunk);
+    let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
     for op in ops {
-        for (g, panel) in d.chunks_exact_mut(chunk).enumerate() {
-            if op.last >= first + 4 * g {
-                let cell: &mut [f64; 16] = (&mut panel[op.k * 8..op.k * 8 + 16])
-                    .try_into()
-                    .expect("two columns");
-                rotate4::<FMA>(cell, &op.rot);
-            }
+        // The operation and its coefficients once, for every panel it reaches.
+        let (k, rot) = (op.k, op.rot);
+        let live = if op.last >= first {
+            ((op.last - first) / 4 + 1).min(panels)
+        } else {
+            0
+        };
+        for panel in ps.iter_mut().take(live) {
+            let cell: &mut [f64; 16] = (&mut panel[k * 8..k * 8 + 16])
+                .try_into()
+                .expect("two columns");
+            rotate4::<FMA>(cell, &rot);
         }
     }
 }
