@@ -132,13 +132,17 @@ pub fn atan2(y: f64, x: f64) -> f64 {
     // The low part of π/4 beyond its f64 value (of π/2: twice it; of π: four times).
     const LOW: f64 = 3.061_616_997_868_383e-17;
     let (ay, ax) = (y.abs(), x.abs());
-    let (lo, hi) = if ay > ax { (ax, ay) } else { (ay, ax) };
-    if hi == 0.0 || hi.is_nan() || lo.is_nan() {
-        return if hi == 0.0 { 0.0 } else { f64::NAN };
+    let (lo, hi) = (ay.min(ax), ay.max(ax));
+    if y.is_nan() || x.is_nan() {
+        return f64::NAN;
     }
-    let t = lo / hi;
-    let big = t > 0.66;
-    let r = if big { (t - 1.0) / (t + 1.0) } else { t };
+    if hi == 0.0 {
+        return 0.0;
+    }
+    // Both reductions are computed and one selected: the branches would be unpredictable.
+    // t = lo/hi, reduced to (t − 1)/(t + 1) above 0.66: one division either way.
+    let big = lo > 0.66 * hi;
+    let r = select(big, lo - hi, lo) / select(big, lo + hi, hi);
     let z = r * r;
     let p = (((-8.750_608_600_031_904e-1 * z - 1.615_753_718_733_365e1) * z
         - 7.500_855_792_314_705e1)
@@ -152,17 +156,18 @@ pub fn atan2(y: f64, x: f64) -> f64 {
         + 4.853_903_996_359_137e2)
         * z
         + 1.945_506_571_482_614e2;
-    let mut a = r + r * z * p / q;
-    if big {
-        a = FRAC_PI_4 + (a + LOW);
-    }
-    if ay > ax {
-        a = FRAC_PI_2 + (2.0 * LOW - a);
-    }
-    if x < 0.0 {
-        a = PI + (4.0 * LOW - a);
-    }
-    if y < 0.0 { -a } else { a }
+    let a = r + r * z * p / q;
+    let a = select(big, FRAC_PI_4 + (a + LOW), a);
+    let a = select(ay > ax, FRAC_PI_2 + (2.0 * LOW - a), a);
+    let a = select(x < 0.0, PI + (4.0 * LOW - a), a);
+    select(y < 0.0, -a, a)
+}
+
+/// `if c { a } else { b }`, written so that it compiles to a blend rather than a branch.
+#[inline(always)]
+fn select(c: bool, a: f64, b: f64) -> f64 {
+    let mask = 0u64.wrapping_sub(u64::from(c));
+    f64::from_bits((a.to_bits() & mask) | (b.to_bits() & !mask))
 }
 
 /// The MZI whose inverse, applied from the right on columns `(k, k+1)`, zeroes the element `a`
