@@ -1552,6 +1552,83 @@ fn mesh_decompose_and_simulate_round_trip() {
     assert_eq!((j["n"].as_u64(), j["mzis"].as_u64()), (Some(10), Some(45)));
     assert!(j["error"].as_f64().unwrap() < 1e-10, "{j}");
 
+    // The same unitary written in the Clements (2016) convention: its MZIs multiplied out here
+    // with T(θ,φ) = [[e^{iφ}cos θ, −sin θ], [e^{iφ}sin θ, cos θ]] give the matrix back, and
+    // `mesh simulate` (which converts back to the device's convention) agrees.
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &m,
+        "--convention",
+        "clements2016",
+        "--out",
+        &d.s("c2016"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["convention"], "clements2016");
+    let layout: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("c2016/layout.json")).unwrap())
+            .unwrap();
+    assert!(
+        layout["convention"]
+            .as_str()
+            .unwrap()
+            .starts_with("clements2016")
+    );
+    let mut w: Vec<Complex<f64>> = (0..n * n)
+        .map(|i| Complex::new(f64::from(u8::from(i % (n + 1) == 0)), 0.0))
+        .collect();
+    for z in layout["mzis"].as_array().unwrap() {
+        let (mode, theta, phi) = (
+            z["mode"].as_u64().unwrap() as usize,
+            z["theta"].as_f64().unwrap(),
+            z["phi"].as_f64().unwrap(),
+        );
+        assert!(
+            (0.0..=std::f64::consts::FRAC_PI_2).contains(&theta),
+            "{theta}"
+        );
+        let e = Complex::from_polar(1.0, phi);
+        let (s, c) = theta.sin_cos();
+        for col in 0..n {
+            let (x, y) = (w[mode * n + col], w[(mode + 1) * n + col]);
+            w[mode * n + col] = e * c * x - s * y;
+            w[(mode + 1) * n + col] = e * s * x + c * y;
+        }
+    }
+    for (r, p) in layout["output_phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let e = Complex::from_polar(1.0, p.as_f64().unwrap());
+        for col in 0..n {
+            w[r * n + col] *= e;
+        }
+    }
+    let err: f64 = w
+        .iter()
+        .zip(&u.data)
+        .map(|(a, b)| (a - b).norm_sqr())
+        .sum::<f64>();
+    assert!(err.sqrt() < 1e-10, "{}", err.sqrt());
+    let o = photonflow(&[
+        "mesh",
+        "simulate",
+        "--layout",
+        &d.s("c2016/layout.json"),
+        "--out",
+        &d.s("c2016.npy"),
+        "--reference",
+        &m,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(last_json(&o)["error"].as_f64().unwrap() < 1e-10);
+
     // Refusals name the flag and say why.
     let mut bad = u.data.clone();
     bad[3] += Complex::new(1e-3, 0.0);
@@ -1569,6 +1646,14 @@ fn mesh_decompose_and_simulate_round_trip() {
             vec!["--method fft"],
         ),
         (vec!["--matrix", &m, "--vpi", "-1"], vec!["--vpi"]),
+        (
+            vec!["--matrix", &m, "--convention", "reck1994"],
+            vec!["--convention", "clements2016", "photonflow-mzi-v1"],
+        ),
+        (
+            vec!["--matrix", &m, "--convention", "clements2016", "--vpi", "4"],
+            vec!["--convention clements2016", "--vpi"],
+        ),
     ] {
         let mut full = vec!["mesh", "decompose", "--out", &out];
         full.extend(args.iter().copied());

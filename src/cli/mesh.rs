@@ -8,7 +8,9 @@ use anyhow::{Context, bail};
 use num_complex::Complex64;
 use photonflow_compiler::mesh::chip::{Chip, Imperfections, compare, implemented};
 use photonflow_compiler::mesh::layout::Layout;
-use photonflow_compiler::mesh::{CMatrix, Method, bridge, decompose, decompose_svd, svd};
+use photonflow_compiler::mesh::{
+    CMatrix, Convention, Method, bridge, decompose, decompose_svd, svd,
+};
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
 use photonflow_optics::system::FILE_NAME;
@@ -76,6 +78,11 @@ struct DecomposeArgs {
     /// up to 64 modes), and record the fidelity before and after.
     #[arg(long, requires = "imperfections")]
     correct: bool,
+    /// The MZI convention of the written phases: photonflow-mzi-v1 (the device as built; the
+    /// only one heater voltages and chips apply to) or clements2016 (Clements et al. 2016, as
+    /// Strawberry Fields writes them); the matrix is the same, converted exactly.
+    #[arg(long, default_value = "photonflow-mzi-v1", value_name = "NAME")]
+    convention: String,
     /// Output folder: layout.json and phases.csv.
     #[arg(long, short, value_name = "DIR")]
     out: PathBuf,
@@ -175,6 +182,18 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
     {
         bail!("--vpi {v}: give the positive voltage of a π shift");
     }
+    let convention: Convention = args
+        .convention
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--convention {e}"))?;
+    if convention != Convention::Photonflow && (args.vpi.is_some() || args.imperfections.is_some())
+    {
+        bail!(
+            "--convention {}: heater voltages (--vpi) and chips (--imperfections) are for the \
+             device's own convention; leave --convention at photonflow-mzi-v1 for them",
+            convention.name()
+        );
+    }
     let (u, source, system) = match (&args.matrix, &args.system) {
         (Some(path), _) => (read_matrix(path, "--matrix")?, path.clone(), None),
         (None, Some(run)) => {
@@ -234,6 +253,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
     };
     let mut layout = Layout::new(
         &mesh,
+        convention,
         &args.method,
         error,
         seconds,
@@ -266,6 +286,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
                 "error": error,
                 "seconds": seconds,
                 "method": layout.method,
+                "convention": convention.name(),
                 "scale": layout.svd.as_ref().map(|s| s.scale),
                 "correction": layout.correction,
                 "system_error": system_check,

@@ -16,7 +16,7 @@ use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::CMatrix;
-use super::mzi::{commute_inverse, transfer, wrap};
+use super::mzi::{Convention, atan2, commute_inverse, transfer, wrap};
 use super::work::Work;
 use crate::error::{CompileError, Result};
 
@@ -123,6 +123,46 @@ impl Mesh {
 }
 
 impl Mesh {
+    /// The same matrix with the phases in convention `to`, this mesh's being in `from`. Every
+    /// MZI converts exactly up to a unit factor `γ` on its two modes
+    /// ([`Convention::from_photonflow`]); a phase diagonal in front of an MZI leaves it as one
+    /// phase on both its modes (`T(θ, φ)·diag(a, b) = b·T(θ, φ + arg(a/b))`, in either
+    /// convention), so the factors are carried through the later MZIs (and through the
+    /// attenuators, which commute with them) into the output phase screen.
+    pub fn convert(&self, from: Convention, to: Convention) -> Mesh {
+        let mut carried = vec![C::new(1.0, 0.0); self.n];
+        let mzis = self
+            .mzis
+            .iter()
+            .map(|z| {
+                let (theta1, phi1, g1) = from.to_photonflow(z.theta, z.phi);
+                let (theta, phi, g2) = to.from_photonflow(theta1, phi1);
+                let (a, b) = (carried[z.mode], carried[z.mode + 1]);
+                let carry = g1 * g2 * b;
+                carried[z.mode] = carry;
+                carried[z.mode + 1] = carry;
+                let shift = a * b.conj();
+                Mzi {
+                    theta,
+                    phi: wrap(phi + atan2(shift.im, shift.re)),
+                    ..*z
+                }
+            })
+            .collect();
+        let output_phases = self
+            .output_phases
+            .iter()
+            .zip(&carried)
+            .map(|(p, c)| wrap(p + atan2(c.im, c.re)))
+            .collect();
+        Mesh {
+            n: self.n,
+            mzis,
+            attenuators: self.attenuators.clone(),
+            output_phases,
+        }
+    }
+
     fn attenuate(&self, m: &mut CMatrix) {
         for a in &self.attenuators {
             for v in &mut m.data[a.mode * self.n..(a.mode + 1) * self.n] {
@@ -325,6 +365,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn meshes_convert_exactly_between_conventions() {
+        for n in [2, 7, 32] {
+            let u = haar_unitary(n, &mut Rng::new(40 + n as u64));
+            for method in [Method::Clements, Method::Reck] {
+                let mesh = decompose(&u, method, 1e-9).unwrap();
+                let c = Convention::Clements2016;
+                let theirs = mesh.convert(Convention::Photonflow, c);
+                // Their MZIs, multiplied out with their transfer matrix, give the same matrix.
+                let m = theirs.matrix_with(|z| c.transfer(z.theta, z.phi));
+                assert!(m.relative_error(&u) < 1e-13, "{n} {method:?}");
+                assert!(
+                    theirs
+                        .mzis
+                        .iter()
+                        .all(|z| (0.0..=PI / 2.0).contains(&z.theta))
+                );
+                let back = theirs.convert(c, Convention::Photonflow);
+                assert!(back.matrix().relative_error(&u) < 1e-13, "{n} {method:?}");
+                for (a, b) in mesh.mzis.iter().zip(&back.mzis) {
+                    let dphi = (a.phi - b.phi).abs();
+                    assert!((a.theta - b.theta).abs() < 1e-13 && dphi.min(2.0 * PI - dphi) < 1e-12);
+                }
+            }
+        }
+        // SVD meshes carry the phases through their attenuators.
+        let m = CMatrix::random(5, 3, &mut Rng::new(8));
+        let (mesh, info) = crate::mesh::decompose_svd(&m, Method::Clements).unwrap();
+        let theirs = mesh.convert(Convention::Photonflow, Convention::Clements2016);
+        let c = Convention::Clements2016;
+        let block = info.implemented(&theirs.matrix_with(|z| c.transfer(z.theta, z.phi)));
+        assert!(block.relative_error(&m) < 1e-12);
     }
 
     #[test]

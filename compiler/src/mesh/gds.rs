@@ -871,12 +871,19 @@ pub fn check_mesh_gds(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::{CMatrix, Method, decompose, decompose_svd, haar_unitary};
+    use crate::mesh::{CMatrix, Convention, Method, decompose, decompose_svd, haar_unitary};
     use photonflow_optics::rng::Rng;
 
     fn layout(n: usize, method: Method) -> Layout {
         let mesh = decompose(&haar_unitary(n, &mut Rng::new(n as u64)), method, 1e-9).unwrap();
-        Layout::new(&mesh, method.name(), 0.0, 0.0, "test")
+        Layout::new(
+            &mesh,
+            Convention::Photonflow,
+            method.name(),
+            0.0,
+            0.0,
+            "test",
+        )
     }
 
     fn write(layout: &Layout, tech: &Tech) -> (Vec<u8>, MeshGdsStats) {
@@ -1069,7 +1076,7 @@ mod tests {
                 .collect(),
         };
         let (mesh, _) = decompose_svd(&m, Method::Clements).unwrap();
-        let layout = Layout::new(&mesh, "svd", 0.0, 0.0, "test");
+        let layout = Layout::new(&mesh, Convention::Photonflow, "svd", 0.0, 0.0, "test");
         let tech = Tech::default();
         let (buf, stats) = write(&layout, &tech);
         assert_eq!((stats.mzis, stats.attenuators, stats.modes), (12, 4, 4));
@@ -1207,7 +1214,7 @@ mod tests {
     #[test]
     fn a_single_mode_is_a_straight_waveguide_with_its_phase_heater() {
         let mesh = decompose(&haar_unitary(1, &mut Rng::new(1)), Method::Clements, 1e-9).unwrap();
-        let layout = Layout::new(&mesh, "clements", 0.0, 0.0, "test");
+        let layout = Layout::new(&mesh, Convention::Photonflow, "clements", 0.0, 0.0, "test");
         let (buf, stats) = write(&layout, &Tech::default());
         assert_eq!((stats.mzis, stats.columns, stats.width_um), (0, 0, 100.0));
         check_mesh_gds(&buf, &layout, &Tech::default()).unwrap();

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chip::{CorrectionReport, Imperfections};
 use super::decompose::{Attenuator, Mesh, Mzi};
-use super::mzi::CONVENTION;
+use super::mzi::Convention;
 use super::svd::SvdInfo;
 use crate::error::{CompileError, Result, read_text};
 
@@ -27,7 +27,7 @@ pub struct Layout {
     pub format: String,
     /// [`VERSION`].
     pub version: u32,
-    /// The MZI convention ([`CONVENTION`]).
+    /// The statement of the MZI convention its phases are in ([`Convention::statement`]).
     pub convention: String,
     /// `clements` or `reck`.
     pub method: String,
@@ -65,19 +65,28 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// A layout of `mesh`, compiled by `method` from `source`.
-    pub fn new(mesh: &Mesh, method: &str, error: f64, seconds: f64, source: &str) -> Self {
+    /// A layout of `mesh` (photonflow's convention), compiled by `method` from `source`, with
+    /// its phases written in `convention`.
+    pub fn new(
+        mesh: &Mesh,
+        convention: Convention,
+        method: &str,
+        error: f64,
+        seconds: f64,
+        source: &str,
+    ) -> Self {
+        let written = mesh.convert(Convention::Photonflow, convention);
         Self {
             format: FORMAT.into(),
             version: VERSION,
-            convention: CONVENTION.into(),
+            convention: convention.statement().into(),
             method: method.into(),
             n: mesh.n,
             depth: mesh.depth(),
             mzi_count: mesh.mzis.len(),
-            mzis: mesh.mzis.clone(),
-            attenuators: mesh.attenuators.clone(),
-            output_phases: mesh.output_phases.clone(),
+            mzis: written.mzis,
+            attenuators: written.attenuators,
+            output_phases: written.output_phases,
             svd: None,
             error,
             seconds,
@@ -87,14 +96,20 @@ impl Layout {
         }
     }
 
-    /// The mesh it describes.
+    /// The convention its phases are in (checked by [`Layout::load`]).
+    pub fn convention(&self) -> Convention {
+        Convention::named(&self.convention).unwrap_or_default()
+    }
+
+    /// The mesh it describes, in photonflow's convention.
     pub fn mesh(&self) -> Mesh {
-        Mesh {
+        let written = Mesh {
             n: self.n,
             mzis: self.mzis.clone(),
             attenuators: self.attenuators.clone(),
             output_phases: self.output_phases.clone(),
-        }
+        };
+        written.convert(self.convention(), Convention::Photonflow)
     }
 
     /// Reads and checks a layout file: format, convention, modes of every MZI, phases finite.
@@ -108,10 +123,12 @@ impl Layout {
                 l.format, l.version
             )));
         }
-        if l.convention != CONVENTION {
+        if Convention::named(&l.convention).is_none() {
+            let known: Vec<_> = Convention::ALL.iter().map(|c| c.statement()).collect();
             return Err(bad(format!(
-                "uses the MZI convention '{}'; this photonflow reads '{CONVENTION}'",
-                l.convention
+                "uses the MZI convention '{}'; this photonflow reads '{}'",
+                l.convention,
+                known.join("' or '")
             )));
         }
         if l.output_phases.len() != l.n {
@@ -161,7 +178,7 @@ impl Layout {
     /// heater voltages `V = Vπ·√(φ/π)`.
     pub fn csv(&self, vpi: Option<f64>) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "# {CONVENTION}");
+        let _ = writeln!(t, "# {}", self.convention);
         let _ = writeln!(
             t,
             "# implemented matrix: diag(exp(i*output_phase)) * T_K ... T_1, rows in light order"

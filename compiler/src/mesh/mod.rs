@@ -25,4 +25,5 @@ mod work;
 
 pub use decompose::{Attenuator, Mesh, Method, Mzi, decompose, haar_unitary};
 pub use matrix::CMatrix;
+pub use mzi::Convention;
 pub use svd::{SvdInfo, decompose_svd};

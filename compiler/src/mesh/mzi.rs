@@ -204,6 +204,102 @@ pub const CONVENTION: &str = "photonflow-mzi-v1: T(θ,φ) = B·diag(e^{iθ},1)·
                               B = [[1,i],[i,1]]/√2, on modes (m, m+1), m the upper; θ internal \
                               and φ external, both on the arm of mode m";
 
+/// The convention of Clements et al. (Optica 3, 1460 (2016)) and of Strawberry Fields'
+/// `clements` decomposition, as named in files written in it.
+pub const CLEMENTS_2016: &str = "clements2016: T(θ,φ) = [[e^{iφ}·cos θ, −sin θ], [e^{iφ}·sin θ, \
+                                 cos θ]] on modes (m, m+1), m the upper; θ in [0, π/2], φ in \
+                                 [0, 2π) (Clements et al., Optica 3, 1460 (2016))";
+
+/// The MZI conventions phases can be written in. Meshes are computed and simulated in
+/// [`Convention::Photonflow`] (the physical device); a mesh converts exactly into another
+/// convention ([`super::Mesh::convert`]): the same matrix, with the phase left over by each MZI
+/// moved through the rest of the mesh into the output phase screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Convention {
+    /// [`CONVENTION`]: the MZI as built, internal and external heaters.
+    #[default]
+    Photonflow,
+    /// [`CLEMENTS_2016`]: `T(θ, φ) = [[e^{iφ} cos θ, −sin θ], [e^{iφ} sin θ, cos θ]]`.
+    Clements2016,
+}
+
+impl Convention {
+    /// Every convention.
+    pub const ALL: [Self; 2] = [Self::Photonflow, Self::Clements2016];
+
+    /// The short name (`--convention`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Photonflow => "photonflow-mzi-v1",
+            Self::Clements2016 => "clements2016",
+        }
+    }
+
+    /// The full statement written into files.
+    pub fn statement(self) -> &'static str {
+        match self {
+            Self::Photonflow => CONVENTION,
+            Self::Clements2016 => CLEMENTS_2016,
+        }
+    }
+
+    /// The convention a file's statement (or short name) names.
+    pub fn named(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| text == c.statement() || text == c.name())
+    }
+
+    /// The 2×2 transfer matrix of an MZI with phases `(θ, φ)` in this convention.
+    pub fn transfer(self, theta: f64, phi: f64) -> [[C; 2]; 2] {
+        match self {
+            Self::Photonflow => transfer(theta, phi),
+            Self::Clements2016 => {
+                let (s, c) = theta.sin_cos();
+                let e = cis(phi);
+                [[e * c, C::new(-s, 0.0)], [e * s, C::new(c, 0.0)]]
+            }
+        }
+    }
+
+    /// The photonflow MZI `T(θ₁, φ₁)` as this convention's: `(θ, φ, γ)` with
+    /// `T(θ₁, φ₁) = γ·T_this(θ, φ)` (`γ` a unit complex factor on the MZI's two modes).
+    /// Clements 2016: `θ = π/2 − θ₁/2`, `φ = φ₁ + π`, `γ = −i·e^{iθ₁/2}`.
+    pub fn from_photonflow(self, theta: f64, phi: f64) -> (f64, f64, C) {
+        match self {
+            Self::Photonflow => (theta, phi, C::new(1.0, 0.0)),
+            Self::Clements2016 => (
+                std::f64::consts::FRAC_PI_2 - theta / 2.0,
+                wrap(phi + PI),
+                -C::i() * cis(theta / 2.0),
+            ),
+        }
+    }
+
+    /// This convention's MZI `T_this(θ, φ)` as photonflow's: `(θ₁, φ₁, γ)` with
+    /// `T_this(θ, φ) = γ·T(θ₁, φ₁)` (the inverse of [`Convention::from_photonflow`]).
+    pub fn to_photonflow(self, theta: f64, phi: f64) -> (f64, f64, C) {
+        match self {
+            Self::Photonflow => (theta, phi, C::new(1.0, 0.0)),
+            Self::Clements2016 => {
+                let theta1 = PI - 2.0 * theta;
+                (theta1, wrap(phi - PI), C::i() * cis(-theta1 / 2.0))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for Convention {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::named(s).ok_or_else(|| {
+            let names: Vec<_> = Self::ALL.iter().map(|c| c.name()).collect();
+            format!("'{s}'; use one of {}", names.join(", "))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +398,32 @@ mod tests {
             let second = m[1][0] * a + m[1][1] * b;
             assert!(second.norm() < 1e-15, "left {a} {b}: {second}");
         }
+    }
+
+    #[test]
+    fn conventions_convert_mzi_by_mzi() {
+        for &(t, p) in &[(0.7, 2.1), (0.0, 1.0), (PI, 4.0), (2.5, 0.0), (1e-9, 6.2)] {
+            for conv in Convention::ALL {
+                // T(θ₁, φ₁) = γ·T_conv(θ, φ), and back.
+                let (t2, p2, g) = conv.from_photonflow(t, p);
+                let scaled = conv.transfer(t2, p2).map(|row| row.map(|v| g * v));
+                assert!(close(&transfer(t, p), &scaled, 1e-15), "{conv:?} {t} {p}");
+                let (t1, p1, h) = conv.to_photonflow(t2, p2);
+                assert!((t1 - t).abs() < 1e-15 && (h * g - 1.0).norm() < 1e-15);
+                let dp = (p1 - p).abs();
+                assert!(dp.min(TAU - dp) < 1e-14, "{conv:?} {p} {p1}");
+                assert_eq!(Convention::named(conv.statement()), Some(conv));
+                assert_eq!(conv.name().parse::<Convention>(), Ok(conv));
+            }
+        }
+        let (t, _, _) = Convention::Clements2016.from_photonflow(PI, 0.0);
+        assert!(t.abs() < 1e-15, "bar state: θ = 0 in Clements 2016");
+        assert!(
+            "reck1994"
+                .parse::<Convention>()
+                .unwrap_err()
+                .contains("clements2016")
+        );
     }
 
     #[test]
