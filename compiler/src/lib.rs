@@ -5,7 +5,7 @@
 //! built*, so that its accuracy can be simulated before anything is made.
 //!
 //! * [`material`]: materials (index and extinction at a wavelength), built-in or from TOML.
-//! * [`fabricate`]: a process (material, levels, base) applied to a design: the relief and
+//! * [`fabricate`](mod@fabricate): a process (material, levels, base) applied to a design: the relief and
 //!   level map of every layer, and the as-built system.
 //! * [`mesh`]: matrices into meshes of Mach–Zehnder interferometers (photonic chips).
 //! * [`unwrap`]: two-dimensional phase unwrapping, for reliefs without 2π steps.

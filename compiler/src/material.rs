@@ -1,5 +1,5 @@
 //! Materials of fabricated reliefs: the built-in ones
-//! ([`MATERIAL_PRESETS`](photonflow_optics::system::MATERIAL_PRESETS)) and user tables in TOML.
+//! ([`photonflow_optics::system::MATERIAL_PRESETS`]) and user tables in TOML.
 //!
 //! A material's index `n` and extinction `κ` hold at one wavelength, so every entry states it,
 //! and a material is only used for a design at that wavelength (within 1 %):

@@ -3,7 +3,7 @@
 //!
 //! A field of `ny × nx` samples is placed at offset `(oy, ox)` in a zero-padded `my × mx`
 //! transform and only the `ny × nx` window at the same offset is kept afterwards. Instead of
-//! transforming the whole padded array, [`Engine`] works on a `ny × mx` slab:
+//! transforming the whole padded array, the engine (`Engine`) works on a `ny × mx` slab:
 //!
 //! 1. **rows**: each of the `ny` non-zero rows is loaded (times an optional separable weight),
 //!    zero-padded to `mx` and transformed — the `my − ny` all-zero rows are never touched;

@@ -2,7 +2,7 @@
 //! Mach–Zehnder interferometers (MZIs).
 //!
 //! * [`mzi`]: the MZI and its convention (the one every file names).
-//! * [`decompose`]: unitaries into Clements (rectangular) and Reck (triangular) meshes.
+//! * [`decompose`](mod@decompose): unitaries into Clements (rectangular) and Reck (triangular) meshes.
 //! * [`layout`]: `layout.json` and the CSV phase table.
 //! * [`gds`]: the mesh as a GDSII layout (MZI cells on the grid, waveguides, heaters, ports).
 //! * [`svd`]: any matrix as `U·Σ·V†` (two meshes and a column of attenuators), or embedded

@@ -9,9 +9,15 @@
 //!   complex scaling of one row (or column) and the real rotation `R`, and folds `g` into `ρ`
 //!   (or `α`): 6 multiplications and 6 fused multiply-adds per pair of elements instead of 16
 //!   multiplications and 12 additions for a general 2×2.
-//! * **Deferred column operations**: applied row by row, a row just before it is read or mixed,
-//!   every row when the list fills (so the matrix streams through memory once per batch).
-//!   Column and row operations commute, so only each row's own order matters.
+//! * **Deferred column operations**: applied a group of four panels at a time (independent
+//!   chains of updates keep the arithmetic units busy), a group just before one of its rows is
+//!   read or mixed, every group when the list fills (so the matrix streams through memory once
+//!   per batch). Column and row operations commute, so only each row's own order matters.
+//! * **Swept row operations**: the row MZIs of one Clements step that fall in one panel are
+//!   chosen column by column and then applied together, four columns at a time, in one pass
+//!   over the rest of the row ([`Work::null_left_run`]).
+//! * AVX2/FMA code where the CPU has it (detected at run time), portable code otherwise; both
+//!   give the same mesh (tested).
 
 use num_complex::Complex64 as C;
 

@@ -27,7 +27,7 @@ pub enum Spectral<T> {
     },
 }
 
-/// A propagator (or its adjoint) as linear stages; see the [module docs](self).
+/// A propagator (or its adjoint) as linear stages; see the module docs (`propagate::stages`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stages<T> {
     /// `(ny, nx)`: samples of the fields in and out.
