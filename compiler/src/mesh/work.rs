@@ -54,8 +54,8 @@ impl Rotation {
     }
 }
 
-/// A deferred column operation on columns `(k, k+1)`; rows below `last` are zero in both
-/// columns when it is made, so panels wholly below it skip it.
+/// A deferred column operation on columns `(k, k+1)`; rows below `last` are zero (to rounding)
+/// in both columns when it is made, so panels wholly below it skip it.
 #[derive(Clone, Copy)]
 struct ColumnOp {
     k: usize,
@@ -83,18 +83,9 @@ impl Work {
     pub(super) fn new(u: &CMatrix) -> Self {
         let n = u.rows;
         let panels = n.div_ceil(4);
-        let mut data = vec![0.0; panels * n * 8];
-        for r in 0..n {
-            for c in 0..n {
-                let v = u.at(r, c);
-                let at = ((r / 4) * n + c) * 8 + r % 4;
-                data[at] = v.re;
-                data[at + 4] = v.im;
-            }
-        }
-        Self {
+        let mut w = Self {
             n,
-            data,
+            data: vec![0.0; panels * n * 8],
             rho: vec![C::new(1.0, 0.0); n],
             alpha: vec![C::new(1.0, 0.0); n],
             // Enough operations to batch many passes while the list stays in the L2 cache.
@@ -102,7 +93,15 @@ impl Work {
             applied: vec![0; panels],
             capacity: 8192.max(2 * n),
             fma: has_fma(),
+        };
+        for r in 0..n {
+            for c in 0..n {
+                let (i, v) = (w.index(r, c), u.at(r, c));
+                w.data[i] = v.re;
+                w.data[i + 4] = v.im;
+            }
         }
+        w
     }
 
     /// The same, updated without AVX2/FMA (to test that path where the CPU has them).
