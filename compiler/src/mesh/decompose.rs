@@ -345,6 +345,22 @@ mod tests {
         }
     }
 
+    /// The same MZIs in the same places, phases within `dtheta` and `dphi` (φ modulo 2π).
+    fn same_mzis(a: &Mesh, b: &Mesh, dtheta: f64, dphi: f64) {
+        assert_eq!(a.mzis.len(), b.mzis.len());
+        for (x, y) in a.mzis.iter().zip(&b.mzis) {
+            assert_eq!((x.column, x.mode), (y.column, y.mode));
+            let d = (x.phi - y.phi).abs();
+            assert!(
+                (x.theta - y.theta).abs() < dtheta,
+                "θ {} vs {}",
+                x.theta,
+                y.theta
+            );
+            assert!(d.min(2.0 * PI - d) < dphi, "φ {} vs {}", x.phi, y.phi);
+        }
+    }
+
     #[test]
     fn portable_arithmetic_gives_the_same_mesh() {
         // Where the CPU has AVX2 and FMA, `decompose` uses them; the portable path must agree.
@@ -357,12 +373,7 @@ mod tests {
                     portable.matrix().relative_error(&u) < 1e-12,
                     "{n} {method:?}"
                 );
-                for (a, b) in fast.mzis.iter().zip(&portable.mzis) {
-                    assert_eq!((a.column, a.mode), (b.column, b.mode));
-                    let dphi = (a.phi - b.phi).abs();
-                    assert!((a.theta - b.theta).abs() < 1e-11, "{n} {method:?}");
-                    assert!(dphi.min(2.0 * PI - dphi) < 1e-9, "{n} {method:?}");
-                }
+                same_mzis(&fast, &portable, 1e-11, 1e-9);
             }
         }
     }
@@ -386,10 +397,7 @@ mod tests {
                 );
                 let back = theirs.convert(c, Convention::Photonflow);
                 assert!(back.matrix().relative_error(&u) < 1e-13, "{n} {method:?}");
-                for (a, b) in mesh.mzis.iter().zip(&back.mzis) {
-                    let dphi = (a.phi - b.phi).abs();
-                    assert!((a.theta - b.theta).abs() < 1e-13 && dphi.min(2.0 * PI - dphi) < 1e-12);
-                }
+                same_mzis(&mesh, &back, 1e-13, 1e-12);
             }
         }
         // SVD meshes carry the phases through their attenuators.
