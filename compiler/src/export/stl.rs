@@ -227,7 +227,7 @@ pub fn relief_mesh(relief: &Relief) -> Result<(Mesh, Bridges), StlError> {
     for (k, s) in saddles.iter().enumerate() {
         saddle_at[s.node] = k as u32;
     }
-    let (offsets, vertices) = node_vertices(relief, &zp, &fl, &saddles, &saddle_at);
+    let (offsets, vertices) = node_vertices(relief, &zp, &fl, &saddles, &saddle_at, leg);
     let mut b = Builder {
         w,
         grid,
@@ -392,7 +392,8 @@ fn rect_flags(nx: usize, ny: usize, zp: &[f64]) -> Vec<u8> {
 
 /// The mesh vertices, grouped by node and sorted by z within a node:
 /// `offsets[node]..offsets[node + 1]`. Nodes are the grid nodes (i, j) (index j·(nx+1) + i),
-/// then two per saddle k: its bridge points along `u` (grid + 2k) and along `v` (grid + 2k + 1).
+/// then two per saddle k: its bridge points, `leg` from the node along `u` (grid + 2k) and along
+/// `v` (grid + 2k + 1).
 /// A vertex is made exactly where some facet has a corner: a top-rectangle corner, the end of a
 /// wall run (at its lower and upper z), a bridge corner.
 fn node_vertices(
@@ -401,6 +402,7 @@ fn node_vertices(
     fl: &[u8],
     saddles: &[Saddle],
     saddle_at: &[u32],
+    leg: f64,
 ) -> (Vec<u32>, Vec<[f64; 3]>) {
     let (nx, ny, pw) = (relief.nx, relief.ny, relief.nx + 2);
     let at = |i: usize, j: usize| {
@@ -464,7 +466,6 @@ fn node_vertices(
             push(at(i, j), &mut cand[..n], &mut verts);
         }
     }
-    let leg = relief.bridge_leg();
     for s in saddles {
         let (x, y) = at(s.node % (nx + 1), s.node / (nx + 1));
         let (ex, ey) = (leg * s.u as f64, leg * s.v.signum() as f64);

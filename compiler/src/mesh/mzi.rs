@@ -193,7 +193,8 @@ pub fn null_from_left(a: C, b: C) -> Nulling {
 /// entry by entry from the closed form of `T`; exact for every `θ`, `φ`). Returns
 /// `(φ', d₁', d₂')`; `e^{iθ} = (c + i·s)²` and `e^{iφ} = e` come from the MZI's parts.
 pub fn commute_inverse(z: &Nulling, d1: C, d2: C) -> (f64, C, C) {
-    let phi2 = wrap(atan2((d1 * d2.conj()).im, (d1 * d2.conj()).re));
+    let ratio = d1 * d2.conj();
+    let phi2 = wrap(atan2(ratio.im, ratio.re));
     let half = C::new(z.c, z.s);
     let e_theta = half * half;
     (phi2, -(e_theta * z.e).conj() * d2, -e_theta.conj() * d2)

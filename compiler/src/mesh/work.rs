@@ -40,16 +40,19 @@ impl Rotation {
         c: 1.0,
     };
 
+    /// The update of one pair `(x, y) = (xr + i·xi, yr + i·yi)`, returned as
+    /// `[x'r, x'i, y'r, y'i]`; with fused multiply-adds if `FMA` (only where the CPU has them).
+    /// Every kernel below runs this, on one pair or, lane by lane, on four.
     #[inline(always)]
-    fn apply(&self, (xr, xi): (f64, f64), (yr, yi): (f64, f64)) -> [f64; 4] {
-        let (pr, pi) = (self.psi.re, self.psi.im);
-        let ur = xr * pr - xi * pi;
-        let ui = xr * pi + xi * pr;
+    fn pair<const FMA: bool>(&self, xr: f64, xi: f64, yr: f64, yi: f64) -> [f64; 4] {
+        let (pr, pi, s, c) = (self.psi.re, self.psi.im, self.s, self.c);
+        let ur = fma::<FMA>(xr, pr, -(xi * pi));
+        let ui = fma::<FMA>(xr, pi, xi * pr);
         [
-            self.s * ur + self.c * yr,
-            self.s * ui + self.c * yi,
-            self.c * ur - self.s * yr,
-            self.c * ui - self.s * yi,
+            fma::<FMA>(s, ur, c * yr),
+            fma::<FMA>(s, ui, c * yi),
+            fma::<FMA>(c, ur, -(s * yr)),
+            fma::<FMA>(c, ui, -(s * yi)),
         ]
     }
 }
@@ -222,7 +225,7 @@ impl Work {
                     let (ix, iy) = (self.index(x, col), self.index(y, col));
                     let d = &mut self.data;
                     [d[ix], d[ix + 4], d[iy], d[iy + 4]] =
-                        rot.apply((d[ix], d[ix + 4]), (d[iy], d[iy + 4]));
+                        rot.pair::<false>(d[ix], d[ix + 4], d[iy], d[iy + 4]);
                     if col0 + h == col {
                         self.zero(y, col);
                     }
@@ -395,15 +398,9 @@ fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
         }
         for (h, r) in rots.iter().enumerate() {
             let (x, y) = (L0 + h, L0 + h + 1);
-            let (pr, pi) = (r.psi.re, r.psi.im);
             for j in 0..4 {
-                let (xr, xi, yr, yi) = (re[x][j], im[x][j], re[y][j], im[y][j]);
-                let ur = fma::<FMA>(xr, pr, -(xi * pi));
-                let ui = fma::<FMA>(xr, pi, xi * pr);
-                re[x][j] = fma::<FMA>(r.s, ur, r.c * yr);
-                im[x][j] = fma::<FMA>(r.s, ui, r.c * yi);
-                re[y][j] = fma::<FMA>(r.c, ur, -(r.s * yr));
-                im[y][j] = fma::<FMA>(r.c, ui, -(r.s * yi));
+                [re[x][j], im[x][j], re[y][j], im[y][j]] =
+                    r.pair::<FMA>(re[x][j], im[x][j], re[y][j], im[y][j]);
             }
         }
         for j in 0..w {
@@ -430,16 +427,10 @@ fn fma<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
 /// rows), imaginary parts, then the same for column k+1.
 #[inline(always)]
 fn rotate4<const FMA: bool>(cell: &mut [f64; 16], rot: &Rotation) {
-    let (pr, pi, s, c) = (rot.psi.re, rot.psi.im, rot.s, rot.c);
     let mut out = [0.0; 16];
     for l in 0..4 {
-        let (xr, xi, yr, yi) = (cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
-        let ur = fma::<FMA>(xr, pr, -(xi * pi));
-        let ui = fma::<FMA>(xr, pi, xi * pr);
-        out[l] = fma::<FMA>(s, ur, c * yr);
-        out[4 + l] = fma::<FMA>(s, ui, c * yi);
-        out[8 + l] = fma::<FMA>(c, ur, -(s * yr));
-        out[12 + l] = fma::<FMA>(c, ui, -(s * yi));
+        [out[l], out[4 + l], out[8 + l], out[12 + l]] =
+            rot.pair::<FMA>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
     }
     *cell = out;
 }
