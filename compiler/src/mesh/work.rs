@@ -41,19 +41,94 @@ impl Rotation {
     };
 
     /// The update of one pair `(x, y) = (xr + i·xi, yr + i·yi)`, returned as
-    /// `[x'r, x'i, y'r, y'i]`; with fused multiply-adds if `FMA` (only where the CPU has them).
-    /// Every kernel below runs this, on one pair or, lane by lane, on four.
+    /// `[x'r, x'i, y'r, y'i]`, on scalars or on four lanes at once ([`Lanes`]). Every kernel
+    /// below runs this.
     #[inline(always)]
-    fn pair<const FMA: bool>(&self, xr: f64, xi: f64, yr: f64, yi: f64) -> [f64; 4] {
-        let (pr, pi, s, c) = (self.psi.re, self.psi.im, self.s, self.c);
-        let ur = fma::<FMA>(xr, pr, -(xi * pi));
-        let ui = fma::<FMA>(xr, pi, xi * pr);
+    fn pair<T: Lanes>(&self, xr: T, xi: T, yr: T, yi: T) -> [T; 4] {
+        let (pr, pi) = (T::splat(self.psi.re), T::splat(self.psi.im));
+        let (s, c) = (T::splat(self.s), T::splat(self.c));
+        let ur = xr.mul_sub(pr, xi.mul(pi));
+        let ui = xr.mul_add(pi, xi.mul(pr));
         [
-            fma::<FMA>(s, ur, c * yr),
-            fma::<FMA>(s, ui, c * yi),
-            fma::<FMA>(c, ur, -(s * yr)),
-            fma::<FMA>(c, ui, -(s * yi)),
+            s.mul_add(ur, c.mul(yr)),
+            s.mul_add(ui, c.mul(yi)),
+            c.mul_sub(ur, s.mul(yr)),
+            c.mul_sub(ui, s.mul(yi)),
         ]
+    }
+
+    /// [`Rotation::pair`] on `f64`s.
+    #[inline(always)]
+    fn scalar<const FMA: bool>(&self, xr: f64, xi: f64, yr: f64, yi: f64) -> [f64; 4] {
+        let l = Scalar::<FMA>;
+        self.pair(l(xr), l(xi), l(yr), l(yi)).map(|v| v.0)
+    }
+}
+
+/// The arithmetic [`Rotation::pair`] needs: `f64` with or without fused multiply-adds
+/// ([`Scalar`]), or four `f64` lanes of an AVX2 register.
+trait Lanes: Copy {
+    fn splat(v: f64) -> Self;
+    fn mul(self, b: Self) -> Self;
+    /// `self·b + c`.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+    /// `self·b − c`.
+    fn mul_sub(self, b: Self, c: Self) -> Self;
+}
+
+/// One `f64`; the multiply-adds fused if `FMA` (only where the CPU has them).
+#[derive(Clone, Copy)]
+struct Scalar<const FMA: bool>(f64);
+
+impl<const FMA: bool> Lanes for Scalar<FMA> {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        Self(v)
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        Self(self.0 * b.0)
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        Self(if FMA {
+            self.0.mul_add(b.0, c.0)
+        } else {
+            self.0 * b.0 + c.0
+        })
+    }
+    #[inline(always)]
+    fn mul_sub(self, b: Self, c: Self) -> Self {
+        self.mul_add(b, Self(-c.0))
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{
+    __m256d, _mm256_fmadd_pd, _mm256_fmsub_pd, _mm256_loadu_pd, _mm256_mul_pd,
+    _mm256_permute2f128_pd, _mm256_set1_pd, _mm256_storeu_pd, _mm256_unpackhi_pd,
+    _mm256_unpacklo_pd,
+};
+
+// SAFETY (every `unsafe` in this impl): these are only reached from functions compiled with
+// `target_feature(enable = "avx2,fma")`, which run only where `has_fma` found both.
+#[cfg(target_arch = "x86_64")]
+impl Lanes for __m256d {
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        unsafe { _mm256_set1_pd(v) }
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        unsafe { _mm256_mul_pd(self, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        unsafe { _mm256_fmadd_pd(self, b, c) }
+    }
+    #[inline(always)]
+    fn mul_sub(self, b: Self, c: Self) -> Self {
+        unsafe { _mm256_fmsub_pd(self, b, c) }
     }
 }
 
@@ -225,7 +300,7 @@ impl Work {
                     let (ix, iy) = (self.index(x, col), self.index(y, col));
                     let d = &mut self.data;
                     [d[ix], d[ix + 4], d[iy], d[iy + 4]] =
-                        rot.pair::<false>(d[ix], d[ix + 4], d[iy], d[iy + 4]);
+                        rot.scalar::<false>(d[ix], d[ix + 4], d[iy], d[iy + 4]);
                     if col0 + h == col {
                         self.zero(y, col);
                     }
@@ -352,6 +427,9 @@ fn sweep(fma: bool, d: &mut [f64], n: usize, p: usize, l0: usize, rots: &[Rotati
     dispatch!(0 1, 0 2, 0 3, 0 4, 1 1, 1 2, 1 3, 2 1, 2 2, 3 1);
 }
 
+/// [`sweep_with`] with AVX2 and FMA: whole blocks of four columns are turned with two 4×4
+/// transposes (real and imaginary parts) into registers, the tail of fewer columns by the
+/// portable code.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn sweep_avx2<const L0: usize, const LEN: usize>(
@@ -361,7 +439,90 @@ fn sweep_avx2<const L0: usize, const LEN: usize>(
     rots: &[Rotation],
     from: usize,
 ) {
-    sweep_with::<true, L0, LEN>(d, n, p, rots, from);
+    let cross = L0 + LEN == 4;
+    let full = from + (n - from.min(n)) / 4 * 4;
+    {
+        let end = if cross {
+            (p + 2) * n * 8
+        } else {
+            (p + 1) * n * 8
+        };
+        let (top, bottom) = d[p * n * 8..end].split_at_mut(n * 8);
+        let rots: &[Rotation; LEN] = rots.try_into().expect("LEN rotations");
+        for col in (from..full).step_by(4) {
+            let cells: &mut [f64; 32] = (&mut top[col * 8..col * 8 + 32])
+                .try_into()
+                .expect("four cells");
+            // SAFETY: AVX2 is enabled (see the function's attribute); loads and stores stay
+            // within `cells` (four cells of eight) and `bottom` (indexed, bounds-checked).
+            unsafe {
+                let at = |j: usize| cells.as_ptr().add(j);
+                let [r0, r1, r2, r3] =
+                    transpose4([at(0), at(8), at(16), at(24)].map(|q| _mm256_loadu_pd(q)));
+                let [i0, i1, i2, i3] =
+                    transpose4([at(4), at(12), at(20), at(28)].map(|q| _mm256_loadu_pd(q)));
+                // Lane 4: lane 0 of the next panel.
+                let lane4 = |o: usize| -> __m256d {
+                    if cross {
+                        let b = |j: usize| bottom[(col + j) * 8 + o];
+                        _mm256_loadu_pd([b(0), b(1), b(2), b(3)].as_ptr())
+                    } else {
+                        _mm256_set1_pd(0.0)
+                    }
+                };
+                let mut re = [r0, r1, r2, r3, lane4(0)];
+                let mut im = [i0, i1, i2, i3, lane4(4)];
+                for (h, r) in rots.iter().enumerate() {
+                    let (x, y) = (L0 + h, L0 + h + 1);
+                    [re[x], im[x], re[y], im[y]] = r.pair(re[x], im[x], re[y], im[y]);
+                }
+                let out = cells.as_mut_ptr();
+                for (j, v) in transpose4([re[0], re[1], re[2], re[3]])
+                    .into_iter()
+                    .enumerate()
+                {
+                    _mm256_storeu_pd(out.add(8 * j), v);
+                }
+                for (j, v) in transpose4([im[0], im[1], im[2], im[3]])
+                    .into_iter()
+                    .enumerate()
+                {
+                    _mm256_storeu_pd(out.add(8 * j + 4), v);
+                }
+                if cross {
+                    let (mut a, mut b) = ([0.0; 4], [0.0; 4]);
+                    _mm256_storeu_pd(a.as_mut_ptr(), re[4]);
+                    _mm256_storeu_pd(b.as_mut_ptr(), im[4]);
+                    for j in 0..4 {
+                        bottom[(col + j) * 8] = a[j];
+                        bottom[(col + j) * 8 + 4] = b[j];
+                    }
+                }
+            }
+        }
+    }
+    if full < n {
+        sweep_with::<true, L0, LEN>(d, n, p, rots, full);
+    }
+}
+
+/// The 4×4 transpose of four registers (rows ↔ lanes).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn transpose4(a: [__m256d; 4]) -> [__m256d; 4] {
+    // SAFETY: only reached from functions compiled with AVX2 (see `Lanes for __m256d`).
+    unsafe {
+        let t0 = _mm256_unpacklo_pd(a[0], a[1]);
+        let t1 = _mm256_unpackhi_pd(a[0], a[1]);
+        let t2 = _mm256_unpacklo_pd(a[2], a[3]);
+        let t3 = _mm256_unpackhi_pd(a[2], a[3]);
+        [
+            _mm256_permute2f128_pd::<0x20>(t0, t2),
+            _mm256_permute2f128_pd::<0x20>(t1, t3),
+            _mm256_permute2f128_pd::<0x31>(t0, t2),
+            _mm256_permute2f128_pd::<0x31>(t1, t3),
+        ]
+    }
 }
 
 #[inline(always)]
@@ -400,7 +561,7 @@ fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
             let (x, y) = (L0 + h, L0 + h + 1);
             for j in 0..4 {
                 [re[x][j], im[x][j], re[y][j], im[y][j]] =
-                    r.pair::<FMA>(re[x][j], im[x][j], re[y][j], im[y][j]);
+                    r.scalar::<FMA>(re[x][j], im[x][j], re[y][j], im[y][j]);
             }
         }
         for j in 0..w {
@@ -418,11 +579,6 @@ fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
     }
 }
 
-#[inline(always)]
-fn fma<const FMA: bool>(a: f64, b: f64, c: f64) -> f64 {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
-}
-
 /// One column operation on the two columns of a panel: `cell` = real parts of column k (four
 /// rows), imaginary parts, then the same for column k+1.
 #[inline(always)]
@@ -430,7 +586,7 @@ fn rotate4<const FMA: bool>(cell: &mut [f64; 16], rot: &Rotation) {
     let mut out = [0.0; 16];
     for l in 0..4 {
         [out[l], out[4 + l], out[8 + l], out[12 + l]] =
-            rot.pair::<FMA>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
+            rot.scalar::<FMA>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
     }
     *cell = out;
 }
