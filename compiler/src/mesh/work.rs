@@ -427,6 +427,13 @@ fn sweep(fma: bool, d: &mut [f64], n: usize, p: usize, l0: usize, rots: &[Rotati
     dispatch!(0 1, 0 2, 0 3, 0 4, 1 1, 1 2, 1 3, 2 1, 2 2, 3 1);
 }
 
+/// Panel `p` of a segment, and the next panel if the segment crosses into it (else empty).
+#[inline(always)]
+fn segment_panels(d: &mut [f64], n: usize, p: usize, cross: bool) -> (&mut [f64], &mut [f64]) {
+    let end = (p + 1 + usize::from(cross)) * n * 8;
+    d[p * n * 8..end].split_at_mut(n * 8)
+}
+
 /// [`sweep_with`] with AVX2 and FMA: whole blocks of four columns are turned with two 4×4
 /// transposes (real and imaginary parts) into registers, the tail of fewer columns by the
 /// portable code.
@@ -442,12 +449,7 @@ fn sweep_avx2<const L0: usize, const LEN: usize>(
     let cross = L0 + LEN == 4;
     let full = from + (n - from.min(n)) / 4 * 4;
     {
-        let end = if cross {
-            (p + 2) * n * 8
-        } else {
-            (p + 1) * n * 8
-        };
-        let (top, bottom) = d[p * n * 8..end].split_at_mut(n * 8);
+        let (top, bottom) = segment_panels(d, n, p, cross);
         let rots: &[Rotation; LEN] = rots.try_into().expect("LEN rotations");
         for col in (from..full).step_by(4) {
             let cells: &mut [f64; 32] = (&mut top[col * 8..col * 8 + 32])
@@ -534,12 +536,7 @@ fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
     from: usize,
 ) {
     let cross = L0 + LEN == 4;
-    let end = if cross {
-        (p + 2) * n * 8
-    } else {
-        (p + 1) * n * 8
-    };
-    let (top, bottom) = d[p * n * 8..end].split_at_mut(n * 8);
+    let (top, bottom) = segment_panels(d, n, p, cross);
     let rots: &[Rotation; LEN] = rots.try_into().expect("LEN rotations");
     let mut col = from;
     while col < n {
