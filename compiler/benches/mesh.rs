@@ -5,6 +5,7 @@
 //!
 //! Each size runs once to warm up, then `PHOTONFLOW_BENCH_REPS` times (default 3); the table
 //! gives median and best seconds and the ratio of NumPy's median to ours.
+//! `PHOTONFLOW_BENCH_METHODS` (`clements`, `reck` or both, comma-separated) picks the meshes.
 //!
 //! Run: `cargo bench -p photonflow-compiler --bench mesh`.
 
@@ -59,6 +60,11 @@ fn numpy(sizes: &[usize], reps: usize) -> Vec<Option<f64>> {
 fn main() {
     let sizes = env_list("PHOTONFLOW_BENCH_SIZES", &[64, 256, 1024]);
     let reps = env_list("PHOTONFLOW_BENCH_REPS", &[3])[0].max(1);
+    let methods: Vec<String> = std::env::var("PHOTONFLOW_BENCH_METHODS")
+        .unwrap_or_else(|_| "clements,reck".into())
+        .split(',')
+        .map(|m| m.trim().to_lowercase())
+        .collect();
     let baseline = numpy(&sizes, reps);
     println!(
         "\n{:>6} {:<9} {:>12} {:>12} {:>10} {:>12} {:>10}",
@@ -67,6 +73,9 @@ fn main() {
     for (&n, numpy_s) in sizes.iter().zip(baseline) {
         let u = haar_unitary(n, &mut Rng::new(n as u64));
         for method in [Method::Clements, Method::Reck] {
+            if !methods.iter().any(|m| m == method.name()) {
+                continue;
+            }
             let mut times = Vec::new();
             let mut mesh = decompose(&u, method, 1e-8).expect("a unitary");
             for _ in 0..reps {
