@@ -65,17 +65,25 @@ fn main() {
         .split(',')
         .map(|m| m.trim().to_lowercase())
         .collect();
-    let baseline = numpy(&sizes, reps);
+    let all = [Method::Clements, Method::Reck];
+    if let Some(bad) = methods.iter().find(|m| !all.iter().any(|a| a.name() == *m)) {
+        eprintln!("PHOTONFLOW_BENCH_METHODS: unknown mesh {bad:?}; use clements, reck or both");
+        std::process::exit(2);
+    }
+    let picked = |method: Method| methods.iter().any(|m| m == method.name());
+    // The NumPy baseline is Clements; it is not run when only Reck is timed.
+    let baseline = if picked(Method::Clements) {
+        numpy(&sizes, reps)
+    } else {
+        vec![None; sizes.len()]
+    };
     println!(
         "\n{:>6} {:<9} {:>12} {:>12} {:>10} {:>12} {:>10}",
         "N", "method", "median s", "best s", "error", "NumPy s", "× faster"
     );
     for (&n, numpy_s) in sizes.iter().zip(baseline) {
         let u = haar_unitary(n, &mut Rng::new(n as u64));
-        for method in [Method::Clements, Method::Reck] {
-            if !methods.iter().any(|m| m == method.name()) {
-                continue;
-            }
+        for method in all.into_iter().filter(|&m| picked(m)) {
             let mut times = Vec::new();
             let mut mesh = decompose(&u, method, 1e-8).expect("a unitary");
             for _ in 0..reps {
