@@ -43,6 +43,7 @@
 //! lr = 0.01
 //! schedule = "cosine"        # "constant", "step", "exponential"
 //! seed = 1
+//! augment_shift = 2          # translate training images by up to ±2 of their pixels
 //!
 //! [fabrication]
 //! levels = 16                # train through phase quantisation
@@ -377,6 +378,13 @@ pub struct TrainingConfig {
     /// Half-width of the uniform initial phase, radians; default π (uniform over 2π).
     #[serde(default = "pi")]
     pub init_phase: f64,
+    /// Data augmentation: every training image is translated by a random whole number of its
+    /// own pixels in `−augment_shift…augment_shift` along x and along y (uniform, drawn anew
+    /// per sample and epoch, zero fill) before it is resampled onto the input plane; the test
+    /// set is never shifted. Default 0 (off). The one setting besides `epochs` that a resumed
+    /// run may change, so that a trained network can be fine-tuned with it.
+    #[serde(default)]
+    pub augment_shift: u32,
 }
 
 impl Default for TrainingConfig {
@@ -391,6 +399,7 @@ impl Default for TrainingConfig {
             min_lr_factor: default_min_lr(),
             seed: 1,
             init_phase: PI,
+            augment_shift: 0,
         }
     }
 }

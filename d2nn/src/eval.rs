@@ -42,6 +42,23 @@ impl ImageRef<'_> {
             Pixels::F32(v) => v.to_vec(),
         }
     }
+
+    /// The pixels as `f32` in `[0, 1]`, translated by `dx` pixels to the right (columns) and
+    /// `dy` down (rows); what moves in is 0 and what moves out is dropped.
+    pub fn translated(&self, dx: i64, dy: i64) -> Vec<f32> {
+        let source = self.to_f32();
+        let mut out = vec![0f32; source.len()];
+        let (rows, cols) = (self.rows as i64, self.cols as i64);
+        // Destination columns c with 0 ≤ c − dx < cols; rows likewise.
+        let (c0, c1) = (dx.clamp(0, cols), (cols + dx).clamp(0, cols));
+        let (r0, r1) = (dy.clamp(0, rows), (rows + dy).clamp(0, rows));
+        for r in r0..r1 {
+            let (dst, src) = ((r * cols) as usize, ((r - dy) * cols) as usize);
+            out[dst + c0 as usize..dst + c1 as usize]
+                .copy_from_slice(&source[src + (c0 - dx) as usize..src + (c1 - dx) as usize]);
+        }
+        out
+    }
 }
 
 impl Dataset {
@@ -342,4 +359,59 @@ pub fn detector_planes(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> 
         .try_into_vec::<f32>()
         .expect("f32 intensities");
     v.chunks(ny * nx).map(<[f32]>::to_vec).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translation_moves_pixels_and_fills_with_zeros() {
+        // 3 rows × 4 columns, pixel (r, c) = 10r + c + 1.
+        let v: Vec<u8> = (0..12).map(|i| (10 * (i / 4) + i % 4 + 1) as u8).collect();
+        let image = ImageRef {
+            pixels: Pixels::U8(&v),
+            rows: 3,
+            cols: 4,
+        };
+        let at = |p: &[f32], r: usize, c: usize| (p[r * 4 + c] * 255.0).round() as u8;
+        assert_eq!(image.translated(0, 0), image.to_f32());
+        for (dx, dy) in [(1, 0), (-2, 1), (3, -2), (0, -1), (-1, 2)] {
+            let p = image.translated(dx, dy);
+            for r in 0..3i64 {
+                for c in 0..4i64 {
+                    let (sr, sc) = (r - dy, c - dx);
+                    let want = if (0..3).contains(&sr) && (0..4).contains(&sc) {
+                        v[(sr * 4 + sc) as usize]
+                    } else {
+                        0
+                    };
+                    assert_eq!(
+                        at(&p, r as usize, c as usize),
+                        want,
+                        "({dx}, {dy}) at ({r}, {c})"
+                    );
+                }
+            }
+        }
+        // Shifted right then left again: only the column that left is lost.
+        let f = ImageRef {
+            pixels: Pixels::F32(&image.translated(1, 0)),
+            rows: 3,
+            cols: 4,
+        }
+        .translated(-1, 0);
+        for r in 0..3 {
+            assert_eq!(at(&f, r, 3), 0);
+            for c in 0..3 {
+                assert_eq!(at(&f, r, c), v[r * 4 + c]);
+            }
+        }
+        for (dx, dy) in [(4, 0), (0, -3), (-9, 9)] {
+            assert!(
+                image.translated(dx, dy).iter().all(|&p| p == 0.0),
+                "({dx}, {dy})"
+            );
+        }
+    }
 }

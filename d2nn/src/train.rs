@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Loss};
 use crate::data::{Dataset, Splits};
 use crate::error::{D2nnError, Result};
-use crate::eval::{Evaluation, ImageRef, argmax, evaluate};
+use crate::eval::{Evaluation, ImageRef, Pixels, argmax, evaluate};
 use crate::network::{Layers, Optics, Parameterisation, shift_mask, system_template};
 use crate::rng::Rng;
 
@@ -43,6 +43,7 @@ const MISALIGN_STREAM: u64 = 3;
 const NOISE_STREAM: u64 = 4;
 const AXIAL_STREAM: u64 = 5;
 const GUMBEL_STREAM: u64 = 6;
+const SHIFT_STREAM: u64 = 7;
 
 /// Limits and switches of one `train` call.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +72,9 @@ pub struct EpochMetrics {
     pub test_loss: f64,
     /// Learning rate of the epoch.
     pub lr: f64,
+    /// `[training] augment_shift` of the epoch (it may change when a run is resumed).
+    #[serde(default)]
+    pub augment_shift: u32,
     /// Training samples per second (forward + backward + step).
     pub samples_per_s: f64,
     /// Wall-clock seconds of the epoch, evaluation included.
@@ -209,7 +213,20 @@ pub fn train(
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for (b, idx) in order.chunks(batch).enumerate() {
             let key = [epoch as u64, b as u64];
-            let images: Vec<ImageRef> = idx.iter().map(|&i| train.image_ref(i)).collect();
+            let mut images: Vec<ImageRef> = idx.iter().map(|&i| train.image_ref(i)).collect();
+            let shifted: Vec<Vec<f32>>;
+            let s = i64::from(config.training.augment_shift);
+            if s > 0 {
+                let mut rng = Rng::stream(config.training.seed, &[SHIFT_STREAM, key[0], key[1]]);
+                let mut draw = || rng.below(2 * s as usize + 1) as i64 - s;
+                shifted = images
+                    .iter()
+                    .map(|im| im.translated(draw(), draw()))
+                    .collect();
+                for (im, pixels) in images.iter_mut().zip(&shifted) {
+                    im.pixels = Pixels::F32(pixels);
+                }
+            }
             let input = optics.encode(&images);
             let mut gumbel = Rng::stream(config.training.seed, &[GUMBEL_STREAM, key[0], key[1]]);
             let mut masks = param.masks(&layers, Some(&mut gumbel));
@@ -303,6 +320,7 @@ pub fn train(
             test_accuracy: evaluation.accuracy,
             test_loss: evaluation.loss,
             lr,
+            augment_shift: config.training.augment_shift,
             samples_per_s: train.len() as f64 / train_seconds.max(1e-9),
             seconds: clock.elapsed().as_secs_f64(),
         };
@@ -380,17 +398,18 @@ fn read_checkpoint(pointer: &Path) -> Result<Checkpoint> {
 }
 
 /// Refuses to resume with a config that differs from the run's in anything but the number of
-/// epochs.
+/// epochs and the augmentation shift.
 fn check_same_run(path: &Path, config: &Config) -> Result<()> {
     let mut stored = Config::from_file(path)?;
     stored.training.epochs = config.training.epochs;
+    stored.training.augment_shift = config.training.augment_shift;
     // Compare as written to disk: lengths pass through text with units.
     let given = Config::from_toml(&config.to_toml(), "the given config")?;
     if stored != given {
         return Err(run_error(
             path,
             "the run was started with another config; resume with the same config (only \
-             [training] epochs / --epochs may change), or start a new run in another folder",
+             [training] epochs / --epochs and augment_shift may change), or start a new run in another folder",
         ));
     }
     Ok(())

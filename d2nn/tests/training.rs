@@ -254,6 +254,66 @@ fn fabrication_aware_training_exports_quantised_masks_and_still_learns() {
 }
 
 #[test]
+fn shift_augmentation_trains_reproducibly_and_can_be_switched_on_when_resuming() {
+    let plain = Config::from_toml(&tiny(1), "plain").unwrap();
+    let mut shifted = plain.clone();
+    shifted.training.augment_shift = 2;
+    let [a, b, c] = ["shift-a", "shift-b", "shift-plain"].map(tempdir);
+    let first = train_bars(&a, &shifted);
+    let again = train_bars(&b, &shifted);
+    let unshifted = train_bars(&c, &plain);
+    // The same seed draws the same shifts; the shifts change what is learned.
+    assert_eq!(first.history[0].loss, again.history[0].loss);
+    assert_ne!(first.history[0].loss, unshifted.history[0].loss);
+    assert!(first.history.iter().all(|m| m.augment_shift == 2));
+    assert!(
+        first.history.last().unwrap().test_accuracy >= 0.9,
+        "{:?}",
+        first.history
+    );
+
+    // Fine-tune the plain run with shifts: allowed, and recorded per epoch; any other change
+    // of the config is still refused.
+    let mut tune = shifted.clone();
+    tune.training.epochs = 4;
+    let splits = Splits {
+        train: bars(96),
+        test: bars(32),
+    };
+    let tuned = train(
+        &c,
+        &tune,
+        &splits,
+        &TrainOptions {
+            resume: true,
+            ..TrainOptions::default()
+        },
+        &mut (),
+    )
+    .unwrap();
+    let shifts: Vec<u32> = tuned.history.iter().map(|m| m.augment_shift).collect();
+    assert_eq!(shifts, [0, 0, 0, 2]);
+    tune.training.epochs = 5;
+    tune.training.lr *= 0.5;
+    let refused = train(
+        &c,
+        &tune,
+        &splits,
+        &TrainOptions {
+            resume: true,
+            ..TrainOptions::default()
+        },
+        &mut (),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("augment_shift may change"), "{refused}");
+    for d in [a, b, c] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+#[test]
 fn training_through_a_measured_slm_lookup_table() {
     let dir = tempdir("lut");
     std::fs::create_dir_all(&dir).unwrap();

@@ -51,6 +51,10 @@ pub struct Args {
     /// Random seed (overrides the config).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Translate every training image by up to ±N of its pixels, at random (overrides
+    /// `[training] augment_shift`; may change on --resume, to fine-tune with it).
+    #[arg(long, value_name = "N")]
+    augment_shift: Option<u32>,
     /// Train on the first N training samples only.
     #[arg(long, value_name = "N")]
     train_limit: Option<usize>,
@@ -58,7 +62,7 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     test_limit: Option<usize>,
     /// Continue the run in --out from its last checkpoint (with the config it was started
-    /// with; --epochs may extend it).
+    /// with; --epochs may extend it, --augment-shift may change).
     #[arg(long)]
     resume: bool,
     /// Do not write PNG plots.
@@ -86,6 +90,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(s) = args.seed {
         config.training.seed = s;
+    }
+    if let Some(s) = args.augment_shift {
+        config.training.augment_shift = s;
     }
     if let Some(d) = &args.dataset {
         config.dataset = Some(d.clone());
