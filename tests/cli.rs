@@ -470,13 +470,16 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
         "{}",
         stderr(&o)
     );
-    let o = train(&["--resume", "--epochs", "4"]);
+    // (fine-tuning with shifted images: the one setting besides the epochs a resume may change)
+    let o = train(&["--resume", "--epochs", "4", "--augment-shift", "1"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     let more: Vec<&str> = text.lines().collect();
     assert_eq!(more.len(), 1);
     let fourth: serde_json::Value = serde_json::from_str(more[0]).unwrap();
     assert_eq!(fourth["epoch"], 4);
+    assert_eq!(fourth["augment_shift"], 1);
+    assert_eq!(epochs[2]["augment_shift"], 0);
     let lines = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 4);
 

@@ -269,9 +269,13 @@ impl Observer for Progress<'_> {
         if self.json {
             println!("{}", serde_json::to_string(m).expect("metrics serialise"));
         } else {
+            let shift = match m.augment_shift {
+                0 => String::new(),
+                s => format!(" (images shifted ±{s} px)"),
+            };
             let line = format!(
-                "epoch {}/{}: loss {:.4}, train {:.2} %, test {:.2} %, lr {:.2e}, {:.0} samples/s, \
-                 {:.1} s",
+                "epoch {}/{}: loss {:.4}, train {:.2} %{shift}, test {:.2} %, lr {:.2e}, {:.0} \
+                 samples/s, {:.1} s",
                 m.epoch,
                 self.epochs,
                 m.loss,
