@@ -280,33 +280,19 @@ fn shift_augmentation_trains_reproducibly_and_can_be_switched_on_when_resuming()
         train: bars(96),
         test: bars(32),
     };
-    let tuned = train(
-        &c,
-        &tune,
-        &splits,
-        &TrainOptions {
+    let resume = |config: &Config| {
+        let options = TrainOptions {
             resume: true,
             ..TrainOptions::default()
-        },
-        &mut (),
-    )
-    .unwrap();
+        };
+        train(&c, config, &splits, &options, &mut ())
+    };
+    let tuned = resume(&tune).unwrap();
     let shifts: Vec<u32> = tuned.history.iter().map(|m| m.augment_shift).collect();
     assert_eq!(shifts, [0, 0, 0, 2]);
     tune.training.epochs = 5;
     tune.training.lr *= 0.5;
-    let refused = train(
-        &c,
-        &tune,
-        &splits,
-        &TrainOptions {
-            resume: true,
-            ..TrainOptions::default()
-        },
-        &mut (),
-    )
-    .unwrap_err()
-    .to_string();
+    let refused = resume(&tune).unwrap_err().to_string();
     assert!(refused.contains("augment_shift may change"), "{refused}");
     for d in [a, b, c] {
         std::fs::remove_dir_all(d).ok();
