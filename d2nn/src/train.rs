@@ -5,7 +5,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `config.toml` | the config the run was started with (resuming checks it) |
+//! | `config.toml` | the run's config: as started, with the `epochs` and `augment_shift` of the latest resume (resuming checks the rest) |
 //! | `model/` | the trained [`OpticalSystem`] after the latest epoch (`system.json` + masks) |
 //! | `metrics.jsonl` | one JSON object per finished epoch ([`EpochMetrics`]) |
 //! | `checkpoint.json` | the latest complete checkpoint: epoch, folder, metrics so far |
@@ -14,7 +14,7 @@
 //! Every file is written to a temporary name and renamed; `checkpoint.json` is renamed last,
 //! after the checkpoint folder it names is complete, so a run killed at any moment resumes from
 //! its last finished epoch and loses at most the current one. Everything random (initial masks,
-//! shuffling, misalignment, noise) is drawn from streams keyed by `(seed, epoch, batch)`, so a
+//! shuffling, image shifts, misalignment, noise) is drawn from streams keyed by `(seed, epoch, batch)`, so a
 //! resumed run continues exactly as if it had not stopped (same thread count).
 
 use std::fs;
@@ -189,6 +189,8 @@ pub fn train(
             .from_bytes(bytes("optim.bpk")?)
             .map_err(|e| run_error(&dir, format!("optim.bpk is corrupt: {e}")))?;
         history = checkpoint.history;
+        // A later bare `--resume` reads the run's config: it continues this plan.
+        write_text(&config_path, &config.to_toml())?;
     } else {
         if pointer.exists() {
             return Err(run_error(

@@ -290,6 +290,12 @@ fn shift_augmentation_trains_reproducibly_and_can_be_switched_on_when_resuming()
     let tuned = resume(&tune).unwrap();
     let shifts: Vec<u32> = tuned.history.iter().map(|m| m.augment_shift).collect();
     assert_eq!(shifts, [0, 0, 0, 2]);
+    // The run's config now says so: a later resume that reads it continues the same plan.
+    let stored = Config::from_file(&c.join("config.toml")).unwrap();
+    assert_eq!(
+        (stored.training.epochs, stored.training.augment_shift),
+        (4, 2)
+    );
     tune.training.epochs = 5;
     tune.training.lr *= 0.5;
     let refused = resume(&tune).unwrap_err().to_string();

@@ -61,8 +61,8 @@ pub struct Args {
     /// Test on the first N test samples only.
     #[arg(long, value_name = "N")]
     test_limit: Option<usize>,
-    /// Continue the run in --out from its last checkpoint (with the config it was started
-    /// with; --epochs may extend it, --augment-shift may change).
+    /// Continue the run in --out from its last checkpoint, with the run's config (--epochs may
+    /// extend it and --augment-shift change it; both are written back to the run's config).
     #[arg(long)]
     resume: bool,
     /// Do not write PNG plots.
