@@ -152,6 +152,20 @@ pub fn train(
             ),
         });
     }
+    let shift = config.training.augment_shift as usize;
+    if shift > 0 && 2 * shift >= train.rows.min(train.cols) {
+        return Err(D2nnError::Config {
+            origin: String::new(),
+            problem: format!(
+                "[training] augment_shift = {shift} (--augment-shift): the training images are \
+                 {}×{} pixels, so shifts up to half of that would push the object out of \
+                 frame; use at most {} (1–2 for MNIST)",
+                train.rows,
+                train.cols,
+                (train.rows.min(train.cols) - 1) / 2
+            ),
+        });
+    }
     fs::create_dir_all(run).map_err(|e| io(run, format!("cannot create the run folder ({e})")))?;
     let pointer = run.join("checkpoint.json");
     let config_path = run.join("config.toml");

@@ -300,6 +300,18 @@ fn shift_augmentation_trains_reproducibly_and_can_be_switched_on_when_resuming()
     tune.training.lr *= 0.5;
     let refused = resume(&tune).unwrap_err().to_string();
     assert!(refused.contains("augment_shift may change"), "{refused}");
+    // Shifts of half the 12×12 images or more are refused before anything is written.
+    let mut wild = plain.clone();
+    wild.training.augment_shift = 6;
+    let d = tempdir("shift-wild");
+    let refused = train(&d, &wild, &splits, &TrainOptions::default(), &mut ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("12×12") && refused.contains("at most 5"),
+        "{refused}"
+    );
+    assert!(!d.exists());
     for d in [a, b, c] {
         std::fs::remove_dir_all(d).ok();
     }
