@@ -5,7 +5,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `config.toml` | the run's config: as started, with the `epochs` and `augment_shift` of the latest resume (resuming checks the rest) |
+//! | `config.toml` | the run's config as started, with the latest resume's `epochs` and `augment_shift` (resuming checks the rest) |
 //! | `model/` | the trained [`OpticalSystem`] after the latest epoch (`system.json` + masks) |
 //! | `metrics.jsonl` | one JSON object per finished epoch ([`EpochMetrics`]) |
 //! | `checkpoint.json` | the latest complete checkpoint: epoch, folder, metrics so far |
@@ -14,8 +14,9 @@
 //! Every file is written to a temporary name and renamed; `checkpoint.json` is renamed last,
 //! after the checkpoint folder it names is complete, so a run killed at any moment resumes from
 //! its last finished epoch and loses at most the current one. Everything random (initial masks,
-//! shuffling, image shifts, misalignment, noise) is drawn from streams keyed by `(seed, epoch, batch)`, so a
-//! resumed run continues exactly as if it had not stopped (same thread count).
+//! shuffling, image shifts, misalignment, noise) is drawn from streams keyed by
+//! `(seed, epoch, batch)`, so a resumed run continues exactly as if it had not stopped (same
+//! thread count).
 
 use std::fs;
 use std::io::Write;
@@ -152,8 +153,10 @@ pub fn train(
             ),
         });
     }
-    let shift = config.training.augment_shift as usize;
-    if shift > 0 && 2 * shift >= train.rows.min(train.cols) {
+    // Image shifts of the augmentation are drawn from −shift…shift.
+    let shift = i64::from(config.training.augment_shift);
+    let side = train.rows.min(train.cols);
+    if shift > 0 && 2 * shift >= side as i64 {
         return Err(D2nnError::Config {
             origin: String::new(),
             problem: format!(
@@ -162,7 +165,7 @@ pub fn train(
                  frame; use at most {} (1–2 for MNIST)",
                 train.rows,
                 train.cols,
-                (train.rows.min(train.cols) - 1) / 2
+                (side - 1) / 2
             ),
         });
     }
@@ -231,10 +234,9 @@ pub fn train(
             let key = [epoch as u64, b as u64];
             let mut images: Vec<ImageRef> = idx.iter().map(|&i| train.image_ref(i)).collect();
             let shifted: Vec<Vec<f32>>;
-            let s = i64::from(config.training.augment_shift);
-            if s > 0 {
+            if shift > 0 {
                 let mut rng = Rng::stream(config.training.seed, &[SHIFT_STREAM, key[0], key[1]]);
-                let mut draw = || rng.below(2 * s as usize + 1) as i64 - s;
+                let mut draw = || rng.below(2 * shift as usize + 1) as i64 - shift;
                 shifted = images
                     .iter()
                     .map(|im| im.translated(draw(), draw()))
@@ -425,7 +427,8 @@ fn check_same_run(path: &Path, config: &Config) -> Result<()> {
         return Err(run_error(
             path,
             "the run was started with another config; resume with the same config (only \
-             [training] epochs / --epochs and augment_shift may change), or start a new run in another folder",
+             [training] epochs / --epochs and augment_shift may change), or start a new run in \
+             another folder",
         ));
     }
     Ok(())
