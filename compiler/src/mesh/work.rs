@@ -25,43 +25,63 @@ use super::matrix::CMatrix;
 use super::mzi::{Nulling, null_from_left, null_from_right};
 
 /// A structured 2×2 update of two adjacent stored lines (columns or rows) `(x, y)`:
-/// `x ← s·ψ·x + c·y`, `y ← c·ψ·x − s·y`.
+/// `x ← s·ψ·x + c·y`, `y ← c·ψ·x − s·y`, kept as the six real coefficients the arithmetic
+/// multiplies by: `s·ψ`, `c·ψ` (real and imaginary parts), `s`, `c`.
 #[derive(Clone, Copy)]
 struct Rotation {
-    psi: C,
-    s: f64,
-    c: f64,
+    k: [f64; 6],
 }
 
 impl Rotation {
     const IDENTITY: Self = Self {
-        psi: C::new(1.0, 0.0),
-        s: 0.0,
-        c: 1.0,
+        k: [0.0, 0.0, 1.0, 0.0, 0.0, 1.0],
     };
+
+    fn new(psi: C, s: f64, c: f64) -> Self {
+        Self {
+            k: [s * psi.re, s * psi.im, c * psi.re, c * psi.im, s, c],
+        }
+    }
 
     /// The update of one pair `(x, y) = (xr + i·xi, yr + i·yi)`, returned as
     /// `[x'r, x'i, y'r, y'i]`, on scalars or on four lanes at once ([`Lanes`]). Every kernel
-    /// below runs this.
+    /// below runs this: one multiplication and two multiply-adds per output. `Y_LAST` orders
+    /// them for a chain that runs from `y` to `x'` (each output four cycles of latency after
+    /// `y`: column operations moving left, the next one's `y` being this one's `x`), otherwise
+    /// for a chain from `x` to `y'` (eight cycles after `x`, against eleven for `ψ·x` formed
+    /// first: the row operations of a sweep, each one's `x` being the last one's `y`).
     #[inline(always)]
-    fn pair<T: Lanes>(&self, xr: T, xi: T, yr: T, yi: T) -> [T; 4] {
-        let (pr, pi) = (T::splat(self.psi.re), T::splat(self.psi.im));
-        let (s, c) = (T::splat(self.s), T::splat(self.c));
-        let ur = xr.mul_sub(pr, xi.mul(pi));
-        let ui = xr.mul_add(pi, xi.mul(pr));
-        [
-            s.mul_add(ur, c.mul(yr)),
-            s.mul_add(ui, c.mul(yi)),
-            c.mul_sub(ur, s.mul(yr)),
-            c.mul_sub(ui, s.mul(yi)),
-        ]
+    fn pair<T: Lanes, const Y_LAST: bool>(&self, xr: T, xi: T, yr: T, yi: T) -> [T; 4] {
+        let [spr, spi, cpr, cpi, s, c] = self.k.map(T::splat);
+        if Y_LAST {
+            [
+                c.mul_add(yr, spr.mul_sub(xr, spi.mul(xi))),
+                c.mul_add(yi, spi.mul_add(xr, spr.mul(xi))),
+                s.neg_mul_add(yr, cpr.mul_sub(xr, cpi.mul(xi))),
+                s.neg_mul_add(yi, cpi.mul_add(xr, cpr.mul(xi))),
+            ]
+        } else {
+            [
+                spr.mul_sub(xr, spi.mul_sub(xi, c.mul(yr))),
+                spi.mul_add(xr, spr.mul_add(xi, c.mul(yi))),
+                cpr.mul_sub(xr, cpi.mul_add(xi, s.mul(yr))),
+                cpi.mul_add(xr, cpr.mul_sub(xi, s.mul(yi))),
+            ]
+        }
     }
 
     /// [`Rotation::pair`] on `f64`s.
     #[inline(always)]
-    fn scalar<const FMA: bool>(&self, xr: f64, xi: f64, yr: f64, yi: f64) -> [f64; 4] {
+    fn scalar<const FMA: bool, const Y_LAST: bool>(
+        &self,
+        xr: f64,
+        xi: f64,
+        yr: f64,
+        yi: f64,
+    ) -> [f64; 4] {
         let l = Scalar::<FMA>;
-        self.pair(l(xr), l(xi), l(yr), l(yi)).map(|v| v.0)
+        self.pair::<_, Y_LAST>(l(xr), l(xi), l(yr), l(yi))
+            .map(|v| v.0)
     }
 }
 
@@ -74,6 +94,8 @@ trait Lanes: Copy {
     fn mul_add(self, b: Self, c: Self) -> Self;
     /// `self·b − c`.
     fn mul_sub(self, b: Self, c: Self) -> Self;
+    /// `c − self·b`.
+    fn neg_mul_add(self, b: Self, c: Self) -> Self;
 }
 
 /// One `f64`; the multiply-adds fused if `FMA` (only where the CPU has them).
@@ -101,11 +123,15 @@ impl<const FMA: bool> Lanes for Scalar<FMA> {
     fn mul_sub(self, b: Self, c: Self) -> Self {
         self.mul_add(b, Self(-c.0))
     }
+    #[inline(always)]
+    fn neg_mul_add(self, b: Self, c: Self) -> Self {
+        Self(-self.0).mul_add(b, c)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
-    __m256d, _mm256_fmadd_pd, _mm256_fmsub_pd, _mm256_loadu_pd, _mm256_mul_pd,
+    __m256d, _mm256_fmadd_pd, _mm256_fmsub_pd, _mm256_fnmadd_pd, _mm256_loadu_pd, _mm256_mul_pd,
     _mm256_permute2f128_pd, _mm256_set1_pd, _mm256_storeu_pd, _mm256_unpackhi_pd,
     _mm256_unpacklo_pd,
 };
@@ -130,6 +156,10 @@ impl Lanes for __m256d {
     fn mul_sub(self, b: Self, c: Self) -> Self {
         unsafe { _mm256_fmsub_pd(self, b, c) }
     }
+    #[inline(always)]
+    fn neg_mul_add(self, b: Self, c: Self) -> Self {
+        unsafe { _mm256_fnmadd_pd(self, b, c) }
+    }
 }
 
 /// A deferred column operation on columns `(k, k+1)`; rows below `last` are zero (to rounding)
@@ -145,7 +175,7 @@ struct ColumnOp {
 pub(super) struct Work {
     n: usize,
     /// Panels of four rows; `data[(p·n + c)·8 + lane]` real, `+ 4` imaginary.
-    data: Vec<f64>,
+    data: Lines,
     rho: Vec<C>,
     alpha: Vec<C>,
     pending: Vec<ColumnOp>,
@@ -163,7 +193,7 @@ impl Work {
         let panels = n.div_ceil(4);
         let mut w = Self {
             n,
-            data: vec![0.0; panels * n * 8],
+            data: Lines::zeroed(panels * n),
             rho: vec![C::new(1.0, 0.0); n],
             alpha: vec![C::new(1.0, 0.0); n],
             // Enough operations to batch many passes while the list stays in the L2 cache.
@@ -241,11 +271,7 @@ impl Work {
         // W·T† = ρ·S·diag(α)·P†·R·g*: the stored columns take ψ = α_k e^{−iφ}/α_{k+1} and R;
         // both column phases become g*·α_{k+1}.
         let psi = a * z.e.conj() / b;
-        let rot = Rotation {
-            psi,
-            s: z.s,
-            c: z.c,
-        };
+        let rot = Rotation::new(psi, z.s, z.c);
         self.pending.push(ColumnOp { k, last: r, rot });
         self.alpha[k] = z.g().conj() * b;
         self.alpha[k + 1] = self.alpha[k];
@@ -288,11 +314,7 @@ impl Work {
                         let z = null_from_left(a * self.stored(x, col), b * self.stored(y, col));
                         // T·W = g·R·P·diag(ρ)·S·…: the stored rows take ψ = e^{iφ}ρ_x/ρ_y and
                         // R; both row phases become g·ρ_y.
-                        *rot = Rotation {
-                            psi: z.e * a / b,
-                            s: z.s,
-                            c: z.c,
-                        };
+                        *rot = Rotation::new(z.e * a / b, z.s, z.c);
                         self.rho[x] = z.g() * b;
                         self.rho[y] = self.rho[x];
                         out.push((x, z));
@@ -300,7 +322,7 @@ impl Work {
                     let (ix, iy) = (self.index(x, col), self.index(y, col));
                     let d = &mut self.data;
                     [d[ix], d[ix + 4], d[iy], d[iy + 4]] =
-                        rot.scalar::<false>(d[ix], d[ix + 4], d[iy], d[iy + 4]);
+                        rot.scalar::<false, false>(d[ix], d[ix + 4], d[iy], d[iy + 4]);
                     if col0 + h == col {
                         self.zero(y, col);
                     }
@@ -344,6 +366,36 @@ impl Work {
             .map(|i| self.rho[i] * self.stored(i, i) * self.alpha[i])
             .collect();
         (worst, d)
+    }
+}
+
+/// `f64`s in whole cache lines: eight per line, the first on a 64-byte boundary (so a cell of
+/// a panel is one line, not two halves).
+struct Lines(Vec<Line>);
+
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f64; 8]);
+
+impl Lines {
+    fn zeroed(lines: usize) -> Self {
+        Self(vec![Line([0.0; 8]); lines])
+    }
+}
+
+impl std::ops::Deref for Lines {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        // SAFETY: `Line` is `repr(C)`, eight `f64`s and no padding (its size, 64, is its
+        // alignment), so the lines are `8·len` contiguous, initialised `f64`s.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 8) }
+    }
+}
+
+impl std::ops::DerefMut for Lines {
+    fn deref_mut(&mut self) -> &mut [f64] {
+        // SAFETY: as in `deref`, borrowed uniquely through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), self.0.len() * 8) }
     }
 }
 
@@ -476,7 +528,7 @@ fn sweep_avx2<const L0: usize, const LEN: usize>(
                 let mut im = [i0, i1, i2, i3, lane4(4)];
                 for (h, r) in rots.iter().enumerate() {
                     let (x, y) = (L0 + h, L0 + h + 1);
-                    [re[x], im[x], re[y], im[y]] = r.pair(re[x], im[x], re[y], im[y]);
+                    [re[x], im[x], re[y], im[y]] = r.pair::<_, false>(re[x], im[x], re[y], im[y]);
                 }
                 let out = cells.as_mut_ptr();
                 for (j, v) in transpose4([re[0], re[1], re[2], re[3]])
@@ -558,7 +610,7 @@ fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
             let (x, y) = (L0 + h, L0 + h + 1);
             for j in 0..4 {
                 [re[x][j], im[x][j], re[y][j], im[y][j]] =
-                    r.scalar::<FMA>(re[x][j], im[x][j], re[y][j], im[y][j]);
+                    r.scalar::<FMA, false>(re[x][j], im[x][j], re[y][j], im[y][j]);
             }
         }
         for j in 0..w {
@@ -583,7 +635,7 @@ fn rotate4<const FMA: bool>(cell: &mut [f64; 16], rot: &Rotation) {
     let mut out = [0.0; 16];
     for l in 0..4 {
         [out[l], out[4 + l], out[8 + l], out[12 + l]] =
-            rot.scalar::<FMA>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
+            rot.scalar::<FMA, true>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
     }
     *cell = out;
 }
