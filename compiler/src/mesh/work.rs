@@ -193,7 +193,7 @@ impl Work {
         let panels = n.div_ceil(4);
         let mut w = Self {
             n,
-            data: Lines::zeroed(panels * n),
+            data: Lines::zeroed(panels * stride(n)),
             rho: vec![C::new(1.0, 0.0); n],
             alpha: vec![C::new(1.0, 0.0); n],
             // Enough operations to batch many passes while the list stays in the L2 cache.
@@ -220,7 +220,7 @@ impl Work {
     }
 
     fn index(&self, r: usize, c: usize) -> usize {
-        ((r / 4) * self.n + c) * 8 + r % 4
+        ((r / 4) * stride(self.n) + c) * 8 + r % 4
     }
 
     /// The stored element `S[r][c]` (row `r` must be up to date).
@@ -242,7 +242,7 @@ impl Work {
         let g0 = r / 4 / GROUP * GROUP;
         let g1 = (g0 + GROUP).min(self.applied.len());
         let level = *self.applied[g0..g1].iter().max().expect("a panel");
-        let chunk = self.n * 8;
+        let chunk = stride(self.n) * 8;
         for p in g0..g1 {
             let ops = &self.pending[self.applied[p]..level];
             run(
@@ -406,6 +406,13 @@ fn has_fma() -> bool {
     false
 }
 
+/// Cells per panel: `n`, or `n + 1` if `n` is even, so that the same column of successive
+/// panels falls in different sets of the caches (`n·64` bytes apart would share them when `n`
+/// is a power of two).
+fn stride(n: usize) -> usize {
+    n | 1
+}
+
 /// Panels updated together.
 const GROUP: usize = 4;
 
@@ -482,8 +489,9 @@ fn sweep(fma: bool, d: &mut [f64], n: usize, p: usize, l0: usize, rots: &[Rotati
 /// Panel `p` of a segment, and the next panel if the segment crosses into it (else empty).
 #[inline(always)]
 fn segment_panels(d: &mut [f64], n: usize, p: usize, cross: bool) -> (&mut [f64], &mut [f64]) {
-    let end = (p + 1 + usize::from(cross)) * n * 8;
-    d[p * n * 8..end].split_at_mut(n * 8)
+    let panel = stride(n) * 8;
+    let end = (p + 1 + usize::from(cross)) * panel;
+    d[p * panel..end].split_at_mut(panel)
 }
 
 /// [`sweep_with`] with AVX2 and FMA: whole blocks of four columns are turned with two 4×4
