@@ -218,9 +218,13 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
 }
 
 /// The nulling sequence of `method` on `w` (a copy of an `n × n` matrix), then the mesh.
-fn nullings(mut w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mesh> {
+fn nullings(w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mesh> {
     let mut right = Vec::with_capacity(n * (n - 1) / 2);
     let mut left = Vec::new();
+    let mut w = match method {
+        Method::Reck => w.ascending(),
+        Method::Clements => w,
+    };
     match method {
         Method::Reck => {
             for r in (1..n).rev() {

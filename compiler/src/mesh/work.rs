@@ -184,6 +184,9 @@ pub(super) struct Work {
     capacity: usize,
     /// The CPU has AVX2 and FMA.
     fma: bool,
+    /// Column operations come in ascending chains, `(k, k+1)` then `(k+1, k+2)` (Reck), not
+    /// descending ones (Clements).
+    ascending: bool,
 }
 
 impl Work {
@@ -201,6 +204,7 @@ impl Work {
             applied: vec![0; panels],
             capacity: 8192.max(2 * n),
             fma: has_fma(),
+            ascending: false,
         };
         for r in 0..n {
             for c in 0..n {
@@ -210,6 +214,12 @@ impl Work {
             }
         }
         w
+    }
+
+    /// The same, its column operations to come in ascending chains (Reck's order).
+    pub(super) fn ascending(mut self) -> Self {
+        self.ascending = true;
+        self
     }
 
     /// The same, updated without AVX2/FMA (to test that path where the CPU has them).
@@ -247,6 +257,7 @@ impl Work {
             let ops = &self.pending[self.applied[p]..level];
             run(
                 self.fma,
+                self.ascending,
                 &mut self.data[p * chunk..(p + 1) * chunk],
                 ops,
                 4 * p,
@@ -255,7 +266,7 @@ impl Work {
         }
         let ops = &self.pending[level..];
         let d = &mut self.data[g0 * chunk..g1 * chunk];
-        run(self.fma, d, ops, 4 * g0, g1 - g0);
+        run(self.fma, self.ascending, d, ops, 4 * g0, g1 - g0);
         self.applied[g0..g1].fill(self.pending.len());
     }
 
@@ -419,28 +430,50 @@ const GROUP: usize = 4;
 /// Runs `ops` on the `panels` consecutive panels in `d`, the first holding rows `first ..`
 /// (a panel wholly below an operation's `last` row skips it); with fused multiply-adds where
 /// `fma` says the CPU has them.
-fn run(fma: bool, d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
+fn run(
+    fma: bool,
+    ascending: bool,
+    d: &mut [f64],
+    ops: &[ColumnOp],
+    first: usize,
+    panels: usize,
+) {
     if ops.is_empty() {
         return;
     }
+    // Each operation's `y` is the last one's `x` in a descending chain (Clements), its `x` the
+    // last one's `y` in an ascending one (Reck): the arithmetic takes the chained line last.
     #[cfg(target_arch = "x86_64")]
     if fma {
         // SAFETY: `fma` is only true where the CPU has AVX2 and FMA (`has_fma`).
-        unsafe { run_avx2(d, ops, first, panels) };
+        unsafe {
+            match ascending {
+                true => run_avx2::<false>(d, ops, first, panels),
+                false => run_avx2::<true>(d, ops, first, panels),
+            }
+        };
         return;
     }
     let _ = fma;
-    run_with::<false>(d, ops, first, panels);
+    match ascending {
+        true => run_with::<false, false>(d, ops, first, panels),
+        false => run_with::<false, true>(d, ops, first, panels),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn run_avx2(d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
-    run_with::<true>(d, ops, first, panels);
+fn run_avx2<const Y_LAST: bool>(d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
+    run_with::<true, Y_LAST>(d, ops, first, panels);
 }
 
 #[inline(always)]
-fn run_with<const FMA: bool>(d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
+fn run_with<const FMA: bool, const Y_LAST: bool>(
+    d: &mut [f64],
+    ops: &[ColumnOp],
+    first: usize,
+    panels: usize,
+) {
     let chunk = d.len() / panels;
     let mut chunks = d.chunks_exact_mut(chunk);
     let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
@@ -456,7 +489,7 @@ fn run_with<const FMA: bool>(d: &mut [f64], ops: &[ColumnOp], first: usize, pane
             let cell: &mut [f64; 16] = (&mut panel[k * 8..k * 8 + 16])
                 .try_into()
                 .expect("two columns");
-            rotate4::<FMA>(cell, &rot);
+            rotate4::<FMA, Y_LAST>(cell, &rot);
         }
     }
 }
@@ -639,11 +672,11 @@ fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
 /// One column operation on the two columns of a panel: `cell` = real parts of column k (four
 /// rows), imaginary parts, then the same for column k+1.
 #[inline(always)]
-fn rotate4<const FMA: bool>(cell: &mut [f64; 16], rot: &Rotation) {
+fn rotate4<const FMA: bool, const Y_LAST: bool>(cell: &mut [f64; 16], rot: &Rotation) {
     let mut out = [0.0; 16];
     for l in 0..4 {
         [out[l], out[4 + l], out[8 + l], out[12 + l]] =
-            rot.scalar::<FMA, true>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
+            rot.scalar::<FMA, Y_LAST>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
     }
     *cell = out;
 }
