@@ -1,14 +1,17 @@
 //! The matrix a decomposition works on, laid out and updated for speed.
 //!
 //! * **Panels**: rows in groups of four; panel `p`, column `c` holds the real parts of rows
-//!   `4p … 4p+3`, then their imaginary parts (eight `f64`, one 64-byte cache line), so one column
-//!   operation on a panel is four-wide arithmetic on contiguous memory.
+//!   `4p … 4p+3`, then their imaginary parts (eight `f64`, one 64-byte cache line: the buffer
+//!   starts on a line boundary), so one column operation on a panel is four-wide arithmetic on
+//!   contiguous memory. A panel is `n | 1` cells long, so that for even `n` the same column of
+//!   successive panels falls in different cache sets.
 //! * **Deferred phases**: an MZI is `T = g·R·P` with `g = i·e^{iθ/2}`, `R = [[s, c], [c, −s]]`
 //!   real (`s = sin θ/2`, `c = cos θ/2`) and `P = diag(e^{iφ}, 1)`. The stored matrix `S` is
 //!   kept such that the true one is `W = diag(ρ)·S·diag(α)`; an MZI then changes `S` by one
 //!   complex scaling of one row (or column) and the real rotation `R`, and folds `g` into `ρ`
-//!   (or `α`): 6 multiplications and 6 fused multiply-adds per pair of elements instead of 16
-//!   multiplications and 12 additions for a general 2×2.
+//!   (or `α`): 4 multiplications and 8 fused multiply-adds per pair of elements instead of 16
+//!   multiplications and 12 additions for a general 2×2, in an order that keeps the chain of
+//!   successive MZIs short ([`Rotation::pair`]).
 //! * **Deferred column operations**: applied a group of four panels at a time (independent
 //!   chains of updates keep the arithmetic units busy), a group just before one of its rows is
 //!   read or mixed, every group when the list fills (so the matrix streams through memory once
@@ -174,7 +177,7 @@ struct ColumnOp {
 /// The working matrix (module doc).
 pub(super) struct Work {
     n: usize,
-    /// Panels of four rows; `data[(p·n + c)·8 + lane]` real, `+ 4` imaginary.
+    /// Panels of four rows; `data[(p·stride(n) + c)·8 + lane]` real, `+ 4` imaginary.
     data: Lines,
     rho: Vec<C>,
     alpha: Vec<C>,
@@ -430,14 +433,7 @@ const GROUP: usize = 4;
 /// Runs `ops` on the `panels` consecutive panels in `d`, the first holding rows `first ..`
 /// (a panel wholly below an operation's `last` row skips it); with fused multiply-adds where
 /// `fma` says the CPU has them.
-fn run(
-    fma: bool,
-    ascending: bool,
-    d: &mut [f64],
-    ops: &[ColumnOp],
-    first: usize,
-    panels: usize,
-) {
+fn run(fma: bool, ascending: bool, d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
     if ops.is_empty() {
         return;
     }
@@ -679,4 +675,29 @@ fn rotate4<const FMA: bool, const Y_LAST: bool>(cell: &mut [f64; 16], rot: &Rota
             rot.scalar::<FMA, Y_LAST>(cell[l], cell[4 + l], cell[8 + l], cell[12 + l]);
     }
     *cell = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_whole_cache_lines_and_panels_fall_in_different_sets() {
+        for n in [1, 4, 5, 64, 1024] {
+            let w = Work::new(&CMatrix::identity(n));
+            assert_eq!(w.data.as_ptr() as usize % 64, 0, "{n}");
+            assert_eq!(w.data.len(), n.div_ceil(4) * stride(n) * 8);
+            // Every cell starts a line; the same column of the next panel is an odd number of
+            // lines further, never a multiple of the 4 KiB page.
+            assert_eq!(w.index(0, n - 1) % 8, 0);
+            if n > 4 {
+                let lines = (w.index(4, 0) - w.index(0, 0)) / 8;
+                assert!(
+                    lines % 2 == 1 && !(lines * 64).is_multiple_of(4096),
+                    "{n}: {lines}"
+                );
+            }
+            assert_eq!(w.stored(n - 1, n - 1), C::new(1.0, 0.0));
+        }
+    }
 }
