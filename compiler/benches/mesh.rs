@@ -3,8 +3,10 @@
 //! by side with the same O(N³) algorithm in NumPy (`mesh_baseline.py`, run with
 //! `$PHOTONFLOW_PYTHON` or `python3`; skipped with a note when neither has NumPy).
 //!
-//! Each size runs once to warm up, then `PHOTONFLOW_BENCH_REPS` times (default 3); the table
-//! gives median and best seconds and the ratio of NumPy's median to ours.
+//! Each size runs once to warm up, then `PHOTONFLOW_BENCH_REPS` times (default 3), and ours
+//! again until a second has passed (at most 1000 times: the small sizes take milliseconds, and a
+//! median of many is steadier on a busy machine); the table gives median and best seconds and
+//! the ratio of NumPy's median to ours.
 //! `PHOTONFLOW_BENCH_METHODS` (`clements`, `reck` or both, comma-separated) picks the meshes.
 //!
 //! Run: `cargo bench -p photonflow-compiler --bench mesh`.
@@ -86,7 +88,9 @@ fn main() {
         for method in all.into_iter().filter(|&m| picked(m)) {
             let mut times = Vec::new();
             let mut mesh = decompose(&u, method, 1e-8).expect("a unitary");
-            for _ in 0..reps {
+            let start = Instant::now();
+            while times.len() < reps || (times.len() < 1000 && start.elapsed().as_secs_f64() < 1.0)
+            {
                 let t = Instant::now();
                 mesh = decompose(&u, method, 1e-8).expect("a unitary");
                 times.push(t.elapsed().as_secs_f64());
@@ -99,7 +103,7 @@ fn main() {
                 _ => ("–".into(), "–".into()),
             };
             println!(
-                "{n:>6} {:<9} {median:>12.4} {:>12.4} {error:>10.1e} {np:>12} {ratio:>10}",
+                "{n:>6} {:<9} {median:>12.6} {:>12.6} {error:>10.1e} {np:>12} {ratio:>10}",
                 method.name(),
                 times[0]
             );
