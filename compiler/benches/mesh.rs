@@ -1,7 +1,9 @@
 //! Decomposition time of Haar-random unitaries into Clements and Reck meshes at N = 64, 256,
-//! 1024 (one thread; `PHOTONFLOW_BENCH_SIZES` overrides), with the reconstruction error, side
-//! by side with the same O(N³) algorithm in NumPy (`mesh_baseline.py`, run with
-//! `$PHOTONFLOW_PYTHON` or `python3`; skipped with a note when neither has NumPy).
+//! 1024 (`PHOTONFLOW_BENCH_SIZES` overrides), on one thread and on every core
+//! (`PHOTONFLOW_BENCH_THREADS`, default `1,all`: from N = 512 a second thread takes the far row
+//! steps of Clements), with the reconstruction error, side by side with the same O(N³)
+//! algorithm in NumPy (`mesh_baseline.py`, one thread, run with `$PHOTONFLOW_PYTHON` or
+//! `python3`; skipped with a note when neither has NumPy).
 //!
 //! Each size runs once to warm up, then `PHOTONFLOW_BENCH_REPS` times (default 3), and ours
 //! again until a second has passed (at most 1000 times: the small sizes take milliseconds, and a
@@ -73,6 +75,20 @@ fn main() {
         std::process::exit(2);
     }
     let picked = |method: Method| methods.iter().any(|m| m == method.name());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut threads: Vec<usize> = std::env::var("PHOTONFLOW_BENCH_THREADS")
+        .unwrap_or_else(|_| "1,all".into())
+        .split(',')
+        .map(|t| match t.trim() {
+            "all" => Some(cores),
+            t => t.parse().ok().filter(|&n| n > 0),
+        })
+        .collect::<Option<_>>()
+        .unwrap_or_else(|| {
+            eprintln!("PHOTONFLOW_BENCH_THREADS: a comma-separated list of counts or `all`");
+            std::process::exit(2);
+        });
+    threads.dedup();
     // The NumPy baseline is Clements; it is not run when only Reck is timed.
     let baseline = if picked(Method::Clements) {
         numpy(&sizes, reps)
@@ -80,30 +96,39 @@ fn main() {
         vec![None; sizes.len()]
     };
     println!(
-        "\n{:>6} {:<9} {:>12} {:>12} {:>10} {:>12} {:>10}",
-        "N", "method", "median s", "best s", "error", "NumPy s", "× faster"
+        "\n{:>6} {:<9} {:>7} {:>12} {:>12} {:>10} {:>12} {:>10}",
+        "N", "method", "threads", "median s", "best s", "error", "NumPy s", "× faster"
     );
     for (&n, numpy_s) in sizes.iter().zip(baseline) {
         let u = haar_unitary(n, &mut Rng::new(n as u64));
-        for method in all.into_iter().filter(|&m| picked(m)) {
+        for (method, &t) in all
+            .into_iter()
+            .filter(|&m| picked(m))
+            .flat_map(|m| threads.iter().map(move |t| (m, t)))
+        {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .expect("a thread pool");
+            let run = || pool.install(|| decompose(&u, method, 1e-8).expect("a unitary"));
             let mut times = Vec::new();
-            let mut mesh = decompose(&u, method, 1e-8).expect("a unitary");
+            let mut mesh = run();
             let start = Instant::now();
             while times.len() < reps || (times.len() < 1000 && start.elapsed().as_secs_f64() < 1.0)
             {
                 let t = Instant::now();
-                mesh = decompose(&u, method, 1e-8).expect("a unitary");
+                mesh = run();
                 times.push(t.elapsed().as_secs_f64());
             }
             times.sort_by(f64::total_cmp);
             let median = times[times.len() / 2];
             let error = mesh.matrix().relative_error(&u);
             let (np, ratio) = match (method, numpy_s) {
-                (Method::Clements, Some(t)) => (format!("{t:.4}"), format!("{:.1}", t / median)),
+                (Method::Clements, Some(s)) => (format!("{s:.4}"), format!("{:.1}", s / median)),
                 _ => ("–".into(), "–".into()),
             };
             println!(
-                "{n:>6} {:<9} {median:>12.6} {:>12.6} {error:>10.1e} {np:>12} {ratio:>10}",
+                "{n:>6} {:<9} {t:>7} {median:>12.6} {:>12.6} {error:>10.1e} {np:>12} {ratio:>10}",
                 method.name(),
                 times[0]
             );

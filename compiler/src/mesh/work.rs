@@ -19,8 +19,21 @@
 //! * **Swept row operations**: the row MZIs of one Clements step that fall in one panel are
 //!   chosen column by column and then applied together, four columns at a time, in one pass
 //!   over the rest of the row ([`Work::null_left_run`]).
+//! * **Far row steps on a second thread** (from N = 512, when the rayon pool has two threads):
+//!   Clements' nullings of the next 32 steps read only the columns before a bound, so the row
+//!   MZIs of those steps beyond it are kept, and at the next bound handed to a worker thread,
+//!   which sweeps them over the far columns left to right and publishes how far it has come,
+//!   while this thread goes on with the next steps (which wait only where they need the
+//!   worker's columns). Column operations reach only columns before the bound, and each
+//!   element still meets its row and column updates in their order: the mesh is the same to
+//!   the last bit (tested). The threads share the buffer by disjoint column ranges of each
+//!   panel ([`Panels`]), never a reference to the whole of it.
 //! * AVX2/FMA code where the CPU has it (detected at run time), portable code otherwise; both
 //!   give the same mesh (tested).
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 
 use num_complex::Complex64 as C;
 
@@ -174,6 +187,63 @@ struct ColumnOp {
     rot: Rotation,
 }
 
+/// The row MZIs of one Clements step whose upper rows lie in panel `p`, from its lane `l0`:
+/// `rots[h]` on lanes `l0 + h` and `l0 + h + 1` (lane 4 being lane 0 of panel `p + 1`).
+#[derive(Clone, Copy)]
+struct Segment {
+    p: usize,
+    l0: usize,
+    len: usize,
+    rots: [Rotation; 4],
+}
+
+/// The panels seen through a pointer: slices of a column range of one panel at a time, so
+/// that two threads can work on disjoint column ranges of the same panels ([`Work`]'s worker).
+#[derive(Clone, Copy)]
+struct Panels {
+    base: *mut f64,
+    /// Cells per panel.
+    stride: usize,
+    count: usize,
+}
+
+// SAFETY: a `Panels` only hands out slices through `cells`, whose callers keep the ranges that
+// two threads use disjoint (see there); the buffer outlives the worker (`Work` joins it before
+// its buffer is freed).
+unsafe impl Send for Panels {}
+
+impl Panels {
+    /// Columns `cols` of panel `p` (bounds checked).
+    ///
+    /// # Safety
+    /// No other live reference, and no other thread, touches these cells while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn cells<'a>(&self, p: usize, cols: Range<usize>) -> &'a mut [f64] {
+        assert!(p < self.count && cols.start <= cols.end && cols.end <= self.stride);
+        // SAFETY: within the buffer (checked above); exclusive by the caller's contract.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.base.add((p * self.stride + cols.start) * 8),
+                cols.len() * 8,
+            )
+        }
+    }
+}
+
+/// Row steps kept for the columns `from ..`, handed to the worker; it publishes in `progress`
+/// the column up to which it has applied them.
+struct Batch {
+    segments: Vec<Segment>,
+    from: usize,
+    progress: Arc<AtomicUsize>,
+}
+
+/// The thread that applies kept row steps to the far columns ([`Work::defer_rows_from`]).
+struct Worker {
+    batches: mpsc::Sender<Batch>,
+    thread: std::thread::JoinHandle<()>,
+}
+
 /// The working matrix (module doc).
 pub(super) struct Work {
     n: usize,
@@ -190,6 +260,17 @@ pub(super) struct Work {
     /// Column operations come in ascending chains, `(k, k+1)` then `(k+1, k+2)` (Reck), not
     /// descending ones (Clements).
     ascending: bool,
+    /// The segments of the row step being made ([`Work::null_left_run`]).
+    segments: Vec<Segment>,
+    /// Row operations on the columns `far ..` are deferred ([`Work::defer_rows_from`]).
+    far: usize,
+    /// The segments of the row steps deferred there since the last batch, in order.
+    kept: Vec<Segment>,
+    /// Whether row steps are deferred and applied to the far columns by a second thread.
+    pipelined: bool,
+    worker: Option<Worker>,
+    /// The last batch's progress.
+    progress: Option<Arc<AtomicUsize>>,
 }
 
 impl Work {
@@ -208,6 +289,12 @@ impl Work {
             capacity: 8192.max(2 * n),
             fma: has_fma(),
             ascending: false,
+            segments: Vec::new(),
+            far: n,
+            kept: Vec::new(),
+            pipelined: n >= PIPELINE && rayon::current_num_threads() > 1,
+            worker: None,
+            progress: None,
         };
         for r in 0..n {
             for c in 0..n {
@@ -225,6 +312,23 @@ impl Work {
         self
     }
 
+    /// The same, deferring row steps to a second thread (`true`) or not, whatever its size and
+    /// the threads of the rayon pool (to test both).
+    #[cfg(test)]
+    pub(super) fn pipelined(mut self, on: bool) -> Self {
+        self.pipelined = on;
+        self
+    }
+
+    /// The panels, through a pointer (no reference to the buffer is made).
+    fn panels(&mut self) -> Panels {
+        Panels {
+            base: self.data.0.as_mut_ptr().cast(),
+            stride: stride(self.n),
+            count: self.applied.len(),
+        }
+    }
+
     /// The same, updated without AVX2/FMA (to test that path where the CPU has them).
     #[cfg(test)]
     pub(super) fn portable(mut self) -> Self {
@@ -239,13 +343,24 @@ impl Work {
     /// The stored element `S[r][c]` (row `r` must be up to date).
     fn stored(&self, r: usize, c: usize) -> C {
         let i = self.index(r, c);
-        C::new(self.data[i], self.data[i + 4])
+        assert!(i + 4 < self.data.0.len() * 8);
+        let base: *const f64 = self.data.0.as_ptr().cast();
+        // SAFETY: within the buffer (checked); element reads through a pointer, no reference to
+        // the buffer, so the worker may write other columns meanwhile (it never writes this
+        // one: row `r` is read here only in columns before the deferral bound).
+        unsafe { C::new(*base.add(i), *base.add(i + 4)) }
     }
 
-    fn zero(&mut self, r: usize, c: usize) {
+    /// Sets the stored `S[r][c]`.
+    fn set(&mut self, r: usize, c: usize, v: C) {
         let i = self.index(r, c);
-        self.data[i] = 0.0;
-        self.data[i + 4] = 0.0;
+        assert!(i + 4 < self.data.0.len() * 8);
+        let base: *mut f64 = self.data.0.as_mut_ptr().cast();
+        // SAFETY: as in `stored`.
+        unsafe {
+            *base.add(i) = v.re;
+            *base.add(i + 4) = v.im;
+        }
     }
 
     /// Brings the group of [`GROUP`] panels holding row `r` up to date: each panel first level
@@ -254,23 +369,32 @@ impl Work {
     fn touch(&mut self, r: usize) {
         let g0 = r / 4 / GROUP * GROUP;
         let g1 = (g0 + GROUP).min(self.applied.len());
-        let level = *self.applied[g0..g1].iter().max().expect("a panel");
-        let chunk = stride(self.n) * 8;
-        for p in g0..g1 {
-            let ops = &self.pending[self.applied[p]..level];
+        let (cells, far) = (self.panels(), self.far);
+        // SAFETY: the columns before the deferral bound, which the worker never touches (and
+        // column operations only reach columns before it: `null_right` settles otherwise).
+        let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|q| {
+            if g0 + q < g1 {
+                unsafe { cells.cells(g0 + q, 0..far) }
+            } else {
+                &mut []
+            }
+        });
+        let (fma, ascending) = (self.fma, self.ascending);
+        let applied = &mut self.applied[g0..g1];
+        let ps = &mut ps[..g1 - g0];
+        let level = *applied.iter().max().expect("a panel");
+        for (q, panel) in ps.iter_mut().enumerate() {
+            let ops = &self.pending[applied[q]..level];
             run(
-                self.fma,
-                self.ascending,
-                &mut self.data[p * chunk..(p + 1) * chunk],
+                fma,
+                ascending,
+                std::slice::from_mut(panel),
                 ops,
-                4 * p,
-                1,
+                4 * (g0 + q),
             );
         }
-        let ops = &self.pending[level..];
-        let d = &mut self.data[g0 * chunk..g1 * chunk];
-        run(self.fma, self.ascending, d, ops, 4 * g0, g1 - g0);
-        self.applied[g0..g1].fill(self.pending.len());
+        run(fma, ascending, ps, &self.pending[level..], 4 * g0);
+        applied.fill(self.pending.len());
     }
 
     /// Nulls `W[r][k]` (to rounding) with the inverse of an MZI on columns `(k, k+1)` applied
@@ -278,6 +402,9 @@ impl Work {
     pub(super) fn null_right(&mut self, r: usize, k: usize) -> Nulling {
         if self.pending.len() == self.capacity {
             self.flush();
+        }
+        if k + 1 >= self.far {
+            self.settle_rows();
         }
         self.touch(r);
         let (a, b) = (self.alpha[k], self.alpha[k + 1]);
@@ -310,6 +437,12 @@ impl Work {
         out: &mut Vec<(usize, Nulling)>,
     ) {
         let n = self.n;
+        // Every column a nulling of this step reads lies before `near`.
+        let near = (c + count).min(n);
+        if near > self.far {
+            self.settle_rows();
+        }
+        let far = self.far;
         let mut g = 0;
         while g < count {
             let (row, col0) = (k + g, c + g);
@@ -333,18 +466,122 @@ impl Work {
                         self.rho[y] = self.rho[x];
                         out.push((x, z));
                     }
-                    let (ix, iy) = (self.index(x, col), self.index(y, col));
-                    let d = &mut self.data;
-                    [d[ix], d[ix + 4], d[iy], d[iy + 4]] =
-                        rot.scalar::<false, false>(d[ix], d[ix + 4], d[iy], d[iy + 4]);
-                    if col0 + h == col {
-                        self.zero(y, col);
-                    }
+                    let (u, v) = (self.stored(x, col), self.stored(y, col));
+                    let [ur, ui, vr, vi] = rot.scalar::<false, false>(u.re, u.im, v.re, v.im);
+                    self.set(x, col, C::new(ur, ui));
+                    // The nulled element holds rounding, ~1e-16, never read again: zero.
+                    let v = if col0 + h == col {
+                        C::new(0.0, 0.0)
+                    } else {
+                        C::new(vr, vi)
+                    };
+                    self.set(y, col, v);
                 }
             }
-            sweep(self.fma, &mut self.data, n, p, l0, &rots[..len], col0 + len);
+            // The columns a later segment of this step reads, now; the rest after the last.
+            let cells = self.panels();
+            // SAFETY: columns before the deferral bound of panels `p` and `p + 1` (distinct).
+            let (top, bottom) = unsafe {
+                let bottom = if l0 + len == 4 {
+                    cells.cells(p + 1, 0..far)
+                } else {
+                    &mut []
+                };
+                (cells.cells(p, 0..far), bottom)
+            };
+            sweep(self.fma, top, bottom, l0, &rots[..len], col0 + len, near);
+            self.segments.push(Segment { p, l0, len, rots });
             g += len;
         }
+        // The columns up to the deferral bound now; the step is kept for the rest.
+        let cells = self.panels();
+        // SAFETY: columns `near .. far`, before the deferral bound.
+        unsafe { apply(self.fma, cells, &self.segments, near..far, far) };
+        if far < n {
+            self.kept.extend_from_slice(&self.segments);
+        }
+        self.segments.clear();
+    }
+
+    /// Starts deferring row steps on the columns `col ..` (which no nulling of the coming steps
+    /// may read), the steps kept since the last call going to the worker thread for the
+    /// columns from `col` and applied here to those before. Nothing is deferred unless the
+    /// matrix is large enough and the rayon pool has a second thread.
+    pub(super) fn defer_rows_from(&mut self, col: usize) {
+        if !self.pipelined {
+            return;
+        }
+        let (n, far, fma) = (self.n, self.far, self.fma);
+        let col = col.min(n);
+        if far < n && !self.kept.is_empty() {
+            // The last batch must be past `col` before these steps follow it below `col`.
+            while let Some(progress) = &self.progress {
+                if progress.load(Ordering::Acquire) >= col {
+                    break;
+                }
+                if self.worker.as_ref().is_none_or(|w| w.thread.is_finished()) {
+                    // It stopped short (a panic): passed on by the join.
+                    self.join_worker();
+                    unreachable!("the worker ends only when its batches are done");
+                }
+                std::thread::yield_now();
+            }
+            let cells = self.panels();
+            // SAFETY: columns `far .. col`, which the worker has left (it only moves right).
+            unsafe { apply(fma, cells, &self.kept, far..col, BLOCK) };
+            let progress = Arc::new(AtomicUsize::new(col));
+            let batch = Batch {
+                segments: std::mem::take(&mut self.kept),
+                from: col,
+                progress: progress.clone(),
+            };
+            self.progress = Some(progress);
+            let worker = self.worker.get_or_insert_with(|| {
+                let (batches, inbox) = mpsc::channel::<Batch>();
+                let thread = std::thread::spawn(move || {
+                    for batch in inbox {
+                        let mut b = batch.from;
+                        while b < n {
+                            let e = (b + BLOCK).min(n);
+                            // SAFETY: the columns from `batch.from` belong to this thread
+                            // until it publishes that it has passed them.
+                            unsafe { apply(fma, cells, &batch.segments, b..e, BLOCK) };
+                            batch.progress.store(e, Ordering::Release);
+                            b = e;
+                        }
+                    }
+                });
+                Worker { batches, thread }
+            });
+            worker
+                .batches
+                .send(batch)
+                .expect("the worker runs until the matrix is finished");
+        }
+        self.kept.clear();
+        self.far = col;
+    }
+
+    /// Waits for the worker to finish, then applies the kept row steps to the columns `far ..`:
+    /// afterwards no row operation is deferred.
+    fn settle_rows(&mut self) {
+        self.join_worker();
+        let (fma, far, n) = (self.fma, self.far, self.n);
+        let cells = self.panels();
+        // SAFETY: no other thread runs.
+        unsafe { apply(fma, cells, &self.kept, far..n, BLOCK) };
+        self.kept.clear();
+        self.far = n;
+    }
+
+    fn join_worker(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            drop(worker.batches);
+            if let Err(panic) = worker.thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        self.progress = None;
     }
 
     /// Brings every row up to date and empties the list.
@@ -360,6 +597,7 @@ impl Work {
     /// diagonal (the nulling is unitary, so a unitary input ends exactly so), and the diagonal
     /// of the true matrix.
     pub(super) fn finish(mut self) -> (f64, Vec<C>) {
+        self.settle_rows();
         self.flush();
         let n = self.n;
         // Squared moduli off the diagonal (no square root per element).
@@ -380,6 +618,17 @@ impl Work {
             .map(|i| self.rho[i] * self.stored(i, i) * self.alpha[i])
             .collect();
         (worst, d)
+    }
+}
+
+impl Drop for Work {
+    /// The worker writes into the buffer: it must end before the buffer is freed (also when a
+    /// decomposition stops early).
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            drop(worker.batches);
+            let _ = worker.thread.join();
+        }
     }
 }
 
@@ -427,13 +676,45 @@ fn stride(n: usize) -> usize {
     n | 1
 }
 
+/// Matrices from this size on defer their far row steps to a second thread, when there is one.
+const PIPELINE: usize = 512;
+
+/// Columns the deferred row steps sweep at a time (the worker publishes its progress per block).
+const BLOCK: usize = 64;
+
+/// Applies `segments` (row MZIs, in order) to the columns `cols` of the panels, `block` columns
+/// at a time: every segment sweeps a block before the next block.
+///
+/// # Safety
+/// No other thread, and no live reference, touches columns `cols` of the panels the segments
+/// reach meanwhile.
+unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usize>, block: usize) {
+    let mut b0 = cols.start;
+    while b0 < cols.end {
+        let b1 = (b0 + block.max(1)).min(cols.end);
+        for s in segments {
+            // SAFETY: panels `p` and `p + 1` are distinct; the columns are the caller's.
+            let (top, bottom) = unsafe {
+                let bottom = if s.l0 + s.len == 4 {
+                    cells.cells(s.p + 1, b0..b1)
+                } else {
+                    &mut []
+                };
+                (cells.cells(s.p, b0..b1), bottom)
+            };
+            sweep(fma, top, bottom, s.l0, &s.rots[..s.len], 0, b1 - b0);
+        }
+        b0 = b1;
+    }
+}
+
 /// Panels updated together.
 const GROUP: usize = 4;
 
-/// Runs `ops` on the `panels` consecutive panels in `d`, the first holding rows `first ..`
+/// Runs `ops` on the consecutive panels `ps` (their columns from 0), the first holding rows `first ..`
 /// (a panel wholly below an operation's `last` row skips it); with fused multiply-adds where
 /// `fma` says the CPU has them.
-fn run(fma: bool, ascending: bool, d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
+fn run(fma: bool, ascending: bool, ps: &mut [&mut [f64]], ops: &[ColumnOp], first: usize) {
     if ops.is_empty() {
         return;
     }
@@ -444,35 +725,32 @@ fn run(fma: bool, ascending: bool, d: &mut [f64], ops: &[ColumnOp], first: usize
         // SAFETY: `fma` is only true where the CPU has AVX2 and FMA (`has_fma`).
         unsafe {
             match ascending {
-                true => run_avx2::<false>(d, ops, first, panels),
-                false => run_avx2::<true>(d, ops, first, panels),
+                true => run_avx2::<false>(ps, ops, first),
+                false => run_avx2::<true>(ps, ops, first),
             }
         };
         return;
     }
     let _ = fma;
     match ascending {
-        true => run_with::<false, false>(d, ops, first, panels),
-        false => run_with::<false, true>(d, ops, first, panels),
+        true => run_with::<false, false>(ps, ops, first),
+        false => run_with::<false, true>(ps, ops, first),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn run_avx2<const Y_LAST: bool>(d: &mut [f64], ops: &[ColumnOp], first: usize, panels: usize) {
-    run_with::<true, Y_LAST>(d, ops, first, panels);
+fn run_avx2<const Y_LAST: bool>(ps: &mut [&mut [f64]], ops: &[ColumnOp], first: usize) {
+    run_with::<true, Y_LAST>(ps, ops, first);
 }
 
 #[inline(always)]
 fn run_with<const FMA: bool, const Y_LAST: bool>(
-    d: &mut [f64],
+    ps: &mut [&mut [f64]],
     ops: &[ColumnOp],
     first: usize,
-    panels: usize,
 ) {
-    let chunk = d.len() / panels;
-    let mut chunks = d.chunks_exact_mut(chunk);
-    let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|_| chunks.next().unwrap_or_default());
+    let panels = ps.len();
     for op in ops {
         // The operation and its coefficients once, for every panel it reaches.
         let (k, rot) = (op.k, op.rot);
@@ -494,7 +772,15 @@ fn run_with<const FMA: bool, const Y_LAST: bool>(
 /// 4 being lane 0 of panel `p + 1`) in order to columns `from .. n`: four columns at a time,
 /// their cells turned into one four-column vector per lane, every MZI applied as four-column
 /// arithmetic, and written back. With fused multiply-adds where `fma` says the CPU has them.
-fn sweep(fma: bool, d: &mut [f64], n: usize, p: usize, l0: usize, rots: &[Rotation], from: usize) {
+fn sweep(
+    fma: bool,
+    top: &mut [f64],
+    bottom: &mut [f64],
+    l0: usize,
+    rots: &[Rotation],
+    from: usize,
+    to: usize,
+) {
     macro_rules! dispatch {
         ($($l:literal $len:literal),*) => {
             match (l0, rots.len()) {
@@ -502,10 +788,10 @@ fn sweep(fma: bool, d: &mut [f64], n: usize, p: usize, l0: usize, rots: &[Rotati
                     #[cfg(target_arch = "x86_64")]
                     if fma {
                         // SAFETY: `fma` is only true where the CPU has AVX2 and FMA.
-                        unsafe { sweep_avx2::<$l, $len>(d, n, p, rots, from) };
+                        unsafe { sweep_avx2::<$l, $len>(top, bottom, rots, from, to) };
                         return;
                     }
-                    sweep_with::<false, $l, $len>(d, n, p, rots, from)
+                    sweep_with::<false, $l, $len>(top, bottom, rots, from, to)
                 })*
                 _ => unreachable!("a segment stays within one panel and the next row"),
             }
@@ -515,30 +801,21 @@ fn sweep(fma: bool, d: &mut [f64], n: usize, p: usize, l0: usize, rots: &[Rotati
     dispatch!(0 1, 0 2, 0 3, 0 4, 1 1, 1 2, 1 3, 2 1, 2 2, 3 1);
 }
 
-/// Panel `p` of a segment, and the next panel if the segment crosses into it (else empty).
-#[inline(always)]
-fn segment_panels(d: &mut [f64], n: usize, p: usize, cross: bool) -> (&mut [f64], &mut [f64]) {
-    let panel = stride(n) * 8;
-    let end = (p + 1 + usize::from(cross)) * panel;
-    d[p * panel..end].split_at_mut(panel)
-}
-
 /// [`sweep_with`] with AVX2 and FMA: whole blocks of four columns are turned with two 4×4
 /// transposes (real and imaginary parts) into registers, the tail of fewer columns by the
 /// portable code.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn sweep_avx2<const L0: usize, const LEN: usize>(
-    d: &mut [f64],
-    n: usize,
-    p: usize,
+    top: &mut [f64],
+    bottom: &mut [f64],
     rots: &[Rotation],
     from: usize,
+    to: usize,
 ) {
     let cross = L0 + LEN == 4;
-    let full = from + (n - from.min(n)) / 4 * 4;
+    let full = from + (to - from.min(to)) / 4 * 4;
     {
-        let (top, bottom) = segment_panels(d, n, p, cross);
         let rots: &[Rotation; LEN] = rots.try_into().expect("LEN rotations");
         for col in (from..full).step_by(4) {
             let cells: &mut [f64; 32] = (&mut top[col * 8..col * 8 + 32])
@@ -592,8 +869,8 @@ fn sweep_avx2<const L0: usize, const LEN: usize>(
             }
         }
     }
-    if full < n {
-        sweep_with::<true, L0, LEN>(d, n, p, rots, full);
+    if full < to {
+        sweep_with::<true, L0, LEN>(top, bottom, rots, full, to);
     }
 }
 
@@ -618,18 +895,17 @@ fn transpose4(a: [__m256d; 4]) -> [__m256d; 4] {
 
 #[inline(always)]
 fn sweep_with<const FMA: bool, const L0: usize, const LEN: usize>(
-    d: &mut [f64],
-    n: usize,
-    p: usize,
+    top: &mut [f64],
+    bottom: &mut [f64],
     rots: &[Rotation],
     from: usize,
+    to: usize,
 ) {
     let cross = L0 + LEN == 4;
-    let (top, bottom) = segment_panels(d, n, p, cross);
     let rots: &[Rotation; LEN] = rots.try_into().expect("LEN rotations");
     let mut col = from;
-    while col < n {
-        let w = (n - col).min(4);
+    while col < to {
+        let w = (to - col).min(4);
         // Lane l of the four columns: re[l][j], im[l][j]; lane 4: lane 0 of the next panel.
         let (mut re, mut im) = ([[0.0; 4]; 5], [[0.0; 4]; 5]);
         for j in 0..w {
