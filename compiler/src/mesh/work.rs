@@ -298,9 +298,7 @@ impl Work {
         };
         for r in 0..n {
             for c in 0..n {
-                let (i, v) = (w.index(r, c), u.at(r, c));
-                w.data[i] = v.re;
-                w.data[i + 4] = v.im;
+                w.set(r, c, u.at(r, c));
             }
         }
         w
@@ -574,14 +572,23 @@ impl Work {
         self.far = n;
     }
 
+    /// Ends the worker (once its batches are done) and passes on a panic of it.
     fn join_worker(&mut self) {
-        if let Some(worker) = self.worker.take() {
-            drop(worker.batches);
-            if let Err(panic) = worker.thread.join() {
-                std::panic::resume_unwind(panic);
-            }
+        if let Err(panic) = self.end_worker() {
+            std::panic::resume_unwind(panic);
         }
         self.progress = None;
+    }
+
+    /// Closes the worker's inbox and waits for it to finish what it holds.
+    fn end_worker(&mut self) -> std::thread::Result<()> {
+        match self.worker.take() {
+            Some(worker) => {
+                drop(worker.batches);
+                worker.thread.join()
+            }
+            None => Ok(()),
+        }
     }
 
     /// Brings every row up to date and empties the list.
@@ -625,10 +632,8 @@ impl Drop for Work {
     /// The worker writes into the buffer: it must end before the buffer is freed (also when a
     /// decomposition stops early).
     fn drop(&mut self) {
-        if let Some(worker) = self.worker.take() {
-            drop(worker.batches);
-            let _ = worker.thread.join();
-        }
+        // A panic of the worker is not raised again here (this may run while unwinding).
+        let _ = self.end_worker();
     }
 }
 
@@ -636,6 +641,8 @@ impl Drop for Work {
 /// a panel is one line, not two halves).
 struct Lines(Vec<Line>);
 
+/// One cache line: `repr(C)`, eight `f64`s and no padding (its size, 64, is its alignment), so
+/// `n` lines are `8·n` contiguous `f64`s, which [`Work`] and [`Panels`] address through pointers.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Line([f64; 8]);
@@ -643,22 +650,6 @@ struct Line([f64; 8]);
 impl Lines {
     fn zeroed(lines: usize) -> Self {
         Self(vec![Line([0.0; 8]); lines])
-    }
-}
-
-impl std::ops::Deref for Lines {
-    type Target = [f64];
-    fn deref(&self) -> &[f64] {
-        // SAFETY: `Line` is `repr(C)`, eight `f64`s and no padding (its size, 64, is its
-        // alignment), so the lines are `8·len` contiguous, initialised `f64`s.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast(), self.0.len() * 8) }
-    }
-}
-
-impl std::ops::DerefMut for Lines {
-    fn deref_mut(&mut self) -> &mut [f64] {
-        // SAFETY: as in `deref`, borrowed uniquely through `self`.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), self.0.len() * 8) }
     }
 }
 
@@ -711,9 +702,9 @@ unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usiz
 /// Panels updated together.
 const GROUP: usize = 4;
 
-/// Runs `ops` on the consecutive panels `ps` (their columns from 0), the first holding rows `first ..`
-/// (a panel wholly below an operation's `last` row skips it); with fused multiply-adds where
-/// `fma` says the CPU has them.
+/// Runs `ops` on the consecutive panels `ps` (their columns from 0), the first holding rows
+/// `first ..` (a panel wholly below an operation's `last` row skips it); with fused
+/// multiply-adds where `fma` says the CPU has them.
 fn run(fma: bool, ascending: bool, ps: &mut [&mut [f64]], ops: &[ColumnOp], first: usize) {
     if ops.is_empty() {
         return;
@@ -961,8 +952,8 @@ mod tests {
     fn cells_are_whole_cache_lines_and_panels_fall_in_different_sets() {
         for n in [1, 4, 5, 64, 1024] {
             let w = Work::new(&CMatrix::identity(n));
-            assert_eq!(w.data.as_ptr() as usize % 64, 0, "{n}");
-            assert_eq!(w.data.len(), n.div_ceil(4) * stride(n) * 8);
+            assert_eq!(w.data.0.as_ptr() as usize % 64, 0, "{n}");
+            assert_eq!(w.data.0.len() * 8, n.div_ceil(4) * stride(n) * 8);
             // Every cell starts a line; the same column of the next panel is an odd number of
             // lines further, never a multiple of the 4 KiB page.
             assert_eq!(w.index(0, n - 1) % 8, 0);
