@@ -390,16 +390,20 @@ mod tests {
     }
 
     #[test]
-    fn row_steps_deferred_to_a_second_thread_give_the_same_mesh() {
-        // Large matrices defer the far row steps to a worker thread; the per-element order of
-        // the updates is the same, so the mesh is too (to the last bit).
-        for n in [70, 161] {
+    fn work_handed_to_a_second_thread_gives_the_same_mesh() {
+        // Large matrices hand the far row steps (Clements) and the column operations of the
+        // rows far above the nulling (both methods) to a worker thread; every element meets
+        // its updates in the same order, so the mesh is the same to the last bit. Flushes of
+        // 50 and 400 column operations: many, while the worker is still busy with earlier ones.
+        for (n, ops) in [(70, 50), (161, 400), (161, 8192)] {
             let u = haar_unitary(n, &mut Rng::new(70 + n as u64));
-            let serial = nullings(Work::new(&u).pipelined(false), n, Method::Clements, 1e-9);
-            let piped = nullings(Work::new(&u).pipelined(true), n, Method::Clements, 1e-9);
-            let (serial, piped) = (serial.unwrap(), piped.unwrap());
-            assert!(piped.matrix().relative_error(&u) < 1e-12, "{n}");
-            assert_eq!(serial, piped, "{n}");
+            for method in [Method::Clements, Method::Reck] {
+                let work = |on| Work::new(&u).pipelined(on).capacity(ops);
+                let serial = nullings(work(false), n, method, 1e-9).unwrap();
+                let piped = nullings(work(true), n, method, 1e-9).unwrap();
+                assert!(piped.matrix().relative_error(&u) < 1e-12, "{n} {method:?}");
+                assert_eq!(serial, piped, "{n} {method:?} {ops}");
+            }
         }
     }
 

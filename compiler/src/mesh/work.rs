@@ -19,20 +19,26 @@
 //! * **Swept row operations**: the row MZIs of one Clements step that fall in one panel are
 //!   chosen column by column and then applied together, four columns at a time, in one pass
 //!   over the rest of the row ([`Work::null_left_run`]).
-//! * **Far row steps on a second thread** (from N = 512, when the rayon pool has two threads):
-//!   Clements' nullings of the next 32 steps read only the columns before a bound, so the row
-//!   MZIs of those steps beyond it are kept, and at the next bound handed to a worker thread,
-//!   which sweeps them over the far columns left to right and publishes how far it has come,
-//!   while this thread goes on with the next steps (which wait only where they need the
-//!   worker's columns). Column operations reach only columns before the bound, and each
-//!   element still meets its row and column updates in their order: the mesh is the same to
-//!   the last bit (tested). The threads share the buffer by disjoint column ranges of each
-//!   panel ([`Panels`]), never a reference to the whole of it.
+//! * **A second thread** (from N = 512, when the rayon pool has two threads) takes the work
+//!   the nulling does not need soon:
+//!   - *far row steps*: Clements' nullings of the next 32 steps read only the columns before a
+//!     bound, so the row MZIs of those steps beyond it are kept, and at the next bound handed
+//!     to the worker thread, which sweeps them over the far columns left to right and
+//!     publishes how far it has come; this thread waits only where it needs those columns;
+//!   - *column operations of the rows above the nulling* (both methods): when the list fills,
+//!     the groups of panels above every row read so far go to the worker, which brings them
+//!     up to date from the bottom up, group by group; when the nulling reaches a group the
+//!     worker has not begun, this thread does it itself.
+//!
+//!   The worker does row steps first (the next bound waits for them). Column operations reach
+//!   only columns before the bound, and each element still meets its row and column updates
+//!   in their order: the mesh is the same to the last bit (tested). The threads share the
+//!   buffer by disjoint cells of each panel ([`Panels`]), never a reference to the whole of it.
 //! * AVX2/FMA code where the CPU has it (detected at run time), portable code otherwise; both
 //!   give the same mesh (tested).
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use num_complex::Complex64 as C;
@@ -238,9 +244,82 @@ struct Batch {
     progress: Arc<AtomicUsize>,
 }
 
-/// The thread that applies kept row steps to the far columns ([`Work::defer_rows_from`]).
+/// Deferred column operations that bring the panels `0 .. applied.len()` up to date, in the
+/// columns `0 .. cols` ([`Work::flush`]); panel `p` has had `applied[p]` of them. Either thread
+/// takes the next group of panels to do from `next` (the last group first: the nulling moves
+/// up to them), does it, and marks it `done`; the nulling's thread takes one rather than wait
+/// for it.
+struct Flush {
+    ops: Vec<ColumnOp>,
+    applied: Vec<usize>,
+    cols: usize,
+    fma: bool,
+    ascending: bool,
+    /// Groups `0 .. next` are not taken yet.
+    next: AtomicUsize,
+    done: Vec<AtomicBool>,
+    /// Groups done.
+    finished: AtomicUsize,
+}
+
+impl Flush {
+    fn groups(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Takes the next group if it is at least `g`.
+    fn take_from(&self, g: usize) -> Option<usize> {
+        let next = self
+            .next
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                (h > g).then(|| h - 1)
+            });
+        next.ok().map(|h| h - 1)
+    }
+
+    fn is_done(&self, g: usize) -> bool {
+        self.done[g].load(Ordering::Acquire)
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire) == self.groups()
+    }
+
+    /// Does group `g`, taken by this thread (from `next`).
+    ///
+    /// # Safety
+    /// `cells` is the buffer the flush was made for; every earlier flush is done with group `g`.
+    unsafe fn run(&self, cells: Panels, g: usize) {
+        let p0 = g * GROUP;
+        let p1 = (p0 + GROUP).min(self.applied.len());
+        // SAFETY: a group taken from `next` is this thread's alone, in the flush's columns,
+        // until it is marked done (the caller's contract orders it after earlier flushes).
+        let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|q| {
+            if p0 + q < p1 {
+                unsafe { cells.cells(p0 + q, 0..self.cols) }
+            } else {
+                &mut []
+            }
+        });
+        let mut applied = [0; GROUP];
+        applied[..p1 - p0].copy_from_slice(&self.applied[p0..p1]);
+        let (ps, applied) = (&mut ps[..p1 - p0], &mut applied[..p1 - p0]);
+        catch_up(self.fma, self.ascending, ps, applied, &self.ops, 4 * p0);
+        self.done[g].store(true, Ordering::Release);
+        self.finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// What the worker is given, in order.
+enum Job {
+    Rows(Batch),
+    Columns(Arc<Flush>),
+}
+
+/// The thread that applies kept row steps to the far columns ([`Work::defer_rows_from`]) and
+/// deferred column operations to the rows far above the nulling ([`Work::flush`]).
 struct Worker {
-    batches: mpsc::Sender<Batch>,
+    jobs: mpsc::Sender<Job>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -266,11 +345,18 @@ pub(super) struct Work {
     far: usize,
     /// The segments of the row steps deferred there since the last batch, in order.
     kept: Vec<Segment>,
-    /// Whether row steps are deferred and applied to the far columns by a second thread.
+    /// Whether a second thread takes the far row steps and the column operations of the
+    /// rows far above the nulling.
     pipelined: bool,
     worker: Option<Worker>,
     /// The last batch's progress.
     progress: Option<Arc<AtomicUsize>>,
+    /// The first row read so far (nullings move up the matrix).
+    top: usize,
+    /// The flushes given to the worker and maybe not finished, in order; they hold no group
+    /// from `owed` on.
+    flushes: Vec<Arc<Flush>>,
+    owed: usize,
 }
 
 impl Work {
@@ -295,6 +381,9 @@ impl Work {
             pipelined: n >= PIPELINE && rayon::current_num_threads() > 1,
             worker: None,
             progress: None,
+            top: n,
+            flushes: Vec::new(),
+            owed: 0,
         };
         for r in 0..n {
             for c in 0..n {
@@ -325,6 +414,14 @@ impl Work {
             stride: stride(self.n),
             count: self.applied.len(),
         }
+    }
+
+    /// The same, flushing its deferred column operations every `ops` of them (to test flushes
+    /// often).
+    #[cfg(test)]
+    pub(super) fn capacity(mut self, ops: usize) -> Self {
+        self.capacity = ops.max(1);
+        self
     }
 
     /// The same, updated without AVX2/FMA (to test that path where the CPU has them).
@@ -361,15 +458,19 @@ impl Work {
         }
     }
 
-    /// Brings the group of [`GROUP`] panels holding row `r` up to date: each panel first level
-    /// with the one furthest ahead, then the rest of the list on all of them at once (their
-    /// updates are independent chains, which keeps the arithmetic units busy).
+    /// Brings the group of [`GROUP`] panels holding row `r` up to date (waiting first for the
+    /// worker, if it holds the group: [`Work::flush`]).
     fn touch(&mut self, r: usize) {
-        let g0 = r / 4 / GROUP * GROUP;
+        let g = r / 4 / GROUP;
+        if g < self.owed {
+            self.await_group(g);
+        }
+        let g0 = g * GROUP;
         let g1 = (g0 + GROUP).min(self.applied.len());
         let (cells, far) = (self.panels(), self.far);
-        // SAFETY: the columns before the deferral bound, which the worker never touches (and
-        // column operations only reach columns before it: `null_right` settles otherwise).
+        // SAFETY: the columns before the deferral bound, which the worker's row steps never
+        // touch (and column operations only reach columns before it: `null_right` settles
+        // otherwise), of a group the worker does not hold (awaited above).
         let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|q| {
             if g0 + q < g1 {
                 unsafe { cells.cells(g0 + q, 0..far) }
@@ -377,33 +478,26 @@ impl Work {
                 &mut []
             }
         });
-        let (fma, ascending) = (self.fma, self.ascending);
-        let applied = &mut self.applied[g0..g1];
-        let ps = &mut ps[..g1 - g0];
-        let level = *applied.iter().max().expect("a panel");
-        for (q, panel) in ps.iter_mut().enumerate() {
-            let ops = &self.pending[applied[q]..level];
-            run(
-                fma,
-                ascending,
-                std::slice::from_mut(panel),
-                ops,
-                4 * (g0 + q),
-            );
-        }
-        run(fma, ascending, ps, &self.pending[level..], 4 * g0);
-        applied.fill(self.pending.len());
+        catch_up(
+            self.fma,
+            self.ascending,
+            &mut ps[..g1 - g0],
+            &mut self.applied[g0..g1],
+            &self.pending,
+            4 * g0,
+        );
     }
 
     /// Nulls `W[r][k]` (to rounding) with the inverse of an MZI on columns `(k, k+1)` applied
     /// to rows `0 ..= r` (deferred); returns the MZI.
     pub(super) fn null_right(&mut self, r: usize, k: usize) -> Nulling {
         if self.pending.len() == self.capacity {
-            self.flush();
+            self.flush(self.pipelined);
         }
         if k + 1 >= self.far {
             self.settle_rows();
         }
+        self.top = self.top.min(r);
         self.touch(r);
         let (a, b) = (self.alpha[k], self.alpha[k + 1]);
         let z = null_from_right(self.stored(r, k) * a, self.stored(r, k + 1) * b);
@@ -441,6 +535,7 @@ impl Work {
             self.settle_rows();
         }
         let far = self.far;
+        self.top = self.top.min(k);
         let mut g = 0;
         while g < count {
             let (row, col0) = (k + g, c + g);
@@ -513,16 +608,8 @@ impl Work {
         let col = col.min(n);
         if far < n && !self.kept.is_empty() {
             // The last batch must be past `col` before these steps follow it below `col`.
-            while let Some(progress) = &self.progress {
-                if progress.load(Ordering::Acquire) >= col {
-                    break;
-                }
-                if self.worker.as_ref().is_none_or(|w| w.thread.is_finished()) {
-                    // It stopped short (a panic): passed on by the join.
-                    self.join_worker();
-                    unreachable!("the worker ends only when its batches are done");
-                }
-                std::thread::yield_now();
+            if let Some(progress) = self.progress.clone() {
+                self.await_worker(|| progress.load(Ordering::Acquire) >= col);
             }
             let cells = self.panels();
             // SAFETY: columns `far .. col`, which the worker has left (it only moves right).
@@ -534,30 +621,57 @@ impl Work {
                 progress: progress.clone(),
             };
             self.progress = Some(progress);
-            let worker = self.worker.get_or_insert_with(|| {
-                let (batches, inbox) = mpsc::channel::<Batch>();
-                let thread = std::thread::spawn(move || {
-                    for batch in inbox {
-                        let mut b = batch.from;
-                        while b < n {
-                            let e = (b + BLOCK).min(n);
-                            // SAFETY: the columns from `batch.from` belong to this thread
-                            // until it publishes that it has passed them.
-                            unsafe { apply(fma, cells, &batch.segments, b..e, BLOCK) };
-                            batch.progress.store(e, Ordering::Release);
-                            b = e;
-                        }
-                    }
-                });
-                Worker { batches, thread }
-            });
-            worker
-                .batches
-                .send(batch)
-                .expect("the worker runs until the matrix is finished");
+            self.give(Job::Rows(batch));
         }
         self.kept.clear();
         self.far = col;
+    }
+
+    /// Hands `job` to the worker thread (started on first use).
+    fn give(&mut self, job: Job) {
+        let (cells, fma, n) = (self.panels(), self.fma, self.n);
+        let worker = self.worker.get_or_insert_with(|| {
+            let (jobs, inbox) = mpsc::channel::<Job>();
+            let thread = std::thread::spawn(move || serve(inbox, cells, fma, n));
+            Worker { jobs, thread }
+        });
+        worker
+            .jobs
+            .send(job)
+            .expect("the worker runs until the matrix is finished");
+    }
+
+    /// Waits until `done` (which the worker's progress makes true); a panic of the worker is
+    /// passed on, never waited for.
+    fn await_worker(&mut self, done: impl Fn() -> bool) {
+        while !done() {
+            if self.worker.as_ref().is_none_or(|w| w.thread.is_finished()) {
+                // It stopped short (a panic): passed on by the join.
+                self.join_worker();
+                unreachable!("the worker ends only when its jobs are done");
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Brings group `g` up to date with the flushes given to the worker (it may be in them if
+    /// `g < owed`): in each, in order, does the group here if the worker has not taken it yet
+    /// (with any the worker would take before it), or waits for the worker to finish it.
+    fn await_group(&mut self, g: usize) {
+        let cells = self.panels();
+        for flush in self.flushes.clone() {
+            if g >= flush.groups() {
+                continue;
+            }
+            while let Some(h) = flush.take_from(g) {
+                // SAFETY: the earlier flushes are done with every group from `g` on (awaited
+                // below, in order).
+                unsafe { flush.run(cells, h) };
+            }
+            self.await_worker(|| (g..flush.groups()).all(|h| flush.is_done(h)));
+        }
+        self.flushes.retain(|f| !f.is_finished());
+        self.owed = self.flushes.iter().map(|f| f.groups()).max().unwrap_or(0);
     }
 
     /// Waits for the worker to finish, then applies the kept row steps to the columns `far ..`:
@@ -572,29 +686,56 @@ impl Work {
         self.far = n;
     }
 
-    /// Ends the worker (once its batches are done) and passes on a panic of it.
+    /// Ends the worker (once its jobs are done) and passes on a panic of it.
     fn join_worker(&mut self) {
         if let Err(panic) = self.end_worker() {
             std::panic::resume_unwind(panic);
         }
         self.progress = None;
+        self.flushes.clear();
+        self.owed = 0;
     }
 
     /// Closes the worker's inbox and waits for it to finish what it holds.
     fn end_worker(&mut self) -> std::thread::Result<()> {
         match self.worker.take() {
             Some(worker) => {
-                drop(worker.batches);
+                drop(worker.jobs);
                 worker.thread.join()
             }
             None => Ok(()),
         }
     }
 
-    /// Brings every row up to date and empties the list.
-    fn flush(&mut self) {
-        for p in (0..self.applied.len()).step_by(GROUP) {
-            self.touch(4 * p);
+    /// Brings every row up to date and empties the list. If `hand`, the groups of panels
+    /// wholly above the first row read so far (nullings move up the matrix, about one row per
+    /// step) go to the worker thread, which brings them up to date from the last one up while
+    /// this thread goes on; when this thread reads one of them again, it does the group itself
+    /// if the worker has not begun it (else waits for it).
+    fn flush(&mut self, hand: bool) {
+        let groups = self.applied.len().div_ceil(GROUP);
+        let handed = match hand {
+            true => (self.top / 4 / GROUP).min(groups),
+            false => 0,
+        };
+        if handed > 0 {
+            let panels = (handed * GROUP).min(self.applied.len());
+            let flush = Arc::new(Flush {
+                ops: self.pending.clone(),
+                applied: self.applied[..panels].to_vec(),
+                cols: self.far,
+                fma: self.fma,
+                ascending: self.ascending,
+                next: AtomicUsize::new(handed),
+                done: (0..handed).map(|_| AtomicBool::new(false)).collect(),
+                finished: AtomicUsize::new(0),
+            });
+            self.flushes.push(flush.clone());
+            self.owed = self.owed.max(handed);
+            self.give(Job::Columns(flush));
+        }
+        for g in handed..groups {
+            self.touch(4 * GROUP * g);
         }
         self.applied.fill(0);
         self.pending.clear();
@@ -605,7 +746,7 @@ impl Work {
     /// of the true matrix.
     pub(super) fn finish(mut self) -> (f64, Vec<C>) {
         self.settle_rows();
-        self.flush();
+        self.flush(false);
         let n = self.n;
         // Squared moduli off the diagonal (no square root per element).
         let mut off = 0.0f64;
@@ -701,6 +842,90 @@ unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usiz
 
 /// Panels updated together.
 const GROUP: usize = 4;
+
+/// The worker thread's loop: takes jobs from `inbox` until it is closed and every job is
+/// done, a flush of column operations before the next block of row steps (the nulling
+/// needs those rows sooner).
+///
+/// The jobs touch disjoint cells, and neither touches cells the nulling's thread uses until
+/// their progress says so: a batch of row steps the rows of earlier steps in columns from the
+/// deferral bound then, a flush the rows above those read before it in columns before the
+/// bound then (which only grows).
+fn serve(inbox: mpsc::Receiver<Job>, cells: Panels, fma: bool, n: usize) {
+    let mut batches = std::collections::VecDeque::<(Batch, usize)>::new();
+    let mut flushes = std::collections::VecDeque::<Arc<Flush>>::new();
+    loop {
+        loop {
+            let job = if batches.is_empty() && flushes.is_empty() {
+                match inbox.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            } else {
+                match inbox.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            };
+            match job {
+                Job::Rows(batch) => {
+                    let from = batch.from;
+                    batches.push_back((batch, from));
+                }
+                Job::Columns(flush) => flushes.push_back(flush),
+            }
+        }
+        if let Some((batch, b)) = batches.front_mut() {
+            // One block of columns.
+            let e = (*b + BLOCK).min(n);
+            // SAFETY: the columns from `batch.from` belong to this thread until it publishes
+            // that it has passed them.
+            unsafe { apply(fma, cells, &batch.segments, *b..e, BLOCK) };
+            batch.progress.store(e, Ordering::Release);
+            *b = e;
+            if e >= n {
+                batches.pop_front();
+            }
+        } else if let Some(flush) = flushes.front() {
+            match flush.take_from(0) {
+                // SAFETY: the earlier flushes are finished (they left the queue so).
+                Some(g) => unsafe { flush.run(cells, g) },
+                // The nulling's thread may still be doing a group it took.
+                None if flush.is_finished() => drop(flushes.pop_front()),
+                None => std::thread::yield_now(),
+            }
+        }
+    }
+}
+
+/// Brings the consecutive panels `ps` (the first holding rows `first ..`), panel `q` having had
+/// `applied[q]` of `ops`, to the end of the list: each panel first level with the one furthest
+/// ahead, then the rest on all of them at once (their updates are independent chains, which
+/// keeps the arithmetic units busy).
+fn catch_up(
+    fma: bool,
+    ascending: bool,
+    ps: &mut [&mut [f64]],
+    applied: &mut [usize],
+    ops: &[ColumnOp],
+    first: usize,
+) {
+    let Some(&level) = applied.iter().max() else {
+        return;
+    };
+    for (q, panel) in ps.iter_mut().enumerate() {
+        let panel = std::slice::from_mut(panel);
+        run(
+            fma,
+            ascending,
+            panel,
+            &ops[applied[q]..level],
+            first + 4 * q,
+        );
+    }
+    run(fma, ascending, ps, &ops[level..], first);
+    applied.fill(ops.len());
+}
 
 /// Runs `ops` on the consecutive panels `ps` (their columns from 0), the first holding rows
 /// `first ..` (a panel wholly below an operation's `last` row skips it); with fused
