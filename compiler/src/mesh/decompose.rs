@@ -243,10 +243,13 @@ fn nullings(w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mesh> {
                     w.defer_rows_from(i + ROW_EPOCH + 1);
                 }
                 if i % 2 == 0 {
+                    // The worker helps with this step's column operations on the rows above.
+                    w.help(Some(n - 1 - i));
                     for j in 0..=i {
                         let (r, k) = (n - 1 - j, i - j);
                         right.push((k, w.null_right(r, k)));
                     }
+                    w.help(None);
                 } else {
                     // Rows (k, k+1) = (n − i − 2 + j, …) at columns j, for j = 0 … i.
                     w.null_left_run(n - i - 2, 0, i + 1, &mut left);

@@ -28,7 +28,11 @@
 //!   - *column operations of the rows above the nulling* (both methods): when the list fills,
 //!     the groups of panels above every row read so far go to the worker, which brings them
 //!     up to date from the bottom up, group by group; when the nulling reaches a group the
-//!     worker has not begun, this thread does it itself.
+//!     worker has not begun, this thread does it itself;
+//!   - *help with a Clements column step*: while the nulling moves up the rows making column
+//!     operations, the worker brings the groups above it up to date with those made so far
+//!     (each group under a lock, never the one the nulling reads or reads next), so the
+//!     nulling finds most of them applied ([`Work::help`]).
 //!
 //!   The worker does row steps first (the next bound waits for them). Column operations reach
 //!   only columns before the bound, and each element still meets its row and column updates
@@ -37,6 +41,7 @@
 //! * AVX2/FMA code where the CPU has it (detected at run time), portable code otherwise; both
 //!   give the same mesh (tested).
 
+use std::cell::UnsafeCell;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -236,6 +241,181 @@ impl Panels {
     }
 }
 
+/// The deferred column operations, what each panel has had of them, and the help the worker
+/// gives with them while the nulling makes them (Clements' column steps, [`Work::help`]).
+///
+/// While the worker helps, a group of panels is updated only by the thread that holds its
+/// lock, and the worker takes only groups above the one after the nulling's (`front`) and from
+/// `help_from` on, checking `front` again once it holds the lock (the nulling publishes its
+/// group before it takes the lock, so it never finds the worker in the group it reads).
+struct Ledger {
+    /// The list; slots `0 .. len` are published and are not written again until it is
+    /// emptied, which only the nulling's thread does, and only while the worker does not help.
+    ops: Box<[UnsafeCell<ColumnOp>]>,
+    len: AtomicUsize,
+    /// Per panel: how many operations of the list it has had.
+    applied: Box<[AtomicUsize]>,
+    /// Per group of panels.
+    locks: Box<[AtomicBool]>,
+    /// The first group the worker may help with, or `NONE`.
+    help_from: AtomicUsize,
+    /// The columns it updates: those before the deferral bound.
+    help_cols: AtomicUsize,
+    /// The group the nulling reads.
+    front: AtomicUsize,
+    /// The worker is in a pass of help.
+    busy: AtomicBool,
+}
+
+// SAFETY: the cells of `ops` are written only by the nulling's thread, only past `len`, and
+// published with a release store of `len` (or emptied while no other thread reads them).
+unsafe impl Sync for Ledger {}
+
+/// No help ([`Ledger::help_from`]).
+const NONE: usize = usize::MAX;
+
+impl Ledger {
+    fn new(slots: usize, panels: usize) -> Self {
+        let op = ColumnOp {
+            k: 0,
+            last: 0,
+            rot: Rotation::IDENTITY,
+        };
+        Self {
+            ops: (0..slots).map(|_| UnsafeCell::new(op)).collect(),
+            len: AtomicUsize::new(0),
+            applied: (0..panels).map(|_| AtomicUsize::new(0)).collect(),
+            locks: (0..panels.div_ceil(GROUP))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            help_from: AtomicUsize::new(NONE),
+            help_cols: AtomicUsize::new(0),
+            front: AtomicUsize::new(NONE),
+            busy: AtomicBool::new(false),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// The operations published so far.
+    fn ops(&self) -> &[ColumnOp] {
+        let len = self.len();
+        // SAFETY: slots before `len` are written and published, and not written while this
+        // borrow may live (see the type).
+        unsafe { std::slice::from_raw_parts(self.ops.as_ptr().cast::<ColumnOp>(), len) }
+    }
+
+    /// Appends `op` (there must be room).
+    ///
+    /// # Safety
+    /// Only the nulling's thread appends.
+    unsafe fn push(&self, op: ColumnOp) {
+        let len = self.len.load(Ordering::Relaxed);
+        // SAFETY: slot `len` is read by no thread before it is published below.
+        unsafe { *self.ops[len].get() = op };
+        self.len.store(len + 1, Ordering::Release);
+    }
+
+    /// Empties the list (every panel having had all of it).
+    ///
+    /// # Safety
+    /// No other thread reads the list meanwhile (the worker does not help).
+    unsafe fn clear(&self) {
+        self.len.store(0, Ordering::Release);
+        for a in self.applied.iter() {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn lock(&self, g: usize) {
+        while !self.try_lock(g) {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn try_lock(&self, g: usize) -> bool {
+        let lock = &self.locks[g];
+        !lock.load(Ordering::Relaxed)
+            && lock
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    fn unlock(&self, g: usize) {
+        self.locks[g].store(false, Ordering::Release);
+    }
+
+    /// Brings group `g`, in the columns `0 .. cols`, up to date with the list.
+    ///
+    /// # Safety
+    /// The calling thread alone updates the group's panels in those columns meanwhile, and no
+    /// other thread reads them.
+    unsafe fn catch_up(&self, cells: Panels, g: usize, cols: usize, fma: bool, ascending: bool) {
+        let (p0, p1) = (g * GROUP, (g * GROUP + GROUP).min(self.applied.len()));
+        let mut applied = [0; GROUP];
+        for (a, b) in applied.iter_mut().zip(&self.applied[p0..p1]) {
+            *a = b.load(Ordering::Relaxed);
+        }
+        let ops = self.ops();
+        if applied[..p1 - p0].iter().all(|&a| a == ops.len()) {
+            return;
+        }
+        // SAFETY: the caller's contract.
+        let mut ps = unsafe { group_cells(cells, p0..p1, 0..cols) };
+        let (ps, applied) = (&mut ps[..p1 - p0], &mut applied[..p1 - p0]);
+        catch_up(fma, ascending, ps, applied, ops, 4 * p0);
+        for (a, b) in applied.iter().zip(&self.applied[p0..p1]) {
+            b.store(*a, Ordering::Relaxed);
+        }
+    }
+
+    /// One pass of help, from the group above the one after the nulling's up to `help_from`:
+    /// each group it can lock, and the nulling is not about to read, brought up to date.
+    fn help(&self, cells: Panels, fma: bool, ascending: bool) {
+        self.busy.store(true, Ordering::SeqCst);
+        let from = self.help_from.load(Ordering::SeqCst);
+        if from != NONE {
+            let cols = self.help_cols.load(Ordering::Acquire);
+            let front = self.front.load(Ordering::SeqCst).min(self.locks.len());
+            for g in (from..front.saturating_sub(1)).rev() {
+                if self.applied[g * GROUP].load(Ordering::Relaxed) == self.len()
+                    || !self.try_lock(g)
+                {
+                    continue;
+                }
+                if self.front.load(Ordering::SeqCst) > g + 1 {
+                    // SAFETY: the group is locked, and the nulling has not reached it
+                    // (the type's protocol).
+                    unsafe { self.catch_up(cells, g, cols, fma, ascending) };
+                }
+                self.unlock(g);
+            }
+        }
+        self.busy.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The panels `ps` (at most [`GROUP`]), columns `cols`, as slices (empty past the last).
+///
+/// # Safety
+/// As [`Panels::cells`], for every one of them.
+unsafe fn group_cells<'a>(
+    cells: Panels,
+    ps: Range<usize>,
+    cols: Range<usize>,
+) -> [&'a mut [f64]; GROUP] {
+    std::array::from_fn(|q| {
+        if ps.start + q < ps.end {
+            // SAFETY: the caller's contract.
+            unsafe { cells.cells(ps.start + q, cols.clone()) }
+        } else {
+            &mut []
+        }
+    })
+}
+
 /// Row steps kept for the columns `from ..`, handed to the worker; it publishes in `progress`
 /// the column up to which it has applied them.
 struct Batch {
@@ -294,13 +474,7 @@ impl Flush {
         let p1 = (p0 + GROUP).min(self.applied.len());
         // SAFETY: a group taken from `next` is this thread's alone, in the flush's columns,
         // until it is marked done (the caller's contract orders it after earlier flushes).
-        let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|q| {
-            if p0 + q < p1 {
-                unsafe { cells.cells(p0 + q, 0..self.cols) }
-            } else {
-                &mut []
-            }
-        });
+        let mut ps = unsafe { group_cells(cells, p0..p1, 0..self.cols) };
         let mut applied = [0; GROUP];
         applied[..p1 - p0].copy_from_slice(&self.applied[p0..p1]);
         let (ps, applied) = (&mut ps[..p1 - p0], &mut applied[..p1 - p0]);
@@ -314,6 +488,8 @@ impl Flush {
 enum Job {
     Rows(Batch),
     Columns(Arc<Flush>),
+    /// Wakes it to help ([`Work::help`]).
+    Help,
 }
 
 /// The thread that applies kept row steps to the far columns ([`Work::defer_rows_from`]) and
@@ -330,10 +506,13 @@ pub(super) struct Work {
     data: Lines,
     rho: Vec<C>,
     alpha: Vec<C>,
-    pending: Vec<ColumnOp>,
-    /// How many pending operations each panel has had.
-    applied: Vec<usize>,
+    /// The deferred column operations.
+    ledger: Arc<Ledger>,
+    /// The list is flushed when it holds this many.
     capacity: usize,
+    /// The worker helps with the column operations of the step reading up to this row
+    /// ([`Work::help`]).
+    help_row: Option<usize>,
     /// The CPU has AVX2 and FMA.
     fma: bool,
     /// Column operations come in ascending chains, `(k, k+1)` then `(k+1, k+2)` (Reck), not
@@ -370,9 +549,9 @@ impl Work {
             rho: vec![C::new(1.0, 0.0); n],
             alpha: vec![C::new(1.0, 0.0); n],
             // Enough operations to batch many passes while the list stays in the L2 cache.
-            pending: Vec::with_capacity(8192.max(2 * n)),
-            applied: vec![0; panels],
+            ledger: Arc::new(Ledger::new(8192.max(2 * n), panels)),
             capacity: 8192.max(2 * n),
+            help_row: None,
             fma: has_fma(),
             ascending: false,
             segments: Vec::new(),
@@ -412,7 +591,7 @@ impl Work {
         Panels {
             base: self.data.0.as_mut_ptr().cast(),
             stride: stride(self.n),
-            count: self.applied.len(),
+            count: self.ledger.applied.len(),
         }
     }
 
@@ -420,7 +599,7 @@ impl Work {
     /// often).
     #[cfg(test)]
     pub(super) fn capacity(mut self, ops: usize) -> Self {
-        self.capacity = ops.max(1);
+        self.capacity = ops.clamp(1, self.ledger.ops.len());
         self
     }
 
@@ -465,33 +644,30 @@ impl Work {
         if g < self.owed {
             self.await_group(g);
         }
-        let g0 = g * GROUP;
-        let g1 = (g0 + GROUP).min(self.applied.len());
-        let (cells, far) = (self.panels(), self.far);
+        let cells = self.panels();
+        let ledger = &self.ledger;
+        let helping = self.help_row.is_some();
+        if helping {
+            // Published before the lock is taken: the worker checks it once it holds a lock.
+            if ledger.front.load(Ordering::Relaxed) != g {
+                ledger.front.store(g, Ordering::SeqCst);
+            }
+            ledger.lock(g);
+        }
         // SAFETY: the columns before the deferral bound, which the worker's row steps never
         // touch (and column operations only reach columns before it: `null_right` settles
-        // otherwise), of a group the worker does not hold (awaited above).
-        let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|q| {
-            if g0 + q < g1 {
-                unsafe { cells.cells(g0 + q, 0..far) }
-            } else {
-                &mut []
-            }
-        });
-        catch_up(
-            self.fma,
-            self.ascending,
-            &mut ps[..g1 - g0],
-            &mut self.applied[g0..g1],
-            &self.pending,
-            4 * g0,
-        );
+        // otherwise), of a group the worker does not hold (not a flush's: awaited above; and
+        // locked if the worker helps, which it then leaves alone while this thread reads it).
+        unsafe { ledger.catch_up(cells, g, self.far, self.fma, self.ascending) };
+        if helping {
+            ledger.unlock(g);
+        }
     }
 
     /// Nulls `W[r][k]` (to rounding) with the inverse of an MZI on columns `(k, k+1)` applied
     /// to rows `0 ..= r` (deferred); returns the MZI.
     pub(super) fn null_right(&mut self, r: usize, k: usize) -> Nulling {
-        if self.pending.len() == self.capacity {
+        if self.ledger.len() == self.capacity {
             self.flush(self.pipelined);
         }
         if k + 1 >= self.far {
@@ -505,7 +681,8 @@ impl Work {
         // both column phases become g*·α_{k+1}.
         let psi = a * z.e.conj() / b;
         let rot = Rotation::new(psi, z.s, z.c);
-        self.pending.push(ColumnOp { k, last: r, rot });
+        // SAFETY: this is the nulling's thread.
+        unsafe { self.ledger.push(ColumnOp { k, last: r, rot }) };
         self.alpha[k] = z.g().conj() * b;
         self.alpha[k + 1] = self.alpha[k];
         // Row r's group takes the operation with the next touch (the next nulling reads it
@@ -627,12 +804,45 @@ impl Work {
         self.far = col;
     }
 
+    /// Has the worker help (`Some(top)`, before a step of Clements' column operations that
+    /// reads rows from `top` on) or stop helping (`None`, after it; waits until the worker is
+    /// out of the list and the panels). While it helps, the worker brings the groups of panels
+    /// above the nulling, from `top`'s on, up to date with the operations made so far, while
+    /// the nulling makes more; the nulling's [`Work::touch`] then has only the latest to do.
+    /// Nothing unless pipelined.
+    pub(super) fn help(&mut self, top: Option<usize>) {
+        if !self.pipelined {
+            return;
+        }
+        let ledger = self.ledger.clone();
+        match top {
+            None => {
+                if self.help_row.take().is_some() {
+                    ledger.help_from.store(NONE, Ordering::SeqCst);
+                    self.await_worker(|| !ledger.busy.load(Ordering::SeqCst));
+                    ledger.front.store(NONE, Ordering::SeqCst);
+                }
+            }
+            Some(row) => {
+                self.help(None);
+                self.help_row = Some(row);
+                // Not the groups a flush may hold.
+                let from = (row / 4 / GROUP).max(self.owed);
+                ledger.help_cols.store(self.far, Ordering::Release);
+                ledger.help_from.store(from, Ordering::SeqCst);
+                self.give(Job::Help);
+            }
+        }
+    }
+
     /// Hands `job` to the worker thread (started on first use).
     fn give(&mut self, job: Job) {
-        let (cells, fma, n) = (self.panels(), self.fma, self.n);
+        let (cells, fma, ascending, n) = (self.panels(), self.fma, self.ascending, self.n);
+        let ledger = self.ledger.clone();
         let worker = self.worker.get_or_insert_with(|| {
             let (jobs, inbox) = mpsc::channel::<Job>();
-            let thread = std::thread::spawn(move || serve(inbox, cells, fma, n));
+            let thread =
+                std::thread::spawn(move || serve(inbox, cells, fma, ascending, n, &ledger));
             Worker { jobs, thread }
         });
         worker
@@ -677,6 +887,8 @@ impl Work {
     /// Waits for the worker to finish, then applies the kept row steps to the columns `far ..`:
     /// afterwards no row operation is deferred.
     fn settle_rows(&mut self) {
+        let help = self.help_row;
+        self.help(None);
         self.join_worker();
         let (fma, far, n) = (self.fma, self.far, self.n);
         let cells = self.panels();
@@ -684,6 +896,7 @@ impl Work {
         unsafe { apply(fma, cells, &self.kept, far..n, BLOCK) };
         self.kept.clear();
         self.far = n;
+        self.help(help);
     }
 
     /// Ends the worker (once its jobs are done) and passes on a panic of it.
@@ -700,6 +913,8 @@ impl Work {
     fn end_worker(&mut self) -> std::thread::Result<()> {
         match self.worker.take() {
             Some(worker) => {
+                // Out of help, with nothing more to come, it returns once its jobs are done.
+                self.ledger.help_from.store(NONE, Ordering::SeqCst);
                 drop(worker.jobs);
                 worker.thread.join()
             }
@@ -713,16 +928,21 @@ impl Work {
     /// this thread goes on; when this thread reads one of them again, it does the group itself
     /// if the worker has not begun it (else waits for it).
     fn flush(&mut self, hand: bool) {
-        let groups = self.applied.len().div_ceil(GROUP);
+        // The list is emptied below, so the worker stops helping meanwhile.
+        let help = self.help_row;
+        self.help(None);
+        let groups = self.ledger.locks.len();
         let handed = match hand {
             true => (self.top / 4 / GROUP).min(groups),
             false => 0,
         };
         if handed > 0 {
-            let panels = (handed * GROUP).min(self.applied.len());
+            let panels = (handed * GROUP).min(self.ledger.applied.len());
             let flush = Arc::new(Flush {
-                ops: self.pending.clone(),
-                applied: self.applied[..panels].to_vec(),
+                ops: self.ledger.ops().to_vec(),
+                applied: (self.ledger.applied[..panels].iter())
+                    .map(|a| a.load(Ordering::Relaxed))
+                    .collect(),
                 cols: self.far,
                 fma: self.fma,
                 ascending: self.ascending,
@@ -737,8 +957,9 @@ impl Work {
         for g in handed..groups {
             self.touch(4 * GROUP * g);
         }
-        self.applied.fill(0);
-        self.pending.clear();
+        // SAFETY: the worker does not help (stopped above).
+        unsafe { self.ledger.clear() };
+        self.help(help);
     }
 
     /// Flushes and returns the largest deviation of the final matrix from a unit-modulus
@@ -851,12 +1072,20 @@ const GROUP: usize = 4;
 /// their progress says so: a batch of row steps the rows of earlier steps in columns from the
 /// deferral bound then, a flush the rows above those read before it in columns before the
 /// bound then (which only grows).
-fn serve(inbox: mpsc::Receiver<Job>, cells: Panels, fma: bool, n: usize) {
+fn serve(
+    inbox: mpsc::Receiver<Job>,
+    cells: Panels,
+    fma: bool,
+    ascending: bool,
+    n: usize,
+    ledger: &Ledger,
+) {
     let mut batches = std::collections::VecDeque::<(Batch, usize)>::new();
     let mut flushes = std::collections::VecDeque::<Arc<Flush>>::new();
     loop {
         loop {
-            let job = if batches.is_empty() && flushes.is_empty() {
+            let helping = ledger.help_from.load(Ordering::Relaxed) != NONE;
+            let job = if batches.is_empty() && flushes.is_empty() && !helping {
                 match inbox.recv() {
                     Ok(job) => job,
                     Err(_) => return,
@@ -873,8 +1102,11 @@ fn serve(inbox: mpsc::Receiver<Job>, cells: Panels, fma: bool, n: usize) {
                     batches.push_back((batch, from));
                 }
                 Job::Columns(flush) => flushes.push_back(flush),
+                Job::Help => {}
             }
         }
+        // A pass of help between blocks of the other jobs.
+        ledger.help(cells, fma, ascending);
         if let Some((batch, b)) = batches.front_mut() {
             // One block of columns.
             let e = (*b + BLOCK).min(n);
