@@ -32,7 +32,11 @@
 //!   - *help with a Clements column step*: while the nulling moves up the rows making column
 //!     operations, the worker brings the groups above it up to date with those made so far
 //!     (each group under a lock, never the one the nulling reads or reads next), so the
-//!     nulling finds most of them applied ([`Work::help`]).
+//!     nulling finds most of them applied ([`Work::help`]);
+//!   - *part of a Clements row step*: the nulling sweeps each segment over the first three
+//!     quarters of the columns the step reads and publishes it; the worker, when free, sweeps
+//!     the published segments over the last quarter, a chunk at a time and in order, until a
+//!     segment reaches those columns; the nulling then does the chunks left itself ([`Split`]).
 //!
 //!   The worker does row steps first (the next bound waits for them). Column operations reach
 //!   only columns before the bound, and each element still meets its row and column updates
@@ -484,12 +488,114 @@ impl Flush {
     }
 }
 
+/// A Clements row step split between the threads ([`Work::null_left_run`]): the nulling
+/// chooses the segments and sweeps each over the columns before `cols`, and publishes it;
+/// either thread sweeps the published segments over `cols`, [`SPLIT_CHUNK`] at a time and
+/// chunk after chunk (the rows two segments share must meet them in order), the worker when it
+/// is free. The first segment that reads a column of `cols` closes the list; the nulling then
+/// sweeps the chunks not taken yet itself and waits for the rest, and the segments after it
+/// sweep themselves in full.
+struct Split {
+    cols: Range<usize>,
+    slots: Box<[UnsafeCell<Segment>]>,
+    /// Segments published.
+    len: AtomicUsize,
+    /// No more segments will come.
+    closed: AtomicBool,
+    /// The next chunk to take.
+    next: AtomicUsize,
+    /// Per chunk: swept.
+    done: Box<[AtomicBool]>,
+}
+
+// SAFETY: a slot is written only by the nulling's thread before it is published (`len`,
+// release), and read only after.
+unsafe impl Sync for Split {}
+
+impl Split {
+    fn new(cols: Range<usize>, segments: usize) -> Self {
+        let empty = Segment {
+            p: 0,
+            l0: 0,
+            len: 0,
+            rots: [Rotation::IDENTITY; 4],
+        };
+        Self {
+            cols,
+            slots: (0..segments).map(|_| UnsafeCell::new(empty)).collect(),
+            len: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            next: AtomicUsize::new(0),
+            done: (0..segments.div_ceil(SPLIT_CHUNK))
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        }
+    }
+
+    /// Publishes the next segment.
+    ///
+    /// # Safety
+    /// Only the nulling's thread publishes, and there is room.
+    unsafe fn publish(&self, segment: Segment) {
+        let len = self.len.load(Ordering::Relaxed);
+        // SAFETY: slot `len` is read by no thread before it is published below.
+        unsafe { *self.slots[len].get() = segment };
+        self.len.store(len + 1, Ordering::Release);
+    }
+
+    /// Chunks that can be taken: the full ones, and the last once closed.
+    fn ready(&self) -> usize {
+        let closed = self.closed.load(Ordering::Acquire);
+        let len = self.len.load(Ordering::Acquire);
+        if closed {
+            len.div_ceil(SPLIT_CHUNK)
+        } else {
+            len / SPLIT_CHUNK
+        }
+    }
+
+    /// Takes the next chunk, if it is ready (and, if `free`, the one before it is swept, so
+    /// that sweeping it waits for nothing).
+    fn take(&self, free: bool) -> Option<usize> {
+        let ready = self.ready();
+        let next = self
+            .next
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |i| {
+                (i < ready && !(free && i > 0 && !self.done[i - 1].load(Ordering::Acquire)))
+                    .then_some(i + 1)
+            });
+        next.ok()
+    }
+
+    /// Every chunk taken, and no more to come.
+    fn exhausted(&self) -> bool {
+        self.closed.load(Ordering::Acquire) && self.next.load(Ordering::Acquire) >= self.ready()
+    }
+
+    /// Sweeps chunk `i`, taken by this thread, once chunk `i − 1` is.
+    ///
+    /// # Safety
+    /// Chunk `i − 1` is swept; `cells` is the buffer of the step.
+    unsafe fn run(&self, cells: Panels, fma: bool, i: usize) {
+        let len = self.len.load(Ordering::Acquire);
+        let range = i * SPLIT_CHUNK..((i + 1) * SPLIT_CHUNK).min(len);
+        // SAFETY: published slots, never written again.
+        let segments: Vec<Segment> = range.map(|j| unsafe { *self.slots[j].get() }).collect();
+        let cols = self.cols.clone();
+        // SAFETY: these columns of the step's panels are swept by one chunk at a time, in order;
+        // the nulling's thread reads them only once every chunk is swept.
+        unsafe { apply(fma, cells, &segments, cols.clone(), cols.len()) };
+        self.done[i].store(true, Ordering::Release);
+    }
+}
+
 /// What the worker is given, in order.
 enum Job {
     Rows(Batch),
     Columns(Arc<Flush>),
     /// Wakes it to help ([`Work::help`]).
     Help,
+    Sweep(Arc<Split>),
 }
 
 /// The thread that applies kept row steps to the far columns ([`Work::defer_rows_from`]) and
@@ -713,11 +819,26 @@ impl Work {
         }
         let far = self.far;
         self.top = self.top.min(k);
+        // With a second thread, the segments' sweeps over the last columns the step reads may go
+        // to it while the nulling chooses the next ones (see `Split`).
+        let mut split = (self.pipelined && near - c >= SPLIT_FROM).then(|| {
+            // Every column operation due on these rows first (the worker will sweep them).
+            for g in k / 4 / GROUP..=(k + count).min(n - 1) / 4 / GROUP {
+                self.touch(4 * GROUP * g);
+            }
+            let split = Arc::new(Split::new(near - (near - c) / SPLIT_PART..near, count + 1));
+            self.give(Job::Sweep(split.clone()));
+            split
+        });
         let mut g = 0;
         while g < count {
             let (row, col0) = (k + g, c + g);
             let (p, l0) = (row / 4, row % 4);
             let len = (count - g).min(4 - l0);
+            if split.as_ref().is_some_and(|s| col0 + len > s.cols.start) {
+                // This segment reads the split columns: every segment before must be swept.
+                self.end_split(split.take());
+            }
             self.touch(4 * p);
             if l0 + len == 4 {
                 self.touch(4 * p + 4);
@@ -749,20 +870,28 @@ impl Work {
                 }
             }
             // The columns a later segment of this step reads, now; the rest after the last.
+            let end = split.as_ref().map_or(near, |s| s.cols.start);
             let cells = self.panels();
-            // SAFETY: columns before the deferral bound of panels `p` and `p + 1` (distinct).
+            // SAFETY: columns before the deferral bound of panels `p` and `p + 1` (distinct),
+            // and before those the worker sweeps.
             let (top, bottom) = unsafe {
                 let bottom = if l0 + len == 4 {
-                    cells.cells(p + 1, 0..far)
+                    cells.cells(p + 1, 0..end)
                 } else {
                     &mut []
                 };
-                (cells.cells(p, 0..far), bottom)
+                (cells.cells(p, 0..end), bottom)
             };
-            sweep(self.fma, top, bottom, l0, &rots[..len], col0 + len, near);
-            self.segments.push(Segment { p, l0, len, rots });
+            sweep(self.fma, top, bottom, l0, &rots[..len], col0 + len, end);
+            let segment = Segment { p, l0, len, rots };
+            self.segments.push(segment);
+            if let Some(s) = &split {
+                // SAFETY: this is the nulling's thread; a step has at most `count` segments.
+                unsafe { s.publish(segment) };
+            }
             g += len;
         }
+        self.end_split(split);
         // The columns up to the deferral bound now; the step is kept for the rest.
         let cells = self.panels();
         // SAFETY: columns `near .. far`, before the deferral bound.
@@ -771,6 +900,23 @@ impl Work {
             self.kept.extend_from_slice(&self.segments);
         }
         self.segments.clear();
+    }
+
+    /// Closes the split's list, sweeps the chunks the worker has not taken, and waits for
+    /// those it has.
+    fn end_split(&mut self, split: Option<Arc<Split>>) {
+        let Some(split) = split else { return };
+        split.closed.store(true, Ordering::Release);
+        let cells = self.panels();
+        while let Some(i) = split.take(false) {
+            if i > 0 {
+                self.await_worker(|| split.done[i - 1].load(Ordering::Acquire));
+            }
+            // SAFETY: chunk `i − 1` is swept.
+            unsafe { split.run(cells, self.fma, i) };
+        }
+        let chunks = split.ready();
+        self.await_worker(|| (0..chunks).all(|i| split.done[i].load(Ordering::Acquire)));
     }
 
     /// Starts deferring row steps on the columns `col ..` (which no nulling of the coming steps
@@ -1032,6 +1178,18 @@ fn stride(n: usize) -> usize {
 /// Matrices from this size on defer their far row steps to a second thread, when there is one.
 const PIPELINE: usize = 512;
 
+/// Clements row steps reading this many columns or more are split between the threads
+/// ([`Split`]).
+const SPLIT_FROM: usize = 96;
+
+/// Segments swept at a time over the split columns of a row step.
+const SPLIT_CHUNK: usize = 8;
+
+/// The split columns of a row step are the last `1/SPLIT_PART` of those it reads: the nulling
+/// sweeps the first three quarters of each segment itself while the worker takes the rest
+/// (measured against thirds, halves and sixths).
+const SPLIT_PART: usize = 4;
+
 /// Columns the deferred row steps sweep at a time (the worker publishes its progress per block).
 const BLOCK: usize = 64;
 
@@ -1064,14 +1222,33 @@ unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usiz
 /// Panels updated together.
 const GROUP: usize = 4;
 
+/// The next job from `inbox`, spinning up to [`SPIN`] before it sleeps (waking a sleeping
+/// thread takes tens of microseconds, as long as a step of the nulling); `None` once the inbox
+/// is closed and empty.
+fn next_job(inbox: &mpsc::Receiver<Job>) -> Option<Job> {
+    let start = std::time::Instant::now();
+    loop {
+        match inbox.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() > SPIN => return inbox.recv().ok(),
+            Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+}
+
+/// How long the worker waits for a job awake ([`next_job`]).
+const SPIN: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// The worker thread's loop: takes jobs from `inbox` until it is closed and every job is
-/// done, a flush of column operations before the next block of row steps (the nulling
-/// needs those rows sooner).
+/// done. In order of urgency: the next chunk of a split row step, a pass of help with a column
+/// step, a block of a batch of row steps, a group of a flush.
 ///
-/// The jobs touch disjoint cells, and neither touches cells the nulling's thread uses until
-/// their progress says so: a batch of row steps the rows of earlier steps in columns from the
-/// deferral bound then, a flush the rows above those read before it in columns before the
-/// bound then (which only grows).
+/// The jobs touch disjoint cells, and none touches cells the nulling's thread uses until
+/// their progress says so: a split step the columns after those the nulling sweeps, in the
+/// step's rows; help the groups above the nulling's, in columns before the deferral bound; a
+/// batch of row steps the rows of earlier steps in columns from the bound then; a flush the
+/// rows above those read before it in columns before the bound then (which only grows).
 fn serve(
     inbox: mpsc::Receiver<Job>,
     cells: Panels,
@@ -1082,18 +1259,27 @@ fn serve(
 ) {
     let mut batches = std::collections::VecDeque::<(Batch, usize)>::new();
     let mut flushes = std::collections::VecDeque::<Arc<Flush>>::new();
+    let mut splits = std::collections::VecDeque::<Arc<Split>>::new();
+    // The nulling's thread has closed the inbox: it now waits for this one (having finished
+    // every split step and flush group it took) or has panicked.
+    let mut hung_up = false;
     loop {
         loop {
             let helping = ledger.help_from.load(Ordering::Relaxed) != NONE;
-            let job = if batches.is_empty() && flushes.is_empty() && !helping {
-                match inbox.recv() {
-                    Ok(job) => job,
-                    Err(_) => return,
+            let idle = batches.is_empty() && flushes.is_empty() && splits.is_empty();
+            let job = if idle && !helping {
+                match next_job(&inbox) {
+                    Some(job) => job,
+                    None => return,
                 }
             } else {
                 match inbox.try_recv() {
                     Ok(job) => job,
-                    Err(_) => break,
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        hung_up = true;
+                        break;
+                    }
                 }
             };
             match job {
@@ -1103,6 +1289,19 @@ fn serve(
                 }
                 Job::Columns(flush) => flushes.push_back(flush),
                 Job::Help => {}
+                Job::Sweep(split) => splits.push_back(split),
+            }
+        }
+        // A split row step first: the nulling may wait for it.
+        if let Some(split) = splits.front() {
+            if let Some(i) = split.take(true) {
+                // SAFETY: taken free: chunk `i − 1` is swept.
+                unsafe { split.run(cells, fma, i) };
+                continue;
+            }
+            if split.exhausted() || hung_up {
+                splits.pop_front();
+                continue;
             }
         }
         // A pass of help between blocks of the other jobs.
@@ -1123,7 +1322,7 @@ fn serve(
                 // SAFETY: the earlier flushes are finished (they left the queue so).
                 Some(g) => unsafe { flush.run(cells, g) },
                 // The nulling's thread may still be doing a group it took.
-                None if flush.is_finished() => drop(flushes.pop_front()),
+                None if flush.is_finished() || hung_up => drop(flushes.pop_front()),
                 None => std::thread::yield_now(),
             }
         }
