@@ -333,12 +333,6 @@ impl Ledger {
         }
     }
 
-    fn lock(&self, g: usize) {
-        while !self.try_lock(g) {
-            std::hint::spin_loop();
-        }
-    }
-
     fn try_lock(&self, g: usize) -> bool {
         let lock = &self.locks[g];
         !lock.load(Ordering::Relaxed)
@@ -750,16 +744,18 @@ impl Work {
         if g < self.owed {
             self.await_group(g);
         }
-        let cells = self.panels();
-        let ledger = &self.ledger;
         let helping = self.help_row.is_some();
         if helping {
             // Published before the lock is taken: the worker checks it once it holds a lock.
-            if ledger.front.load(Ordering::Relaxed) != g {
-                ledger.front.store(g, Ordering::SeqCst);
+            if self.ledger.front.load(Ordering::Relaxed) != g {
+                self.ledger.front.store(g, Ordering::SeqCst);
             }
-            ledger.lock(g);
+            while !self.ledger.try_lock(g) {
+                self.check_worker();
+            }
         }
+        let cells = self.panels();
+        let ledger = &self.ledger;
         // SAFETY: the columns before the deferral bound, which the worker's row steps never
         // touch (and column operations only reach columns before it: `null_right` settles
         // otherwise), of a group the worker does not hold (not a flush's: awaited above; and
@@ -1001,13 +997,17 @@ impl Work {
     /// passed on, never waited for.
     fn await_worker(&mut self, done: impl Fn() -> bool) {
         while !done() {
-            if self.worker.as_ref().is_none_or(|w| w.thread.is_finished()) {
-                // It stopped short (a panic): passed on by the join.
-                self.join_worker();
-                unreachable!("the worker ends only when its jobs are done");
-            }
-            std::thread::yield_now();
+            self.check_worker();
         }
+    }
+
+    /// Passes on a panic of the worker (which has then stopped short); else yields.
+    fn check_worker(&mut self) {
+        if self.worker.as_ref().is_none_or(|w| w.thread.is_finished()) {
+            self.join_worker();
+            unreachable!("the worker ends only when its jobs are done");
+        }
+        std::thread::yield_now();
     }
 
     /// Brings group `g` up to date with the flushes given to the worker (it may be in them if
