@@ -1,7 +1,8 @@
 //! Decomposition time of Haar-random unitaries into Clements and Reck meshes at N = 64, 256,
 //! 1024 (`PHOTONFLOW_BENCH_SIZES` overrides), on one thread and on every core
-//! (`PHOTONFLOW_BENCH_THREADS`, default `1,all`: from N = 512 a second thread takes the far row
-//! steps of Clements), with the reconstruction error, side by side with the same O(N³)
+//! (`PHOTONFLOW_BENCH_THREADS`, default `1,all`: from N = 512 a second thread takes the work the
+//! nulling does not need at once — far row and column operations, part of each step's
+//! triangle), with the reconstruction error, side by side with the same O(N³)
 //! algorithm in NumPy (`mesh_baseline.py`, one thread, run with `$PHOTONFLOW_PYTHON` or
 //! `python3`; skipped with a note when neither has NumPy).
 //!

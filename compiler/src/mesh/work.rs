@@ -378,6 +378,10 @@ impl Ledger {
             let cols = self.help_cols.load(Ordering::Acquire);
             let front = self.front.load(Ordering::SeqCst).min(self.locks.len());
             for g in (from..front.saturating_sub(1)).rev() {
+                if self.help_from.load(Ordering::Relaxed) == NONE {
+                    // Stopped: the nulling waits for the pass to end.
+                    break;
+                }
                 if self.applied[g * GROUP].load(Ordering::Relaxed) == self.len()
                     || !self.try_lock(g)
                 {
