@@ -394,10 +394,11 @@ mod tests {
 
     #[test]
     fn work_handed_to_a_second_thread_gives_the_same_mesh() {
-        // Large matrices hand the far row steps (Clements) and the column operations of the
-        // rows far above the nulling (both methods) to a worker thread; every element meets
-        // its updates in the same order, so the mesh is the same to the last bit. Flushes of
-        // 50 and 400 column operations: many, while the worker is still busy with earlier ones.
+        // Large matrices hand work to a worker thread: the far row steps, help with the column
+        // steps and part of each row step (Clements), the column operations of the rows above
+        // the nulling (both methods). Every element meets its updates in the same order, so the
+        // mesh is the same to the last bit. Flushes of 50 and 400 column operations: many,
+        // while the worker is still busy with earlier ones.
         for (n, ops) in [(70, 50), (161, 400), (161, 8192)] {
             let u = haar_unitary(n, &mut Rng::new(70 + n as u64));
             for method in [Method::Clements, Method::Reck] {

@@ -245,6 +245,58 @@ impl Panels {
     }
 }
 
+/// A list one thread appends to and others read while it grows: slots `0 .. len` are written,
+/// published (a release store of `len`) and not written again until the list is emptied.
+struct Published<T> {
+    slots: Box<[UnsafeCell<T>]>,
+    len: AtomicUsize,
+}
+
+// SAFETY: a slot is written only by the appending thread, only past `len`, before it is
+// published; emptying is left to callers who know no other thread reads.
+unsafe impl<T: Send> Sync for Published<T> {}
+
+impl<T: Copy> Published<T> {
+    /// Room for `slots` items (filled with `empty` until written).
+    fn new(slots: usize, empty: T) -> Self {
+        Self {
+            slots: (0..slots).map(|_| UnsafeCell::new(empty)).collect(),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// The items published so far.
+    fn items(&self) -> &[T] {
+        let len = self.len();
+        // SAFETY: slots before `len` are written and published, and not written while this
+        // borrow may live (`UnsafeCell<T>` has `T`'s layout).
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr().cast::<T>(), len) }
+    }
+
+    /// Appends `item` (there must be room: checked).
+    ///
+    /// # Safety
+    /// Only one thread appends.
+    unsafe fn push(&self, item: T) {
+        let len = self.len.load(Ordering::Relaxed);
+        // SAFETY: slot `len` is read by no thread before it is published below.
+        unsafe { *self.slots[len].get() = item };
+        self.len.store(len + 1, Ordering::Release);
+    }
+
+    /// Empties the list.
+    ///
+    /// # Safety
+    /// No other thread reads it meanwhile.
+    unsafe fn clear(&self) {
+        self.len.store(0, Ordering::Release);
+    }
+}
+
 /// The deferred column operations, what each panel has had of them, and the help the worker
 /// gives with them while the nulling makes them (Clements' column steps, [`Work::help`]).
 ///
@@ -253,10 +305,9 @@ impl Panels {
 /// `help_from` on, checking `front` again once it holds the lock (the nulling publishes its
 /// group before it takes the lock, so it never finds the worker in the group it reads).
 struct Ledger {
-    /// The list; slots `0 .. len` are published and are not written again until it is
-    /// emptied, which only the nulling's thread does, and only while the worker does not help.
-    ops: Box<[UnsafeCell<ColumnOp>]>,
-    len: AtomicUsize,
+    /// The list, appended to by the nulling's thread and emptied by it only while the worker
+    /// does not help.
+    ops: Published<ColumnOp>,
     /// Per panel: how many operations of the list it has had.
     applied: Box<[AtomicUsize]>,
     /// Per group of panels.
@@ -271,10 +322,6 @@ struct Ledger {
     busy: AtomicBool,
 }
 
-// SAFETY: the cells of `ops` are written only by the nulling's thread, only past `len`, and
-// published with a release store of `len` (or emptied while no other thread reads them).
-unsafe impl Sync for Ledger {}
-
 /// No help ([`Ledger::help_from`]).
 const NONE: usize = usize::MAX;
 
@@ -286,8 +333,7 @@ impl Ledger {
             rot: Rotation::IDENTITY,
         };
         Self {
-            ops: (0..slots).map(|_| UnsafeCell::new(op)).collect(),
-            len: AtomicUsize::new(0),
+            ops: Published::new(slots, op),
             applied: (0..panels).map(|_| AtomicUsize::new(0)).collect(),
             locks: (0..panels.div_ceil(GROUP))
                 .map(|_| AtomicBool::new(false))
@@ -299,35 +345,13 @@ impl Ledger {
         }
     }
 
-    fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
-    }
-
-    /// The operations published so far.
-    fn ops(&self) -> &[ColumnOp] {
-        let len = self.len();
-        // SAFETY: slots before `len` are written and published, and not written while this
-        // borrow may live (see the type).
-        unsafe { std::slice::from_raw_parts(self.ops.as_ptr().cast::<ColumnOp>(), len) }
-    }
-
-    /// Appends `op` (there must be room).
-    ///
-    /// # Safety
-    /// Only the nulling's thread appends.
-    unsafe fn push(&self, op: ColumnOp) {
-        let len = self.len.load(Ordering::Relaxed);
-        // SAFETY: slot `len` is read by no thread before it is published below.
-        unsafe { *self.ops[len].get() = op };
-        self.len.store(len + 1, Ordering::Release);
-    }
-
     /// Empties the list (every panel having had all of it).
     ///
     /// # Safety
     /// No other thread reads the list meanwhile (the worker does not help).
     unsafe fn clear(&self) {
-        self.len.store(0, Ordering::Release);
+        // SAFETY: the caller's contract.
+        unsafe { self.ops.clear() };
         for a in self.applied.iter() {
             a.store(0, Ordering::Relaxed);
         }
@@ -351,20 +375,19 @@ impl Ledger {
     /// The calling thread alone updates the group's panels in those columns meanwhile, and no
     /// other thread reads them.
     unsafe fn catch_up(&self, cells: Panels, g: usize, cols: usize, fma: bool, ascending: bool) {
-        let (p0, p1) = (g * GROUP, (g * GROUP + GROUP).min(self.applied.len()));
+        let counts = &self.applied[g * GROUP..(g * GROUP + GROUP).min(self.applied.len())];
         let mut applied = [0; GROUP];
-        for (a, b) in applied.iter_mut().zip(&self.applied[p0..p1]) {
+        let applied = &mut applied[..counts.len()];
+        for (a, b) in applied.iter_mut().zip(counts) {
             *a = b.load(Ordering::Relaxed);
         }
-        let ops = self.ops();
-        if applied[..p1 - p0].iter().all(|&a| a == ops.len()) {
+        let ops = self.ops.items();
+        if applied.iter().all(|&a| a == ops.len()) {
             return;
         }
         // SAFETY: the caller's contract.
-        let mut ps = unsafe { group_cells(cells, p0..p1, 0..cols) };
-        let (ps, applied) = (&mut ps[..p1 - p0], &mut applied[..p1 - p0]);
-        catch_up(fma, ascending, ps, applied, ops, 4 * p0);
-        for (a, b) in applied.iter().zip(&self.applied[p0..p1]) {
+        unsafe { catch_up_group(cells, g, cols, applied, ops, fma, ascending) };
+        for (a, b) in applied.iter().zip(counts) {
             b.store(*a, Ordering::Relaxed);
         }
     }
@@ -382,7 +405,7 @@ impl Ledger {
                     // Stopped: the nulling waits for the pass to end.
                     break;
                 }
-                if self.applied[g * GROUP].load(Ordering::Relaxed) == self.len()
+                if self.applied[g * GROUP].load(Ordering::Relaxed) == self.ops.len()
                     || !self.try_lock(g)
                 {
                     continue;
@@ -399,23 +422,37 @@ impl Ledger {
     }
 }
 
-/// The panels `ps` (at most [`GROUP`]), columns `cols`, as slices (empty past the last).
+/// Brings group `g` of panels, in the columns `0 .. cols`, to the end of `ops` ([`catch_up`]),
+/// its panels having had `applied` of them (one count per panel of the group, updated).
 ///
 /// # Safety
-/// As [`Panels::cells`], for every one of them.
-unsafe fn group_cells<'a>(
+/// As [`Panels::cells`], for the group's panels in those columns.
+unsafe fn catch_up_group(
     cells: Panels,
-    ps: Range<usize>,
-    cols: Range<usize>,
-) -> [&'a mut [f64]; GROUP] {
-    std::array::from_fn(|q| {
-        if ps.start + q < ps.end {
+    g: usize,
+    cols: usize,
+    applied: &mut [usize],
+    ops: &[ColumnOp],
+    fma: bool,
+    ascending: bool,
+) {
+    let p0 = g * GROUP;
+    let mut ps: [&mut [f64]; GROUP] = std::array::from_fn(|q| {
+        if q < applied.len() {
             // SAFETY: the caller's contract.
-            unsafe { cells.cells(ps.start + q, cols.clone()) }
+            unsafe { cells.cells(p0 + q, 0..cols) }
         } else {
             &mut []
         }
-    })
+    });
+    catch_up(
+        fma,
+        ascending,
+        &mut ps[..applied.len()],
+        applied,
+        ops,
+        4 * p0,
+    );
 }
 
 /// Row steps kept for the columns `from ..`, handed to the worker; it publishes in `progress`
@@ -472,15 +509,14 @@ impl Flush {
     /// # Safety
     /// `cells` is the buffer the flush was made for; every earlier flush is done with group `g`.
     unsafe fn run(&self, cells: Panels, g: usize) {
-        let p0 = g * GROUP;
-        let p1 = (p0 + GROUP).min(self.applied.len());
+        let counts = &self.applied[g * GROUP..(g * GROUP + GROUP).min(self.applied.len())];
+        let mut applied = [0; GROUP];
+        let applied = &mut applied[..counts.len()];
+        applied.copy_from_slice(counts);
+        let (ops, fma, ascending) = (&self.ops, self.fma, self.ascending);
         // SAFETY: a group taken from `next` is this thread's alone, in the flush's columns,
         // until it is marked done (the caller's contract orders it after earlier flushes).
-        let mut ps = unsafe { group_cells(cells, p0..p1, 0..self.cols) };
-        let mut applied = [0; GROUP];
-        applied[..p1 - p0].copy_from_slice(&self.applied[p0..p1]);
-        let (ps, applied) = (&mut ps[..p1 - p0], &mut applied[..p1 - p0]);
-        catch_up(self.fma, self.ascending, ps, applied, &self.ops, 4 * p0);
+        unsafe { catch_up_group(cells, g, self.cols, applied, ops, fma, ascending) };
         self.done[g].store(true, Ordering::Release);
         self.finished.fetch_add(1, Ordering::AcqRel);
     }
@@ -495,9 +531,7 @@ impl Flush {
 /// sweep themselves in full.
 struct Split {
     cols: Range<usize>,
-    slots: Box<[UnsafeCell<Segment>]>,
-    /// Segments published.
-    len: AtomicUsize,
+    segments: Published<Segment>,
     /// No more segments will come.
     closed: AtomicBool,
     /// The next chunk to take.
@@ -505,10 +539,6 @@ struct Split {
     /// Per chunk: swept.
     done: Box<[AtomicBool]>,
 }
-
-// SAFETY: a slot is written only by the nulling's thread before it is published (`len`,
-// release), and read only after.
-unsafe impl Sync for Split {}
 
 impl Split {
     fn new(cols: Range<usize>, segments: usize) -> Self {
@@ -520,8 +550,7 @@ impl Split {
         };
         Self {
             cols,
-            slots: (0..segments).map(|_| UnsafeCell::new(empty)).collect(),
-            len: AtomicUsize::new(0),
+            segments: Published::new(segments, empty),
             closed: AtomicBool::new(false),
             next: AtomicUsize::new(0),
             done: (0..segments.div_ceil(SPLIT_CHUNK))
@@ -530,21 +559,10 @@ impl Split {
         }
     }
 
-    /// Publishes the next segment.
-    ///
-    /// # Safety
-    /// Only the nulling's thread publishes, and there is room.
-    unsafe fn publish(&self, segment: Segment) {
-        let len = self.len.load(Ordering::Relaxed);
-        // SAFETY: slot `len` is read by no thread before it is published below.
-        unsafe { *self.slots[len].get() = segment };
-        self.len.store(len + 1, Ordering::Release);
-    }
-
     /// Chunks that can be taken: the full ones, and the last once closed.
     fn ready(&self) -> usize {
         let closed = self.closed.load(Ordering::Acquire);
-        let len = self.len.load(Ordering::Acquire);
+        let len = self.segments.len();
         if closed {
             len.div_ceil(SPLIT_CHUNK)
         } else {
@@ -575,14 +593,12 @@ impl Split {
     /// # Safety
     /// Chunk `i − 1` is swept; `cells` is the buffer of the step.
     unsafe fn run(&self, cells: Panels, fma: bool, i: usize) {
-        let len = self.len.load(Ordering::Acquire);
-        let range = i * SPLIT_CHUNK..((i + 1) * SPLIT_CHUNK).min(len);
-        // SAFETY: published slots, never written again.
-        let segments: Vec<Segment> = range.map(|j| unsafe { *self.slots[j].get() }).collect();
+        let segments = self.segments.items();
+        let chunk = &segments[i * SPLIT_CHUNK..((i + 1) * SPLIT_CHUNK).min(segments.len())];
         let cols = self.cols.clone();
         // SAFETY: these columns of the step's panels are swept by one chunk at a time, in order;
         // the nulling's thread reads them only once every chunk is swept.
-        unsafe { apply(fma, cells, &segments, cols.clone(), cols.len()) };
+        unsafe { apply(fma, cells, chunk, cols.clone(), cols.len()) };
         self.done[i].store(true, Ordering::Release);
     }
 }
@@ -596,8 +612,9 @@ enum Job {
     Sweep(Arc<Split>),
 }
 
-/// The thread that applies kept row steps to the far columns ([`Work::defer_rows_from`]) and
-/// deferred column operations to the rows far above the nulling ([`Work::flush`]).
+/// The thread that takes the work the nulling does not need at once: kept row steps on the far
+/// columns ([`Work::defer_rows_from`]), deferred column operations on the rows above the
+/// nulling ([`Work::flush`], [`Work::help`]), and part of each split row step ([`Split`]).
 struct Worker {
     jobs: mpsc::Sender<Job>,
     thread: std::thread::JoinHandle<()>,
@@ -628,8 +645,7 @@ pub(super) struct Work {
     far: usize,
     /// The segments of the row steps deferred there since the last batch, in order.
     kept: Vec<Segment>,
-    /// Whether a second thread takes the far row steps and the column operations of the
-    /// rows far above the nulling.
+    /// Whether a second thread takes part of the work ([`Worker`]).
     pipelined: bool,
     worker: Option<Worker>,
     /// The last batch's progress.
@@ -682,8 +698,8 @@ impl Work {
         self
     }
 
-    /// The same, deferring row steps to a second thread (`true`) or not, whatever its size and
-    /// the threads of the rayon pool (to test both).
+    /// The same, handing work to a second thread (`true`) or not, whatever its size and the
+    /// threads of the rayon pool (to test both).
     #[cfg(test)]
     pub(super) fn pipelined(mut self, on: bool) -> Self {
         self.pipelined = on;
@@ -703,7 +719,7 @@ impl Work {
     /// often).
     #[cfg(test)]
     pub(super) fn capacity(mut self, ops: usize) -> Self {
-        self.capacity = ops.clamp(1, self.ledger.ops.len());
+        self.capacity = ops.clamp(1, self.ledger.ops.slots.len());
         self
     }
 
@@ -773,7 +789,7 @@ impl Work {
     /// Nulls `W[r][k]` (to rounding) with the inverse of an MZI on columns `(k, k+1)` applied
     /// to rows `0 ..= r` (deferred); returns the MZI.
     pub(super) fn null_right(&mut self, r: usize, k: usize) -> Nulling {
-        if self.ledger.len() == self.capacity {
+        if self.ledger.ops.len() == self.capacity {
             self.flush(self.pipelined);
         }
         if k + 1 >= self.far {
@@ -788,7 +804,7 @@ impl Work {
         let psi = a * z.e.conj() / b;
         let rot = Rotation::new(psi, z.s, z.c);
         // SAFETY: this is the nulling's thread.
-        unsafe { self.ledger.push(ColumnOp { k, last: r, rot }) };
+        unsafe { self.ledger.ops.push(ColumnOp { k, last: r, rot }) };
         self.alpha[k] = z.g().conj() * b;
         self.alpha[k + 1] = self.alpha[k];
         // Row r's group takes the operation with the next touch (the next nulling reads it
@@ -887,7 +903,7 @@ impl Work {
             self.segments.push(segment);
             if let Some(s) = &split {
                 // SAFETY: this is the nulling's thread; a step has at most `count` segments.
-                unsafe { s.publish(segment) };
+                unsafe { s.segments.push(segment) };
             }
             g += len;
         }
@@ -984,8 +1000,9 @@ impl Work {
     /// Hands `job` to the worker thread (started on first use).
     fn give(&mut self, job: Job) {
         let (cells, fma, ascending, n) = (self.panels(), self.fma, self.ascending, self.n);
-        let ledger = self.ledger.clone();
+        let ledger = &self.ledger;
         let worker = self.worker.get_or_insert_with(|| {
+            let ledger = ledger.clone();
             let (jobs, inbox) = mpsc::channel::<Job>();
             let thread =
                 std::thread::spawn(move || serve(inbox, cells, fma, ascending, n, &ledger));
@@ -1089,7 +1106,7 @@ impl Work {
         if handed > 0 {
             let panels = (handed * GROUP).min(self.ledger.applied.len());
             let flush = Arc::new(Flush {
-                ops: self.ledger.ops().to_vec(),
+                ops: self.ledger.ops.items().to_vec(),
                 applied: (self.ledger.applied[..panels].iter())
                     .map(|a| a.load(Ordering::Relaxed))
                     .collect(),
