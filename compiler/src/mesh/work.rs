@@ -16,9 +16,13 @@
 //!   chains of updates keep the arithmetic units busy), a group just before one of its rows is
 //!   read or mixed, every group when the list fills (so the matrix streams through memory once
 //!   per batch). Column and row operations commute, so only each row's own order matters.
+//!   The column a chain of operations carries stays in registers from one to the next
+//!   ([`chain_avx2`]): one load and one store per operation and panel.
 //! * **Swept row operations**: the row MZIs of one Clements step that fall in one panel are
 //!   chosen column by column and then applied together, four columns at a time, in one pass
-//!   over the rest of the row ([`Work::null_left_run`]).
+//!   over the rest of the row ([`Work::null_left_run`]). From N = 512 the columns no nulling
+//!   of the next 32 steps reads are left to a batch of those steps, whose rows are turned into
+//!   lines of eight columns once for the batch ([`apply_avx2`]) rather than once per step.
 //! * **A second thread** (from N = 512, when the rayon pool has two threads) takes the work
 //!   the nulling does not need soon:
 //!   - *far row steps*: Clements' nullings of the next 32 steps read only the columns before a
@@ -162,9 +166,9 @@ impl<const FMA: bool> Lanes for Scalar<FMA> {
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::{
-    __m256d, _mm256_fmadd_pd, _mm256_fmsub_pd, _mm256_fnmadd_pd, _mm256_loadu_pd, _mm256_mul_pd,
-    _mm256_permute2f128_pd, _mm256_set1_pd, _mm256_storeu_pd, _mm256_unpackhi_pd,
-    _mm256_unpacklo_pd,
+    __m256d, _MM_HINT_T0, _mm_prefetch, _mm256_fmadd_pd, _mm256_fmsub_pd, _mm256_fnmadd_pd,
+    _mm256_loadu_pd, _mm256_mul_pd, _mm256_permute2f128_pd, _mm256_set1_pd, _mm256_storeu_pd,
+    _mm256_unpackhi_pd, _mm256_unpacklo_pd,
 };
 
 // SAFETY (every `unsafe` in this impl): these are only reached from functions compiled with
@@ -936,16 +940,21 @@ impl Work {
     }
 
     /// Starts deferring row steps on the columns `col ..` (which no nulling of the coming steps
-    /// may read), the steps kept since the last call going to the worker thread for the
-    /// columns from `col` and applied here to those before. Nothing is deferred unless the
-    /// matrix is large enough and the rayon pool has a second thread.
+    /// may read), and applies the steps kept since the last call where they were kept: with a
+    /// second thread, it takes the columns from `col` and this thread those before; alone, this
+    /// thread takes them all at once (a batch of steps turns each row into a line once,
+    /// [`apply_avx2`]). Nothing is deferred below [`PIPELINE`] unless pipelined.
     pub(super) fn defer_rows_from(&mut self, col: usize) {
-        if !self.pipelined {
+        let (n, far, fma) = (self.n, self.far, self.fma);
+        if !self.pipelined && n < PIPELINE {
             return;
         }
-        let (n, far, fma) = (self.n, self.far, self.fma);
         let col = col.min(n);
-        if far < n && !self.kept.is_empty() {
+        if far < n && !self.kept.is_empty() && !self.pipelined {
+            let cells = self.panels();
+            // SAFETY: no other thread runs.
+            unsafe { apply(fma, cells, &self.kept, far..n, BLOCK) };
+        } else if far < n && !self.kept.is_empty() {
             // The last batch must be past `col` before these steps follow it below `col`.
             if let Some(progress) = self.progress.clone() {
                 self.await_worker(|| progress.load(Ordering::Acquire) >= col);
@@ -1196,7 +1205,8 @@ fn stride(n: usize) -> usize {
     n | 1
 }
 
-/// Matrices from this size on defer their far row steps to a second thread, when there is one.
+/// Matrices from this size on defer their far row steps, in batches, to a second thread when
+/// there is one (measured: slower at N = 256 on one thread).
 const PIPELINE: usize = 512;
 
 /// Clements row steps reading this many columns or more are split between the threads
@@ -1215,15 +1225,34 @@ const SPLIT_PART: usize = 4;
 const BLOCK: usize = 64;
 
 /// Applies `segments` (row MZIs, in order) to the columns `cols` of the panels, `block` columns
-/// at a time: every segment sweeps a block before the next block.
+/// at a time: every segment sweeps a block before the next block. Where the MZIs pass over
+/// each row [`TURN_PASSES`] times or more (a batch of steps) and the CPU has AVX2 and FMA, the
+/// rows are turned into lines instead ([`apply_avx2`]), eight columns at a time, and only a
+/// block's last few columns are swept.
 ///
 /// # Safety
 /// No other thread, and no live reference, touches columns `cols` of the panels the segments
 /// reach meanwhile.
 unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usize>, block: usize) {
+    let first = segments.iter().map(|s| 4 * s.p).min().unwrap_or(0);
+    let end = segments.iter().map(|s| 4 * s.p + s.l0 + s.len + 1).max();
+    let passes = segments.iter().map(|s| s.len).sum::<usize>();
+    let turned = fma && passes >= TURN_PASSES * (end.unwrap_or(0) - first);
     let mut b0 = cols.start;
     while b0 < cols.end {
         let b1 = (b0 + block.max(1)).min(cols.end);
+        // SAFETY: `fma` is only true where the CPU has AVX2 and FMA; the caller's columns.
+        #[cfg(target_arch = "x86_64")]
+        let done = match turned {
+            true => SCRATCH
+                .with_borrow_mut(|scratch| unsafe { apply_avx2(cells, segments, b0..b1, scratch) }),
+            false => 0,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = {
+            let _ = turned;
+            0
+        };
         for s in segments {
             // SAFETY: panels `p` and `p + 1` are distinct; the columns are the caller's.
             let (top, bottom) = unsafe {
@@ -1234,14 +1263,113 @@ unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usiz
                 };
                 (cells.cells(s.p, b0..b1), bottom)
             };
-            sweep(fma, top, bottom, s.l0, &s.rots[..s.len], 0, b1 - b0);
+            sweep(fma, top, bottom, s.l0, &s.rots[..s.len], done, b1 - b0);
         }
         b0 = b1;
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+thread_local! {
+    /// [`apply_avx2`]'s rows, kept from call to call.
+    static SCRATCH: std::cell::RefCell<Vec<[__m256d; 4]>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// [`apply`] with AVX2 and FMA on the first columns of `cols`, eight at a time; returns how
+/// many it did (a multiple of eight; the rest are the caller's). For each eight columns, every
+/// row the segments reach is turned (4×4 transposes) into one line of `scratch` — the real
+/// parts of columns 0–3 and 4–7, then the imaginary parts — the MZIs are applied in order as
+/// arithmetic on two lines (the line a chain carries on held in registers: one load and one
+/// store per MZI), and the lines are turned back. A step's MZIs run down a chain of rows, so a
+/// row is turned twice per batch of steps rather than twice per step and panel, and no lane
+/// crosses a register.
+///
+/// # Safety
+/// As [`apply`]'s; and the CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn apply_avx2(
+    cells: Panels,
+    segments: &[Segment],
+    cols: Range<usize>,
+    scratch: &mut Vec<[__m256d; 4]>,
+) -> usize {
+    let Some(p0) = segments.iter().map(|s| s.p).min() else {
+        return 0;
+    };
+    let p1 = segments.iter().map(|s| s.p + (s.l0 + s.len == 4) as usize);
+    let p1 = p1.max().unwrap_or(p0);
+    let width = cols.len() / 8 * 8;
+    let zero = _mm256_set1_pd(0.0);
+    scratch.clear();
+    scratch.resize(4 * (p1 + 1 - p0), [zero; 4]);
+    for c in (cols.start..cols.start + width).step_by(8) {
+        for p in p0..=p1 {
+            // SAFETY: the caller's columns of a panel a segment reaches.
+            let cell = unsafe { cells.cells(p, c..c + 8) }.as_ptr();
+            // SAFETY: AVX2 is enabled; the loads stay within the 64 `f64`s of `cell`.
+            let at = |o: usize| unsafe { _mm256_loadu_pd(cell.add(o)) };
+            let ra = transpose4([0, 8, 16, 24].map(at));
+            let ia = transpose4([4, 12, 20, 28].map(at));
+            let rb = transpose4([32, 40, 48, 56].map(at));
+            let ib = transpose4([36, 44, 52, 60].map(at));
+            if c + 24 <= cols.start + width {
+                for line in 0..8 {
+                    // SAFETY: the address is within the caller's columns of this panel.
+                    unsafe {
+                        _mm_prefetch::<_MM_HINT_T0>(cell.add(16 * 8 + 8 * line).cast::<i8>())
+                    };
+                }
+            }
+            for l in 0..4 {
+                scratch[4 * (p - p0) + l] = [ra[l], rb[l], ia[l], ib[l]];
+            }
+        }
+        let mut held = usize::MAX;
+        let mut line = [zero; 4];
+        for s in segments {
+            for (h, r) in s.rots[..s.len].iter().enumerate() {
+                let x = 4 * (s.p - p0) + s.l0 + h;
+                if held != x {
+                    if held != usize::MAX {
+                        scratch[held] = line;
+                    }
+                    line = scratch[x];
+                }
+                let [yra, yrb, yia, yib] = scratch[x + 1];
+                let [xra, xia, ya_r, ya_i] = r.pair::<_, false>(line[0], line[2], yra, yia);
+                let [xrb, xib, yb_r, yb_i] = r.pair::<_, false>(line[1], line[3], yrb, yib);
+                scratch[x] = [xra, xrb, xia, xib];
+                (held, line) = (x + 1, [ya_r, yb_r, ya_i, yb_i]);
+            }
+        }
+        if held != usize::MAX {
+            scratch[held] = line;
+        }
+        for p in p0..=p1 {
+            // SAFETY: as above.
+            let cell = unsafe { cells.cells(p, c..c + 8) }.as_mut_ptr();
+            let rows = &scratch[4 * (p - p0)..4 * (p - p0) + 4];
+            let part = |i: usize| transpose4([0, 1, 2, 3].map(|l| rows[l][i]));
+            for (i, offset) in [(0, 0), (2, 4), (1, 32), (3, 36)] {
+                for (j, v) in part(i).into_iter().enumerate() {
+                    // SAFETY: AVX2 is enabled; within the 64 `f64`s of `cell`.
+                    unsafe { _mm256_storeu_pd(cell.add(offset + 8 * j), v) };
+                }
+            }
+        }
+    }
+    width
+}
+
 /// Panels updated together.
 const GROUP: usize = 4;
+
+/// [`apply`] turns rows into lines ([`apply_avx2`]) where its MZIs pass over each row this many
+/// times or more.
+const TURN_PASSES: usize = 4;
 
 /// The next job from `inbox`, spinning up to [`SPIN`] before it sleeps (waking a sleeping
 /// thread takes tens of microseconds, as long as a step of the nulling); `None` once the inbox
@@ -1409,7 +1537,86 @@ fn run(fma: bool, ascending: bool, ps: &mut [&mut [f64]], ops: &[ColumnOp], firs
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn run_avx2<const Y_LAST: bool>(ps: &mut [&mut [f64]], ops: &[ColumnOp], first: usize) {
-    run_with::<true, Y_LAST>(ps, ops, first);
+    match ps {
+        [a] => chain_avx2::<1, Y_LAST>([a], ops, first),
+        [a, b] => chain_avx2::<2, Y_LAST>([a, b], ops, first),
+        [a, b, c] => chain_avx2::<3, Y_LAST>([a, b, c], ops, first),
+        [a, b, c, d] => chain_avx2::<4, Y_LAST>([a, b, c, d], ops, first),
+        _ => run_with::<true, Y_LAST>(ps, ops, first),
+    }
+}
+
+/// [`run_with`] on `P` panels with AVX2 and FMA, each panel's chained column kept in
+/// registers from one operation to the next: an operation on columns `(k, k+1)` that finds
+/// one of them held loads only the other, and stores only the one the chain leaves (`k+1`
+/// moving left, `k` moving right), so a chain costs one load and one store of a column per
+/// operation instead of two of each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn chain_avx2<const P: usize, const Y_LAST: bool>(
+    ps: [&mut &mut [f64]; P],
+    ops: &[ColumnOp],
+    first: usize,
+) {
+    let Some(top) = ops.iter().map(|op| op.k).max() else {
+        return;
+    };
+    assert!(
+        ps.iter().all(|p| p.len() >= (top + 2) * 8),
+        "the panels hold every column the operations reach"
+    );
+    let base = ps.map(|p| p.as_mut_ptr());
+    // SAFETY: AVX2 is enabled (see the attribute); every load and store is of four `f64`s at
+    // `8·col` or `8·col + 4` for `col ≤ top + 1`, inside each panel (asserted above).
+    unsafe {
+        let load = |q: usize, col: usize| {
+            let at = base[q].add(col * 8);
+            (_mm256_loadu_pd(at), _mm256_loadu_pd(at.add(4)))
+        };
+        let store = |q: usize, col: usize, (re, im): (__m256d, __m256d)| {
+            let at = base[q].add(col * 8);
+            _mm256_storeu_pd(at, re);
+            _mm256_storeu_pd(at.add(4), im);
+        };
+        let none = usize::MAX;
+        let mut held = [none; P];
+        let mut line = [(_mm256_set1_pd(0.0), _mm256_set1_pd(0.0)); P];
+        for op in ops {
+            let (k, rot) = (op.k, op.rot);
+            let live = if op.last >= first {
+                ((op.last - first) / 4 + 1).min(P)
+            } else {
+                0
+            };
+            for q in 0..P {
+                if q >= live {
+                    continue;
+                }
+                let x = if held[q] == k { line[q] } else { load(q, k) };
+                let y = if held[q] == k + 1 {
+                    line[q]
+                } else {
+                    load(q, k + 1)
+                };
+                if held[q] != none && held[q] != k && held[q] != k + 1 {
+                    store(q, held[q], line[q]);
+                }
+                let [xr, xi, yr, yi] = rot.pair::<__m256d, Y_LAST>(x.0, x.1, y.0, y.1);
+                if Y_LAST {
+                    store(q, k + 1, (yr, yi));
+                    (held[q], line[q]) = (k, (xr, xi));
+                } else {
+                    store(q, k, (xr, xi));
+                    (held[q], line[q]) = (k + 1, (yr, yi));
+                }
+            }
+        }
+        for q in 0..P {
+            if held[q] != none {
+                store(q, held[q], line[q]);
+            }
+        }
+    }
 }
 
 #[inline(always)]
@@ -1643,5 +1850,77 @@ mod tests {
             }
             assert_eq!(w.stored(n - 1, n - 1), C::new(1.0, 0.0));
         }
+    }
+
+    /// A batch of row steps applied with rows turned into lines ([`apply_avx2`], with the tail
+    /// of fewer than eight columns swept) gives the same bits as each segment swept in turn.
+    #[test]
+    fn a_batch_of_row_steps_turned_into_lines_matches_the_segments_swept_in_turn() {
+        if !has_fma() {
+            eprintln!("note: no AVX2/FMA here; the lines are only turned with them");
+            return;
+        }
+        let (panels, n) = (6, 45);
+        let rows = 4 * panels;
+        // Eight steps, each a chain of MZIs from its first row down to the last, cut into
+        // segments at panel boundaries as a Clements row step is.
+        let mut segments = Vec::new();
+        for step in 0..8 {
+            let mut x = 1 + 2 * step % 7;
+            while x + 1 < rows {
+                let (p, l0) = (x / 4, x % 4);
+                let len = (rows - 1 - x).min(4 - l0);
+                let mut rots = [Rotation::IDENTITY; 4];
+                for (h, r) in rots.iter_mut().enumerate().take(len) {
+                    let a = 0.3 + 0.7 * (x + h + 11 * step) as f64;
+                    *r = Rotation::new(C::new(a.cos(), a.sin()), (0.5 * a).sin(), (0.5 * a).cos());
+                }
+                segments.push(Segment { p, l0, len, rots });
+                x += len;
+            }
+        }
+        let rotations: usize = segments.iter().map(|s| s.len).sum();
+        assert!(rotations >= TURN_PASSES * rows, "the batch is turned");
+        let start: Vec<f64> = (0..panels * n * 8)
+            .map(|i| (0.37 * i as f64).sin())
+            .collect();
+        let (mut turned, mut swept) = (start.clone(), start.clone());
+        let cols = 3..n - 2;
+        let panels_of = |buf: &mut Vec<f64>| Panels {
+            base: buf.as_mut_ptr(),
+            stride: n,
+            count: panels,
+        };
+        // SAFETY: one thread; the buffers hold every panel.
+        unsafe { apply(true, panels_of(&mut turned), &segments, cols.clone(), 64) };
+        let cells = panels_of(&mut swept);
+        for s in &segments {
+            // SAFETY: distinct panels of a buffer no one else uses.
+            let (top, bottom) = unsafe {
+                let bottom = if s.l0 + s.len == 4 {
+                    cells.cells(s.p + 1, 0..n)
+                } else {
+                    &mut []
+                };
+                (cells.cells(s.p, 0..n), bottom)
+            };
+            sweep(
+                true,
+                top,
+                bottom,
+                s.l0,
+                &s.rots[..s.len],
+                cols.start,
+                cols.end,
+            );
+        }
+        assert!(turned.iter().zip(&start).any(|(a, b)| a != b));
+        assert!(
+            turned
+                .iter()
+                .zip(&swept)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "the same bits"
+        );
     }
 }
