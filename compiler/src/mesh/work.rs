@@ -16,8 +16,6 @@
 //!   chains of updates keep the arithmetic units busy), a group just before one of its rows is
 //!   read or mixed, every group when the list fills (so the matrix streams through memory once
 //!   per batch). Column and row operations commute, so only each row's own order matters.
-//!   The column a chain of operations carries stays in registers from one to the next
-//!   ([`chain_avx2`]): one load and one store per operation and panel.
 //! * **Swept row operations**: the row MZIs of one Clements step that fall in one panel are
 //!   chosen column by column and then applied together, four columns at a time, in one pass
 //!   over the rest of the row ([`Work::null_left_run`]). From N = 512 the columns no nulling
@@ -1537,86 +1535,7 @@ fn run(fma: bool, ascending: bool, ps: &mut [&mut [f64]], ops: &[ColumnOp], firs
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn run_avx2<const Y_LAST: bool>(ps: &mut [&mut [f64]], ops: &[ColumnOp], first: usize) {
-    match ps {
-        [a] => chain_avx2::<1, Y_LAST>([a], ops, first),
-        [a, b] => chain_avx2::<2, Y_LAST>([a, b], ops, first),
-        [a, b, c] => chain_avx2::<3, Y_LAST>([a, b, c], ops, first),
-        [a, b, c, d] => chain_avx2::<4, Y_LAST>([a, b, c, d], ops, first),
-        _ => run_with::<true, Y_LAST>(ps, ops, first),
-    }
-}
-
-/// [`run_with`] on `P` panels with AVX2 and FMA, each panel's chained column kept in
-/// registers from one operation to the next: an operation on columns `(k, k+1)` that finds
-/// one of them held loads only the other, and stores only the one the chain leaves (`k+1`
-/// moving left, `k` moving right), so a chain costs one load and one store of a column per
-/// operation instead of two of each.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn chain_avx2<const P: usize, const Y_LAST: bool>(
-    ps: [&mut &mut [f64]; P],
-    ops: &[ColumnOp],
-    first: usize,
-) {
-    let Some(top) = ops.iter().map(|op| op.k).max() else {
-        return;
-    };
-    assert!(
-        ps.iter().all(|p| p.len() >= (top + 2) * 8),
-        "the panels hold every column the operations reach"
-    );
-    let base = ps.map(|p| p.as_mut_ptr());
-    // SAFETY: AVX2 is enabled (see the attribute); every load and store is of four `f64`s at
-    // `8·col` or `8·col + 4` for `col ≤ top + 1`, inside each panel (asserted above).
-    unsafe {
-        let load = |q: usize, col: usize| {
-            let at = base[q].add(col * 8);
-            (_mm256_loadu_pd(at), _mm256_loadu_pd(at.add(4)))
-        };
-        let store = |q: usize, col: usize, (re, im): (__m256d, __m256d)| {
-            let at = base[q].add(col * 8);
-            _mm256_storeu_pd(at, re);
-            _mm256_storeu_pd(at.add(4), im);
-        };
-        let none = usize::MAX;
-        let mut held = [none; P];
-        let mut line = [(_mm256_set1_pd(0.0), _mm256_set1_pd(0.0)); P];
-        for op in ops {
-            let (k, rot) = (op.k, op.rot);
-            let live = if op.last >= first {
-                ((op.last - first) / 4 + 1).min(P)
-            } else {
-                0
-            };
-            for q in 0..P {
-                if q >= live {
-                    continue;
-                }
-                let x = if held[q] == k { line[q] } else { load(q, k) };
-                let y = if held[q] == k + 1 {
-                    line[q]
-                } else {
-                    load(q, k + 1)
-                };
-                if held[q] != none && held[q] != k && held[q] != k + 1 {
-                    store(q, held[q], line[q]);
-                }
-                let [xr, xi, yr, yi] = rot.pair::<__m256d, Y_LAST>(x.0, x.1, y.0, y.1);
-                if Y_LAST {
-                    store(q, k + 1, (yr, yi));
-                    (held[q], line[q]) = (k, (xr, xi));
-                } else {
-                    store(q, k, (xr, xi));
-                    (held[q], line[q]) = (k + 1, (yr, yi));
-                }
-            }
-        }
-        for q in 0..P {
-            if held[q] != none {
-                store(q, held[q], line[q]);
-            }
-        }
-    }
+    run_with::<true, Y_LAST>(ps, ops, first);
 }
 
 #[inline(always)]
