@@ -16,7 +16,7 @@ use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::CMatrix;
-use super::mzi::{Convention, atan2, commute_inverse, transfer, wrap};
+use super::mzi::{Convention, atan2, commute_inverse, phase, transfer, wrap};
 use super::work::Work;
 use crate::error::{CompileError, Result};
 
@@ -172,23 +172,34 @@ impl Mesh {
     }
 }
 
-/// Assigns every MZI (in light order) the earliest column after the last MZI on either of its
-/// modes.
-fn schedule(n: usize, ops: &[(usize, f64, f64)]) -> Vec<Mzi> {
+/// The MZIs on `modes` (each the upper of its two, in the order light meets them), each in
+/// the earliest column after the last MZI on either of its modes, the `i`-th with the phases
+/// `phases(i)`: the columns in one pass, the phases in parallel on the rayon pool.
+fn schedule(
+    n: usize,
+    modes: impl Iterator<Item = usize>,
+    phases: impl Fn(usize) -> (f64, f64) + Sync,
+) -> Vec<Mzi> {
+    use rayon::prelude::*;
     let mut next = vec![0usize; n];
-    ops.iter()
-        .map(|&(mode, theta, phi)| {
+    let placed: Vec<(usize, usize)> = modes
+        .map(|mode| {
             let column = next[mode].max(next[mode + 1]);
             next[mode] = column + 1;
             next[mode + 1] = column + 1;
-            Mzi {
-                column,
-                mode,
-                theta,
-                phi,
-            }
+            (column, mode)
         })
-        .collect()
+        .collect();
+    let mzi = |(i, &(column, mode)): (usize, &(usize, usize))| {
+        let (theta, phi) = phases(i);
+        Mzi {
+            column,
+            mode,
+            theta,
+            phi,
+        }
+    };
+    placed.par_iter().enumerate().map(mzi).collect()
 }
 
 /// Clements steps between two batches of row steps deferred to a second thread ([`Work`]).
@@ -266,21 +277,27 @@ fn nullings(w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mesh> {
              coarser precision"
         )));
     }
-    // The phases, from the nullings' moduli and units (independent, so this loop pipelines).
-    let mut ops: Vec<_> = right
-        .iter()
-        .map(|(k, z)| (*k, z.theta(), z.phi()))
+    // The left MZIs, commuted through the output phases in turn (each moves two of them, and
+    // leaves the ratio its external phase is the argument of), in light order after the right
+    // ones; then every MZI's phases from its nulling, independent of one another.
+    let ratios: Vec<C> = (left.iter().rev())
+        .map(|(k, z)| {
+            let (ratio, d1, d2) = commute_inverse(z, d[*k], d[k + 1]);
+            (d[*k], d[k + 1]) = (d1, d2);
+            ratio
+        })
         .collect();
-    for (k, z) in left.iter().rev() {
-        let (k, theta) = (*k, z.theta());
-        let (phi2, d1, d2) = commute_inverse(z, d[k], d[k + 1]);
-        d[k] = d1;
-        d[k + 1] = d2;
-        ops.push((k, theta, phi2));
-    }
+    let modes = right.iter().chain(left.iter().rev()).map(|(k, _)| *k);
+    let mzis = schedule(n, modes, |i| match right.get(i) {
+        Some((_, z)) => (z.theta(), z.phi()),
+        None => {
+            let j = i - right.len();
+            (left[left.len() - 1 - j].1.theta(), phase(ratios[j]))
+        }
+    });
     Ok(Mesh {
         n,
-        mzis: schedule(n, &ops),
+        mzis,
         attenuators: Vec::new(),
         output_phases: d.iter().map(|v| wrap(v.arg())).collect(),
     })

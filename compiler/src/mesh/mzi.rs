@@ -104,7 +104,7 @@ impl Nulling {
         if self.e == C::new(1.0, 0.0) {
             0.0
         } else {
-            wrap(atan2(self.e.im, self.e.re))
+            phase(self.e)
         }
     }
 
@@ -191,13 +191,22 @@ pub fn null_from_left(a: C, b: C) -> Nulling {
 /// Moves an inverse MZI through a diagonal: `T(θ, φ)^† · diag(d₁, d₂) = diag(d₁', d₂') ·
 /// T(θ, φ')` with `φ' = arg(d₁/d₂)`, `d₁' = −e^{−i(θ+φ)}·d₂`, `d₂' = −e^{−iθ}·d₂` (derived
 /// entry by entry from the closed form of `T`; exact for every `θ`, `φ`). Returns
-/// `(φ', d₁', d₂')`; `e^{iθ} = (c + i·s)²` and `e^{iφ} = e` come from the MZI's parts.
-pub fn commute_inverse(z: &Nulling, d1: C, d2: C) -> (f64, C, C) {
-    let ratio = d1 * d2.conj();
-    let phi2 = wrap(atan2(ratio.im, ratio.re));
+/// `(d₁·d̄₂, d₁', d₂')`, `φ'` being the [`phase`] of the first (taken apart so that a chain of
+/// these, each `d` the last one's output, waits on no `atan2`); `e^{iθ} = (c + i·s)²` and
+/// `e^{iφ} = e` come from the MZI's parts.
+pub fn commute_inverse(z: &Nulling, d1: C, d2: C) -> (C, C, C) {
     let half = C::new(z.c, z.s);
     let e_theta = half * half;
-    (phi2, -(e_theta * z.e).conj() * d2, -e_theta.conj() * d2)
+    (
+        d1 * d2.conj(),
+        -(e_theta * z.e).conj() * d2,
+        -e_theta.conj() * d2,
+    )
+}
+
+/// The argument of `v`, wrapped into `[0, 2π)` (0 for `v = 0`).
+pub fn phase(v: C) -> f64 {
+    wrap(atan2(v.im, v.re))
 }
 
 /// The name of this convention in every file the compiler writes.
@@ -439,7 +448,8 @@ mod tests {
                 &dagger(&transfer(t, p)),
                 &[[d1, C::new(0.0, 0.0)], [C::new(0.0, 0.0), d2]],
             );
-            let (p2, e1, e2) = commute_inverse(&Nulling::with_phases(t, p), d1, d2);
+            let (r, e1, e2) = commute_inverse(&Nulling::with_phases(t, p), d1, d2);
+            let p2 = phase(r);
             let rhs = mul(
                 &[[e1, C::new(0.0, 0.0)], [C::new(0.0, 0.0), e2]],
                 &transfer(t, p2),

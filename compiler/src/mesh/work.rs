@@ -665,9 +665,9 @@ impl Work {
     pub(super) fn new(u: &CMatrix) -> Self {
         let n = u.rows;
         let panels = n.div_ceil(4);
-        let mut w = Self {
+        Self {
             n,
-            data: Lines::zeroed(panels * stride(n)),
+            data: Lines::panels_of(u),
             rho: vec![C::new(1.0, 0.0); n],
             alpha: vec![C::new(1.0, 0.0); n],
             // Enough operations to batch many passes while the list stays in the L2 cache.
@@ -685,13 +685,7 @@ impl Work {
             top: n,
             flushes: Vec::new(),
             owed: 0,
-        };
-        for r in 0..n {
-            for c in 0..n {
-                w.set(r, c, u.at(r, c));
-            }
         }
-        w
     }
 
     /// The same, its column operations to come in ascending chains (Reck's order).
@@ -1184,8 +1178,27 @@ struct Lines(Vec<Line>);
 struct Line([f64; 8]);
 
 impl Lines {
-    fn zeroed(lines: usize) -> Self {
-        Self(vec![Line([0.0; 8]); lines])
+    /// The square matrix `u` in panels (module doc), zero beyond it: the panels filled in
+    /// parallel on the rayon pool, each line written once (its page first touched there).
+    fn panels_of(u: &CMatrix) -> Self {
+        use rayon::prelude::*;
+        let n = u.rows;
+        let (stride, lines) = (stride(n), n.div_ceil(4) * stride(n));
+        let mut data = Vec::with_capacity(lines);
+        let panels = data.spare_capacity_mut()[..lines].par_chunks_mut(stride);
+        panels.enumerate().for_each(|(p, panel)| {
+            for (c, cell) in panel.iter_mut().enumerate() {
+                let mut line = [0.0; 8];
+                for l in (0..4).filter(|l| c < n && 4 * p + l < n) {
+                    let v = u.at(4 * p + l, c);
+                    (line[l], line[4 + l]) = (v.re, v.im);
+                }
+                cell.write(Line(line));
+            }
+        });
+        // SAFETY: the chunks cover the first `lines` lines, every one written above.
+        unsafe { data.set_len(lines) };
+        Self(data)
     }
 }
 
