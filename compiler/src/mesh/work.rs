@@ -1178,24 +1178,35 @@ struct Lines(Vec<Line>);
 struct Line([f64; 8]);
 
 impl Lines {
-    /// The square matrix `u` in panels (module doc), zero beyond it: the panels filled in
-    /// parallel on the rayon pool, each line written once (its page first touched there).
+    /// The square matrix `u` in panels (module doc), zero beyond it, each line written once:
+    /// from N = 512 the panels are filled in parallel on the rayon pool (their pages first
+    /// touched there too).
     fn panels_of(u: &CMatrix) -> Self {
         use rayon::prelude::*;
         let n = u.rows;
         let (stride, lines) = (stride(n), n.div_ceil(4) * stride(n));
         let mut data = Vec::with_capacity(lines);
-        let panels = data.spare_capacity_mut()[..lines].par_chunks_mut(stride);
-        panels.enumerate().for_each(|(p, panel)| {
+        let fill = |(p, panel): (usize, &mut [std::mem::MaybeUninit<Line>])| {
+            // The panel's rows of `u` (none past its last).
+            let rows = [0, 1, 2, 3].map(|l| {
+                let r = (4 * p + l).min(n);
+                &u.data[r * n..(r + usize::from(r < n)) * n]
+            });
             for (c, cell) in panel.iter_mut().enumerate() {
                 let mut line = [0.0; 8];
-                for l in (0..4).filter(|l| c < n && 4 * p + l < n) {
-                    let v = u.at(4 * p + l, c);
-                    (line[l], line[4 + l]) = (v.re, v.im);
+                for (l, row) in rows.iter().enumerate() {
+                    if let Some(v) = row.get(c) {
+                        (line[l], line[4 + l]) = (v.re, v.im);
+                    }
                 }
                 cell.write(Line(line));
             }
-        });
+        };
+        let panels = &mut data.spare_capacity_mut()[..lines];
+        match n >= PIPELINE {
+            true => panels.par_chunks_mut(stride).enumerate().for_each(fill),
+            false => panels.chunks_mut(stride).enumerate().for_each(fill),
+        }
         // SAFETY: the chunks cover the first `lines` lines, every one written above.
         unsafe { data.set_len(lines) };
         Self(data)
