@@ -172,9 +172,14 @@ impl Mesh {
     }
 }
 
+/// Meshes from this size on compute their phases in parallel (below, handing the work to the
+/// rayon pool costs more than it saves: N = 256 was 4 % slower on one thread).
+const PARALLEL_PHASES: usize = 512;
+
 /// The MZIs on `modes` (each the upper of its two, in the order light meets them), each in
 /// the earliest column after the last MZI on either of its modes, the `i`-th with the phases
-/// `phases(i)`: the columns in one pass, the phases in parallel on the rayon pool.
+/// `phases(i)`: the columns in one pass, then the phases (from [`PARALLEL_PHASES`] on in
+/// parallel on the rayon pool).
 fn schedule(
     n: usize,
     modes: impl Iterator<Item = usize>,
@@ -199,7 +204,10 @@ fn schedule(
             phi,
         }
     };
-    placed.par_iter().enumerate().map(mzi).collect()
+    match n >= PARALLEL_PHASES {
+        true => placed.par_iter().enumerate().map(mzi).collect(),
+        false => placed.iter().enumerate().map(mzi).collect(),
+    }
 }
 
 /// Clements steps between two batches of row steps deferred to a second thread ([`Work`]).
