@@ -1254,8 +1254,9 @@ const BLOCK: usize = 32;
 /// block's last few columns are swept.
 ///
 /// # Safety
-/// No other thread, and no live reference, touches columns `cols` of the panels the segments
-/// reach meanwhile.
+/// No other thread, and no live reference, touches columns `cols` of the panels from the first
+/// the segments reach to the last meanwhile (turned lines are written back whole; the steps of
+/// a batch run down to the last row, so no panel between is left out).
 unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usize>, block: usize) {
     let first = segments.iter().map(|s| 4 * s.p).min().unwrap_or(0);
     let end = segments.iter().map(|s| 4 * s.p + s.l0 + s.len + 1).max();
@@ -1332,7 +1333,7 @@ unsafe fn apply_avx2(
     }
     for c in (cols.start..cols.start + width).step_by(8) {
         for p in p0..=p1 {
-            // SAFETY: the caller's columns of a panel a segment reaches.
+            // SAFETY: the caller's columns of a panel between the first and last reached.
             let cell = unsafe { cells.cells(p, c..c + 8) }.as_ptr();
             // SAFETY: AVX2 is enabled; the loads stay within the 64 `f64`s of `cell`.
             let at = |o: usize| unsafe { _mm256_loadu_pd(cell.add(o)) };
