@@ -210,7 +210,8 @@ fn schedule(
     }
 }
 
-/// Clements steps between two batches of row steps deferred to a second thread ([`Work`]).
+/// Clements steps between two batches of deferred row steps (applied by a second thread, or
+/// by this one at once, [`Work::defer_rows_from`]).
 const ROW_EPOCH: usize = 32;
 
 /// Decomposes the unitary `u` (`N × N`, `N ≥ 1`) into a mesh. `tolerance` bounds the largest

@@ -883,19 +883,9 @@ impl Work {
             }
             // The columns a later segment of this step reads, now; the rest after the last.
             let end = split.as_ref().map_or(near, |s| s.cols.start);
-            let cells = self.panels();
-            // SAFETY: columns before the deferral bound of panels `p` and `p + 1` (distinct),
-            // and before those the worker sweeps.
-            let (top, bottom) = unsafe {
-                let bottom = if l0 + len == 4 {
-                    cells.cells(p + 1, 0..end)
-                } else {
-                    &mut []
-                };
-                (cells.cells(p, 0..end), bottom)
-            };
-            sweep(self.fma, top, bottom, l0, &rots[..len], col0 + len, end);
             let segment = Segment { p, l0, len, rots };
+            // SAFETY: columns before the deferral bound, and before those the worker sweeps.
+            unsafe { sweep_segment(self.fma, self.panels(), &segment, col0 + len..end) };
             self.segments.push(segment);
             if let Some(s) = &split {
                 // SAFETY: this is the nulling's thread; a step has at most `count` segments.
@@ -934,19 +924,20 @@ impl Work {
     /// Starts deferring row steps on the columns `col ..` (which no nulling of the coming steps
     /// may read), and applies the steps kept since the last call where they were kept: with a
     /// second thread, it takes the columns from `col` and this thread those before; alone, this
-    /// thread takes them all at once (a batch of steps turns each row into a line once,
-    /// [`apply_avx2`]). Nothing is deferred below [`PIPELINE`] unless pipelined.
+    /// thread applies them all at once ([`Work::settle_rows`]: a batch of steps turns each row
+    /// into a line once, [`apply_avx2`]). Nothing is deferred below [`PIPELINE`] unless
+    /// pipelined.
     pub(super) fn defer_rows_from(&mut self, col: usize) {
         let (n, far, fma) = (self.n, self.far, self.fma);
-        if !self.pipelined && n < PIPELINE {
+        let col = col.min(n);
+        if !self.pipelined {
+            if n >= PIPELINE {
+                self.settle_rows();
+                self.far = col;
+            }
             return;
         }
-        let col = col.min(n);
-        if far < n && !self.kept.is_empty() && !self.pipelined {
-            let cells = self.panels();
-            // SAFETY: no other thread runs.
-            unsafe { apply(fma, cells, &self.kept, far..n, BLOCK) };
-        } else if far < n && !self.kept.is_empty() {
+        if far < n && !self.kept.is_empty() {
             // The last batch must be past `col` before these steps follow it below `col`.
             if let Some(progress) = self.progress.clone() {
                 self.await_worker(|| progress.load(Ordering::Acquire) >= col);
@@ -1258,39 +1249,58 @@ const BLOCK: usize = 32;
 /// the segments reach to the last meanwhile (turned lines are written back whole; the steps of
 /// a batch run down to the last row, so no panel between is left out).
 unsafe fn apply(fma: bool, cells: Panels, segments: &[Segment], cols: Range<usize>, block: usize) {
-    let first = segments.iter().map(|s| 4 * s.p).min().unwrap_or(0);
-    let end = segments.iter().map(|s| 4 * s.p + s.l0 + s.len + 1).max();
+    let (Some(p0), Some(end)) = (
+        segments.iter().map(|s| s.p).min(),
+        segments.iter().map(|s| 4 * s.p + s.l0 + s.len + 1).max(),
+    ) else {
+        return;
+    };
+    // The panels reached: the last one's lanes from the row after the last MZI's upper one.
+    let panels = p0..=(end - 1) / 4;
     let passes = segments.iter().map(|s| s.len).sum::<usize>();
-    let turned = fma && passes >= TURN_PASSES * (end.unwrap_or(0) - first);
+    let turned = fma && passes >= TURN_PASSES * (end - 4 * p0);
     let mut b0 = cols.start;
     while b0 < cols.end {
         let b1 = (b0 + block.max(1)).min(cols.end);
         // SAFETY: `fma` is only true where the CPU has AVX2 and FMA; the caller's columns.
         #[cfg(target_arch = "x86_64")]
         let done = match turned {
-            true => SCRATCH
-                .with_borrow_mut(|scratch| unsafe { apply_avx2(cells, segments, b0..b1, scratch) }),
+            true => SCRATCH.with_borrow_mut(|scratch| unsafe {
+                apply_avx2(cells, segments, panels.clone(), b0..b1, scratch)
+            }),
             false => 0,
         };
         #[cfg(not(target_arch = "x86_64"))]
         let done = {
-            let _ = turned;
+            let _ = (turned, &panels);
             0
         };
-        for s in segments.iter().filter(|_| done < b1 - b0) {
-            // SAFETY: panels `p` and `p + 1` are distinct; the columns are the caller's.
-            let (top, bottom) = unsafe {
-                let bottom = if s.l0 + s.len == 4 {
-                    cells.cells(s.p + 1, b0..b1)
-                } else {
-                    &mut []
-                };
-                (cells.cells(s.p, b0..b1), bottom)
-            };
-            sweep(fma, top, bottom, s.l0, &s.rots[..s.len], done, b1 - b0);
+        if b0 + done < b1 {
+            for s in segments {
+                // SAFETY: the caller's columns.
+                unsafe { sweep_segment(fma, cells, s, b0 + done..b1) };
+            }
         }
         b0 = b1;
     }
+}
+
+/// Sweeps segment `s` over the columns `cols` of its panel and, if it crosses into it, the
+/// next ([`sweep`]).
+///
+/// # Safety
+/// No other thread, and no live reference, touches those columns of those panels meanwhile.
+unsafe fn sweep_segment(fma: bool, cells: Panels, s: &Segment, cols: Range<usize>) {
+    // SAFETY: panels `p` and `p + 1` are distinct; the caller's contract.
+    let (top, bottom) = unsafe {
+        let bottom = if s.l0 + s.len == 4 {
+            cells.cells(s.p + 1, cols.clone())
+        } else {
+            &mut []
+        };
+        (cells.cells(s.p, cols.clone()), bottom)
+    };
+    sweep(fma, top, bottom, s.l0, &s.rots[..s.len], 0, cols.len());
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1303,7 +1313,7 @@ thread_local! {
 
 /// [`apply`] with AVX2 and FMA on the first columns of `cols`, eight at a time; returns how
 /// many it did (a multiple of eight; the rest are the caller's). For each eight columns, every
-/// row the segments reach is turned (4×4 transposes) into one line of `scratch` — the real
+/// row of the `panels` the segments reach is turned (4×4 transposes) into one line of `scratch` — the real
 /// parts of columns 0–3 and 4–7, then the imaginary parts — the MZIs are applied in order as
 /// arithmetic on two lines (the line a chain carries on held in registers: one load and one
 /// store per MZI), and the lines are turned back. A step's MZIs run down a chain of rows, so a
@@ -1317,14 +1327,11 @@ thread_local! {
 unsafe fn apply_avx2(
     cells: Panels,
     segments: &[Segment],
+    panels: std::ops::RangeInclusive<usize>,
     cols: Range<usize>,
     scratch: &mut Vec<[__m256d; 4]>,
 ) -> usize {
-    let Some(p0) = segments.iter().map(|s| s.p).min() else {
-        return 0;
-    };
-    let p1 = segments.iter().map(|s| s.p + (s.l0 + s.len == 4) as usize);
-    let p1 = p1.max().unwrap_or(p0);
+    let (p0, p1) = panels.into_inner();
     let width = cols.len() / 8 * 8;
     let zero = _mm256_set1_pd(0.0);
     // Every line is written before it is read: the scratch only grows.
@@ -1839,24 +1846,8 @@ mod tests {
         unsafe { apply(true, panels_of(&mut turned), &segments, cols.clone(), 64) };
         let cells = panels_of(&mut swept);
         for s in &segments {
-            // SAFETY: distinct panels of a buffer no one else uses.
-            let (top, bottom) = unsafe {
-                let bottom = if s.l0 + s.len == 4 {
-                    cells.cells(s.p + 1, 0..n)
-                } else {
-                    &mut []
-                };
-                (cells.cells(s.p, 0..n), bottom)
-            };
-            sweep(
-                true,
-                top,
-                bottom,
-                s.l0,
-                &s.rots[..s.len],
-                cols.start,
-                cols.end,
-            );
+            // SAFETY: one thread; the buffer holds every panel.
+            unsafe { sweep_segment(true, cells, s, cols.clone()) };
         }
         assert!(turned.iter().zip(&start).any(|(a, b)| a != b));
         assert!(
