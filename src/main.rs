@@ -12,9 +12,15 @@ fn main() -> ExitCode {
     match photonflow::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+            let mut shown = e.to_string();
+            eprintln!("error: {shown}");
+            // A cause that an earlier message already quotes is not repeated.
+            for cause in e.chain().skip(1).map(|c| c.to_string()) {
+                if !shown.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                    shown.push('\n');
+                    shown.push_str(&cause);
+                }
             }
             ExitCode::FAILURE
         }

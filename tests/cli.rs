@@ -310,6 +310,12 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
         fails(&d, &refs, needles);
     };
     run(with(&d.s("missing.npy"), &[]), &["--input", "missing.npy"]);
+    // The operating system's reason appears once: a cause its message quotes is not repeated.
+    let missing = with(&d.s("missing.npy"), &[]);
+    let err = stderr(&photonflow(
+        &missing.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    ));
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
     run(with(&d.s("text.npy"), &[]), &["text.npy", "not a NumPy"]);
     run(with(&d.s("int.npy"), &[]), &["int64", "astype"]);
     run(with(&d.s("rank1.npy"), &[]), &["[Ny, Nx] or [B, Ny, Nx]"]);
