@@ -1856,6 +1856,7 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
     assert!(value("fidelity_after") > fidelity, "{j}");
     assert!(value("error_after") < value("error_before") / 2.0, "{j}");
     assert_eq!(value("fidelity"), value("fidelity_after"), "{j}");
+    assert_eq!(j["global"], true, "{j}");
     let NpyData::C128(back) = npy::read_npy(&d.path("chip.npy")).unwrap().data else {
         panic!("complex128")
     };

@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use num_complex::Complex64;
-use photonflow_compiler::mesh::chip::{Chip, Imperfections, compare, implemented};
+use photonflow_compiler::mesh::chip::{
+    Chip, Imperfections, MAX_GLOBAL_MODES, compare, implemented,
+};
 use photonflow_compiler::mesh::layout::Layout;
 use photonflow_compiler::mesh::{
     CMatrix, Convention, Method, bridge, decompose, decompose_svd, svd,
@@ -74,8 +76,9 @@ struct DecomposeArgs {
     /// and its error is the chip's.
     #[arg(long, value_name = "FILE.toml")]
     imperfections: Option<PathBuf>,
-    /// With --imperfections: write phases corrected for the chip's splitter errors (meshes of
-    /// up to 64 modes), and record the fidelity before and after.
+    /// With --imperfections: write phases corrected for the chip's splitter errors (MZI by
+    /// MZI, then re-optimised globally on meshes of up to 64 modes), and record the fidelity
+    /// before and after.
     #[arg(long, requires = "imperfections")]
     correct: bool,
     /// The MZI convention of the written phases: photonflow-mzi-v1 (the device as built; the
@@ -110,8 +113,9 @@ struct SimulateArgs {
     /// for, else the ideal one).
     #[arg(long, value_name = "FILE.toml")]
     imperfections: Option<PathBuf>,
-    /// Re-program the phases to compensate the chip's (known) splitter errors, and report the
-    /// fidelity before and after (needs --reference; meshes of up to 64 modes).
+    /// Re-program the phases to compensate the chip's (known) splitter errors (MZI by MZI,
+    /// then re-optimised globally on meshes of up to 64 modes), and report the fidelity before
+    /// and after (needs --reference).
     #[arg(long)]
     correct: bool,
     /// Print one JSON object on the last line.
@@ -383,6 +387,7 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             j["fidelity_after"] = json!(c.fidelity_after);
             j["error_before"] = json!(c.error_before);
             j["error_after"] = json!(c.error_after);
+            j["global"] = json!(c.global);
             j["iterations"] = json!(c.iterations);
         }
         println!("{j}");
@@ -399,10 +404,14 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             None => println!(),
         }
         if let Some(c) = correction {
+            let how = match c.global {
+                true => format!("local, then {} global iterations", c.iterations),
+                false => format!("local; no global re-optimisation above {MAX_GLOBAL_MODES} modes"),
+            };
             println!(
-                "correction of the splitter errors ({} iterations): fidelity {:.12} → {:.12}, \
+                "correction of the splitter errors ({how}): fidelity {:.12} → {:.12}, \
                  error {:.3e} → {:.3e}",
-                c.iterations, c.fidelity_before, c.fidelity_after, c.error_before, c.error_after
+                c.fidelity_before, c.fidelity_after, c.error_before, c.error_after
             );
         }
     }
