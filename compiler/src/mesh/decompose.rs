@@ -15,8 +15,8 @@ use num_complex::Complex64 as C;
 use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::matrix::CMatrix;
-use super::mzi::{Convention, atan2, commute_inverse, phase, transfer, wrap};
+use super::matrix::{CMatrix, pair_apply};
+use super::mzi::{Convention, atan2, cis, commute_inverse, phase, transfer, wrap};
 use super::work::Work;
 use crate::error::{CompileError, Result};
 
@@ -97,30 +97,74 @@ impl Mesh {
     }
 
     /// The matrix of the mesh with every MZI's 2×2 given by `mzi` (a model of the real
-    /// device); attenuators and output phases as designed.
-    pub fn matrix_with(&self, mut mzi: impl FnMut(&Mzi) -> [[C; 2]; 2]) -> CMatrix {
-        let mut m = CMatrix::identity(self.n);
-        let column = self.attenuators.first().map_or(usize::MAX, |a| a.column);
-        let mut attenuated = self.attenuators.is_empty();
-        for z in &self.mzis {
-            if !attenuated && z.column > column {
-                self.attenuate(&mut m);
-                attenuated = true;
-            }
-            m.rows_apply(z.mode, &mzi(z), 0..self.n);
-        }
-        if !attenuated {
-            self.attenuate(&mut m);
-        }
-        for (r, &p) in self.output_phases.iter().enumerate() {
-            let e = super::mzi::cis(p);
-            for v in &mut m.data[r * self.n..(r + 1) * self.n] {
-                *v *= e;
+    /// device, called once per MZI in light order); attenuators and output phases as designed.
+    ///
+    /// Column `j` is the mesh applied to the unit vector `e_j`, so blocks of [`MATRIX_BLOCK`]
+    /// columns go through the mesh independently, in parallel on the rayon pool, and in each
+    /// an MZI only touches the columns its two rows can hold light in so far (each row's span
+    /// starts at its own column and grows to the union of the two where an MZI mixes them):
+    /// `O(N³)` with about a quarter less arithmetic than whole rows for a Clements mesh.
+    pub fn matrix_with(&self, mzi: impl FnMut(&Mzi) -> [[C; 2]; 2]) -> CMatrix {
+        use rayon::prelude::*;
+        let n = self.n;
+        let blocks: Vec<[[C; 2]; 2]> = self.mzis.iter().map(mzi).collect();
+        // The attenuators act before the first MZI after their column (after all, if none is).
+        let attenuate_at = self.attenuators.first().map(|a| {
+            (self.mzis.iter())
+                .position(|z| z.column > a.column)
+                .unwrap_or(self.mzis.len())
+        });
+        let phases: Vec<C> = self.output_phases.iter().map(|&p| cis(p)).collect();
+        let starts: Vec<usize> = (0..n).step_by(MATRIX_BLOCK).collect();
+        let columns: Vec<Vec<C>> = (starts.par_iter())
+            .map(|&c0| {
+                let w = MATRIX_BLOCK.min(n - c0);
+                // Row r of the block: b[r·w .. (r+1)·w]; its span: columns lo .. hi of it.
+                let mut b = vec![C::new(0.0, 0.0); n * w];
+                let mut span: Vec<(usize, usize)> = (0..n)
+                    .map(|r| match r.checked_sub(c0) {
+                        Some(j) if j < w => (j, j + 1),
+                        _ => (w, 0),
+                    })
+                    .collect();
+                for j in 0..w {
+                    b[(c0 + j) * w + j] = C::new(1.0, 0.0);
+                }
+                for (i, (z, t)) in self.mzis.iter().zip(&blocks).enumerate() {
+                    if attenuate_at == Some(i) {
+                        self.attenuate(&mut b, w);
+                    }
+                    let m = z.mode;
+                    let (lo, hi) = (span[m].0.min(span[m + 1].0), span[m].1.max(span[m + 1].1));
+                    if lo >= hi {
+                        continue;
+                    }
+                    (span[m], span[m + 1]) = ((lo, hi), (lo, hi));
+                    let (top, bottom) = b[m * w..(m + 2) * w].split_at_mut(w);
+                    pair_apply(t, &mut top[lo..hi], &mut bottom[lo..hi]);
+                }
+                if attenuate_at == Some(self.mzis.len()) {
+                    self.attenuate(&mut b, w);
+                }
+                for (row, e) in b.chunks_exact_mut(w).zip(&phases) {
+                    row.iter_mut().for_each(|v| *v *= e);
+                }
+                b
+            })
+            .collect();
+        let mut m = CMatrix::zeros(n, n);
+        for (&c0, b) in starts.iter().zip(&columns) {
+            let w = MATRIX_BLOCK.min(n - c0);
+            for (r, row) in b.chunks_exact(w).enumerate() {
+                m.data[r * n + c0..r * n + c0 + w].copy_from_slice(row);
             }
         }
         m
     }
 }
+
+/// Columns of the identity that [`Mesh::matrix_with`] carries through the mesh together.
+const MATRIX_BLOCK: usize = 64;
 
 impl Mesh {
     /// The same matrix with the phases in convention `to`, this mesh's being in `from`. Every
@@ -163,9 +207,10 @@ impl Mesh {
         }
     }
 
-    fn attenuate(&self, m: &mut CMatrix) {
+    /// Scales the rows of a row-major block `w` wide by the attenuators' transmissions.
+    fn attenuate(&self, block: &mut [C], w: usize) {
         for a in &self.attenuators {
-            for v in &mut m.data[a.mode * self.n..(a.mode + 1) * self.n] {
+            for v in &mut block[a.mode * w..(a.mode + 1) * w] {
                 *v *= a.transmission;
             }
         }
@@ -466,6 +511,49 @@ mod tests {
         let c = Convention::Clements2016;
         let block = info.implemented(&theirs.matrix_with(|z| c.transfer(z.theta, z.phi)));
         assert!(block.relative_error(&m) < 1e-12);
+    }
+
+    #[test]
+    fn the_matrix_by_blocks_of_columns_is_the_product_over_whole_rows() {
+        // Over whole rows, MZI by MZI in light order: what `matrix_with` computes by blocks of
+        // columns, each row over the columns its light has reached.
+        let whole_rows = |mesh: &Mesh| {
+            let n = mesh.n;
+            let mut m = CMatrix::identity(n);
+            let column = mesh.attenuators.first().map_or(usize::MAX, |a| a.column);
+            let mut attenuated = mesh.attenuators.is_empty();
+            for z in &mesh.mzis {
+                if !attenuated && z.column > column {
+                    mesh.attenuate(&mut m.data, n);
+                    attenuated = true;
+                }
+                m.rows_apply(z.mode, &transfer(z.theta, z.phi), 0..n);
+            }
+            if !attenuated {
+                mesh.attenuate(&mut m.data, n);
+            }
+            for (r, &p) in mesh.output_phases.iter().enumerate() {
+                m.data[r * n..(r + 1) * n]
+                    .iter_mut()
+                    .for_each(|v| *v *= cis(p));
+            }
+            m
+        };
+        // Three blocks of columns, the last partial; an SVD mesh with its attenuators.
+        let n = 2 * MATRIX_BLOCK + 21;
+        let u = haar_unitary(n, &mut Rng::new(21));
+        let (svd, _) =
+            crate::mesh::decompose_svd(&CMatrix::random(n, 90, &mut Rng::new(22)), Method::Reck)
+                .unwrap();
+        assert!(!svd.attenuators.is_empty());
+        for mesh in [
+            decompose(&u, Method::Clements, 1e-9).unwrap(),
+            decompose(&u, Method::Reck, 1e-9).unwrap(),
+            svd,
+        ] {
+            let (by_blocks, whole) = (mesh.matrix(), whole_rows(&mesh));
+            assert_eq!(by_blocks.relative_error(&whole), 0.0, "{}", mesh.n);
+        }
     }
 
     #[test]

@@ -56,11 +56,7 @@ impl CMatrix {
     pub fn rows_apply(&mut self, k: usize, t: &[[C; 2]; 2], cols: std::ops::Range<usize>) {
         let n = self.cols;
         let (top, bottom) = self.data[k * n..(k + 2) * n].split_at_mut(n);
-        for (a, b) in top[cols.clone()].iter_mut().zip(&mut bottom[cols]) {
-            let (x, y) = (*a, *b);
-            *a = t[0][0] * x + t[0][1] * y;
-            *b = t[1][0] * x + t[1][1] * y;
-        }
+        pair_apply(t, &mut top[cols.clone()], &mut bottom[cols]);
     }
 
     /// The conjugate transpose.
@@ -108,5 +104,15 @@ impl CMatrix {
             }
         }
         out
+    }
+}
+
+/// `(x, y) ← t · (x, y)` element by element: the 2×2 `t` from the left on two rows of equal
+/// length (two adjacent rows of a row-major matrix, or of a block of its columns).
+pub fn pair_apply(t: &[[C; 2]; 2], top: &mut [C], bottom: &mut [C]) {
+    for (a, b) in top.iter_mut().zip(bottom) {
+        let (x, y) = (*a, *b);
+        *a = t[0][0] * x + t[0][1] * y;
+        *b = t[1][0] * x + t[1][1] * y;
     }
 }
