@@ -698,6 +698,16 @@ mod tests {
         decompose(u, Method::Clements, 1e-9).unwrap()
     }
 
+    /// The chip of `mesh` with splitter errors of standard deviation `sigma` (radians) alone.
+    fn splitters(mesh: &Mesh, sigma: f64, seed: u64) -> Chip {
+        let imperfections = Imperfections {
+            splitter_error: sigma,
+            seed,
+            ..Default::default()
+        };
+        Chip::new(mesh, &imperfections).unwrap()
+    }
+
     fn chip_matrix(mesh: &Mesh, imperfections: &Imperfections) -> CMatrix {
         Chip::new(mesh, imperfections).unwrap().matrix(mesh)
     }
@@ -851,15 +861,7 @@ mod tests {
             attenuators: Vec::new(),
             output_phases: vec![0.1, 0.2, 0.3, 0.4],
         };
-        let chip = Chip::new(
-            &mesh,
-            &Imperfections {
-                splitter_error: 0.03,
-                seed: 3,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let chip = splitters(&mesh, 0.03, 3);
         let design = mesh.matrix();
         assert!(chip.matrix(&mesh).relative_error(&design) > 1e-2);
         let mut corrected = mesh.clone();
@@ -948,15 +950,7 @@ mod tests {
         let mut rng = Rng::new(14);
         let w = CMatrix::random(5, 4, &mut rng);
         let (mut mesh, info) = decompose_svd(&w, Method::Clements).unwrap();
-        let chip = Chip::new(
-            &mesh,
-            &Imperfections {
-                splitter_error: 0.05,
-                seed: 15,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let chip = splitters(&mesh, 0.05, 15);
         let r = chip.correct(&mut mesh, &w, Some(&info)).unwrap();
         eprintln!("svd: {r:?}");
         assert!(r.error_after < r.error_before / 2.0, "{r:?}");
@@ -973,15 +967,7 @@ mod tests {
         let n = MAX_GLOBAL_MODES + 32;
         let u = haar(n, 16);
         let mut mesh = clements(&u);
-        let chip = Chip::new(
-            &mesh,
-            &Imperfections {
-                splitter_error: 0.05,
-                seed: 17,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let chip = splitters(&mesh, 0.05, 17);
         let r = chip.correct(&mut mesh, &u, None).unwrap();
         eprintln!("{n}: {r:?}");
         assert!(!r.global && r.iterations == 0, "{r:?}");
@@ -995,12 +981,7 @@ mod tests {
         // correction is exact, as here).
         let small = haar(MAX_GLOBAL_MODES / 8, 18);
         let mut mesh = clements(&small);
-        let imperfections = Imperfections {
-            splitter_error: 0.05,
-            seed: 19,
-            ..Default::default()
-        };
-        let chip = Chip::new(&mesh, &imperfections).unwrap();
+        let chip = splitters(&mesh, 0.05, 19);
         let r = chip.correct(&mut mesh, &small, None).unwrap();
         assert!(r.global, "{r:?}");
     }
