@@ -1058,6 +1058,20 @@ mod tests {
         assert!(r.global && r.iterations > 0, "{r:?}");
         let expected: Vec<_> = (1..=r.iterations).map(|i| (i, MAX_ITERATIONS)).collect();
         assert_eq!(seen, expected);
+        // Two blocks of columns, on one thread and on two: the same phases to the last bit.
+        let u = haar(GRADIENT_BLOCK + 5, 22);
+        let corrected = |threads: usize| {
+            let mut mesh = clements(&u);
+            let chip = splitters(&mesh, 0.05, 23);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let r = pool.install(|| chip.correct(&mut mesh, &u, None)).unwrap();
+            assert!(r.global && r.iterations > 0, "{r:?}");
+            mesh
+        };
+        assert_eq!(corrected(1), corrected(2));
     }
 
     #[test]
