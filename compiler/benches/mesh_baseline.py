@@ -8,10 +8,15 @@ Same MZI convention, so the result reconstructs the input to rounding (checked).
 
 Usage: python3 mesh_baseline.py [--sizes 64,256,1024] [--reps 3]
 Prints one JSON object per size: {"n", "median_s", "best_s", "error"}.
+
+python3 mesh_baseline.py --serve: reads one size per line from standard input, decomposes the
+same Haar-random unitary of that size once per line, and answers each with one JSON object
+{"n", "seconds"}: the benchmark alternates these runs with its own.
 """
 
 import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -72,11 +77,26 @@ def haar(n, rng):
     return q * (np.diag(r) / abs(np.diag(r)))
 
 
+def serve():
+    unitaries = {}
+    for line in sys.stdin:
+        n = int(line)
+        if n not in unitaries:
+            unitaries[n] = haar(n, np.random.default_rng(n))
+        t = time.perf_counter()
+        clements(unitaries[n])
+        print(json.dumps({"n": n, "seconds": time.perf_counter() - t}), flush=True)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", default="64,256,1024")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--serve", action="store_true")
     a = p.parse_args()
+    if a.serve:
+        serve()
+        return
     rng = np.random.default_rng(1)
     for n in [int(s) for s in a.sizes.split(",")]:
         u = haar(n, rng)
