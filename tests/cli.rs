@@ -1874,11 +1874,30 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
         "{}",
         stderr(&o)
     );
+    // A budget of iterations: at most that many; none, the MZI-by-MZI step alone.
+    for (budget, global) in [("3", true), ("0", false)] {
+        let o = simulate(&[
+            "--reference",
+            &m,
+            "--correct",
+            "--iterations",
+            budget,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let k = last_json(&o);
+        assert_eq!(k["global"], global, "{k}");
+        assert!(
+            k["iterations"].as_u64().unwrap() <= budget.parse().unwrap(),
+            "{k}"
+        );
+    }
     std::fs::write(d.path("bad.toml"), "splitter_eror = 0.05\n").unwrap();
     std::fs::write(d.path("neg.toml"), "loss_db = -0.5\n").unwrap();
     let (bad_toml, neg_toml) = (d.s("bad.toml"), d.s("neg.toml"));
     for (args, needles) in [
         (vec!["--correct"], vec!["--correct needs --reference"]),
+        (vec!["--iterations", "5"], vec!["--correct"]),
         (
             vec!["--imperfections", &bad_toml],
             vec!["--imperfections", "bad.toml", "splitter_eror"],

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use num_complex::Complex64;
 use photonflow_compiler::mesh::chip::{
-    Chip, CorrectionReport, Imperfections, MAX_GLOBAL_MODES, compare, implemented,
+    Chip, CorrectionReport, Imperfections, MAX_GLOBAL_MODES, MAX_ITERATIONS, compare, implemented,
 };
 use photonflow_compiler::mesh::layout::Layout;
 use photonflow_compiler::mesh::{
@@ -82,6 +82,10 @@ struct DecomposeArgs {
     /// before and after.
     #[arg(long, requires = "imperfections")]
     correct: bool,
+    /// With --correct: the most iterations of the global re-optimisation (0: the MZI-by-MZI
+    /// correction alone); more keep lowering the error, slowly, at O(N³) each.
+    #[arg(long, value_name = "N", default_value_t = MAX_ITERATIONS, requires = "correct")]
+    iterations: usize,
     /// The MZI convention of the written phases: photonflow-mzi-v1 (the device as built; the
     /// only one heater voltages and chips apply to) or clements2016 (Clements et al. 2016, as
     /// Strawberry Fields writes them); the matrix is the same, converted exactly.
@@ -119,6 +123,10 @@ struct SimulateArgs {
     /// and after (needs --reference).
     #[arg(long)]
     correct: bool,
+    /// With --correct: the most iterations of the global re-optimisation (0: the MZI-by-MZI
+    /// correction alone); more keep lowering the error, slowly, at O(N³) each.
+    #[arg(long, value_name = "N", default_value_t = MAX_ITERATIONS, requires = "correct")]
+    iterations: usize,
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -238,7 +246,17 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
             let imperfections = Imperfections::load(path).context("--imperfections")?;
             let chip = Chip::new(&mesh, &imperfections).context("--imperfections")?;
             let correction = if args.correct {
-                Some(correct(&chip, &mut mesh, &u, info.as_ref(), args.json).context("--correct")?)
+                Some(
+                    correct(
+                        &chip,
+                        &mut mesh,
+                        &u,
+                        info.as_ref(),
+                        args.iterations,
+                        args.json,
+                    )
+                    .context("--correct")?,
+                )
             } else {
                 None
             };
@@ -356,7 +374,7 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let chip = Chip::new(&mesh, &imperfections).context("--imperfections")?;
     let correction = match &reference {
         Some((r, path)) if args.correct => Some(
-            correct(&chip, &mut mesh, r, svd, args.json)
+            correct(&chip, &mut mesh, r, svd, args.iterations, args.json)
                 .with_context(|| format!("--correct --reference {}", path.display()))?,
         ),
         _ => None,
@@ -503,6 +521,7 @@ fn correct(
     mesh: &mut Mesh,
     reference: &CMatrix,
     svd: Option<&SvdInfo>,
+    iterations: usize,
     json: bool,
 ) -> photonflow_compiler::Result<CorrectionReport> {
     let bar = match json {
@@ -515,7 +534,7 @@ fn correct(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report = chip.correct_with(mesh, reference, svd, |done, most| {
+    let report = chip.correct_with(mesh, reference, svd, iterations, |done, most| {
         bar.set_length(most as u64);
         bar.set_position(done as u64);
     });
