@@ -1892,6 +1892,12 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
             "{k}"
         );
     }
+    let o = simulate(&["--reference", &m, "--correct", "--iterations", "0"]);
+    assert!(
+        stdout(&o).contains("local alone, --iterations 0"),
+        "{}",
+        stdout(&o)
+    );
     std::fs::write(d.path("bad.toml"), "splitter_eror = 0.05\n").unwrap();
     std::fs::write(d.path("neg.toml"), "loss_db = -0.5\n").unwrap();
     let (bad_toml, neg_toml) = (d.s("bad.toml"), d.s("neg.toml"));

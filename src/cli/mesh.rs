@@ -420,9 +420,12 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             None => println!(),
         }
         if let Some(c) = correction {
-            let how = match c.global {
-                true => format!("local, then {} global iterations", c.iterations),
-                false => format!("local; no global re-optimisation above {MAX_GLOBAL_MODES} modes"),
+            let how = match (c.global, layout.n > MAX_GLOBAL_MODES) {
+                (true, _) => format!("local, then {} global iterations", c.iterations),
+                (false, true) => {
+                    format!("local; no global re-optimisation above {MAX_GLOBAL_MODES} modes")
+                }
+                (false, false) => "local alone, --iterations 0".into(),
             };
             println!(
                 "correction of the splitter errors ({how}): fidelity {:.12} → {:.12}, \

@@ -428,7 +428,7 @@ pub struct CorrectionReport {
     /// Of the corrected chip.
     pub error_after: f64,
     /// Whether the global re-optimisation followed the local correction (meshes of up to
-    /// [`MAX_GLOBAL_MODES`] modes).
+    /// [`MAX_GLOBAL_MODES`] modes, given at least one iteration).
     #[serde(default)]
     pub global: bool,
     /// Iterations of the global re-optimisation (0 without it).
@@ -559,10 +559,7 @@ impl<'a> Sweep<'a> {
         let shares: Vec<Share> = (starts.par_iter())
             .map(|&c0| {
                 let w = GRADIENT_BLOCK.min(n - c0);
-                let mut r = CMatrix::zeros(n, w);
-                for j in 0..w {
-                    r.data[(c0 + j) * w + j] = C::new(1.0, 0.0);
-                }
+                let mut r = CMatrix::identity_columns(n, c0, w);
                 let mut before = Vec::with_capacity(self.columns.len());
                 for (c, column) in &self.columns {
                     before.push(r.clone());

@@ -15,7 +15,7 @@ use num_complex::Complex64 as C;
 use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::matrix::{CMatrix, pair_apply};
+use super::matrix::CMatrix;
 use super::mzi::{Convention, atan2, cis, commute_inverse, phase, transfer, wrap};
 use super::work::Work;
 use crate::error::{CompileError, Result};
@@ -116,23 +116,20 @@ impl Mesh {
         });
         let phases: Vec<C> = self.output_phases.iter().map(|&p| cis(p)).collect();
         let starts: Vec<usize> = (0..n).step_by(MATRIX_BLOCK).collect();
-        let columns: Vec<Vec<C>> = (starts.par_iter())
+        let columns: Vec<CMatrix> = (starts.par_iter())
             .map(|&c0| {
                 let w = MATRIX_BLOCK.min(n - c0);
-                // Row r of the block: b[r·w .. (r+1)·w]; its span: columns lo .. hi of it.
-                let mut b = vec![C::new(0.0, 0.0); n * w];
+                let mut b = CMatrix::identity_columns(n, c0, w);
+                // Row r holds light in the block's columns span[r].0 .. span[r].1 (none: w .. 0).
                 let mut span: Vec<(usize, usize)> = (0..n)
                     .map(|r| match r.checked_sub(c0) {
                         Some(j) if j < w => (j, j + 1),
                         _ => (w, 0),
                     })
                     .collect();
-                for j in 0..w {
-                    b[(c0 + j) * w + j] = C::new(1.0, 0.0);
-                }
                 for (i, (z, t)) in self.mzis.iter().zip(&blocks).enumerate() {
                     if attenuate_at == Some(i) {
-                        self.attenuate(&mut b, w);
+                        self.attenuate(&mut b);
                     }
                     let m = z.mode;
                     let (lo, hi) = (span[m].0.min(span[m + 1].0), span[m].1.max(span[m + 1].1));
@@ -140,13 +137,12 @@ impl Mesh {
                         continue;
                     }
                     (span[m], span[m + 1]) = ((lo, hi), (lo, hi));
-                    let (top, bottom) = b[m * w..(m + 2) * w].split_at_mut(w);
-                    pair_apply(t, &mut top[lo..hi], &mut bottom[lo..hi]);
+                    b.rows_apply(m, t, lo..hi);
                 }
                 if attenuate_at == Some(self.mzis.len()) {
-                    self.attenuate(&mut b, w);
+                    self.attenuate(&mut b);
                 }
-                for (row, e) in b.chunks_exact_mut(w).zip(&phases) {
+                for (row, e) in b.data.chunks_exact_mut(w).zip(&phases) {
                     row.iter_mut().for_each(|v| *v *= e);
                 }
                 b
@@ -154,9 +150,8 @@ impl Mesh {
             .collect();
         let mut m = CMatrix::zeros(n, n);
         for (&c0, b) in starts.iter().zip(&columns) {
-            let w = MATRIX_BLOCK.min(n - c0);
-            for (r, row) in b.chunks_exact(w).enumerate() {
-                m.data[r * n + c0..r * n + c0 + w].copy_from_slice(row);
+            for (r, row) in b.data.chunks_exact(b.cols).enumerate() {
+                m.data[r * n + c0..r * n + c0 + b.cols].copy_from_slice(row);
             }
         }
         m
@@ -207,10 +202,11 @@ impl Mesh {
         }
     }
 
-    /// Scales the rows of a row-major block `w` wide by the attenuators' transmissions.
-    fn attenuate(&self, block: &mut [C], w: usize) {
+    /// Scales the rows of `m` (the mesh's matrix, or a block of its columns) by the
+    /// attenuators' transmissions.
+    fn attenuate(&self, m: &mut CMatrix) {
         for a in &self.attenuators {
-            for v in &mut block[a.mode * w..(a.mode + 1) * w] {
+            for v in &mut m.data[a.mode * m.cols..(a.mode + 1) * m.cols] {
                 *v *= a.transmission;
             }
         }
@@ -524,13 +520,13 @@ mod tests {
             let mut attenuated = mesh.attenuators.is_empty();
             for z in &mesh.mzis {
                 if !attenuated && z.column > column {
-                    mesh.attenuate(&mut m.data, n);
+                    mesh.attenuate(&mut m);
                     attenuated = true;
                 }
                 m.rows_apply(z.mode, &transfer(z.theta, z.phi), 0..n);
             }
             if !attenuated {
-                mesh.attenuate(&mut m.data, n);
+                mesh.attenuate(&mut m);
             }
             for (r, &p) in mesh.output_phases.iter().enumerate() {
                 m.data[r * n..(r + 1) * n]

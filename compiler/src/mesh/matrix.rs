@@ -46,6 +46,16 @@ impl CMatrix {
         m
     }
 
+    /// Columns `c0 .. c0 + w` of the `n × n` identity, as an `n × w` matrix (a block of
+    /// columns to carry through a mesh).
+    pub fn identity_columns(n: usize, c0: usize, w: usize) -> Self {
+        let mut m = Self::zeros(n, w);
+        for j in 0..w {
+            m.data[(c0 + j) * w + j] = C::new(1.0, 0.0);
+        }
+        m
+    }
+
     /// Element `(r, c)`.
     pub fn at(&self, r: usize, c: usize) -> C {
         self.data[r * self.cols + c]
@@ -56,7 +66,11 @@ impl CMatrix {
     pub fn rows_apply(&mut self, k: usize, t: &[[C; 2]; 2], cols: std::ops::Range<usize>) {
         let n = self.cols;
         let (top, bottom) = self.data[k * n..(k + 2) * n].split_at_mut(n);
-        pair_apply(t, &mut top[cols.clone()], &mut bottom[cols]);
+        for (a, b) in top[cols.clone()].iter_mut().zip(&mut bottom[cols]) {
+            let (x, y) = (*a, *b);
+            *a = t[0][0] * x + t[0][1] * y;
+            *b = t[1][0] * x + t[1][1] * y;
+        }
     }
 
     /// The conjugate transpose.
@@ -104,15 +118,5 @@ impl CMatrix {
             }
         }
         out
-    }
-}
-
-/// `(x, y) ← t · (x, y)` element by element: the 2×2 `t` from the left on two rows of equal
-/// length (two adjacent rows of a row-major matrix, or of a block of its columns).
-pub fn pair_apply(t: &[[C; 2]; 2], top: &mut [C], bottom: &mut [C]) {
-    for (a, b) in top.iter_mut().zip(bottom) {
-        let (x, y) = (*a, *b);
-        *a = t[0][0] * x + t[0][1] * y;
-        *b = t[1][0] * x + t[1][1] * y;
     }
 }
