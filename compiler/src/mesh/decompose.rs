@@ -228,27 +228,25 @@ fn schedule(
 ) -> Vec<Mzi> {
     use rayon::prelude::*;
     let mut next = vec![0usize; n];
-    let placed: Vec<(usize, usize)> = modes
+    let mut mzis: Vec<Mzi> = modes
         .map(|mode| {
             let column = next[mode].max(next[mode + 1]);
             next[mode] = column + 1;
             next[mode + 1] = column + 1;
-            (column, mode)
+            Mzi {
+                column,
+                mode,
+                theta: 0.0,
+                phi: 0.0,
+            }
         })
         .collect();
-    let mzi = |(i, &(column, mode)): (usize, &(usize, usize))| {
-        let (theta, phi) = phases(i);
-        Mzi {
-            column,
-            mode,
-            theta,
-            phi,
-        }
-    };
+    let set = |(i, z): (usize, &mut Mzi)| (z.theta, z.phi) = phases(i);
     match n >= PARALLEL_PHASES {
-        true => placed.par_iter().enumerate().map(mzi).collect(),
-        false => placed.iter().enumerate().map(mzi).collect(),
+        true => mzis.par_iter_mut().enumerate().for_each(set),
+        false => mzis.iter_mut().enumerate().for_each(set),
     }
+    mzis
 }
 
 /// Clements steps between two batches of deferred row steps (applied by a second thread, or
@@ -283,8 +281,13 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
 
 /// The nulling sequence of `method` on `w` (a copy of an `n × n` matrix), then the mesh.
 fn nullings(w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mesh> {
-    let mut right = Vec::with_capacity(n * (n - 1) / 2);
-    let mut left = Vec::new();
+    // Clements' step i nulls i + 1 elements, from the right when i is even.
+    let from_right = match method {
+        Method::Reck => n * (n - 1) / 2,
+        Method::Clements => (0..n - 1).step_by(2).map(|i| i + 1).sum(),
+    };
+    let mut right = Vec::with_capacity(from_right);
+    let mut left = Vec::with_capacity(n * (n - 1) / 2 - from_right);
     let mut w = match method {
         Method::Reck => w.ascending(),
         Method::Clements => w,
