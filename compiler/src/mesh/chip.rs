@@ -43,7 +43,7 @@ use num_complex::Complex64 as C;
 use serde::{Deserialize, Serialize};
 
 use super::decompose::Mesh;
-use super::matrix::CMatrix;
+use super::matrix::{CMatrix, row_products};
 use super::mzi::{cis, coupler, with_errors, wrap};
 use super::svd::SvdInfo;
 use crate::error::{CompileError, Result, read_text};
@@ -586,13 +586,11 @@ impl<'a> Sweep<'a> {
                     attenuate(mesh, *c, &mut y);
                     for &k in column {
                         let m = mesh.mzis[k].mode;
-                        for (a, row) in h[k].iter_mut().enumerate() {
-                            let ya = &y.data[(m + a) * w..(m + a + 1) * w];
-                            for (b, v) in row.iter_mut().enumerate() {
-                                let rb = &r.data[(m + b) * w..(m + b + 1) * w];
-                                *v = ya.iter().zip(rb).map(|(p, q)| p * q.conj()).sum();
-                            }
-                        }
+                        let (lo, mid, hi) = (m * w, (m + 1) * w, (m + 2) * w);
+                        h[k] = row_products(
+                            [&y.data[lo..mid], &y.data[mid..hi]],
+                            [&r.data[lo..mid], &r.data[mid..hi]],
+                        );
                         let a = &blocks[k];
                         let adjoint = [
                             [a[0][0].conj(), a[1][0].conj()],

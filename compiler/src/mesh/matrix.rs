@@ -143,6 +143,178 @@ impl CMatrix {
     }
 }
 
+/// `H[a][b] = Σ_j x_a[j]·conj(y_b[j])` for the rows `x = [x₀, x₁]` and `y = [y₀, y₁]` (all of one
+/// length): the four inner products of two adjacent rows of one matrix with two of another
+/// (the 2×2 block of `X·Y†` on those rows). In 512-bit or 256-bit registers with fused
+/// multiply-adds where the CPU has them (the same bits either way: four columns' partial sums,
+/// added in one order), else portable (the same to rounding).
+pub fn row_products(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+    row_products_with(Pairs::detect(), x, y)
+}
+
+fn row_products_with(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+    let len = x[0].len();
+    assert!(
+        x.iter().chain(&y).all(|r| r.len() == len),
+        "rows of one length"
+    );
+    // SAFETY: `pairs` is never above what the CPU has (`Pairs::detect`).
+    #[cfg(target_arch = "x86_64")]
+    if pairs.fma() {
+        return unsafe { products_fma(pairs, x, y) };
+    }
+    let _ = pairs;
+    let mut h = [[C::new(0.0, 0.0); 2]; 2];
+    for (a, row) in h.iter_mut().enumerate() {
+        for (b, v) in row.iter_mut().enumerate() {
+            *v = x[a].iter().zip(y[b]).map(|(p, q)| p * q.conj()).sum();
+        }
+    }
+    h
+}
+
+/// [`row_products`] with AVX2 and FMA, in 512-bit registers where `pairs` says so: for every
+/// four columns, `Σ p⊙q` and `Σ p⊙swap(q)` lane by lane (`p`, `q` as stored, real and imaginary
+/// parts interleaved; `swap` exchanges them), so that lane pairs give `Re(p·q̄) = pr·qr + pi·qi`
+/// and `Im(p·q̄) = pi·qr − pr·qi`; the eight lanes are added in one fixed order, then the last
+/// columns one at a time.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA, and AVX-512F if `pairs` is [`Pairs::Avx512`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn products_fma(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+    let len = x[0].len();
+    let full = len / 4 * 4;
+    // Per (a, b): the lanes of Σ p⊙q, then of Σ p⊙swap(q).
+    let mut lanes = [[[[0.0; 8]; 2]; 2]; 2];
+    // SAFETY: the caller's contract.
+    unsafe {
+        match pairs {
+            Pairs::Avx512 => products_avx512(x, y, full, &mut lanes),
+            _ => products_avx2(x, y, full, &mut lanes),
+        }
+    }
+    let mut h = [[C::new(0.0, 0.0); 2]; 2];
+    for (a, row) in h.iter_mut().enumerate() {
+        for (b, v) in row.iter_mut().enumerate() {
+            let [same, swapped] = lanes[a][b];
+            let (mut re, mut im) = (0.0, 0.0);
+            for c in 0..4 {
+                re += same[2 * c] + same[2 * c + 1];
+                im += swapped[2 * c + 1] - swapped[2 * c];
+            }
+            for j in full..len {
+                let (p, q) = (x[a][j], y[b][j]);
+                re = p.re.mul_add(q.re, p.im.mul_add(q.im, re));
+                im = p.im.mul_add(q.re, (-p.re).mul_add(q.im, im));
+            }
+            *v = C::new(re, im);
+        }
+    }
+    h
+}
+
+/// The vector part of [`products_fma`] in 256-bit registers: lanes 0–3 and 4–7 of each sum
+/// kept apart, as the two halves of a 512-bit register.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; the rows hold `full` columns or more.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn products_avx2(
+    x: [&[C]; 2],
+    y: [&[C]; 2],
+    full: usize,
+    lanes: &mut [[[[f64; 8]; 2]; 2]; 2],
+) {
+    use std::arch::x86_64::{
+        __m256d, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_permute_pd, _mm256_setzero_pd,
+        _mm256_storeu_pd,
+    };
+    let zero = _mm256_setzero_pd();
+    // [a][b][same/swapped][half]
+    let mut acc = [[[[zero; 2]; 2]; 2]; 2];
+    let at = |r: &[C], j: usize| -> __m256d {
+        // SAFETY: columns `j`, `j + 1` of a row of `full` columns or more.
+        unsafe { _mm256_loadu_pd(r.as_ptr().cast::<f64>().add(2 * j)) }
+    };
+    for j in (0..full).step_by(4) {
+        for half in 0..2 {
+            let c = j + 2 * half;
+            let p = [at(x[0], c), at(x[1], c)];
+            let q = [at(y[0], c), at(y[1], c)];
+            let qs = q.map(|v| _mm256_permute_pd::<0b0101>(v));
+            for a in 0..2 {
+                for b in 0..2 {
+                    let s = &mut acc[a][b];
+                    s[0][half] = _mm256_fmadd_pd(p[a], q[b], s[0][half]);
+                    s[1][half] = _mm256_fmadd_pd(p[a], qs[b], s[1][half]);
+                }
+            }
+        }
+    }
+    for a in 0..2 {
+        for b in 0..2 {
+            for k in 0..2 {
+                for half in 0..2 {
+                    // SAFETY: four of the eight lanes.
+                    unsafe {
+                        _mm256_storeu_pd(
+                            lanes[a][b][k][4 * half..].as_mut_ptr(),
+                            acc[a][b][k][half],
+                        )
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The vector part of [`products_fma`] in 512-bit registers.
+///
+/// # Safety
+/// The CPU has AVX-512F; the rows hold `full` columns or more.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn products_avx512(
+    x: [&[C]; 2],
+    y: [&[C]; 2],
+    full: usize,
+    lanes: &mut [[[[f64; 8]; 2]; 2]; 2],
+) {
+    use std::arch::x86_64::{
+        __m512d, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_permute_pd, _mm512_setzero_pd,
+        _mm512_storeu_pd,
+    };
+    let zero = _mm512_setzero_pd();
+    let mut acc = [[[zero; 2]; 2]; 2];
+    let at = |r: &[C], j: usize| -> __m512d {
+        // SAFETY: columns `j .. j + 4` of a row of `full` columns or more.
+        unsafe { _mm512_loadu_pd(r.as_ptr().cast::<f64>().add(2 * j)) }
+    };
+    for j in (0..full).step_by(4) {
+        let p = [at(x[0], j), at(x[1], j)];
+        let q = [at(y[0], j), at(y[1], j)];
+        let qs = q.map(|v| _mm512_permute_pd::<0b0101_0101>(v));
+        for a in 0..2 {
+            for b in 0..2 {
+                let s = &mut acc[a][b];
+                s[0] = _mm512_fmadd_pd(p[a], q[b], s[0]);
+                s[1] = _mm512_fmadd_pd(p[a], qs[b], s[1]);
+            }
+        }
+    }
+    for a in 0..2 {
+        for b in 0..2 {
+            for k in 0..2 {
+                // SAFETY: the eight lanes.
+                unsafe { _mm512_storeu_pd(lanes[a][b][k].as_mut_ptr(), acc[a][b][k]) };
+            }
+        }
+    }
+}
+
 /// The arithmetic of [`CMatrix::rows_apply`]: the widest the CPU has. The vector kernels
 /// compute every output element the same way — for `x' = a·x + b·y`, with `(x, y)` complex,
 /// `x'r = ((ar·xr − ai·xi) + br·yr) − bi·yi` and `x'i = ((ar·xi + ai·xr) + br·yi) + bi·yr`, one
@@ -159,6 +331,11 @@ enum Pairs {
 }
 
 impl Pairs {
+    /// Fused multiply-adds, in 256-bit registers at least.
+    fn fma(self) -> bool {
+        self >= Self::Avx2
+    }
+
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -341,6 +518,48 @@ mod tests {
     }
 
     #[test]
+    fn row_products_are_the_inner_products_at_every_width() {
+        let best = Pairs::detect();
+        for len in [0, 1, 3, 4, 7, 32, 45] {
+            let (m, _) = case(200 + len as u64);
+            let (n, _) = case(300 + len as u64);
+            let want: Vec<C> = (0..4)
+                .map(|i| {
+                    let (a, b) = (1 + i / 2, 1 + i % 2);
+                    (0..len).map(|j| m.at(a, j) * n.at(b, j).conj()).sum()
+                })
+                .collect();
+            for pairs in [Pairs::Portable, Pairs::Avx2, Pairs::Avx512] {
+                if pairs > best {
+                    continue;
+                }
+                let h = row_products_with(pairs, two_rows(&m, 1, 0..len), two_rows(&n, 1, 0..len));
+                for (got, want) in h.iter().flatten().zip(&want) {
+                    assert!(
+                        (got - want).norm() <= 1e-14,
+                        "{pairs:?} {len}: {got} {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Rows `first` and `first + 1` of `x`, columns `cols`.
+    fn two_rows(x: &CMatrix, first: usize, cols: std::ops::Range<usize>) -> [&[C]; 2] {
+        [first, first + 1].map(|r| &x.data[r * x.cols + cols.start..r * x.cols + cols.end])
+    }
+
+    /// The same bits, compared through their bit patterns (so that signed zeros count).
+    fn same_bits<'a>(
+        a: impl IntoIterator<Item = &'a C>,
+        b: impl IntoIterator<Item = &'a C>,
+    ) -> bool {
+        a.into_iter()
+            .zip(b)
+            .all(|(a, b)| a.re.to_bits() == b.re.to_bits() && a.im.to_bits() == b.im.to_bits())
+    }
+
+    #[test]
     fn every_vector_width_gives_the_same_bits() {
         if Pairs::detect() < Pairs::Avx512 {
             eprintln!("note: no AVX-512 here; nothing to compare");
@@ -351,10 +570,13 @@ mod tests {
             let (mut narrow, mut wide) = (m.clone(), m.clone());
             narrow.rows_apply_with(Pairs::Avx2, 0, &t, lo..hi);
             wide.rows_apply_with(Pairs::Avx512, 0, &t, lo..hi);
+            assert!(same_bits(&narrow.data, &wide.data), "{lo}..{hi}");
+            // The inner products of the rows, over those columns.
+            let (x, y) = (two_rows(&m, 0, lo..hi), two_rows(&wide, 0, lo..hi));
+            let narrow = row_products_with(Pairs::Avx2, x, y);
+            let wide = row_products_with(Pairs::Avx512, x, y);
             assert!(
-                (narrow.data.iter().zip(&wide.data))
-                    .all(|(a, b)| a.re.to_bits() == b.re.to_bits()
-                        && a.im.to_bits() == b.im.to_bits()),
+                same_bits(narrow.iter().flatten(), wide.iter().flatten()),
                 "{lo}..{hi}"
             );
         }
