@@ -64,7 +64,7 @@ impl CMatrix {
     /// Applies the 2×2 `t` from the left to rows `(k, k+1)`: `M ← T_k · M`, on the columns
     /// `cols` only (the others must be zero in both rows). In 512-bit or 256-bit registers with
     /// fused multiply-adds where the CPU has them (detected at run time; the same bits either
-    /// way, [`Pairs`]), else in portable arithmetic (the same to rounding).
+    /// way, [`pairs_in`]), else in portable arithmetic (the same to rounding).
     pub fn rows_apply(&mut self, k: usize, t: &[[C; 2]; 2], cols: std::ops::Range<usize>) {
         self.rows_apply_with(Pairs::detect(), k, t, cols);
     }
@@ -146,8 +146,8 @@ impl CMatrix {
 /// `H[a][b] = Σ_j x_a[j]·conj(y_b[j])` for the rows `x = [x₀, x₁]` and `y = [y₀, y₁]` (all of one
 /// length): the four inner products of two adjacent rows of one matrix with two of another
 /// (the 2×2 block of `X·Y†` on those rows). In 512-bit or 256-bit registers with fused
-/// multiply-adds where the CPU has them (the same bits either way: four columns' partial sums,
-/// added in one order), else portable (the same to rounding).
+/// multiply-adds where the CPU has them (the same bits either way, [`products_in`]), else
+/// portable (the same to rounding).
 pub fn row_products(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     row_products_with(Pairs::detect(), x, y)
 }
@@ -160,8 +160,10 @@ fn row_products_with(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     );
     // SAFETY: `pairs` is never above what the CPU has (`Pairs::detect`).
     #[cfg(target_arch = "x86_64")]
-    if pairs.fma() {
-        return unsafe { products_fma(pairs, x, y) };
+    match pairs {
+        Pairs::Avx512 => return unsafe { products_avx512(x, y) },
+        Pairs::Avx2 => return unsafe { products_avx2(x, y) },
+        Pairs::Portable => {}
     }
     let _ = pairs;
     let mut h = [[C::new(0.0, 0.0); 2]; 2];
@@ -173,32 +175,243 @@ fn row_products_with(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     h
 }
 
-/// [`row_products`] with AVX2 and FMA, in 512-bit registers where `pairs` says so: for every
-/// four columns, `Σ p⊙q` and `Σ p⊙swap(q)` lane by lane (`p`, `q` as stored, real and imaginary
-/// parts interleaved; `swap` exchanges them), so that lane pairs give `Re(p·q̄) = pr·qr + pi·qi`
-/// and `Im(p·q̄) = pi·qr − pr·qi`; the eight lanes are added in one fixed order, then the last
-/// columns one at a time.
+/// The arithmetic of [`CMatrix::rows_apply`] and [`row_products`]: the widest the CPU has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Pairs {
+    Portable,
+    /// AVX2 and FMA: two columns per 256-bit register.
+    Avx2,
+    /// AVX-512F (with AVX2 and FMA): four columns per 512-bit register.
+    Avx512,
+}
+
+impl Pairs {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return match is_x86_feature_detected!("avx512f") {
+                true => Self::Avx512,
+                false => Self::Avx2,
+            };
+        }
+        Self::Portable
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{__m256d, __m512d};
+
+/// Complex numbers as a row stores them (real and imaginary parts interleaved) in a vector
+/// register: the arithmetic [`pairs_in`] and [`products_in`] are written in, once for both
+/// widths.
+#[cfg(target_arch = "x86_64")]
+trait Complexes: Copy {
+    /// Complex numbers per register.
+    const COLUMNS: usize;
+    /// # Safety
+    /// `p` points to `2·COLUMNS` readable `f64`s.
+    unsafe fn load(p: *const f64) -> Self;
+    /// # Safety
+    /// `p` points to `2·COLUMNS` writable `f64`s.
+    unsafe fn store(self, p: *mut f64);
+    fn splat(v: f64) -> Self;
+    /// `[n, p, n, p, …]`: a factor for the real parts and one for the imaginary parts.
+    fn alternate(n: f64, p: f64) -> Self;
+    /// Real and imaginary parts exchanged.
+    fn swap(self) -> Self;
+    fn mul(self, b: Self) -> Self;
+    /// `self·b + c`, fused.
+    fn mul_add(self, b: Self, c: Self) -> Self;
+}
+
+// SAFETY (every `unsafe` in these impls): they are only reached, inlined, from functions
+// compiled with `target_feature(enable = "avx2,fma")` (and `avx512f` for `__m512d`), which run
+// only where `Pairs::detect` found those features; loads and stores as their callers promise.
+#[cfg(target_arch = "x86_64")]
+impl Complexes for __m256d {
+    const COLUMNS: usize = 2;
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> Self {
+        unsafe { std::arch::x86_64::_mm256_loadu_pd(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f64) {
+        unsafe { std::arch::x86_64::_mm256_storeu_pd(p, self) }
+    }
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        unsafe { std::arch::x86_64::_mm256_set1_pd(v) }
+    }
+    #[inline(always)]
+    fn alternate(n: f64, p: f64) -> Self {
+        unsafe { std::arch::x86_64::_mm256_setr_pd(n, p, n, p) }
+    }
+    #[inline(always)]
+    fn swap(self) -> Self {
+        unsafe { std::arch::x86_64::_mm256_permute_pd::<0b0101>(self) }
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm256_mul_pd(self, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm256_fmadd_pd(self, b, c) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Complexes for __m512d {
+    const COLUMNS: usize = 4;
+    #[inline(always)]
+    unsafe fn load(p: *const f64) -> Self {
+        unsafe { std::arch::x86_64::_mm512_loadu_pd(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f64) {
+        unsafe { std::arch::x86_64::_mm512_storeu_pd(p, self) }
+    }
+    #[inline(always)]
+    fn splat(v: f64) -> Self {
+        unsafe { std::arch::x86_64::_mm512_set1_pd(v) }
+    }
+    #[inline(always)]
+    fn alternate(n: f64, p: f64) -> Self {
+        unsafe { std::arch::x86_64::_mm512_setr_pd(n, p, n, p, n, p, n, p) }
+    }
+    #[inline(always)]
+    fn swap(self) -> Self {
+        unsafe { std::arch::x86_64::_mm512_permute_pd::<0b0101_0101>(self) }
+    }
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm512_mul_pd(self, b) }
+    }
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        unsafe { std::arch::x86_64::_mm512_fmadd_pd(self, b, c) }
+    }
+}
+
+/// [`pairs_in`] in 256-bit registers.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA, and AVX-512F if `pairs` is [`Pairs::Avx512`].
+/// The CPU has AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn products_fma(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+unsafe fn pairs_avx2(x: &mut [C], y: &mut [C], t: &[[C; 2]; 2]) {
+    pairs_in::<__m256d>(x, y, t);
+}
+
+/// [`pairs_in`] in 512-bit registers.
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn pairs_avx512(x: &mut [C], y: &mut [C], t: &[[C; 2]; 2]) {
+    pairs_in::<__m512d>(x, y, t);
+}
+
+/// [`CMatrix::rows_apply`]'s update of the rows `x`, `y` (equal lengths): every output element
+/// computed one way — for `x' = a·x + b·y`, `x'r = ((ar·xr − ai·xi) + br·yr) − bi·yi` and
+/// `x'i = ((ar·xi + ai·xr) + br·yi) + bi·yr`, one multiplication then three fused
+/// multiply-adds — `V::COLUMNS` columns at a time, the last few one at a time: the same bits at
+/// either width.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pairs_in<V: Complexes>(x: &mut [C], y: &mut [C], t: &[[C; 2]; 2]) {
+    assert_eq!(x.len(), y.len());
+    let (re, im) = (|c: C| V::splat(c.re), |c: C| V::alternate(-c.im, c.im));
+    let [[a, b], [c, d]] = *t;
+    let (ar, ai, br, bi) = (re(a), im(a), re(b), im(b));
+    let (cr, ci, dr, di) = (re(c), im(c), re(d), im(d));
+    let full = x.len() / V::COLUMNS * V::COLUMNS;
+    let (px, py) = (x.as_mut_ptr().cast::<f64>(), y.as_mut_ptr().cast::<f64>());
+    for j in (0..full).step_by(V::COLUMNS) {
+        // SAFETY: columns `j .. j + V::COLUMNS` of both rows (`full ≤ len`).
+        unsafe {
+            let (xv, yv) = (V::load(px.add(2 * j)), V::load(py.add(2 * j)));
+            let (xs, ys) = (xv.swap(), yv.swap());
+            ys.mul_add(bi, yv.mul_add(br, xs.mul_add(ai, xv.mul(ar))))
+                .store(px.add(2 * j));
+            ys.mul_add(di, yv.mul_add(dr, xs.mul_add(ci, xv.mul(cr))))
+                .store(py.add(2 * j));
+        }
+    }
+    for (x, y) in x[full..].iter_mut().zip(&mut y[full..]) {
+        let out = |a: C, b: C| {
+            let re = (-a.im).mul_add(x.im, a.re * x.re);
+            let re = (-b.im).mul_add(y.im, b.re.mul_add(y.re, re));
+            let im = a.im.mul_add(x.re, a.re * x.im);
+            let im = b.im.mul_add(y.re, b.re.mul_add(y.im, im));
+            C::new(re, im)
+        };
+        (*x, *y) = (out(a, b), out(c, d));
+    }
+}
+
+/// [`products_in`] in 256-bit registers.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn products_avx2(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+    products_in::<__m256d>(x, y)
+}
+
+/// [`products_in`] in 512-bit registers.
+///
+/// # Safety
+/// The CPU has AVX-512F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn products_avx512(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+    products_in::<__m512d>(x, y)
+}
+
+/// [`row_products`] in vector registers: for every four columns, `Σ p⊙q` and `Σ p⊙swap(q)`
+/// lane by lane (`p`, `q` as stored), so that lane pairs give `Re(p·q̄) = pr·qr + pi·qi` and
+/// `Im(p·q̄) = pi·qr − pr·qi`; 256-bit registers keep the eight lanes of four columns in two
+/// halves, so both widths hold the same partial sums, which are added in one fixed order, then
+/// the last columns one at a time: the same bits at either width.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn products_in<V: Complexes>(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     let len = x[0].len();
-    let full = len / 4 * 4;
-    // Per (a, b): the lanes of Σ p⊙q, then of Σ p⊙swap(q).
-    let mut lanes = [[[[0.0; 8]; 2]; 2]; 2];
-    // SAFETY: the caller's contract.
-    unsafe {
-        match pairs {
-            Pairs::Avx512 => products_avx512(x, y, full, &mut lanes),
-            _ => products_avx2(x, y, full, &mut lanes),
+    assert!(
+        x.iter().chain(&y).all(|r| r.len() == len),
+        "rows of one length"
+    );
+    let (full, halves) = (len / 4 * 4, 4 / V::COLUMNS);
+    // Per (a, b): Σ p⊙q, then Σ p⊙swap(q), each in `halves` registers.
+    let mut sums = [[[[V::splat(0.0); 2]; 2]; 2]; 2];
+    // SAFETY: columns `j .. j + V::COLUMNS` of a row of `full` columns or more.
+    let at = |r: &[C], j: usize| unsafe { V::load(r.as_ptr().cast::<f64>().add(2 * j)) };
+    for j in (0..full).step_by(4) {
+        for half in 0..halves {
+            let c = j + half * V::COLUMNS;
+            let (p, q) = ([at(x[0], c), at(x[1], c)], [at(y[0], c), at(y[1], c)]);
+            let qs = q.map(V::swap);
+            for (a, b) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                let s = &mut sums[a][b];
+                s[0][half] = p[a].mul_add(q[b], s[0][half]);
+                s[1][half] = p[a].mul_add(qs[b], s[1][half]);
+            }
         }
     }
     let mut h = [[C::new(0.0, 0.0); 2]; 2];
     for (a, row) in h.iter_mut().enumerate() {
         for (b, v) in row.iter_mut().enumerate() {
-            let [same, swapped] = lanes[a][b];
+            let mut lanes = [[0.0; 8]; 2];
+            for (lanes, sum) in lanes.iter_mut().zip(&sums[a][b]) {
+                for (half, v) in sum.iter().take(halves).enumerate() {
+                    // SAFETY: `2·V::COLUMNS` of the eight lanes, from `half·2·V::COLUMNS`.
+                    unsafe { v.store(lanes.as_mut_ptr().add(half * 2 * V::COLUMNS)) };
+                }
+            }
+            let [same, swapped] = lanes;
             let (mut re, mut im) = (0.0, 0.0);
             for c in 0..4 {
                 re += same[2 * c] + same[2 * c + 1];
@@ -213,255 +426,6 @@ unsafe fn products_fma(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] 
         }
     }
     h
-}
-
-/// The vector part of [`products_fma`] in 256-bit registers: lanes 0–3 and 4–7 of each sum
-/// kept apart, as the two halves of a 512-bit register.
-///
-/// # Safety
-/// The CPU has AVX2 and FMA; the rows hold `full` columns or more.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn products_avx2(
-    x: [&[C]; 2],
-    y: [&[C]; 2],
-    full: usize,
-    lanes: &mut [[[[f64; 8]; 2]; 2]; 2],
-) {
-    use std::arch::x86_64::{
-        __m256d, _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_permute_pd, _mm256_setzero_pd,
-        _mm256_storeu_pd,
-    };
-    let zero = _mm256_setzero_pd();
-    // [a][b][same/swapped][half]
-    let mut acc = [[[[zero; 2]; 2]; 2]; 2];
-    let at = |r: &[C], j: usize| -> __m256d {
-        // SAFETY: columns `j`, `j + 1` of a row of `full` columns or more.
-        unsafe { _mm256_loadu_pd(r.as_ptr().cast::<f64>().add(2 * j)) }
-    };
-    for j in (0..full).step_by(4) {
-        for half in 0..2 {
-            let c = j + 2 * half;
-            let p = [at(x[0], c), at(x[1], c)];
-            let q = [at(y[0], c), at(y[1], c)];
-            let qs = q.map(|v| _mm256_permute_pd::<0b0101>(v));
-            for a in 0..2 {
-                for b in 0..2 {
-                    let s = &mut acc[a][b];
-                    s[0][half] = _mm256_fmadd_pd(p[a], q[b], s[0][half]);
-                    s[1][half] = _mm256_fmadd_pd(p[a], qs[b], s[1][half]);
-                }
-            }
-        }
-    }
-    for a in 0..2 {
-        for b in 0..2 {
-            for k in 0..2 {
-                for half in 0..2 {
-                    // SAFETY: four of the eight lanes.
-                    unsafe {
-                        _mm256_storeu_pd(
-                            lanes[a][b][k][4 * half..].as_mut_ptr(),
-                            acc[a][b][k][half],
-                        )
-                    };
-                }
-            }
-        }
-    }
-}
-
-/// The vector part of [`products_fma`] in 512-bit registers.
-///
-/// # Safety
-/// The CPU has AVX-512F; the rows hold `full` columns or more.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn products_avx512(
-    x: [&[C]; 2],
-    y: [&[C]; 2],
-    full: usize,
-    lanes: &mut [[[[f64; 8]; 2]; 2]; 2],
-) {
-    use std::arch::x86_64::{
-        __m512d, _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_permute_pd, _mm512_setzero_pd,
-        _mm512_storeu_pd,
-    };
-    let zero = _mm512_setzero_pd();
-    let mut acc = [[[zero; 2]; 2]; 2];
-    let at = |r: &[C], j: usize| -> __m512d {
-        // SAFETY: columns `j .. j + 4` of a row of `full` columns or more.
-        unsafe { _mm512_loadu_pd(r.as_ptr().cast::<f64>().add(2 * j)) }
-    };
-    for j in (0..full).step_by(4) {
-        let p = [at(x[0], j), at(x[1], j)];
-        let q = [at(y[0], j), at(y[1], j)];
-        let qs = q.map(|v| _mm512_permute_pd::<0b0101_0101>(v));
-        for a in 0..2 {
-            for b in 0..2 {
-                let s = &mut acc[a][b];
-                s[0] = _mm512_fmadd_pd(p[a], q[b], s[0]);
-                s[1] = _mm512_fmadd_pd(p[a], qs[b], s[1]);
-            }
-        }
-    }
-    for a in 0..2 {
-        for b in 0..2 {
-            for k in 0..2 {
-                // SAFETY: the eight lanes.
-                unsafe { _mm512_storeu_pd(lanes[a][b][k].as_mut_ptr(), acc[a][b][k]) };
-            }
-        }
-    }
-}
-
-/// The arithmetic of [`CMatrix::rows_apply`]: the widest the CPU has. The vector kernels
-/// compute every output element the same way — for `x' = a·x + b·y`, with `(x, y)` complex,
-/// `x'r = ((ar·xr − ai·xi) + br·yr) − bi·yi` and `x'i = ((ar·xi + ai·xr) + br·yi) + bi·yr`, one
-/// multiplication then three fused multiply-adds — two or four columns at a time (a register
-/// holds them as stored, real and imaginary parts interleaved), and the last columns one at a
-/// time: the same bits at any width.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Pairs {
-    Portable,
-    /// AVX2 and FMA: two columns per 256-bit register.
-    Avx2,
-    /// AVX-512F (with AVX2 and FMA): four columns per 512-bit register.
-    Avx512,
-}
-
-impl Pairs {
-    /// Fused multiply-adds, in 256-bit registers at least.
-    fn fma(self) -> bool {
-        self >= Self::Avx2
-    }
-
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return match is_x86_feature_detected!("avx512f") {
-                true => Self::Avx512,
-                false => Self::Avx2,
-            };
-        }
-        Self::Portable
-    }
-}
-
-/// One column of [`pairs_avx2`] and [`pairs_avx512`], in the same order of operations.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn pair_fma(x: &mut C, y: &mut C, t: &[[C; 2]; 2]) {
-    let out = |a: C, b: C| {
-        let re = (-a.im).mul_add(x.im, a.re * x.re);
-        let re = (-b.im).mul_add(y.im, b.re.mul_add(y.re, re));
-        let im = a.im.mul_add(x.re, a.re * x.im);
-        let im = b.im.mul_add(y.re, b.re.mul_add(y.im, im));
-        C::new(re, im)
-    };
-    (*x, *y) = (out(t[0][0], t[0][1]), out(t[1][0], t[1][1]));
-}
-
-/// [`CMatrix::rows_apply`]'s update of the rows `x`, `y` (equal lengths) in 256-bit registers.
-///
-/// # Safety
-/// The CPU has AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn pairs_avx2(x: &mut [C], y: &mut [C], t: &[[C; 2]; 2]) {
-    use std::arch::x86_64::{
-        _mm256_fmadd_pd, _mm256_loadu_pd, _mm256_mul_pd, _mm256_permute_pd, _mm256_set1_pd,
-        _mm256_setr_pd, _mm256_storeu_pd,
-    };
-    assert_eq!(x.len(), y.len());
-    let re = |c: C| _mm256_set1_pd(c.re);
-    let im = |c: C| _mm256_setr_pd(-c.im, c.im, -c.im, c.im);
-    let [[a, b], [c, d]] = *t;
-    let (ar, ai, br, bi) = (re(a), im(a), re(b), im(b));
-    let (cr, ci, dr, di) = (re(c), im(c), re(d), im(d));
-    let full = x.len() / 2 * 2;
-    let (px, py) = (x.as_mut_ptr().cast::<f64>(), y.as_mut_ptr().cast::<f64>());
-    for j in (0..full).step_by(2) {
-        // SAFETY: columns `j`, `j + 1` of both rows (`full ≤ len`); AVX2 and FMA are enabled.
-        unsafe {
-            let (xv, yv) = (
-                _mm256_loadu_pd(px.add(2 * j)),
-                _mm256_loadu_pd(py.add(2 * j)),
-            );
-            // The real and imaginary parts swapped.
-            let (xs, ys) = (
-                _mm256_permute_pd::<0b0101>(xv),
-                _mm256_permute_pd::<0b0101>(yv),
-            );
-            let xo = _mm256_fmadd_pd(
-                ys,
-                bi,
-                _mm256_fmadd_pd(yv, br, _mm256_fmadd_pd(xs, ai, _mm256_mul_pd(xv, ar))),
-            );
-            let yo = _mm256_fmadd_pd(
-                ys,
-                di,
-                _mm256_fmadd_pd(yv, dr, _mm256_fmadd_pd(xs, ci, _mm256_mul_pd(xv, cr))),
-            );
-            _mm256_storeu_pd(px.add(2 * j), xo);
-            _mm256_storeu_pd(py.add(2 * j), yo);
-        }
-    }
-    for (x, y) in x[full..].iter_mut().zip(&mut y[full..]) {
-        pair_fma(x, y, t);
-    }
-}
-
-/// [`pairs_avx2`] in 512-bit registers, four columns at a time (the last few by
-/// [`pairs_avx2`]).
-///
-/// # Safety
-/// The CPU has AVX-512F, AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn pairs_avx512(x: &mut [C], y: &mut [C], t: &[[C; 2]; 2]) {
-    use std::arch::x86_64::{
-        _mm512_fmadd_pd, _mm512_loadu_pd, _mm512_mul_pd, _mm512_permute_pd, _mm512_set1_pd,
-        _mm512_setr_pd, _mm512_storeu_pd,
-    };
-    assert_eq!(x.len(), y.len());
-    let re = |c: C| _mm512_set1_pd(c.re);
-    let im = |c: C| {
-        let (n, p) = (-c.im, c.im);
-        _mm512_setr_pd(n, p, n, p, n, p, n, p)
-    };
-    let [[a, b], [c, d]] = *t;
-    let (ar, ai, br, bi) = (re(a), im(a), re(b), im(b));
-    let (cr, ci, dr, di) = (re(c), im(c), re(d), im(d));
-    let full = x.len() / 4 * 4;
-    let (px, py) = (x.as_mut_ptr().cast::<f64>(), y.as_mut_ptr().cast::<f64>());
-    for j in (0..full).step_by(4) {
-        // SAFETY: columns `j .. j + 4` of both rows (`full ≤ len`); AVX-512F is enabled.
-        unsafe {
-            let (xv, yv) = (
-                _mm512_loadu_pd(px.add(2 * j)),
-                _mm512_loadu_pd(py.add(2 * j)),
-            );
-            let (xs, ys) = (
-                _mm512_permute_pd::<0b0101_0101>(xv),
-                _mm512_permute_pd::<0b0101_0101>(yv),
-            );
-            let xo = _mm512_fmadd_pd(
-                ys,
-                bi,
-                _mm512_fmadd_pd(yv, br, _mm512_fmadd_pd(xs, ai, _mm512_mul_pd(xv, ar))),
-            );
-            let yo = _mm512_fmadd_pd(
-                ys,
-                di,
-                _mm512_fmadd_pd(yv, dr, _mm512_fmadd_pd(xs, ci, _mm512_mul_pd(xv, cr))),
-            );
-            _mm512_storeu_pd(px.add(2 * j), xo);
-            _mm512_storeu_pd(py.add(2 * j), yo);
-        }
-    }
-    // SAFETY: the caller's contract covers AVX2 and FMA.
-    unsafe { pairs_avx2(&mut x[full..], &mut y[full..], t) };
 }
 
 #[cfg(test)]
