@@ -560,9 +560,10 @@ impl<'a> Sweep<'a> {
             .map(|&c0| {
                 let w = GRADIENT_BLOCK.min(n - c0);
                 let mut r = CMatrix::identity_columns(n, c0, w);
-                let mut before = Vec::with_capacity(self.columns.len());
+                // R before each column, one after the other in one buffer.
+                let mut before = Vec::with_capacity(self.columns.len() * n * w);
                 for (c, column) in &self.columns {
-                    before.push(r.clone());
+                    before.extend_from_slice(&r.data);
                     for &k in column {
                         r.rows_apply(mesh.mzis[k].mode, &blocks[k], 0..w);
                     }
@@ -582,14 +583,14 @@ impl<'a> Sweep<'a> {
                     }
                 }
                 let mut h = vec![[[C::new(0.0, 0.0); 2]; 2]; k_total];
-                for ((c, column), r) in self.columns.iter().zip(&before).rev() {
+                for ((c, column), r) in self.columns.iter().zip(before.chunks_exact(n * w)).rev() {
                     attenuate(mesh, *c, &mut y);
                     for &k in column {
                         let m = mesh.mzis[k].mode;
                         let (lo, mid, hi) = (m * w, (m + 1) * w, (m + 2) * w);
                         h[k] = row_products(
                             [&y.data[lo..mid], &y.data[mid..hi]],
-                            [&r.data[lo..mid], &r.data[mid..hi]],
+                            [&r[lo..mid], &r[mid..hi]],
                         );
                         let a = &blocks[k];
                         let adjoint = [
