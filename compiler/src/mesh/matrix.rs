@@ -66,13 +66,13 @@ impl CMatrix {
     /// fused multiply-adds where the CPU has them (detected at run time; the same bits either
     /// way, [`pairs_in`]), else in portable arithmetic (the same to rounding).
     pub fn rows_apply(&mut self, k: usize, t: &[[C; 2]; 2], cols: std::ops::Range<usize>) {
-        self.rows_apply_with(Pairs::detect(), k, t, cols);
+        self.rows_apply_with(Simd::detect(), k, t, cols);
     }
 
     /// [`CMatrix::rows_apply`] with the arithmetic `pairs` (at most what the CPU has).
     fn rows_apply_with(
         &mut self,
-        pairs: Pairs,
+        pairs: Simd,
         k: usize,
         t: &[[C; 2]; 2],
         cols: std::ops::Range<usize>,
@@ -80,12 +80,12 @@ impl CMatrix {
         let n = self.cols;
         let (top, bottom) = self.data[k * n..(k + 2) * n].split_at_mut(n);
         let (x, y) = (&mut top[cols.clone()], &mut bottom[cols]);
-        // SAFETY: `pairs` is never above what the CPU has (`Pairs::detect`).
+        // SAFETY: `pairs` is never above what the CPU has (`Simd::detect`).
         #[cfg(target_arch = "x86_64")]
         match pairs {
-            Pairs::Avx512 => return unsafe { pairs_avx512(x, y, t) },
-            Pairs::Avx2 => return unsafe { pairs_avx2(x, y, t) },
-            Pairs::Portable => {}
+            Simd::Avx512 => return unsafe { pairs_avx512(x, y, t) },
+            Simd::Avx2 => return unsafe { pairs_avx2(x, y, t) },
+            Simd::Portable => {}
         }
         let _ = pairs;
         for (a, b) in x.iter_mut().zip(y) {
@@ -149,21 +149,21 @@ impl CMatrix {
 /// multiply-adds where the CPU has them (the same bits either way, [`products_in`]), else
 /// portable (the same to rounding).
 pub fn row_products(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
-    row_products_with(Pairs::detect(), x, y)
+    row_products_with(Simd::detect(), x, y)
 }
 
-fn row_products_with(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+fn row_products_with(pairs: Simd, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     let len = x[0].len();
     assert!(
         x.iter().chain(&y).all(|r| r.len() == len),
         "rows of one length"
     );
-    // SAFETY: `pairs` is never above what the CPU has (`Pairs::detect`).
+    // SAFETY: `pairs` is never above what the CPU has (`Simd::detect`).
     #[cfg(target_arch = "x86_64")]
     match pairs {
-        Pairs::Avx512 => return unsafe { products_avx512(x, y) },
-        Pairs::Avx2 => return unsafe { products_avx2(x, y) },
-        Pairs::Portable => {}
+        Simd::Avx512 => return unsafe { products_avx512(x, y) },
+        Simd::Avx2 => return unsafe { products_avx2(x, y) },
+        Simd::Portable => {}
     }
     let _ = pairs;
     let mut h = [[C::new(0.0, 0.0); 2]; 2];
@@ -175,9 +175,11 @@ fn row_products_with(pairs: Pairs, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     h
 }
 
-/// The arithmetic of [`CMatrix::rows_apply`] and [`row_products`]: the widest the CPU has.
+/// The vector arithmetic the mesh compiler's kernels may use: the widest the CPU has
+/// ([`CMatrix::rows_apply`], [`row_products`], and the decomposition's kernels, which need
+/// [`Simd::fma`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Pairs {
+pub(super) enum Simd {
     Portable,
     /// AVX2 and FMA: two columns per 256-bit register.
     Avx2,
@@ -185,8 +187,9 @@ enum Pairs {
     Avx512,
 }
 
-impl Pairs {
-    fn detect() -> Self {
+impl Simd {
+    /// What this CPU has (detected at run time).
+    pub(super) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             return match is_x86_feature_detected!("avx512f") {
@@ -195,6 +198,11 @@ impl Pairs {
             };
         }
         Self::Portable
+    }
+
+    /// AVX2 and fused multiply-adds, at least.
+    pub(super) fn fma(self) -> bool {
+        self >= Self::Avx2
     }
 }
 
@@ -226,7 +234,7 @@ trait Complexes: Copy {
 
 // SAFETY (every `unsafe` in these impls): they are only reached, inlined, from functions
 // compiled with `target_feature(enable = "avx2,fma")` (and `avx512f` for `__m512d`), which run
-// only where `Pairs::detect` found those features; loads and stores as their callers promise.
+// only where `Simd::detect` found those features; loads and stores as their callers promise.
 #[cfg(target_arch = "x86_64")]
 impl Complexes for __m256d {
     const COLUMNS: usize = 2;
@@ -454,8 +462,8 @@ mod tests {
 
     #[test]
     fn rows_apply_multiplies_two_rows_by_the_two_by_two_at_every_width() {
-        let best = Pairs::detect();
-        for pairs in [Pairs::Portable, Pairs::Avx2, Pairs::Avx512] {
+        let best = Simd::detect();
+        for pairs in [Simd::Portable, Simd::Avx2, Simd::Avx512] {
             if pairs > best {
                 eprintln!("note: no {pairs:?} here");
                 continue;
@@ -483,7 +491,7 @@ mod tests {
 
     #[test]
     fn row_products_are_the_inner_products_at_every_width() {
-        let best = Pairs::detect();
+        let best = Simd::detect();
         for len in [0, 1, 3, 4, 7, 32, 45] {
             let (m, _) = case(200 + len as u64);
             let (n, _) = case(300 + len as u64);
@@ -493,7 +501,7 @@ mod tests {
                     (0..len).map(|j| m.at(a, j) * n.at(b, j).conj()).sum()
                 })
                 .collect();
-            for pairs in [Pairs::Portable, Pairs::Avx2, Pairs::Avx512] {
+            for pairs in [Simd::Portable, Simd::Avx2, Simd::Avx512] {
                 if pairs > best {
                     continue;
                 }
@@ -525,20 +533,20 @@ mod tests {
 
     #[test]
     fn every_vector_width_gives_the_same_bits() {
-        if Pairs::detect() < Pairs::Avx512 {
+        if Simd::detect() < Simd::Avx512 {
             eprintln!("note: no AVX-512 here; nothing to compare");
             return;
         }
         for (seed, (lo, hi)) in RANGES.into_iter().enumerate() {
             let (m, t) = case(100 + seed as u64);
             let (mut narrow, mut wide) = (m.clone(), m.clone());
-            narrow.rows_apply_with(Pairs::Avx2, 0, &t, lo..hi);
-            wide.rows_apply_with(Pairs::Avx512, 0, &t, lo..hi);
+            narrow.rows_apply_with(Simd::Avx2, 0, &t, lo..hi);
+            wide.rows_apply_with(Simd::Avx512, 0, &t, lo..hi);
             assert!(same_bits(&narrow.data, &wide.data), "{lo}..{hi}");
             // The inner products of the rows, over those columns.
             let (x, y) = (two_rows(&m, 0, lo..hi), two_rows(&wide, 0, lo..hi));
-            let narrow = row_products_with(Pairs::Avx2, x, y);
-            let wide = row_products_with(Pairs::Avx512, x, y);
+            let narrow = row_products_with(Simd::Avx2, x, y);
+            let wide = row_products_with(Simd::Avx512, x, y);
             assert!(
                 same_bits(narrow.iter().flatten(), wide.iter().flatten()),
                 "{lo}..{hi}"

@@ -54,7 +54,7 @@ use std::sync::{Arc, mpsc};
 
 use num_complex::Complex64 as C;
 
-use super::matrix::CMatrix;
+use super::matrix::{CMatrix, Simd};
 use super::mzi::{Nulling, null_from_left, null_from_right};
 
 /// A structured 2×2 update of two adjacent stored lines (columns or rows) `(x, y)`:
@@ -170,7 +170,7 @@ use std::arch::x86_64::{
 };
 
 // SAFETY (every `unsafe` in this impl): these are only reached from functions compiled with
-// `target_feature(enable = "avx2,fma")`, which run only where `has_fma` found both.
+// `target_feature(enable = "avx2,fma")`, which run only where `Simd::detect` found both.
 #[cfg(target_arch = "x86_64")]
 impl Lanes for __m256d {
     #[inline(always)]
@@ -674,7 +674,7 @@ impl Work {
             ledger: Arc::new(Ledger::new(8192.max(2 * n), panels)),
             capacity: 8192.max(2 * n),
             help_row: None,
-            fma: has_fma(),
+            fma: Simd::detect().fma(),
             ascending: false,
             segments: Vec::new(),
             far: n,
@@ -1204,13 +1204,6 @@ impl Lines {
     }
 }
 
-fn has_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-    #[allow(unreachable_code)]
-    false
-}
-
 /// Cells per panel: `n`, or `n + 1` if `n` is even, so that the same column of successive
 /// panels falls in different sets of the caches (`n·64` bytes apart would share them when `n`
 /// is a power of two).
@@ -1548,7 +1541,7 @@ fn run(fma: bool, ascending: bool, ps: &mut [&mut [f64]], ops: &[ColumnOp], firs
     // last one's `y` in an ascending one (Reck): the arithmetic takes the chained line last.
     #[cfg(target_arch = "x86_64")]
     if fma {
-        // SAFETY: `fma` is only true where the CPU has AVX2 and FMA (`has_fma`).
+        // SAFETY: `fma` is only true where the CPU has AVX2 and FMA (`Simd::detect`).
         unsafe {
             match ascending {
                 true => run_avx2::<false>(ps, ops, first),
@@ -1807,7 +1800,7 @@ mod tests {
     /// of fewer than eight columns swept) gives the same bits as each segment swept in turn.
     #[test]
     fn a_batch_of_row_steps_turned_into_lines_matches_the_segments_swept_in_turn() {
-        if !has_fma() {
+        if !Simd::detect().fma() {
             eprintln!("note: no AVX2/FMA here; the lines are only turned with them");
             return;
         }
