@@ -1479,6 +1479,14 @@ fn mesh_decompose_and_simulate_round_trip() {
         let f: Vec<&str> = rows[1].split(',').collect();
         let (theta, volts): (f64, f64) = (f[4].parse().unwrap(), f[6].parse().unwrap());
         assert!((volts - 4.36 * (theta / std::f64::consts::PI).sqrt()).abs() < 1e-6);
+        // The table's phases read back as the layout's, to the bit.
+        for (row, z) in rows[1..].iter().zip(layout["mzis"].as_array().unwrap()) {
+            let f: Vec<&str> = row.split(',').collect();
+            for (col, key) in [(4, "theta"), (5, "phi")] {
+                let v: f64 = f[col].parse().unwrap();
+                assert_eq!(v.to_bits(), z[key].as_f64().unwrap().to_bits(), "{row}");
+            }
+        }
 
         let chip = d.s("chip.npy");
         let o = photonflow(&[
