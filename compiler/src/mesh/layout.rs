@@ -168,8 +168,10 @@ impl Layout {
 
     /// Writes the layout as pretty JSON, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_string_pretty(self).expect("layouts serialise");
-        write_atomic(path, |w| std::io::Write::write_all(w, json.as_bytes()))
+        let mut json = Vec::new();
+        let mut ser = serde_json::Serializer::with_formatter(&mut json, Rows::default());
+        self.serialize(&mut ser).expect("layouts serialise");
+        write_atomic(path, |w| std::io::Write::write_all(w, &json))
             .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))
     }
 
@@ -221,13 +223,105 @@ impl Layout {
     }
 }
 
+/// Indented JSON with every container below the second level on one line: one line per MZI
+/// (`{"column": 0, "mode": 2, "theta": …, "phi": …}`), a table to read by eye, and a third
+/// smaller than indenting every field.
+#[derive(Default)]
+struct Rows {
+    pretty: serde_json::ser::PrettyFormatter<'static>,
+    depth: usize,
+}
+
+impl Rows {
+    /// Whether the container being written (or the one just opened) is on one line.
+    fn inline(&self) -> bool {
+        self.depth > 2
+    }
+}
+
+impl serde_json::ser::Formatter for Rows {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        match self.inline() {
+            true => w.write_all(b"["),
+            false => self.pretty.begin_array(w),
+        }
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        let inline = self.inline();
+        self.depth -= 1;
+        match inline {
+            true => w.write_all(b"]"),
+            false => self.pretty.end_array(w),
+        }
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        match self.inline() {
+            true => w.write_all(if first { b"" } else { b", " }),
+            false => self.pretty.begin_array_value(w, first),
+        }
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        match self.inline() {
+            true => Ok(()),
+            false => self.pretty.end_array_value(w),
+        }
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        match self.inline() {
+            true => w.write_all(b"{"),
+            false => self.pretty.begin_object(w),
+        }
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        let inline = self.inline();
+        self.depth -= 1;
+        match inline {
+            true => w.write_all(b"}"),
+            false => self.pretty.end_object(w),
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        match self.inline() {
+            true => w.write_all(if first { b"" } else { b", " }),
+            false => self.pretty.begin_object_key(w, first),
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        match self.inline() {
+            true => Ok(()),
+            false => self.pretty.end_object_value(w),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::mesh::{Method, decompose, haar_unitary};
     use photonflow_optics::rng::Rng;
 
-    /// `layout.json` and the CSV table give back every phase to the bit: the JSON through
+    /// `layout.json` (one line per MZI) and the CSV table give back every phase to the bit: the JSON through
     /// `Layout::load`, the CSV through Rust's own parser.
     #[test]
     fn phases_read_back_to_the_bit_from_json_and_csv() {
@@ -237,6 +331,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layout.json");
         layout.save(&path).unwrap();
+        // One line per MZI, each a JSON object of its own.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rows: Vec<&str> = text.lines().filter(|l| l.contains("\"column\"")).collect();
+        assert_eq!(rows.len(), layout.mzis.len());
+        for (row, z) in rows.iter().zip(&layout.mzis) {
+            let v: serde_json::Value =
+                serde_json::from_str(row.trim().trim_end_matches(',')).unwrap();
+            assert_eq!(v["mode"], z.mode);
+            assert_eq!(v["theta"].as_f64().unwrap().to_bits(), z.theta.to_bits());
+        }
         let back = Layout::load(&path).unwrap();
         let bits = |l: &Layout| -> Vec<u64> {
             let phases = l.mzis.iter().flat_map(|z| [z.theta, z.phi]);
