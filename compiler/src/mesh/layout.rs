@@ -3,10 +3,12 @@
 //! given).
 
 use std::fmt::Write as _;
+use std::io::Write;
 use std::path::Path;
 
 use photonflow_optics::io::write_atomic;
 use serde::{Deserialize, Serialize};
+use serde_json::ser::Formatter;
 
 use super::chip::{CorrectionReport, Imperfections};
 use super::decompose::{Attenuator, Mesh, Mzi};
@@ -171,7 +173,7 @@ impl Layout {
         let mut json = Vec::new();
         let mut ser = serde_json::Serializer::with_formatter(&mut json, Rows::default());
         self.serialize(&mut ser).expect("layouts serialise");
-        write_atomic(path, |w| std::io::Write::write_all(w, &json))
+        write_atomic(path, |w| w.write_all(&json))
             .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))
     }
 
@@ -228,90 +230,108 @@ impl Layout {
 /// smaller than indenting every field.
 #[derive(Default)]
 struct Rows {
-    pretty: serde_json::ser::PrettyFormatter<'static>,
+    pretty: Pretty,
     depth: usize,
 }
+
+type Pretty = serde_json::ser::PrettyFormatter<'static>;
+type Io = std::io::Result<()>;
 
 impl Rows {
     /// Whether the container being written (or the one just opened) is on one line.
     fn inline(&self) -> bool {
         self.depth > 2
     }
+
+    /// Opens a container with `bracket`, or as `pretty` does at the upper levels.
+    fn open<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        bracket: &[u8],
+        pretty: fn(&mut Pretty, &mut W) -> Io,
+    ) -> Io {
+        self.depth += 1;
+        if self.inline() {
+            w.write_all(bracket)
+        } else {
+            pretty(&mut self.pretty, w)
+        }
+    }
+
+    /// Closes a container with `bracket`, or as `pretty` does at the upper levels.
+    fn close<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        bracket: &[u8],
+        pretty: fn(&mut Pretty, &mut W) -> Io,
+    ) -> Io {
+        let inline = self.inline();
+        self.depth -= 1;
+        if inline {
+            w.write_all(bracket)
+        } else {
+            pretty(&mut self.pretty, w)
+        }
+    }
+
+    /// Before an element or a key: `, ` between them on one line.
+    fn before<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+        pretty: fn(&mut Pretty, &mut W, bool) -> Io,
+    ) -> Io {
+        match self.inline() {
+            true => w.write_all(if first { b"" } else { b", " }),
+            false => pretty(&mut self.pretty, w, first),
+        }
+    }
+
+    /// After an element or a value: nothing on one line.
+    fn after<W: ?Sized + Write>(&mut self, w: &mut W, pretty: fn(&mut Pretty, &mut W) -> Io) -> Io {
+        if self.inline() {
+            Ok(())
+        } else {
+            pretty(&mut self.pretty, w)
+        }
+    }
 }
 
-impl serde_json::ser::Formatter for Rows {
-    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth += 1;
-        match self.inline() {
-            true => w.write_all(b"["),
-            false => self.pretty.begin_array(w),
-        }
+impl Formatter for Rows {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> Io {
+        self.open(w, b"[", Pretty::begin_array)
     }
 
-    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        let inline = self.inline();
-        self.depth -= 1;
-        match inline {
-            true => w.write_all(b"]"),
-            false => self.pretty.end_array(w),
-        }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> Io {
+        self.close(w, b"]", Pretty::end_array)
     }
 
-    fn begin_array_value<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        match self.inline() {
-            true => w.write_all(if first { b"" } else { b", " }),
-            false => self.pretty.begin_array_value(w, first),
-        }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> Io {
+        self.before(w, first, Pretty::begin_array_value)
     }
 
-    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match self.inline() {
-            true => Ok(()),
-            false => self.pretty.end_array_value(w),
-        }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> Io {
+        self.after(w, Pretty::end_array_value)
     }
 
-    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        self.depth += 1;
-        match self.inline() {
-            true => w.write_all(b"{"),
-            false => self.pretty.begin_object(w),
-        }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> Io {
+        self.open(w, b"{", Pretty::begin_object)
     }
 
-    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        let inline = self.inline();
-        self.depth -= 1;
-        match inline {
-            true => w.write_all(b"}"),
-            false => self.pretty.end_object(w),
-        }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> Io {
+        self.close(w, b"}", Pretty::end_object)
     }
 
-    fn begin_object_key<W: ?Sized + std::io::Write>(
-        &mut self,
-        w: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        match self.inline() {
-            true => w.write_all(if first { b"" } else { b", " }),
-            false => self.pretty.begin_object_key(w, first),
-        }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> Io {
+        self.before(w, first, Pretty::begin_object_key)
     }
 
-    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> Io {
         w.write_all(b": ")
     }
 
-    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
-        match self.inline() {
-            true => Ok(()),
-            false => self.pretty.end_object_value(w),
-        }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> Io {
+        self.after(w, Pretty::end_object_value)
     }
 }
 
