@@ -108,8 +108,24 @@ impl Rect {
     }
 }
 
-/// A 2-D field drawn as a heat map with axes in µm, mm or cm (chosen from the extent), square
-/// data pixels (the physical aspect ratio is kept) and a colorbar. NaN values are drawn grey.
+/// What the axes of a heat map show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Axes<'a> {
+    /// Lengths: the extent in metres, labelled `x`/`y` in µm, mm or cm (chosen from the extent).
+    Length,
+    /// Plain numbers (e.g. the columns and modes of an MZI mesh, or matrix indices), the extent
+    /// in those numbers, each axis with its own label.
+    Index {
+        /// Label of the horizontal axis.
+        x: &'a str,
+        /// Label of the vertical axis.
+        y: &'a str,
+    },
+}
+
+/// A 2-D field drawn as a heat map with axes in µm, mm or cm (chosen from the extent) or in
+/// plain numbers ([`Axes`]), square data pixels (the aspect ratio of the extent is kept) and a
+/// colorbar. NaN values are drawn grey.
 #[derive(Clone, Copy, Debug)]
 pub struct ImagePlot<'a> {
     /// Row-major `[ny, nx]` samples, x fastest; row 0 is the most negative y (drawn at the bottom).
@@ -133,10 +149,13 @@ pub struct ImagePlot<'a> {
     pub range: Option<(f64, f64)>,
     /// Rectangles outlined on top of the image (clipped to the extent).
     pub rects: &'a [Rect],
+    /// Lengths (the default) or plain numbers on the axes.
+    pub axes: Axes<'a>,
 }
 
 impl<'a> ImagePlot<'a> {
-    /// A plot of `values` without title or labels: Viridis, linear scale, auto range, no overlays.
+    /// A plot of `values` without title or labels: Viridis, linear scale, auto range, no
+    /// overlays, lengths on the axes.
     pub fn new(values: &'a [f64], nx: usize, ny: usize, extent: [f64; 4]) -> Self {
         Self {
             values,
@@ -149,6 +168,7 @@ impl<'a> ImagePlot<'a> {
             scale: Scale::Linear,
             range: None,
             rects: &[],
+            axes: Axes::Length,
         }
     }
 }
@@ -745,7 +765,10 @@ fn layout_image(p: &ImagePlot, w: u32, h: u32) -> Result<ImageLayout, String> {
         (lo, hi) = (lo - d, hi + d);
     }
 
-    let unit = length_unit(&p.extent);
+    let unit = match p.axes {
+        Axes::Length => length_unit(&p.extent),
+        Axes::Index { .. } => (1.0, ""),
+    };
     let heat = layout_heat(
         (w, h),
         p.title,
@@ -947,8 +970,14 @@ fn draw_image(root: &Root, p: &ImagePlot, l: &ImageLayout) -> DrawResult {
         .y_label_formatter(&fy)
         .label_style(tick_style.clone())
         .axis_desc_style(text_style(m.label_font))
-        .x_desc(format!("x ({sym})"))
-        .y_desc(format!("y ({sym})"))
+        .x_desc(match p.axes {
+            Axes::Length => format!("x ({sym})"),
+            Axes::Index { x, .. } => x.to_string(),
+        })
+        .y_desc(match p.axes {
+            Axes::Length => format!("y ({sym})"),
+            Axes::Index { y, .. } => y.to_string(),
+        })
         .set_all_tick_mark_size(m.tick)
         .draw()?;
     let values = resample(p, pw as usize, ph as usize)
@@ -2174,6 +2203,40 @@ mod tests {
             "loss panel: no series has finite points",
         );
         assert!(files_in(dir.path()).is_empty());
+    }
+
+    /// Plain-number axes: no length unit, and each sample where its index says (a mesh of 4
+    /// columns and 3 modes, with an empty, grey cell).
+    #[test]
+    fn index_axes_put_samples_at_their_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.png");
+        let mut values: Vec<f64> = (0..12).map(f64::from).collect();
+        values[5] = f64::NAN; // column 1, mode 1
+        let extent = [-0.5, 3.5, -0.5, 2.5];
+        let plot = ImagePlot {
+            axes: Axes::Index {
+                x: "column",
+                y: "mode",
+            },
+            ..ImagePlot::new(&values, 4, 3, extent)
+        };
+        let l = layout_image(&plot, 400, 300).unwrap();
+        assert_eq!(l.unit, (1.0, ""));
+        let metres = layout_image(&ImagePlot::new(&values, 4, 3, extent), 400, 300).unwrap();
+        assert_eq!(metres.unit.1, "cm");
+        write_image_png(&path, &plot, 400, 300).unwrap();
+        let img = decode(&path);
+        let grey = pixel(&img, at(&l, extent, 1.0, 1.0));
+        assert!(
+            grey[0] == grey[1] && grey[1] == grey[2],
+            "NaN cell: {grey:?}"
+        );
+        let [low, high] = [(0.0, 0.0), (3.0, 2.0)].map(|(x, y)| pixel(&img, at(&l, extent, x, y)));
+        assert!(
+            low[2] > low[1] && high[1] > high[2],
+            "viridis ends: {low:?} {high:?}"
+        );
     }
 
     #[test]

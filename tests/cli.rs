@@ -1427,15 +1427,19 @@ fn demo_finds_mnist_and_reports_it() {
     assert!(report.contains("**MNIST**"), "{report}");
 }
 
+/// A Haar-random `n × n` unitary (seeded) written to `u.npy` in `d`.
+fn haar_npy(d: &Dir, n: usize, seed: u64) -> photonflow::compiler::mesh::CMatrix {
+    let u =
+        photonflow::compiler::mesh::haar_unitary(n, &mut photonflow::optics::rng::Rng::new(seed));
+    npy::write_npy(&d.path("u.npy"), &[n, n], NpyDataRef::C128(&u.data)).unwrap();
+    u
+}
+
 #[test]
 fn mesh_decompose_and_simulate_round_trip() {
-    use photonflow::compiler::mesh::haar_unitary;
-    use photonflow::optics::rng::Rng;
     let d = Dir::new();
     let n = 12;
-    let u = haar_unitary(n, &mut Rng::new(7));
-    let matrix = d.path("u.npy");
-    npy::write_npy(&matrix, &[n, n], NpyDataRef::C128(&u.data)).unwrap();
+    let u = haar_npy(&d, n, 7);
     let (m, out) = (d.s("u.npy"), d.s("mesh"));
     for (method, depth) in [("clements", n), ("reck", 2 * n - 3)] {
         let o = photonflow(&[
@@ -1929,6 +1933,62 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
     }
 }
 
+/// Width, height and the number of distinct colours of a PNG the CLI wrote.
+fn png_summary(path: &Path) -> (u32, u32, usize) {
+    let mut reader = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let colours: std::collections::HashSet<&[u8]> =
+        buf[..info.buffer_size()].chunks_exact(3).collect();
+    (info.width, info.height, colours.len())
+}
+
+#[test]
+fn mesh_figures_show_the_phases_and_the_matrix() {
+    let d = Dir::new();
+    haar_npy(&d, 8, 5);
+    let (m, out) = (d.s("u.npy"), d.s("mesh"));
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &m,
+        "--out",
+        &out,
+        "--png",
+        &d.s("phases.png"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Two panels (θ; φ and the output phases), each in colour.
+    let (w, h, colours) = png_summary(&d.path("phases.png"));
+    assert_eq!(w, 2 * 520);
+    assert!(h > 440 && colours > 50, "{w}×{h}, {colours} colours");
+
+    let (layout, chip) = (d.s("mesh/layout.json"), d.s("chip.npy"));
+    let simulate = |more: &[&str]| {
+        let args = ["mesh", "simulate", "--layout", &layout, "--out", &chip];
+        photonflow(&[&args[..], more].concat())
+    };
+    let o = simulate(&["--png", &d.s("m.png")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let width = |name: &str| png_summary(&d.path(name)).0;
+    assert_eq!(width("m.png"), 520, "the implemented matrix alone");
+    let o = simulate(&["--reference", &m, "--png", &d.s("mr.png")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        width("mr.png"),
+        3 * 520,
+        "reference, implemented, difference"
+    );
+
+    // A PNG that cannot be written names the flag and fails.
+    let o = simulate(&["--png", &d.s("no/such/dir/m.png")]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--png"), "{}", stderr(&o));
+}
+
 #[test]
 fn mesh_compiles_a_small_diffractive_system_and_matches_it() {
     use photonflow::optics::OpticalSystem;
@@ -1990,12 +2050,9 @@ fn mesh_compiles_a_small_diffractive_system_and_matches_it() {
 
 #[test]
 fn mesh_compiles_for_a_chip_with_splitter_errors() {
-    use photonflow::compiler::mesh::haar_unitary;
-    use photonflow::optics::rng::Rng;
     let d = Dir::new();
     let n = 8;
-    let u = haar_unitary(n, &mut Rng::new(11));
-    npy::write_npy(&d.path("u.npy"), &[n, n], NpyDataRef::C128(&u.data)).unwrap();
+    haar_npy(&d, n, 11);
     std::fs::write(d.path("chip.toml"), "splitter_error = 0.05\nseed = 3\n").unwrap();
     let (m, chip, out) = (d.s("u.npy"), d.s("chip.toml"), d.s("mesh"));
     let decompose = |extra: &[&str]| {

@@ -1,6 +1,7 @@
 //! `photonflow mesh`: matrices compiled into meshes of Mach–Zehnder interferometers, and the
 //! matrix a mesh implements.
 
+use std::f64::consts::{PI, TAU};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -18,6 +19,8 @@ use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
 use photonflow_optics::system::FILE_NAME;
 use serde_json::json;
+
+use crate::plot::{Axes, Colormap, ImagePlot, write_image_grid_png};
 
 /// Arguments of `photonflow mesh`.
 #[derive(Debug, clap::Args)]
@@ -94,6 +97,10 @@ struct DecomposeArgs {
     /// Output folder: layout.json and phases.csv.
     #[arg(long, short, value_name = "DIR")]
     out: PathBuf,
+    /// Also write a PNG of the phases on the mesh (θ, and φ with the output phases, over
+    /// columns and modes, as the device is programmed).
+    #[arg(long, value_name = "PHASES.png")]
+    png: Option<PathBuf>,
     /// Print one JSON object on the last line: n, mzis, depth, error, seconds, method.
     #[arg(long)]
     json: bool,
@@ -127,6 +134,10 @@ struct SimulateArgs {
     /// correction alone); more keep lowering the error, slowly, at O(N³) each.
     #[arg(long, value_name = "N", default_value_t = MAX_ITERATIONS, requires = "correct")]
     iterations: usize,
+    /// Also write a PNG of the implemented matrix's moduli (with --reference, beside the
+    /// reference's and the moduli of their difference).
+    #[arg(long, value_name = "MATRIX.png")]
+    png: Option<PathBuf>,
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -296,6 +307,9 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
         std::io::Write::write_all(w, csv.as_bytes())
     })
     .with_context(|| format!("writing {}", csv_path.display()))?;
+    if let Some(png) = &args.png {
+        phases_png(png, &mesh).with_context(|| format!("--png {}", png.display()))?;
+    }
     if args.json {
         println!(
             "{}",
@@ -389,6 +403,10 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    if let Some(png) = &args.png {
+        let reference = reference.as_ref().map(|(r, _)| r);
+        matrix_png(png, &m, reference).with_context(|| format!("--png {}", png.display()))?;
+    }
     if args.json {
         let mut j = json!({
             "n": layout.n,
@@ -434,6 +452,106 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Panel size of the mesh figures, px.
+const PANEL: (u32, u32) = (520, 440);
+
+/// The phases of `mesh` (photonflow's convention) over its columns and modes: `θ` (and the
+/// attenuators' `θ`) in one panel, `φ` and, in the column after the last, the output phases in
+/// the other; grey where a column has no MZI on a mode.
+fn phases_png(path: &Path, mesh: &Mesh) -> anyhow::Result<()> {
+    let (cols, n) = (mesh.depth() + 1, mesh.n);
+    let (mut theta, mut phi) = (vec![f64::NAN; cols * n], vec![f64::NAN; cols * n]);
+    for z in &mesh.mzis {
+        theta[z.mode * cols + z.column] = z.theta;
+        phi[z.mode * cols + z.column] = z.phi;
+    }
+    for a in &mesh.attenuators {
+        theta[a.mode * cols + a.column] = a.theta;
+    }
+    for (m, &p) in mesh.output_phases.iter().enumerate() {
+        phi[m * cols + cols - 1] = p;
+    }
+    let extent = [-0.5, cols as f64 - 0.5, -0.5, n as f64 - 0.5];
+    let axes = Axes::Index {
+        x: "column (the last: output phases)",
+        y: "mode m (MZIs on m, m + 1)",
+    };
+    let panels = [
+        ImagePlot {
+            title: "θ, internal",
+            colorbar_label: "θ (rad)",
+            range: Some((0.0, PI)),
+            axes,
+            ..ImagePlot::new(&theta, cols, n, extent)
+        },
+        ImagePlot {
+            title: "φ, external; output phases",
+            colorbar_label: "φ (rad)",
+            colormap: Colormap::Twilight,
+            range: Some((0.0, TAU)),
+            axes,
+            ..ImagePlot::new(&phi, cols, n, extent)
+        },
+    ];
+    let title = format!(
+        "{} MZIs on {n} modes, {} columns",
+        mesh.mzis.len(),
+        cols - 1
+    );
+    write_image_grid_png(path, &panels, 2, PANEL.0, PANEL.1, &title)?;
+    Ok(())
+}
+
+/// The moduli of `m` (rows: outputs, columns: inputs), and with `reference` also the
+/// reference's and those of `m − reference`.
+fn matrix_png(path: &Path, m: &CMatrix, reference: Option<&CMatrix>) -> anyhow::Result<()> {
+    let moduli = |c: &CMatrix| c.data.iter().map(|z| z.norm()).collect::<Vec<f64>>();
+    let chip = moduli(m);
+    let extent = [-0.5, m.cols as f64 - 0.5, -0.5, m.rows as f64 - 0.5];
+    let axes = Axes::Index {
+        x: "input",
+        y: "output",
+    };
+    let top = chip.iter().copied().fold(0.0, f64::max);
+    let panel = |values, title, range| ImagePlot {
+        title,
+        colorbar_label: "|element|",
+        range,
+        axes,
+        ..ImagePlot::new(values, m.cols, m.rows, extent)
+    };
+    let (wanted, difference) = match reference {
+        Some(r) => {
+            let diff: Vec<f64> = m
+                .data
+                .iter()
+                .zip(&r.data)
+                .map(|(a, b)| (a - b).norm())
+                .collect();
+            (moduli(r), diff)
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let panels = match reference {
+        Some(_) => {
+            let top = wanted.iter().copied().fold(top, f64::max);
+            let range = Some((0.0, top.max(f64::MIN_POSITIVE)));
+            vec![
+                panel(&wanted, "reference", range),
+                panel(&chip, "implemented", range),
+                ImagePlot {
+                    colormap: Colormap::Inferno,
+                    ..panel(&difference, "|implemented − reference|", None)
+                },
+            ]
+        }
+        None => vec![panel(&chip, "implemented", None)],
+    };
+    let title = format!("the {}×{} matrix of the chip", m.rows, m.cols);
+    write_image_grid_png(path, &panels, 3, PANEL.0, PANEL.1, &title)?;
     Ok(())
 }
 
