@@ -949,6 +949,10 @@ fn draw_image(root: &Root, p: &ImagePlot, l: &ImageLayout) -> DrawResult {
     let tick_style = text_style(m.tick_font);
     let [x0, x1, y0, y1] = p.extent;
     let (u, sym) = l.unit;
+    let (x_desc, y_desc) = match p.axes {
+        Axes::Length => (format!("x ({sym})"), format!("y ({sym})")),
+        Axes::Index { x, y } => (x.to_string(), y.to_string()),
+    };
 
     // Axes, then the data, colorbar and title.
     let area = root
@@ -970,14 +974,8 @@ fn draw_image(root: &Root, p: &ImagePlot, l: &ImageLayout) -> DrawResult {
         .y_label_formatter(&fy)
         .label_style(tick_style.clone())
         .axis_desc_style(text_style(m.label_font))
-        .x_desc(match p.axes {
-            Axes::Length => format!("x ({sym})"),
-            Axes::Index { x, .. } => x.to_string(),
-        })
-        .y_desc(match p.axes {
-            Axes::Length => format!("y ({sym})"),
-            Axes::Index { y, .. } => y.to_string(),
-        })
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .set_all_tick_mark_size(m.tick)
         .draw()?;
     let values = resample(p, pw as usize, ph as usize)

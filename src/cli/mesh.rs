@@ -515,7 +515,6 @@ fn matrix_png(path: &Path, m: &CMatrix, reference: Option<&CMatrix>) -> anyhow::
         x: "input",
         y: "output",
     };
-    let top = chip.iter().copied().fold(0.0, f64::max);
     let panel = |values, title, range| ImagePlot {
         title,
         colorbar_label: "|element|",
@@ -537,7 +536,7 @@ fn matrix_png(path: &Path, m: &CMatrix, reference: Option<&CMatrix>) -> anyhow::
     };
     let panels = match reference {
         Some(_) => {
-            let top = wanted.iter().copied().fold(top, f64::max);
+            let top = chip.iter().chain(&wanted).copied().fold(0.0, f64::max);
             let range = Some((0.0, top.max(f64::MIN_POSITIVE)));
             vec![
                 panel(&wanted, "reference", range),

@@ -168,7 +168,7 @@ impl Layout {
         Ok(l)
     }
 
-    /// Writes the layout as pretty JSON, atomically.
+    /// Writes the layout as indented JSON, one line per MZI ([`Rows`]), atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut json = Vec::new();
         let mut ser = serde_json::Serializer::with_formatter(&mut json, Rows::default());
@@ -178,8 +178,9 @@ impl Layout {
     }
 
     /// The phase table as CSV: one row per MZI in light order, then one per output phase, each
-    /// phase (radians) the shortest decimal that reads back as the same `f64`; with `vpi` (volts for a π shift of a thermal phase shifter, `φ = π·(V/Vπ)²`) also the
-    /// heater voltages `V = Vπ·√(φ/π)`.
+    /// phase (radians) the shortest decimal that reads back as the same `f64`; with `vpi`
+    /// (volts for a π shift of a thermal phase shifter, `φ = π·(V/Vπ)²`) also the heater
+    /// voltages `V = Vπ·√(φ/π)`.
     pub fn csv(&self, vpi: Option<f64>) -> String {
         let mut t = String::new();
         let _ = writeln!(t, "# {}", self.convention);
@@ -341,8 +342,8 @@ mod tests {
     use crate::mesh::{Method, decompose, haar_unitary};
     use photonflow_optics::rng::Rng;
 
-    /// `layout.json` (one line per MZI) and the CSV table give back every phase to the bit: the JSON through
-    /// `Layout::load`, the CSV through Rust's own parser.
+    /// `layout.json` (one line per MZI) and the CSV table give back every phase to the bit:
+    /// the JSON through `Layout::load`, the CSV through Rust's own parser.
     #[test]
     fn phases_read_back_to_the_bit_from_json_and_csv() {
         let n = 24;

@@ -69,10 +69,10 @@ impl CMatrix {
         self.rows_apply_with(Simd::detect(), k, t, cols);
     }
 
-    /// [`CMatrix::rows_apply`] with the arithmetic `pairs` (at most what the CPU has).
+    /// [`CMatrix::rows_apply`] with the arithmetic `simd` (at most what the CPU has).
     fn rows_apply_with(
         &mut self,
-        pairs: Simd,
+        simd: Simd,
         k: usize,
         t: &[[C; 2]; 2],
         cols: std::ops::Range<usize>,
@@ -80,14 +80,14 @@ impl CMatrix {
         let n = self.cols;
         let (top, bottom) = self.data[k * n..(k + 2) * n].split_at_mut(n);
         let (x, y) = (&mut top[cols.clone()], &mut bottom[cols]);
-        // SAFETY: `pairs` is never above what the CPU has (`Simd::detect`).
+        // SAFETY: `simd` is never above what the CPU has (`Simd::detect`).
         #[cfg(target_arch = "x86_64")]
-        match pairs {
+        match simd {
             Simd::Avx512 => return unsafe { pairs_avx512(x, y, t) },
             Simd::Avx2 => return unsafe { pairs_avx2(x, y, t) },
             Simd::Portable => {}
         }
-        let _ = pairs;
+        let _ = simd;
         for (a, b) in x.iter_mut().zip(y) {
             let (x, y) = (*a, *b);
             *a = t[0][0] * x + t[0][1] * y;
@@ -152,20 +152,20 @@ pub fn row_products(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     row_products_with(Simd::detect(), x, y)
 }
 
-fn row_products_with(pairs: Simd, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
+fn row_products_with(simd: Simd, x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     let len = x[0].len();
     assert!(
         x.iter().chain(&y).all(|r| r.len() == len),
         "rows of one length"
     );
-    // SAFETY: `pairs` is never above what the CPU has (`Simd::detect`).
+    // SAFETY: `simd` is never above what the CPU has (`Simd::detect`).
     #[cfg(target_arch = "x86_64")]
-    match pairs {
+    match simd {
         Simd::Avx512 => return unsafe { products_avx512(x, y) },
         Simd::Avx2 => return unsafe { products_avx2(x, y) },
         Simd::Portable => {}
     }
-    let _ = pairs;
+    let _ = simd;
     let mut h = [[C::new(0.0, 0.0); 2]; 2];
     for (a, row) in h.iter_mut().enumerate() {
         for (b, v) in row.iter_mut().enumerate() {
@@ -463,15 +463,15 @@ mod tests {
     #[test]
     fn rows_apply_multiplies_two_rows_by_the_two_by_two_at_every_width() {
         let best = Simd::detect();
-        for pairs in [Simd::Portable, Simd::Avx2, Simd::Avx512] {
-            if pairs > best {
-                eprintln!("note: no {pairs:?} here");
+        for simd in [Simd::Portable, Simd::Avx2, Simd::Avx512] {
+            if simd > best {
+                eprintln!("note: no {simd:?} here");
                 continue;
             }
             for (seed, (lo, hi)) in RANGES.into_iter().enumerate() {
                 let (m, t) = case(seed as u64);
                 let mut out = m.clone();
-                out.rows_apply_with(pairs, 1, &t, lo..hi);
+                out.rows_apply_with(simd, 1, &t, lo..hi);
                 for c in 0..m.cols {
                     let (x, y) = (m.at(1, c), m.at(2, c));
                     let inside = (lo..hi).contains(&c);
@@ -480,7 +480,7 @@ mod tests {
                         false => [x, y],
                     };
                     for (got, want) in [out.at(1, c), out.at(2, c)].into_iter().zip(want) {
-                        assert!((got - want).norm() <= 1e-15, "{pairs:?} {lo}..{hi} {c}");
+                        assert!((got - want).norm() <= 1e-15, "{simd:?} {lo}..{hi} {c}");
                     }
                     // Row 0 is not touched.
                     assert_eq!(out.at(0, c), m.at(0, c));
@@ -501,16 +501,13 @@ mod tests {
                     (0..len).map(|j| m.at(a, j) * n.at(b, j).conj()).sum()
                 })
                 .collect();
-            for pairs in [Simd::Portable, Simd::Avx2, Simd::Avx512] {
-                if pairs > best {
+            for simd in [Simd::Portable, Simd::Avx2, Simd::Avx512] {
+                if simd > best {
                     continue;
                 }
-                let h = row_products_with(pairs, two_rows(&m, 1, 0..len), two_rows(&n, 1, 0..len));
+                let h = row_products_with(simd, two_rows(&m, 1, 0..len), two_rows(&n, 1, 0..len));
                 for (got, want) in h.iter().flatten().zip(&want) {
-                    assert!(
-                        (got - want).norm() <= 1e-14,
-                        "{pairs:?} {len}: {got} {want}"
-                    );
+                    assert!((got - want).norm() <= 1e-14, "{simd:?} {len}: {got} {want}");
                 }
             }
         }
