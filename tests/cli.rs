@@ -1818,6 +1818,31 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
         }
     }
     assert!(!d.path("bad.gds").exists());
+    // A layout edited so that its MZIs' columns disagree with the order light meets them (the
+    // GDS would draw another mesh than `simulate` multiplies out) is refused by both.
+    let mut edited: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&svd_layout).unwrap()).unwrap();
+    let mzis = edited["mzis"].as_array_mut().unwrap();
+    let (column, mode) = (mzis[0]["column"].clone(), mzis[0]["mode"].as_u64().unwrap());
+    let next = (mzis.iter())
+        .position(|z| z["column"] != column && z["mode"].as_u64().unwrap().abs_diff(mode) == 1)
+        .unwrap();
+    mzis.swap(0, next);
+    let edited_path = d.s("edited.json");
+    std::fs::write(&edited_path, edited.to_string()).unwrap();
+    for command in ["simulate", "layout"] {
+        let out = d.s(if command == "simulate" {
+            "edited.npy"
+        } else {
+            "edited.gds"
+        });
+        let o = photonflow(&["mesh", command, "--layout", &edited_path, "--out", &out]);
+        assert!(!o.status.success(), "{command}");
+        for needle in ["--layout", "edited.json", "MZI 0", "later column"] {
+            assert!(stderr(&o).contains(needle), "{command}: {}", stderr(&o));
+        }
+        assert!(!std::path::Path::new(&out).exists(), "{command}");
+    }
 
     // The chip model: imperfections lower the fidelity, the correction of the splitter errors
     // raises it, and --out holds the corrected chip's matrix; bad input is refused by name.

@@ -370,7 +370,7 @@ fn compare_with_system(system: &OpticalSystem, layout: &Layout) -> anyhow::Resul
 }
 
 fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let layout = Layout::load(&args.layout)?;
+    let layout = Layout::load(&args.layout).context("--layout")?;
     if args.correct && args.reference.is_none() {
         bail!("--correct needs --reference M.npy: the matrix the fidelity is measured against");
     }

@@ -108,12 +108,7 @@ impl Mesh {
         use rayon::prelude::*;
         let n = self.n;
         let blocks: Vec<[[C; 2]; 2]> = self.mzis.iter().map(mzi).collect();
-        // The attenuators act before the first MZI after their column (after all, if none is).
-        let attenuate_at = self.attenuators.first().map(|a| {
-            (self.mzis.iter())
-                .position(|z| z.column > a.column)
-                .unwrap_or(self.mzis.len())
-        });
+        let attenuate_at = attenuate_at(&self.mzis, &self.attenuators);
         let phases: Vec<C> = self.output_phases.iter().map(|&p| cis(p)).collect();
         let starts: Vec<usize> = (0..n).step_by(MATRIX_BLOCK).collect();
         let columns: Vec<CMatrix> = (starts.par_iter())
@@ -211,6 +206,92 @@ impl Mesh {
             }
         }
     }
+}
+
+/// Where the attenuators act in the order light meets the MZIs: before the first MZI in a
+/// later column than theirs (after all, if none is); `None` without attenuators.
+fn attenuate_at(mzis: &[Mzi], attenuators: &[Attenuator]) -> Option<usize> {
+    let a = attenuators.first()?;
+    Some((mzis.iter().position(|z| z.column > a.column)).unwrap_or(mzis.len()))
+}
+
+/// Checks that the columns of a mesh of `n` modes agree with the order light meets its
+/// elements (`mzis` in that order, the `attenuators` where [`attenuate_at`] puts them): the
+/// attenuators share one column, every element fits the modes, and on every mode each element
+/// stands in a later column than the one before it. The mesh drawn by its columns
+/// ([`super::gds::write_mesh_gds`], and the gradient of the global correction, which sweeps
+/// the columns) is then the mesh multiplied out in its order ([`Mesh::matrix`]). Returns what
+/// is wrong, naming the element by its index.
+pub(crate) fn check_columns(
+    n: usize,
+    mzis: &[Mzi],
+    attenuators: &[Attenuator],
+) -> std::result::Result<(), String> {
+    #[derive(Clone, Copy)]
+    enum Last {
+        Mzi(usize),
+        Attenuator(usize),
+    }
+    let name = |e: Last| match e {
+        Last::Mzi(i) => format!(
+            "MZI {i} (column {}, modes {}–{})",
+            mzis[i].column,
+            mzis[i].mode,
+            mzis[i].mode + 1
+        ),
+        Last::Attenuator(i) => format!(
+            "attenuator {i} (column {}, mode {})",
+            attenuators[i].column, attenuators[i].mode
+        ),
+    };
+    if let Some(i) = attenuators
+        .iter()
+        .position(|a| a.column != attenuators[0].column)
+    {
+        return Err(format!(
+            "{} is not in the column of attenuator 0 ({}): an SVD mesh has its attenuators in \
+             one column",
+            name(Last::Attenuator(i)),
+            attenuators[0].column
+        ));
+    }
+    // The element last met on each mode, and the first column free after it.
+    let mut last: Vec<Option<(Last, usize)>> = vec![None; n];
+    let mut place = |e: Last, column: usize, modes: std::ops::Range<usize>| {
+        if modes.end > n {
+            return Err(format!("{} does not fit {n} modes", name(e)));
+        }
+        for m in modes.clone() {
+            if let Some((before, free)) = last[m]
+                && column < free
+            {
+                return Err(format!(
+                    "{} meets light after {} on mode {m} but does not stand in a later column: \
+                     on every mode the columns must increase in the order light meets the \
+                     elements (mesh layout draws them by column, mesh simulate multiplies \
+                     them in order)",
+                    name(e),
+                    name(before)
+                ));
+            }
+        }
+        for m in modes {
+            last[m] = Some((e, column + 1));
+        }
+        Ok(())
+    };
+    let at = attenuate_at(mzis, attenuators);
+    for i in 0..=mzis.len() {
+        if at == Some(i) {
+            for (j, a) in attenuators.iter().enumerate() {
+                place(Last::Attenuator(j), a.column, a.mode..a.mode + 1)?;
+            }
+        }
+        if let Some(z) = mzis.get(i) {
+            place(Last::Mzi(i), z.column, z.mode..z.mode + 2)?;
+        }
+    }
+    Ok(())
 }
 
 /// Meshes from this size on compute their phases in parallel (below, handing the work to the

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::ser::Formatter;
 
 use super::chip::{CorrectionReport, Imperfections};
-use super::decompose::{Attenuator, Mesh, Mzi};
+use super::decompose::{Attenuator, Mesh, Mzi, check_columns};
 use super::mzi::Convention;
 use super::svd::SvdInfo;
 use crate::error::{CompileError, Result, read_text};
@@ -114,7 +114,9 @@ impl Layout {
         written.convert(self.convention(), Convention::Photonflow)
     }
 
-    /// Reads and checks a layout file: format, convention, modes of every MZI, phases finite.
+    /// Reads and checks a layout file: format, convention, modes of every MZI, phases finite,
+    /// the MZI count and depth it states, columns that agree with the order light meets the
+    /// elements ([`check_columns`]), and the SVD block within the mesh.
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |problem: String| CompileError::file(path, problem);
         let text = read_text(path)?;
@@ -164,6 +166,36 @@ impl Layout {
         }
         if let Some(p) = l.output_phases.iter().find(|p| !p.is_finite()) {
             return Err(bad(format!("output phase {p} is not finite")));
+        }
+        if l.mzi_count != l.mzis.len() {
+            return Err(bad(format!(
+                "says mzi_count {} but lists {} MZIs",
+                l.mzi_count,
+                l.mzis.len()
+            )));
+        }
+        check_columns(l.n, &l.mzis, &l.attenuators).map_err(bad)?;
+        let depth = (l.mzis.iter().map(|z| z.column + 1))
+            .chain(l.attenuators.iter().map(|a| a.column + 1))
+            .max()
+            .unwrap_or(0);
+        if l.depth != depth {
+            return Err(bad(format!(
+                "says depth {} but its elements stand in {depth} columns",
+                l.depth
+            )));
+        }
+        if let Some(s) = &l.svd
+            && !((1..=l.n).contains(&s.rows)
+                && (1..=l.n).contains(&s.cols)
+                && s.scale.is_finite()
+                && s.scale > 0.0)
+        {
+            return Err(bad(format!(
+                "its svd block is {}×{} with scale {}; a block of a {}-mode mesh has 1 … {} \
+                 rows and columns and a finite positive scale",
+                s.rows, s.cols, s.scale, l.n, l.n
+            )));
         }
         Ok(l)
     }
@@ -383,5 +415,75 @@ mod tests {
             read.extend(cols.iter().map(|&c| f[c].parse::<f64>().unwrap().to_bits()));
         }
         assert_eq!(read, bits(&layout));
+    }
+
+    /// `load` refuses a layout whose columns disagree with the order light meets its elements
+    /// (the GDS would draw another mesh than `simulate` multiplies out), whose counts disagree
+    /// with its lists, or whose SVD block does not fit; it accepts any order that keeps every
+    /// mode's, and that order implements the same matrix.
+    #[test]
+    fn layouts_whose_columns_or_counts_disagree_with_their_elements_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layout.json");
+        let load = |l: &Layout| {
+            l.save(&path).unwrap();
+            Layout::load(&path)
+        };
+        let mesh = decompose(&haar_unitary(8, &mut Rng::new(5)), Method::Clements, 1e-9).unwrap();
+        let good = Layout::new(&mesh, Convention::Photonflow, "clements", 0.0, 0.0, "test");
+        let (m, info) = crate::mesh::decompose_svd(
+            &crate::mesh::CMatrix::random(5, 3, &mut Rng::new(6)),
+            Method::Clements,
+        )
+        .unwrap();
+        let mut svd = Layout::new(&m, Convention::Photonflow, "svd", 0.0, 0.0, "test");
+        svd.svd = Some(info);
+        assert_eq!(load(&good).unwrap(), good);
+        assert_eq!(load(&svd).unwrap(), svd);
+
+        // By column, then from the bottom mode up: another order, the same on every mode.
+        let mut sorted = good.clone();
+        sorted.mzis.sort_by_key(|z| (z.column, usize::MAX - z.mode));
+        assert_ne!(sorted.mzis, good.mzis);
+        let back = load(&sorted).unwrap();
+        assert!(back.mesh().matrix().relative_error(&good.mesh().matrix()) < 1e-14);
+
+        // The first MZI moved behind an MZI of the next column that shares one of its modes:
+        // multiplied in that order it is another matrix, drawn by columns the same one.
+        let mut swapped = good.clone();
+        let z = swapped.mzis[0];
+        let j = (swapped.mzis.iter())
+            .position(|y| y.column == z.column + 1 && y.mode.abs_diff(z.mode) == 1)
+            .unwrap();
+        swapped.mzis.swap(0, j);
+        assert!(
+            swapped
+                .mesh()
+                .matrix()
+                .relative_error(&good.mesh().matrix())
+                > 0.01
+        );
+
+        let mut counted = good.clone();
+        counted.mzi_count += 1;
+        let mut deep = good.clone();
+        deep.depth -= 1;
+        let mut block = svd.clone();
+        block.svd.as_mut().unwrap().rows = svd.n + 1;
+        let mut split = svd.clone();
+        split.attenuators[2].column += 1;
+        let mut early = svd.clone();
+        early.attenuators.iter_mut().for_each(|a| a.column = 0);
+        for (layout, needle) in [
+            (swapped, "MZI 0 (column 1, modes"),
+            (counted, "mzi_count 29"),
+            (deep, "depth 7"),
+            (block, "svd block is 6×3"),
+            (split, "attenuator 2"),
+            (early, "does not stand in a later column"),
+        ] {
+            let e = load(&layout).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
     }
 }
