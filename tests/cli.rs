@@ -1009,6 +1009,10 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
             vec!["--levels", "continuous relief"],
         ),
         (
+            vec!["--target", "gds", "--levels", "4", "--marks", "2"],
+            vec!["--marks", "layer 2", "mask layers 1 … 3"],
+        ),
+        (
             vec!["--target", "stl", "--levels", "4"],
             vec!["--base", "base plate"],
         ),

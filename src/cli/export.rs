@@ -55,8 +55,9 @@ pub struct Args {
     /// Length unit of the STL coordinates: mm (what slicers assume), um, cm, m or in.
     #[arg(long, value_name = "UNIT", default_value = "mm")]
     stl_unit: String,
-    /// Add alignment marks (a cross in each corner) to every GDS cell, on this GDS layer.
-    #[arg(long, value_name = "LAYER")]
+    /// Add alignment marks (a cross in each corner) to every GDS cell, on this GDS layer
+    /// (0 … 32767, not one of the mask layers).
+    #[arg(long, value_name = "LAYER", value_parser = clap::value_parser!(u16).range(0..=32767))]
     marks: Option<u16>,
     /// The SLM panel, WIDTHxHEIGHT@PITCH (e.g. 1920x1080@8um); default: the design's pixels.
     #[arg(long, value_name = "WxH@PITCH")]

@@ -259,15 +259,34 @@ pub(crate) const MAX_LAYER: u16 = i16::MAX as u16;
 
 /// Number of binary etch masks `ceil(log2 count)` for `count ≥ 2` levels.
 fn mask_bits(count: u16) -> u16 {
-    (16 - (count - 1).leading_zeros()) as u16
+    (16 - count.saturating_sub(1).leading_zeros()) as u16
 }
 
 /// Highest GDS layer the masks of a `count`-level map use.
 fn max_mask_layer(count: u16, mode: GdsMode) -> u16 {
     match mode {
-        GdsMode::Levels => count - 1,
+        GdsMode::Levels => count.saturating_sub(1),
         GdsMode::BinaryMasks => mask_bits(count),
     }
+}
+
+/// What is wrong with alignment marks on GDS layer `marks` beside the masks of `maps`
+/// written in `mode` (layers `1 ..=` the highest any of them uses), if anything.
+pub(crate) fn marks_problem(
+    marks: Option<u16>,
+    maps: &[LevelMap],
+    mode: GdsMode,
+) -> Option<String> {
+    let layer = marks?;
+    let max_layer = (maps.iter().map(|m| max_mask_layer(m.count, mode)))
+        .max()
+        .unwrap_or(0);
+    (layer > MAX_LAYER || (1..=max_layer).contains(&layer)).then(|| {
+        format!(
+            "layer {layer}: give a GDS layer ≤ {MAX_LAYER} that is not one of the mask layers \
+             1 … {max_layer}"
+        )
+    })
 }
 
 fn check_name(what: &'static str, name: &str) -> Result<(), GdsError> {
@@ -646,7 +665,6 @@ pub fn write_gds(
     }
     let mut names = HashSet::new();
     let mut grids = Vec::with_capacity(maps.len());
-    let mut max_layer = 0;
     let margin = if opts.alignment_marks.is_some() {
         30
     } else {
@@ -658,14 +676,10 @@ pub fn write_gds(
             let why = "used twice; cell names must be unique in a library";
             return Err(input(format!("cell name {:?}", m.name), why));
         }
-        max_layer = max_layer.max(max_mask_layer(m.count, opts.mode));
         grids.push(Grid::new(m.name, (m.nx, m.ny), (m.dx, m.dy), db, margin)?);
     }
-    if let Some(layer) = opts.alignment_marks
-        && (layer > MAX_LAYER || (1..=max_layer).contains(&layer))
-    {
-        let why = format!("it must be ≤ 32767 and not one of the mask layers 1..={max_layer}");
-        return Err(input(format!("alignment-mark layer {layer}"), why));
+    if let Some(problem) = marks_problem(opts.alignment_marks, maps, opts.mode) {
+        return Err(input("alignment marks", problem));
     }
 
     let date = gds_date(opts.timestamp)?;
@@ -1092,7 +1106,11 @@ mod tests {
             alignment_marks: Some(3),
             ..Default::default()
         };
-        assert!(err(&maps, &clash).contains("mask layers 1..=3"));
+        assert!(
+            err(&maps, &clash).contains("mask layers 1 … 3"),
+            "{}",
+            err(&maps, &clash)
+        );
     }
 
     #[test]

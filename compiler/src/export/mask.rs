@@ -9,7 +9,7 @@ use photonflow_optics::io::write_atomic;
 use serde_json::json;
 
 use super::Staging;
-use super::gds::{GdsMode, GdsOptions, LevelMap, rasterise, read_gds, write_gds};
+use super::gds::{GdsMode, GdsOptions, LevelMap, marks_problem, rasterise, read_gds, write_gds};
 use crate::error::{CompileError, Result};
 use crate::fabricate::Fabrication;
 
@@ -63,6 +63,12 @@ pub fn write_gds_target(
             dy: system.pitch_m,
             levels,
             count,
+        });
+    }
+    if let Some(problem) = marks_problem(settings.alignment_marks, &maps, settings.mode) {
+        return Err(CompileError::Option {
+            option: "--marks",
+            problem,
         });
     }
     let options = GdsOptions {
