@@ -129,6 +129,8 @@ impl FromStr for Target {
 #[derive(Debug)]
 pub struct Staging {
     dir: PathBuf,
+    /// The folder it becomes: errors name its files, not the temporary ones.
+    out: PathBuf,
     files: Vec<FileEntry>,
 }
 
@@ -143,7 +145,16 @@ impl Staging {
         write: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<()> {
         let path = self.dir.join(name);
-        write(&path)?;
+        write(&path).map_err(|e| match e {
+            CompileError::File { path, problem } => CompileError::File {
+                path: match path.strip_prefix(&self.dir) {
+                    Ok(inside) => self.out.join(inside),
+                    Err(_) => path,
+                },
+                problem,
+            },
+            other => other,
+        })?;
         let bytes = std::fs::metadata(&path)
             .map_err(|e| CompileError::File {
                 path: path.clone(),
@@ -196,7 +207,7 @@ pub fn export(
         path: out.to_path_buf(),
         problem: format!("cannot create files beside it ({e}); choose a writable --out"),
     })?;
-    let result = fill(system, fabrication, target, &staging_dir, source)
+    let result = fill(system, fabrication, target, &staging_dir, out, source)
         .and_then(|manifest| publish(&staging_dir, out).map(|()| manifest));
     if result.is_err() {
         std::fs::remove_dir_all(&staging_dir).ok();
@@ -209,10 +220,12 @@ fn fill(
     fabrication: Option<&Fabrication>,
     target: Target,
     dir: &Path,
+    out: &Path,
     source: &Source,
 ) -> Result<Manifest> {
     let mut staging = Staging {
         dir: dir.to_path_buf(),
+        out: out.to_path_buf(),
         files: Vec::new(),
     };
     let relief = || {
@@ -279,7 +292,7 @@ fn fill(
     let json = serde_json::to_string_pretty(&manifest).expect("manifests serialise");
     photonflow_optics::io::write_atomic(&path, |w| std::io::Write::write_all(w, json.as_bytes()))
         .map_err(|e| CompileError::File {
-        path,
+        path: out.join(manifest::FILE_NAME),
         problem: format!("cannot write it: {e}"),
     })?;
     Ok(manifest)
@@ -343,6 +356,37 @@ fn publish(staging: &Path, out: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_of_staged_files_name_the_file_in_the_output_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let (dir, out) = (root.path().join(".fab.partial-1"), root.path().join("fab"));
+        let mut staging = Staging {
+            dir: dir.clone(),
+            out: out.clone(),
+            files: Vec::new(),
+        };
+        let e = staging
+            .file("sub/mask.gds", None, "gds", |path| {
+                assert_eq!(path, dir.join("sub/mask.gds"));
+                Err(CompileError::file(path, "cannot write it: full"))
+            })
+            .unwrap_err();
+        match e {
+            CompileError::File { path, problem } => {
+                assert_eq!(path, out.join("sub/mask.gds"));
+                assert_eq!(problem, "cannot write it: full");
+            }
+            other => panic!("{other}"),
+        }
+        // Other errors, and files elsewhere, pass unchanged.
+        let elsewhere = root.path().join("lut.csv");
+        let e = staging.file("a.npy", None, "npy", |_| {
+            Err(CompileError::file(&elsewhere, "bad"))
+        });
+        assert!(matches!(e, Err(CompileError::File { path, .. }) if path == elsewhere));
+        assert!(staging.files.is_empty());
+    }
 
     #[test]
     fn every_target_parses_by_its_name() {
