@@ -118,7 +118,7 @@ impl<'de> Deserialize<'de> for Length {
 
 /// A pixel count for both axes (`200`) or per axis (`[nx, ny]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a pixel count (200) or one per axis ([nx, ny])")]
 pub enum Size {
     /// The same count along x and y.
     Square(usize),
@@ -138,7 +138,11 @@ impl Size {
 
 /// One distance for every gap between layers, or one per gap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a length with its unit (\"2cm\") or a list of them, one per gap between \
+                 layers ([\"2cm\", \"3cm\"])"
+)]
 pub enum Spacing {
     /// The same distance between every pair of consecutive layers.
     Uniform(Length),
@@ -148,7 +152,10 @@ pub enum Spacing {
 
 /// Zero-padding factor (`2`) or `"circular"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a zero-padding factor from 1 to 64 (2 for a linear convolution) or \"circular\""
+)]
 pub enum PaddingSpec {
     /// Zero-pad each axis to `factor·n` (≥ 1; 2 makes the convolution linear).
     Factor(f64),
@@ -226,7 +233,11 @@ pub enum PhaseParam {
 
 /// A material by preset name or given explicitly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a material's name (\"thz-resin\") or a table { name = \"...\", n = 1.72, \
+                 kappa = 0.03 }"
+)]
 pub enum MaterialSpec {
     /// A preset name (see [`material_preset`]).
     Preset(String),
@@ -605,8 +616,12 @@ impl Config {
             PaddingSpec::Named(s) if s == "circular" => Padding::Circular,
             other => {
                 return Err(problem(format!(
-                    "[optics] padding = {other:?}: give a factor between 1 and 64 (2 for a \
-                     linear convolution) or \"circular\""
+                    "[optics] padding = {}: give a factor between 1 and 64 (2 for a linear \
+                     convolution) or \"circular\"",
+                    match other {
+                        PaddingSpec::Factor(f) => f.to_string(),
+                        PaddingSpec::Named(s) => format!("{s:?}"),
+                    }
                 )));
             }
         };
@@ -989,7 +1004,24 @@ mod tests {
         let e = err(&SMALL.replace("layers = 2", "layers = 2\nmethod = \"magic\""));
         assert!(e.contains("unknown propagation method 'magic'"), "{e}");
         let e = err(&SMALL.replace("layers = 2", "layers = 2\npadding = \"mirror\""));
-        assert!(e.contains("circular"), "{e}");
+        assert!(
+            e.contains("padding = \"mirror\"") && e.contains("circular"),
+            "{e}"
+        );
+        let e = err(&SMALL.replace("layers = 2", "layers = 2\npadding = 0.5"));
+        assert!(e.contains("padding = 0.5:"), "{e}");
+        // Values that fit none of a key's forms say which forms it takes.
+        let e = err(&SMALL.replace("spacing = \"3cm\"", "spacing = \"far\""));
+        assert!(
+            e.contains("a length with its unit (\"2cm\") or a list of them"),
+            "{e}"
+        );
+        let e = err(&format!("{SMALL}\n[input]\nsize = \"big\"\n"));
+        assert!(e.contains("a pixel count (200) or one per axis"), "{e}");
+        let e = err(&format!(
+            "{SMALL}\n[modulation]\nkind = \"height\"\nmaterial = 1.5\n"
+        ));
+        assert!(e.contains("a material's name"), "{e}");
     }
 
     #[test]
