@@ -326,6 +326,9 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
     );
     run(with(&ok, &["--method", "magic"]), &["magic", "bl-asm"]);
     run(with(&ok, &["--pad", "0.5"]), &["--pad"]);
+    // Negative numbers reach the checks (not the parser's "unexpected argument '-1'").
+    run(with(&ok, &["--pad", "-2"]), &["--pad -2", "between 1"]);
+    run(with(&ok, &["--index", "-1"]), &["--index -1", "positive"]);
     run(
         with(&ok, &["--distance", "0m", "--method", "fresnel-ir"]),
         &["fresnel-ir"],
@@ -1099,6 +1102,20 @@ fn bad_training_input_names_the_problem() {
         &d,
         &["train", "--data", &data, "--out", &run],
         &["--preset"],
+    );
+    fails(
+        &d,
+        &[
+            "train", "--config", &tiny, "--data", &data, "--out", &run, "--lr", "-0.1",
+        ],
+        &["lr = -0.1", "must be > 0"],
+    );
+    fails(
+        &d,
+        &[
+            "train", "--config", &tiny, "--data", &data, "--out", &run, "--epochs", "-1",
+        ],
+        &["--epochs", "'-1'"],
     );
     fails(
         &d,

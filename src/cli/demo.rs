@@ -40,13 +40,23 @@ pub struct Args {
     #[arg(long)]
     offline: bool,
     /// Training samples (the first N of the training set; default: all of MNIST's 60 000).
-    #[arg(long, default_value_t = 60_000, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 60_000,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     train_limit: usize,
     /// Test samples (the first N of the test set).
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     test_limit: usize,
     /// Epochs (default: the demo preset's).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Print one JSON object with the results on stdout (no progress bars).
     #[arg(long)]

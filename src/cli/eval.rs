@@ -24,10 +24,15 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     dataset: Option<String>,
     /// Evaluate the first N test samples only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     test_limit: Option<usize>,
     /// Samples per batch.
-    #[arg(long, default_value_t = 64, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     batch: usize,
     /// Test-time lateral misalignment: every layer shifted by a random whole number of pixels
     /// in −M…M along x and along y, drawn anew per layer and per batch (`1px`, or a length
@@ -40,10 +45,15 @@ pub struct Args {
     axial: Option<f64>,
     /// Quantise every phase mask to L uniform levels first (what an L-level fabrication process
     /// or SLM makes of it).
-    #[arg(long, value_name = "L")]
+    #[arg(long, value_name = "L", allow_negative_numbers = true)]
     levels: Option<u32>,
     /// Seed of the random misalignments.
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     seed: u64,
     /// Also draw the confusion matrix into this PNG.
     #[arg(long, value_name = "OUT.png")]

@@ -39,7 +39,7 @@ pub struct Args {
     material: Option<String>,
     /// Quantise to L levels (default: the levels the model was trained with, else a continuous
     /// relief).
-    #[arg(long, value_name = "L")]
+    #[arg(long, value_name = "L", allow_negative_numbers = true)]
     levels: Option<u32>,
     /// Unwrap each layer's phase into a relief without 2π steps (a refractive surface instead
     /// of a Fresnel one), for the npy, height, stl and hdf5 targets.
@@ -57,7 +57,7 @@ pub struct Args {
     stl_unit: String,
     /// Add alignment marks (a cross in each corner) to every GDS cell, on this GDS layer
     /// (0 … 32767, not one of the mask layers).
-    #[arg(long, value_name = "LAYER", value_parser = clap::value_parser!(u16).range(0..=32767))]
+    #[arg(long, value_name = "LAYER", value_parser = clap::value_parser!(u16).range(0..=32767), allow_negative_numbers = true)]
     marks: Option<u16>,
     /// The SLM panel, WIDTHxHEIGHT@PITCH (e.g. 1920x1080@8um); default: the design's pixels.
     #[arg(long, value_name = "WxH@PITCH")]
@@ -66,10 +66,15 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     lut: Option<PathBuf>,
     /// Bits per SLM gray level: 8, 10, 12 or 16.
-    #[arg(long, value_name = "B", default_value_t = 8)]
+    #[arg(
+        long,
+        value_name = "B",
+        default_value_t = 8,
+        allow_negative_numbers = true
+    )]
     bits: u32,
     /// Gray level of one full 2π on a linear SLM (default 2^bits).
-    #[arg(long, value_name = "G")]
+    #[arg(long, value_name = "G", allow_negative_numbers = true)]
     two_pi_gray: Option<u32>,
     /// Resampling onto the SLM's pixels: nearest or bilinear (of exp(iφ)).
     #[arg(long, value_name = "METHOD", default_value = "nearest")]
@@ -91,7 +96,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     dataset: Option<String>,
     /// --simulate on the first N test samples only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     test_limit: Option<usize>,
     /// Print the manifest as one JSON object.
     #[arg(long)]

@@ -87,7 +87,7 @@ struct DecomposeArgs {
     correct: bool,
     /// With --correct: the most iterations of the global re-optimisation (0: the MZI-by-MZI
     /// correction alone); more keep lowering the error, slowly, at O(N³) each.
-    #[arg(long, value_name = "N", default_value_t = MAX_ITERATIONS, requires = "correct")]
+    #[arg(long, value_name = "N", default_value_t = MAX_ITERATIONS, requires = "correct", allow_negative_numbers = true)]
     iterations: usize,
     /// The MZI convention of the written phases: photonflow-mzi-v1 (the device as built; the
     /// only one heater voltages and chips apply to) or clements2016 (Clements et al. 2016, as
@@ -132,7 +132,7 @@ struct SimulateArgs {
     correct: bool,
     /// With --correct: the most iterations of the global re-optimisation (0: the MZI-by-MZI
     /// correction alone); more keep lowering the error, slowly, at O(N³) each.
-    #[arg(long, value_name = "N", default_value_t = MAX_ITERATIONS, requires = "correct")]
+    #[arg(long, value_name = "N", default_value_t = MAX_ITERATIONS, requires = "correct", allow_negative_numbers = true)]
     iterations: usize,
     /// Also write a PNG of the implemented matrix's moduli (with --reference, beside the
     /// reference's and the moduli of their difference).

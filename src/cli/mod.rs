@@ -20,7 +20,7 @@ use photonflow_optics::units::parse_length;
 #[command(name = "photonflow", version, about, long_about = None)]
 pub struct Cli {
     /// Worker threads (default: all cores, or $RAYON_NUM_THREADS).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", allow_negative_numbers = true)]
     pub threads: Option<usize>,
     #[command(subcommand)]
     pub command: Command,

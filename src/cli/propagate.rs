@@ -41,10 +41,20 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_name = "METHOD")]
     method: Method,
     /// Zero-padding factor per axis (2 = linear convolution; 1 = none, i.e. circular).
-    #[arg(long, default_value_t = 2.0, value_name = "FACTOR")]
+    #[arg(
+        long,
+        default_value_t = 2.0,
+        value_name = "FACTOR",
+        allow_hyphen_values = true
+    )]
     pad: f64,
     /// Refractive index of the medium between the planes.
-    #[arg(long, default_value_t = 1.0, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     index: f64,
     /// Evanescent waves in the angular-spectrum methods: decay (default) or drop.
     #[arg(long, value_enum, default_value_t = EvanescentArg::Decay)]

@@ -40,26 +40,26 @@ pub struct Args {
     )]
     out: Option<PathBuf>,
     /// Epochs (overrides the config).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Batch size (overrides the config).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     batch: Option<usize>,
     /// Learning rate (overrides the config).
-    #[arg(long, value_name = "LR")]
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Random seed (overrides the config).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Translate every training image by up to ±N of its pixels, at random (overrides
     /// `[training] augment_shift`; may change on --resume, to fine-tune with it).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     augment_shift: Option<u32>,
     /// Train on the first N training samples only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     train_limit: Option<usize>,
     /// Test on the first N test samples only.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     test_limit: Option<usize>,
     /// Continue the run in --out from its last checkpoint, with the run's config (--epochs may
     /// extend it and --augment-shift change it; both are written back to the run's config).
