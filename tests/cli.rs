@@ -1704,7 +1704,40 @@ fn mesh_decompose_and_simulate_round_trip() {
         for needle in needles {
             assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
         }
+        assert!(!stderr(&o).contains("single-precision"), "{args:?}");
     }
+    // A unitary saved in single precision: refused at the default tolerance with the one to
+    // pass, and compiled with it.
+    let single: Vec<Complex<f32>> = (u.data.iter())
+        .map(|c| Complex::new(c.re as f32, c.im as f32))
+        .collect();
+    npy::write_npy(&d.path("u64.npy"), &[n, n], NpyDataRef::C64(&single)).unwrap();
+    let (single, single_out) = (d.s("u64.npy"), d.s("single"));
+    let decompose = |extra: &[&str]| {
+        let mut a = vec![
+            "mesh",
+            "decompose",
+            "--matrix",
+            &single,
+            "--out",
+            &single_out,
+        ];
+        a.extend(extra);
+        photonflow(&a)
+    };
+    let o = decompose(&[]);
+    assert!(!o.status.success());
+    for needle in [
+        "--matrix",
+        "u64.npy",
+        "single-precision",
+        "--tolerance 1e-6",
+    ] {
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    }
+    let o = decompose(&["--tolerance", "1e-6", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(last_json(&o)["error"].as_f64().unwrap() < 1e-6);
 
     // GDSII layout of the mesh: one MZI cell referenced per MZI, on the grid, read back by
     // photonflow itself and (in CI) by gdstk.

@@ -27,6 +27,19 @@ pub enum CompileError {
     /// A design that the chosen process cannot make.
     #[error("{0}")]
     Design(String),
+    /// A matrix given as unitary that is not, within the tolerance.
+    #[error(
+        "the matrix is not unitary: it deviates by {deviation:.3e} (largest entry of the \
+         triangularised U; U†U − I is of the same order) beyond the tolerance {tolerance:e}; use \
+         --method svd for a non-unitary matrix, or --tolerance if it is unitary to a coarser \
+         precision"
+    )]
+    NotUnitary {
+        /// The measured deviation (NaN for a non-finite result).
+        deviation: f64,
+        /// The tolerance it exceeds.
+        tolerance: f64,
+    },
     /// The optics crate refused the system.
     #[error(transparent)]
     Optics(#[from] photonflow_optics::OpticsError),

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use num_complex::Complex64;
+use photonflow_compiler::error::CompileError;
 use photonflow_compiler::mesh::chip::{
     Chip, CorrectionReport, Imperfections, MAX_GLOBAL_MODES, MAX_ITERATIONS, compare, implemented,
 };
@@ -153,7 +154,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Reads a 2-D complex (or real) matrix.
-fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<CMatrix> {
+/// A matrix read from `.npy`, and whether its file held single-precision numbers.
+fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<(CMatrix, bool)> {
     let arr = read_npy(path).with_context(|| format!("{flag} {}", path.display()))?;
     let [rows, cols] = arr.shape[..] else {
         bail!(
@@ -162,6 +164,7 @@ fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<CMatrix> {
             arr.shape
         );
     };
+    let single = matches!(arr.data, NpyData::C64(_) | NpyData::F32(_));
     let data: Vec<Complex64> = match arr.data {
         NpyData::C128(v) => v,
         NpyData::C64(v) => v
@@ -176,7 +179,7 @@ fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<CMatrix> {
             other.dtype_name()
         ),
     };
-    Ok(CMatrix { rows, cols, data })
+    Ok((CMatrix { rows, cols, data }, single))
 }
 
 /// What `--method` builds.
@@ -218,7 +221,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
             convention.name()
         );
     }
-    let (u, source, system) = match (&args.matrix, &args.system) {
+    let ((u, single), source, system) = match (&args.matrix, &args.system) {
         (Some(path), _) => (read_matrix(path, "--matrix")?, path.clone(), None),
         (None, Some(run)) => {
             let folder = if run.join("model").join(FILE_NAME).is_file() {
@@ -230,17 +233,31 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--system {}", run.display()))?;
             let m = bridge::system_matrix(&system)
                 .with_context(|| format!("--system {}", run.display()))?;
-            (m, folder, Some(system))
+            ((m, false), folder, Some(system))
         }
         (None, None) => bail!("give --matrix M.npy or --system RUN"),
     };
     let started = Instant::now();
     let context = || format!("--matrix {}", source.display());
     let (mut mesh, info) = match architecture {
-        Architecture::Unitary(method) => (
-            decompose(&u, method, args.tolerance).with_context(context)?,
-            None,
-        ),
+        Architecture::Unitary(method) => {
+            let mesh = decompose(&u, method, args.tolerance).map_err(|e| {
+                let hint = match e {
+                    CompileError::NotUnitary { deviation, .. } if single && deviation < 1e-4 => {
+                        // A power of ten above the deviation, with a margin.
+                        let tolerance = 10f64.powf((deviation * 10.0).max(1e-6).log10().ceil());
+                        format!(
+                            ": it holds single-precision numbers (about 7 significant digits), \
+                             so a unitary saved in it deviates at this level; pass --tolerance \
+                             {tolerance:e}, or save the matrix as complex128"
+                        )
+                    }
+                    _ => String::new(),
+                };
+                anyhow::Error::new(e).context(format!("{}{hint}", context()))
+            })?;
+            (mesh, None)
+        }
         Architecture::Svd => {
             let (mesh, info) = decompose_svd(&u, Method::Clements).with_context(context)?;
             (mesh, Some(info))
@@ -380,7 +397,7 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
         None => layout.imperfections.clone().unwrap_or_default(),
     };
     let reference = match &args.reference {
-        Some(path) => Some((read_matrix(path, "--reference")?, path)),
+        Some(path) => Some((read_matrix(path, "--reference")?.0, path)),
         None => None,
     };
     let svd = layout.svd.as_ref();

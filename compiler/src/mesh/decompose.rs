@@ -404,12 +404,10 @@ fn nullings(w: Work, n: usize, method: Method, tolerance: f64) -> Result<Mesh> {
     }
     let (dev, mut d) = w.finish();
     if dev > tolerance || dev.is_nan() {
-        return Err(CompileError::Design(format!(
-            "the matrix is not unitary: it deviates by {dev:.3e} (largest entry of the \
-             triangularised U; U†U − I is of the same order) beyond the tolerance {tolerance:e}; \
-             use --method svd for a non-unitary matrix, or --tolerance if it is unitary to a \
-             coarser precision"
-        )));
+        return Err(CompileError::NotUnitary {
+            deviation: dev,
+            tolerance,
+        });
     }
     // The left MZIs, commuted through the output phases in turn (each moves two of them, and
     // leaves the ratio its external phase is the argument of), in light order after the right
