@@ -153,8 +153,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Reads a 2-D complex (or real) matrix.
-/// A matrix read from `.npy`, and whether its file held single-precision numbers.
+/// Reads a 2-D complex (or real) matrix from `.npy`; also says whether the file held
+/// single-precision numbers.
 fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<(CMatrix, bool)> {
     let arr = read_npy(path).with_context(|| format!("{flag} {}", path.display()))?;
     let [rows, cols] = arr.shape[..] else {

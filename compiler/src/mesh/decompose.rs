@@ -85,9 +85,7 @@ impl Method {
 impl Mesh {
     /// Optical depth: the number of columns (of MZIs and attenuators).
     pub fn depth(&self) -> usize {
-        let mzis = self.mzis.iter().map(|m| m.column + 1);
-        let attenuators = self.attenuators.iter().map(|a| a.column + 1);
-        mzis.chain(attenuators).max().unwrap_or(0)
+        depth(&self.mzis, &self.attenuators)
     }
 
     /// The matrix the ideal mesh implements, `diag(e^{i·output_phases}) · T_K ⋯ T_1` (with
@@ -208,6 +206,13 @@ impl Mesh {
     }
 }
 
+/// The number of columns the elements stand in (one past the last).
+pub(crate) fn depth(mzis: &[Mzi], attenuators: &[Attenuator]) -> usize {
+    let mzis = mzis.iter().map(|m| m.column + 1);
+    let attenuators = attenuators.iter().map(|a| a.column + 1);
+    mzis.chain(attenuators).max().unwrap_or(0)
+}
+
 /// Where the attenuators act in the order light meets the MZIs: before the first MZI in a
 /// later column than theirs (after all, if none is); `None` without attenuators.
 fn attenuate_at(mzis: &[Mzi], attenuators: &[Attenuator]) -> Option<usize> {
@@ -217,8 +222,9 @@ fn attenuate_at(mzis: &[Mzi], attenuators: &[Attenuator]) -> Option<usize> {
 
 /// Checks that the columns of a mesh of `n` modes agree with the order light meets its
 /// elements (`mzis` in that order, the `attenuators` where [`attenuate_at`] puts them): the
-/// attenuators share one column, every element fits the modes, and on every mode each element
-/// stands in a later column than the one before it. The mesh drawn by its columns
+/// attenuators share one column, every element fits the modes and stands in a column before
+/// `usize::MAX` (so that [`depth`] counts it), and on every mode each element stands in a later
+/// column than the one before it. The mesh drawn by its columns
 /// ([`super::gds::write_mesh_gds`], and the gradient of the global correction, which sweeps
 /// the columns) is then the mesh multiplied out in its order ([`Mesh::matrix`]). Returns what
 /// is wrong, naming the element by its index.
@@ -237,7 +243,7 @@ pub(crate) fn check_columns(
             "MZI {i} (column {}, modes {}–{})",
             mzis[i].column,
             mzis[i].mode,
-            mzis[i].mode + 1
+            mzis[i].mode.saturating_add(1)
         ),
         Last::Attenuator(i) => format!(
             "attenuator {i} (column {}, mode {})",
@@ -257,10 +263,17 @@ pub(crate) fn check_columns(
     }
     // The element last met on each mode, and the first column free after it.
     let mut last: Vec<Option<(Last, usize)>> = vec![None; n];
-    let mut place = |e: Last, column: usize, modes: std::ops::Range<usize>| {
-        if modes.end > n {
+    let mut place = |e: Last, column: usize, mode: usize, span: usize| {
+        let Some(modes) = mode
+            .checked_add(span)
+            .filter(|&end| end <= n)
+            .map(|end| mode..end)
+        else {
             return Err(format!("{} does not fit {n} modes", name(e)));
-        }
+        };
+        let Some(free) = column.checked_add(1) else {
+            return Err(format!("{} stands in no column a mesh can have", name(e)));
+        };
         for m in modes.clone() {
             if let Some((before, free)) = last[m]
                 && column < free
@@ -276,7 +289,7 @@ pub(crate) fn check_columns(
             }
         }
         for m in modes {
-            last[m] = Some((e, column + 1));
+            last[m] = Some((e, free));
         }
         Ok(())
     };
@@ -284,11 +297,11 @@ pub(crate) fn check_columns(
     for i in 0..=mzis.len() {
         if at == Some(i) {
             for (j, a) in attenuators.iter().enumerate() {
-                place(Last::Attenuator(j), a.column, a.mode..a.mode + 1)?;
+                place(Last::Attenuator(j), a.column, a.mode, 1)?;
             }
         }
         if let Some(z) = mzis.get(i) {
-            place(Last::Mzi(i), z.column, z.mode..z.mode + 2)?;
+            place(Last::Mzi(i), z.column, z.mode, 2)?;
         }
     }
     Ok(())

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::ser::Formatter;
 
 use super::chip::{CorrectionReport, Imperfections};
-use super::decompose::{Attenuator, Mesh, Mzi, check_columns};
+use super::decompose::{Attenuator, Mesh, Mzi, check_columns, depth};
 use super::mzi::Convention;
 use super::svd::SvdInfo;
 use crate::error::{CompileError, Result, read_text};
@@ -142,26 +142,22 @@ impl Layout {
                 l.n
             )));
         }
-        if let Some((i, z)) = l
-            .mzis
-            .iter()
-            .enumerate()
-            .find(|(_, z)| z.mode + 1 >= l.n || !z.theta.is_finite() || !z.phi.is_finite())
+        // Where the elements stand (their modes and columns) first, then their settings.
+        check_columns(l.n, &l.mzis, &l.attenuators).map_err(bad)?;
+        if let Some((i, z)) =
+            (l.mzis.iter().enumerate()).find(|(_, z)| !z.theta.is_finite() || !z.phi.is_finite())
         {
             return Err(bad(format!(
-                "MZI {i} (mode {}, θ = {}, φ = {}) does not fit {} modes or has a non-finite \
-                 phase",
-                z.mode, z.theta, z.phi, l.n
+                "MZI {i} has a non-finite phase (θ = {}, φ = {})",
+                z.theta, z.phi
             )));
         }
-        if let Some(a) = l
-            .attenuators
-            .iter()
-            .find(|a| a.mode >= l.n || !(0.0..=1.0).contains(&a.transmission))
+        if let Some((i, a)) =
+            (l.attenuators.iter().enumerate()).find(|(_, a)| !(0.0..=1.0).contains(&a.transmission))
         {
             return Err(bad(format!(
-                "attenuator on mode {} with transmission {} does not fit {} modes or [0, 1]",
-                a.mode, a.transmission, l.n
+                "attenuator {i} has the transmission {}; give one in [0, 1]",
+                a.transmission
             )));
         }
         if let Some(p) = l.output_phases.iter().find(|p| !p.is_finite()) {
@@ -174,11 +170,7 @@ impl Layout {
                 l.mzis.len()
             )));
         }
-        check_columns(l.n, &l.mzis, &l.attenuators).map_err(bad)?;
-        let depth = (l.mzis.iter().map(|z| z.column + 1))
-            .chain(l.attenuators.iter().map(|a| a.column + 1))
-            .max()
-            .unwrap_or(0);
+        let depth = depth(&l.mzis, &l.attenuators);
         if l.depth != depth {
             return Err(bad(format!(
                 "says depth {} but its elements stand in {depth} columns",
@@ -474,6 +466,11 @@ mod tests {
         split.attenuators[2].column += 1;
         let mut early = svd.clone();
         early.attenuators.iter_mut().for_each(|a| a.column = 0);
+        // Numbers at the end of the range (a JSON file may hold them) do not wrap around.
+        let mut far_mode = good.clone();
+        far_mode.mzis[3].mode = usize::MAX;
+        let mut far_column = good.clone();
+        far_column.mzis[27].column = usize::MAX;
         for (layout, needle) in [
             (swapped, "MZI 0 (column 1, modes"),
             (counted, "mzi_count 29"),
@@ -481,6 +478,8 @@ mod tests {
             (block, "svd block is 6×3"),
             (split, "attenuator 2"),
             (early, "does not stand in a later column"),
+            (far_mode, "MZI 3 (column 2, modes 18446744073709551615"),
+            (far_column, "stands in no column a mesh can have"),
         ] {
             let e = load(&layout).unwrap_err().to_string();
             assert!(e.contains(needle), "{needle}: {e}");
