@@ -2013,6 +2013,126 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
 }
 
 /// Width, height and the number of distinct colours of a PNG the CLI wrote.
+#[test]
+fn mesh_reads_and_writes_matrices_as_text_tables() {
+    let d = Dir::new();
+    let n = 6;
+    let u = haar_npy(&d, n, 11);
+    // As MATLAB's writematrix writes a complex matrix (a+bi, 17 digits), and with 5 digits as
+    // its csvwrite does.
+    let table = |digits: usize| -> String {
+        (u.data.chunks(n))
+            .map(|row| {
+                let cells: Vec<String> = (row.iter())
+                    .map(|c| format!("{:.*e}{:+.*e}i", digits - 1, c.re, digits - 1, c.im))
+                    .collect();
+                cells.join(",") + "\n"
+            })
+            .collect()
+    };
+    std::fs::write(d.path("u.csv"), table(17)).unwrap();
+    std::fs::write(d.path("u5.csv"), table(5)).unwrap();
+    let (csv, csv5, out, chip) = (d.s("u.csv"), d.s("u5.csv"), d.s("mesh"), d.s("chip.csv"));
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &csv,
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(last_json(&o)["error"].as_f64().unwrap() < 1e-13);
+    // The implemented matrix as a table, every digit kept: the library's reader and (in CI)
+    // numpy.loadtxt read back the unitary.
+    let layout = d.path("mesh").join("layout.json");
+    let o = photonflow(&[
+        "mesh",
+        "simulate",
+        "--layout",
+        &layout.to_string_lossy(),
+        "--out",
+        &chip,
+        "--reference",
+        &csv,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(last_json(&o)["error"].as_f64().unwrap() < 1e-13);
+    let back = photonflow::compiler::mesh::text::read(&d.path("chip.csv")).unwrap();
+    assert_eq!((back.matrix.rows, back.matrix.cols), (n, n));
+    assert!(back.matrix.relative_error(&u) < 1e-13);
+    assert!(back.digits >= 16, "{}", back.digits);
+    // And what numpy.savetxt writes (complex, its default format) is read.
+    match python(
+        "import sys, numpy as np\n\
+         m = np.loadtxt(sys.argv[1], delimiter=',', dtype=complex)\n\
+         u = np.load(sys.argv[2])\n\
+         print(m.shape, np.abs(m - u).max())\n\
+         assert m.shape == u.shape and np.abs(m - u).max() < 1e-13\n\
+         np.savetxt(sys.argv[3], u)",
+        &[&chip, &d.s("u.npy"), &d.s("savetxt.txt")],
+    ) {
+        Some(said) => {
+            println!("numpy.loadtxt: {said}");
+            let o = photonflow(&[
+                "mesh",
+                "decompose",
+                "--matrix",
+                &d.s("savetxt.txt"),
+                "--out",
+                &out,
+                "--json",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            assert!(last_json(&o)["error"].as_f64().unwrap() < 1e-13);
+        }
+        None => println!("PHOTONFLOW_PYTHON not set: numpy.loadtxt and savetxt not run"),
+    }
+    // Five digits: refused at the default tolerance with the reason and the tolerance to pass.
+    let o = photonflow(&["mesh", "decompose", "--matrix", &csv5, "--out", &out]);
+    assert!(!o.status.success());
+    for needle in [
+        "--matrix",
+        "u5.csv",
+        "at most 5 significant digits",
+        "--tolerance 1e-",
+    ] {
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    }
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &csv5,
+        "--out",
+        &out,
+        "--tolerance",
+        "1e-3",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A broken table names the file and the line.
+    std::fs::write(d.path("bad.csv"), "1,0\n0,x\n").unwrap();
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &d.s("bad.csv"),
+        "--out",
+        &out,
+    ]);
+    assert!(!o.status.success());
+    for needle in [
+        "--matrix",
+        "bad.csv",
+        "line 2, entry 2",
+        "`x` is not a number",
+    ] {
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    }
+}
+
 fn png_summary(path: &Path) -> (u32, u32, usize) {
     let mut reader = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()))
         .read_info()

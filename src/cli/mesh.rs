@@ -14,7 +14,7 @@ use photonflow_compiler::mesh::chip::{
 };
 use photonflow_compiler::mesh::layout::Layout;
 use photonflow_compiler::mesh::{
-    CMatrix, Convention, Mesh, Method, SvdInfo, bridge, decompose, decompose_svd, svd,
+    CMatrix, Convention, Mesh, Method, SvdInfo, bridge, decompose, decompose_svd, svd, text,
 };
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
@@ -32,11 +32,11 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Compile a matrix (.npy) into the phases of a Clements or Reck mesh (unitary matrices)
+    /// Compile a matrix (.npy or a .csv/.tsv/.txt table) into the phases of a Clements or Reck mesh (unitary matrices)
     /// or an SVD mesh (any matrix).
     Decompose(DecomposeArgs),
     /// The matrix a layout implements, ideal or on a chip with imperfections (and their
-    /// correction), as complex128 .npy.
+    /// correction), as complex128 .npy or a .csv/.tsv/.txt table.
     Simulate(SimulateArgs),
     /// The mesh as a GDSII layout: MZI cells on the grid, waveguides, heaters, labelled ports.
     Layout(LayoutArgs),
@@ -46,7 +46,8 @@ enum Command {
 #[derive(Debug, clap::Args)]
 #[command(args_override_self = true)]
 struct DecomposeArgs {
-    /// The matrix: N×N complex128/complex64 (or real float64/float32) .npy.
+    /// The matrix: N×N complex128/complex64 (or real float64/float32) .npy, or a text table
+    /// (.csv, .tsv, .txt: one row per line, entries like 0.5, -1e-3, 0.5+0.25j or 0.5-0.25i).
     #[arg(
         long,
         value_name = "M.npy",
@@ -114,10 +115,11 @@ struct SimulateArgs {
     /// A layout written by `photonflow mesh decompose`.
     #[arg(long, value_name = "layout.json")]
     layout: PathBuf,
-    /// Where to write the implemented matrix (complex128 .npy).
+    /// Where to write the implemented matrix: complex128 .npy, or a text table by the
+    /// extension (.csv, .tsv, .txt; entries a+bj, every digit kept).
     #[arg(long, short, value_name = "M_chip.npy")]
     out: PathBuf,
-    /// Compare with this matrix and report the normalised Frobenius error and the fidelity
+    /// Compare with this matrix (.npy or a text table, as --matrix) and report the normalised Frobenius error and the fidelity
     /// |Tr(U†·U_chip)|/N (SVD meshes: normalised by ‖U‖_F·‖U_chip‖_F).
     #[arg(long, value_name = "M.npy")]
     reference: Option<PathBuf>,
@@ -153,10 +155,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Reads a 2-D complex (or real) matrix from `.npy`; also says whether the file held
-/// single-precision numbers.
-fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<(CMatrix, bool)> {
-    let arr = read_npy(path).with_context(|| format!("{flag} {}", path.display()))?;
+/// How precisely a matrix file wrote its numbers, when less than an `f64` holds: the
+/// significant digits, and the numbers in words for messages.
+#[derive(Debug, Clone)]
+struct Precision {
+    digits: u32,
+    what: String,
+}
+
+/// Reads a 2-D complex (or real) matrix from `.npy`, or from a text table (`.csv`, `.tsv`,
+/// `.txt`, `.dat`); also says how precisely its numbers were written, if less than an `f64`.
+fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<(CMatrix, Option<Precision>)> {
+    if text::is_text_path(path) {
+        let t = text::read(path).with_context(|| format!("{flag} {}", path.display()))?;
+        let precision = (t.digits < 16).then(|| Precision {
+            digits: t.digits,
+            what: format!(
+                "numbers written with at most {} significant digits",
+                t.digits
+            ),
+        });
+        return Ok((t.matrix, precision));
+    }
+    let arr = read_npy(path).with_context(|| {
+        format!(
+            "{flag} {}: give a .npy file, or a text table named .csv, .tsv or .txt",
+            path.display()
+        )
+    })?;
     let [rows, cols] = arr.shape[..] else {
         bail!(
             "{flag} {}: shape {:?}; a matrix is 2-D (rows, columns)",
@@ -164,7 +190,10 @@ fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<(CMatrix, bool)> {
             arr.shape
         );
     };
-    let single = matches!(arr.data, NpyData::C64(_) | NpyData::F32(_));
+    let precision = matches!(arr.data, NpyData::C64(_) | NpyData::F32(_)).then(|| Precision {
+        digits: 7,
+        what: "single-precision numbers (about 7 significant digits)".into(),
+    });
     let data: Vec<Complex64> = match arr.data {
         NpyData::C128(v) => v,
         NpyData::C64(v) => v
@@ -179,7 +208,7 @@ fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<(CMatrix, bool)> {
             other.dtype_name()
         ),
     };
-    Ok((CMatrix { rows, cols, data }, single))
+    Ok((CMatrix { rows, cols, data }, precision))
 }
 
 /// What `--method` builds.
@@ -221,7 +250,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
             convention.name()
         );
     }
-    let ((u, single), source, system) = match (&args.matrix, &args.system) {
+    let ((u, precision), source, system) = match (&args.matrix, &args.system) {
         (Some(path), _) => (read_matrix(path, "--matrix")?, path.clone(), None),
         (None, Some(run)) => {
             let folder = if run.join("model").join(FILE_NAME).is_file() {
@@ -233,7 +262,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--system {}", run.display()))?;
             let m = bridge::system_matrix(&system)
                 .with_context(|| format!("--system {}", run.display()))?;
-            ((m, false), folder, Some(system))
+            ((m, None), folder, Some(system))
         }
         (None, None) => bail!("give --matrix M.npy or --system RUN"),
     };
@@ -242,14 +271,18 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
     let (mut mesh, info) = match architecture {
         Architecture::Unitary(method) => {
             let mesh = decompose(&u, method, args.tolerance).map_err(|e| {
-                let hint = match e {
-                    CompileError::NotUnitary { deviation, .. } if single && deviation < 1e-4 => {
+                let hint = match (&e, &precision) {
+                    // A deviation that the digits written can explain.
+                    (CompileError::NotUnitary { deviation, .. }, Some(p))
+                        if *deviation < 10f64.powi(3 - p.digits as i32) =>
+                    {
                         // A power of ten above the deviation, with a margin.
-                        let tolerance = 10f64.powf((deviation * 10.0).max(1e-6).log10().ceil());
+                        let tolerance = 10f64.powf((deviation * 10.0).max(1e-15).log10().ceil());
                         format!(
-                            ": it holds single-precision numbers (about 7 significant digits), \
-                             so a unitary saved in it deviates at this level; pass --tolerance \
-                             {tolerance:e}, or save the matrix as complex128"
+                            ": it holds {}, so a unitary saved in it deviates at this level; pass \
+                             --tolerance {tolerance:e}, or save the matrix with every digit \
+                             (complex128 .npy, or a table as numpy.savetxt writes it by default)",
+                            p.what
                         )
                     }
                     _ => String::new(),
@@ -412,8 +445,12 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     };
     let full = chip.matrix(&mesh);
     let m = implemented(&full, svd);
-    write_npy(&args.out, &[m.rows, m.cols], NpyDataRef::C128(&m.data))
-        .with_context(|| format!("--out {}", args.out.display()))?;
+    if text::is_text_path(&args.out) {
+        text::write(&args.out, &m).with_context(|| format!("--out {}", args.out.display()))?;
+    } else {
+        write_npy(&args.out, &[m.rows, m.cols], NpyDataRef::C128(&m.data))
+            .with_context(|| format!("--out {}", args.out.display()))?;
+    }
     let comparison = match &reference {
         Some((r, path)) => Some(
             compare(r, &full, svd).with_context(|| format!("--reference {}", path.display()))?,

@@ -9,6 +9,7 @@
 //!   in a unitary of twice its size.
 //! * [`matrix`]: the dense complex matrix of inputs and results; `work`: the layout and
 //!   deferred updates the decompositions run on.
+//! * [`text`]: matrices as text tables (`.csv`, `.tsv`, `.txt`) in and out.
 //! * [`bridge`]: a small diffractive system as the matrix a chip implements.
 //! * [`chip`]: the chip model (loss, splitter and phase errors, DAC, crosstalk), its
 //!   fidelity, and the correction of its splitter errors.
@@ -21,6 +22,7 @@ pub mod layout;
 pub mod matrix;
 pub mod mzi;
 pub mod svd;
+pub mod text;
 mod work;
 
 pub use decompose::{Attenuator, Mesh, Method, Mzi, decompose, haar_unitary};
