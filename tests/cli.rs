@@ -2189,6 +2189,85 @@ fn mesh_figures_show_the_phases_and_the_matrix() {
 }
 
 #[test]
+fn mesh_simulate_runs_monte_carlo_trials_over_chips() {
+    let d = Dir::new();
+    haar_npy(&d, 10, 4);
+    let (m, out, chip) = (d.s("u.npy"), d.s("mesh"), d.s("chip.npy"));
+    let o = photonflow(&["mesh", "decompose", "--matrix", &m, "--out", &out]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(d.path("chip.toml"), "splitter_error = 0.04\nseed = 7\n").unwrap();
+    std::fs::write(d.path("ideal.toml"), "loss_db = 0.1\n").unwrap();
+    let layout = d.s("mesh/layout.json");
+    let simulate = |more: &[&str]| {
+        let args = ["mesh", "simulate", "--layout", &layout, "--out", &chip];
+        photonflow(&[&args[..], more].concat())
+    };
+    let o = simulate(&[
+        "--imperfections",
+        &d.s("chip.toml"),
+        "--reference",
+        &m,
+        "--trials",
+        "6",
+        "--correct",
+        "--iterations",
+        "0",
+        "--trials-png",
+        &d.s("trials.png"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let t = &j["trials"];
+    let each = t["trials"].as_array().unwrap();
+    let seeds: Vec<u64> = each.iter().map(|t| t["seed"].as_u64().unwrap()).collect();
+    assert_eq!(seeds, [7, 8, 9, 10, 11, 12]);
+    // The first chip is the one --out holds and the single report describes.
+    assert_eq!(each[0]["fidelity"], j["fidelity_before"]);
+    assert_eq!(each[0]["fidelity_corrected"], j["fidelity_after"]);
+    assert_eq!(j["trials_against"], "reference");
+    let mean = |key: &str| t[key]["mean"].as_f64().unwrap();
+    assert!(mean("fidelity_corrected") > mean("fidelity"), "{t}");
+    let fidelities: Vec<f64> = each
+        .iter()
+        .map(|t| t["fidelity"].as_f64().unwrap())
+        .collect();
+    let direct = fidelities.iter().sum::<f64>() / 6.0;
+    assert!((mean("fidelity") - direct).abs() < 1e-12);
+    assert!(t["fidelity"]["p5"].as_f64() <= t["fidelity"]["median"].as_f64());
+    let (w, _, colours) = png_summary(&d.path("trials.png"));
+    assert!(w == 720 && colours > 20, "{w}, {colours} colours");
+    // Text report, against the ideal mesh without --reference.
+    let o = simulate(&["--imperfections", &d.s("chip.toml"), "--trials", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for needle in [
+        "4 chips (seeds 7…10) against the ideal mesh",
+        "fidelity",
+        "5–95 %",
+    ] {
+        assert!(stdout(&o).contains(needle), "{}", stdout(&o));
+    }
+    // Refusals name the flag.
+    for (more, needle) in [
+        (
+            vec!["--imperfections", &d.s("chip.toml"), "--trials", "0"],
+            "at least 1",
+        ),
+        (
+            vec!["--imperfections", &d.s("ideal.toml"), "--trials", "3"],
+            "no random part",
+        ),
+        (vec!["--trials", "3"], "no random part"),
+        (vec!["--trials-png", &d.s("t.png")], "--trials"),
+        (vec!["--trials", "-1"], "--trials"),
+    ] {
+        let o = simulate(&more);
+        assert!(!o.status.success(), "{more:?}");
+        assert!(stderr(&o).contains(needle), "{more:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
 fn mesh_compiles_a_small_diffractive_system_and_matches_it() {
     use photonflow::optics::OpticalSystem;
     use photonflow::optics::system::{Layer, RegionSpec};

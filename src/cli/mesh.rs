@@ -13,6 +13,7 @@ use photonflow_compiler::mesh::chip::{
     Chip, CorrectionReport, Imperfections, MAX_GLOBAL_MODES, MAX_ITERATIONS, compare, implemented,
 };
 use photonflow_compiler::mesh::layout::Layout;
+use photonflow_compiler::mesh::trials::{self, Spread, Trial, Trials};
 use photonflow_compiler::mesh::{
     CMatrix, Convention, Mesh, Method, SvdInfo, bridge, decompose, decompose_svd, svd, text,
 };
@@ -21,7 +22,9 @@ use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
 use photonflow_optics::system::FILE_NAME;
 use serde_json::json;
 
-use crate::plot::{Axes, Colormap, ImagePlot, write_image_grid_png};
+use crate::plot::{
+    Axes, Colormap, ImagePlot, LinePlot, Series, write_image_grid_png, write_line_png,
+};
 
 /// Arguments of `photonflow mesh`.
 #[derive(Debug, clap::Args)]
@@ -119,8 +122,9 @@ struct SimulateArgs {
     /// extension (.csv, .tsv, .txt; entries a+bj, every digit kept).
     #[arg(long, short, value_name = "M_chip.npy")]
     out: PathBuf,
-    /// Compare with this matrix (.npy or a text table, as --matrix) and report the normalised Frobenius error and the fidelity
-    /// |Tr(U†·U_chip)|/N (SVD meshes: normalised by ‖U‖_F·‖U_chip‖_F).
+    /// Compare with this matrix (.npy or a text table, as --matrix) and report the normalised
+    /// Frobenius error and the fidelity |Tr(U†·U_chip)|/N (SVD meshes: normalised by
+    /// ‖U‖_F·‖U_chip‖_F).
     #[arg(long, value_name = "M.npy")]
     reference: Option<PathBuf>,
     /// The chip's imperfections (TOML: loss_db, splitter_error, phase_error, dac_bits, vpi,
@@ -141,6 +145,15 @@ struct SimulateArgs {
     /// reference's and the moduli of their difference).
     #[arg(long, value_name = "MATRIX.png")]
     png: Option<PathBuf>,
+    /// Monte Carlo: run the mesh on N chips of the --imperfections model (seeds seed, seed+1,
+    /// …; --out is the first) and report the spread of their fidelity and error against
+    /// --reference, else against the ideal mesh (with --correct, also after correction).
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    trials: Option<usize>,
+    /// With --trials: a PNG of every chip's infidelity 1 − F, sorted (the fraction of chips at
+    /// or below each value; with --correct, before and after).
+    #[arg(long, value_name = "TRIALS.png", requires = "trials")]
+    trials_png: Option<PathBuf>,
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -461,6 +474,33 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
         let reference = reference.as_ref().map(|(r, _)| r);
         matrix_png(png, &m, reference).with_context(|| format!("--png {}", png.display()))?;
     }
+    let trials = match args.trials {
+        Some(count) => {
+            let design;
+            let against = match &reference {
+                Some((r, _)) => r,
+                None => {
+                    design = implemented(&layout.mesh().matrix(), svd);
+                    &design
+                }
+            };
+            let iterations = args.correct.then_some(args.iterations);
+            let t = run_trials(
+                &layout.mesh(),
+                &imperfections,
+                against,
+                svd,
+                count,
+                iterations,
+                args.json,
+            )?;
+            if let Some(png) = &args.trials_png {
+                trials_png(png, &t).with_context(|| format!("--trials-png {}", png.display()))?;
+            }
+            Some(t)
+        }
+        None => None,
+    };
     if args.json {
         let mut j = json!({
             "n": layout.n,
@@ -477,6 +517,14 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             j["error_after"] = json!(c.error_after);
             j["global"] = json!(c.global);
             j["iterations"] = json!(c.iterations);
+        }
+        if let Some(t) = &trials {
+            j["trials"] = json!(t);
+            j["trials_against"] = json!(if reference.is_some() {
+                "reference"
+            } else {
+                "ideal mesh"
+            });
         }
         println!("{j}");
     } else {
@@ -505,7 +553,95 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
                 c.fidelity_before, c.fidelity_after, c.error_before, c.error_after
             );
         }
+        if let Some(t) = &trials {
+            let (first, last) = (t.trials[0].seed, t.trials[t.trials.len() - 1].seed);
+            let against = if reference.is_some() {
+                "the reference"
+            } else {
+                "the ideal mesh"
+            };
+            println!(
+                "{} chips (seeds {first}…{last}) against {against}:",
+                t.trials.len()
+            );
+            let line = |what: &str, s: &Spread, digits: usize| {
+                println!(
+                    "  {what:<20} mean {:.digits$} ± {:.digits$}, median {:.digits$}, \
+                     5–95 % {:.digits$} … {:.digits$}, range {:.digits$} … {:.digits$}",
+                    s.mean, s.std, s.median, s.p5, s.p95, s.min, s.max
+                )
+            };
+            line("fidelity", &t.fidelity, 6);
+            line("error", &t.error, 4);
+            if let (Some(f), Some(e)) = (&t.fidelity_corrected, &t.error_corrected) {
+                line("fidelity corrected", f, 6);
+                line("error corrected", e, 4);
+            }
+        }
     }
+    Ok(())
+}
+
+/// [`trials::run`] with a progress bar on the terminal (hidden for `--json`).
+fn run_trials(
+    mesh: &Mesh,
+    imperfections: &Imperfections,
+    reference: &CMatrix,
+    svd: Option<&SvdInfo>,
+    count: usize,
+    correct: Option<usize>,
+    json: bool,
+) -> anyhow::Result<Trials> {
+    let bar = match json {
+        true => ProgressBar::hidden(),
+        false => ProgressBar::new(count as u64),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("chips {bar:30} {pos}/{len} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let t = trials::run(mesh, imperfections, reference, svd, count, correct, || {
+        bar.inc(1)
+    });
+    bar.finish_and_clear();
+    Ok(t?)
+}
+
+/// Every chip's infidelity `1 − F`, sorted, over the fraction of chips (with correction,
+/// before and after), log scale.
+fn trials_png(path: &Path, t: &Trials) -> anyhow::Result<()> {
+    let sorted = |f: &dyn Fn(&Trial) -> Option<f64>| -> Option<Vec<(f64, f64)>> {
+        let fidelities: Vec<f64> = t.trials.iter().map(f).collect::<Option<_>>()?;
+        let mut loss: Vec<f64> = fidelities.iter().map(|f| (1.0 - f).max(1e-16)).collect();
+        loss.sort_by(f64::total_cmp);
+        let n = loss.len() as f64;
+        Some(
+            (loss.iter().enumerate())
+                .map(|(i, &l)| ((i + 1) as f64 / n, l))
+                .collect(),
+        )
+    };
+    let before = sorted(&|t| Some(t.fidelity)).expect("every trial has a fidelity");
+    let after = sorted(&|t| t.fidelity_corrected);
+    let mut series = vec![Series {
+        name: if after.is_some() { "as programmed" } else { "" },
+        points: &before,
+    }];
+    if let Some(after) = &after {
+        series.push(Series {
+            name: "corrected",
+            points: after,
+        });
+    }
+    let title = format!("{} chips, seeds {}…", t.trials.len(), t.trials[0].seed);
+    let plot = LinePlot {
+        title: &title,
+        x_label: "fraction of chips at or below",
+        y_label: "infidelity 1 − F",
+        series,
+        log_y: true,
+    };
+    write_line_png(path, &plot, 720, 480)?;
     Ok(())
 }
 

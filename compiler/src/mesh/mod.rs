@@ -13,6 +13,7 @@
 //! * [`bridge`]: a small diffractive system as the matrix a chip implements.
 //! * [`chip`]: the chip model (loss, splitter and phase errors, DAC, crosstalk), its
 //!   fidelity, and the correction of its splitter errors.
+//! * [`trials`]: Monte Carlo over chips, the spread of their fidelity and error.
 
 pub mod bridge;
 pub mod chip;
@@ -23,6 +24,7 @@ pub mod matrix;
 pub mod mzi;
 pub mod svd;
 pub mod text;
+pub mod trials;
 mod work;
 
 pub use decompose::{Attenuator, Mesh, Method, Mzi, decompose, haar_unitary};
