@@ -2195,7 +2195,11 @@ fn mesh_simulate_runs_monte_carlo_trials_over_chips() {
     let (m, out, chip) = (d.s("u.npy"), d.s("mesh"), d.s("chip.npy"));
     let o = photonflow(&["mesh", "decompose", "--matrix", &m, "--out", &out]);
     assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(d.path("chip.toml"), "splitter_error = 0.04\nseed = 7\n").unwrap();
+    std::fs::write(
+        d.path("chip.toml"),
+        "splitter_error = 0.04\nloss_db = 0.1\nseed = 7\n",
+    )
+    .unwrap();
     std::fs::write(d.path("ideal.toml"), "loss_db = 0.1\n").unwrap();
     let layout = d.s("mesh/layout.json");
     let simulate = |more: &[&str]| {
@@ -2228,6 +2232,9 @@ fn mesh_simulate_runs_monte_carlo_trials_over_chips() {
     assert_eq!(j["trials_against"], "reference");
     let mean = |key: &str| t[key]["mean"].as_f64().unwrap();
     assert!(mean("fidelity_corrected") > mean("fidelity"), "{t}");
+    // The loss lowers the fidelity and the transmission, not the normalised fidelity.
+    assert!(mean("fidelity_normalized") > mean("fidelity") + 0.05, "{t}");
+    assert!((0.5..0.9).contains(&mean("transmission")), "{t}");
     let fidelities: Vec<f64> = each
         .iter()
         .map(|t| t["fidelity"].as_f64().unwrap())
@@ -2237,6 +2244,21 @@ fn mesh_simulate_runs_monte_carlo_trials_over_chips() {
     assert!(t["fidelity"]["p5"].as_f64() <= t["fidelity"]["median"].as_f64());
     let (w, _, colours) = png_summary(&d.path("trials.png"));
     assert!(w == 720 && colours > 20, "{w}, {colours} colours");
+    // Without --correct the single report is the first chip's, every metric.
+    let o = simulate(&[
+        "--imperfections",
+        &d.s("chip.toml"),
+        "--reference",
+        &m,
+        "--trials",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    for key in ["fidelity", "fidelity_normalized", "transmission", "error"] {
+        assert_eq!(j["trials"]["trials"][0][key], j[key], "{key}");
+    }
     // Text report, against the ideal mesh without --reference.
     let o = simulate(&["--imperfections", &d.s("chip.toml"), "--trials", "4"]);
     assert!(o.status.success(), "{}", stderr(&o));

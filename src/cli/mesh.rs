@@ -509,6 +509,8 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             "out": args.out,
             "error": comparison.map(|c| c.error),
             "fidelity": comparison.map(|c| c.fidelity),
+            "fidelity_normalized": comparison.map(|c| c.fidelity_normalized),
+            "transmission": comparison.map(|c| c.transmission),
         });
         if let Some(c) = correction {
             j["fidelity_before"] = json!(c.fidelity_before);
@@ -536,7 +538,15 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             args.out.display()
         );
         match comparison {
-            Some(c) => println!("; error {:.3e}, fidelity {:.12}", c.error, c.fidelity),
+            Some(c) => println!(
+                "; error {:.3e}, fidelity {:.12} (normalised for a common loss {:.12}; \
+                 transmission {:.4}, {:.3} dB)",
+                c.error,
+                c.fidelity,
+                c.fidelity_normalized,
+                c.transmission,
+                -10.0 * c.transmission.log10()
+            ),
             None => println!(),
         }
         if let Some(c) = correction {
@@ -572,6 +582,8 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
                 )
             };
             line("fidelity", &t.fidelity, 6);
+            line("fidelity normalised", &t.fidelity_normalized, 6);
+            line("transmission", &t.transmission, 4);
             line("error", &t.error, 4);
             if let (Some(f), Some(e)) = (&t.fidelity_corrected, &t.error_corrected) {
                 line("fidelity corrected", f, 6);

@@ -20,7 +20,11 @@
 //! Metrics ([`compare`]): the normalised Frobenius error `‖U_chip − U‖_F / ‖U‖_F` and the
 //! fidelity `|Tr(U†·U_chip)| / N` (1 for a perfect chip; loss lowers it). For an SVD mesh the
 //! chip's `m × n` block times its scale is compared, and the trace is normalised by
-//! `‖U‖_F·‖U_chip‖_F` instead (the scale is supplied off-chip, so only the shape counts).
+//! `‖U‖_F·‖U_chip‖_F` instead (the scale is supplied off-chip, so only the shape counts). For
+//! every mesh also the *normalised* fidelity `|Tr(U†·U_chip)| / (‖U‖_F·‖U_chip‖_F)`, which a
+//! loss common to every path leaves at 1, so that it measures what loss does to the shape of
+//! the matrix (Clements et al. 2016 use its square), and the transmission
+//! `‖U_chip‖_F² / ‖U‖_F²`, the mean power through the chip relative to the reference.
 //!
 //! Correction ([`Chip::correct`]): with the splitter errors known (calibrated), the phases are
 //! re-programmed so that the imperfect mesh reproduces the designed one. First locally, MZI by
@@ -442,6 +446,11 @@ pub struct Comparison {
     pub error: f64,
     /// `|Tr(U†·U_chip)| / N`, or `/ (‖U‖_F·‖U_chip‖_F)` for an SVD mesh.
     pub fidelity: f64,
+    /// `|Tr(U†·U_chip)| / (‖U‖_F·‖U_chip‖_F)`: 1 for a chip that is the reference times any
+    /// number (a loss common to every path).
+    pub fidelity_normalized: f64,
+    /// `‖U_chip‖_F² / ‖U‖_F²`: the mean power transmission relative to the reference.
+    pub transmission: f64,
 }
 
 /// The matrix a mesh carries, from its `N × N` transfer matrix `full`: `full` itself, or for
@@ -468,14 +477,24 @@ pub fn compare(reference: &CMatrix, full: &CMatrix, svd: Option<&SvdInfo>) -> Re
         .map(|(u, v)| u.conj() * v)
         .sum();
     let norm = |x: &CMatrix| x.data.iter().map(|v| v.norm_sqr()).sum::<f64>().sqrt();
-    let scale = match svd {
-        None => reference.rows as f64,
-        Some(_) => norm(reference) * norm(&chip),
+    let (n_ref, n_chip) = (norm(reference), norm(&chip));
+    let ratio = |scale: f64| {
+        if scale > 0.0 {
+            overlap.norm() / scale
+        } else {
+            0.0
+        }
     };
+    let normalized = ratio(n_ref * n_chip);
     Ok(Comparison {
         error: chip.relative_error(reference),
-        fidelity: if scale > 0.0 {
-            overlap.norm() / scale
+        fidelity: match svd {
+            None => ratio(reference.rows as f64),
+            Some(_) => normalized,
+        },
+        fidelity_normalized: normalized,
+        transmission: if n_ref > 0.0 {
+            (n_chip / n_ref).powi(2)
         } else {
             0.0
         },
@@ -804,6 +823,44 @@ mod tests {
         )
         .unwrap();
         assert!(c.error < 1e-13 && (c.fidelity - 1.0).abs() < 1e-13, "{c:?}");
+    }
+
+    /// A common loss leaves the normalised fidelity at 1; the transmission is its power.
+    #[test]
+    fn the_normalised_fidelity_ignores_a_common_loss() {
+        let u = haar(6, 8);
+        let mut half = u.clone();
+        half.data.iter_mut().for_each(|v| *v *= 0.5);
+        let c = compare(&u, &half, None).unwrap();
+        assert!((c.fidelity - 0.5).abs() < 1e-14, "{c:?}");
+        assert!((c.fidelity_normalized - 1.0).abs() < 1e-14, "{c:?}");
+        assert!((c.transmission - 0.25).abs() < 1e-14, "{c:?}");
+        // A chip that is not the reference's shape is not 1.
+        let other = haar(6, 9);
+        assert!(compare(&u, &other, None).unwrap().fidelity_normalized < 0.9);
+    }
+
+    /// Clements et al. (2016), Fig. 4: with the same loss in every MZI, the rectangular mesh's
+    /// paths meet nearly the same number of MZIs, so the loss is nearly a common factor; the
+    /// triangle's paths meet from 1 to 2N − 3, and the matrix is distorted.
+    #[test]
+    fn the_rectangle_is_robust_to_a_uniform_loss_and_the_triangle_is_not() {
+        let loss = Imperfections {
+            loss_db: 0.5,
+            ..Default::default()
+        };
+        let u = haar(16, 3);
+        let normalized = |method| {
+            let mesh = decompose(&u, method, 1e-9).unwrap();
+            compare(&u, &chip_matrix(&mesh, &loss), None)
+                .unwrap()
+                .fidelity_normalized
+        };
+        let (rectangle, triangle) = (normalized(Method::Clements), normalized(Method::Reck));
+        assert!(
+            rectangle > 0.995 && triangle < 0.97,
+            "{rectangle} {triangle}"
+        );
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub struct Trial {
     pub fidelity: f64,
     /// Its normalised Frobenius error.
     pub error: f64,
+    /// Its fidelity normalised for a common loss ([`Comparison`](super::chip::Comparison)).
+    pub fidelity_normalized: f64,
+    /// Its mean power transmission relative to the reference.
+    pub transmission: f64,
     /// With correction: the fidelity after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fidelity_corrected: Option<f64>,
@@ -95,6 +99,10 @@ pub struct Trials {
     pub fidelity: Spread,
     /// Error over the chips as programmed.
     pub error: Spread,
+    /// Normalised fidelity over the chips as programmed.
+    pub fidelity_normalized: Spread,
+    /// Transmission over the chips.
+    pub transmission: Spread,
     /// With correction: fidelity after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fidelity_corrected: Option<Spread>,
@@ -142,29 +150,28 @@ pub fn run(
                 ..imperfections.clone()
             };
             let chip = Chip::new(mesh, &chip_of)?;
-            let trial = match correct {
-                None => {
-                    let c = compare(reference, &chip.matrix(mesh), svd)?;
-                    Trial {
-                        seed: chip_of.seed,
-                        fidelity: c.fidelity,
-                        error: c.error,
-                        fidelity_corrected: None,
-                        error_corrected: None,
-                    }
-                }
+            let c = compare(reference, &chip.matrix(mesh), svd)?;
+            let corrected = match correct {
+                None => None,
                 Some(iterations) => {
                     let mut programmed = mesh.clone();
-                    let r =
-                        chip.correct_with(&mut programmed, reference, svd, iterations, |_, _| {})?;
-                    Trial {
-                        seed: chip_of.seed,
-                        fidelity: r.fidelity_before,
-                        error: r.error_before,
-                        fidelity_corrected: Some(r.fidelity_after),
-                        error_corrected: Some(r.error_after),
-                    }
+                    Some(chip.correct_with(
+                        &mut programmed,
+                        reference,
+                        svd,
+                        iterations,
+                        |_, _| {},
+                    )?)
                 }
+            };
+            let trial = Trial {
+                seed: chip_of.seed,
+                fidelity: c.fidelity,
+                error: c.error,
+                fidelity_normalized: c.fidelity_normalized,
+                transmission: c.transmission,
+                fidelity_corrected: corrected.map(|r| r.fidelity_after),
+                error_corrected: corrected.map(|r| r.error_after),
             };
             done();
             Ok(trial)
@@ -174,9 +181,12 @@ pub fn run(
         let v: Option<Vec<f64>> = trials.iter().map(f).collect();
         v.map(|v| Spread::of(&v))
     };
+    let every = "every trial has it";
     Ok(Trials {
-        fidelity: Spread::of(&trials.iter().map(|t| t.fidelity).collect::<Vec<_>>()),
-        error: Spread::of(&trials.iter().map(|t| t.error).collect::<Vec<_>>()),
+        fidelity: spread(|t| Some(t.fidelity)).expect(every),
+        error: spread(|t| Some(t.error)).expect(every),
+        fidelity_normalized: spread(|t| Some(t.fidelity_normalized)).expect(every),
+        transmission: spread(|t| Some(t.transmission)).expect(every),
         fidelity_corrected: spread(|t| t.fidelity_corrected),
         error_corrected: spread(|t| t.error_corrected),
         trials,
