@@ -123,13 +123,13 @@ struct SimulateArgs {
     #[arg(long, short, value_name = "M_chip.npy")]
     out: PathBuf,
     /// Compare with this matrix (.npy or a text table, as --matrix) and report the normalised
-    /// Frobenius error and the fidelity |Tr(U†·U_chip)|/N (SVD meshes: normalised by
-    /// ‖U‖_F·‖U_chip‖_F).
+    /// Frobenius error, the fidelity |Tr(U†·U_chip)|/N (SVD meshes: normalised by
+    /// ‖U‖_F·‖U_chip‖_F), the fidelity normalised for a common loss, and the transmission.
     #[arg(long, value_name = "M.npy")]
     reference: Option<PathBuf>,
-    /// The chip's imperfections (TOML: loss_db, splitter_error, phase_error, dac_bits, vpi,
-    /// v_max, crosstalk, seed; every key optional; default: the chip the layout was compiled
-    /// for, else the ideal one).
+    /// The chip's imperfections (TOML: loss_db, loss_error, splitter_error, phase_error,
+    /// dac_bits, vpi, v_max, crosstalk, seed; every key optional; default: the chip the layout
+    /// was compiled for, else the ideal one).
     #[arg(long, value_name = "FILE.toml")]
     imperfections: Option<PathBuf>,
     /// Re-program the phases to compensate the chip's (known) splitter errors (MZI by MZI,

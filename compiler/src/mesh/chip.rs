@@ -2,7 +2,8 @@
 //! from the target, and the correction of its beam-splitter errors.
 //!
 //! Every MZI of the chip is `a · B(ε₂)·diag(e^{iθ'},1)·B(ε₁)·diag(e^{iφ'},1)`
-//! ([`super::mzi::with_errors`]): `a = 10^(−loss_db/20)` its amplitude transmission, `ε₁`, `ε₂`
+//! ([`super::mzi::with_errors`]): `a = 10^(−L/20)` its amplitude transmission (`L` its
+//! insertion loss in dB: `loss_db`, spread by a Gaussian of σ `loss_error` and kept ≥ 0), `ε₁`, `ε₂`
 //! its couplers' splitting-angle errors (radians, `B(ε) = [[cos(π/4+ε), i·sin(π/4+ε)], [i·sin,
 //! cos]]`), and `θ'`, `φ'` the phases its heaters really apply when `θ`, `φ` are programmed:
 //!
@@ -14,7 +15,8 @@
 //! φ'    = h(φ) + crosstalk · Σ h(φ_n) + δφ
 //! ```
 //!
-//! `ε₁`, `ε₂`, `δθ`, `δφ` are static: Gaussian, drawn once per MZI from `seed`. Attenuators
+//! `ε₁`, `ε₂`, `δθ`, `δφ` are static: Gaussian, drawn once per MZI from `seed`; the losses from
+//! a stream of their own, so a chip's other draws do not depend on `loss_error`. Attenuators
 //! and output phases are ideal.
 //!
 //! Metrics ([`compare`]): the normalised Frobenius error `‖U_chip − U‖_F / ‖U‖_F` and the
@@ -67,6 +69,9 @@ struct Share {
     g_out: Vec<f64>,
 }
 
+/// The key of the random stream of the MZIs' losses ([`Rng::stream`]).
+const LOSS_STREAM: u64 = 0x04c0_55e5;
+
 /// Columns of the identity one task of the global re-optimisation's gradient carries.
 const GRADIENT_BLOCK: usize = 32;
 
@@ -80,6 +85,7 @@ pub const MAX_ITERATIONS: usize = 1000;
 ///
 /// ```toml
 /// loss_db = 0.2          # insertion loss of every MZI, dB (default 0)
+/// loss_error = 0.05      # σ of every MZI's insertion loss around loss_db, dB (default 0)
 /// splitter_error = 0.05  # σ of every coupler's splitting-angle error ε, radians (default 0)
 /// phase_error = 0.01     # σ of a static error on every θ and φ, radians (default 0)
 /// dac_bits = 12          # heater drive quantised to 2^bits levels (default: continuous)
@@ -93,6 +99,9 @@ pub const MAX_ITERATIONS: usize = 1000;
 pub struct Imperfections {
     /// Insertion loss of every MZI, dB, `≥ 0` (default 0).
     pub loss_db: f64,
+    /// Standard deviation of every MZI's insertion loss around `loss_db`, dB, Gaussian, the
+    /// loss kept `≥ 0` (a passive MZI has no gain; default 0).
+    pub loss_error: f64,
     /// Standard deviation of the splitting-angle error `ε` of every coupler (two per MZI),
     /// radians, Gaussian (default 0: 50:50).
     pub splitter_error: f64,
@@ -132,6 +141,7 @@ impl Imperfections {
         };
         for (key, value, unit) in [
             ("loss_db", self.loss_db, "dB"),
+            ("loss_error", self.loss_error, "dB"),
             ("splitter_error", self.splitter_error, "radians"),
             ("phase_error", self.phase_error, "radians"),
         ] {
@@ -184,6 +194,8 @@ struct MziErrors {
     theta: f64,
     /// On `φ`.
     phi: f64,
+    /// Amplitude transmission, `10^(−loss/20)`.
+    amplitude: f64,
 }
 
 /// The heater DAC: drive in units of `Vπ`.
@@ -198,8 +210,6 @@ struct Dac {
 /// A fabricated mesh: its imperfections and the static errors drawn for each of its MZIs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chip {
-    /// Amplitude transmission of every MZI, `10^(−loss_db/20)`.
-    amplitude: f64,
     crosstalk: f64,
     dac: Option<Dac>,
     /// Per MZI, in the mesh's (light) order.
@@ -216,14 +226,23 @@ impl Chip {
         imperfections.validate()?;
         let i = imperfections;
         let mut rng = Rng::new(i.seed);
+        let mut losses = Rng::stream(i.seed, &[LOSS_STREAM]);
         let errors = mesh
             .mzis
             .iter()
-            .map(|_| MziErrors {
-                eps1: i.splitter_error * rng.normal(),
-                eps2: i.splitter_error * rng.normal(),
-                theta: i.phase_error * rng.normal(),
-                phi: i.phase_error * rng.normal(),
+            .map(|_| {
+                let loss = if i.loss_error > 0.0 {
+                    (i.loss_db + i.loss_error * losses.normal()).max(0.0)
+                } else {
+                    i.loss_db
+                };
+                MziErrors {
+                    eps1: i.splitter_error * rng.normal(),
+                    eps2: i.splitter_error * rng.normal(),
+                    theta: i.phase_error * rng.normal(),
+                    phi: i.phase_error * rng.normal(),
+                    amplitude: 10f64.powf(-loss / 20.0),
+                }
             })
             .collect();
         let at: HashMap<(usize, usize), usize> = mesh
@@ -254,7 +273,6 @@ impl Chip {
             }
         });
         Ok(Self {
-            amplitude: 10f64.powf(-i.loss_db / 20.0),
             crosstalk: i.crosstalk,
             dac,
             errors,
@@ -306,7 +324,7 @@ impl Chip {
     /// MZI `k`'s 2×2 when it applies the phases `θ`, `φ`.
     fn mzi(&self, k: usize, theta: f64, phi: f64) -> [[C; 2]; 2] {
         let e = &self.errors[k];
-        with_errors(theta, phi, e.eps1, e.eps2).map(|row| row.map(|v| v * self.amplitude))
+        with_errors(theta, phi, e.eps1, e.eps2).map(|row| row.map(|v| v * e.amplitude))
     }
 
     /// The `N × N` matrix the chip implements when `mesh`'s phases are programmed (`mesh` is
@@ -662,7 +680,7 @@ impl<'a> Sweep<'a> {
     ) -> ([[C; 2]; 2], [[C; 2]; 2]) {
         let e = &self.chip.errors[k];
         let (b1, b2) = (coupler(e.eps1), coupler(e.eps2));
-        let g = C::i() * cis(theta) * self.chip.amplitude;
+        let g = C::i() * cis(theta) * e.amplitude;
         let row = [b1[0][0] * cis(phi), b1[0][1]];
         let d_theta = [
             [g * b2[0][0] * row[0], g * b2[0][0] * row[1]],
@@ -838,6 +856,67 @@ mod tests {
         // A chip that is not the reference's shape is not 1.
         let other = haar(6, 9);
         assert!(compare(&u, &other, None).unwrap().fidelity_normalized < 0.9);
+    }
+
+    /// A spread of the MZIs' losses: each MZI its own loss around `loss_db`, the other draws
+    /// the same chip's; the rectangle's shape then suffers too.
+    #[test]
+    fn a_spread_of_losses_varies_each_mzi_and_nothing_else() {
+        let u = haar(16, 3);
+        let mesh = clements(&u);
+        let model = |loss_error| Imperfections {
+            loss_db: 0.5,
+            loss_error,
+            splitter_error: 0.01,
+            seed: 4,
+            ..Default::default()
+        };
+        let (even, spread) = (
+            Chip::new(&mesh, &model(0.0)).unwrap(),
+            Chip::new(&mesh, &model(0.2)).unwrap(),
+        );
+        let amplitudes = |c: &Chip| c.errors.iter().map(|e| e.amplitude).collect::<Vec<_>>();
+        let a = amplitudes(&spread);
+        assert!(
+            amplitudes(&even)
+                .iter()
+                .all(|&x| x == 10f64.powf(-0.5 / 20.0))
+        );
+        let db: Vec<f64> = a.iter().map(|x| -20.0 * x.log10()).collect();
+        let mean = db.iter().sum::<f64>() / db.len() as f64;
+        let sd = (db.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / db.len() as f64).sqrt();
+        assert!(
+            (mean - 0.5).abs() < 0.05 && (sd - 0.2).abs() < 0.03,
+            "{mean} {sd}"
+        );
+        for (x, y) in even.errors.iter().zip(&spread.errors) {
+            assert_eq!(
+                (x.eps1, x.eps2, x.theta, x.phi),
+                (y.eps1, y.eps2, y.theta, y.phi)
+            );
+        }
+        let shape = |c: &Chip| {
+            compare(&u, &c.matrix(&mesh), None)
+                .unwrap()
+                .fidelity_normalized
+        };
+        assert!(
+            shape(&spread) < shape(&even) - 1e-3,
+            "{} {}",
+            shape(&spread),
+            shape(&even)
+        );
+        // No gain: a loss drawn below 0 is 0.
+        let wide = Chip::new(
+            &mesh,
+            &Imperfections {
+                loss_error: 5.0,
+                ..model(0.0)
+            },
+        )
+        .unwrap();
+        assert!(wide.errors.iter().all(|e| e.amplitude <= 1.0));
+        assert!(wide.errors.iter().any(|e| e.amplitude == 1.0));
     }
 
     /// Clements et al. (2016), Fig. 4: with the same loss in every MZI, the rectangular mesh's
@@ -1154,6 +1233,7 @@ mod tests {
                 &["splitter_eror"][..],
             ),
             ("loss_db = -1\n", &["loss_db = -1", "≥ 0"]),
+            ("loss_error = -0.1\n", &["loss_error = -0.1", "dB"]),
             ("phase_error = nan\n", &["phase_error = NaN"]),
             ("crosstalk = 1.5\n", &["crosstalk = 1.5"]),
             ("dac_bits = 0\n", &["dac_bits = 0", "1 to 24"]),

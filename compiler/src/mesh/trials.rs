@@ -133,11 +133,13 @@ pub fn run(
             problem: "give at least 1 chip".into(),
         });
     }
-    if count > 1 && imperfections.splitter_error == 0.0 && imperfections.phase_error == 0.0 {
+    let i = imperfections;
+    if count > 1 && i.splitter_error == 0.0 && i.phase_error == 0.0 && i.loss_error == 0.0 {
         return Err(CompileError::Option {
             option: "--trials",
             problem: "every chip would be the same: the imperfections have no random part; set \
-                      splitter_error or phase_error (σ, radians) in the chip file"
+                      splitter_error or phase_error (σ, radians) or loss_error (σ, dB) in the \
+                      chip file"
                 .into(),
         });
     }
