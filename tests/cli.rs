@@ -1474,6 +1474,8 @@ fn mesh_decompose_and_simulate_round_trip() {
             &out,
             "--vpi",
             "4.36",
+            "--ppi",
+            "25mW",
             "--json",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -1497,9 +1499,28 @@ fn mesh_decompose_and_simulate_round_trip() {
         let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             rows[0],
-            "element,index,column,mode,theta_rad,phi_rad,theta_V,phi_V"
+            "element,index,column,mode,theta_rad,phi_rad,theta_V,phi_V,theta_mW,phi_mW"
         );
         assert_eq!(rows.len(), 1 + n * (n - 1) / 2 + n);
+        // Every heater's power is Pπ·φ/π, and the report's total is theirs.
+        let mut total_mw = 0.0;
+        for row in &rows[1..] {
+            let f: Vec<&str> = row.split(',').collect();
+            for (rad, mw) in [(4, 8), (5, 9)] {
+                if let (Ok(phase), Ok(p)) = (f[rad].parse::<f64>(), f[mw].parse::<f64>()) {
+                    assert!(
+                        (p - 25.0 * phase / std::f64::consts::PI).abs() < 1e-6,
+                        "{row}"
+                    );
+                    total_mw += p;
+                }
+            }
+        }
+        let reported = j["heater_power_w"].as_f64().unwrap();
+        assert!(
+            (reported - total_mw / 1e3).abs() < 1e-9,
+            "{reported} W, {total_mw} mW"
+        );
         // A heater at φ = π needs Vπ: check one row's voltage against its phase.
         let f: Vec<&str> = rows[1].split(',').collect();
         let (theta, volts): (f64, f64) = (f[4].parse().unwrap(), f[6].parse().unwrap());
@@ -1688,6 +1709,10 @@ fn mesh_decompose_and_simulate_round_trip() {
             vec!["--method fft"],
         ),
         (vec!["--matrix", &m, "--vpi", "-1"], vec!["--vpi"]),
+        (
+            vec!["--matrix", &m, "--ppi", "25"],
+            vec!["--ppi", "no unit", "25mW"],
+        ),
         (
             vec!["--matrix", &m, "--convention", "reck1994"],
             vec!["--convention", "clements2016", "photonflow-mzi-v1"],
@@ -2273,7 +2298,7 @@ fn mesh_simulate_runs_monte_carlo_trials_over_chips() {
     for (more, needle) in [
         (
             vec!["--imperfections", &d.s("chip.toml"), "--trials", "0"],
-            "at least 1",
+            "0 chips: give 1 to",
         ),
         (
             vec!["--imperfections", &d.s("ideal.toml"), "--trials", "3"],

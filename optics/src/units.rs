@@ -1,8 +1,9 @@
-//! Lengths as text: `632.8nm`, `0.75mm`, `3cm`, `8um` (or `8µm`), `1.5m`, `-5cm`.
+//! Quantities as text: lengths (`632.8nm`, `0.75mm`, `3cm`, `8um` or `8µm`, `1.5m`, `-5cm`)
+//! and powers (`25mW`, `0.5W`, `300uW`).
 //!
-//! Everything inside photonflow is SI (metres); text with units is what users type on the
-//! command line and in TOML files. [`parse_length`] reads it, [`format_length`] writes it back
-//! with the largest unit that keeps the number ≥ 1.
+//! Everything inside photonflow is SI (metres, watts); text with units is what users type on
+//! the command line and in TOML files. [`parse_length`] and [`parse_power`] read it,
+//! [`format_length`] writes a length back with the largest unit that keeps the number ≥ 1.
 
 use crate::error::{OpticsError, Result};
 
@@ -19,6 +20,35 @@ pub const LENGTH_UNITS: &[(&str, f64)] = &[
     ("pm", 1e-12),
 ];
 
+/// Power units accepted in text, with their size in watts.
+pub const POWER_UNITS: &[(&str, f64)] = &[
+    ("kW", 1e3),
+    ("W", 1.0),
+    ("mW", 1e-3),
+    ("uW", 1e-6),
+    ("µW", 1e-6),
+    ("μW", 1e-6),
+    ("nW", 1e-9),
+];
+
+/// Parses a power with a unit (`"25mW"`, `"0.5 W"`, `"300uW"`) into watts; a bare number is
+/// rejected, as for [`parse_length`].
+///
+/// ```
+/// use photonflow_optics::units::parse_power;
+/// assert_eq!(parse_power("25mW").unwrap(), 0.025);
+/// assert!(parse_power("25").is_err());
+/// ```
+pub fn parse_power(text: &str) -> Result<f64> {
+    parse_quantity(
+        text,
+        POWER_UNITS,
+        "power",
+        "25mW, 0.5W or 300uW",
+        "25mW or 2.5e-2W",
+    )
+}
+
 /// Parses a length with a unit (`"632.8nm"`, `"0.4 mm"`, `"-5cm"`, `"1e-3m"`) into metres.
 ///
 /// A bare number without unit is rejected: a silent default unit is how beams end up a million
@@ -33,6 +63,24 @@ pub const LENGTH_UNITS: &[(&str, f64)] = &[
 /// assert_eq!(parse_length("0.4mm").unwrap(), parse_length("400um").unwrap());
 /// ```
 pub fn parse_length(text: &str) -> Result<f64> {
+    parse_quantity(
+        text,
+        LENGTH_UNITS,
+        "length",
+        "632.8nm, 8um, 0.75mm, 3cm or 1m",
+        "632.8nm or 1.5e-3m",
+    )
+}
+
+/// A number and one of `units` (name, size in SI) into SI; `kind` names the quantity in
+/// messages, `examples` with units and `forms` of the number.
+fn parse_quantity(
+    text: &str,
+    units: &[(&str, f64)],
+    kind: &str,
+    examples: &str,
+    forms: &str,
+) -> Result<f64> {
     let t = text.trim();
     let split = t
         .char_indices()
@@ -42,32 +90,31 @@ pub fn parse_length(text: &str) -> Result<f64> {
         .map(|(i, _)| i)
         .unwrap_or(t.len());
     let (number, unit) = (t[..split].trim(), t[split..].trim());
-    let names: Vec<&str> = LENGTH_UNITS.iter().map(|(n, _)| *n).collect();
+    let names: Vec<&str> = units.iter().map(|(n, _)| *n).collect();
     if unit.is_empty() {
         return Err(OpticsError::Parse(format!(
-            "'{text}' has no unit; write a length with a unit such as 632.8nm, 8um, 0.75mm, 3cm or 1m \
-             (units: {})",
+            "'{text}' has no unit; write a {kind} with a unit such as {examples} (units: {})",
             names.join(", ")
         )));
     }
-    let scale = LENGTH_UNITS
+    let scale = units
         .iter()
         .find(|(n, _)| *n == unit)
         .map(|(_, s)| *s)
         .ok_or_else(|| {
             OpticsError::Parse(format!(
-                "unknown length unit '{unit}' in '{text}'; use one of {}",
+                "unknown {kind} unit '{unit}' in '{text}'; use one of {}",
                 names.join(", ")
             ))
         })?;
     let value: f64 = number.parse().map_err(|_| {
         OpticsError::Parse(format!(
-            "'{number}' in '{text}' is not a number; write e.g. 632.8nm or 1.5e-3m"
+            "'{number}' in '{text}' is not a number; write e.g. {forms}"
         ))
     })?;
     if !value.is_finite() {
         return Err(OpticsError::Parse(format!(
-            "'{text}' is not a finite length"
+            "'{text}' is not a finite {kind}"
         )));
     }
     // Sub-metre units divide by an exact power of ten (1e3, 1e6, …), which rounds once:
@@ -130,6 +177,28 @@ mod tests {
                 (v - metres).abs() <= 1e-12 * metres.abs(),
                 "{text}: {v} vs {metres}"
             );
+        }
+    }
+
+    #[test]
+    fn powers_parse_with_their_units() {
+        for (text, watts) in [
+            ("25mW", 0.025),
+            ("0.5 W", 0.5),
+            ("300uW", 3e-4),
+            ("2kW", 2e3),
+        ] {
+            let v = parse_power(text).unwrap();
+            assert!((v - watts).abs() <= 1e-15 * watts, "{text}: {v}");
+        }
+        for (text, needle) in [
+            ("25", "no unit"),
+            ("25mm", "unknown power unit 'mm'"),
+            ("1.2.3mW", "not a number"),
+            ("1e999mW", "not a finite power"),
+        ] {
+            let e = parse_power(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
         }
     }
 

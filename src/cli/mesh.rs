@@ -12,7 +12,7 @@ use photonflow_compiler::error::CompileError;
 use photonflow_compiler::mesh::chip::{
     Chip, CorrectionReport, Imperfections, MAX_GLOBAL_MODES, MAX_ITERATIONS, compare, implemented,
 };
-use photonflow_compiler::mesh::layout::Layout;
+use photonflow_compiler::mesh::layout::{Heaters, Layout};
 use photonflow_compiler::mesh::trials::{self, Spread, Trial, Trials};
 use photonflow_compiler::mesh::{
     CMatrix, Convention, Mesh, Method, SvdInfo, bridge, decompose, decompose_svd, svd, text,
@@ -81,6 +81,10 @@ struct DecomposeArgs {
     /// heater voltages.
     #[arg(long, value_name = "VOLTS", allow_hyphen_values = true)]
     vpi: Option<f64>,
+    /// Power of a thermal phase shifter for a π shift (P = Pπ·φ/π), with a unit (25mW): the
+    /// phase table gets every heater's power, and the report the total.
+    #[arg(long, value_name = "POWER", value_parser = super::positive_power, allow_hyphen_values = true)]
+    ppi: Option<f64>,
     /// Compile for this chip (TOML, as `mesh simulate --imperfections`): the layout records it
     /// and its error is the chip's.
     #[arg(long, value_name = "FILE.toml")]
@@ -146,8 +150,9 @@ struct SimulateArgs {
     #[arg(long, value_name = "MATRIX.png")]
     png: Option<PathBuf>,
     /// Monte Carlo: run the mesh on N chips of the --imperfections model (seeds seed, seed+1,
-    /// …; --out is the first) and report the spread of their fidelity and error against
-    /// --reference, else against the ideal mesh (with --correct, also after correction).
+    /// …; --out is the first; at most 100 000) and report the spread of their fidelity,
+    /// transmission and error against --reference, else against the ideal mesh (with
+    /// --correct, also after correction).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     trials: Option<usize>,
     /// With --trials: a PNG of every chip's infidelity 1 − F, sorted (the fraction of chips at
@@ -255,11 +260,13 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
         .convention
         .parse()
         .map_err(|e| anyhow::anyhow!("--convention {e}"))?;
-    if convention != Convention::Photonflow && (args.vpi.is_some() || args.imperfections.is_some())
+    if convention != Convention::Photonflow
+        && (args.vpi.is_some() || args.ppi.is_some() || args.imperfections.is_some())
     {
         bail!(
-            "--convention {}: heater voltages (--vpi) and chips (--imperfections) are for the \
-             device's own convention; leave --convention at photonflow-mzi-v1 for them",
+            "--convention {}: heater voltages and powers (--vpi, --ppi) and chips \
+             (--imperfections) are for the device's own convention; leave --convention at \
+             photonflow-mzi-v1 for them",
             convention.name()
         );
     }
@@ -364,7 +371,11 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out {}: cannot create it", args.out.display()))?;
     layout.save(&args.out.join("layout.json"))?;
-    let csv = layout.csv(args.vpi);
+    let csv = layout.csv(Heaters {
+        vpi: args.vpi,
+        ppi: args.ppi,
+    });
+    let heater_power = args.ppi.map(|ppi| layout.heater_power(ppi));
     let csv_path = args.out.join("phases.csv");
     photonflow_optics::io::write_atomic(&csv_path, |w| {
         std::io::Write::write_all(w, csv.as_bytes())
@@ -387,6 +398,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
                 "scale": layout.svd.as_ref().map(|s| s.scale),
                 "correction": layout.correction,
                 "system_error": system_check,
+                "heater_power_w": heater_power,
                 "layout": args.out.join("layout.json"),
             })
         );
@@ -402,6 +414,15 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
             seconds,
             args.out.display()
         );
+        if let (Some(total), Some(ppi)) = (heater_power, args.ppi) {
+            println!(
+                "heaters at Pπ = {:.4} mW: {:.6} W in all, {:.4} mW per MZI on average (θ, φ \
+                 and their share of the output phases)",
+                ppi * 1e3,
+                total,
+                total * 1e3 / layout.mzi_count.max(1) as f64
+            );
+        }
         if let Some(e) = system_check {
             println!(
                 "the chip against the diffractive system on 4 random input fields: largest \

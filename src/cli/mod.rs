@@ -79,6 +79,16 @@ pub(crate) fn length(text: &str) -> Result<f64, String> {
     parse_length(text).map_err(|e| e.to_string())
 }
 
+/// clap value parser for strictly positive powers (`25mW`).
+pub(crate) fn positive_power(text: &str) -> Result<f64, String> {
+    let v = photonflow_optics::units::parse_power(text).map_err(|e| e.to_string())?;
+    if v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("'{text}': give a positive power, e.g. 25mW"))
+    }
+}
+
 /// clap value parser for strictly positive lengths.
 pub(crate) fn positive_length(text: &str) -> Result<f64, String> {
     let v = length(text)?;

@@ -2,6 +2,7 @@
 //! well it reproduces the target) and a CSV phase table (with heater voltages when a `Vπ` is
 //! given).
 
+use std::f64::consts::PI;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
@@ -201,53 +202,83 @@ impl Layout {
             .map_err(|e| CompileError::file(path, format!("cannot write it: {e}")))
     }
 
-    /// The phase table as CSV: one row per MZI in light order, then one per output phase, each
-    /// phase (radians) the shortest decimal that reads back as the same `f64`; with `vpi`
-    /// (volts for a π shift of a thermal phase shifter, `φ = π·(V/Vπ)²`) also the heater
-    /// voltages `V = Vπ·√(φ/π)`.
-    pub fn csv(&self, vpi: Option<f64>) -> String {
+    /// The phase table as CSV: one row per MZI in light order, then one per attenuator and one
+    /// per output phase, each phase (radians) the shortest decimal that reads back as the same
+    /// `f64`; with `heaters.vpi` also every thermal heater's voltage, with `heaters.ppi` its
+    /// power ([`Heaters`]).
+    pub fn csv(&self, heaters: Heaters) -> String {
         let mut t = String::new();
         let _ = writeln!(t, "# {}", self.convention);
         let _ = writeln!(
             t,
             "# implemented matrix: diag(exp(i*output_phase)) * T_K ... T_1, rows in light order"
         );
-        let volts = |p: f64| vpi.map(|v| v * (p / std::f64::consts::PI).sqrt());
-        if vpi.is_some() {
-            let _ = writeln!(
-                t,
-                "element,index,column,mode,theta_rad,phi_rad,theta_V,phi_V"
-            );
-        } else {
-            let _ = writeln!(t, "element,index,column,mode,theta_rad,phi_rad");
+        let mut header = String::from("element,index,column,mode,theta_rad,phi_rad");
+        if heaters.vpi.is_some() {
+            header.push_str(",theta_V,phi_V");
         }
+        if heaters.ppi.is_some() {
+            header.push_str(",theta_mW,phi_mW");
+        }
+        let _ = writeln!(t, "{header}");
+        // The extra columns of a row whose heaters are at `theta` and `phi` (either absent).
+        let extra = |t: &mut String, theta: Option<f64>, phi: Option<f64>| {
+            let cell = |v: Option<f64>, f: &dyn Fn(f64) -> f64| v.map(|p| format!("{:.9}", f(p)));
+            if let Some(vpi) = heaters.vpi {
+                let volts = |p: f64| vpi * (p / PI).sqrt();
+                let [a, b] =
+                    [cell(theta, &volts), cell(phi, &volts)].map(Option::unwrap_or_default);
+                let _ = write!(t, ",{a},{b}");
+            }
+            if let Some(ppi) = heaters.ppi {
+                let milliwatts = |p: f64| 1e3 * ppi * p / PI;
+                let [a, b] = [cell(theta, &milliwatts), cell(phi, &milliwatts)]
+                    .map(Option::unwrap_or_default);
+                let _ = write!(t, ",{a},{b}");
+            }
+            t.push('\n');
+        };
         for (i, z) in self.mzis.iter().enumerate() {
             let _ = write!(
                 t,
                 "mzi,{i},{},{},{:e},{:e}",
                 z.column, z.mode, z.theta, z.phi
             );
-            if let (Some(a), Some(b)) = (volts(z.theta), volts(z.phi)) {
-                let _ = write!(t, ",{a:.9},{b:.9}");
-            }
-            t.push('\n');
+            extra(&mut t, Some(z.theta), Some(z.phi));
         }
         for (i, a) in self.attenuators.iter().enumerate() {
             let _ = write!(t, "attenuator,{i},{},{},{:e},", a.column, a.mode, a.theta);
-            if let Some(v) = volts(a.theta) {
-                let _ = write!(t, ",{v:.9},");
-            }
-            t.push('\n');
+            extra(&mut t, Some(a.theta), None);
         }
         for (m, &p) in self.output_phases.iter().enumerate() {
             let _ = write!(t, "output,{m},{},{m},,{p:e}", self.depth);
-            if let Some(v) = volts(p) {
-                let _ = write!(t, ",,{v:.9}");
-            }
-            t.push('\n');
+            extra(&mut t, None, Some(p));
         }
         t
     }
+
+    /// The power of every thermal heater together, watts, for `ppi` watts per π shift (the
+    /// phase of a thermal shifter grows with its power, `P = Pπ·φ/π`): the MZIs' `θ` and `φ`,
+    /// the attenuators' `θ` and the output phases, as written (`θ ∈ [0, π]`, the others in
+    /// `[0, 2π)`).
+    pub fn heater_power(&self, ppi: f64) -> f64 {
+        let mzis = self.mzis.iter().map(|z| z.theta + z.phi);
+        let attenuators = self.attenuators.iter().map(|a| a.theta);
+        let phases: f64 = mzis
+            .chain(attenuators)
+            .chain(self.output_phases.iter().copied())
+            .sum();
+        ppi * phases / PI
+    }
+}
+
+/// What drives the thermal phase shifters, for the phase table ([`Layout::csv`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Heaters {
+    /// Volts for a π shift, `φ = π·(V/Vπ)²`: the table gets `V = Vπ·√(φ/π)`.
+    pub vpi: Option<f64>,
+    /// Watts for a π shift, `P = Pπ·φ/π`: the table gets the power, in mW.
+    pub ppi: Option<f64>,
 }
 
 /// Indented JSON with every container below the second level on one line: one line per MZI
@@ -396,7 +427,10 @@ mod tests {
         };
         assert_eq!(bits(&back), bits(&layout));
 
-        let csv = layout.csv(Some(4.36));
+        let csv = layout.csv(Heaters {
+            vpi: Some(4.36),
+            ppi: Some(0.025),
+        });
         let mut read = Vec::new();
         for row in csv
             .lines()
@@ -405,8 +439,35 @@ mod tests {
             let f: Vec<&str> = row.split(',').collect();
             let cols: &[usize] = if f[0] == "mzi" { &[4, 5] } else { &[5] };
             read.extend(cols.iter().map(|&c| f[c].parse::<f64>().unwrap().to_bits()));
+            // Volts and milliwatts of the same heaters (θ, φ; empty where there is none).
+            assert_eq!(f.len(), 10, "{row}");
+            for (rad, volts, mw) in [(4, 6, 8), (5, 7, 9)] {
+                if f[rad].is_empty() {
+                    assert!(f[volts].is_empty() && f[mw].is_empty(), "{row}");
+                    continue;
+                }
+                let phase: f64 = f[rad].parse().unwrap();
+                let v: f64 = f[volts].parse().unwrap();
+                let p: f64 = f[mw].parse().unwrap();
+                assert!((v - 4.36 * (phase / PI).sqrt()).abs() < 1e-8, "{row}");
+                assert!((p - 25.0 * phase / PI).abs() < 1e-8, "{row}");
+            }
         }
         assert_eq!(read, bits(&layout));
+        // The total is every heater's power: θ ∈ [0, π] and φ ∈ [0, 2π) average π/2 and π.
+        let total = layout.heater_power(0.025);
+        let mean = total / layout.mzis.len() as f64;
+        assert!((0.01..0.06).contains(&mean), "{total} W, {mean} W per MZI");
+        let by_rows: f64 = (csv.lines())
+            .filter(|l| !l.starts_with('#') && !l.starts_with("element"))
+            .flat_map(|l| l.split(',').skip(8).map(str::to_owned).collect::<Vec<_>>())
+            .filter(|c| !c.is_empty())
+            .map(|c| c.parse::<f64>().unwrap())
+            .sum();
+        assert!(
+            (by_rows / 1e3 - total).abs() < 1e-9 * total.max(1.0),
+            "{by_rows} mW {total} W"
+        );
     }
 
     /// `load` refuses a layout whose columns disagree with the order light meets its elements

@@ -21,6 +21,10 @@ use super::matrix::CMatrix;
 use super::svd::SvdInfo;
 use crate::error::{CompileError, Result};
 
+/// The most chips one run takes: every chip is kept for the report (at 100 000, a few MB, and
+/// about a minute of 64-mode chips on one thread).
+pub const MAX_TRIALS: usize = 100_000;
+
 /// One chip of a Monte Carlo run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Trial {
@@ -116,7 +120,7 @@ pub struct Trials {
 /// `correct = Some(iterations)`, each chip's phases are also corrected for its splitter errors
 /// (as [`Chip::correct_with`]). `done` is called once per finished trial, from any thread.
 ///
-/// Errors: `count` is 0; the imperfections have no random part (every chip would be the same);
+/// Errors: `count` is 0 or above [`MAX_TRIALS`]; the imperfections have no random part (every chip would be the same);
 /// an invalid imperfection; a reference of another shape.
 pub fn run(
     mesh: &Mesh,
@@ -127,10 +131,10 @@ pub fn run(
     correct: Option<usize>,
     done: impl Fn() + Sync,
 ) -> Result<Trials> {
-    if count == 0 {
+    if !(1..=MAX_TRIALS).contains(&count) {
         return Err(CompileError::Option {
             option: "--trials",
-            problem: "give at least 1 chip".into(),
+            problem: format!("{count} chips: give 1 to {MAX_TRIALS}"),
         });
     }
     let i = imperfections;
@@ -277,7 +281,8 @@ mod tests {
         .unwrap();
         assert_eq!(calls.into_inner(), 5);
         for (imperfections, count, needle) in [
-            (chip(0.05, 0.0, 0), 0, "at least 1"),
+            (chip(0.05, 0.0, 0), 0, "0 chips: give 1 to 100000"),
+            (chip(0.05, 0.0, 0), MAX_TRIALS + 1, "give 1 to 100000"),
             (chip(0.0, 0.0, 0), 2, "no random part"),
             (chip(-0.1, 0.0, 0), 2, "splitter_error"),
         ] {
