@@ -2306,6 +2306,17 @@ fn mesh_simulate_runs_monte_carlo_trials_over_chips() {
         ),
         (vec!["--trials", "3"], "no random part"),
         (vec!["--trials-png", &d.s("t.png")], "--trials"),
+        (
+            vec![
+                "--imperfections",
+                &d.s("chip.toml"),
+                "--trials",
+                "3",
+                "--trials-png",
+                &d.s("no/such/t.png"),
+            ],
+            "its folder does not exist",
+        ),
         (vec!["--trials", "-1"], "--trials"),
     ] {
         let o = simulate(&more);

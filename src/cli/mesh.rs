@@ -458,6 +458,16 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     if args.correct && args.reference.is_none() {
         bail!("--correct needs --reference M.npy: the matrix the fidelity is measured against");
     }
+    // A long Monte Carlo run must not end on a figure it cannot write.
+    if let Some(png) = &args.trials_png {
+        let folder = png.parent().filter(|p| !p.as_os_str().is_empty());
+        if folder.is_some_and(|f| !f.is_dir()) {
+            bail!(
+                "--trials-png {}: its folder does not exist; create it or choose another path",
+                png.display()
+            );
+        }
+    }
     // The chip given, else the one the layout was compiled for, else the ideal one.
     let imperfections = match &args.imperfections {
         Some(path) => Imperfections::load(path).context("--imperfections")?,
