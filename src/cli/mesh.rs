@@ -298,10 +298,16 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
                     {
                         // A power of ten above the deviation, with a margin.
                         let tolerance = 10f64.powf((deviation * 10.0).max(1e-15).log10().ceil());
+                        let pass = if tolerance <= 1e-2 {
+                            format!("pass --tolerance {tolerance:e}, or ")
+                        } else {
+                            // Too coarse to call it unitary: the mesh would be another matrix.
+                            String::new()
+                        };
                         format!(
-                            ": it holds {}, so a unitary saved in it deviates at this level; pass \
-                             --tolerance {tolerance:e}, or save the matrix with every digit \
-                             (complex128 .npy, or a table as numpy.savetxt writes it by default)",
+                            ": it holds {}, so a unitary saved in it deviates at this level; \
+                             {pass}save the matrix with every digit (complex128 .npy, or a table \
+                             as numpy.savetxt writes it by default)",
                             p.what
                         )
                     }
