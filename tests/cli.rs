@@ -2137,6 +2137,23 @@ fn mesh_reads_and_writes_matrices_as_text_tables() {
         "1e-3",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // One digit: too coarse to call unitary at any tolerance worth suggesting.
+    std::fs::write(d.path("u1.csv"), "0.7,0.7\n-0.7,0.7\n").unwrap();
+    let o = photonflow(&[
+        "mesh",
+        "decompose",
+        "--matrix",
+        &d.s("u1.csv"),
+        "--out",
+        &out,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("at most 1 significant digit,"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("pass --tolerance"), "{}", stderr(&o));
     // A broken table names the file and the line.
     std::fs::write(d.path("bad.csv"), "1,0\n0,x\n").unwrap();
     let o = photonflow(&[

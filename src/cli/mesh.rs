@@ -189,8 +189,9 @@ fn read_matrix(path: &Path, flag: &str) -> anyhow::Result<(CMatrix, Option<Preci
         let precision = (t.digits < 16).then(|| Precision {
             digits: t.digits,
             what: format!(
-                "numbers written with at most {} significant digits",
-                t.digits
+                "numbers written with at most {} significant digit{}",
+                t.digits,
+                if t.digits == 1 { "" } else { "s" }
             ),
         });
         return Ok((t.matrix, precision));
