@@ -35,8 +35,8 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Compile a matrix (.npy or a .csv/.tsv/.txt table) into the phases of a Clements or Reck mesh (unitary matrices)
-    /// or an SVD mesh (any matrix).
+    /// Compile a matrix (.npy or a .csv/.tsv/.txt table) into the phases of a Clements or Reck
+    /// mesh (unitary matrices) or an SVD mesh (any matrix).
     Decompose(DecomposeArgs),
     /// The matrix a layout implements, ideal or on a chip with imperfections (and their
     /// correction), as complex128 .npy or a .csv/.tsv/.txt table.

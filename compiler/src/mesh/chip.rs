@@ -3,9 +3,10 @@
 //!
 //! Every MZI of the chip is `a · B(ε₂)·diag(e^{iθ'},1)·B(ε₁)·diag(e^{iφ'},1)`
 //! ([`super::mzi::with_errors`]): `a = 10^(−L/20)` its amplitude transmission (`L` its
-//! insertion loss in dB: `loss_db`, spread by a Gaussian of σ `loss_error` and kept ≥ 0), `ε₁`, `ε₂`
-//! its couplers' splitting-angle errors (radians, `B(ε) = [[cos(π/4+ε), i·sin(π/4+ε)], [i·sin,
-//! cos]]`), and `θ'`, `φ'` the phases its heaters really apply when `θ`, `φ` are programmed:
+//! insertion loss in dB: `loss_db`, spread by a Gaussian of σ `loss_error` and kept ≥ 0),
+//! `ε₁`, `ε₂` its couplers' splitting-angle errors (radians, `B(ε) = [[cos(π/4+ε),
+//! i·sin(π/4+ε)], [i·sin, cos]]`), and `θ'`, `φ'` the phases its heaters really apply when `θ`,
+//! `φ` are programmed:
 //!
 //! ```text
 //! h(x)  = the heater's phase for the programmed x: x wrapped into [0, 2π), then, with a DAC of
