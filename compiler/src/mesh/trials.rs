@@ -1,9 +1,9 @@
 //! Monte Carlo over fabricated chips: the same mesh on many chips drawn from one
-//! [`Imperfections`] model, and how their fidelity and error spread (with and without the
-//! correction of their splitter errors).
+//! [`Imperfections`] model, and how their fidelity, transmission and error spread (with and
+//! without the correction of their splitter errors).
 //!
-//! A chip's random imperfections (`splitter_error`, `phase_error`) are static draws fixed by
-//! its `seed`; trial `t` is the chip of seed `seed + t`, so trial 0 is the chip a single
+//! A chip's random imperfections (`splitter_error`, `phase_error`, `loss_error`) are static
+//! draws fixed by its `seed`; trial `t` is the chip of seed `seed + t`, so trial 0 is the chip a single
 //! simulation with the same file gives, and every trial can be reproduced alone. The trials
 //! run in parallel (rayon) and are reported in seed order, whatever the threads.
 //!
