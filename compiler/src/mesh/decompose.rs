@@ -97,7 +97,7 @@ impl Mesh {
     /// The matrix of the mesh with every MZI's 2×2 given by `mzi` (a model of the real
     /// device, called once per MZI in light order); attenuators and output phases as designed.
     ///
-    /// Column `j` is the mesh applied to the unit vector `e_j`, so blocks of [`MATRIX_BLOCK`]
+    /// Column `j` is the mesh applied to the unit vector `e_j`, so blocks of `MATRIX_BLOCK`
     /// columns go through the mesh independently, in parallel on the rayon pool, and in each
     /// an MZI only touches the columns its two rows can hold light in so far (each row's span
     /// starts at its own column and grows to the union of the two where an MZI mixes them):

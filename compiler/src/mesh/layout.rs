@@ -117,7 +117,7 @@ impl Layout {
 
     /// Reads and checks a layout file: format, convention, modes of every MZI, phases finite,
     /// the MZI count and depth it states, columns that agree with the order light meets the
-    /// elements ([`check_columns`]), and the SVD block within the mesh.
+    /// elements (`check_columns`), and the SVD block within the mesh.
     pub fn load(path: &Path) -> Result<Self> {
         let bad = |problem: String| CompileError::file(path, problem);
         let text = read_text(path)?;
@@ -193,7 +193,7 @@ impl Layout {
         Ok(l)
     }
 
-    /// Writes the layout as indented JSON, one line per MZI ([`Rows`]), atomically.
+    /// Writes the layout as indented JSON, one line per MZI (`Rows`), atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut json = Vec::new();
         let mut ser = serde_json::Serializer::with_formatter(&mut json, Rows::default());

@@ -64,7 +64,7 @@ impl CMatrix {
     /// Applies the 2×2 `t` from the left to rows `(k, k+1)`: `M ← T_k · M`, on the columns
     /// `cols` only (the others must be zero in both rows). In 512-bit or 256-bit registers with
     /// fused multiply-adds where the CPU has them (detected at run time; the same bits either
-    /// way, [`pairs_in`]), else in portable arithmetic (the same to rounding).
+    /// way, `pairs_in`), else in portable arithmetic (the same to rounding).
     pub fn rows_apply(&mut self, k: usize, t: &[[C; 2]; 2], cols: std::ops::Range<usize>) {
         self.rows_apply_with(Simd::detect(), k, t, cols);
     }
@@ -146,7 +146,7 @@ impl CMatrix {
 /// `H[a][b] = Σ_j x_a[j]·conj(y_b[j])` for the rows `x = [x₀, x₁]` and `y = [y₀, y₁]` (all of one
 /// length): the four inner products of two adjacent rows of one matrix with two of another
 /// (the 2×2 block of `X·Y†` on those rows). In 512-bit or 256-bit registers with fused
-/// multiply-adds where the CPU has them (the same bits either way, [`products_in`]), else
+/// multiply-adds where the CPU has them (the same bits either way, `products_in`), else
 /// portable (the same to rounding).
 pub fn row_products(x: [&[C]; 2], y: [&[C]; 2]) -> [[C; 2]; 2] {
     row_products_with(Simd::detect(), x, y)

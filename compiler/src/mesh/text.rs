@@ -15,7 +15,7 @@
 //! reports the most significant digits any of its numbers was written with, so that a caller
 //! can say why such a unitary fails a tight tolerance.
 //!
-//! **Writing** ([`format`], [`write`]): every number as the shortest decimal that reads back
+//! **Writing** ([`format`](fn@format), [`write`](fn@write)): every number as the shortest decimal that reads back
 //! as the same `f64` (with an exponent below 10⁻⁵ and from 10¹⁶), complex entries as `a+bj`
 //! (the form Python's `complex` and `numpy.loadtxt(..., dtype=complex)` read), real ones alone
 //! when every imaginary part is zero; `,` between entries in a `.csv`, a tab in a `.tsv`, a
