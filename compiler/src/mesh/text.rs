@@ -7,8 +7,9 @@
 //! whitespace; with `;`, a decimal comma (`0,5`, as Excel writes in many locales) is read as a
 //! point. An entry is a real number (`0.5`, `-1e-3`) or a complex one written as Python, NumPy,
 //! MATLAB or Julia write it: `0.5+0.25j`, `0.5-0.25i`, `(0.5+0.25j)`, `0.5 + 0.25im`, `-2j`,
-//! `j`. Every row must have as many entries as the first, and every entry must be finite; an
-//! error names the line and the entry.
+//! `j`, or a pair `(0.5,0.25)` as C++, Fortran and Octave write it (a delimiter inside
+//! parentheses does not separate entries). Every row must have as many entries as the first,
+//! and every entry must be finite; an error names the line and the entry.
 //!
 //! **Precision.** A text table carries the digits its writer chose: a unitary written with
 //! five significant digits (MATLAB's `csvwrite`) is unitary only to about 10⁻⁵. [`TextMatrix`]
@@ -72,7 +73,11 @@ pub fn parse(text: &str) -> std::result::Result<TextMatrix, String> {
         .map(|(i, l)| (i + 1, l.trim()))
         .filter(|(_, l)| !(l.is_empty() || l.starts_with('#') || l.starts_with('%')))
         .collect();
-    let has = |c: char| lines.iter().any(|(_, l)| l.contains(c));
+    let has = |c: char| {
+        lines
+            .iter()
+            .any(|(_, l)| outside_parentheses(l).any(|x| x == c))
+    };
     let delimiter = if has('\t') {
         Delimiter::Tab
     } else if has(';') {
@@ -122,25 +127,27 @@ pub fn parse(text: &str) -> std::result::Result<TextMatrix, String> {
 /// one) is not an entry.
 fn fields(line: &str, delimiter: Delimiter) -> Vec<String> {
     let mut fields: Vec<String> = match delimiter {
-        Delimiter::Tab => line.split('\t').map(|f| f.trim().to_owned()).collect(),
-        Delimiter::Semicolon => line.split(';').map(|f| f.trim().to_owned()).collect(),
-        Delimiter::Comma => line.split(',').map(|f| f.trim().to_owned()).collect(),
+        Delimiter::Tab => split_outside_parentheses(line, '\t'),
+        Delimiter::Semicolon => split_outside_parentheses(line, ';'),
+        Delimiter::Comma => split_outside_parentheses(line, ','),
         Delimiter::Whitespace => {
-            // A lone sign joins its neighbours: Julia's `0.5 + 0.25im`.
+            // A lone sign joins its neighbours (Julia's `0.5 + 0.25im`), and so does what
+            // follows an open parenthesis (`(0.5, 0.25)`).
             let mut out: Vec<String> = Vec::new();
-            let mut join = false;
+            let (mut join, mut depth) = (false, 0i32);
             for token in line.split_whitespace() {
                 match (token, out.last_mut()) {
                     ("+" | "-", Some(last)) => {
                         last.push_str(token);
                         join = true;
                     }
-                    (_, Some(last)) if join => {
+                    (_, Some(last)) if join || depth > 0 => {
                         last.push_str(token);
                         join = false;
                     }
                     _ => out.push(token.to_owned()),
                 }
+                depth += token.matches('(').count() as i32 - token.matches(')').count() as i32;
             }
             out
         }
@@ -151,25 +158,57 @@ fn fields(line: &str, delimiter: Delimiter) -> Vec<String> {
     fields
 }
 
+/// The characters of `line` outside parentheses.
+fn outside_parentheses(line: &str) -> impl Iterator<Item = char> + '_ {
+    let mut depth = 0i32;
+    line.chars().filter(move |&c| {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => return depth <= 0,
+        }
+        false
+    })
+}
+
+/// `line` split at every `delimiter` outside parentheses, each part trimmed.
+fn split_outside_parentheses(line: &str, delimiter: char) -> Vec<String> {
+    let (mut parts, mut part, mut depth) = (Vec::new(), String::new(), 0i32);
+    for c in line.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            _ => {}
+        }
+        if c == delimiter && depth <= 0 {
+            parts.push(part.trim().to_owned());
+            part.clear();
+        } else {
+            part.push(c);
+        }
+    }
+    parts.push(part.trim().to_owned());
+    parts
+}
+
 /// One entry (module doc) and the significant digits it was written with.
 fn parse_entry(field: &str, delimiter: Delimiter) -> std::result::Result<(C, u32), String> {
-    let help = "write real numbers like 0.5 or -1e-3, complex ones like 0.5+0.25j, 0.5-0.25i or \
-                (0.5+0.25j)";
+    let help = "write real numbers like 0.5 or -1e-3, complex ones like 0.5+0.25j, 0.5-0.25i, \
+                (0.5+0.25j) or (0.5,0.25)";
     if field.is_empty() {
         return Err(format!("empty (two delimiters in a row); {help}"));
     }
     let mut s: String = field.chars().filter(|c| !c.is_whitespace()).collect();
-    if delimiter == Delimiter::Semicolon && s.contains(',') && !s.contains('.') {
-        s = s.replace(',', ".");
-    }
-    let s = s
+    // A pair `(re,im)`: C++, Fortran, Octave.
+    let pair = s
         .strip_prefix('(')
         .and_then(|t| t.strip_suffix(')'))
-        .unwrap_or(&s);
-    let lower = s.to_ascii_lowercase();
-    let imaginary = ["im", "j", "i"]
-        .iter()
-        .find_map(|suffix| lower.strip_suffix(suffix));
+        .and_then(|t| t.split_once(','))
+        .filter(|(_, im)| !im.contains(','))
+        .map(|(re, im)| (re.to_owned(), im.to_owned()));
+    if delimiter == Delimiter::Semicolon && pair.is_none() && s.contains(',') && !s.contains('.') {
+        s = s.replace(',', ".");
+    }
     let bad = || format!("`{field}` is not a number; {help}");
     // A bare sign (or nothing) before the `j` is a unit: `j`, `-j`, `1+j`.
     let number = |t: &str, imaginary: bool| -> std::result::Result<(f64, u32), String> {
@@ -183,6 +222,18 @@ fn parse_entry(field: &str, delimiter: Delimiter) -> std::result::Result<(C, u32
         }
         Ok((v, significant_digits(t)))
     };
+    if let Some((re, im)) = pair {
+        let ((re, d1), (im, d2)) = (number(&re, false)?, number(&im, false)?);
+        return Ok((C::new(re, im), d1.max(d2)));
+    }
+    let s = s
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .unwrap_or(&s);
+    let lower = s.to_ascii_lowercase();
+    let imaginary = ["im", "j", "i"]
+        .iter()
+        .find_map(|suffix| lower.strip_suffix(suffix));
     let (value, digits) = match imaginary {
         None => {
             let (re, d) = number(&lower, false)?;
@@ -294,6 +345,11 @@ mod tests {
             "\u{feff}0,5+0,25i;-0,001;\r\n-2j;1,5-0,75j;\r\n",
             // Python's complex() spelling, blank lines and a MATLAB comment.
             "% U\n\n(0.5+0.25j), -1E-3\n\n-2J, (1.5-0.75j)\n",
+            // Pairs, as C++'s std::complex, Fortran and Octave write them.
+            "(0.5,0.25) (-0.001,0)\n(0,-2) (1.5,-0.75)\n",
+            "(0.5, 0.25) (-1e-3, 0.0)\n( 0.0, -2.0 ) (1.5, -0.75)\n",
+            "(0.5,0.25),(-0.001,0)\n(0,-2),(1.5,-0.75)\n",
+            "(0.5,0.25);-0,001\n(0,-2);(1.5,-0.75)\n",
         ] {
             assert_eq!(entries(text), want, "{text:?}");
         }
@@ -342,6 +398,9 @@ mod tests {
             ("1 - 2\n", &["`1-2` is not a number"]),
             ("- 2\n", &["line 1, entry 1", "`-` is not a number"]),
             ("++2j ()\n", &["`++2j` is not a number"]),
+            ("(1,2,3)\n", &["`(1,2,3)` is not a number", "(0.5,0.25)"]),
+            ("(1,x)\n", &["`(1,x)` is not a number"]),
+            ("(1,nan)\n", &["not finite"]),
             ("# only a comment\n\n", &["no numbers"]),
             ("", &["no numbers"]),
         ] {
