@@ -365,13 +365,7 @@ impl Chip {
         progress: impl FnMut(usize, usize),
     ) -> Result<CorrectionReport> {
         let before = compare(reference, &self.matrix(mesh), svd)?;
-        let global = mesh.n <= MAX_GLOBAL_MODES && iterations > 0;
-        let design = global.then(|| mesh.matrix());
-        self.correct_locally(mesh);
-        let iterations = match design {
-            Some(design) => Sweep::new(self, mesh).refine(mesh, &design, iterations, progress),
-            None => 0,
-        };
+        let (global, iterations) = self.reprogram(mesh, iterations, progress);
         let after = compare(reference, &self.matrix(mesh), svd)?;
         Ok(CorrectionReport {
             fidelity_before: before.fidelity,
@@ -381,6 +375,25 @@ impl Chip {
             global,
             iterations,
         })
+    }
+
+    /// The correction itself, without the comparisons [`Chip::correct_with`] reports: the
+    /// local step, then on meshes of up to [`MAX_GLOBAL_MODES`] modes at most `iterations` of
+    /// the global one. Returns whether the global step ran, and its iterations.
+    pub fn reprogram(
+        &self,
+        mesh: &mut Mesh,
+        iterations: usize,
+        progress: impl FnMut(usize, usize),
+    ) -> (bool, usize) {
+        let global = mesh.n <= MAX_GLOBAL_MODES && iterations > 0;
+        let design = global.then(|| mesh.matrix());
+        self.correct_locally(mesh);
+        let iterations = match design {
+            Some(design) => Sweep::new(self, mesh).refine(mesh, &design, iterations, progress),
+            None => 0,
+        };
+        (global, iterations)
     }
 
     /// The local correction: MZI by MZI in light order, the phases that make the imperfect MZI

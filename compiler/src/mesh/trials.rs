@@ -8,7 +8,7 @@
 //! run in parallel (rayon) and are reported in seed order, whatever the threads.
 //!
 //! Each trial costs one chip matrix (`O(N³)`, blocks of columns in parallel), and with
-//! correction the correction too ([`Chip::correct_with`]: `O(N²)` for the local step, `O(N³)`
+//! correction the correction too ([`Chip::reprogram`]: `O(N²)` for the local step, `O(N³)`
 //! per iteration of the global one on meshes of up to
 //! [`MAX_GLOBAL_MODES`](super::chip::MAX_GLOBAL_MODES) modes).
 
@@ -118,10 +118,11 @@ pub struct Trials {
 /// Runs `mesh` on `count` chips of `imperfections` (seeds `seed`, `seed + 1`, …; module doc)
 /// and compares each with `reference` (as [`compare`]; for an SVD mesh, `svd`). With
 /// `correct = Some(iterations)`, each chip's phases are also corrected for its splitter errors
-/// (as [`Chip::correct_with`]). `done` is called once per finished trial, from any thread.
+/// ([`Chip::reprogram`]) and the chip compared again. `done` is called once per finished
+/// trial, from any thread.
 ///
-/// Errors: `count` is 0 or above [`MAX_TRIALS`]; the imperfections have no random part (every chip would be the same);
-/// an invalid imperfection; a reference of another shape.
+/// Errors: `count` is 0 or above [`MAX_TRIALS`]; the imperfections have no random part (every
+/// chip would be the same); an invalid imperfection; a reference of another shape.
 pub fn run(
     mesh: &Mesh,
     imperfections: &Imperfections,
@@ -157,17 +158,13 @@ pub fn run(
             };
             let chip = Chip::new(mesh, &chip_of)?;
             let c = compare(reference, &chip.matrix(mesh), svd)?;
+            // With correction, the same chip re-programmed (its comparison before is `c`).
             let corrected = match correct {
                 None => None,
                 Some(iterations) => {
                     let mut programmed = mesh.clone();
-                    Some(chip.correct_with(
-                        &mut programmed,
-                        reference,
-                        svd,
-                        iterations,
-                        |_, _| {},
-                    )?)
+                    chip.reprogram(&mut programmed, iterations, |_, _| {});
+                    Some(compare(reference, &chip.matrix(&programmed), svd)?)
                 }
             };
             let trial = Trial {
@@ -176,8 +173,8 @@ pub fn run(
                 error: c.error,
                 fidelity_normalized: c.fidelity_normalized,
                 transmission: c.transmission,
-                fidelity_corrected: corrected.map(|r| r.fidelity_after),
-                error_corrected: corrected.map(|r| r.error_after),
+                fidelity_corrected: corrected.map(|r| r.fidelity),
+                error_corrected: corrected.map(|r| r.error),
             };
             done();
             Ok(trial)
