@@ -198,17 +198,12 @@ fn parse_entry(field: &str, delimiter: Delimiter) -> std::result::Result<(C, u32
     if field.is_empty() {
         return Err(format!("empty (two delimiters in a row); {help}"));
     }
-    let mut s: String = field.chars().filter(|c| !c.is_whitespace()).collect();
+    let s: String = field.chars().filter(|c| !c.is_whitespace()).collect();
+    let inner = s.strip_prefix('(').and_then(|t| t.strip_suffix(')'));
     // A pair `(re,im)`: C++, Fortran, Octave.
-    let pair = s
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
+    let pair = inner
         .and_then(|t| t.split_once(','))
-        .filter(|(_, im)| !im.contains(','))
-        .map(|(re, im)| (re.to_owned(), im.to_owned()));
-    if delimiter == Delimiter::Semicolon && pair.is_none() && s.contains(',') && !s.contains('.') {
-        s = s.replace(',', ".");
-    }
+        .filter(|(_, im)| !im.contains(','));
     let bad = || format!("`{field}` is not a number; {help}");
     // A bare sign (or nothing) before the `j` is a unit: `j`, `-j`, `1+j`.
     let number = |t: &str, imaginary: bool| -> std::result::Result<(f64, u32), String> {
@@ -223,13 +218,13 @@ fn parse_entry(field: &str, delimiter: Delimiter) -> std::result::Result<(C, u32
         Ok((v, significant_digits(t)))
     };
     if let Some((re, im)) = pair {
-        let ((re, d1), (im, d2)) = (number(&re, false)?, number(&im, false)?);
+        let ((re, d1), (im, d2)) = (number(re, false)?, number(im, false)?);
         return Ok((C::new(re, im), d1.max(d2)));
     }
-    let s = s
-        .strip_prefix('(')
-        .and_then(|t| t.strip_suffix(')'))
-        .unwrap_or(&s);
+    let mut s = inner.unwrap_or(&s).to_owned();
+    if delimiter == Delimiter::Semicolon && s.contains(',') && !s.contains('.') {
+        s = s.replace(',', ".");
+    }
     let lower = s.to_ascii_lowercase();
     let imaginary = ["im", "j", "i"]
         .iter()
