@@ -213,28 +213,30 @@ impl Layout {
             t,
             "# implemented matrix: diag(exp(i*output_phase)) * T_K ... T_1, rows in light order"
         );
-        let mut header = String::from("element,index,column,mode,theta_rad,phi_rad");
-        if heaters.vpi.is_some() {
-            header.push_str(",theta_V,phi_V");
-        }
-        if heaters.ppi.is_some() {
-            header.push_str(",theta_mW,phi_mW");
-        }
-        let _ = writeln!(t, "{header}");
+        // The heater columns asked for: their names, and each heater's value at a phase (the
+        // power in mW).
+        type Value = fn(f64, f64) -> f64;
+        let columns: Vec<(&str, f64, Value)> = [
+            heaters
+                .vpi
+                .map(|vpi| (",theta_V,phi_V", vpi, heater_volts as Value)),
+            heaters
+                .ppi
+                .map(|ppi| (",theta_mW,phi_mW", 1e3 * ppi, heater_power as Value)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let names: String = columns.iter().map(|(names, ..)| *names).collect();
+        let _ = writeln!(t, "element,index,column,mode,theta_rad,phi_rad{names}");
         // The extra columns of a row whose heaters are at `theta` and `phi` (either absent).
         let extra = |t: &mut String, theta: Option<f64>, phi: Option<f64>| {
-            let cell = |v: Option<f64>, f: &dyn Fn(f64) -> f64| v.map(|p| format!("{:.9}", f(p)));
-            if let Some(vpi) = heaters.vpi {
-                let volts = |p: f64| vpi * (p / PI).sqrt();
-                let [a, b] =
-                    [cell(theta, &volts), cell(phi, &volts)].map(Option::unwrap_or_default);
-                let _ = write!(t, ",{a},{b}");
-            }
-            if let Some(ppi) = heaters.ppi {
-                let milliwatts = |p: f64| 1e3 * ppi * p / PI;
-                let [a, b] = [cell(theta, &milliwatts), cell(phi, &milliwatts)]
-                    .map(Option::unwrap_or_default);
-                let _ = write!(t, ",{a},{b}");
+            for &(_, drive, value) in &columns {
+                let cell = |p: Option<f64>| {
+                    p.map(|p| format!("{:.9}", value(drive, p)))
+                        .unwrap_or_default()
+                };
+                let _ = write!(t, ",{},{}", cell(theta), cell(phi));
             }
             t.push('\n');
         };
@@ -268,8 +270,20 @@ impl Layout {
             .chain(attenuators)
             .chain(self.output_phases.iter().copied())
             .sum();
-        ppi * phases / PI
+        heater_power(ppi, phases)
     }
+}
+
+/// The drive of a thermal heater at the phase `phase` for `vpi` volts per π shift:
+/// `φ = π·(V/Vπ)²`, so `V = Vπ·√(φ/π)`.
+fn heater_volts(vpi: f64, phase: f64) -> f64 {
+    vpi * (phase / PI).sqrt()
+}
+
+/// The power of a thermal heater at the phase `phase` for `ppi` per π shift (in its unit):
+/// the phase grows with the power, `P = Pπ·φ/π`.
+fn heater_power(ppi: f64, phase: f64) -> f64 {
+    ppi * phase / PI
 }
 
 /// What drives the thermal phase shifters, for the phase table ([`Layout::csv`]).
