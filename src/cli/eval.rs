@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use photonflow_d2nn::data::{self, FolderOptions};
 use photonflow_d2nn::eval::{Perturbation, evaluate_perturbed};
 use photonflow_d2nn::model::Model;
@@ -85,14 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         test.class_names.len(),
         model.optics.classes()
     );
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(test.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("evaluating {bar:30} {pos}/{len} samples {per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = super::progress_bar(
+        args.json,
+        test.len() as u64,
+        "evaluating {bar:30} {pos}/{len} samples {per_sec} eta {eta}",
     );
     let perturbation = Perturbation {
         lateral_px: match &args.misalign {

@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use photonflow_compiler::export::gds::GdsMode;
 use photonflow_compiler::export::slm::{self, SlmPanel};
 use photonflow_compiler::export::{GdsSettings, SlmSettings, Source, Target, export};
@@ -320,7 +319,11 @@ fn simulate(
         anyhow::ensure!(n > 0, "--test-limit must be at least 1");
         test = test.take(n);
     }
-    let bar = bar(args.json, 2 * test.len());
+    let bar = super::progress_bar(
+        args.json,
+        2 * test.len() as u64,
+        "simulating {bar:30} {pos}/{len} samples eta {eta}",
+    );
     let designed = evaluate(&model.optics, &model.masks, &test, 64, |d, _| {
         bar.set_position(d as u64)
     })?;
@@ -334,17 +337,4 @@ fn simulate(
         "designed_detected_fraction": designed.detected_fraction,
         "as_built_detected_fraction": as_built.detected_fraction,
     }))
-}
-
-fn bar(hidden: bool, len: usize) -> ProgressBar {
-    let bar = if hidden {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(len as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("simulating {bar:30} {pos}/{len} samples eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use num_complex::Complex64;
 use photonflow_compiler::error::CompileError;
 use photonflow_compiler::mesh::chip::{
@@ -485,7 +484,9 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
         None => None,
     };
     let svd = layout.svd.as_ref();
-    let mut mesh = layout.mesh();
+    // The mesh as designed; the one programmed may be corrected.
+    let designed = layout.mesh();
+    let mut mesh = designed.clone();
     let chip = Chip::new(&mesh, &imperfections).context("--imperfections")?;
     let correction = match &reference {
         Some((r, path)) if args.correct => Some(
@@ -518,20 +519,27 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
             let against = match &reference {
                 Some((r, _)) => r,
                 None => {
-                    design = implemented(&layout.mesh().matrix(), svd);
+                    design = implemented(&designed.matrix(), svd);
                     &design
                 }
             };
             let iterations = args.correct.then_some(args.iterations);
-            let t = run_trials(
-                &layout.mesh(),
+            let bar = super::progress_bar(
+                args.json,
+                count as u64,
+                "chips {bar:30} {pos}/{len} eta {eta}",
+            );
+            let t = trials::run(
+                &designed,
                 &imperfections,
                 against,
                 svd,
                 count,
                 iterations,
-                args.json,
-            )?;
+                || bar.inc(1),
+            );
+            bar.finish_and_clear();
+            let t = t?;
             if let Some(png) = &args.trials_png {
                 trials_png(png, &t).with_context(|| format!("--trials-png {}", png.display()))?;
             }
@@ -630,31 +638,6 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// [`trials::run`] with a progress bar on the terminal (hidden for `--json`).
-fn run_trials(
-    mesh: &Mesh,
-    imperfections: &Imperfections,
-    reference: &CMatrix,
-    svd: Option<&SvdInfo>,
-    count: usize,
-    correct: Option<usize>,
-    json: bool,
-) -> anyhow::Result<Trials> {
-    let bar = match json {
-        true => ProgressBar::hidden(),
-        false => ProgressBar::new(count as u64),
-    };
-    bar.set_style(
-        ProgressStyle::with_template("chips {bar:30} {pos}/{len} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let t = trials::run(mesh, imperfections, reference, svd, count, correct, || {
-        bar.inc(1)
-    });
-    bar.finish_and_clear();
-    Ok(t?)
 }
 
 /// Every chip's infidelity `1 − F`, sorted, over the fraction of chips (with correction,
@@ -884,15 +867,10 @@ fn correct(
     iterations: usize,
     json: bool,
 ) -> photonflow_compiler::Result<CorrectionReport> {
-    let bar = match json {
-        true => ProgressBar::hidden(),
-        false => ProgressBar::new(0),
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "correcting the phases {bar:30} {pos}/{len} iterations eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = super::progress_bar(
+        json,
+        0,
+        "correcting the phases {bar:30} {pos}/{len} iterations eta {eta}",
     );
     let report = chip.correct_with(mesh, reference, svd, iterations, |done, most| {
         bar.set_length(most as u64);

@@ -79,6 +79,21 @@ pub(crate) fn length(text: &str) -> Result<f64, String> {
     parse_length(text).map_err(|e| e.to_string())
 }
 
+/// A progress bar of `len` steps drawn with `template` on the terminal, or a hidden one
+/// (`hidden`: for `--json`, whose output is for scripts).
+pub(crate) fn progress_bar(hidden: bool, len: u64, template: &str) -> indicatif::ProgressBar {
+    let bar = if hidden {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(len)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// clap value parser for strictly positive powers (`25mW`).
 pub(crate) fn positive_power(text: &str) -> Result<f64, String> {
     let v = photonflow_optics::units::parse_power(text).map_err(|e| e.to_string())?;
