@@ -148,7 +148,6 @@ pub fn run(
                 .into(),
         });
     }
-    imperfections.validate()?;
     let trials = (0..count as u64)
         .into_par_iter()
         .map(|t| {
