@@ -48,6 +48,7 @@
 //!   give the same mesh (tested).
 
 use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -250,7 +251,9 @@ impl Panels {
 /// A list one thread appends to and others read while it grows: slots `0 .. len` are written,
 /// published (a release store of `len`) and not written again until the list is emptied.
 struct Published<T> {
-    slots: Box<[UnsafeCell<T>]>,
+    /// Not written before they are appended to (a list of a row step's segments is made for
+    /// every step, and filling it cost the nulling's thread 2 % of its time at N = 1024).
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     len: AtomicUsize,
 }
 
@@ -259,10 +262,12 @@ struct Published<T> {
 unsafe impl<T: Send> Sync for Published<T> {}
 
 impl<T: Copy> Published<T> {
-    /// Room for `slots` items (filled with `empty` until written).
-    fn new(slots: usize, empty: T) -> Self {
+    /// Room for `slots` items.
+    fn new(slots: usize) -> Self {
         Self {
-            slots: (0..slots).map(|_| UnsafeCell::new(empty)).collect(),
+            slots: (0..slots)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
             len: AtomicUsize::new(0),
         }
     }
@@ -275,7 +280,7 @@ impl<T: Copy> Published<T> {
     fn items(&self) -> &[T] {
         let len = self.len();
         // SAFETY: slots before `len` are written and published, and not written while this
-        // borrow may live (`UnsafeCell<T>` has `T`'s layout).
+        // borrow may live (`UnsafeCell<MaybeUninit<T>>` has `T`'s layout).
         unsafe { std::slice::from_raw_parts(self.slots.as_ptr().cast::<T>(), len) }
     }
 
@@ -286,7 +291,7 @@ impl<T: Copy> Published<T> {
     unsafe fn push(&self, item: T) {
         let len = self.len.load(Ordering::Relaxed);
         // SAFETY: slot `len` is read by no thread before it is published below.
-        unsafe { *self.slots[len].get() = item };
+        unsafe { *self.slots[len].get() = MaybeUninit::new(item) };
         self.len.store(len + 1, Ordering::Release);
     }
 
@@ -329,13 +334,8 @@ const NONE: usize = usize::MAX;
 
 impl Ledger {
     fn new(slots: usize, panels: usize) -> Self {
-        let op = ColumnOp {
-            k: 0,
-            last: 0,
-            rot: Rotation::IDENTITY,
-        };
         Self {
-            ops: Published::new(slots, op),
+            ops: Published::new(slots),
             applied: (0..panels).map(|_| AtomicUsize::new(0)).collect(),
             locks: (0..panels.div_ceil(GROUP))
                 .map(|_| AtomicBool::new(false))
@@ -544,15 +544,9 @@ struct Split {
 
 impl Split {
     fn new(cols: Range<usize>, segments: usize) -> Self {
-        let empty = Segment {
-            p: 0,
-            l0: 0,
-            len: 0,
-            rots: [Rotation::IDENTITY; 4],
-        };
         Self {
             cols,
-            segments: Published::new(segments, empty),
+            segments: Published::new(segments),
             closed: AtomicBool::new(false),
             next: AtomicUsize::new(0),
             done: (0..segments.div_ceil(SPLIT_CHUNK))
@@ -641,11 +635,10 @@ pub(super) struct Work {
     /// Column operations come in ascending chains, `(k, k+1)` then `(k+1, k+2)` (Reck), not
     /// descending ones (Clements).
     ascending: bool,
-    /// The segments of the row step being made ([`Work::null_left_run`]).
-    segments: Vec<Segment>,
     /// Row operations on the columns `far ..` are deferred ([`Work::defer_rows_from`]).
     far: usize,
-    /// The segments of the row steps deferred there since the last batch, in order.
+    /// The segments of the row steps deferred there since the last batch, in order, then
+    /// those of the row step being made ([`Work::null_left_run`]).
     kept: Vec<Segment>,
     /// Whether a second thread takes part of the work ([`Worker`]).
     pipelined: bool,
@@ -676,7 +669,6 @@ impl Work {
             help_row: None,
             fma: Simd::detect().fma(),
             ascending: false,
-            segments: Vec::new(),
             far: n,
             kept: Vec::new(),
             pipelined: n >= PIPELINE && rayon::current_num_threads() > 1,
@@ -830,6 +822,8 @@ impl Work {
             self.settle_rows();
         }
         let far = self.far;
+        // This step's segments follow those kept.
+        let first = self.kept.len();
         self.top = self.top.min(k);
         // With a second thread, the segments' sweeps over the last columns the step reads may go
         // to it while the nulling chooses the next ones (see `Split`).
@@ -886,7 +880,7 @@ impl Work {
             let segment = Segment { p, l0, len, rots };
             // SAFETY: columns before the deferral bound, and before those the worker sweeps.
             unsafe { sweep_segment(self.fma, self.panels(), &segment, col0 + len..end) };
-            self.segments.push(segment);
+            self.kept.push(segment);
             if let Some(s) = &split {
                 // SAFETY: this is the nulling's thread; a step has at most `count` segments.
                 unsafe { s.segments.push(segment) };
@@ -897,11 +891,10 @@ impl Work {
         // The columns up to the deferral bound now; the step is kept for the rest.
         let cells = self.panels();
         // SAFETY: columns `near .. far`, before the deferral bound.
-        unsafe { apply(self.fma, cells, &self.segments, near..far, far) };
-        if far < n {
-            self.kept.extend_from_slice(&self.segments);
+        unsafe { apply(self.fma, cells, &self.kept[first..], near..far, far) };
+        if far == n {
+            self.kept.truncate(first);
         }
-        self.segments.clear();
     }
 
     /// Closes the split's list, sweeps the chunks the worker has not taken, and waits for
@@ -946,8 +939,10 @@ impl Work {
             // SAFETY: columns `far .. col`, which the worker has left (it only moves right).
             unsafe { apply(fma, cells, &self.kept, far..col, BLOCK) };
             let progress = Arc::new(AtomicUsize::new(col));
+            // The next batch will be about as long (steps grow slowly).
+            let room = self.kept.len() + self.kept.len() / 4;
             let batch = Batch {
-                segments: std::mem::take(&mut self.kept),
+                segments: std::mem::replace(&mut self.kept, Vec::with_capacity(room)),
                 from: col,
                 progress: progress.clone(),
             };
