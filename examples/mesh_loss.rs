@@ -29,7 +29,11 @@ fn main() -> anyhow::Result<()> {
     let losses = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0];
     let mut curves = Vec::new();
     println!("loss/MZI  method    1 − F (shape)        transmission");
-    for (name, method) in [("Clements", Method::Clements), ("Reck", Method::Reck)] {
+    let methods = [
+        ("Clements", "Clements (rectangle)", Method::Clements),
+        ("Reck", "Reck (triangle)", Method::Reck),
+    ];
+    for (name, legend, method) in methods {
         let mesh = decompose(&u, method, 1e-9)?;
         let mut points = Vec::new();
         for &loss_db in &losses {
@@ -49,7 +53,7 @@ fn main() -> anyhow::Result<()> {
             );
             points.push((loss_db, shape));
         }
-        curves.push((name, points));
+        curves.push((legend, points));
     }
     let path = out.join("mesh_loss.png");
     plot::write_line_png(
@@ -60,12 +64,8 @@ fn main() -> anyhow::Result<()> {
             y_label: "1 − normalised fidelity",
             series: curves
                 .iter()
-                .map(|(name, points)| Series {
-                    name: if *name == "Clements" {
-                        "Clements (rectangle)"
-                    } else {
-                        "Reck (triangle)"
-                    },
+                .map(|(legend, points)| Series {
+                    name: legend,
                     points,
                 })
                 .collect(),
