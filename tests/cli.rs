@@ -1219,7 +1219,12 @@ fn data_verify_and_fetch_report_what_they_find() {
 fn a_killed_run_resumes_to_the_same_model() {
     let d = Dir::new();
     let data = bars_dataset(&d);
-    let config = TINY.replace("epochs = 3", "epochs = 12");
+    // Lengths with more digits than a reader needs: the bare --resume below reads them back
+    // from the run's config.toml, and must train the same system.
+    let config = TINY
+        .replace("epochs = 3", "epochs = 12")
+        .replace("\"0.75mm\"", "\"750.1234567um\"")
+        .replace("pitch = \"0.4mm\"", "pitch = \"0.40000001mm\"");
     std::fs::write(d.path("tiny.toml"), config).unwrap();
     let tiny = d.s("tiny.toml");
     let args = |out: &str| {
@@ -1272,10 +1277,20 @@ fn a_killed_run_resumes_to_the_same_model() {
         "the kill came after the run had finished ({done} epochs)"
     );
     eprintln!("killed after {done} of 12 epochs");
-    let mut resume = args(&cut);
-    resume.push("--resume".into());
+    // Resumed with the run's own config (no --config).
     let o = Command::new(env!("CARGO_BIN_EXE_photonflow"))
-        .args(resume)
+        .args([
+            "--threads",
+            "2",
+            "train",
+            "--resume",
+            "--data",
+            &data,
+            "--out",
+            &cut,
+            "--no-plots",
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));

@@ -59,7 +59,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use photonflow_optics::system::{Encoding, Material, MaterialPreset, Modulation};
-use photonflow_optics::units::{format_length, parse_length};
+use photonflow_optics::units::{format_length, format_length_exact, parse_length};
 use photonflow_optics::{Method, Padding};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -85,7 +85,7 @@ impl fmt::Display for Length {
 
 impl Serialize for Length {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&format_length(self.0))
+        s.serialize_str(&format_length_exact(self.0))
     }
 }
 
@@ -966,6 +966,19 @@ mod tests {
         assert_eq!(c.training.batch, 32);
         assert_eq!(c.propagation().unwrap().0, Method::BandLimitedAsm);
         let back = Config::from_toml(&c.to_toml(), "round trip").unwrap();
+        assert_eq!(back, c);
+        // Lengths with more than six digits keep every one (a resumed run reads this text).
+        let text = SMALL
+            .replace("\"0.75mm\"", "\"750.1234567um\"")
+            .replace("\"3cm\"", "\"3.00000000000001cm\"");
+        let c = Config::from_toml(&text, "digits").unwrap();
+        let toml = c.to_toml();
+        assert!(toml.contains("\"750.1234567um\""), "{toml}");
+        let back = Config::from_toml(&toml, "round trip").unwrap();
+        assert_eq!(
+            back.optics.wavelength.m().to_bits(),
+            7.501234567e-4f64.to_bits()
+        );
         assert_eq!(back, c);
     }
 

@@ -2,8 +2,10 @@
 //! and powers (`25mW`, `0.5W`, `300uW`).
 //!
 //! Everything inside photonflow is SI (metres, watts); text with units is what users type on
-//! the command line and in TOML files. [`parse_length`] and [`parse_power`] read it,
-//! [`format_length`] writes a length back with the largest unit that keeps the number ≥ 1.
+//! the command line and in TOML files. [`parse_length`] and [`parse_power`] read it;
+//! [`format_length`] writes a length for reading (six significant digits, the largest unit that
+//! keeps the number ≥ 1), [`format_length_exact`] for files (the shortest text that
+//! [`parse_length`] reads back as the same `f64`).
 
 use crate::error::{OpticsError, Result};
 
@@ -112,24 +114,37 @@ fn parse_quantity(
             "'{number}' in '{text}' is not a number; write e.g. {forms}"
         ))
     })?;
-    if !value.is_finite() {
+    // The unit's power of ten goes into the number's decimal exponent, so that the text is
+    // rounded to a double once: "0.4mm" reads as 0.4e-3, the same double as "400um" and as
+    // 0.0004, and every double has a text in every unit that reads back as itself.
+    let power = scale.log10().round() as i64;
+    let scaled = scaled_decimal(number, power).unwrap_or(value * scale);
+    if !value.is_finite() || !scaled.is_finite() {
         return Err(OpticsError::Parse(format!(
             "'{text}' is not a finite {kind}"
         )));
     }
-    // Sub-metre units divide by an exact power of ten (1e3, 1e6, …), which rounds once:
-    // "0.4mm" gives the same double as "400um" and as 0.0004.
-    Ok(if scale < 1.0 {
-        value / (1.0 / scale).round()
-    } else {
-        value * scale
-    })
+    Ok(scaled)
 }
 
-/// Formats metres with a readable unit: `6.328e-7` → `"632.8nm"`, `0.05` → `"5cm"`.
-pub fn format_length(metres: f64) -> String {
+/// `number` (a decimal, as `f64::from_str` takes it) times `10^power`, rounded once; `None`
+/// where the exponent does not fit an `i64`.
+fn scaled_decimal(number: &str, power: i64) -> Option<f64> {
+    let (mantissa, exponent) = match number.find(['e', 'E']) {
+        Some(i) => (&number[..i], number[i + 1..].parse::<i64>().ok()?),
+        None => (number, 0),
+    };
+    format!("{mantissa}e{}", exponent.checked_add(power)?)
+        .parse()
+        .ok()
+}
+
+/// The unit [`format_length`] and [`format_length_exact`] write `metres` in (name, size): the
+/// largest of m, cm, mm, um, nm, pm that keeps the number ≥ 1; metres for 0, for non-finite
+/// values and from 1 m up.
+fn length_unit(metres: f64) -> (&'static str, f64) {
     let a = metres.abs();
-    let (name, scale) = if a == 0.0 || !a.is_finite() || a >= 1.0 {
+    if a == 0.0 || !a.is_finite() || a >= 1.0 {
         ("m", 1.0)
     } else if a >= 1e-2 {
         ("cm", 1e-2)
@@ -141,7 +156,24 @@ pub fn format_length(metres: f64) -> String {
         ("nm", 1e-9)
     } else {
         ("pm", 1e-12)
-    };
+    }
+}
+
+/// Lengths from this size up, and below a picometre, are written in metres with an exponent.
+const LENGTH_EXP_FROM_M: f64 = 1e6;
+
+/// Formats metres for reading, with six significant digits and a readable unit: `6.328e-7` →
+/// `"632.8nm"`, `0.05` → `"5cm"`, `1.5e15` → `"1.5e15m"`. Lossy: for text that must read back
+/// as the same number (files, configs), use [`format_length_exact`].
+pub fn format_length(metres: f64) -> String {
+    let a = metres.abs();
+    if a.is_finite() && (a >= LENGTH_EXP_FROM_M || (a > 0.0 && a < 1e-12)) {
+        let s = format!("{metres:.5e}");
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        return format!("{mantissa}e{exponent}m");
+    }
+    let (name, scale) = length_unit(metres);
     let v = metres / scale;
     // Up to 6 significant digits, trailing zeros removed.
     let mut s = format!(
@@ -153,6 +185,39 @@ pub fn format_length(metres: f64) -> String {
         s = s.trim_end_matches('0').trim_end_matches('.').to_string();
     }
     format!("{s}{name}")
+}
+
+/// Formats metres as the shortest text with a unit that [`parse_length`] reads back as the same
+/// `f64`, bit for bit: `6.328e-7` → `"632.8nm"`, `7.501234567e-4` → `"750.1234567um"` (the
+/// digits of Rust's shortest round-trip form, in [`format_length`]'s unit). Lengths below 1 pm
+/// and from 10⁶ m up are written in metres with an exponent (`"1e-20m"`). Non-finite lengths
+/// have no text [`parse_length`] accepts; they come out as `"NaNm"` or `"infm"`.
+///
+/// ```
+/// use photonflow_optics::units::{format_length_exact, parse_length};
+/// let m = 7.501234567e-4;
+/// assert_eq!(format_length_exact(m), "750.1234567um");
+/// assert_eq!(parse_length(&format_length_exact(m)).unwrap(), m);
+/// ```
+pub fn format_length_exact(metres: f64) -> String {
+    let a = metres.abs();
+    if !a.is_finite() || a >= LENGTH_EXP_FROM_M || (a > 0.0 && a < 1e-12) {
+        return format!("{metres:e}m");
+    }
+    let (name, scale) = length_unit(metres);
+    // The shortest digits that read back as `metres`, with the decimal point moved by the
+    // unit's power of ten (which parse_length moves back in the decimal text).
+    let shortest = format!("{a:e}");
+    let (mantissa, exponent) = shortest.split_once('e').unwrap_or((&shortest, "0"));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let point = exponent.parse::<i64>().unwrap_or(0) - scale.log10().round() as i64 + 1;
+    let body = match usize::try_from(point) {
+        Err(_) | Ok(0) => format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize)),
+        Ok(p) if p >= digits.len() => format!("{digits}{}", "0".repeat(p - digits.len())),
+        Ok(p) => format!("{}.{}", &digits[..p], &digits[p..]),
+    };
+    let sign = if metres.is_sign_negative() { "-" } else { "" };
+    format!("{sign}{body}{name}")
 }
 
 #[cfg(test)]
@@ -222,5 +287,74 @@ mod tests {
         }
         assert_eq!(format_length(632.8e-9), "632.8nm");
         assert_eq!(format_length(0.05), "5cm");
+        assert_eq!(format_length(1.5e15), "1.5e15m");
+        assert_eq!(format_length(-1e-20), "-1e-20m");
+        assert_eq!(format_length(0.0), "0m");
+        // Rounded for reading: seven digits become six.
+        assert_eq!(format_length(7.501234567e-4), "750.123um");
+    }
+
+    #[test]
+    fn exact_format_reads_back_bit_for_bit() {
+        assert_eq!(format_length_exact(632.8e-9), "632.8nm");
+        assert_eq!(format_length_exact(0.05), "5cm");
+        assert_eq!(format_length_exact(0.0004), "400um");
+        assert_eq!(format_length_exact(1.5), "1.5m");
+        assert_eq!(format_length_exact(7.501234567e-4), "750.1234567um");
+        assert_eq!(format_length_exact(1e-20), "1e-20m");
+        assert_eq!(format_length_exact(-1.5e15), "-1.5e15m");
+        // Every decade from 10⁻¹⁵ to 10⁸ m, with all 17 digits: a pseudo-random mantissa in
+        // [1, 10) (xorshift, so that the test needs nothing else), both signs.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for decade in -15..=8 {
+            for _ in 0..2000 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let mantissa = 1.0 + 9.0 * (state >> 11) as f64 / (1u64 << 53) as f64;
+                for m in [
+                    mantissa * 10f64.powi(decade),
+                    -mantissa * 10f64.powi(decade),
+                ] {
+                    let s = format_length_exact(m);
+                    assert_eq!(
+                        parse_length(&s).unwrap().to_bits(),
+                        m.to_bits(),
+                        "{m:e} -> {s}"
+                    );
+                    // In the units' range the number is plain, in [1, 1000) (below a metre)
+                    // or [1, 10⁶) (metres).
+                    if (1e-12..1e6).contains(&m.abs()) {
+                        assert!(!s.contains('e'), "{m:e} -> {s}");
+                        let number = s
+                            .trim_start_matches('-')
+                            .trim_end_matches(char::is_alphabetic);
+                        let integer = number.split('.').next().unwrap();
+                        assert!(
+                            !integer.starts_with('0') && integer.len() <= 6,
+                            "{m:e} -> {s}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(format_length_exact(0.0), "0m");
+        assert_eq!(
+            parse_length(&format_length_exact(-0.0)).unwrap().to_bits(),
+            (-0.0f64).to_bits()
+        );
+        // Text as users type it keeps its digits (in the unit that suits its size).
+        for (text, exact) in [
+            ("632.8nm", "632.8nm"),
+            ("0.75mm", "750um"),
+            ("3cm", "3cm"),
+            ("8µm", "8um"),
+            ("1.55um", "1.55um"),
+            ("750.1234567um", "750.1234567um"),
+            ("12.3456789mm", "1.23456789cm"),
+            ("2.5km", "2500m"),
+        ] {
+            assert_eq!(format_length_exact(parse_length(text).unwrap()), exact);
+        }
     }
 }
