@@ -173,6 +173,27 @@ pub(crate) fn decode_image(path: &Path, bytes: &[u8]) -> Result<GrayImage> {
     }
 }
 
+/// The most pixels a PNG or JPEG may have (2²⁶, 8192 × 8192: more than any camera's): decoding
+/// allocates by the size its header declares, so a few bytes claiming 100 000 × 100 000 pixels
+/// would ask for gigabytes before the data is found missing.
+pub const MAX_IMAGE_PIXELS: usize = 1 << 26;
+
+/// Refuses an image whose header declares more than [`MAX_IMAGE_PIXELS`], before decoding.
+fn check_image_size(path: &Path, format: &str, cols: usize, rows: usize) -> Result<()> {
+    if cols.saturating_mul(rows) > MAX_IMAGE_PIXELS {
+        return Err(DataError::Image {
+            path: path.to_path_buf(),
+            problem: format!(
+                "the {format} header declares {cols}×{rows} pixels, more than photonflow \
+                 decodes ({} megapixels, e.g. 8192×8192); scale the image down first (a model \
+                 resamples every image onto its input area anyway)",
+                MAX_IMAGE_PIXELS / 1_000_000
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn bad_image(path: &Path, format: &str, err: impl std::fmt::Display) -> DataError {
     DataError::Image {
         path: path.to_path_buf(),
@@ -187,6 +208,8 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<GrayImage> {
     let mut decoder = png::Decoder::new(bytes);
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(|e| bad_image(path, "PNG", e))?;
+    let (width, height) = reader.info().size();
+    check_image_size(path, "PNG", width as usize, height as usize)?;
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader
         .next_frame(&mut buf)
@@ -222,6 +245,17 @@ fn decode_jpeg(path: &Path, bytes: &[u8]) -> Result<GrayImage> {
     use zune_core::options::DecoderOptions;
     let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder
+        .decode_headers()
+        .map_err(|e| bad_image(path, "JPEG", e))?;
+    if let Some(info) = decoder.info() {
+        check_image_size(
+            path,
+            "JPEG",
+            usize::from(info.width),
+            usize::from(info.height),
+        )?;
+    }
     let rgb = decoder.decode().map_err(|e| bad_image(path, "JPEG", e))?;
     let info = decoder
         .info()
@@ -344,6 +378,22 @@ pub(crate) mod tests {
         enc.encode(gray, w, h, jpeg_encoder::ColorType::Luma)
             .unwrap();
         out
+    }
+
+    /// CRC-32 (ISO-HDLC, as PNG chunks carry it), bit by bit.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
     }
 
     fn decode(bytes: &[u8]) -> GrayImage {
@@ -568,6 +618,35 @@ pub(crate) mod tests {
         fs::write(&j, &jpg).unwrap();
         let e = load_image(&j).unwrap_err().to_string();
         assert!(e.contains("c.jpg") && e.contains("JPEG"), "{e}");
+        // Headers that declare more pixels than are decoded, with next to no data: refused
+        // before anything is allocated for them.
+        let mut bomb = png_bytes(
+            1,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Eight,
+            &[0],
+            None,
+        );
+        // IHDR: length, type, width, height (big-endian) from byte 8; its CRC after 13 bytes.
+        bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32(&bomb[12..29]);
+        bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        fs::write(&p, &bomb).unwrap();
+        let e = load_image(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("b.png") && e.contains("100000×100000 pixels") && e.contains("scale"),
+            "{e}"
+        );
+        let mut bomb = jpeg_bytes(8, 8, &[9; 64], false);
+        let sof = bomb.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+        // SOF0: marker, length, precision, height, width.
+        bomb[sof + 5..sof + 7].copy_from_slice(&16_000u16.to_be_bytes());
+        bomb[sof + 7..sof + 9].copy_from_slice(&16_000u16.to_be_bytes());
+        fs::write(&j, &bomb).unwrap();
+        let e = load_image(&j).unwrap_err().to_string();
+        assert!(e.contains("16000×16000 pixels"), "{e}");
         let e = load_image(&tmp.path().join("missing.png"))
             .unwrap_err()
             .to_string();
