@@ -328,6 +328,21 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
     run(with(&ok, &["--pad", "0.5"]), &["--pad"]);
     // Negative numbers reach the checks (not the parser's "unexpected argument '-1'").
     run(with(&ok, &["--pad", "-2"]), &["--pad -2", "between 1"]);
+    // A padded transform larger than the machine's memory is refused before it is built,
+    // naming the flag: 1024² at --pad 64 is a 65536² transform, about 100 GB.
+    if cfg!(target_os = "linux") {
+        let big = d.gaussian_input("big.npy", 1024, 1);
+        run(
+            with(&big, &["--pad", "64", "--no-check"]),
+            &[
+                "--pad 64",
+                "65536×65536",
+                "GB of memory",
+                "available",
+                "less zero padding",
+            ],
+        );
+    }
     run(with(&ok, &["--index", "-1"]), &["--index -1", "positive"]);
     run(
         with(&ok, &["--distance", "0m", "--method", "fresnel-ir"]),
@@ -366,6 +381,26 @@ fn info_reports_threads_and_methods() {
     );
     let o = photonflow(&["--threads", "1", "info", "--json"]);
     assert_eq!(last_json(&o)["threads"], 1);
+    // Absurd thread counts are refused, naming where they came from (100 000 threads made the
+    // thread library panic).
+    let o = photonflow(&["--threads", "100000", "info"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--threads 100000: at most 1024"),
+        "{}",
+        stderr(&o)
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_photonflow"))
+        .args(["info"])
+        .env("RAYON_NUM_THREADS", "100000")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("$RAYON_NUM_THREADS 100000"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// Writes an 8-bit grayscale PNG.
@@ -1083,6 +1118,32 @@ fn bad_training_input_names_the_problem() {
     );
     std::fs::write(d.path("tiny.toml"), TINY).unwrap();
     let tiny = d.s("tiny.toml");
+    // Batches whose fields cannot fit in memory (8192² neurons, 4096 samples: terabytes) are
+    // refused before anything is allocated or written.
+    if cfg!(target_os = "linux") {
+        std::fs::write(
+            d.path("huge.toml"),
+            TINY.replace("neurons = 32", "neurons = 8192"),
+        )
+        .unwrap();
+        let huge = d.s("huge.toml");
+        fails(
+            &d,
+            &[
+                "train", "--config", &huge, "--data", &data, "--out", &run, "--batch", "4096",
+            ],
+            &[
+                "batches of 4096",
+                "8192×8192 neurons",
+                "TB of memory",
+                "--batch",
+            ],
+        );
+        assert!(
+            !d.path("run").exists(),
+            "nothing is written for a batch that cannot fit"
+        );
+    }
     let missing = d.s("no-such-dir");
     fails(
         &d,

@@ -45,6 +45,19 @@ pub enum OpticsError {
         /// What is wrong, with the fix.
         problem: String,
     },
+    /// A computation would need more memory than the machine has left (checked before anything
+    /// is allocated for it; see [`crate::memory`]).
+    #[error("{what} needs about {needed} of memory, and {available} are available; {fix}")]
+    Memory {
+        /// The computation, with its size (`a 131072×131072 transform …`).
+        what: String,
+        /// The estimate, for reading (`550 GB`).
+        needed: String,
+        /// What is left, for reading.
+        available: String,
+        /// What to change.
+        fix: String,
+    },
     /// Input data contain NaN or infinite values.
     #[error(
         "the field contains {count} non-finite value(s) (NaN or Inf), the first at flat index {first}; clean the input"

@@ -19,6 +19,7 @@ pub mod field;
 pub mod grid;
 pub mod io;
 pub mod lut;
+pub mod memory;
 pub mod propagate;
 pub mod rng;
 pub mod sources;

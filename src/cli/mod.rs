@@ -52,8 +52,28 @@ pub enum Command {
     Info(info::Args),
 }
 
+/// The most worker threads photonflow starts: each takes a stack and kernel resources, and
+/// tens of thousands fail to start (a panic inside the thread library, not an error).
+const MAX_THREADS: usize = 1024;
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let from_env = || {
+        let n = std::env::var("RAYON_NUM_THREADS")
+            .ok()?
+            .trim()
+            .parse::<usize>()
+            .ok()?;
+        Some(("$RAYON_NUM_THREADS", n))
+    };
+    if let Some((source, n)) = cli.threads.map(|n| ("--threads", n)).or_else(from_env) {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        anyhow::ensure!(
+            n <= MAX_THREADS,
+            "{source} {n}: at most {MAX_THREADS} worker threads (this machine has {cores} cores; \
+             more threads than cores only slow the work down)"
+        );
+    }
     if let Some(n) = cli.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
         rayon::ThreadPoolBuilder::new()

@@ -8,7 +8,9 @@ use num_complex::Complex;
 use photonflow_optics::io::npy::{self, NpyData, NpyDataRef};
 use photonflow_optics::propagate::{Evanescent, Plan};
 use photonflow_optics::units::format_length;
-use photonflow_optics::{Field, Grid, Method, Padding, Planner, Propagation, Real, Wave};
+use photonflow_optics::{
+    Field, Grid, Method, OpticsError, Padding, Planner, Propagation, Real, Wave,
+};
 use serde_json::json;
 
 use super::{length, positive_length};
@@ -183,14 +185,24 @@ fn go<T: NpyComplex>(
         propagation = propagation.with_support(field.support(1e-6));
     }
     let planner = Planner::<T>::new();
-    let plan: Plan<T> = planner.plan(&grid, wave, &propagation).with_context(|| {
-        format!(
-            "cannot propagate {} over {} with --method {} (change --distance, --pad or --method as suggested, or pass --no-check to accept the aliasing error)",
-            args.input.display(),
-            format_length(args.distance),
-            args.method
-        )
-    })?;
+    let plan: Plan<T> = match planner.plan(&grid, wave, &propagation) {
+        Ok(plan) => plan,
+        Err(e @ OpticsError::Memory { .. }) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "--pad {}: cannot propagate {} with this padding on this machine",
+                args.pad,
+                args.input.display()
+            )));
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot propagate {} over {} with --method {} (change --distance, --pad or --method as suggested, or pass --no-check to accept the aliasing error)",
+                args.input.display(),
+                format_length(args.distance),
+                args.method
+            )));
+        }
+    };
     let power_in: f64 = field.power().iter().sum();
     let start = Instant::now();
     plan.propagate(&mut field)?;

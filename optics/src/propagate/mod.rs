@@ -50,6 +50,7 @@ use crate::error::{OpticsError, Result, invalid};
 use crate::fft::{Engine, FftCache};
 use crate::field::{Field, Real};
 use crate::grid::{Grid, Wave, next_fast_len};
+use crate::memory;
 
 /// A propagation method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -459,7 +460,9 @@ impl<T: Real> Planner<T> {
     /// Errors when a parameter is invalid, or — unless `propagation.check` is false — when the
     /// method's sampling criterion fails (the error states the limit and the fix). With
     /// [`Method::Auto`] the methods of [`AUTO_ORDER`] are tried in turn and the first valid one
-    /// is used; [`Plan::considered`] says why.
+    /// is used; [`Plan::considered`] says why. A new plan that would need more memory than the
+    /// machine has left is refused with [`OpticsError::Memory`] before it is built
+    /// ([`crate::memory`]).
     pub fn plan(&self, grid: &Grid, wave: Wave, propagation: &Propagation) -> Result<Plan<T>> {
         let z = propagation.distance;
         if !z.is_finite() {
@@ -516,6 +519,25 @@ impl<T: Real> Planner<T> {
                 considered,
             });
         }
+        // What a new plan takes: its transfer function (built in f64, kept in T) over the padded
+        // grid, and a slab of the grid's rows, padded, per worker thread.
+        let c = std::mem::size_of::<Complex<T>>() as u64;
+        let cells = (my as u64).saturating_mul(mx as u64);
+        let slabs = (grid.ny as u64)
+            .saturating_mul(mx as u64)
+            .saturating_mul(c)
+            .saturating_mul(rayon::current_num_threads() as u64);
+        memory::check_fits(
+            cells.saturating_mul(16 + c).saturating_add(slabs),
+            memory::available_bytes(),
+            || {
+                format!(
+                    "propagating a {}×{} field through a {my}×{mx} zero-padded transform",
+                    grid.ny, grid.nx
+                )
+            },
+            "use less zero padding (2 gives a linear convolution), or fewer samples",
+        )?;
         let engine = self.engine(grid.ny, grid.nx, my, mx);
         let propagator: Arc<dyn Propagator<T>> = if method.changes_sampling() {
             Arc::new(single_fft::SingleFft::new(method, *grid, wave, z, engine)?)

@@ -1,0 +1,112 @@
+//! How much memory a computation may take: what the machine has left, and a check that refuses
+//! a computation that would need more, before anything is allocated for it.
+//!
+//! A zero-padded grid grows with the square of the padding: `--pad 64` on a 2048 × 2048 field is
+//! a 131 072 × 131 072 transform, hundreds of gigabytes. Allocating it would not fail cleanly on
+//! Linux (memory is promised first and taken when touched), and the kernel's out-of-memory
+//! killer would end the process — or another one — minutes later. [`check_fits`] turns that into
+//! an error that says what needs how much, and what is available.
+
+use std::fs;
+
+use crate::error::{OpticsError, Result};
+
+/// Bytes of memory this process can still take without swapping: the smaller of Linux's
+/// `MemAvailable` (`/proc/meminfo`) and the room left under the control group's limit
+/// (`/sys/fs/cgroup/memory.max − memory.current`, as containers and CI runners set it).
+/// `None` where neither can be read (other systems): nothing is then refused.
+pub fn available_bytes() -> Option<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+        let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+        kib.checked_mul(1024)
+    });
+    let cgroup = (|| {
+        let read = |name: &str| fs::read_to_string(format!("/sys/fs/cgroup/{name}")).ok();
+        // "max" (no limit) does not parse, and leaves the limit to the machine.
+        let max: u64 = read("memory.max")?.trim().parse().ok()?;
+        let current: u64 = read("memory.current")?.trim().parse().ok()?;
+        Some(max.saturating_sub(current))
+    })();
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Refuses a computation that needs `bytes` when only `available` are left (see
+/// [`available_bytes`]; `None` accepts everything). `what` names the computation and `fix`
+/// says what to change; both are only built for the error.
+pub fn check_fits(
+    bytes: u64,
+    available: Option<u64>,
+    what: impl FnOnce() -> String,
+    fix: &str,
+) -> Result<()> {
+    match available {
+        Some(available) if bytes > available => Err(OpticsError::Memory {
+            what: what(),
+            needed: format_bytes(bytes),
+            available: format_bytes(available),
+            fix: fix.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `bytes` for reading, in decimal units: `"550 GB"`, `"1.5 GB"`, `"24 MB"`.
+pub fn format_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    let (value, unit) = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")]
+        .into_iter()
+        .find(|&(size, _)| b >= size)
+        .map_or((b, "bytes"), |(size, unit)| (b / size, unit));
+    let digits = if value < 10.0 && unit != "bytes" {
+        1
+    } else {
+        0
+    };
+    format!("{value:.digits$} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_does_not_fit_and_says_so() {
+        assert!(check_fits(10, Some(10), String::new, "").is_ok());
+        assert!(check_fits(u64::MAX, None, String::new, "").is_ok());
+        let e = check_fits(
+            550_000_000_000,
+            Some(21_500_000_000),
+            || "a 131072×131072 transform".into(),
+            "use less padding",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "a 131072×131072 transform needs about 550 GB of memory, and 22 GB are available; \
+             use less padding"
+        );
+    }
+
+    #[test]
+    fn bytes_read_in_decimal_units() {
+        assert_eq!(format_bytes(999), "999 bytes");
+        assert_eq!(format_bytes(1_500_000_000), "1.5 GB");
+        assert_eq!(format_bytes(24_000_000), "24 MB");
+        assert_eq!(format_bytes(550_000_000_000), "550 GB");
+        assert_eq!(format_bytes(3_000_000_000_000), "3.0 TB");
+    }
+
+    #[test]
+    fn this_machine_reports_its_memory() {
+        // The project's machines and CI run Linux, which has /proc/meminfo.
+        if cfg!(target_os = "linux") {
+            let a = available_bytes().expect("MemAvailable is readable on Linux");
+            assert!(a > 10_000_000, "{a} bytes available");
+        }
+    }
+}
