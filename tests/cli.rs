@@ -1998,6 +1998,40 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
         }
         assert!(!std::path::Path::new(&out).exists(), "{command}");
     }
+    // A layout that claims far more modes than memory holds (an edited `n`; the MZI-free
+    // mesh is otherwise valid) is refused by simulate before its matrix is allocated.
+    if cfg!(target_os = "linux") {
+        let mut huge: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&svd_layout).unwrap()).unwrap();
+        let n = 1_000_000;
+        huge["n"] = n.into();
+        huge["method"] = "clements".into();
+        huge["mzis"] = serde_json::json!([]);
+        huge["mzi_count"] = 0.into();
+        huge["depth"] = 0.into();
+        huge["output_phases"] = serde_json::json!(vec![0.0; n]);
+        huge.as_object_mut().unwrap().remove("attenuators");
+        huge.as_object_mut().unwrap().remove("svd");
+        let huge_path = d.s("huge.json");
+        std::fs::write(&huge_path, huge.to_string()).unwrap();
+        let o = photonflow(&[
+            "mesh",
+            "simulate",
+            "--layout",
+            &huge_path,
+            "--out",
+            &d.s("h.npy"),
+        ]);
+        assert!(!o.status.success());
+        for needle in [
+            "1000000-mode mesh",
+            "huge.json",
+            "TB of memory",
+            "check `n`",
+        ] {
+            assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        }
+    }
 
     // The chip model: imperfections lower the fidelity, the correction of the splitter errors
     // raises it, and --out holds the corrected chip's matrix; bad input is refused by name.

@@ -92,7 +92,11 @@ impl MaterialSpec {
         let at = |problem: String| CompileError::file(path, problem);
         let text = read_text(path)?;
         let table: Table = toml::from_str(&text).map_err(|e| at(e.to_string()))?;
-        let names: Vec<&str> = table.material.iter().map(|e| e.name.as_str()).collect();
+        let names: Vec<String> = table
+            .material
+            .iter()
+            .map(|e| format!("'{}'", e.name))
+            .collect();
         let entry = match name {
             Some(n) => table.material.iter().find(|e| e.name == n).ok_or_else(|| {
                 at(format!(
@@ -209,7 +213,7 @@ mod tests {
         .unwrap();
         let f = file.to_string_lossy().to_string();
         let e = MaterialSpec::resolve(&f).unwrap_err().to_string();
-        assert!(e.contains("a, b") && e.contains(":NAME"), "{e}");
+        assert!(e.contains("'a', 'b'") && e.contains(":NAME"), "{e}");
         let a = MaterialSpec::resolve(&format!("{f}:a")).unwrap();
         assert_eq!(a.for_design(1.005e-6, 1.0).unwrap().n, 1.5);
         let b = MaterialSpec::resolve(&format!("{f}:b")).unwrap();
@@ -218,7 +222,7 @@ mod tests {
         let e = MaterialSpec::resolve(&format!("{f}:c"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("no material 'c'"), "{e}");
+        assert!(e.contains("no material 'c'; it has 'a', 'b'"), "{e}");
         std::fs::write(
             &file,
             "[[material]]\nname = \"a\"\nn = 1.5\nwavelength = 1\n",

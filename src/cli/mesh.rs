@@ -18,6 +18,7 @@ use photonflow_compiler::mesh::{
 };
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
+use photonflow_optics::memory;
 use photonflow_optics::system::FILE_NAME;
 use serde_json::json;
 
@@ -461,6 +462,19 @@ fn compare_with_system(system: &OpticalSystem, layout: &Layout) -> anyhow::Resul
 
 fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let layout = Layout::load(&args.layout).context("--layout")?;
+    // The chip's matrix and the block written out, complex128 each.
+    let n = layout.n as u64;
+    memory::check_fits(
+        n.saturating_mul(n).saturating_mul(32),
+        memory::available_bytes(),
+        || {
+            format!(
+                "simulating the {n}-mode mesh of --layout {}",
+                args.layout.display()
+            )
+        },
+        "check `n` in the layout, or simulate on a machine with more memory",
+    )?;
     if args.correct && args.reference.is_none() {
         bail!("--correct needs --reference M.npy: the matrix the fidelity is measured against");
     }
