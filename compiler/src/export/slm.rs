@@ -34,6 +34,7 @@ use std::str::FromStr;
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::write_atomic;
 use photonflow_optics::lut::Lut;
+use photonflow_optics::memory;
 use photonflow_optics::system::Modulation;
 use photonflow_optics::units::{format_length, parse_length};
 use serde_json::json;
@@ -558,6 +559,15 @@ pub fn write_slm_target(
 ) -> Result<serde_json::Value> {
     let map = GrayMap::new(settings)?;
     let panel = panel_of(system, settings)?;
+    // Per panel pixel, for one layer at a time: its phase (f64), whether the design covers it,
+    // its gray level, the bitmap's bytes and their read-back — about 16 bytes.
+    let pixels = (panel.width as u64).saturating_mul(panel.height as u64);
+    memory::check_fits(
+        pixels.saturating_mul(16),
+        memory::available_bytes(),
+        || format!("writing {}×{} SLM bitmaps", panel.width, panel.height),
+        "give a smaller panel (--slm WIDTHxHEIGHT@PITCH)",
+    )?;
     let ext = match settings.format {
         BitmapFormat::Png => "png",
         BitmapFormat::Bmp => "bmp",
