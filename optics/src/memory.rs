@@ -12,26 +12,44 @@ use std::fs;
 use crate::error::{OpticsError, Result};
 
 /// Bytes of memory this process can still take without swapping: the smaller of Linux's
-/// `MemAvailable` (`/proc/meminfo`) and the room left under the control group's limit
-/// (`/sys/fs/cgroup/memory.max − memory.current`, as containers and CI runners set it).
+/// `MemAvailable` (`/proc/meminfo`) and the room left under the control group's limit, as
+/// containers and CI runners set it (`/sys/fs/cgroup/memory.max` less the group's working set,
+/// `memory.current` less the page cache it may drop, `inactive_file` of `memory.stat`).
 /// `None` where neither can be read (other systems): nothing is then refused.
 pub fn available_bytes() -> Option<u64> {
-    let meminfo = fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
-        let line = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
-        let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-        kib.checked_mul(1024)
-    });
+    let read = |path: &str| fs::read_to_string(path).ok();
+    let meminfo = read("/proc/meminfo").and_then(|t| meminfo_available(&t));
     let cgroup = (|| {
-        let read = |name: &str| fs::read_to_string(format!("/sys/fs/cgroup/{name}")).ok();
-        // "max" (no limit) does not parse, and leaves the limit to the machine.
-        let max: u64 = read("memory.max")?.trim().parse().ok()?;
-        let current: u64 = read("memory.current")?.trim().parse().ok()?;
-        Some(max.saturating_sub(current))
+        cgroup_room(
+            &read("/sys/fs/cgroup/memory.max")?,
+            &read("/sys/fs/cgroup/memory.current")?,
+            &read("/sys/fs/cgroup/memory.stat")?,
+        )
     })();
     match (meminfo, cgroup) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+fn meminfo_available(text: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The room under a cgroup v2 limit: `memory.max` less the working set (`memory.current` less
+/// the `inactive_file` page cache of `memory.stat`, which the kernel drops before it kills).
+/// `None` without a limit (`max`).
+fn cgroup_room(max: &str, current: &str, stat: &str) -> Option<u64> {
+    let max: u64 = max.trim().parse().ok()?;
+    let current: u64 = current.trim().parse().ok()?;
+    let cache = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("inactive_file "))?;
+    let working_set = current.saturating_sub(cache.trim().parse().ok()?);
+    Some(max.saturating_sub(working_set))
 }
 
 /// Refuses a computation that needs `bytes` when only `available` are left (see
@@ -99,6 +117,23 @@ mod tests {
         assert_eq!(format_bytes(24_000_000), "24 MB");
         assert_eq!(format_bytes(550_000_000_000), "550 GB");
         assert_eq!(format_bytes(3_000_000_000_000), "3.0 TB");
+    }
+
+    #[test]
+    fn meminfo_and_cgroup_files_are_read() {
+        let meminfo =
+            "MemTotal:       24000000 kB\nMemFree:  1000 kB\nMemAvailable:   21000000 kB\n";
+        assert_eq!(meminfo_available(meminfo), Some(21_000_000 * 1024));
+        assert_eq!(meminfo_available("MemTotal: 5 kB\n"), None);
+        let stat = "anon 100\nfile 900\nactive_file 300\ninactive_file 600\n";
+        // 8 GB limit, 5 GB charged of which 3 GB droppable page cache: 6 GB of room.
+        let stat = stat.replace("600", "3000000000");
+        assert_eq!(
+            cgroup_room("8000000000\n", "5000000000\n", &stat),
+            Some(6_000_000_000)
+        );
+        assert_eq!(cgroup_room("max\n", "5000000000\n", &stat), None);
+        assert_eq!(cgroup_room("100\n", "500\n", "inactive_file 0\n"), Some(0));
     }
 
     #[test]
