@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use photonflow_d2nn::data::{self, FolderOptions};
 use photonflow_d2nn::eval::{Perturbation, evaluate_perturbed};
 use photonflow_d2nn::model::Model;
+use photonflow_optics::units::format_length;
 
 use super::figures;
 
@@ -113,7 +114,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &perturbation,
         |d, _| bar.set_position(d as u64),
     )
-    .context("evaluating with --axial")?;
+    .with_context(|| match args.axial {
+        Some(a) => format!("evaluating with --axial {}", format_length(a)),
+        None => "evaluating".to_string(),
+    })?;
     bar.finish_and_clear();
     if let Some(png) = &args.confusion_png {
         figures::confusion(png, &e)
