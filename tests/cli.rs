@@ -1118,12 +1118,13 @@ fn bad_training_input_names_the_problem() {
     );
     std::fs::write(d.path("tiny.toml"), TINY).unwrap();
     let tiny = d.s("tiny.toml");
-    // Batches whose fields cannot fit in memory (8192² neurons, 4096 samples: terabytes) are
-    // refused before anything is allocated or written.
+    // Batches whose fields cannot fit in memory (the 40 training images at once, on 50 layers of
+    // 8192² neurons: a terabyte) are refused before anything is allocated or written.
     if cfg!(target_os = "linux") {
         std::fs::write(
             d.path("huge.toml"),
-            TINY.replace("neurons = 32", "neurons = 8192"),
+            TINY.replace("neurons = 32", "neurons = 8192")
+                .replace("layers = 1", "layers = 50\nspacing = \"1cm\""),
         )
         .unwrap();
         let huge = d.s("huge.toml");
@@ -1133,8 +1134,7 @@ fn bad_training_input_names_the_problem() {
                 "train", "--config", &huge, "--data", &data, "--out", &run, "--batch", "4096",
             ],
             &[
-                "batches of 4096",
-                "8192×8192 neurons",
+                "batches of 40 on 50 layers of 8192×8192 neurons",
                 "TB of memory",
                 "--batch",
             ],

@@ -170,7 +170,7 @@ pub fn train(
             ),
         });
     }
-    check_batch_fits(config)?;
+    check_batch_fits(config, train.len())?;
     fs::create_dir_all(run).map_err(|e| io(run, format!("cannot create the run folder ({e})")))?;
     let pointer = run.join("checkpoint.json");
     let config_path = run.join("config.toml");
@@ -421,10 +421,11 @@ fn read_checkpoint(pointer: &Path) -> Result<Checkpoint> {
 /// machine has left, before anything is written: `layers + 2` complex `f32` fields per sample
 /// (measured at the peak of 3 layers of 800² neurons: 5 per sample, 25.7 MB, beside ≈ 0.3 GB
 /// for everything else). What it refuses cannot run; a batch just below the limit may still
-/// run out of memory.
-fn check_batch_fits(config: &Config) -> Result<()> {
+/// run out of memory. A batch holds at most the `samples` of the training set.
+fn check_batch_fits(config: &Config, samples: usize) -> Result<()> {
     let (nx, ny) = config.optics.neurons.xy();
-    let (batch, layers) = (config.training.batch, config.optics.layers);
+    let batch = config.training.batch.min(samples);
+    let layers = config.optics.layers;
     let bytes = [batch, nx, ny, 8, layers + 2]
         .into_iter()
         .fold(1u64, |b, f| b.saturating_mul(f as u64));
