@@ -2031,6 +2031,30 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
         ] {
             assert!(stderr(&o).contains(needle), "{}", stderr(&o));
         }
+        // An 8 MB row vector is a chip of a million modes: refused before its SVD is padded.
+        let row = d.path("row.npy");
+        npy::write_npy(&row, &[1, n], NpyDataRef::F64(&vec![1.0; n])).unwrap();
+        for method in ["svd", "embed"] {
+            let args = [
+                "mesh",
+                "decompose",
+                "--matrix",
+                &d.s("row.npy"),
+                "--method",
+                method,
+            ];
+            let o = photonflow(&[&args[..], &["--out", &d.s("row")]].concat());
+            assert!(!o.status.success());
+            for needle in [
+                "--matrix",
+                "1×1000000 matrix",
+                "TB of memory",
+                "longer side",
+            ] {
+                assert!(stderr(&o).contains(needle), "{method}: {}", stderr(&o));
+            }
+            assert!(!d.path("row").exists());
+        }
     }
 
     // The chip model: imperfections lower the fidelity, the correction of the splitter errors

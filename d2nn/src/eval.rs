@@ -238,7 +238,6 @@ pub fn evaluate_perturbed(
         [batch, nx, ny, 16]
             .into_iter()
             .fold(1u64, |b, f| b.saturating_mul(f as u64)),
-        memory::available_bytes(),
         || format!("evaluating batches of {batch} on {nx}×{ny} neurons"),
         "use a smaller batch (eval --batch)",
     )?;

@@ -431,7 +431,6 @@ fn check_batch_fits(config: &Config, samples: usize) -> Result<()> {
         .fold(1u64, |b, f| b.saturating_mul(f as u64));
     Ok(memory::check_fits(
         bytes,
-        memory::available_bytes(),
         || format!("training with batches of {batch} on {layers} layers of {nx}×{ny} neurons"),
         "use a smaller [training] batch (--batch), or fewer neurons",
     )?)

@@ -466,7 +466,6 @@ fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let n = layout.n as u64;
     memory::check_fits(
         n.saturating_mul(n).saturating_mul(32),
-        memory::available_bytes(),
         || {
             format!(
                 "simulating the {n}-mode mesh of --layout {}",

@@ -564,7 +564,6 @@ pub fn write_slm_target(
     let pixels = (panel.width as u64).saturating_mul(panel.height as u64);
     memory::check_fits(
         pixels.saturating_mul(16),
-        memory::available_bytes(),
         || format!("writing {}×{} SLM bitmaps", panel.width, panel.height),
         "give a smaller panel (--slm WIDTHxHEIGHT@PITCH)",
     )?;

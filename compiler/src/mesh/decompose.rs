@@ -12,6 +12,7 @@
 //! The result implements `diag(e^{i·output_phases}) · T_K ⋯ T_1`, `T_1` met first.
 
 use num_complex::Complex64 as C;
+use photonflow_optics::memory;
 use photonflow_optics::rng::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -359,6 +360,13 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
             u.rows, u.cols
         )));
     }
+    // The matrix in panels (16 bytes an element) and the mesh's N(N−1)/2 MZIs (32 bytes each),
+    // beside the input.
+    memory::check_fits(
+        (n as u64).saturating_mul(n as u64).saturating_mul(16 + 16),
+        || format!("decomposing a {n}-mode unitary"),
+        "decompose it on a machine with more memory",
+    )?;
     if let Some(i) = u
         .data
         .iter()

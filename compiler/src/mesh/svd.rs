@@ -11,6 +11,7 @@
 
 use nalgebra::DMatrix;
 use num_complex::Complex64 as C;
+use photonflow_optics::memory;
 use serde::{Deserialize, Serialize};
 
 use super::decompose::{Attenuator, Mesh, Method, decompose};
@@ -55,6 +56,17 @@ fn factors(m: &CMatrix) -> Result<Factors> {
     if k == 0 {
         return Err(CompileError::Design("the matrix is empty".into()));
     }
+    // The padded matrix, U, V† and the SVD's working copy, K × K complex each.
+    memory::check_fits(
+        (k as u64).saturating_mul(k as u64).saturating_mul(64),
+        || {
+            format!(
+                "the SVD of a {}×{} matrix, padded to {k}×{k} (a chip of max(M, N) = {k} modes)",
+                m.rows, m.cols
+            )
+        },
+        "check the matrix's shape: a mesh needs as many modes as the longer side",
+    )?;
     let padded = DMatrix::from_fn(k, k, |r, c| {
         if r < m.rows && c < m.cols {
             m.at(r, c)

@@ -529,7 +529,6 @@ impl<T: Real> Planner<T> {
             .saturating_mul(rayon::current_num_threads() as u64);
         memory::check_fits(
             cells.saturating_mul(16 + c).saturating_add(slabs),
-            memory::available_bytes(),
             || {
                 format!(
                     "propagating a {}×{} field through a {my}×{mx} zero-padded transform",
