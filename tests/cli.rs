@@ -590,6 +590,29 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
         let f = pred["detected_fraction"].as_f64().unwrap();
         assert!(f > 0.0 && f <= 1.0, "{pred}");
     }
+    // 130 images run in batches of 64, 64 and 2: every answer in its place, each the same as
+    // in the run of two above (to f32 rounding).
+    let mut many = vec!["infer", "--model", &run, "--json"];
+    for _ in 0..65 {
+        many.extend([left.as_str(), right.as_str()]);
+    }
+    let o = photonflow(&many);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let batched = last_json(&o);
+    let batched = batched["predictions"].as_array().unwrap();
+    assert_eq!(batched.len(), 130);
+    for (k, pred) in batched.iter().enumerate() {
+        let one = &preds[k % 2];
+        assert_eq!(pred["image"], one["image"], "{k}");
+        let (a, b) = (
+            pred["confidences"].as_array().unwrap(),
+            one["confidences"].as_array(),
+        );
+        for (x, y) in a.iter().zip(b.unwrap()) {
+            let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            assert!((x - y).abs() < 1e-5, "image {k}: {x} against {y}");
+        }
+    }
     let o = photonflow(&["infer", "--model", &run, &left]);
     assert!(
         o.status.success() && stdout(&o).contains("left ("),

@@ -336,8 +336,21 @@ pub struct Prediction {
     pub detected_fraction: f32,
 }
 
-/// Predictions for images (any sizes; each is resampled onto the input area).
+/// Predictions for images (any sizes; each is resampled onto the input area), run
+/// [`INFER_BATCH`] at a time.
 pub fn infer(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Prediction> {
+    images
+        .chunks(INFER_BATCH)
+        .flat_map(|batch| predictions(optics, masks, batch))
+        .collect()
+}
+
+/// Images [`infer`] runs at a time: its memory is that of one such batch however many images
+/// it is given. An image's answer depends on its batch only through `f32` rounding (measured:
+/// confidences within 4.5·10⁻⁷ between one batch of 150 images and batches of 64).
+pub const INFER_BATCH: usize = 64;
+
+fn predictions(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Prediction> {
     let out = run_batch(optics, masks, images);
     (0..images.len())
         .map(|k| {

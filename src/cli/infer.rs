@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use photonflow_d2nn::data::load_image;
-use photonflow_d2nn::eval::{ImageRef, Pixels, infer};
+use photonflow_d2nn::eval::{INFER_BATCH, ImageRef, Pixels, infer};
 use photonflow_d2nn::model::Model;
 use serde_json::json;
 
@@ -31,29 +31,36 @@ pub struct Args {
 /// Runs `photonflow infer`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model = Model::load(&args.model)?;
-    let images = args
-        .images
-        .iter()
-        .map(|p| load_image(p).with_context(|| format!("reading the image {}", p.display())))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let images: Vec<_> = images
-        .into_iter()
-        .map(|mut i| {
-            if args.invert {
+    // Decoded and run a batch at a time: memory stays that of one batch however many images
+    // are given.
+    let bar = super::progress_bar(
+        args.json || args.images.len() <= INFER_BATCH,
+        args.images.len() as u64,
+        "classifying {bar:30} {pos}/{len} images {per_sec} eta {eta}",
+    );
+    let mut predictions = Vec::with_capacity(args.images.len());
+    for paths in args.images.chunks(INFER_BATCH) {
+        let mut images = paths
+            .iter()
+            .map(|p| load_image(p).with_context(|| format!("reading the image {}", p.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if args.invert {
+            for i in &mut images {
                 i.pixels.iter_mut().for_each(|v| *v = 1.0 - *v);
             }
-            i
-        })
-        .collect();
-    let refs: Vec<ImageRef> = images
-        .iter()
-        .map(|i| ImageRef {
-            pixels: Pixels::F32(&i.pixels),
-            rows: i.rows,
-            cols: i.cols,
-        })
-        .collect();
-    let predictions = infer(&model.optics, &model.masks, &refs);
+        }
+        let refs: Vec<ImageRef> = images
+            .iter()
+            .map(|i| ImageRef {
+                pixels: Pixels::F32(&i.pixels),
+                rows: i.rows,
+                cols: i.cols,
+            })
+            .collect();
+        predictions.extend(infer(&model.optics, &model.masks, &refs));
+        bar.inc(paths.len() as u64);
+    }
+    bar.finish_and_clear();
     let classes = &model.system.detector.classes;
     if args.json {
         let list: Vec<_> = args
