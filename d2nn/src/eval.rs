@@ -235,9 +235,7 @@ pub fn evaluate_perturbed(
     let (nx, ny) = (optics.grid.nx, optics.grid.ny);
     let batch = batch.clamp(1, data.len().max(1));
     memory::check_fits(
-        [batch, nx, ny, 16]
-            .into_iter()
-            .fold(1u64, |b, f| b.saturating_mul(f as u64)),
+        memory::bytes(&[batch, nx, ny, 16]),
         || format!("evaluating batches of {batch} on {nx}×{ny} neurons"),
         "use a smaller batch (eval --batch)",
     )?;

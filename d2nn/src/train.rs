@@ -426,11 +426,8 @@ fn check_batch_fits(config: &Config, samples: usize) -> Result<()> {
     let (nx, ny) = config.optics.neurons.xy();
     let batch = config.training.batch.min(samples);
     let layers = config.optics.layers;
-    let bytes = [batch, nx, ny, 8, layers + 2]
-        .into_iter()
-        .fold(1u64, |b, f| b.saturating_mul(f as u64));
     Ok(memory::check_fits(
-        bytes,
+        memory::bytes(&[batch, nx, ny, 8, layers + 2]),
         || format!("training with batches of {batch} on {layers} layers of {nx}×{ny} neurons"),
         "use a smaller [training] batch (--batch), or fewer neurons",
     )?)

@@ -52,6 +52,14 @@ fn cgroup_room(max: &str, current: &str, stat: &str) -> Option<u64> {
     Some(max.saturating_sub(working_set))
 }
 
+/// The product of `factors` (counts and a size in bytes), saturating at `u64::MAX`: what a
+/// computation needs, for [`check_fits`], without overflow for absurd sizes.
+pub fn bytes(factors: &[usize]) -> u64 {
+    factors
+        .iter()
+        .fold(1u64, |b, &f| b.saturating_mul(f as u64))
+}
+
 /// Below this many bytes a computation is not checked: the check reads two or three small
 /// files (tens of microseconds), which would weigh on small, fast work.
 pub const CHECKED_FROM_BYTES: u64 = 1 << 26;
@@ -125,6 +133,13 @@ mod tests {
             "a 131072×131072 transform needs about 550 GB of memory, and 22 GB are available; \
              use less padding"
         );
+    }
+
+    #[test]
+    fn sizes_multiply_without_overflow() {
+        assert_eq!(bytes(&[3, 5, 16]), 240);
+        assert_eq!(bytes(&[]), 1);
+        assert_eq!(bytes(&[usize::MAX, usize::MAX, 2]), u64::MAX);
     }
 
     #[test]

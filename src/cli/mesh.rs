@@ -463,9 +463,9 @@ fn compare_with_system(system: &OpticalSystem, layout: &Layout) -> anyhow::Resul
 fn run_simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let layout = Layout::load(&args.layout).context("--layout")?;
     // The chip's matrix and the block written out, complex128 each.
-    let n = layout.n as u64;
+    let n = layout.n;
     memory::check_fits(
-        n.saturating_mul(n).saturating_mul(32),
+        memory::bytes(&[n, n, 2 * 16]),
         || {
             format!(
                 "simulating the {n}-mode mesh of --layout {}",

@@ -185,24 +185,22 @@ fn go<T: NpyComplex>(
         propagation = propagation.with_support(field.support(1e-6));
     }
     let planner = Planner::<T>::new();
-    let plan: Plan<T> = match planner.plan(&grid, wave, &propagation) {
-        Ok(plan) => plan,
-        Err(e @ OpticsError::Memory { .. }) => {
-            return Err(anyhow::Error::new(e).context(format!(
+    let plan: Plan<T> = planner.plan(&grid, wave, &propagation).map_err(|e| {
+        let context = match e {
+            OpticsError::Memory { .. } => format!(
                 "--pad {}: cannot propagate {} with this padding on this machine",
                 args.pad,
                 args.input.display()
-            )));
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e).context(format!(
+            ),
+            _ => format!(
                 "cannot propagate {} over {} with --method {} (change --distance, --pad or --method as suggested, or pass --no-check to accept the aliasing error)",
                 args.input.display(),
                 format_length(args.distance),
                 args.method
-            )));
-        }
-    };
+            ),
+        };
+        anyhow::Error::new(e).context(context)
+    })?;
     let power_in: f64 = field.power().iter().sum();
     let start = Instant::now();
     plan.propagate(&mut field)?;

@@ -561,9 +561,8 @@ pub fn write_slm_target(
     let panel = panel_of(system, settings)?;
     // Per panel pixel, for one layer at a time: its phase (f64), whether the design covers it,
     // its gray level, the bitmap's bytes and their read-back — about 16 bytes.
-    let pixels = (panel.width as u64).saturating_mul(panel.height as u64);
     memory::check_fits(
-        pixels.saturating_mul(16),
+        memory::bytes(&[panel.width, panel.height, 16]),
         || format!("writing {}×{} SLM bitmaps", panel.width, panel.height),
         "give a smaller panel (--slm WIDTHxHEIGHT@PITCH)",
     )?;

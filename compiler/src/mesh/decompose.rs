@@ -363,7 +363,7 @@ pub fn decompose(u: &CMatrix, method: Method, tolerance: f64) -> Result<Mesh> {
     // The matrix in panels (16 bytes an element) and the mesh's N(N−1)/2 MZIs (32 bytes each),
     // beside the input.
     memory::check_fits(
-        (n as u64).saturating_mul(n as u64).saturating_mul(16 + 16),
+        memory::bytes(&[n, n, 16 + 16]),
         || format!("decomposing a {n}-mode unitary"),
         "decompose it on a machine with more memory",
     )?;

@@ -58,7 +58,7 @@ fn factors(m: &CMatrix) -> Result<Factors> {
     }
     // The padded matrix, U, V† and the SVD's working copy, K × K complex each.
     memory::check_fits(
-        (k as u64).saturating_mul(k as u64).saturating_mul(64),
+        memory::bytes(&[k, k, 4 * 16]),
         || {
             format!(
                 "the SVD of a {}×{} matrix, padded to {k}×{k} (a chip of max(M, N) = {k} modes)",

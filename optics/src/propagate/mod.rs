@@ -521,14 +521,11 @@ impl<T: Real> Planner<T> {
         }
         // What a new plan takes: its transfer function (built in f64, kept in T) over the padded
         // grid, and a slab of the grid's rows, padded, per worker thread.
-        let c = std::mem::size_of::<Complex<T>>() as u64;
-        let cells = (my as u64).saturating_mul(mx as u64);
-        let slabs = (grid.ny as u64)
-            .saturating_mul(mx as u64)
-            .saturating_mul(c)
-            .saturating_mul(rayon::current_num_threads() as u64);
+        let c = std::mem::size_of::<Complex<T>>();
+        let transfer = memory::bytes(&[my, mx, 16 + c]);
+        let slabs = memory::bytes(&[grid.ny, mx, c, rayon::current_num_threads()]);
         memory::check_fits(
-            cells.saturating_mul(16 + c).saturating_add(slabs),
+            transfer.saturating_add(slabs),
             || {
                 format!(
                     "propagating a {}×{} field through a {my}×{mx} zero-padded transform",
