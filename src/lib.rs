@@ -10,6 +10,7 @@ pub mod plot;
 
 pub use photonflow_compiler as compiler;
 pub use photonflow_d2nn as d2nn;
+pub use photonflow_hardware as hardware;
 pub use photonflow_optics as optics;
 
 /// The README's code blocks, compiled and run as doctests so the examples users copy work.

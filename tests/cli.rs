@@ -620,8 +620,132 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
         stdout(&o)
     );
 
+    rigs_classify_as_the_model_does(&d, &run, &left, &right, preds);
     export_writes_what_was_designed(&d, &run, &data);
     export_solids_masks_and_bitmaps(&d, &run, &data);
+}
+
+/// The rig file of an ideal bench: 16-bit SLM and camera, no noise, nothing misplaced.
+const IDEAL_RIG: &str = "[source]\nphotons_per_s = 1e14\n[slm]\nbits = 16\n[camera]\nbits = 16\n\
+    full_well = 1e12\nquantum_efficiency = 1.0\nread_noise = 0.0\ndark_current = 0.0\n\
+    black_level = 0\nexposure = 1.0\nshot_noise = false\n";
+
+/// `infer --rig`: an ideal simulated bench answers as the model does (its own propagation code,
+/// against the model's Burn path); a realistic one still recognises the bars; the same bench
+/// served over slmsuite's protocol answers as it does locally; bad rigs are named.
+fn rigs_classify_as_the_model_does(
+    d: &Dir,
+    run: &str,
+    left: &str,
+    right: &str,
+    model: &[serde_json::Value],
+) {
+    std::fs::write(d.path("ideal.toml"), IDEAL_RIG).unwrap();
+    let ideal = d.s("ideal.toml");
+    let confidences = |p: &serde_json::Value| -> Vec<f64> {
+        p["confidences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_f64().unwrap())
+            .collect()
+    };
+    let on_rig = |extra: &[&str]| {
+        let mut args = vec!["infer", "--model", run, left, right, "--json"];
+        args.extend_from_slice(extra);
+        let o = photonflow(&args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        last_json(&o)
+    };
+    let sim = on_rig(&["--rig", "sim", "--rig-config", &ideal]);
+    let preds = sim["predictions"].as_array().unwrap();
+    assert_eq!(sim["rig"]["camera"]["bits"], 16, "{sim}");
+    for (p, m) in preds.iter().zip(model) {
+        assert_eq!(p["label"], m["label"], "{p}");
+        for (a, b) in confidences(p).iter().zip(confidences(m)) {
+            assert!((a - b).abs() < 1e-4, "rig {a} against model {b}");
+        }
+        assert_eq!(p["saturated_pixels"], 0, "{p}");
+    }
+    // The default bench: 8-bit SLM, 12-bit camera with shot, dark and read noise; 4 frames.
+    let noisy = on_rig(&["--rig", "sim", "--frames", "4"]);
+    let noisy = noisy["predictions"].as_array().unwrap();
+    assert_eq!(noisy[0]["label"], "left", "{noisy:?}");
+    assert_eq!(noisy[1]["label"], "right", "{noisy:?}");
+    assert_eq!(noisy[0]["frames"], 4);
+    assert_ne!(confidences(&noisy[0]), confidences(&preds[0]));
+
+    // The ideal bench on the network, found through the port it prints.
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_photonflow"))
+        .args(["rig", "serve", "--model", run, "--rig-config", &ideal])
+        .args(["--bind", "127.0.0.1:0", "--requests", "40"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let address = first
+        .split_whitespace()
+        .find_map(|w| w.trim_end_matches(':').parse::<std::net::SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    assert!(address.starts_with("127.0.0.1:"), "{first}");
+    let remote = on_rig(&["--rig", &address]);
+    let _ = server.kill();
+    let _ = server.wait();
+    for (p, s) in remote["predictions"].as_array().unwrap().iter().zip(preds) {
+        assert_eq!(p["label"], s["label"]);
+        assert_eq!(
+            confidences(p),
+            confidences(s),
+            "over the network against local"
+        );
+    }
+    assert!(remote["rig"]["name"].as_str().unwrap().contains(&address));
+
+    for (args, needle) in [
+        (vec!["--rig", "nowhere"], "HOST:PORT"),
+        (
+            vec!["--rig", "127.0.0.1:1", "--rig-timeout", "2"],
+            "cannot connect",
+        ),
+        (vec!["--rig", "sim", "--frames", "0"], "--frames"),
+        (vec!["--rig", "sim", "--rig-config", run], "--rig-config"),
+        (vec!["--rig-config", &ideal], "--rig"),
+    ] {
+        let mut all = vec!["infer", "--model", run, left];
+        all.extend_from_slice(&args);
+        let o = photonflow(&all);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    std::fs::write(d.path("bad_rig.toml"), "[camera]\nbits = 20\n").unwrap();
+    let o = photonflow(&[
+        "infer",
+        "--model",
+        run,
+        left,
+        "--rig",
+        "sim",
+        "--rig-config",
+        &d.s("bad_rig.toml"),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("camera.bits"),
+        "{}",
+        stderr(&o)
+    );
+    let o = photonflow(&["rig", "config"]);
+    assert!(
+        o.status.success() && stdout(&o).contains("[camera]"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 /// `photonflow export` of the trained folder-dataset model: level and height maps that read

@@ -55,66 +55,15 @@
 //! ```
 
 use std::f64::consts::{PI, TAU};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use photonflow_optics::system::{Encoding, Material, MaterialPreset, Modulation};
-use photonflow_optics::units::{format_length, format_length_exact, parse_length};
 use photonflow_optics::{Method, Padding};
-use serde::de::{self, Deserializer, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{D2nnError, Result};
 
-/// A length in metres, written with a unit in TOML (`"3cm"`).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub struct Length(pub f64);
-
-impl Length {
-    /// Metres.
-    pub fn m(self) -> f64 {
-        self.0
-    }
-}
-
-impl fmt::Display for Length {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_length(self.0))
-    }
-}
-
-impl Serialize for Length {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&format_length_exact(self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Length {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Length;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a length with a unit, e.g. \"0.75mm\" or \"3cm\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Length, E> {
-                parse_length(v).map(Length).map_err(E::custom)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Length, E> {
-                Err(E::custom(format!(
-                    "{v} has no unit; write a length as text with a unit, e.g. \"{v}mm\""
-                )))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Length, E> {
-                self.visit_f64(v as f64)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Length, E> {
-                self.visit_f64(v as f64)
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+pub use photonflow_optics::units::Length;
 
 /// A pixel count for both axes (`200`) or per axis (`[nx, ny]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

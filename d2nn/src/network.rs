@@ -23,8 +23,8 @@ use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::system::{
-    DetectorSpec, Encoding, Input, Layer, LayerFiles, Material, Modulation, OpticalSystem,
-    PropagationSpec, RegionSpec,
+    DetectorSpec, Input, Layer, LayerFiles, Material, Modulation, OpticalSystem, PropagationSpec,
+    RegionSpec,
 };
 use photonflow_optics::{Detector, Grid, Planner, Wave};
 use rayon::prelude::*;
@@ -109,18 +109,12 @@ impl Optics {
         self.system.detector.classes.len()
     }
 
-    /// Encodes images as input fields `[B, Ny, Nx, 2]`; see [`Encoding`]. Each image is
+    /// Encodes images as input fields `[B, Ny, Nx, 2]`; see [`Input::encode_into`]. Each image is
     /// resampled onto the input area with [`GrayImage::resized`]. Runs on the CPU over the
     /// batch with rayon.
     pub fn encode(&self, images: &[ImageRef]) -> Tensor<4> {
-        let Input {
-            encoding,
-            nx: ix,
-            ny: iy,
-            ..
-        } = self.system.input;
+        let input = &self.system.input;
         let (nx, ny) = (self.grid.nx, self.grid.ny);
-        let (x0, y0) = ((nx - ix) / 2, (ny - iy) / 2);
         let mut data = vec![0f32; images.len() * ny * nx * 2];
         data.par_chunks_mut(ny * nx * 2)
             .zip(images)
@@ -130,19 +124,8 @@ impl Optics {
                     cols: image.cols,
                     pixels: image.to_f32(),
                 };
-                let v = source.resized(iy, ix).pixels;
-                for (r, row) in v.chunks_exact(ix).enumerate() {
-                    let line = &mut field[((y0 + r) * nx + x0) * 2..][..ix * 2];
-                    for (z, &v) in line.chunks_exact_mut(2).zip(row) {
-                        match encoding {
-                            Encoding::Amplitude => z[0] = v,
-                            Encoding::Phase => {
-                                let (s, c) = (std::f32::consts::PI * v).sin_cos();
-                                (z[0], z[1]) = (c, s);
-                            }
-                        }
-                    }
-                }
+                let v = source.resized(input.ny, input.nx).pixels;
+                input.encode_into(&v, nx, ny, bytemuck::cast_slice_mut(field));
             });
         Tensor::from_data(
             TensorData::new(data, [images.len(), ny, nx, 2]),
@@ -749,6 +732,7 @@ pub fn shift_mask(mask: Mask, dx: i64, dy: i64) -> Mask {
 mod tests {
     use super::*;
     use crate::eval::Pixels;
+    use photonflow_optics::system::Encoding;
 
     fn classes(n: usize) -> Vec<String> {
         (0..n).map(|c| c.to_string()).collect()

@@ -154,6 +154,38 @@ pub struct Input {
     pub distance_m: f64,
 }
 
+impl Input {
+    /// Writes the input field of one image into `field` (`[ny, nx]` of a grid of `nx × ny`
+    /// pixels): `image` (`self.ny × self.nx` values in `[0, 1]`, row-major, already resampled
+    /// onto the input area) is encoded ([`Encoding`]) onto the central `self.nx × self.ny`
+    /// pixels; every other pixel is set to zero. The one encoding used by training, inference
+    /// and the simulated rig.
+    ///
+    /// # Panics
+    /// If the sizes disagree or the input area is larger than the grid (a validated system
+    /// never has that).
+    pub fn encode_into(&self, image: &[f32], nx: usize, ny: usize, field: &mut [Complex<f32>]) {
+        let (ix, iy) = (self.nx, self.ny);
+        assert!(ix <= nx && iy <= ny, "input area inside the grid");
+        assert_eq!(image.len(), ix * iy, "one value per input pixel");
+        assert_eq!(field.len(), nx * ny, "one field of the grid");
+        field.fill(Complex::new(0.0, 0.0));
+        let (x0, y0) = ((nx - ix) / 2, (ny - iy) / 2);
+        for (r, row) in image.chunks_exact(ix).enumerate() {
+            let line = &mut field[(y0 + r) * nx + x0..][..ix];
+            for (z, &v) in line.iter_mut().zip(row) {
+                *z = match self.encoding {
+                    Encoding::Amplitude => Complex::new(v, 0.0),
+                    Encoding::Phase => {
+                        let (s, c) = (std::f32::consts::PI * v).sin_cos();
+                        Complex::new(c, s)
+                    }
+                };
+            }
+        }
+    }
+}
+
 /// The material of a height-based layer at the design wavelength.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -373,6 +405,39 @@ pub struct DetectorSpec {
     pub differential: bool,
     /// Softmax temperature `T`: confidences are `softmax(score / T)`.
     pub temperature: f64,
+}
+
+impl DetectorSpec {
+    /// Class scores from region energies (one per region, in region order, any common unit):
+    /// each region's fraction of the detected energy `E_c / Σ E`, or `(E⁺ − E⁻)/(E⁺ + E⁻)` per
+    /// class for differential detection. A dark detector gives scores of 0, not NaN. The plain
+    /// numbers that the trainable network's tensors compute; readouts of measured frames use it.
+    ///
+    /// # Panics
+    /// If `energies` does not hold one value per region.
+    pub fn scores(&self, energies: &[f64]) -> Vec<f64> {
+        assert_eq!(energies.len(), self.regions.len(), "one energy per region");
+        const EPS: f64 = 1e-12;
+        if self.differential {
+            energies
+                .chunks_exact(2)
+                .map(|p| (p[0] - p[1]) / (p[0] + p[1] + EPS))
+                .collect()
+        } else {
+            let total: f64 = energies.iter().sum();
+            energies.iter().map(|e| e / (total + EPS)).collect()
+        }
+    }
+
+    /// Confidences `softmax(score / T)` of class scores ([`DetectorSpec::scores`]), computed
+    /// stably (the largest score subtracted first); they sum to 1.
+    pub fn confidences(&self, scores: &[f64]) -> Vec<f64> {
+        let t = self.temperature;
+        let top = scores.iter().fold(f64::NEG_INFINITY, |m, &s| m.max(s / t));
+        let e: Vec<f64> = scores.iter().map(|&s| (s / t - top).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|v| v / sum).collect()
+    }
 }
 
 impl OpticalSystem {

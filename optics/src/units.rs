@@ -7,6 +7,11 @@
 //! keeps the number ≥ 1), [`format_length_exact`] for files (the shortest text that
 //! [`parse_length`] reads back as the same `f64`).
 
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
 use crate::error::{OpticsError, Result};
 
 /// Length units accepted in text, with their size in metres.
@@ -218,6 +223,56 @@ pub fn format_length_exact(metres: f64) -> String {
     };
     let sign = if metres.is_sign_negative() { "-" } else { "" };
     format!("{sign}{body}{name}")
+}
+
+/// A length in metres, written with a unit in TOML (`"3cm"`).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Length(pub f64);
+
+impl Length {
+    /// Metres.
+    pub fn m(self) -> f64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Length {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_length(self.0))
+    }
+}
+
+impl Serialize for Length {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&format_length_exact(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Length {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Length;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a length with a unit, e.g. \"0.75mm\" or \"3cm\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Length, E> {
+                parse_length(v).map(Length).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Length, E> {
+                Err(E::custom(format!(
+                    "{v} has no unit; write a length as text with a unit, e.g. \"{v}mm\""
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Length, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Length, E> {
+                self.visit_f64(v as f64)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use photonflow_d2nn::data::load_image;
+use photonflow_d2nn::data::{GrayImage, load_image};
 use photonflow_d2nn::eval::{INFER_BATCH, ImageRef, Pixels, infer};
 use photonflow_d2nn::model::Model;
+use photonflow_hardware::Readout;
 use serde_json::json;
 
 /// Arguments of `photonflow infer`.
@@ -26,11 +27,16 @@ pub struct Args {
     /// Print one JSON object with every prediction.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    rig: super::rig::RigArgs,
 }
 
 /// Runs `photonflow infer`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model = Model::load(&args.model)?;
+    if args.rig.rig.is_some() {
+        return on_rig(&args, &model);
+    }
     // Decoded and run a batch at a time: memory stays that of one batch however many images
     // are given.
     let bar = super::progress_bar(
@@ -40,15 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut predictions = Vec::with_capacity(args.images.len());
     for paths in args.images.chunks(INFER_BATCH) {
-        let mut images = paths
-            .iter()
-            .map(|p| load_image(p).with_context(|| format!("reading the image {}", p.display())))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if args.invert {
-            for i in &mut images {
-                i.pixels.iter_mut().for_each(|v| *v = 1.0 - *v);
-            }
-        }
+        let images = load_images(paths, args.invert)?;
         let refs: Vec<ImageRef> = images
             .iter()
             .map(|i| ImageRef {
@@ -86,19 +84,139 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     for (path, p) in args.images.iter().zip(&predictions) {
-        let mut ranked: Vec<usize> = (0..p.confidences.len()).collect();
-        ranked.sort_by(|&a, &b| p.confidences[b].total_cmp(&p.confidences[a]));
-        let runners: Vec<String> = ranked[1..ranked.len().min(3)]
+        let confidences: Vec<f64> = p.confidences.iter().map(|&c| f64::from(c)).collect();
+        println!(
+            "{}: {}; {:.1} % of the input power reached the detectors",
+            path.display(),
+            answer(classes, p.class, &confidences),
+            100.0 * p.detected_fraction
+        );
+    }
+    Ok(())
+}
+
+/// `label (x % confident; next: a y %, b z %)`: the answer and the two runners-up.
+fn answer(classes: &[String], class: usize, confidences: &[f64]) -> String {
+    let mut ranked: Vec<usize> = (0..confidences.len()).collect();
+    ranked.sort_by(|&a, &b| confidences[b].total_cmp(&confidences[a]));
+    let runners: Vec<String> = ranked[1..ranked.len().min(3)]
+        .iter()
+        .map(|&c| format!("{} {:.1} %", classes[c], 100.0 * confidences[c]))
+        .collect();
+    format!(
+        "{} ({:.1} % confident; next: {})",
+        classes[class],
+        100.0 * confidences[class],
+        runners.join(", ")
+    )
+}
+
+/// Decodes `paths`, inverted if `invert`.
+fn load_images(paths: &[PathBuf], invert: bool) -> anyhow::Result<Vec<GrayImage>> {
+    let mut images = paths
+        .iter()
+        .map(|p| load_image(p).with_context(|| format!("reading the image {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if invert {
+        for i in &mut images {
+            i.pixels.iter_mut().for_each(|v| *v = 1.0 - *v);
+        }
+    }
+    Ok(images)
+}
+
+/// `photonflow infer --rig`: every image displayed on the rig's SLM, read from its camera.
+fn on_rig(args: &Args, model: &Model) -> anyhow::Result<()> {
+    let mut rig = super::rig::open(&args.rig, &model.system)?;
+    let description = rig.describe()?;
+    let readout = Readout::new(&model.system, &description, args.rig.black_level)
+        .with_context(|| format!("--rig {}", args.rig.rig.as_deref().unwrap_or("sim")))?;
+    let (ix, iy) = readout.input_size();
+    let bar = super::progress_bar(
+        args.json || args.images.len() <= INFER_BATCH,
+        args.images.len() as u64,
+        "classifying on the rig {bar:30} {pos}/{len} images {per_sec} eta {eta}",
+    );
+    let mut predictions = Vec::with_capacity(args.images.len());
+    for paths in args.images.chunks(INFER_BATCH) {
+        let displays: Vec<Vec<u16>> = load_images(paths, args.invert)?
             .iter()
-            .map(|&c| format!("{} {:.1} %", classes[c], 100.0 * p.confidences[c]))
+            .map(|i| readout.display(&i.resized(iy, ix).pixels))
+            .collect();
+        for frames in rig.run(&displays, args.rig.frames)? {
+            predictions.push(readout.predict(&frames)?);
+        }
+        bar.inc(paths.len() as u64);
+    }
+    bar.finish_and_clear();
+    let classes = &model.system.detector.classes;
+    let saturated = predictions
+        .iter()
+        .filter(|p| p.saturated_pixels > 0)
+        .count();
+    if args.json {
+        let list: Vec<_> = args
+            .images
+            .iter()
+            .zip(&predictions)
+            .map(|(path, p)| {
+                let total: f64 = p.energies.iter().sum();
+                json!({
+                    "image": path.display().to_string(),
+                    "class": p.class,
+                    "label": p.label,
+                    "confidence": p.confidences[p.class],
+                    "confidences": p.confidences,
+                    "scores": p.scores,
+                    "energy_fractions": p.energies.iter().map(|e| if total > 0.0 { e / total } else { 0.0 }).collect::<Vec<_>>(),
+                    "region_signal_adu": p.energies,
+                    "frames": p.frames,
+                    "saturated_pixels": p.saturated_pixels,
+                })
+            })
             .collect();
         println!(
-            "{}: {} ({:.1} % confident; next: {}); {:.1} % of the input power reached the detectors",
+            "{}",
+            json!({
+                "model": model.path.display().to_string(),
+                "classes": classes,
+                "rig": description,
+                "predictions": list,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "on the rig {}: SLM {} × {} ({} bits), camera {} × {} ({} bits), exposure {} s, {} frame(s) per image",
+        description.name,
+        description.slm.rows,
+        description.slm.cols,
+        description.slm.bits,
+        description.camera.rows,
+        description.camera.cols,
+        description.camera.bits,
+        description.exposure_s,
+        args.rig.frames
+    );
+    for (path, p) in args.images.iter().zip(&predictions) {
+        println!(
+            "{}: {}{}",
             path.display(),
-            p.label,
-            100.0 * p.confidences[p.class],
-            runners.join(", "),
-            100.0 * p.detected_fraction
+            answer(classes, p.class, &p.confidences),
+            if p.saturated_pixels > 0 {
+                format!("; {} region pixels saturated", p.saturated_pixels)
+            } else if p.energies.iter().sum::<f64>() <= 0.0 {
+                "; no light above the black level reached the regions".to_string()
+            } else {
+                String::new()
+            }
+        );
+    }
+    if saturated > 0 {
+        eprintln!(
+            "warning: the camera saturated on {saturated} of {} images, so their region signals \
+             are too low; shorten the exposure (camera.exposure in --rig-config)",
+            predictions.len()
         );
     }
     Ok(())

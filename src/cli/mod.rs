@@ -10,6 +10,7 @@ mod infer;
 mod info;
 mod mesh;
 mod propagate;
+mod rig;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -44,8 +45,11 @@ pub enum Command {
     /// Compile a matrix into the phases of a mesh of Mach–Zehnder interferometers (a
     /// photonic chip), and simulate a mesh.
     Mesh(mesh::Args),
-    /// Classify images with a trained network, with confidences.
+    /// Classify images with a trained network, with confidences: on the ideal model, on a
+    /// simulated rig with the imperfections of real parts, or on a lab rig over the network.
     Infer(infer::Args),
+    /// Serve a simulated rig over slmsuite's network protocol, or print a rig file to edit.
+    Rig(rig::Args),
     /// Check a dataset against its published checksums, or fetch MNIST / Fashion-MNIST.
     Data(data::Args),
     /// Print the version, compiled features and thread count.
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::Mesh(args) => mesh::run(args),
         Command::Infer(args) => infer::run(args),
+        Command::Rig(args) => rig::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),
     }

@@ -1,0 +1,353 @@
+//! The imperfections of a simulated rig, as a TOML file (`--rig-config rig.toml`).
+//!
+//! Every key is optional; a missing one takes the value of [`RigConfig::default`], a
+//! realistic bench: an 8-bit SLM, layers placed exactly, a 12-bit scientific camera with shot,
+//! dark and read noise. Lengths are text with a unit, as everywhere in photonflow.
+//!
+//! ```toml
+//! seed = 0                       # the fixed draws (layer offsets, fabrication errors) and noise
+//!
+//! [source]
+//! photons_per_s = 1e9            # photons/s through the input area when every input pixel is 1
+//!
+//! [slm]                          # the input SLM
+//! bits = 8                       # gray levels 2^bits
+//! crosstalk = 0.0                # fringing: σ of a Gaussian blur of the levels, SLM pixels
+//! contrast = 1000.0              # amplitude SLMs: white/black intensity ratio (omit: perfect)
+//!
+//! [layers]                       # the fabricated layers as mounted
+//! lateral = "0um"                # each layer off by a fixed offset uniform in ±lateral (x, y)
+//! axial = "0um"                  # each layer off along z, uniform in ±axial
+//! phase_error = 0.0              # fabrication: Gaussian phase error σ per pixel, radians
+//! transmittance = 1.0            # power each layer passes (reflections, absorption)
+//!
+//! [camera]                       # at the detector plane, one pixel per plane pixel
+//! bits = 12
+//! full_well = 10000.0            # electrons
+//! quantum_efficiency = 0.7
+//! read_noise = 2.0               # electrons rms
+//! dark_current = 5.0             # electrons/s
+//! black_level = 100              # ADU added to every pixel
+//! exposure = 0.01                # seconds
+//! shot_noise = true
+//! # gain = 2.44                  # electrons per ADU; default: full_well / 2^bits
+//! ```
+
+use std::path::Path;
+
+use photonflow_optics::units::Length;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HardwareError, Result, invalid};
+use crate::rig::check_bits;
+
+/// Everything a simulated rig adds to the ideal model.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RigConfig {
+    /// Seed of every random draw: the fixed ones (layer offsets, fabrication errors) made once
+    /// when the rig is built, and the noise of every frame.
+    pub seed: u64,
+    /// The light.
+    pub source: Source,
+    /// The input SLM.
+    pub slm: Slm,
+    /// The layers as fabricated and mounted.
+    pub layers: Layers,
+    /// The camera at the detector plane.
+    pub camera: Camera,
+}
+
+/// The light source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Source {
+    /// Photons per second through the input area when every input pixel is at 1 (full
+    /// amplitude); an input carries the fraction of that its field power is.
+    pub photons_per_s: f64,
+}
+
+/// The input SLM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Slm {
+    /// Bits per gray level (1 to 16).
+    pub bits: u32,
+    /// Pixel crosstalk (the fringing field of liquid-crystal SLMs): the displayed values are
+    /// blurred by a Gaussian of this standard deviation, in SLM pixels; 0 for none.
+    pub crosstalk: f64,
+    /// Amplitude SLMs: the ratio of white to black intensity (a black pixel passes
+    /// `1/contrast` of the light); none for a perfect black. Phase SLMs ignore it.
+    pub contrast: Option<f64>,
+}
+
+/// The layers as fabricated and mounted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Layers {
+    /// Each layer is off by a fixed lateral offset drawn uniformly in `±lateral` along x and
+    /// along y, rounded to whole pixels.
+    pub lateral: Length,
+    /// Each layer is off along z by a fixed distance drawn uniformly in `±axial`.
+    pub axial: Length,
+    /// Fabrication error of every pixel's phase: Gaussian with this standard deviation,
+    /// radians, drawn once.
+    pub phase_error: f64,
+    /// Fraction of the power each layer passes (surface reflections, absorption), in (0, 1].
+    pub transmittance: f64,
+}
+
+/// A camera at the detector plane; its pixels are the plane's pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Camera {
+    /// ADC bits (1 to 16).
+    pub bits: u32,
+    /// Electrons a pixel holds before it saturates.
+    pub full_well: f64,
+    /// Fraction of the photons that become electrons, in (0, 1].
+    pub quantum_efficiency: f64,
+    /// Read noise, electrons rms.
+    pub read_noise: f64,
+    /// Dark current, electrons per pixel per second.
+    pub dark_current: f64,
+    /// Value added to every pixel (so that noise below zero is kept), ADU.
+    pub black_level: u32,
+    /// Exposure, seconds.
+    pub exposure: f64,
+    /// Electrons per ADU; `None`: `full_well / 2^bits`, so that the well and the converter
+    /// saturate together.
+    pub gain: Option<f64>,
+    /// Photon shot noise (Poisson statistics of the photo- and dark electrons). Off, the
+    /// electrons are their expected numbers.
+    pub shot_noise: bool,
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Self { photons_per_s: 1e9 }
+    }
+}
+
+impl Default for Slm {
+    fn default() -> Self {
+        Self {
+            bits: 8,
+            crosstalk: 0.0,
+            contrast: None,
+        }
+    }
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Self {
+            lateral: Length(0.0),
+            axial: Length(0.0),
+            phase_error: 0.0,
+            transmittance: 1.0,
+        }
+    }
+}
+
+impl Default for Camera {
+    fn default() -> Self {
+        Self {
+            bits: 12,
+            full_well: 10_000.0,
+            quantum_efficiency: 0.7,
+            read_noise: 2.0,
+            dark_current: 5.0,
+            black_level: 100,
+            exposure: 0.01,
+            gain: None,
+            shot_noise: true,
+        }
+    }
+}
+
+impl Camera {
+    /// Electrons per ADU.
+    pub fn gain(&self) -> f64 {
+        self.gain
+            .unwrap_or(self.full_well / f64::from(1u32 << self.bits.clamp(1, 16)))
+    }
+}
+
+impl RigConfig {
+    /// A rig that adds nothing the model lacks but what it cannot avoid: a 16-bit SLM, exact
+    /// layers, a noiseless 16-bit camera whose well holds 10⁻² of a full input's light in one
+    /// pixel. Frames are then the model's detector intensities quantised to 16 bits (for tests
+    /// and comparisons).
+    pub fn ideal() -> Self {
+        Self {
+            seed: 0,
+            source: Source {
+                photons_per_s: 1e14,
+            },
+            slm: Slm {
+                bits: 16,
+                ..Slm::default()
+            },
+            layers: Layers::default(),
+            camera: Camera {
+                bits: 16,
+                full_well: 1e12,
+                quantum_efficiency: 1.0,
+                read_noise: 0.0,
+                dark_current: 0.0,
+                black_level: 0,
+                exposure: 1.0,
+                gain: None,
+                shot_noise: false,
+            },
+        }
+    }
+
+    /// Reads a rig file (see the [module docs](self)) and checks it.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| HardwareError::Io {
+            action: format!("reading the rig file {}", path.display()),
+            source,
+        })?;
+        let config: Self = toml::from_str(&text).map_err(|e| {
+            invalid(
+                format!("rig file {}", path.display()),
+                e.to_string().trim_end().to_string(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value's range; the error names the key and what it may be.
+    pub fn validate(&self) -> Result<()> {
+        let finite_at_least = |key: &str, v: f64, low: f64| {
+            if v.is_finite() && v >= low {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("{v} must be a finite number ≥ {low}")))
+            }
+        };
+        let fraction = |key: &str, v: f64| {
+            if v > 0.0 && v <= 1.0 {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("{v} must be in (0, 1]")))
+            }
+        };
+        finite_at_least("source.photons_per_s", self.source.photons_per_s, 0.0)?;
+        check_bits("slm.bits", self.slm.bits)?;
+        finite_at_least("slm.crosstalk", self.slm.crosstalk, 0.0)?;
+        if self.slm.crosstalk > 16.0 {
+            return Err(invalid(
+                "slm.crosstalk",
+                format!(
+                    "{} SLM pixels is no SLM's crosstalk; give at most 16",
+                    self.slm.crosstalk
+                ),
+            ));
+        }
+        if let Some(c) = self.slm.contrast {
+            finite_at_least("slm.contrast", c, 1.0)?;
+        }
+        finite_at_least("layers.lateral", self.layers.lateral.m(), 0.0)?;
+        finite_at_least("layers.axial", self.layers.axial.m(), 0.0)?;
+        finite_at_least("layers.phase_error", self.layers.phase_error, 0.0)?;
+        fraction("layers.transmittance", self.layers.transmittance)?;
+        let c = &self.camera;
+        check_bits("camera.bits", c.bits)?;
+        if !(c.full_well.is_finite() && c.full_well >= 1.0) {
+            return Err(invalid(
+                "camera.full_well",
+                format!("{} must be a finite number of electrons ≥ 1", c.full_well),
+            ));
+        }
+        fraction("camera.quantum_efficiency", c.quantum_efficiency)?;
+        finite_at_least("camera.read_noise", c.read_noise, 0.0)?;
+        finite_at_least("camera.dark_current", c.dark_current, 0.0)?;
+        finite_at_least("camera.exposure", c.exposure, 0.0)?;
+        if c.black_level > u32::from(crate::rig::max_level(c.bits)) {
+            return Err(invalid(
+                "camera.black_level",
+                format!(
+                    "{} ADU is beyond the {}-bit range (0 to {})",
+                    c.black_level,
+                    c.bits,
+                    crate::rig::max_level(c.bits)
+                ),
+            ));
+        }
+        if let Some(g) = c.gain
+            && !(g.is_finite() && g > 0.0)
+        {
+            return Err(invalid(
+                "camera.gain",
+                format!("{g} must be a positive number of electrons per ADU"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file's text: every key with its value.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a rig configuration is plain TOML")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_file_is_the_default_and_round_trips() {
+        let doc = include_str!("config.rs");
+        let toml_text: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut parsed: RigConfig = toml::from_str(&toml_text).unwrap();
+        // The documented contrast is an example; the default is a perfect black.
+        assert_eq!(parsed.slm.contrast, Some(1000.0));
+        parsed.slm.contrast = None;
+        assert_eq!(parsed, RigConfig::default());
+        let back: RigConfig = toml::from_str(&RigConfig::ideal().to_toml()).unwrap();
+        assert_eq!(back, RigConfig::ideal());
+        RigConfig::default().validate().unwrap();
+        RigConfig::ideal().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let bad = |text: &str, key: &str| {
+            let config: RigConfig = match toml::from_str(text) {
+                Ok(c) => c,
+                Err(e) => {
+                    assert!(e.to_string().contains(key), "{text}: {e}");
+                    return;
+                }
+            };
+            let e = config.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        };
+        bad("[camera]\nbits = 20", "camera.bits");
+        bad(
+            "[camera]\nquantum_efficiency = 0",
+            "camera.quantum_efficiency",
+        );
+        bad("[camera]\nblack_level = 5000", "camera.black_level");
+        bad("[camera]\ngain = -1.0", "camera.gain");
+        bad("[camera]\nexposure = nan", "camera.exposure");
+        bad("[slm]\nbits = 0", "slm.bits");
+        bad("[slm]\ncrosstalk = 100.0", "slm.crosstalk");
+        bad("[slm]\ncontrast = 0.5", "slm.contrast");
+        bad("[layers]\nlateral = \"5\"", "unit");
+        bad("[layers]\ntransmittance = 1.5", "layers.transmittance");
+        bad("[camera]\nexposur = 1.0", "exposur");
+        bad("[source]\nphotons_per_s = -1.0", "source.photons_per_s");
+    }
+}

@@ -1,0 +1,32 @@
+//! # photonflow-hardware
+//!
+//! Optical rigs: a trained diffractive system run on a bench, simulated or real.
+//!
+//! * [`Rig`]: an input SLM and a camera at the detector plane, as a program drives them.
+//! * [`SimRig`]: the model's own optics with the imperfections of real parts ([`RigConfig`]:
+//!   SLM bit depth, crosstalk and contrast; layer misalignment, fabrication error and loss;
+//!   camera shot, dark and read noise, gain, bit depth and saturation).
+//! * [`Readout`]: images to SLM levels, and camera frames to classes with confidences.
+//! * [`RemoteRig`] and [`serve`]: rigs over slmsuite's network protocol ([`wire`]), so that
+//!   photonflow drives a lab's slmsuite server and slmsuite drives a photonflow rig.
+//!
+//! Every random draw comes from the configuration's seed, so a simulated rig is reproduced
+//! exactly.
+
+pub mod camera;
+pub mod config;
+pub mod error;
+pub mod readout;
+pub mod remote;
+pub mod rig;
+pub mod server;
+pub mod sim;
+pub mod wire;
+
+pub use config::RigConfig;
+pub use error::{HardwareError, Result};
+pub use readout::{Readout, RigPrediction};
+pub use remote::RemoteRig;
+pub use rig::{Description, Device, Frame, Rig};
+pub use server::{ServeOptions, serve};
+pub use sim::SimRig;

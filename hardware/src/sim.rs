@@ -1,0 +1,420 @@
+//! The simulated rig: a trained system's own optics, built as a bench would build it.
+//!
+//! [`SimRig`] runs the model's propagations (the same plans as training and inference, from
+//! [`photonflow_optics::Planner`]) between an input SLM and a camera, with the imperfections
+//! of [`RigConfig`]:
+//!
+//! * **SLM**: gray levels of `slm.bits` bits (so the input is quantised), pixel crosstalk (a
+//!   Gaussian blur of the displayed values), finite contrast of amplitude SLMs;
+//! * **layers**: a fixed lateral offset per layer in whole pixels (the mask rolled, as
+//!   `photonflow eval --misalign` does), a fixed axial offset per layer (the gaps before and
+//!   after it change), a fixed fabrication phase error per pixel, and a power transmittance;
+//! * **camera**: photon shot noise, dark current, read noise, gain, bit depth, black level, full
+//!   well and converter saturation ([`Camera::expose`](crate::config::Camera::expose)).
+//!
+//! The fixed draws are made once from the seed when the rig is built, as a real rig is built
+//! once; every frame then draws its own noise. Displays are run as batches in parallel (rayon)
+//! through [`Rig::run`].
+
+use num_complex::Complex;
+use photonflow_optics::propagate::Plan;
+use photonflow_optics::rng::Rng;
+use photonflow_optics::system::{Encoding, Input, OpticalSystem};
+use photonflow_optics::{Grid, Planner, Propagation, memory};
+use rayon::prelude::*;
+
+use crate::config::RigConfig;
+use crate::error::{Result, invalid};
+use crate::rig::{Description, Device, Frame, Rig, check_bits, value_of};
+
+/// Random stream keys of the rig (see [`Rng::stream`]).
+const PLACEMENT_STREAM: u64 = 1;
+const FABRICATION_STREAM: u64 = 2;
+const NOISE_STREAM: u64 = 3;
+
+/// Displays simulated at a time by [`Rig::run`]: memory stays that of one such batch.
+const SIM_BATCH: usize = 32;
+
+/// Where a layer ended up on the simulated bench.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Placement {
+    /// Lateral offset along x, pixels (positive: towards larger x).
+    pub dx_px: i64,
+    /// Lateral offset along y, pixels.
+    pub dy_px: i64,
+    /// Axial offset, metres (positive: further from the input).
+    pub dz_m: f64,
+}
+
+/// A simulated bench for a trained system; see the [module docs](self).
+pub struct SimRig {
+    config: RigConfig,
+    input: Input,
+    grid: Grid,
+    plans: Vec<Plan<f32>>,
+    layers: Vec<Vec<Complex<f32>>>,
+    placements: Vec<Placement>,
+    shown: Vec<u16>,
+    frames_taken: u64,
+}
+
+impl std::fmt::Debug for SimRig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimRig")
+            .field("config", &self.config)
+            .field("grid", &self.grid)
+            .field("placements", &self.placements)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimRig {
+    /// Builds the bench for `system` (with its masks, as [`OpticalSystem::load`] reads them).
+    ///
+    /// Errors: an invalid system or configuration; an axial offset that closes a gap or breaks
+    /// its sampling criterion.
+    pub fn new(system: &OpticalSystem, config: RigConfig) -> Result<Self> {
+        system.validate()?;
+        config.validate()?;
+        let grid = system.grid()?;
+        let wave = system.wave()?;
+        let mut placement = Rng::stream(config.seed, &[PLACEMENT_STREAM]);
+        let lateral = config.layers.lateral.m();
+        let max_px = (lateral / system.pitch_m).round() as i64;
+        let placements: Vec<Placement> = system
+            .layers
+            .iter()
+            .map(|_| {
+                let mut pixels = || {
+                    if max_px == 0 {
+                        0
+                    } else {
+                        placement.below(2 * max_px as usize + 1) as i64 - max_px
+                    }
+                };
+                let (dx_px, dy_px) = (pixels(), pixels());
+                let a = config.layers.axial.m();
+                let dz_m = if a > 0.0 { placement.range(-a, a) } else { 0.0 };
+                Placement { dx_px, dy_px, dz_m }
+            })
+            .collect();
+        let planner = Planner::new();
+        let plans = system
+            .propagations()?
+            .into_iter()
+            .enumerate()
+            .map(|(g, p)| {
+                let before = if g > 0 { placements[g - 1].dz_m } else { 0.0 };
+                let after = placements.get(g).map_or(0.0, |p| p.dz_m);
+                let distance = p.distance + after - before;
+                if distance.is_nan() || distance <= 0.0 {
+                    return Err(invalid(
+                        "layers.axial",
+                        format!(
+                            "the offsets drawn close gap {g} ({distance:.3e} m); give a smaller \
+                             axial offset"
+                        ),
+                    ));
+                }
+                let moved = Propagation {
+                    distance,
+                    ..p.clone()
+                };
+                Ok(planner.plan(&grid, wave, &moved)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let amplitude = config.layers.transmittance.sqrt() as f32;
+        let layers = system
+            .layers
+            .iter()
+            .zip(&placements)
+            .enumerate()
+            .map(|(l, (layer, place))| {
+                let mut t = layer.transmission();
+                let mut rng = Rng::stream(config.seed, &[FABRICATION_STREAM, l as u64]);
+                for z in &mut t {
+                    let error = if config.layers.phase_error > 0.0 {
+                        (config.layers.phase_error * rng.normal()) as f32
+                    } else {
+                        0.0
+                    };
+                    *z *= Complex::from_polar(amplitude, error);
+                }
+                roll(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
+            })
+            .collect();
+        let shown = vec![0; system.input.nx * system.input.ny];
+        Ok(Self {
+            config,
+            input: system.input.clone(),
+            grid,
+            plans,
+            layers,
+            placements,
+            shown,
+            frames_taken: 0,
+        })
+    }
+
+    /// Where each layer was placed.
+    pub fn placements(&self) -> &[Placement] {
+        &self.placements
+    }
+
+    /// The configuration the rig was built with (with the exposure last set).
+    pub fn config(&self) -> &RigConfig {
+        &self.config
+    }
+
+    /// The noiseless detector-plane intensities `|u|²` (`[ny, nx]`, field units) of `displays`
+    /// (SLM levels), in parallel over the displays.
+    pub fn intensities(&self, displays: &[&[u16]]) -> Result<Vec<Vec<f32>>> {
+        let n = self.grid.len();
+        let slm = self.input.nx * self.input.ny;
+        if let Some(d) = displays.iter().find(|d| d.len() != slm) {
+            return Err(invalid(
+                "SLM display",
+                format!(
+                    "{} levels given; the SLM has {} × {} = {slm} pixels",
+                    d.len(),
+                    self.input.ny,
+                    self.input.nx
+                ),
+            ));
+        }
+        memory::check_fits(
+            memory::bytes(&[displays.len(), n, 16]),
+            || format!("simulating {} displays on {} pixels", displays.len(), n),
+            "run fewer images at a time",
+        )?;
+        let (nx, ny) = (self.grid.nx, self.grid.ny);
+        let mut data = vec![Complex::new(0f32, 0.0); displays.len() * n];
+        data.par_chunks_mut(n)
+            .zip(displays)
+            .for_each(|(field, levels)| {
+                let v = self.slm_values(levels);
+                self.input.encode_into(&v, nx, ny, field);
+            });
+        self.plans[0].propagator.propagate_in_place(&mut data)?;
+        for (layer, plan) in self.layers.iter().zip(&self.plans[1..]) {
+            data.par_chunks_mut(n).for_each(|field| {
+                field.iter_mut().zip(layer).for_each(|(u, t)| *u *= t);
+            });
+            plan.propagator.propagate_in_place(&mut data)?;
+        }
+        Ok(data
+            .par_chunks(n)
+            .map(|f| f.iter().map(|z| z.norm_sqr()).collect())
+            .collect())
+    }
+
+    /// The input values the SLM makes of `levels`: quantised by the levels themselves, blurred
+    /// by crosstalk, lifted by finite contrast.
+    fn slm_values(&self, levels: &[u16]) -> Vec<f32> {
+        let slm = &self.config.slm;
+        let encoding = self.input.encoding;
+        let mut v: Vec<f32> = levels
+            .iter()
+            .map(|&l| value_of(l, encoding, slm.bits))
+            .collect();
+        if slm.crosstalk > 0.0 {
+            v = blur(&v, self.input.nx, self.input.ny, slm.crosstalk);
+        }
+        if let (Encoding::Amplitude, Some(c)) = (encoding, slm.contrast) {
+            let floor = (1.0 / c).sqrt() as f32;
+            v.iter_mut().for_each(|a| *a = floor + (1.0 - floor) * *a);
+        }
+        v
+    }
+
+    /// Photons per unit of `|u|²` in one exposure: a full-amplitude input (every input pixel
+    /// at 1, `|u|²` summing to the input's pixel count) carries `photons_per_s · exposure`.
+    fn photons_per_unit(&self) -> f64 {
+        self.config.source.photons_per_s * self.config.camera.exposure
+            / (self.input.nx * self.input.ny) as f64
+    }
+
+    /// `count` noisy frames of each intensity.
+    fn frames(&mut self, intensities: &[Vec<f32>], count: usize) -> Vec<Vec<Frame>> {
+        let scale = self.photons_per_unit();
+        let first = self.frames_taken;
+        self.frames_taken += (intensities.len() * count) as u64;
+        let (camera, seed) = (&self.config.camera, self.config.seed);
+        let (rows, cols) = (self.grid.ny, self.grid.nx);
+        intensities
+            .par_iter()
+            .enumerate()
+            .map(|(k, i)| {
+                (0..count)
+                    .map(|f| {
+                        let index = first + (k * count + f) as u64;
+                        let mut rng = Rng::stream(seed, &[NOISE_STREAM, index]);
+                        let photons = i.iter().map(|&v| f64::from(v) * scale);
+                        Frame {
+                            rows,
+                            cols,
+                            bits: camera.bits,
+                            pixels: camera.expose(photons, &mut rng),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Rig for SimRig {
+    fn describe(&mut self) -> Result<Description> {
+        let pitch = Some(self.grid.dx);
+        Ok(Description {
+            name: "simulated".to_string(),
+            slm: Device {
+                rows: self.input.ny,
+                cols: self.input.nx,
+                bits: self.config.slm.bits,
+                pitch_m: pitch,
+            },
+            camera: Device {
+                rows: self.grid.ny,
+                cols: self.grid.nx,
+                bits: self.config.camera.bits,
+                pitch_m: pitch,
+            },
+            exposure_s: self.config.camera.exposure,
+            black_level: Some(f64::from(self.config.camera.black_level)),
+        })
+    }
+
+    fn display(&mut self, levels: &[u16]) -> Result<()> {
+        let top = crate::rig::max_level(self.config.slm.bits);
+        if levels.len() != self.shown.len() {
+            return Err(invalid(
+                "SLM display",
+                format!(
+                    "{} levels given; the SLM has {} × {} = {} pixels",
+                    levels.len(),
+                    self.input.ny,
+                    self.input.nx,
+                    self.shown.len()
+                ),
+            ));
+        }
+        if let Some(l) = levels.iter().find(|&&l| l > top) {
+            return Err(invalid(
+                "SLM display",
+                format!(
+                    "level {l} is beyond the {}-bit SLM's 0 to {top}",
+                    self.config.slm.bits
+                ),
+            ));
+        }
+        self.shown.copy_from_slice(levels);
+        Ok(())
+    }
+
+    fn capture(&mut self, count: usize) -> Result<Vec<Frame>> {
+        let shown = self.shown.clone();
+        Ok(self.run(&[shown], count)?.pop().unwrap_or_default())
+    }
+
+    fn set_exposure(&mut self, seconds: f64) -> Result<()> {
+        let mut config = self.config.clone();
+        config.camera.exposure = seconds;
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
+    fn run(&mut self, displays: &[Vec<u16>], count: usize) -> Result<Vec<Vec<Frame>>> {
+        check_bits("slm.bits", self.config.slm.bits)?;
+        let mut out = Vec::with_capacity(displays.len());
+        for batch in displays.chunks(SIM_BATCH) {
+            for d in batch {
+                self.display(d)?;
+            }
+            let views: Vec<&[u16]> = batch.iter().map(Vec::as_slice).collect();
+            let intensities = self.intensities(&views)?;
+            out.extend(self.frames(&intensities, count));
+        }
+        Ok(out)
+    }
+}
+
+/// `data` (`[ny, nx]`) rolled circularly by `dx` columns and `dy` rows.
+fn roll<T: Copy>(data: &[T], nx: usize, ny: usize, dx: i64, dy: i64) -> Vec<T> {
+    let (sx, sy) = (
+        dx.rem_euclid(nx as i64) as usize,
+        dy.rem_euclid(ny as i64) as usize,
+    );
+    let mut out = data.to_vec();
+    for r in 0..ny {
+        let dst = ((r + sy) % ny) * nx;
+        for c in 0..nx {
+            out[dst + (c + sx) % nx] = data[r * nx + c];
+        }
+    }
+    out
+}
+
+/// `v` (`[ny, nx]`) blurred by a normalised Gaussian of standard deviation `sigma` pixels,
+/// separably, the edge pixels repeated beyond the edges (values stay in their range).
+fn blur(v: &[f32], nx: usize, ny: usize, sigma: f64) -> Vec<f32> {
+    let radius = (3.0 * sigma).ceil() as i64;
+    let kernel: Vec<f32> = {
+        let k: Vec<f64> = (-radius..=radius)
+            .map(|i| (-0.5 * (i as f64 / sigma).powi(2)).exp())
+            .collect();
+        let sum: f64 = k.iter().sum();
+        k.iter().map(|w| (w / sum) as f32).collect()
+    };
+    let pass = |src: &[f32], len: usize, stride: usize, lines: usize, step: usize| {
+        let mut out = vec![0f32; src.len()];
+        for line in 0..lines {
+            for i in 0..len {
+                out[line * step + i * stride] = kernel
+                    .iter()
+                    .enumerate()
+                    .map(|(j, w)| {
+                        let s = (i as i64 + j as i64 - radius).clamp(0, len as i64 - 1) as usize;
+                        w * src[line * step + s * stride]
+                    })
+                    .sum();
+            }
+        }
+        out
+    };
+    let rows = pass(v, nx, 1, ny, nx);
+    pass(&rows, ny, nx, nx, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roll_moves_pixels_circularly() {
+        let v: Vec<u32> = (0..12).collect(); // 3 rows × 4 columns
+        let r = roll(&v, 4, 3, 1, -1);
+        // Row 1 moves to row 0, shifted right by one column.
+        assert_eq!(&r[0..4], &[7, 4, 5, 6]);
+        assert_eq!(roll(&r, 4, 3, -1, 1), v);
+    }
+
+    #[test]
+    fn blur_keeps_the_sum_and_the_range_and_spreads_a_point() {
+        let (nx, ny) = (21, 17);
+        let mut v = vec![0f32; nx * ny];
+        v[8 * nx + 10] = 1.0;
+        let b = blur(&v, nx, ny, 1.5);
+        let sum: f32 = b.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-6);
+        // Variance of the spread point: σ² along each axis (the kernel is sampled finely
+        // enough at σ = 1.5 for 1 %).
+        let var_x: f32 = (0..nx)
+            .map(|c| (c as f32 - 10.0).powi(2) * (0..ny).map(|r| b[r * nx + c]).sum::<f32>())
+            .sum();
+        assert!((var_x / 2.25 - 1.0).abs() < 0.01, "{var_x}");
+        let ones = blur(&vec![1.0; nx * ny], nx, ny, 2.0);
+        assert!(ones.iter().all(|&x| (x - 1.0).abs() < 1e-6));
+    }
+}

@@ -1,0 +1,366 @@
+//! The simulated rig against physics and against itself: energy conservation, layer loss,
+//! SLM contrast and levels, misalignment as a moved model, unbiased noise, reproducibility,
+//! and a readout that finds the lit region.
+
+use photonflow_hardware::config::{Camera, RigConfig};
+use photonflow_hardware::{Readout, Rig, SimRig};
+use photonflow_optics::rng::Rng;
+use photonflow_optics::system::{Layer, OpticalSystem, RegionSpec};
+use photonflow_optics::units::Length;
+
+const PITCH: f64 = 8e-6;
+
+/// 64² grid, a 32² amplitude input 2 mm before two random phase layers 2 mm apart, four
+/// detector regions in the quadrants.
+fn system(layers: usize) -> OpticalSystem {
+    let mut s = OpticalSystem::new("test", 632.8e-9, 64, 64, PITCH).unwrap();
+    s.input.nx = 32;
+    s.input.ny = 32;
+    s.input.distance_m = 2e-3;
+    let mut rng = Rng::new(9);
+    for l in 0..layers {
+        let phase = (0..64 * 64)
+            .map(|_| rng.range(0.0, std::f64::consts::TAU) as f32)
+            .collect();
+        s.layers
+            .push(Layer::phase_only(format!("layer{l}"), phase, 2e-3));
+    }
+    let q = 12.0 * PITCH;
+    for (k, (x, y)) in [(-q, -q), (q, -q), (-q, q), (q, q)].into_iter().enumerate() {
+        s.detector.regions.push(RegionSpec::new(
+            format!("r{k}"),
+            (x, y),
+            16.0 * PITCH,
+            16.0 * PITCH,
+        ));
+        s.detector.classes.push(format!("c{k}"));
+    }
+    s.validate().unwrap();
+    s
+}
+
+fn image(f: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    (0..32 * 32).map(|i| f(i / 32, i % 32)).collect()
+}
+
+fn total(v: &[f32]) -> f64 {
+    v.iter().map(|&x| f64::from(x)).sum()
+}
+
+#[test]
+fn phase_layers_conserve_energy_and_each_layer_passes_its_transmittance() {
+    let s = system(2);
+    let mut rig = SimRig::new(&s, RigConfig::ideal()).unwrap();
+    let readout = Readout::new(&s, &rig.describe().unwrap(), None).unwrap();
+    let white = readout.display(&vec![1.0; 32 * 32]);
+    let i = rig.intensities(&[&white]).unwrap().pop().unwrap();
+    // A full input carries 32² units of |u|²; phase layers and the band-limited ASM keep it
+    // but for what leaves the 64² window (a few 10⁻³ here).
+    let kept = total(&i) / 1024.0;
+    assert!(kept > 0.99 && kept <= 1.0 + 1e-5, "{kept}");
+    let mut lossy = RigConfig::ideal();
+    lossy.layers.transmittance = 0.81;
+    let rig2 = SimRig::new(&s, lossy).unwrap();
+    let i2 = rig2.intensities(&[&white]).unwrap().pop().unwrap();
+    let ratio = total(&i2) / total(&i);
+    assert!((ratio - 0.81 * 0.81).abs() < 1e-5, "{ratio}");
+}
+
+#[test]
+fn slm_levels_and_contrast_reach_the_input() {
+    let s = system(0);
+    let mut config = RigConfig::ideal();
+    config.slm.contrast = Some(400.0);
+    let rig = SimRig::new(&s, config).unwrap();
+    // All black: every input pixel passes 1/400 of the light.
+    let black = vec![0u16; 32 * 32];
+    let i = rig.intensities(&[&black]).unwrap().pop().unwrap();
+    let kept = total(&i) / (1024.0 / 400.0);
+    assert!(kept > 0.99 && kept <= 1.0 + 1e-5, "{kept}");
+    // A 1-bit SLM makes 0.7 white: the same light as a full input.
+    let mut one_bit = RigConfig::ideal();
+    one_bit.slm.bits = 1;
+    let mut rig = SimRig::new(&s, one_bit).unwrap();
+    let d = rig.describe().unwrap();
+    let readout = Readout::new(&s, &d, None).unwrap();
+    let levels = readout.display(&vec![0.7; 32 * 32]);
+    assert!(levels.iter().all(|&l| l == 1));
+    let i = rig.intensities(&[&levels]).unwrap().pop().unwrap();
+    assert!((total(&i) / 1024.0 - 1.0).abs() < 0.01);
+    // Levels beyond the SLM's bits and wrong sizes are refused.
+    assert!(rig.display(&vec![2u16; 32 * 32]).is_err());
+    assert!(rig.display(&[0u16; 10]).is_err());
+}
+
+#[test]
+fn a_misaligned_rig_is_the_model_with_its_layers_moved() {
+    let s = system(2);
+    let mut config = RigConfig::ideal();
+    config.seed = 4;
+    config.layers.lateral = Length(3.0 * PITCH);
+    config.layers.axial = Length(100e-6);
+    let rig = SimRig::new(&s, config).unwrap();
+    let places = rig.placements().to_vec();
+    assert!(places.iter().any(|p| p.dx_px != 0 || p.dy_px != 0));
+    assert!(
+        places
+            .iter()
+            .all(|p| p.dx_px.abs() <= 3 && p.dz_m.abs() <= 100e-6)
+    );
+    // The same model built by hand: masks rolled, distances changed.
+    let mut moved = s.clone();
+    moved.input.distance_m += places[0].dz_m;
+    for (l, p) in places.iter().enumerate() {
+        let layer = &mut moved.layers[l];
+        let mut rolled = vec![0f32; 64 * 64];
+        for r in 0..64 {
+            for c in 0..64 {
+                let (rr, cc) = (
+                    (r as i64 + p.dy_px).rem_euclid(64) as usize,
+                    (c as i64 + p.dx_px).rem_euclid(64) as usize,
+                );
+                rolled[rr * 64 + cc] = layer.phase[r * 64 + c];
+            }
+        }
+        layer.phase = rolled;
+        let next = places.get(l + 1).map_or(0.0, |q| q.dz_m);
+        layer.distance_m += next - p.dz_m;
+    }
+    let exact = SimRig::new(&moved, RigConfig::ideal()).unwrap();
+    let levels: Vec<u16> = image(|r, c| ((r * 7 + c * 3) % 11) as f32 / 10.0)
+        .iter()
+        .map(|&v| (v * 65535.0).round() as u16)
+        .collect();
+    let a = rig.intensities(&[&levels]).unwrap().pop().unwrap();
+    let b = exact.intensities(&[&levels]).unwrap().pop().unwrap();
+    let peak = b.iter().cloned().fold(0.0f32, f32::max);
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff <= 1e-4 * peak, "{diff} of {peak}");
+    // And it differs from the aligned model.
+    let aligned = SimRig::new(&s, RigConfig::ideal()).unwrap();
+    let c = aligned.intensities(&[&levels]).unwrap().pop().unwrap();
+    let moved_by = a
+        .iter()
+        .zip(&c)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(moved_by > 0.05 * peak, "{moved_by} of {peak}");
+}
+
+#[test]
+fn noise_is_unbiased_and_reproduced_from_the_seed() {
+    let s = system(1);
+    let mut config = RigConfig {
+        seed: 21,
+        ..RigConfig::default()
+    };
+    config.camera = Camera {
+        bits: 16,
+        full_well: 1e7,
+        gain: Some(1.0),
+        ..Camera::default()
+    };
+    config.source.photons_per_s = 2e8;
+    let mut rig = SimRig::new(&s, config.clone()).unwrap();
+    let d = rig.describe().unwrap();
+    let readout = Readout::new(&s, &d, None).unwrap();
+    let levels = readout.display(&image(
+        |r, c| if (r / 8 + c / 8) % 2 == 0 { 1.0 } else { 0.2 },
+    ));
+    let frames = rig
+        .run(std::slice::from_ref(&levels), 200)
+        .unwrap()
+        .pop()
+        .unwrap();
+    // The expectation of a pixel: η·p/K + dark·t/K + black.
+    let i = rig.intensities(&[&levels]).unwrap().pop().unwrap();
+    let c = &config.camera;
+    let scale = config.source.photons_per_s * c.exposure / 1024.0;
+    let (mut chi, mut count) = (0.0, 0);
+    for (k, &v) in i.iter().enumerate() {
+        let electrons = c.quantum_efficiency * f64::from(v) * scale + c.dark_current * c.exposure;
+        let mean = electrons + f64::from(c.black_level);
+        let var = electrons + c.read_noise * c.read_noise + 1.0 / 12.0;
+        let got = frames.iter().map(|f| f64::from(f.pixels[k])).sum::<f64>() / 200.0;
+        chi += (got - mean).powi(2) / (var / 200.0);
+        count += 1;
+    }
+    // Mean squared standardised error ≈ 1 over 4096 pixels.
+    let m = chi / f64::from(count);
+    assert!((m - 1.0).abs() < 0.1, "{m}");
+    // The same seed gives the same frames; the next frames differ.
+    let mut again = SimRig::new(&s, config).unwrap();
+    let same = again
+        .run(std::slice::from_ref(&levels), 2)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(same[0], frames[0]);
+    assert_eq!(same[1], frames[1]);
+    let next = again
+        .run(std::slice::from_ref(&levels), 1)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_ne!(next[0], frames[0]);
+}
+
+#[test]
+fn the_readout_finds_the_lit_quadrant_with_confidence() {
+    // No layers and a short gap: the input is imaged onto the detector plane, so a bright
+    // quadrant of the image lights the region there.
+    let mut s = system(0);
+    s.input.distance_m = 20e-6;
+    s.detector.temperature = 0.1;
+    let mut rig = SimRig::new(&s, RigConfig::default()).unwrap();
+    let d = rig.describe().unwrap();
+    let readout = Readout::new(&s, &d, None).unwrap();
+    let detector = s.detector().unwrap();
+    for quadrant in 0..4 {
+        let lit = image(|r, c| {
+            if usize::from(r >= 16) * 2 + usize::from(c >= 16) == quadrant {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        let frames = rig.run(&[readout.display(&lit)], 3).unwrap().pop().unwrap();
+        let p = readout.predict(&frames).unwrap();
+        // The region the lit pixels fall in, from the detector's own geometry.
+        let field_index = |r: usize, c: usize| (16 + r) * 64 + 16 + c;
+        let (r, c) = (
+            if quadrant >= 2 { 24 } else { 8 },
+            if quadrant % 2 == 1 { 24 } else { 8 },
+        );
+        let expected = (0..4)
+            .find(|&k| detector.region_weights(k)[field_index(r, c)] > 0.5)
+            .unwrap();
+        assert_eq!(p.class, expected, "quadrant {quadrant}: {p:?}");
+        assert!(p.confidences[p.class] > 0.9, "{p:?}");
+        assert_eq!(p.frames, 3);
+        let sum: f64 = p.confidences.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-12);
+    }
+    // A saturating exposure is reported.
+    rig.set_exposure(10.0).unwrap();
+    let full = readout.display(&vec![1.0; 32 * 32]);
+    let frames = rig.run(&[full], 1).unwrap().pop().unwrap();
+    assert!(readout.predict(&frames).unwrap().saturated_pixels > 0);
+    assert!(rig.set_exposure(f64::NAN).is_err());
+    assert!(readout.predict(&[]).is_err());
+}
+
+/// One raw request line to `address`, and its decoded reply.
+fn raw(address: std::net::SocketAddr, line: &[u8]) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(address).unwrap();
+    s.write_all(line).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.ends_with('\n'), "{reply}");
+    let text = photonflow_hardware::wire::unquote_plus(reply.trim_end_matches('\n')).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn a_served_rig_answers_slmsuite_requests_and_the_remote_client() {
+    use photonflow_hardware::wire::{decode_array, encode_array, quote_plus};
+    use photonflow_hardware::{RemoteRig, ServeOptions, serve};
+    use serde_json::json;
+    let s = system(1);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = RigConfig {
+        seed: 5,
+        ..RigConfig::default()
+    };
+    let served = config.clone();
+    let system = s.clone();
+    let server = std::thread::spawn(move || {
+        let mut rig = SimRig::new(&system, served).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let options = ServeOptions {
+            requests: Some(12),
+            ..ServeOptions::default()
+        };
+        serve(&mut rig, &listener, &options, &stop, |_| {}).unwrap()
+    });
+    // slmsuite 0.5's own ping line, byte for byte (recorded from its RemoteSLM), with the name
+    // changed to this server's SLM.
+    let ping = b"%7B%22name%22%3A+%22slm%22%2C+%22command%22%3A+%22ping%22%2C+%22args%22%3A+%5B%5D%2C+%22kwargs%22%3A+%7B%7D%7D\n";
+    assert_eq!(
+        raw(address, ping),
+        json!([true, {"slm": "slm", "camera": "camera"}])
+    );
+    let line = |v: serde_json::Value| format!("{}\n", quote_plus(&v.to_string())).into_bytes();
+    let r = raw(address, &line(json!({"name": "x", "command": "pickle"})));
+    assert_eq!(r[0], false);
+    assert!(
+        r[1].as_str()
+            .unwrap()
+            .contains("Did not recognize hardware 'x'"),
+        "{r}"
+    );
+    let r = raw(address, &line(json!({"name": "slm", "command": "close"})));
+    assert_eq!(r, json!([false, "slm.close not present."]));
+    let r = raw(
+        address,
+        &line(
+            json!({"name": "camera", "command": "_get_images_hw", "kwargs": {"image_count": 100000}}),
+        ),
+    );
+    assert_eq!(r[0], false);
+    let r = raw(
+        address,
+        &line(
+            json!({"name": "slm", "command": "_set_phase_hw", "kwargs": {"display": encode_array(&[3, 3], &[0; 9], true)}}),
+        ),
+    );
+    assert!(r[1].as_str().unwrap().contains("[32, 32]"), "{r}");
+    let r = raw(
+        address,
+        &line(
+            json!({"name": "camera", "command": "pickle", "kwargs": {"attributes": false, "metadata": true}}),
+        ),
+    );
+    assert_eq!(r[1]["__meta__"]["shape"], json!([64, 64]), "{r}");
+    assert_eq!(r[1]["__meta__"]["bitdepth"], 12);
+    // Bytes that are not the protocol get an answer, not a crash.
+    let r = raw(address, b"%ZZ\n");
+    assert_eq!(r[0], false);
+
+    // photonflow's client: the same frames as the same rig here (4 requests: ping, two
+    // pickles, and display + capture as two more).
+    let mut remote = RemoteRig::connect(
+        &address.to_string(),
+        "slm",
+        "camera",
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let d = remote.describe().unwrap();
+    assert_eq!((d.slm.rows, d.slm.cols, d.slm.bits), (32, 32, 8));
+    assert_eq!((d.camera.rows, d.camera.cols, d.camera.bits), (64, 64, 12));
+    assert!((d.camera.pitch_m.unwrap() - PITCH).abs() < 1e-15);
+    let readout = Readout::new(&s, &d, Some(100.0)).unwrap();
+    let levels = readout.display(&image(|r, c| ((r + c) % 5) as f32 / 4.0));
+    let over_the_wire = remote.run(std::slice::from_ref(&levels), 1).unwrap();
+    let mut local = SimRig::new(&s, config).unwrap();
+    let here = local.run(std::slice::from_ref(&levels), 1).unwrap();
+    assert_eq!(over_the_wire, here);
+    assert_eq!(server.join().unwrap(), 12);
+    let wire = encode_array(&[2], &[1, 300], false);
+    assert_eq!(decode_array(&wire).unwrap().values, vec![1, 300]);
+    // Nobody listens any more: a clear error, not a hang.
+    let gone = RemoteRig::connect(
+        &address.to_string(),
+        "slm",
+        "camera",
+        std::time::Duration::from_secs(2),
+    );
+    assert!(gone.unwrap_err().to_string().contains("cannot connect"));
+}

@@ -1,0 +1,182 @@
+//! `photonflow rig serve`, and the rig options of `photonflow infer`.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use photonflow_hardware::wire::DEFAULT_PORT;
+use photonflow_hardware::{RemoteRig, Rig, RigConfig, ServeOptions, SimRig, serve};
+use photonflow_optics::system::{FILE_NAME, OpticalSystem};
+
+/// Arguments of `photonflow rig`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: RigCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum RigCommand {
+    /// Serve a simulated rig of a trained model over slmsuite's network protocol, for
+    /// `photonflow infer --rig HOST:PORT` or slmsuite's RemoteSLM and RemoteCamera.
+    Serve(ServeArgs),
+    /// Print the imperfections of the default simulated rig as a TOML file to edit.
+    Config,
+}
+
+/// Arguments of `photonflow rig serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The trained model: a run folder (RUN/) or a folder holding system.json.
+    #[arg(long, value_name = "RUN")]
+    model: PathBuf,
+    /// The rig's imperfections (TOML; `photonflow rig config` prints the defaults).
+    #[arg(long, value_name = "RIG.toml")]
+    rig_config: Option<PathBuf>,
+    /// Address to listen on. The protocol has no authentication: keep the default loopback
+    /// unless the network is trusted. Port 0 picks a free port (printed).
+    #[arg(long, value_name = "HOST:PORT", default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
+    bind: SocketAddr,
+    /// The SLM's name in requests.
+    #[arg(long, value_name = "NAME", default_value = "slm")]
+    slm_name: String,
+    /// The camera's name in requests.
+    #[arg(long, value_name = "NAME", default_value = "camera")]
+    camera_name: String,
+    /// Stop after this many requests (default: until interrupted).
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
+}
+
+/// The rig options of `photonflow infer`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RigArgs {
+    /// Classify on a rig instead of the ideal model: `sim` (a simulated bench with the
+    /// imperfections of real parts, see --rig-config) or HOST:PORT (a lab rig served with
+    /// slmsuite's protocol, or `photonflow rig serve`).
+    #[arg(long, value_name = "sim|HOST:PORT")]
+    pub rig: Option<String>,
+    /// The simulated rig's imperfections (TOML; `photonflow rig config` prints the defaults).
+    #[arg(long, value_name = "RIG.toml", requires = "rig")]
+    pub rig_config: Option<PathBuf>,
+    /// Camera frames averaged per image.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "rig")]
+    pub frames: usize,
+    /// The camera's value for no light, ADU, subtracted before the regions are summed
+    /// (default: the simulated rig's own; 0 on a remote rig).
+    #[arg(long, value_name = "ADU", requires = "rig")]
+    pub black_level: Option<f64>,
+    /// A remote rig's SLM name.
+    #[arg(long, value_name = "NAME", default_value = "slm")]
+    pub rig_slm: String,
+    /// A remote rig's camera name.
+    #[arg(long, value_name = "NAME", default_value = "camera")]
+    pub rig_camera: String,
+    /// Seconds a remote rig may take to answer one request (settling and exposure included).
+    #[arg(long, value_name = "S", default_value_t = 10.0)]
+    pub rig_timeout: f64,
+}
+
+/// Reads `--rig-config`, or the defaults.
+fn rig_config(path: Option<&Path>) -> anyhow::Result<RigConfig> {
+    Ok(match path {
+        Some(p) => RigConfig::load(p)
+            .context("--rig-config: fix the file (see `photonflow rig config`)")?,
+        None => RigConfig::default(),
+    })
+}
+
+/// A system with its masks, from a run folder or a system folder.
+fn load_system(path: &Path) -> anyhow::Result<OpticalSystem> {
+    let in_run = path.join("model");
+    let folder = if in_run.join(FILE_NAME).is_file() {
+        in_run
+    } else {
+        path.to_path_buf()
+    };
+    OpticalSystem::load(&folder).with_context(|| format!("--model {}", path.display()))
+}
+
+/// The rig `args` name, for `system`.
+pub fn open(args: &RigArgs, system: &OpticalSystem) -> anyhow::Result<Box<dyn Rig>> {
+    let spec = args.rig.as_deref().unwrap_or("sim");
+    anyhow::ensure!(args.frames >= 1, "--frames must be at least 1");
+    if spec == "sim" {
+        let config = rig_config(args.rig_config.as_deref())?;
+        return Ok(Box::new(
+            SimRig::new(system, config).context("building the simulated rig")?,
+        ));
+    }
+    anyhow::ensure!(
+        args.rig_config.is_none(),
+        "--rig-config describes a simulated rig; a remote rig ({spec}) is what it is"
+    );
+    anyhow::ensure!(
+        args.rig_timeout.is_finite() && args.rig_timeout > 0.0 && args.rig_timeout <= 3600.0,
+        "--rig-timeout {}: give seconds from 0 to 3600",
+        args.rig_timeout
+    );
+    anyhow::ensure!(
+        spec.contains(':'),
+        "--rig {spec}: give `sim` or the address of a rig server as HOST:PORT (e.g. \
+         127.0.0.1:{DEFAULT_PORT})"
+    );
+    let timeout = Duration::from_secs_f64(args.rig_timeout);
+    Ok(Box::new(
+        RemoteRig::connect(spec, &args.rig_slm, &args.rig_camera, timeout)
+            .with_context(|| format!("--rig {spec}"))?,
+    ))
+}
+
+/// Runs `photonflow rig`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        RigCommand::Config => {
+            print!("{}", RigConfig::default().to_toml());
+            Ok(())
+        }
+        RigCommand::Serve(args) => run_serve(args),
+    }
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let system = load_system(&args.model)?;
+    let config = rig_config(args.rig_config.as_deref())?;
+    let mut rig = SimRig::new(&system, config).context("building the simulated rig")?;
+    let listener = TcpListener::bind(args.bind)
+        .with_context(|| format!("--bind {}: cannot listen there", args.bind))?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    if !address.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {address}, beyond this machine; slmsuite's protocol has no \
+             authentication, so anyone who can reach it can drive the rig"
+        );
+    }
+    println!(
+        "serving a simulated rig of {} on {address}: SLM '{}' ({} × {}), camera '{}' ({} × {})",
+        system.name,
+        args.slm_name,
+        system.input.ny,
+        system.input.nx,
+        args.camera_name,
+        system.ny,
+        system.nx
+    );
+    use std::io::Write;
+    std::io::stdout().flush().ok();
+    let options = ServeOptions {
+        slm: args.slm_name,
+        camera: args.camera_name,
+        wavelength_m: Some(system.wavelength_m),
+        requests: args.requests,
+        ..ServeOptions::default()
+    };
+    let stop = AtomicBool::new(false);
+    let answered = serve(&mut rig, &listener, &options, &stop, |line| {
+        eprintln!("{line}")
+    })?;
+    println!("answered {answered} requests");
+    Ok(())
+}
