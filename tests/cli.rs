@@ -620,7 +620,7 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
         stdout(&o)
     );
 
-    rigs_classify_as_the_model_does(&d, &run, &left, &right, preds);
+    rigs_classify_as_the_model_does(&d, &run, &data, [&left, &right], preds);
     export_writes_what_was_designed(&d, &run, &data);
     export_solids_masks_and_bitmaps(&d, &run, &data);
 }
@@ -636,8 +636,8 @@ const IDEAL_RIG: &str = "[source]\nphotons_per_s = 1e14\n[slm]\nbits = 16\n[came
 fn rigs_classify_as_the_model_does(
     d: &Dir,
     run: &str,
-    left: &str,
-    right: &str,
+    data: &str,
+    [left, right]: [&str; 2],
     model: &[serde_json::Value],
 ) {
     std::fs::write(d.path("ideal.toml"), IDEAL_RIG).unwrap();
@@ -707,6 +707,108 @@ fn rigs_classify_as_the_model_does(
         );
     }
     assert!(remote["rig"]["name"].as_str().unwrap().contains(&address));
+
+    // eval on the ideal bench: the model's accuracy and confusion; with the default bench's
+    // noise, still every bar; model perturbations are refused there.
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", run, "--data", data, "--json"];
+        args.extend_from_slice(extra);
+        photonflow(&args)
+    };
+    let ideal_model = last_json(&eval(&[]));
+    let o = eval(&["--rig", "sim", "--rig-config", &ideal, "--batch", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let on_bench = last_json(&o);
+    assert_eq!(
+        on_bench["confusion_matrix"],
+        ideal_model["confusion_matrix"]
+    );
+    assert!(on_bench["detected_fraction"].is_null(), "{on_bench}");
+    assert!(
+        (on_bench["loss"].as_f64().unwrap() - ideal_model["loss"].as_f64().unwrap()).abs() < 1e-3
+    );
+    assert_eq!(on_bench["rig"]["name"], "simulated");
+    let o = eval(&["--rig", "sim", "--frames", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["accuracy"], ideal_model["accuracy"]);
+    let o = eval(&["--rig", "sim", "--levels", "4"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--levels"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A camera of its own pitch, size, offset and rotation: refused until calibrated, then
+    // read through the calibration as the model reads its plane.
+    let camera = format!(
+        "{IDEAL_RIG}pitch = \"0.5mm\"\nrows = 24\ncols = 26\nx = \"0.3mm\"\ny = \"-0.2mm\"\n\
+         rotation = 5.0\n"
+    );
+    std::fs::write(d.path("camera.toml"), camera).unwrap();
+    let turned = d.s("camera.toml");
+    let o = eval(&["--rig", "sim", "--rig-config", &turned]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("rig calibrate"),
+        "{}",
+        stderr(&o)
+    );
+    let calibration = d.s("calibration.json");
+    let o = photonflow(&[
+        "rig",
+        "calibrate",
+        "--model",
+        run,
+        "--data",
+        data,
+        "--rig",
+        "sim",
+        "--rig-config",
+        &turned,
+        "--out",
+        &calibration,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c = last_json(&o);
+    assert!(
+        (c["pitch_m"].as_f64().unwrap() / 0.5e-3 - 1.0).abs() < 1e-3,
+        "{c}"
+    );
+    assert!(
+        (c["rotation_deg"].as_f64().unwrap() - 5.0).abs() < 0.05,
+        "{c}"
+    );
+    let centre = c["centre_m"].as_array().unwrap();
+    assert!((centre[0].as_f64().unwrap() - 0.3e-3).abs() < 5e-6, "{c}");
+    assert!((centre[1].as_f64().unwrap() + 0.2e-3).abs() < 5e-6, "{c}");
+    let o = eval(&[
+        "--rig",
+        "sim",
+        "--rig-config",
+        &turned,
+        "--calibration",
+        &calibration,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let calibrated = last_json(&o);
+    assert_eq!(
+        calibrated["accuracy"], ideal_model["accuracy"],
+        "{calibrated}"
+    );
+    // A calibration of another camera is refused.
+    let o = eval(&[
+        "--rig",
+        "sim",
+        "--rig-config",
+        &ideal,
+        "--calibration",
+        &calibration,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("calibrate it again"),
+        "{}",
+        stderr(&o)
+    );
 
     for (args, needle) in [
         (vec!["--rig", "nowhere"], "HOST:PORT"),

@@ -248,10 +248,8 @@ pub fn evaluate_perturbed(
         }
         None => masks,
     };
-    let c = optics.classes();
-    let mut confusion = vec![vec![0u64; c]; c];
-    let (mut loss, mut detected) = (0.0f64, 0.0f64);
     let n = data.len();
+    let mut outcomes = Vec::with_capacity(n);
     for start in (0..n).step_by(batch) {
         let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
         let images: Vec<ImageRef> = idx.iter().map(|&i| data.image_ref(i)).collect();
@@ -283,40 +281,88 @@ pub fn evaluate_perturbed(
         let out = run_batch_with(optics, batch_masks, plans, &images);
         for (k, &i) in idx.iter().enumerate() {
             let label = usize::from(data.labels[i]);
-            let pred = argmax(&out.scores[k]);
-            confusion[label][pred] += 1;
-            loss -= f64::from(out.log_confidences[k][label]);
             let e: f32 = out.energies[k].iter().sum();
-            if out.input_power[k] > 0.0 {
-                detected += f64::from(e / out.input_power[k]);
-            }
+            outcomes.push(Outcome {
+                label,
+                predicted: argmax(&out.scores[k]),
+                log_confidence: f64::from(out.log_confidences[k][label]),
+                detected: Some(if out.input_power[k] > 0.0 {
+                    f64::from(e / out.input_power[k])
+                } else {
+                    0.0
+                }),
+            });
         }
         progress(idx.last().map_or(0, |l| l + 1), n);
     }
-    let correct: u64 = (0..c).map(|i| confusion[i][i]).sum();
-    let seconds = clock.elapsed().as_secs_f64();
-    Ok(Evaluation {
-        accuracy: correct as f64 / n.max(1) as f64,
-        per_class_accuracy: confusion
-            .iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let total: u64 = row.iter().sum();
-                if total == 0 {
-                    0.0
-                } else {
-                    row[i] as f64 / total as f64
-                }
-            })
-            .collect(),
-        confusion_matrix: confusion,
-        loss: loss / n.max(1) as f64,
-        samples: n,
-        seconds,
-        samples_per_s: n as f64 / seconds.max(1e-9),
-        detected_fraction: detected / n.max(1) as f64,
-        classes: optics.system.detector.classes.clone(),
-    })
+    Ok(Evaluation::tally(
+        optics.system.detector.classes.clone(),
+        &outcomes,
+        clock.elapsed().as_secs_f64(),
+    ))
+}
+
+/// What became of one test sample, for [`Evaluation::tally`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    /// Its true class.
+    pub label: usize,
+    /// The class the network chose.
+    pub predicted: usize,
+    /// `ln` of the confidence in the true class (minus its cross-entropy).
+    pub log_confidence: f64,
+    /// The fraction of the input power that reached the detector regions, when known.
+    pub detected: Option<f64>,
+}
+
+impl Evaluation {
+    /// Accuracy, per-class accuracy, confusion matrix and loss of `outcomes` over `classes`,
+    /// which took `seconds`. The one tally of the model's evaluation and of a rig's.
+    /// `detected_fraction` is the mean over the outcomes that know it (NaN if none does).
+    ///
+    /// # Panics
+    /// If an outcome's label or prediction is not a class index.
+    pub fn tally(classes: Vec<String>, outcomes: &[Outcome], seconds: f64) -> Self {
+        let c = classes.len();
+        let n = outcomes.len();
+        let mut confusion = vec![vec![0u64; c]; c];
+        let (mut loss, mut detected, mut known) = (0.0f64, 0.0f64, 0usize);
+        for o in outcomes {
+            confusion[o.label][o.predicted] += 1;
+            loss -= o.log_confidence;
+            if let Some(d) = o.detected {
+                detected += d;
+                known += 1;
+            }
+        }
+        let correct: u64 = (0..c).map(|i| confusion[i][i]).sum();
+        Evaluation {
+            accuracy: correct as f64 / n.max(1) as f64,
+            per_class_accuracy: confusion
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    let total: u64 = row.iter().sum();
+                    if total == 0 {
+                        0.0
+                    } else {
+                        row[i] as f64 / total as f64
+                    }
+                })
+                .collect(),
+            confusion_matrix: confusion,
+            loss: loss / n.max(1) as f64,
+            samples: n,
+            seconds,
+            samples_per_s: n as f64 / seconds.max(1e-9),
+            detected_fraction: if known > 0 {
+                detected / known as f64
+            } else {
+                f64::NAN
+            },
+            classes,
+        }
+    }
 }
 
 /// What the network says about one image.

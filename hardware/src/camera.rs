@@ -65,6 +65,7 @@ mod tests {
             exposure: 0.05,
             gain: Some(2.0),
             shot_noise: true,
+            ..Camera::default()
         };
         let p = 5000.0;
         let n = 100_000;

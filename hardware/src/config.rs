@@ -31,7 +31,16 @@
 //! exposure = 0.01                # seconds
 //! shot_noise = true
 //! # gain = 2.44                  # electrons per ADU; default: full_well / 2^bits
+//! # pitch = "5.86um"             # the camera's own pixels; default: the model's pitch
+//! # rows = 1200                  # default: the model's grid
+//! # cols = 1920
+//! x = "0um"                      # where the camera's centre lies on the detector plane
+//! y = "0um"
+//! rotation = 0.0                 # degrees about the optical axis
 //! ```
+//!
+//! A camera of its own pitch, size, offset or rotation needs a calibration before its frames
+//! can be read ([`crate::calibrate()`]).
 
 use std::path::Path;
 
@@ -121,6 +130,19 @@ pub struct Camera {
     /// Photon shot noise (Poisson statistics of the photo- and dark electrons). Off, the
     /// electrons are their expected numbers.
     pub shot_noise: bool,
+    /// Pixel pitch; default: the model's, one camera pixel per plane pixel.
+    pub pitch: Option<Length>,
+    /// Pixel rows; default: the model's grid.
+    pub rows: Option<usize>,
+    /// Pixel columns; default: the model's grid.
+    pub cols: Option<usize>,
+    /// Where the camera's centre lies on the detector plane, x.
+    pub x: Length,
+    /// Where the camera's centre lies on the detector plane, y.
+    pub y: Length,
+    /// The camera's rotation about the optical axis, degrees (counter-clockwise from the
+    /// plane's x axis to its columns).
+    pub rotation: f64,
 }
 
 impl Default for Source {
@@ -162,6 +184,12 @@ impl Default for Camera {
             exposure: 0.01,
             gain: None,
             shot_noise: true,
+            pitch: None,
+            rows: None,
+            cols: None,
+            x: Length(0.0),
+            y: Length(0.0),
+            rotation: 0.0,
         }
     }
 }
@@ -198,8 +226,8 @@ impl RigConfig {
                 dark_current: 0.0,
                 black_level: 0,
                 exposure: 1.0,
-                gain: None,
                 shot_noise: false,
+                ..Camera::default()
             },
         }
     }
@@ -278,6 +306,29 @@ impl RigConfig {
                 ),
             ));
         }
+        if let Some(p) = c.pitch
+            && !(p.m().is_finite() && p.m() > 0.0)
+        {
+            return Err(invalid(
+                "camera.pitch",
+                format!("{p} must be a positive length"),
+            ));
+        }
+        for (key, n) in [("camera.rows", c.rows), ("camera.cols", c.cols)] {
+            if let Some(n) = n
+                && !(1..=16384).contains(&n)
+            {
+                return Err(invalid(key, format!("{n} pixels: give 1 to 16384")));
+            }
+        }
+        finite_at_least("camera.x", c.x.m(), f64::MIN)?;
+        finite_at_least("camera.y", c.y.m(), f64::MIN)?;
+        if !(c.rotation.is_finite() && c.rotation.abs() <= 180.0) {
+            return Err(invalid(
+                "camera.rotation",
+                format!("{} must be degrees from −180 to 180", c.rotation),
+            ));
+        }
         if let Some(g) = c.gain
             && !(g.is_finite() && g > 0.0)
         {
@@ -349,5 +400,8 @@ mod tests {
         bad("[layers]\ntransmittance = 1.5", "layers.transmittance");
         bad("[camera]\nexposur = 1.0", "exposur");
         bad("[source]\nphotons_per_s = -1.0", "source.photons_per_s");
+        bad("[camera]\npitch = \"0um\"", "camera.pitch");
+        bad("[camera]\nrows = 0", "camera.rows");
+        bad("[camera]\nrotation = 400.0", "camera.rotation");
     }
 }

@@ -7,15 +7,19 @@
 //!   SLM bit depth, crosstalk and contrast; layer misalignment, fabrication error and loss;
 //!   camera shot, dark and read noise, gain, bit depth and saturation).
 //! * [`Readout`]: images to SLM levels, and camera frames to classes with confidences.
+//! * [`calibrate()`]: where a camera's pixels lie on the detector plane, measured through the
+//!   trained layers by comparing the light the model predicts with the light the camera sees.
 //! * [`RemoteRig`] and [`serve`]: rigs over slmsuite's network protocol ([`wire`]), so that
 //!   photonflow drives a lab's slmsuite server and slmsuite drives a photonflow rig.
 //!
 //! Every random draw comes from the configuration's seed, so a simulated rig is reproduced
 //! exactly.
 
+pub mod calibrate;
 pub mod camera;
 pub mod config;
 pub mod error;
+pub mod geometry;
 pub mod readout;
 pub mod remote;
 pub mod rig;
@@ -23,9 +27,11 @@ pub mod server;
 pub mod sim;
 pub mod wire;
 
+pub use calibrate::{Calibration, calibrate};
 pub use config::RigConfig;
 pub use error::{HardwareError, Result};
-pub use readout::{Readout, RigPrediction};
+pub use geometry::Affine;
+pub use readout::{Readout, RigPrediction, SlmInput};
 pub use remote::RemoteRig;
 pub use rig::{Description, Device, Frame, Rig};
 pub use server::{ServeOptions, serve};

@@ -10,21 +10,71 @@
 //! The camera must sample the detector plane on the model's grid (`ny × nx` pixels at the
 //! model's pitch, centred): a lab rig sets its camera's window and binning so.
 
-use photonflow_optics::Detector;
 use photonflow_optics::system::{DetectorSpec, Encoding, OpticalSystem};
 use serde::Serialize;
 
 use crate::error::{Result, invalid};
-use crate::rig::{Description, Device, Frame, level_of};
+use crate::geometry::Affine;
+use crate::rig::{Description, Device, Frame, Rig, level_of};
+
+/// How a model's input images become SLM levels on a rig: the image at the centre of the SLM,
+/// level 0 around it ([`level_of`]).
+#[derive(Debug, Clone)]
+pub struct SlmInput {
+    encoding: Encoding,
+    input: (usize, usize),
+    slm: Device,
+}
+
+impl SlmInput {
+    /// The input of `system` on the SLM of `rig`. Errors if the SLM is smaller than the
+    /// model's input area.
+    pub fn new(system: &OpticalSystem, rig: &Description) -> Result<Self> {
+        let (ix, iy) = (system.input.nx, system.input.ny);
+        if rig.slm.rows < iy || rig.slm.cols < ix {
+            return Err(invalid(
+                "SLM",
+                format!(
+                    "the rig's SLM has {} × {} pixels; the model's input area needs {iy} × {ix}",
+                    rig.slm.rows, rig.slm.cols
+                ),
+            ));
+        }
+        Ok(Self {
+            encoding: system.input.encoding,
+            input: (ix, iy),
+            slm: rig.slm,
+        })
+    }
+
+    /// The SLM levels that display `image` (`ny × nx` of the input area, values in `[0, 1]`):
+    /// the image at the centre of the SLM, level 0 around it.
+    ///
+    /// # Panics
+    /// If `image` does not hold one value per input pixel.
+    pub fn display(&self, image: &[f32]) -> Vec<u16> {
+        let (ix, iy) = self.input;
+        assert_eq!(image.len(), ix * iy, "one value per input pixel");
+        let (cols, rows) = (self.slm.cols, self.slm.rows);
+        let (x0, y0) = ((cols - ix) / 2, (rows - iy) / 2);
+        let mut levels = vec![0u16; rows * cols];
+        for (r, row) in image.chunks_exact(ix).enumerate() {
+            let line = &mut levels[(y0 + r) * cols + x0..][..ix];
+            for (l, &v) in line.iter_mut().zip(row) {
+                *l = level_of(v, self.encoding, self.slm.bits);
+            }
+        }
+        levels
+    }
+}
 
 /// The model's side of a rig; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct Readout {
     spec: DetectorSpec,
-    detector: Detector,
-    encoding: Encoding,
-    input: (usize, usize),
-    slm: Device,
+    /// `[R, rows, cols]`: the fraction of each camera pixel inside each region.
+    weights: Vec<f32>,
+    input: SlmInput,
     camera: Device,
     black: f64,
 }
@@ -52,37 +102,31 @@ pub struct RigPrediction {
 
 impl Readout {
     /// The readout of `system` on a rig described by `rig`; `black_level` (ADU) overrides the
-    /// rig's own (a remote rig does not know it: 0 then).
+    /// rig's own (a remote rig does not know it: 0 then). `camera` places the camera's pixels
+    /// on the detector plane (a calibration); without it the camera must sample the model's
+    /// grid.
     ///
-    /// Errors: a camera that does not sample the model's detector plane, an SLM smaller than
-    /// the model's input area.
+    /// Errors: a camera of another size than the plane without a calibration, an SLM smaller
+    /// than the model's input area.
     pub fn new(
         system: &OpticalSystem,
         rig: &Description,
         black_level: Option<f64>,
+        camera: Option<&Affine>,
     ) -> Result<Self> {
         let (nx, ny) = (system.nx, system.ny);
-        if (rig.camera.rows, rig.camera.cols) != (ny, nx) {
+        if camera.is_none() && (rig.camera.rows, rig.camera.cols) != (ny, nx) {
             return Err(invalid(
                 "camera",
                 format!(
                     "the rig's frames are {} × {} pixels; the model's detector plane is {ny} × \
-                     {nx} (rows × columns): set the camera's window and binning so that its \
-                     pixels are the plane's",
+                     {nx} (rows × columns): calibrate the camera (photonflow rig calibrate), \
+                     or set its window and binning so that its pixels are the plane's",
                     rig.camera.rows, rig.camera.cols
                 ),
             ));
         }
-        let (ix, iy) = (system.input.nx, system.input.ny);
-        if rig.slm.rows < iy || rig.slm.cols < ix {
-            return Err(invalid(
-                "SLM",
-                format!(
-                    "the rig's SLM has {} × {} pixels; the model's input area needs {iy} × {ix}",
-                    rig.slm.rows, rig.slm.cols
-                ),
-            ));
-        }
+        let input = SlmInput::new(system, rig)?;
         let black = black_level.or(rig.black_level).unwrap_or(0.0);
         if !(black.is_finite() && black >= 0.0) {
             return Err(invalid(
@@ -90,12 +134,19 @@ impl Readout {
                 format!("{black} ADU must be a finite number ≥ 0"),
             ));
         }
+        let detector = system.detector()?;
+        let grid = Affine::grid(nx, ny, system.pitch_m);
+        let same = (rig.camera.rows, rig.camera.cols) == (ny, nx);
+        let weights = match camera {
+            Some(map) if !(same && *map == grid) => {
+                camera_weights(system, map, rig.camera.cols, rig.camera.rows)?
+            }
+            _ => detector.weights().to_vec(),
+        };
         Ok(Self {
             spec: system.detector.clone(),
-            detector: system.detector()?,
-            encoding: system.input.encoding,
-            input: (ix, iy),
-            slm: rig.slm,
+            weights,
+            input,
             camera: rig.camera,
             black,
         })
@@ -103,27 +154,27 @@ impl Readout {
 
     /// The model's input area, `(nx, ny)` pixels: images are resampled to it first.
     pub fn input_size(&self) -> (usize, usize) {
-        self.input
+        self.input.input
     }
 
-    /// The SLM levels that display `image` (`ny × nx` of the input area, values in `[0, 1]`):
-    /// the image at the centre of the SLM, level 0 around it.
-    ///
-    /// # Panics
-    /// If `image` does not hold one value per input pixel.
+    /// The SLM levels that display `image` ([`SlmInput::display`]).
     pub fn display(&self, image: &[f32]) -> Vec<u16> {
-        let (ix, iy) = self.input;
-        assert_eq!(image.len(), ix * iy, "one value per input pixel");
-        let (cols, rows) = (self.slm.cols, self.slm.rows);
-        let (x0, y0) = ((cols - ix) / 2, (rows - iy) / 2);
-        let mut levels = vec![0u16; rows * cols];
-        for (r, row) in image.chunks_exact(ix).enumerate() {
-            let line = &mut levels[(y0 + r) * cols + x0..][..ix];
-            for (l, &v) in line.iter_mut().zip(row) {
-                *l = level_of(v, self.encoding, self.slm.bits);
-            }
-        }
-        levels
+        self.input.display(image)
+    }
+
+    /// Classifies `images` (each `ny × nx` of the input area, values in `[0, 1]`) on `rig`,
+    /// `frames` frames each, as one [`Rig::run`] (one batch on a simulated rig).
+    pub fn classify(
+        &self,
+        rig: &mut dyn Rig,
+        images: &[Vec<f32>],
+        frames: usize,
+    ) -> Result<Vec<RigPrediction>> {
+        let displays: Vec<Vec<u16>> = images.iter().map(|i| self.display(i)).collect();
+        rig.run(&displays, frames)?
+            .iter()
+            .map(|f| self.predict(f))
+            .collect()
     }
 
     /// The answer from `frames` of one display (averaged).
@@ -153,7 +204,7 @@ impl Readout {
                 ));
             }
             for (r, e) in energies.iter_mut().enumerate() {
-                let w = self.detector.region_weights(r);
+                let w = &self.weights[r * n..(r + 1) * n];
                 *e += w
                     .iter()
                     .zip(&f.pixels)
@@ -166,7 +217,7 @@ impl Readout {
             }
         }
         energies.iter_mut().for_each(|e| *e /= frames.len() as f64);
-        let in_regions = |i: usize| (0..regions).any(|r| self.detector.region_weights(r)[i] > 0.0);
+        let in_regions = |i: usize| (0..regions).any(|r| self.weights[r * n + i] > 0.0);
         let saturated_pixels = (0..n).filter(|&i| saturated[i] && in_regions(i)).count();
         let scores = self.spec.scores(&energies);
         let confidences = self.spec.confidences(&scores);
@@ -187,4 +238,68 @@ impl Readout {
             saturated_pixels,
         })
     }
+}
+
+/// Points per camera pixel side used to measure how much of it lies in a region.
+const COVERAGE_SAMPLES: usize = 8;
+
+/// `[R, rows, cols]`: the fraction of each camera pixel (placed by `map`) inside each of the
+/// system's regions, from `8 × 8` points per pixel.
+fn camera_weights(
+    system: &OpticalSystem,
+    map: &Affine,
+    cols: usize,
+    rows: usize,
+) -> Result<Vec<f32>> {
+    let inverse = map.inverse()?;
+    let n = rows * cols;
+    let s = COVERAGE_SAMPLES;
+    let mut weights = vec![0f32; system.detector.regions.len() * n];
+    for (region, w) in system
+        .detector
+        .regions
+        .iter()
+        .zip(weights.chunks_exact_mut(n))
+    {
+        let (hx, hy) = (region.width_m / 2.0, region.height_m / 2.0);
+        let (x0, x1) = (region.x_m - hx, region.x_m + hx);
+        let (y0, y1) = (region.y_m - hy, region.y_m + hy);
+        // The region's corners on the camera bound the pixels to look at.
+        let corners = [(x0, y0), (x1, y0), (x0, y1), (x1, y1)].map(|p| map.apply(p));
+        let lo = |f: fn(&(f64, f64)) -> f64| corners.iter().map(f).fold(f64::INFINITY, f64::min);
+        let hi =
+            |f: fn(&(f64, f64)) -> f64| corners.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+        let clampc = |v: f64, n: usize| v.clamp(0.0, n as f64) as usize;
+        let (c0, c1) = (
+            clampc((lo(|p| p.0) - 1.0).floor(), cols),
+            clampc((hi(|p| p.0) + 2.0).ceil(), cols),
+        );
+        let (r0, r1) = (
+            clampc((lo(|p| p.1) - 1.0).floor(), rows),
+            clampc((hi(|p| p.1) + 2.0).ceil(), rows),
+        );
+        for r in r0..r1 {
+            for c in c0..c1 {
+                let mut inside = 0;
+                for a in 0..s {
+                    for b in 0..s {
+                        let cc = c as f64 - 0.5 + (a as f64 + 0.5) / s as f64;
+                        let rr = r as f64 - 0.5 + (b as f64 + 0.5) / s as f64;
+                        let (x, y) = inverse.apply((cc, rr));
+                        if (x0..x1).contains(&x) && (y0..y1).contains(&y) {
+                            inside += 1;
+                        }
+                    }
+                }
+                w[r * cols + c] = inside as f32 / (s * s) as f32;
+            }
+        }
+    }
+    if weights.iter().all(|&w| w == 0.0) {
+        return Err(invalid(
+            "calibration",
+            "no detector region falls on the camera; the calibration is of another rig",
+        ));
+    }
+    Ok(weights)
 }

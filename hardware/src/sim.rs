@@ -25,6 +25,7 @@ use rayon::prelude::*;
 
 use crate::config::RigConfig;
 use crate::error::{Result, invalid};
+use crate::geometry::{Affine, resample};
 use crate::rig::{Description, Device, Frame, Rig, check_bits, value_of};
 
 /// Random stream keys of the rig (see [`Rng::stream`]).
@@ -56,6 +57,8 @@ pub struct SimRig {
     placements: Vec<Placement>,
     shown: Vec<u16>,
     frames_taken: u64,
+    /// Plane → camera pixels, and the camera's size `(cols, rows)`.
+    camera: (Affine, usize, usize),
 }
 
 impl std::fmt::Debug for SimRig {
@@ -144,6 +147,18 @@ impl SimRig {
             })
             .collect();
         let shown = vec![0; system.input.nx * system.input.ny];
+        let c = &config.camera;
+        let camera = (
+            Affine::camera(
+                c.cols.unwrap_or(grid.nx),
+                c.rows.unwrap_or(grid.ny),
+                c.pitch.map_or(grid.dx, |p| p.m()),
+                c.rotation.to_radians(),
+                (c.x.m(), c.y.m()),
+            ),
+            c.cols.unwrap_or(grid.nx),
+            c.rows.unwrap_or(grid.ny),
+        );
         Ok(Self {
             config,
             input: system.input.clone(),
@@ -153,7 +168,14 @@ impl SimRig {
             placements,
             shown,
             frames_taken: 0,
+            camera,
         })
+    }
+
+    /// Where the camera's pixels lie: the map from the detector plane (metres) to its pixel
+    /// coordinates (what a calibration measures).
+    pub fn camera_map(&self) -> Affine {
+        self.camera.0
     }
 
     /// Where each layer was placed.
@@ -234,22 +256,36 @@ impl SimRig {
             / (self.input.nx * self.input.ny) as f64
     }
 
+    /// The expected `|u|²` (plane units, per plane pixel area) each camera pixel collects from
+    /// a detector-plane intensity: the plane itself when the camera samples the model's grid,
+    /// otherwise [`resample`]d onto the camera.
+    fn on_camera(&self, intensity: &[f32]) -> Vec<f64> {
+        let (map, cols, rows) = self.camera;
+        let (nx, ny, dx) = (self.grid.nx, self.grid.ny, self.grid.dx);
+        if (cols, rows) == (nx, ny) && map == Affine::grid(nx, ny, dx) {
+            return intensity.iter().map(|&v| f64::from(v)).collect();
+        }
+        resample(intensity, &self.grid, &map, cols, rows)
+    }
+
     /// `count` noisy frames of each intensity.
     fn frames(&mut self, intensities: &[Vec<f32>], count: usize) -> Vec<Vec<Frame>> {
         let scale = self.photons_per_unit();
         let first = self.frames_taken;
         self.frames_taken += (intensities.len() * count) as u64;
-        let (camera, seed) = (&self.config.camera, self.config.seed);
-        let (rows, cols) = (self.grid.ny, self.grid.nx);
+        let (_, cols, rows) = self.camera;
+        let this = &*self;
+        let (camera, seed) = (&this.config.camera, this.config.seed);
         intensities
             .par_iter()
             .enumerate()
             .map(|(k, i)| {
+                let collected = this.on_camera(i);
                 (0..count)
                     .map(|f| {
                         let index = first + (k * count + f) as u64;
                         let mut rng = Rng::stream(seed, &[NOISE_STREAM, index]);
-                        let photons = i.iter().map(|&v| f64::from(v) * scale);
+                        let photons = collected.iter().map(|&v| v * scale);
                         Frame {
                             rows,
                             cols,
@@ -275,10 +311,10 @@ impl Rig for SimRig {
                 pitch_m: pitch,
             },
             camera: Device {
-                rows: self.grid.ny,
-                cols: self.grid.nx,
+                rows: self.camera.2,
+                cols: self.camera.1,
                 bits: self.config.camera.bits,
-                pitch_m: pitch,
+                pitch_m: Some(self.config.camera.pitch.map_or(self.grid.dx, |p| p.m())),
             },
             exposure_s: self.config.camera.exposure,
             black_level: Some(f64::from(self.config.camera.black_level)),

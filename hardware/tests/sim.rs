@@ -43,6 +43,29 @@ fn image(f: impl Fn(usize, usize) -> f32) -> Vec<f32> {
     (0..32 * 32).map(|i| f(i / 32, i % 32)).collect()
 }
 
+/// An input lit in one quadrant (0: top left, 1: top right, 2: bottom left, 3: bottom right).
+fn quadrant_image(quadrant: usize) -> Vec<f32> {
+    image(|r, c| {
+        if usize::from(r >= 16) * 2 + usize::from(c >= 16) == quadrant {
+            1.0
+        } else {
+            0.0
+        }
+    })
+}
+
+/// The detector region under the middle of a quadrant of the input (imaged onto the plane):
+/// from the detector's own geometry.
+fn quadrant_region(detector: &photonflow_optics::Detector, quadrant: usize) -> usize {
+    let (r, c) = (
+        if quadrant >= 2 { 24 } else { 8 },
+        if quadrant % 2 == 1 { 24 } else { 8 },
+    );
+    (0..4)
+        .find(|&k| detector.region_weights(k)[(16 + r) * 64 + 16 + c] > 0.5)
+        .unwrap()
+}
+
 fn total(v: &[f32]) -> f64 {
     v.iter().map(|&x| f64::from(x)).sum()
 }
@@ -51,7 +74,7 @@ fn total(v: &[f32]) -> f64 {
 fn phase_layers_conserve_energy_and_each_layer_passes_its_transmittance() {
     let s = system(2);
     let mut rig = SimRig::new(&s, RigConfig::ideal()).unwrap();
-    let readout = Readout::new(&s, &rig.describe().unwrap(), None).unwrap();
+    let readout = Readout::new(&s, &rig.describe().unwrap(), None, None).unwrap();
     let white = readout.display(&vec![1.0; 32 * 32]);
     let i = rig.intensities(&[&white]).unwrap().pop().unwrap();
     // A full input carries 32² units of |u|²; phase layers and the band-limited ASM keep it
@@ -82,7 +105,7 @@ fn slm_levels_and_contrast_reach_the_input() {
     one_bit.slm.bits = 1;
     let mut rig = SimRig::new(&s, one_bit).unwrap();
     let d = rig.describe().unwrap();
-    let readout = Readout::new(&s, &d, None).unwrap();
+    let readout = Readout::new(&s, &d, None, None).unwrap();
     let levels = readout.display(&vec![0.7; 32 * 32]);
     assert!(levels.iter().all(|&l| l == 1));
     let i = rig.intensities(&[&levels]).unwrap().pop().unwrap();
@@ -167,7 +190,7 @@ fn noise_is_unbiased_and_reproduced_from_the_seed() {
     config.source.photons_per_s = 2e8;
     let mut rig = SimRig::new(&s, config.clone()).unwrap();
     let d = rig.describe().unwrap();
-    let readout = Readout::new(&s, &d, None).unwrap();
+    let readout = Readout::new(&s, &d, None, None).unwrap();
     let levels = readout.display(&image(
         |r, c| if (r / 8 + c / 8) % 2 == 0 { 1.0 } else { 0.2 },
     ));
@@ -218,27 +241,13 @@ fn the_readout_finds_the_lit_quadrant_with_confidence() {
     s.detector.temperature = 0.1;
     let mut rig = SimRig::new(&s, RigConfig::default()).unwrap();
     let d = rig.describe().unwrap();
-    let readout = Readout::new(&s, &d, None).unwrap();
+    let readout = Readout::new(&s, &d, None, None).unwrap();
     let detector = s.detector().unwrap();
     for quadrant in 0..4 {
-        let lit = image(|r, c| {
-            if usize::from(r >= 16) * 2 + usize::from(c >= 16) == quadrant {
-                1.0
-            } else {
-                0.0
-            }
-        });
+        let lit = quadrant_image(quadrant);
         let frames = rig.run(&[readout.display(&lit)], 3).unwrap().pop().unwrap();
         let p = readout.predict(&frames).unwrap();
-        // The region the lit pixels fall in, from the detector's own geometry.
-        let field_index = |r: usize, c: usize| (16 + r) * 64 + 16 + c;
-        let (r, c) = (
-            if quadrant >= 2 { 24 } else { 8 },
-            if quadrant % 2 == 1 { 24 } else { 8 },
-        );
-        let expected = (0..4)
-            .find(|&k| detector.region_weights(k)[field_index(r, c)] > 0.5)
-            .unwrap();
+        let expected = quadrant_region(&detector, quadrant);
         assert_eq!(p.class, expected, "quadrant {quadrant}: {p:?}");
         assert!(p.confidences[p.class] > 0.9, "{p:?}");
         assert_eq!(p.frames, 3);
@@ -346,7 +355,7 @@ fn a_served_rig_answers_slmsuite_requests_and_the_remote_client() {
     assert_eq!((d.slm.rows, d.slm.cols, d.slm.bits), (32, 32, 8));
     assert_eq!((d.camera.rows, d.camera.cols, d.camera.bits), (64, 64, 12));
     assert!((d.camera.pitch_m.unwrap() - PITCH).abs() < 1e-15);
-    let readout = Readout::new(&s, &d, Some(100.0)).unwrap();
+    let readout = Readout::new(&s, &d, Some(100.0), None).unwrap();
     let levels = readout.display(&image(|r, c| ((r + c) % 5) as f32 / 4.0));
     let over_the_wire = remote.run(std::slice::from_ref(&levels), 1).unwrap();
     let mut local = SimRig::new(&s, config).unwrap();
@@ -363,4 +372,116 @@ fn a_served_rig_answers_slmsuite_requests_and_the_remote_client() {
         std::time::Duration::from_secs(2),
     );
     assert!(gone.unwrap_err().to_string().contains("cannot connect"));
+}
+
+#[test]
+fn calibration_finds_a_turned_shifted_camera_of_its_own_pitch() {
+    use photonflow_hardware::calibrate;
+    use photonflow_hardware::config::Camera;
+    // The input imaged onto the detector plane (no layers, a short gap), so that bright spots
+    // of the input land in different places.
+    let mut s = system(0);
+    s.input.distance_m = 20e-6;
+    s.detector.temperature = 0.1;
+    let geometry = |base: Camera| Camera {
+        pitch: Some(Length(12e-6)),
+        cols: Some(40),
+        rows: Some(36),
+        rotation: 10.0,
+        x: Length(16e-6),
+        y: Length(-8e-6),
+        ..base
+    };
+    let spots: Vec<Vec<f32>> = (0..12)
+        .map(|k| {
+            let (cr, cc) = (
+                6.0 + 20.0 * ((k * 7) % 12) as f32 / 11.0,
+                6.0 + 20.0 * ((k * 5) % 12) as f32 / 11.0,
+            );
+            image(|r, c| (-((r as f32 - cr).powi(2) + (c as f32 - cc).powi(2)) / 8.0).exp())
+        })
+        .collect();
+    let grid = s.grid().unwrap();
+    // Measured: noiseless, pitch within 10⁻⁶, rotation 10⁻⁴°, offsets 2·10⁻⁵ px; with the
+    // default camera's noise and saturation, 3·10⁻⁵, 0.003° and 10⁻⁴ px.
+    for (noisy, linear, offset, degrees) in [(false, 1e-5, 1e-3, 1e-3), (true, 1e-3, 1e-2, 0.02)] {
+        let mut config = if noisy {
+            RigConfig::default()
+        } else {
+            RigConfig::ideal()
+        };
+        config.camera = geometry(config.camera.clone());
+        config.source.photons_per_s = if noisy { 1e10 } else { 1e14 };
+        let mut rig = SimRig::new(&s, config.clone()).unwrap();
+        let d = rig.describe().unwrap();
+        assert_eq!((d.camera.rows, d.camera.cols), (36, 40));
+        // Without a calibration the frames cannot be read.
+        let e = Readout::new(&s, &d, None, None).unwrap_err().to_string();
+        assert!(e.contains("calibrate"), "{e}");
+        let input = photonflow_hardware::SlmInput::new(&s, &d).unwrap();
+        let displays: Vec<Vec<u16>> = spots.iter().map(|i| input.display(i)).collect();
+        // The model's plane: the same bench with the camera on the grid and nothing else.
+        let model = SimRig::new(&s, RigConfig::ideal()).unwrap();
+        let views: Vec<&[u16]> = displays.iter().map(Vec::as_slice).collect();
+        let plane = model.intensities(&views).unwrap();
+        let black = f64::from(config.camera.black_level);
+        let c = calibrate(&mut rig, &displays, &plane, &grid, black, 4).unwrap();
+        let truth = rig.camera_map();
+        let scale = truth.0[0][0].hypot(truth.0[0][1]);
+        for (row, truth_row) in c.map.0.iter().zip(&truth.0) {
+            for k in 0..2 {
+                let e = (row[k] - truth_row[k]).abs() / scale;
+                assert!(e < linear, "noisy {noisy}: {c:?} against {truth:?}");
+            }
+            assert!(
+                (row[2] - truth_row[2]).abs() < offset,
+                "noisy {noisy}: {c:?}"
+            );
+        }
+        let (pitch, rotation) = c.pitch_and_rotation();
+        assert!((pitch / 12e-6 - 1.0).abs() < linear, "{pitch}");
+        assert!((rotation - 10.0).abs() < degrees, "{rotation}");
+        assert!(
+            c.residual < if noisy { 0.05 } else { 1e-3 },
+            "{}",
+            c.residual
+        );
+        // With it, the quadrants are read as on a camera of the plane's own pixels.
+        let readout = Readout::new(&s, &d, None, Some(&c.map)).unwrap();
+        let detector = s.detector().unwrap();
+        for quadrant in 0..4 {
+            let lit = quadrant_image(quadrant);
+            let p = readout
+                .classify(&mut rig, &[lit], 2)
+                .unwrap()
+                .pop()
+                .unwrap();
+            let expected = quadrant_region(&detector, quadrant);
+            assert_eq!(p.class, expected, "quadrant {quadrant}: {p:?}");
+        }
+    }
+    // Saved and read back; a file of something else is refused.
+    let dir = std::env::temp_dir().join(format!("pf-cal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("calibration.json");
+    let mut rig = SimRig::new(&s, RigConfig::ideal()).unwrap();
+    let d = rig.describe().unwrap();
+    let input = photonflow_hardware::SlmInput::new(&s, &d).unwrap();
+    let displays: Vec<Vec<u16>> = spots.iter().map(|i| input.display(i)).collect();
+    let views: Vec<&[u16]> = displays.iter().map(Vec::as_slice).collect();
+    let plane = rig.intensities(&views).unwrap();
+    let c = calibrate(&mut rig, &displays, &plane, &grid, 0.0, 1).unwrap();
+    // A camera on the grid calibrates to the grid's own map.
+    let g = photonflow_hardware::Affine::grid(64, 64, PITCH);
+    for (a, b) in c.map.0.iter().flatten().zip(g.0.iter().flatten()) {
+        assert!((a - b).abs() < 1e-3 * g.0[0][0], "{c:?}");
+    }
+    c.save(&path).unwrap();
+    assert_eq!(photonflow_hardware::Calibration::load(&path).unwrap(), c);
+    std::fs::write(&path, "{\"format\": \"x\"}").unwrap();
+    assert!(photonflow_hardware::Calibration::load(&path).is_err());
+    // One pattern cannot fix a map.
+    let e = calibrate(&mut rig, &displays[..1], &plane[..1], &grid, 0.0, 1).unwrap_err();
+    assert!(e.to_string().contains("at least 3"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,10 +1,13 @@
 //! `photonflow data`: where a dataset is found, check it, or fetch it into the user cache.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use photonflow_d2nn::data::fetch::{fetch, known_files, system_downloader};
-use photonflow_d2nn::data::{Checksum, DataSource, SearchPaths, locate, verify};
+use photonflow_d2nn::data::{
+    self, Checksum, DataSource, Dataset, FolderOptions, SearchPaths, locate, verify,
+};
+use photonflow_d2nn::model::Model;
 use serde_json::json;
 
 /// Arguments of `photonflow data`.
@@ -98,4 +101,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The test set a command reads: `--data` and `--dataset`.
+#[derive(Debug, clap::Args)]
+pub struct TestData {
+    /// Dataset folder (see `photonflow train --help`).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Dataset name; default: the one the run was trained on, else mnist.
+    #[arg(long, value_name = "NAME")]
+    pub dataset: Option<String>,
+}
+
+impl TestData {
+    /// The dataset's name and its test split, for `model`.
+    pub fn load(&self, model: &Model) -> anyhow::Result<(String, Dataset)> {
+        test_set(model, self.data.as_deref(), self.dataset.as_deref())
+    }
+}
+
+/// The name and the test split of `dataset` (default: the one `model` was trained on, else
+/// mnist), found in `data` or the standard places.
+pub fn test_set(
+    model: &Model,
+    data: Option<&Path>,
+    dataset: Option<&str>,
+) -> anyhow::Result<(String, Dataset)> {
+    let name = dataset
+        .map(str::to_string)
+        .or_else(|| model.dataset.clone())
+        .unwrap_or_else(|| "mnist".into());
+    let splits = data::load(&name, data, &FolderOptions::default())?;
+    Ok((name, splits.test))
 }

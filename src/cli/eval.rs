@@ -1,10 +1,11 @@
 //! `photonflow eval`: accuracy, per-class accuracy and confusion matrix of a trained model.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
-use photonflow_d2nn::data::{self, FolderOptions};
-use photonflow_d2nn::eval::{Perturbation, evaluate_perturbed};
+use photonflow_d2nn::data::GrayImage;
+use photonflow_d2nn::eval::{Evaluation, Outcome, Perturbation, evaluate_perturbed};
 use photonflow_d2nn::model::Model;
 use photonflow_optics::units::format_length;
 
@@ -17,12 +18,8 @@ pub struct Args {
     /// The trained model: a run folder (RUN/) or a folder holding system.json.
     #[arg(long, value_name = "RUN")]
     model: PathBuf,
-    /// Dataset folder (see `photonflow train --help`).
-    #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Dataset name; default: the one the run was trained on, else mnist.
-    #[arg(long, value_name = "NAME")]
-    dataset: Option<String>,
+    #[command(flatten)]
+    test: super::data::TestData,
     /// Evaluate the first N test samples only.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     test_limit: Option<usize>,
@@ -61,19 +58,15 @@ pub struct Args {
     /// Print one JSON object with every number.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    rig: super::rig::RigArgs,
 }
 
 /// Runs `photonflow eval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
     let model = Model::load(&args.model)?;
-    let name = args
-        .dataset
-        .clone()
-        .or_else(|| model.dataset.clone())
-        .unwrap_or_else(|| "mnist".into());
-    let splits = data::load(&name, args.data.as_deref(), &FolderOptions::default())?;
-    let mut test = splits.test;
+    let (name, mut test) = args.test.load(&model)?;
     if let Some(n) = args.test_limit {
         anyhow::ensure!(n > 0, "--test-limit must be at least 1");
         test = test.take(n);
@@ -90,6 +83,56 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         test.len() as u64,
         "evaluating {bar:30} {pos}/{len} samples {per_sec} eta {eta}",
     );
+    if args.rig.rig.is_some() {
+        anyhow::ensure!(
+            args.misalign.is_none() && args.axial.is_none() && args.levels.is_none(),
+            "--misalign, --axial and --levels perturb the model; a rig's imperfections are its \
+             own (for a simulated one, the layers section of --rig-config)"
+        );
+        let mut rig = super::rig::open(&args.rig, &model.system)?;
+        let description = rig.describe()?;
+        let readout = super::rig::readout(&args.rig, &model.system, &description)?;
+        let (ix, iy) = readout.input_size();
+        let clock = Instant::now();
+        let mut outcomes = Vec::with_capacity(test.len());
+        for start in (0..test.len()).step_by(args.batch) {
+            let end = (start + args.batch).min(test.len());
+            let images: Vec<Vec<f32>> = (start..end)
+                .map(|i| {
+                    let r = test.image_ref(i);
+                    let image = GrayImage {
+                        rows: r.rows,
+                        cols: r.cols,
+                        pixels: r.to_f32(),
+                    };
+                    image.resized(iy, ix).pixels
+                })
+                .collect();
+            let predictions = readout.classify(rig.as_mut(), &images, args.rig.frames)?;
+            for (i, p) in (start..end).zip(predictions) {
+                let label = usize::from(test.labels[i]);
+                outcomes.push(Outcome {
+                    label,
+                    predicted: p.class,
+                    log_confidence: p.confidences[label].ln(),
+                    detected: None,
+                });
+            }
+            bar.set_position(end as u64);
+        }
+        bar.finish_and_clear();
+        let e = Evaluation::tally(
+            model.system.detector.classes.clone(),
+            &outcomes,
+            clock.elapsed().as_secs_f64(),
+        );
+        let extra = serde_json::json!({ "rig": description, "frames": args.rig.frames });
+        let note = format!(
+            "on the rig {}, {} frame(s) a sample",
+            description.name, args.rig.frames
+        );
+        return report(&args, &model, &name, &e, extra, Some(note));
+    }
     let perturbation = Perturbation {
         lateral_px: match &args.misalign {
             Some(m) => misalign_px(m, model.optics.grid.dx)?,
@@ -119,20 +162,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => "evaluating".to_string(),
     })?;
     bar.finish_and_clear();
-    if let Some(png) = &args.confusion_png {
-        figures::confusion(png, &e)
-            .with_context(|| format!("--confusion-png {}", png.display()))?;
-    }
-    if args.json {
-        let mut v = serde_json::to_value(&e)?;
-        v["dataset"] = name.into();
-        v["model"] = model.path.display().to_string().into();
-        v["perturbation"] = serde_json::json!({
+    let extra = serde_json::json!({
+        "perturbation": {
             "lateral_px": perturbation.lateral_px,
             "axial_m": perturbation.axial_m,
             "levels": perturbation.levels,
             "seed": perturbation.seed,
-        });
+        }
+    });
+    let note = (!perturbation.is_none()).then(|| {
+        format!(
+            "perturbed: layers shifted by up to ±{} px, moved by up to ±{:.3} mm along z, \
+             phases {} (seed {}; new misalignments every {} samples)",
+            perturbation.lateral_px,
+            perturbation.axial_m * 1e3,
+            perturbation
+                .levels
+                .map_or("continuous".to_string(), |l| format!("on {l} levels")),
+            perturbation.seed,
+            args.batch
+        )
+    });
+    report(&args, &model, &name, &e, extra, note)
+}
+
+/// Prints an evaluation (`--json`: one object, with `extra`'s keys added), draws
+/// `--confusion-png`; `note` says how it was perturbed or where it ran.
+fn report(
+    args: &Args,
+    model: &Model,
+    name: &str,
+    e: &Evaluation,
+    extra: serde_json::Value,
+    note: Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(png) = &args.confusion_png {
+        figures::confusion(png, e).with_context(|| format!("--confusion-png {}", png.display()))?;
+    }
+    if args.json {
+        let mut v = serde_json::to_value(e)?;
+        v["dataset"] = name.into();
+        v["model"] = model.path.display().to_string().into();
+        if let Some(extra) = extra.as_object() {
+            for (k, x) in extra {
+                v[k] = x.clone();
+            }
+        }
         println!("{v}");
         return Ok(());
     }
@@ -143,23 +218,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         100.0 * e.accuracy,
         e.samples_per_s
     );
-    if !perturbation.is_none() {
+    if let Some(note) = note {
+        println!("{note}");
+    }
+    if e.detected_fraction.is_finite() {
         println!(
-            "perturbed: layers shifted by up to ±{} px, moved by up to ±{:.3} mm along z, \
-             phases {} (seed {}; new misalignments every {} samples)",
-            perturbation.lateral_px,
-            perturbation.axial_m * 1e3,
-            perturbation
-                .levels
-                .map_or("continuous".to_string(), |l| format!("on {l} levels")),
-            perturbation.seed,
-            args.batch
+            "mean fraction of the input power on the detectors: {:.3}",
+            e.detected_fraction
         );
     }
-    println!(
-        "mean fraction of the input power on the detectors: {:.3}",
-        e.detected_fraction
-    );
     let width = e
         .classes
         .iter()

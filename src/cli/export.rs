@@ -9,7 +9,7 @@ use photonflow_compiler::export::slm::{self, SlmPanel};
 use photonflow_compiler::export::{GdsSettings, SlmSettings, Source, Target, export};
 use photonflow_compiler::manifest::sha256_file;
 use photonflow_compiler::{MaterialSpec, Process, fabricate};
-use photonflow_d2nn::data::{self, Dataset, FolderOptions};
+use photonflow_d2nn::data::Dataset;
 use photonflow_d2nn::eval::{Evaluation, evaluate};
 use photonflow_d2nn::model::Model;
 use photonflow_d2nn::network::Optics;
@@ -307,14 +307,9 @@ fn simulate(
     model: &Model,
     built: &OpticalSystem,
 ) -> anyhow::Result<serde_json::Value> {
-    let name = args
-        .dataset
-        .clone()
-        .or_else(|| model.dataset.clone())
-        .unwrap_or_else(|| "mnist".into());
-    let splits = data::load(&name, args.data.as_deref(), &FolderOptions::default())
-        .context("--simulate needs the test set")?;
-    let mut test = splits.test;
+    let (name, mut test) =
+        super::data::test_set(model, args.data.as_deref(), args.dataset.as_deref())
+            .context("--simulate needs the test set")?;
     if let Some(n) = args.test_limit {
         anyhow::ensure!(n > 0, "--test-limit must be at least 1");
         test = test.take(n);

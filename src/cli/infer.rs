@@ -6,7 +6,6 @@ use anyhow::Context;
 use photonflow_d2nn::data::{GrayImage, load_image};
 use photonflow_d2nn::eval::{INFER_BATCH, ImageRef, Pixels, infer};
 use photonflow_d2nn::model::Model;
-use photonflow_hardware::Readout;
 use serde_json::json;
 
 /// Arguments of `photonflow infer`.
@@ -129,8 +128,7 @@ fn load_images(paths: &[PathBuf], invert: bool) -> anyhow::Result<Vec<GrayImage>
 fn on_rig(args: &Args, model: &Model) -> anyhow::Result<()> {
     let mut rig = super::rig::open(&args.rig, &model.system)?;
     let description = rig.describe()?;
-    let readout = Readout::new(&model.system, &description, args.rig.black_level)
-        .with_context(|| format!("--rig {}", args.rig.rig.as_deref().unwrap_or("sim")))?;
+    let readout = super::rig::readout(&args.rig, &model.system, &description)?;
     let (ix, iy) = readout.input_size();
     let bar = super::progress_bar(
         args.json || args.images.len() <= INFER_BATCH,
@@ -139,13 +137,11 @@ fn on_rig(args: &Args, model: &Model) -> anyhow::Result<()> {
     );
     let mut predictions = Vec::with_capacity(args.images.len());
     for paths in args.images.chunks(INFER_BATCH) {
-        let displays: Vec<Vec<u16>> = load_images(paths, args.invert)?
+        let images: Vec<Vec<f32>> = load_images(paths, args.invert)?
             .iter()
-            .map(|i| readout.display(&i.resized(iy, ix).pixels))
+            .map(|i| i.resized(iy, ix).pixels)
             .collect();
-        for frames in rig.run(&displays, args.rig.frames)? {
-            predictions.push(readout.predict(&frames)?);
-        }
+        predictions.extend(readout.classify(rig.as_mut(), &images, args.rig.frames)?);
         bar.inc(paths.len() as u64);
     }
     bar.finish_and_clear();

@@ -6,9 +6,16 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
+use photonflow_d2nn::data::GrayImage;
+use photonflow_d2nn::eval::{ImageRef, detector_planes};
+use photonflow_d2nn::model::Model;
 use photonflow_hardware::wire::DEFAULT_PORT;
-use photonflow_hardware::{RemoteRig, Rig, RigConfig, ServeOptions, SimRig, serve};
+use photonflow_hardware::{
+    Calibration, Description, Readout, RemoteRig, Rig, RigConfig, ServeOptions, SimRig, SlmInput,
+    calibrate, serve,
+};
 use photonflow_optics::system::{FILE_NAME, OpticalSystem};
+use photonflow_optics::units::format_length;
 
 /// Arguments of `photonflow rig`.
 #[derive(Debug, clap::Args)]
@@ -24,6 +31,31 @@ enum RigCommand {
     Serve(ServeArgs),
     /// Print the imperfections of the default simulated rig as a TOML file to edit.
     Config,
+    /// Measure where a rig's camera pixels lie on the detector plane (pitch, offset, rotation)
+    /// through the trained layers, for `infer` and `eval --calibration`.
+    Calibrate(CalibrateArgs),
+}
+
+/// Arguments of `photonflow rig calibrate`.
+#[derive(Debug, clap::Args)]
+struct CalibrateArgs {
+    /// The trained model: a run folder (RUN/) or a folder holding system.json.
+    #[arg(long, value_name = "RUN")]
+    model: PathBuf,
+    /// The patterns' dataset.
+    #[command(flatten)]
+    test: super::data::TestData,
+    /// Test images displayed as patterns (at least 3; more average the noise down).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    patterns: usize,
+    /// Where to write the calibration (JSON).
+    #[arg(long, value_name = "CALIBRATION.json")]
+    out: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    rig: RigArgs,
 }
 
 /// Arguments of `photonflow rig serve`.
@@ -77,6 +109,39 @@ pub struct RigArgs {
     /// Seconds a remote rig may take to answer one request (settling and exposure included).
     #[arg(long, value_name = "S", default_value_t = 10.0)]
     pub rig_timeout: f64,
+    /// Where the rig's camera pixels lie on the detector plane, as `photonflow rig calibrate`
+    /// measured it (needed when the camera does not sample the model's grid).
+    #[arg(long, value_name = "CALIBRATION.json", requires = "rig")]
+    pub calibration: Option<PathBuf>,
+}
+
+/// The readout of `system` on the rig `description` describes, with `args`' black level and
+/// calibration.
+pub fn readout(
+    args: &RigArgs,
+    system: &OpticalSystem,
+    description: &Description,
+) -> anyhow::Result<Readout> {
+    let calibration = match &args.calibration {
+        Some(path) => {
+            let c = Calibration::load(path).context("--calibration")?;
+            anyhow::ensure!(
+                (c.camera_rows, c.camera_cols)
+                    == (description.camera.rows, description.camera.cols),
+                "--calibration {}: measured on a camera of {} × {} pixels; this rig's gives {} × \
+                 {}: calibrate it again",
+                path.display(),
+                c.camera_rows,
+                c.camera_cols,
+                description.camera.rows,
+                description.camera.cols
+            );
+            Some(c.map)
+        }
+        None => None,
+    };
+    Readout::new(system, description, args.black_level, calibration.as_ref())
+        .with_context(|| format!("--rig {}", args.rig.as_deref().unwrap_or("sim")))
 }
 
 /// Reads `--rig-config`, or the defaults.
@@ -138,7 +203,87 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         RigCommand::Serve(args) => run_serve(args),
+        RigCommand::Calibrate(args) => run_calibrate(args),
     }
+}
+
+fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rig.calibration.is_none(),
+        "--calibration reads a calibration; this command writes one (--out)"
+    );
+    anyhow::ensure!(
+        args.patterns >= 3,
+        "--patterns {}: an affine map needs at least 3",
+        args.patterns
+    );
+    let model = Model::load(&args.model)?;
+    let test = args.test.load(&model)?.1.take(args.patterns);
+    let mut rig = open(&args.rig, &model.system)?;
+    let description = rig.describe()?;
+    let input = SlmInput::new(&model.system, &description)?;
+    let (ix, iy) = (model.system.input.nx, model.system.input.ny);
+    let refs: Vec<ImageRef> = (0..test.len()).map(|i| test.image_ref(i)).collect();
+    let plane = detector_planes(&model.optics, &model.masks, &refs);
+    let displays: Vec<Vec<u16>> = refs
+        .iter()
+        .map(|r| {
+            let image = GrayImage {
+                rows: r.rows,
+                cols: r.cols,
+                pixels: r.to_f32(),
+            };
+            input.display(&image.resized(iy, ix).pixels)
+        })
+        .collect();
+    let black = args
+        .rig
+        .black_level
+        .or(description.black_level)
+        .unwrap_or(0.0);
+    let calibration = calibrate(
+        rig.as_mut(),
+        &displays,
+        &plane,
+        &model.optics.grid,
+        black,
+        args.rig.frames,
+    )
+    .context("calibrating the camera")?;
+    calibration
+        .save(&args.out)
+        .with_context(|| format!("--out {}", args.out.display()))?;
+    let (pitch, rotation) = calibration.pitch_and_rotation();
+    let centre = calibration.map.inverse()?.apply((
+        (description.camera.cols / 2) as f64,
+        (description.camera.rows / 2) as f64,
+    ));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "calibration": calibration,
+                "pitch_m": pitch,
+                "rotation_deg": rotation,
+                "centre_m": [centre.0, centre.1],
+                "out": args.out.display().to_string(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "camera of {} × {} pixels: pitch {} on the plane, turned {rotation:.3}°, centre at ({}, \
+         {}); residual {:.2} % over {} patterns; written to {}",
+        description.camera.rows,
+        description.camera.cols,
+        format_length(pitch),
+        format_length(centre.0),
+        format_length(centre.1),
+        100.0 * calibration.residual,
+        calibration.patterns,
+        args.out.display()
+    );
+    Ok(())
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
