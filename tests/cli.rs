@@ -817,6 +817,7 @@ fn rigs_classify_as_the_model_does(
             "cannot connect",
         ),
         (vec!["--rig", "sim", "--frames", "0"], "--frames"),
+        (vec!["--rig", "sim", "--frames", "5000"], "1 to 1024"),
         (vec!["--rig", "sim", "--rig-config", run], "--rig-config"),
         (vec!["--rig-config", &ideal], "--rig"),
     ] {

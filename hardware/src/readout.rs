@@ -163,18 +163,24 @@ impl Readout {
     }
 
     /// Classifies `images` (each `ny × nx` of the input area, values in `[0, 1]`) on `rig`,
-    /// `frames` frames each, as one [`Rig::run`] (one batch on a simulated rig).
+    /// `frames` frames each, in [`Rig::run`]s of as many images as keep their frames within
+    /// [`FRAME_BUDGET`] bytes (one batch each on a simulated rig).
     pub fn classify(
         &self,
         rig: &mut dyn Rig,
         images: &[Vec<f32>],
         frames: usize,
     ) -> Result<Vec<RigPrediction>> {
-        let displays: Vec<Vec<u16>> = images.iter().map(|i| self.display(i)).collect();
-        rig.run(&displays, frames)?
-            .iter()
-            .map(|f| self.predict(f))
-            .collect()
+        let frame_bytes = (self.camera.rows * self.camera.cols * 2).max(1);
+        let per_run = (FRAME_BUDGET / frame_bytes.saturating_mul(frames.max(1))).max(1);
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(per_run) {
+            let displays: Vec<Vec<u16>> = chunk.iter().map(|i| self.display(i)).collect();
+            for f in rig.run(&displays, frames)? {
+                out.push(self.predict(&f)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The answer from `frames` of one display (averaged).
@@ -239,6 +245,10 @@ impl Readout {
         })
     }
 }
+
+/// The bytes of frames [`Readout::classify`] holds at a time (256 MiB): a run of images is cut
+/// so that its frames fit.
+pub const FRAME_BUDGET: usize = 256 << 20;
 
 /// Points per camera pixel side used to measure how much of it lies in a region.
 const COVERAGE_SAMPLES: usize = 8;

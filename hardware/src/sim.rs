@@ -363,6 +363,17 @@ impl Rig for SimRig {
 
     fn run(&mut self, displays: &[Vec<u16>], count: usize) -> Result<Vec<Vec<Frame>>> {
         check_bits("slm.bits", self.config.slm.bits)?;
+        let (_, cols, rows) = self.camera;
+        memory::check_fits(
+            memory::bytes(&[displays.len(), count, rows, cols, 2]),
+            || {
+                format!(
+                    "{count} frames of {cols} × {rows} pixels for each of {} displays",
+                    displays.len()
+                )
+            },
+            "take fewer frames or run fewer displays at a time",
+        )?;
         let mut out = Vec::with_capacity(displays.len());
         for batch in displays.chunks(SIM_BATCH) {
             for d in batch {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use photonflow_d2nn::data::GrayImage;
 use photonflow_d2nn::eval::{ImageRef, detector_planes};
 use photonflow_d2nn::model::Model;
+use photonflow_hardware::server::MAX_IMAGES;
 use photonflow_hardware::wire::DEFAULT_PORT;
 use photonflow_hardware::{
     Calibration, Description, Readout, RemoteRig, Rig, RigConfig, ServeOptions, SimRig, SlmInput,
@@ -167,7 +168,11 @@ fn load_system(path: &Path) -> anyhow::Result<OpticalSystem> {
 /// The rig `args` name, for `system`.
 pub fn open(args: &RigArgs, system: &OpticalSystem) -> anyhow::Result<Box<dyn Rig>> {
     let spec = args.rig.as_deref().unwrap_or("sim");
-    anyhow::ensure!(args.frames >= 1, "--frames must be at least 1");
+    anyhow::ensure!(
+        (1..=MAX_IMAGES as usize).contains(&args.frames),
+        "--frames {}: give 1 to {MAX_IMAGES} frames to average per image",
+        args.frames
+    );
     if spec == "sim" {
         let config = rig_config(args.rig_config.as_deref())?;
         return Ok(Box::new(
