@@ -8,6 +8,13 @@ use clap::Parser;
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Output piped into a reader that stops early (`photonflow … | head`) ends the program
+    // quietly, as for other Unix tools, instead of failing a print.
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = photonflow::cli::Cli::parse();
     match photonflow::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -367,6 +367,21 @@ fn bad_input_is_a_clear_error_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_the_program_quietly() {
+    // `photonflow … | head`: the reader closes its end first; printing must not panic.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_photonflow"))
+        .args(["rig", "config"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn info_reports_threads_and_methods() {
     let o = photonflow(&["info", "--json"]);
     assert!(o.status.success());
