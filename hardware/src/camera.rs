@@ -20,6 +20,8 @@ impl Camera {
         let dark = self.dark_current * self.exposure;
         let (qe, well, k) = (self.quantum_efficiency, self.full_well, self.gain());
         let black = f64::from(self.black_level);
+        // Read noise comes in pairs from one Box–Muller transform; the second waits here.
+        let mut spare: Option<f64> = None;
         photons
             .map(|p| {
                 let mean = qe * p.max(0.0) + dark;
@@ -30,7 +32,12 @@ impl Camera {
                 }
                 .min(well);
                 let read = if self.read_noise > 0.0 {
-                    self.read_noise * rng.normal()
+                    let n = spare.take().unwrap_or_else(|| {
+                        let (a, b) = rng.normal_pair();
+                        spare = Some(b);
+                        a
+                    });
+                    self.read_noise * n
                 } else {
                     0.0
                 };

@@ -54,6 +54,16 @@ impl Rng {
         (-2.0 * u.ln()).sqrt() * (TAU * v).cos()
     }
 
+    /// Two independent standard normals from one Box–Muller transform (half the logarithms and
+    /// square roots of two [`Rng::normal`] calls); the first is what [`Rng::normal`] gives.
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let u = 1.0 - self.uniform(); // (0, 1]
+        let v = self.uniform();
+        let r = (-2.0 * u.ln()).sqrt();
+        let (s, c) = (TAU * v).sin_cos();
+        (r * c, r * s)
+    }
+
     /// Uniform in `0..n` (Lemire's multiply-and-reject method, unbiased).
     ///
     /// # Panics
@@ -175,6 +185,17 @@ mod tests {
         let mean = s / n as f64;
         assert!(mean.abs() < 0.01, "{mean}");
         assert!((s2 / n as f64 - 1.0).abs() < 0.02);
+        // Pairs: both standard, uncorrelated; the first is `normal`'s number.
+        let (mut a, mut b, mut ab, mut bb) = (0.0, 0.0, 0.0, 0.0);
+        for _ in 0..n {
+            let (x, y) = r.normal_pair();
+            (a, b, ab, bb) = (a + x, b + y, ab + x * y, bb + y * y);
+        }
+        let n_f = n as f64;
+        assert!((a / n_f).abs() < 0.01 && (b / n_f).abs() < 0.01);
+        assert!((bb / n_f - 1.0).abs() < 0.02 && (ab / n_f).abs() < 0.01);
+        let (mut p, mut q) = (Rng::new(8), Rng::new(8));
+        assert_eq!(p.normal_pair().0, q.normal());
         let mut counts = [0usize; 7];
         for _ in 0..70_000 {
             counts[r.below(7)] += 1;
