@@ -14,6 +14,7 @@
 //! bits = 8                       # gray levels 2^bits
 //! crosstalk = 0.0                # fringing: σ of a Gaussian blur of the levels, SLM pixels
 //! contrast = 1000.0              # amplitude SLMs: white/black intensity ratio (omit: perfect)
+//! # lut = "slm_lut.csv"          # phase SLMs: measured gray → phase (omit: linear over 2π)
 //!
 //! [layers]                       # the fabricated layers as mounted
 //! lateral = "0um"                # each layer off by a fixed offset uniform in ±lateral (x, y)
@@ -42,7 +43,9 @@
 //! A camera of its own pitch, size, offset or rotation needs a calibration before its frames
 //! can be read ([`crate::calibrate()`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use photonflow_optics::lut::Lut;
 
 use photonflow_optics::units::Length;
 use serde::{Deserialize, Serialize};
@@ -88,6 +91,13 @@ pub struct Slm {
     /// Amplitude SLMs: the ratio of white to black intensity (a black pixel passes
     /// `1/contrast` of the light); none for a perfect black. Phase SLMs ignore it.
     pub contrast: Option<f64>,
+    /// Phase SLMs: the measured response, a lookup table CSV (`gray,phase[,amplitude]`, see
+    /// [`photonflow_optics::lut`]) relative to the rig file; none for a linear SLM whose
+    /// `2^bits` levels span 2π.
+    pub lut: Option<PathBuf>,
+    /// The table `lut` names, read by [`RigConfig::load`] (or set in code).
+    #[serde(skip)]
+    pub table: Option<Lut>,
 }
 
 /// The layers as fabricated and mounted.
@@ -157,6 +167,8 @@ impl Default for Slm {
             bits: 8,
             crosstalk: 0.0,
             contrast: None,
+            lut: None,
+            table: None,
         }
     }
 }
@@ -238,12 +250,16 @@ impl RigConfig {
             action: format!("reading the rig file {}", path.display()),
             source,
         })?;
-        let config: Self = toml::from_str(&text).map_err(|e| {
+        let mut config: Self = toml::from_str(&text).map_err(|e| {
             invalid(
                 format!("rig file {}", path.display()),
                 e.to_string().trim_end().to_string(),
             )
         })?;
+        if let Some(lut) = &config.slm.lut {
+            let file = path.parent().unwrap_or(Path::new(".")).join(lut);
+            config.slm.table = Some(Lut::read_csv(&file)?);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -403,5 +419,24 @@ mod tests {
         bad("[camera]\npitch = \"0um\"", "camera.pitch");
         bad("[camera]\nrows = 0", "camera.rows");
         bad("[camera]\nrotation = 400.0", "camera.rotation");
+    }
+
+    #[test]
+    fn a_lookup_table_is_read_beside_the_rig_file() {
+        let dir = std::env::temp_dir().join(format!("pf-rig-lut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rows: Vec<String> = (0..4)
+            .map(|g| format!("{g},{}", std::f64::consts::TAU * f64::from(g) / 4.0))
+            .collect();
+        std::fs::write(dir.join("slm.csv"), rows.join("\n")).unwrap();
+        std::fs::write(dir.join("rig.toml"), "[slm]\nbits = 2\nlut = \"slm.csv\"\n").unwrap();
+        let config = RigConfig::load(&dir.join("rig.toml")).unwrap();
+        assert_eq!(config.slm.table.unwrap().gray, vec![0, 1, 2, 3]);
+        std::fs::write(dir.join("rig.toml"), "[slm]\nlut = \"missing.csv\"\n").unwrap();
+        let e = RigConfig::load(&dir.join("rig.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing.csv"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

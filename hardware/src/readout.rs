@@ -10,6 +10,9 @@
 //! The camera must sample the detector plane on the model's grid (`ny × nx` pixels at the
 //! model's pitch, centred): a lab rig sets its camera's window and binning so.
 
+use std::f64::consts::PI;
+
+use photonflow_optics::lut::{GrayMap, Lut};
 use photonflow_optics::system::{DetectorSpec, Encoding, OpticalSystem};
 use serde::Serialize;
 
@@ -24,12 +27,14 @@ pub struct SlmInput {
     encoding: Encoding,
     input: (usize, usize),
     slm: Device,
+    map: Option<GrayMap>,
 }
 
 impl SlmInput {
-    /// The input of `system` on the SLM of `rig`. Errors if the SLM is smaller than the
-    /// model's input area.
-    pub fn new(system: &OpticalSystem, rig: &Description) -> Result<Self> {
+    /// The input of `system` on the SLM of `rig`, whose response is `lut` (a phase SLM's
+    /// measured table; `None`: linear, [`level_of`]). Errors if the SLM is smaller than the
+    /// model's input area, or the table does not suit it.
+    pub fn new(system: &OpticalSystem, rig: &Description, lut: Option<&Lut>) -> Result<Self> {
         let (ix, iy) = (system.input.nx, system.input.ny);
         if rig.slm.rows < iy || rig.slm.cols < ix {
             return Err(invalid(
@@ -40,10 +45,24 @@ impl SlmInput {
                 ),
             ));
         }
+        let map = match lut {
+            None => None,
+            Some(_) if system.input.encoding == Encoding::Amplitude => {
+                return Err(invalid(
+                    "SLM lookup table",
+                    "a lookup table describes a phase SLM; this model encodes its input in \
+                     amplitude",
+                ));
+            }
+            Some(lut) => Some(
+                GrayMap::table(lut, rig.slm.bits).map_err(|e| invalid("SLM lookup table", e))?,
+            ),
+        };
         Ok(Self {
             encoding: system.input.encoding,
             input: (ix, iy),
             slm: rig.slm,
+            map,
         })
     }
 
@@ -61,7 +80,11 @@ impl SlmInput {
         for (r, row) in image.chunks_exact(ix).enumerate() {
             let line = &mut levels[(y0 + r) * cols + x0..][..ix];
             for (l, &v) in line.iter_mut().zip(row) {
-                *l = level_of(v, self.encoding, self.slm.bits);
+                *l = match &self.map {
+                    // The phase encoding shows φ = πv.
+                    Some(map) => map.gray(PI * f64::from(v.clamp(0.0, 1.0))),
+                    None => level_of(v, self.encoding, self.slm.bits),
+                };
             }
         }
         levels
@@ -104,7 +127,7 @@ impl Readout {
     /// The readout of `system` on a rig described by `rig`; `black_level` (ADU) overrides the
     /// rig's own (a remote rig does not know it: 0 then). `camera` places the camera's pixels
     /// on the detector plane (a calibration); without it the camera must sample the model's
-    /// grid.
+    /// grid. `lut` is the SLM's measured response ([`SlmInput::new`]).
     ///
     /// Errors: a camera of another size than the plane without a calibration, an SLM smaller
     /// than the model's input area.
@@ -113,6 +136,7 @@ impl Readout {
         rig: &Description,
         black_level: Option<f64>,
         camera: Option<&Affine>,
+        lut: Option<&Lut>,
     ) -> Result<Self> {
         let (nx, ny) = (system.nx, system.ny);
         if camera.is_none() && (rig.camera.rows, rig.camera.cols) != (ny, nx) {
@@ -126,7 +150,7 @@ impl Readout {
                 ),
             ));
         }
-        let input = SlmInput::new(system, rig)?;
+        let input = SlmInput::new(system, rig, lut)?;
         let black = black_level.or(rig.black_level).unwrap_or(0.0);
         if !(black.is_finite() && black >= 0.0) {
             return Err(invalid(

@@ -4,8 +4,9 @@
 //! [`photonflow_optics::Planner`]) between an input SLM and a camera, with the imperfections
 //! of [`RigConfig`]:
 //!
-//! * **SLM**: gray levels of `slm.bits` bits (so the input is quantised), pixel crosstalk (a
-//!   Gaussian blur of the displayed values), finite contrast of amplitude SLMs;
+//! * **SLM**: gray levels of `slm.bits` bits (so the input is quantised), a measured
+//!   gray → phase (and amplitude) table of phase SLMs, pixel crosstalk (a Gaussian blur of the
+//!   displayed values), finite contrast of amplitude SLMs;
 //! * **layers**: a fixed lateral offset per layer in whole pixels (the mask rolled, as
 //!   `photonflow eval --misalign` does), a fixed axial offset per layer (the gaps before and
 //!   after it change), a fixed fabrication phase error per pixel, and a power transmittance;
@@ -16,7 +17,10 @@
 //! once; every frame then draws its own noise. Displays are run as batches in parallel (rayon)
 //! through [`Rig::run`].
 
+use std::f64::consts::PI;
+
 use num_complex::Complex;
+use photonflow_optics::lut::GrayMap;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::rng::Rng;
 use photonflow_optics::system::{Encoding, Input, OpticalSystem};
@@ -57,6 +61,8 @@ pub struct SimRig {
     placements: Vec<Placement>,
     shown: Vec<u16>,
     frames_taken: u64,
+    /// The SLM's measured response, when it has one.
+    table: Option<GrayMap>,
     /// Plane → camera pixels, and the camera's size `(cols, rows)`.
     camera: (Affine, usize, usize),
 }
@@ -146,6 +152,19 @@ impl SimRig {
                 roll(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
             })
             .collect();
+        let table = match &config.slm.table {
+            None => None,
+            Some(_) if system.input.encoding == Encoding::Amplitude => {
+                return Err(invalid(
+                    "slm.lut",
+                    "a lookup table describes a phase SLM; this model encodes its input in \
+                     amplitude",
+                ));
+            }
+            Some(lut) => {
+                Some(GrayMap::table(lut, config.slm.bits).map_err(|e| invalid("slm.lut", e))?)
+            }
+        };
         let shown = vec![0; system.input.nx * system.input.ny];
         let c = &config.camera;
         let camera = (
@@ -168,6 +187,7 @@ impl SimRig {
             placements,
             shown,
             frames_taken: 0,
+            table,
             camera,
         })
     }
@@ -214,8 +234,16 @@ impl SimRig {
         data.par_chunks_mut(n)
             .zip(displays)
             .for_each(|(field, levels)| {
-                let v = self.slm_values(levels);
+                let (v, amplitude) = self.slm_values(levels);
                 self.input.encode_into(&v, nx, ny, field);
+                if let Some(a) = amplitude {
+                    let (ix, iy) = (self.input.nx, self.input.ny);
+                    let (x0, y0) = ((nx - ix) / 2, (ny - iy) / 2);
+                    for (r, row) in a.chunks_exact(ix).enumerate() {
+                        let line = &mut field[(y0 + r) * nx + x0..][..ix];
+                        line.iter_mut().zip(row).for_each(|(z, &a)| *z *= a);
+                    }
+                }
             });
         self.plans[0].propagator.propagate_in_place(&mut data)?;
         for (layer, plan) in self.layers.iter().zip(&self.plans[1..]) {
@@ -230,15 +258,33 @@ impl SimRig {
             .collect())
     }
 
-    /// The input values the SLM makes of `levels`: quantised by the levels themselves, blurred
-    /// by crosstalk, lifted by finite contrast.
-    fn slm_values(&self, levels: &[u16]) -> Vec<f32> {
+    /// The input values the SLM makes of `levels` (quantised by the levels themselves, through
+    /// a measured table if it has one, blurred by crosstalk, lifted by finite contrast), and
+    /// the amplitudes a table gives its levels (`None`: 1).
+    fn slm_values(&self, levels: &[u16]) -> (Vec<f32>, Option<Vec<f32>>) {
         let slm = &self.config.slm;
         let encoding = self.input.encoding;
-        let mut v: Vec<f32> = levels
-            .iter()
-            .map(|&l| value_of(l, encoding, slm.bits))
-            .collect();
+        let (mut v, amplitude): (Vec<f32>, Option<Vec<f32>>) = match &self.table {
+            // A phase φ shown is the input value φ/π of the phase encoding.
+            Some(map) => {
+                let shown: Vec<(f64, f64)> = levels
+                    .iter()
+                    .map(|&l| map.shows(l).unwrap_or((0.0, 0.0)))
+                    .collect();
+                let v = shown.iter().map(|&(p, _)| (p / PI) as f32).collect();
+                let a = map
+                    .modulates_amplitude()
+                    .then(|| shown.iter().map(|&(_, a)| a as f32).collect());
+                (v, a)
+            }
+            None => (
+                levels
+                    .iter()
+                    .map(|&l| value_of(l, encoding, slm.bits))
+                    .collect(),
+                None,
+            ),
+        };
         if slm.crosstalk > 0.0 {
             v = blur(&v, self.input.nx, self.input.ny, slm.crosstalk);
         }
@@ -246,7 +292,7 @@ impl SimRig {
             let floor = (1.0 / c).sqrt() as f32;
             v.iter_mut().for_each(|a| *a = floor + (1.0 - floor) * *a);
         }
-        v
+        (v, amplitude)
     }
 
     /// Photons per unit of `|u|²` in one exposure: a full-amplitude input (every input pixel

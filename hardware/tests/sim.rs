@@ -74,7 +74,7 @@ fn total(v: &[f32]) -> f64 {
 fn phase_layers_conserve_energy_and_each_layer_passes_its_transmittance() {
     let s = system(2);
     let mut rig = SimRig::new(&s, RigConfig::ideal()).unwrap();
-    let readout = Readout::new(&s, &rig.describe().unwrap(), None, None).unwrap();
+    let readout = Readout::new(&s, &rig.describe().unwrap(), None, None, None).unwrap();
     let white = readout.display(&vec![1.0; 32 * 32]);
     let i = rig.intensities(&[&white]).unwrap().pop().unwrap();
     // A full input carries 32² units of |u|²; phase layers and the band-limited ASM keep it
@@ -105,7 +105,7 @@ fn slm_levels_and_contrast_reach_the_input() {
     one_bit.slm.bits = 1;
     let mut rig = SimRig::new(&s, one_bit).unwrap();
     let d = rig.describe().unwrap();
-    let readout = Readout::new(&s, &d, None, None).unwrap();
+    let readout = Readout::new(&s, &d, None, None, None).unwrap();
     let levels = readout.display(&vec![0.7; 32 * 32]);
     assert!(levels.iter().all(|&l| l == 1));
     let i = rig.intensities(&[&levels]).unwrap().pop().unwrap();
@@ -190,7 +190,7 @@ fn noise_is_unbiased_and_reproduced_from_the_seed() {
     config.source.photons_per_s = 2e8;
     let mut rig = SimRig::new(&s, config.clone()).unwrap();
     let d = rig.describe().unwrap();
-    let readout = Readout::new(&s, &d, None, None).unwrap();
+    let readout = Readout::new(&s, &d, None, None, None).unwrap();
     let levels = readout.display(&image(
         |r, c| if (r / 8 + c / 8) % 2 == 0 { 1.0 } else { 0.2 },
     ));
@@ -241,7 +241,7 @@ fn the_readout_finds_the_lit_quadrant_with_confidence() {
     s.detector.temperature = 0.1;
     let mut rig = SimRig::new(&s, RigConfig::default()).unwrap();
     let d = rig.describe().unwrap();
-    let readout = Readout::new(&s, &d, None, None).unwrap();
+    let readout = Readout::new(&s, &d, None, None, None).unwrap();
     let detector = s.detector().unwrap();
     for quadrant in 0..4 {
         let lit = quadrant_image(quadrant);
@@ -355,7 +355,7 @@ fn a_served_rig_answers_slmsuite_requests_and_the_remote_client() {
     assert_eq!((d.slm.rows, d.slm.cols, d.slm.bits), (32, 32, 8));
     assert_eq!((d.camera.rows, d.camera.cols, d.camera.bits), (64, 64, 12));
     assert!((d.camera.pitch_m.unwrap() - PITCH).abs() < 1e-15);
-    let readout = Readout::new(&s, &d, Some(100.0), None).unwrap();
+    let readout = Readout::new(&s, &d, Some(100.0), None, None).unwrap();
     let levels = readout.display(&image(|r, c| ((r + c) % 5) as f32 / 4.0));
     let over_the_wire = remote.run(std::slice::from_ref(&levels), 1).unwrap();
     let mut local = SimRig::new(&s, config).unwrap();
@@ -416,9 +416,11 @@ fn calibration_finds_a_turned_shifted_camera_of_its_own_pitch() {
         let d = rig.describe().unwrap();
         assert_eq!((d.camera.rows, d.camera.cols), (36, 40));
         // Without a calibration the frames cannot be read.
-        let e = Readout::new(&s, &d, None, None).unwrap_err().to_string();
+        let e = Readout::new(&s, &d, None, None, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("calibrate"), "{e}");
-        let input = photonflow_hardware::SlmInput::new(&s, &d).unwrap();
+        let input = photonflow_hardware::SlmInput::new(&s, &d, None).unwrap();
         let displays: Vec<Vec<u16>> = spots.iter().map(|i| input.display(i)).collect();
         // The model's plane: the same bench with the camera on the grid and nothing else.
         let model = SimRig::new(&s, RigConfig::ideal()).unwrap();
@@ -447,7 +449,7 @@ fn calibration_finds_a_turned_shifted_camera_of_its_own_pitch() {
             c.residual
         );
         // With it, the quadrants are read as on a camera of the plane's own pixels.
-        let readout = Readout::new(&s, &d, None, Some(&c.map)).unwrap();
+        let readout = Readout::new(&s, &d, None, Some(&c.map), None).unwrap();
         let detector = s.detector().unwrap();
         for quadrant in 0..4 {
             let lit = quadrant_image(quadrant);
@@ -466,7 +468,7 @@ fn calibration_finds_a_turned_shifted_camera_of_its_own_pitch() {
     let path = dir.join("calibration.json");
     let mut rig = SimRig::new(&s, RigConfig::ideal()).unwrap();
     let d = rig.describe().unwrap();
-    let input = photonflow_hardware::SlmInput::new(&s, &d).unwrap();
+    let input = photonflow_hardware::SlmInput::new(&s, &d, None).unwrap();
     let displays: Vec<Vec<u16>> = spots.iter().map(|i| input.display(i)).collect();
     let views: Vec<&[u16]> = displays.iter().map(Vec::as_slice).collect();
     let plane = rig.intensities(&views).unwrap();
@@ -484,4 +486,86 @@ fn calibration_finds_a_turned_shifted_camera_of_its_own_pitch() {
     let e = calibrate(&mut rig, &displays[..1], &plane[..1], &grid, 0.0, 1).unwrap_err();
     assert!(e.to_string().contains("at least 3"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_measured_slm_table_is_what_the_bench_shows_and_what_the_client_sends() {
+    use photonflow_hardware::SlmInput;
+    use photonflow_optics::lut::Lut;
+    use photonflow_optics::system::Encoding;
+    let mut s = system(2);
+    s.input.encoding = Encoding::Phase;
+    // A nonlinear 8-bit SLM: phase = 2π·(g/255)^1.5 (less half a step, to close the circle).
+    let table = |amplitude: f64| {
+        let rows: Vec<String> = (0..256)
+            .map(|g| {
+                format!(
+                    "{g},{},{amplitude}",
+                    std::f64::consts::TAU * (g as f64 / 255.0).powf(1.5) * (1.0 - 1.0 / 512.0)
+                )
+            })
+            .collect();
+        Lut::parse(&rows.join("\n")).unwrap()
+    };
+    let bench = |lut: Option<Lut>| {
+        let mut config = RigConfig::ideal();
+        config.slm.bits = 8;
+        config.slm.table = lut;
+        SimRig::new(&s, config).unwrap()
+    };
+    let ideal = SimRig::new(&s, RigConfig::ideal()).unwrap();
+    let mut measured = bench(Some(table(1.0)));
+    let d = measured.describe().unwrap();
+    let picture = image(|r, c| ((r * 3 + c * 5) % 17) as f32 / 16.0);
+    let through = |rig: &SimRig, input: &SlmInput| {
+        rig.intensities(&[&input.display(&picture)])
+            .unwrap()
+            .pop()
+            .unwrap()
+    };
+    let reference = through(
+        &ideal,
+        &SlmInput::new(&s, &ideal_description(), None).unwrap(),
+    );
+    let peak = reference.iter().cloned().fold(0.0f32, f32::max);
+    let deviation = |i: &[f32]| {
+        i.iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
+            / peak
+    };
+    // The client that knows the table shows the model's phases to within the table's steps;
+    // one that assumes a linear SLM does not.
+    let lut = table(1.0);
+    let knowing = through(&measured, &SlmInput::new(&s, &d, Some(&lut)).unwrap());
+    let assuming = through(&measured, &SlmInput::new(&s, &d, None).unwrap());
+    // Measured: 0.7 % of the peak intensity knowing the table, 22 % assuming a linear SLM.
+    assert!(deviation(&knowing) < 0.02, "{}", deviation(&knowing));
+    assert!(
+        deviation(&assuming) > 0.1,
+        "{} {}",
+        deviation(&assuming),
+        deviation(&knowing)
+    );
+    // The table's amplitude column reaches the field: half the amplitude, a quarter the power.
+    let dim = bench(Some(table(0.5)));
+    let a = through(&dim, &SlmInput::new(&s, &d, Some(&lut)).unwrap());
+    let ratio = total(&a) / total(&knowing);
+    assert!((ratio - 0.25).abs() < 1e-5, "{ratio}");
+    // Tables are for phase SLMs; an amplitude model refuses them.
+    let mut config = RigConfig::ideal();
+    config.slm.table = Some(lut.clone());
+    let e = SimRig::new(&system(1), config).unwrap_err().to_string();
+    assert!(e.contains("slm.lut"), "{e}");
+    assert!(SlmInput::new(&system(1), &d, Some(&lut)).is_err());
+    let _ = measured.describe();
+}
+
+/// The description of the ideal bench of [`system`].
+fn ideal_description() -> photonflow_hardware::Description {
+    SimRig::new(&system(0), RigConfig::ideal())
+        .unwrap()
+        .describe()
+        .unwrap()
 }

@@ -15,6 +15,7 @@ use photonflow_hardware::{
     Calibration, Description, Readout, RemoteRig, Rig, RigConfig, ServeOptions, SimRig, SlmInput,
     calibrate, serve,
 };
+use photonflow_optics::lut::Lut;
 use photonflow_optics::system::{FILE_NAME, OpticalSystem};
 use photonflow_optics::units::format_length;
 
@@ -114,6 +115,20 @@ pub struct RigArgs {
     /// measured it (needed when the camera does not sample the model's grid).
     #[arg(long, value_name = "CALIBRATION.json", requires = "rig")]
     pub calibration: Option<PathBuf>,
+    /// The rig's phase SLM as measured: a lookup table CSV (`gray,phase[,amplitude]`); each
+    /// phase is shown with the level nearest to it (default: levels linear over 2π).
+    #[arg(long, value_name = "LUT.csv", requires = "rig")]
+    pub slm_lut: Option<PathBuf>,
+}
+
+impl RigArgs {
+    /// The table of `--slm-lut`.
+    fn lut(&self) -> anyhow::Result<Option<Lut>> {
+        self.slm_lut
+            .as_deref()
+            .map(|p| Lut::read_csv(p).context("--slm-lut"))
+            .transpose()
+    }
 }
 
 /// The readout of `system` on the rig `description` describes, with `args`' black level and
@@ -141,8 +156,15 @@ pub fn readout(
         }
         None => None,
     };
-    Readout::new(system, description, args.black_level, calibration.as_ref())
-        .with_context(|| format!("--rig {}", args.rig.as_deref().unwrap_or("sim")))
+    let lut = args.lut()?;
+    Readout::new(
+        system,
+        description,
+        args.black_level,
+        calibration.as_ref(),
+        lut.as_ref(),
+    )
+    .with_context(|| format!("--rig {}", args.rig.as_deref().unwrap_or("sim")))
 }
 
 /// Reads `--rig-config`, or the defaults.
@@ -226,7 +248,7 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let test = args.test.load(&model)?.1.take(args.patterns);
     let mut rig = open(&args.rig, &model.system)?;
     let description = rig.describe()?;
-    let input = SlmInput::new(&model.system, &description)?;
+    let input = SlmInput::new(&model.system, &description, args.rig.lut()?.as_ref())?;
     let (ix, iy) = (model.system.input.nx, model.system.input.ny);
     let refs: Vec<ImageRef> = (0..test.len()).map(|i| test.image_ref(i)).collect();
     let plane = detector_planes(&model.optics, &model.masks, &refs);

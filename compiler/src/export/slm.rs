@@ -33,7 +33,7 @@ use std::str::FromStr;
 
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::write_atomic;
-use photonflow_optics::lut::Lut;
+use photonflow_optics::lut::{GrayMap, Lut};
 use photonflow_optics::memory;
 use photonflow_optics::system::Modulation;
 use photonflow_optics::units::{format_length, parse_length};
@@ -202,182 +202,46 @@ impl Default for SlmSettings {
     }
 }
 
-/// Phase ↔ gray level of one SLM (see the module docs).
-#[derive(Debug, Clone)]
-pub struct GrayMap {
-    kind: MapKind,
-    /// Largest phase error of [`GrayMap::gray`], radians.
-    bound: f64,
-}
-
-#[derive(Debug, Clone)]
-enum MapKind {
-    Linear {
-        two_pi: u32,
-    },
-    Table {
-        lut: Lut,
-        /// `(phase mod 2π, row)`, sorted by phase.
-        circle: Vec<(f64, usize)>,
-    },
+/// Checks `settings` and builds its phase ↔ gray map ([`GrayMap`]).
+pub fn gray_map(settings: &SlmSettings) -> Result<GrayMap> {
+    let bits = settings.bits;
+    if ![8, 10, 12, 16].contains(&bits) {
+        return Err(option("--bits", format!("{bits}; use 8, 10, 12 or 16")));
+    }
+    if settings.format == BitmapFormat::Bmp && bits != 8 {
+        return Err(option(
+            "--slm-format",
+            format!("bmp holds 8-bit gray only; use png for {bits} bits"),
+        ));
+    }
+    let full = 1u32 << bits;
+    match &settings.lut {
+        None => {
+            let two_pi = settings.two_pi_gray.unwrap_or(full);
+            if !(2..=full).contains(&two_pi) {
+                return Err(option(
+                    "--two-pi-gray",
+                    format!("{two_pi}; give a gray level 2 … {full} for {bits} bits"),
+                ));
+            }
+            Ok(GrayMap::linear(two_pi))
+        }
+        Some((lut, name)) => {
+            if settings.two_pi_gray.is_some() {
+                return Err(option(
+                    "--two-pi-gray",
+                    "a lookup table already says which gray shows which phase; give \
+                     --lut or --two-pi-gray, not both"
+                        .into(),
+                ));
+            }
+            GrayMap::table(lut, bits).map_err(|p| option("--lut", format!("{name}: {p}")))
+        }
+    }
 }
 
 fn option(option: &'static str, problem: String) -> CompileError {
     CompileError::Option { option, problem }
-}
-
-impl GrayMap {
-    /// Checks `settings` and builds its map.
-    pub fn new(settings: &SlmSettings) -> Result<Self> {
-        let bits = settings.bits;
-        if ![8, 10, 12, 16].contains(&bits) {
-            return Err(option("--bits", format!("{bits}; use 8, 10, 12 or 16")));
-        }
-        if settings.format == BitmapFormat::Bmp && bits != 8 {
-            return Err(option(
-                "--slm-format",
-                format!("bmp holds 8-bit gray only; use png for {bits} bits"),
-            ));
-        }
-        let full = 1u32 << bits;
-        match &settings.lut {
-            None => {
-                let two_pi = settings.two_pi_gray.unwrap_or(full);
-                if !(2..=full).contains(&two_pi) {
-                    return Err(option(
-                        "--two-pi-gray",
-                        format!("{two_pi}; give a gray level 2 … {full} for {bits} bits"),
-                    ));
-                }
-                Ok(Self {
-                    kind: MapKind::Linear { two_pi },
-                    bound: TAU / f64::from(two_pi) / 2.0,
-                })
-            }
-            Some((lut, name)) => {
-                if settings.two_pi_gray.is_some() {
-                    return Err(option(
-                        "--two-pi-gray",
-                        "a lookup table already says which gray shows which phase; give \
-                         --lut or --two-pi-gray, not both"
-                            .into(),
-                    ));
-                }
-                Self::table(lut, bits).map_err(|p| option("--lut", format!("{name}: {p}")))
-            }
-        }
-    }
-
-    fn table(lut: &Lut, bits: u32) -> std::result::Result<Self, String> {
-        if let Some(&g) = lut.gray.iter().find(|&&g| g >= 1 << bits) {
-            return Err(format!(
-                "gray level {g} does not fit in {bits} bits; give --bits to match the SLM"
-            ));
-        }
-        let steps: Vec<f64> = lut.phase.windows(2).map(|w| w[1] - w[0]).collect();
-        let rising = steps.iter().all(|&d| d >= 0.0);
-        let falling = steps.iter().all(|&d| d <= 0.0);
-        if !(rising || falling) {
-            let sign = steps
-                .iter()
-                .find(|d| **d != 0.0)
-                .map_or(1.0, |d| d.signum());
-            let i = steps
-                .iter()
-                .position(|&d| d * sign < 0.0)
-                .expect("not monotone");
-            return Err(format!(
-                "not monotone: the phase {} from gray {} ({:.4} rad) to gray {} ({:.4} rad); a \
-                 measured table's phase must only rise (or only fall) with the gray level — \
-                 smooth or refit the measurement",
-                if sign > 0.0 { "falls" } else { "rises" },
-                lut.gray[i],
-                lut.phase[i],
-                lut.gray[i + 1],
-                lut.phase[i + 1]
-            ));
-        }
-        let span = (lut.phase[lut.len() - 1] - lut.phase[0]).abs();
-        let widest = steps.iter().fold(0.0f64, |m, d| m.max(d.abs()));
-        if span + widest < TAU - 1e-9 {
-            return Err(format!(
-                "spans {span:.4} rad, which leaves a gap of {:.4} rad around the circle, wider \
-                 than its largest step ({widest:.4} rad); a table must cover 2π — measure the \
-                 SLM over a wider gray range",
-                TAU - span
-            ));
-        }
-        let mut circle: Vec<(f64, usize)> = lut
-            .phase
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.rem_euclid(TAU), i))
-            .collect();
-        circle.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let gap = circle
-            .windows(2)
-            .map(|w| w[1].0 - w[0].0)
-            .chain(std::iter::once(
-                circle[0].0 + TAU - circle[circle.len() - 1].0,
-            ))
-            .fold(0.0f64, f64::max);
-        Ok(Self {
-            kind: MapKind::Table {
-                lut: lut.clone(),
-                circle,
-            },
-            bound: gap / 2.0,
-        })
-    }
-
-    /// The largest phase error of [`GrayMap::gray`], radians.
-    pub fn bound(&self) -> f64 {
-        self.bound
-    }
-
-    /// The gray level that shows the phase nearest to `phase` (radians, any value).
-    pub fn gray(&self, phase: f64) -> u16 {
-        let t = phase.rem_euclid(TAU);
-        match &self.kind {
-            MapKind::Linear { two_pi } => {
-                ((t / TAU * f64::from(*two_pi)).round() as u32 % two_pi) as u16
-            }
-            MapKind::Table { lut, circle } => {
-                let n = circle.len();
-                let i = circle.partition_point(|(p, _)| *p < t);
-                let (below, above) = (circle[(i + n - 1) % n], circle[i % n]);
-                let d = |p: f64| {
-                    let d = (t - p).rem_euclid(TAU);
-                    d.min(TAU - d)
-                };
-                let row = if d(above.0) < d(below.0) {
-                    above.1
-                } else {
-                    below.1
-                };
-                lut.gray[row] as u16
-            }
-        }
-    }
-
-    /// The phase (radians) and amplitude that gray level `gray` shows, or `None` for a gray
-    /// level the table does not list.
-    pub fn shows(&self, gray: u16) -> Option<(f64, f64)> {
-        match &self.kind {
-            MapKind::Linear { two_pi } => (u32::from(gray) < *two_pi)
-                .then(|| (TAU * f64::from(gray) / f64::from(*two_pi), 1.0)),
-            MapKind::Table { lut, .. } => {
-                let row = lut.gray.binary_search(&u32::from(gray)).ok()?;
-                let a = lut.amplitude.as_ref().map_or(1.0, |a| a[row]);
-                Some((lut.phase[row], a))
-            }
-        }
-    }
-
-    /// Whether the SLM also changes the amplitude (a table with an amplitude column).
-    pub fn modulates_amplitude(&self) -> bool {
-        matches!(&self.kind, MapKind::Table { lut, .. } if lut.amplitude.is_some())
-    }
 }
 
 /// The panel a design is shown on: the given one, or the design's own pixels.
@@ -557,7 +421,7 @@ pub fn write_slm_target(
     settings: &SlmSettings,
     staging: &mut Staging,
 ) -> Result<serde_json::Value> {
-    let map = GrayMap::new(settings)?;
+    let map = gray_map(settings)?;
     let panel = panel_of(system, settings)?;
     // Per panel pixel, for one layer at a time: its phase (f64), whether the design covers it,
     // its gray level, the bitmap's bytes and their read-back — about 16 bytes.
@@ -697,7 +561,7 @@ fn read_back(
 /// gray map (quantised to `settings.levels` first, as [`write_slm_target`] does), with the
 /// table's amplitude where it has one — what `--simulate` evaluates for the `slm` target.
 pub fn displayed(system: &OpticalSystem, settings: &SlmSettings) -> Result<OpticalSystem> {
-    let map = GrayMap::new(settings)?;
+    let map = gray_map(settings)?;
     let mut shown = system.clone();
     for layer in &mut shown.layers {
         let (turns, _) = phase_turns(layer, settings.levels_of(layer))?;
@@ -739,7 +603,7 @@ mod tests {
 
     #[test]
     fn linear_map_wraps_rounds_and_shows_back_within_half_a_step() {
-        let map = GrayMap::new(&SlmSettings::default()).unwrap();
+        let map = gray_map(&SlmSettings::default()).unwrap();
         assert_eq!(map.gray(0.0), 0);
         assert_eq!(map.gray(TAU * 0.5), 128);
         assert_eq!(map.gray(TAU * 255.4 / 256.0), 255);
@@ -757,20 +621,20 @@ mod tests {
             two_pi_gray: Some(213),
             ..SlmSettings::default()
         };
-        let map = GrayMap::new(&s).unwrap();
+        let map = gray_map(&s).unwrap();
         assert_eq!(map.gray(TAU * 0.5), 107); // 106.5 rounds up
         assert_eq!(map.shows(213), None);
         let s = SlmSettings {
             bits: 10,
             ..SlmSettings::default()
         };
-        assert_eq!(GrayMap::new(&s).unwrap().gray(TAU * 0.25), 256);
+        assert_eq!(gray_map(&s).unwrap().gray(TAU * 0.25), 256);
     }
 
     #[test]
     fn table_picks_the_nearest_phase_modulo_two_pi() {
         // A falling, nonlinear table covering 2π with its last step (gap 1.0 rad).
-        let map = GrayMap::new(&with_lut(lut(
+        let map = gray_map(&with_lut(lut(
             "0,6.0,0.9\n10,5.0,0.9\n20,3.5,0.8\n30,2.0,0.8\n40,0.5,0.95\n",
         )))
         .unwrap();
@@ -794,7 +658,7 @@ mod tests {
 
     #[test]
     fn bad_tables_and_options_are_refused_with_the_fix() {
-        let err = |s: SlmSettings| GrayMap::new(&s).unwrap_err().to_string();
+        let err = |s: SlmSettings| gray_map(&s).unwrap_err().to_string();
         let e = err(with_lut(lut("0,0\n1,2\n2,1.5\n3,6.3\n")));
         assert!(
             e.contains("--lut") && e.contains("not monotone") && e.contains("gray 1"),
