@@ -45,19 +45,7 @@ impl SlmInput {
                 ),
             ));
         }
-        let map = match lut {
-            None => None,
-            Some(_) if system.input.encoding == Encoding::Amplitude => {
-                return Err(invalid(
-                    "SLM lookup table",
-                    "a lookup table describes a phase SLM; this model encodes its input in \
-                     amplitude",
-                ));
-            }
-            Some(lut) => Some(
-                GrayMap::table(lut, rig.slm.bits).map_err(|e| invalid("SLM lookup table", e))?,
-            ),
-        };
+        let map = phase_map(lut, system.input.encoding, rig.slm.bits, "SLM lookup table")?;
         Ok(Self {
             encoding: system.input.encoding,
             input: (ix, iy),
@@ -336,4 +324,25 @@ fn camera_weights(
         ));
     }
     Ok(weights)
+}
+
+/// The phase ↔ gray map of a phase SLM's measured table `lut` on `bits`-bit levels, or `None`
+/// without one; `what` names the table in errors. Errors if the input is encoded in amplitude
+/// (a table describes a phase SLM) or the table does not suit the bits.
+pub(crate) fn phase_map(
+    lut: Option<&Lut>,
+    encoding: Encoding,
+    bits: u32,
+    what: &str,
+) -> Result<Option<GrayMap>> {
+    match lut {
+        None => Ok(None),
+        Some(_) if encoding == Encoding::Amplitude => Err(invalid(
+            what,
+            "a lookup table describes a phase SLM; this model encodes its input in amplitude",
+        )),
+        Some(lut) => GrayMap::table(lut, bits)
+            .map(Some)
+            .map_err(|e| invalid(what, e)),
+    }
 }

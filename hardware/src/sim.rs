@@ -30,6 +30,7 @@ use rayon::prelude::*;
 use crate::config::RigConfig;
 use crate::error::{Result, invalid};
 use crate::geometry::{Affine, resample};
+use crate::readout::phase_map;
 use crate::rig::{Description, Device, Frame, Rig, check_bits, value_of};
 
 /// Random stream keys of the rig (see [`Rng::stream`]).
@@ -152,19 +153,12 @@ impl SimRig {
                 roll(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
             })
             .collect();
-        let table = match &config.slm.table {
-            None => None,
-            Some(_) if system.input.encoding == Encoding::Amplitude => {
-                return Err(invalid(
-                    "slm.lut",
-                    "a lookup table describes a phase SLM; this model encodes its input in \
-                     amplitude",
-                ));
-            }
-            Some(lut) => {
-                Some(GrayMap::table(lut, config.slm.bits).map_err(|e| invalid("slm.lut", e))?)
-            }
-        };
+        let table = phase_map(
+            config.slm.table.as_ref(),
+            system.input.encoding,
+            config.slm.bits,
+            "slm.lut",
+        )?;
         let shown = vec![0; system.input.nx * system.input.ny];
         let c = &config.camera;
         let camera = (
