@@ -688,6 +688,11 @@ fn rigs_classify_as_the_model_does(
     assert_eq!(noisy[0]["label"], "left", "{noisy:?}");
     assert_eq!(noisy[1]["label"], "right", "{noisy:?}");
     assert_eq!(noisy[0]["frames"], 4);
+    for p in noisy {
+        let c = p["certainty"].as_f64().unwrap();
+        assert!(c > 0.5 && c <= 1.0, "{p}");
+        assert_eq!(p["region_signal_errors_adu"].as_array().unwrap().len(), 2);
+    }
     assert_ne!(confidences(&noisy[0]), confidences(&preds[0]));
 
     // The ideal bench on the network, found through the port it prints.
@@ -745,7 +750,12 @@ fn rigs_classify_as_the_model_does(
     assert_eq!(on_bench["rig"]["name"], "simulated");
     let o = eval(&["--rig", "sim", "--frames", "2"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(last_json(&o)["accuracy"], ideal_model["accuracy"]);
+    let two_frames = last_json(&o);
+    assert_eq!(two_frames["accuracy"], ideal_model["accuracy"]);
+    assert!(
+        two_frames["mean_certainty"].as_f64().unwrap() > 0.5,
+        "{two_frames}"
+    );
     let o = eval(&["--rig", "sim", "--levels", "4"]);
     assert!(
         !o.status.success() && stderr(&o).contains("--levels"),

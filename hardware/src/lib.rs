@@ -33,6 +33,6 @@ pub use error::{HardwareError, Result};
 pub use geometry::Affine;
 pub use readout::{Readout, RigPrediction, SlmInput};
 pub use remote::RemoteRig;
-pub use rig::{Description, Device, Frame, Rig};
+pub use rig::{CameraNoise, Description, Device, Frame, Rig};
 pub use server::{ServeOptions, serve};
 pub use sim::SimRig;

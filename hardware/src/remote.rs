@@ -61,6 +61,7 @@ impl RemoteRig {
                 },
                 exposure_s: 0.0,
                 black_level: None,
+                noise: None,
             },
         };
         let kinds = rig.request(None, "ping", json!({}))?;
@@ -108,6 +109,7 @@ impl RemoteRig {
                 .and_then(Value::as_f64)
                 .unwrap_or(f64::NAN),
             black_level: None,
+            noise: None,
         };
         Ok(rig)
     }

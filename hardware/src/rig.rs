@@ -29,6 +29,21 @@ pub struct Description {
     pub exposure_s: f64,
     /// The camera's value for no light (its offset), ADU, when the rig knows it.
     pub black_level: Option<f64>,
+    /// The camera's noise, when the rig knows it: what a single frame's certainty is
+    /// estimated from ([`crate::RigPrediction::certainty`]).
+    pub noise: Option<CameraNoise>,
+}
+
+/// A camera's noise in the linear model: a pixel of `s` ADU above black has the variance
+/// `s/gain + (read_noise/gain)² + 1/12` ADU² (shot noise, read noise, the converter's rounding).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CameraNoise {
+    /// Electrons per ADU.
+    pub gain: f64,
+    /// Read noise, electrons rms.
+    pub read_noise: f64,
+    /// Whether the electrons carry shot noise.
+    pub shot_noise: bool,
 }
 
 /// An SLM or a camera: a grid of pixels with a bit depth.
@@ -65,6 +80,18 @@ pub(crate) fn check_bits(what: &str, bits: u32) -> Result<()> {
             what,
             format!("{bits} bits is not supported; give 1 to 16"),
         ))
+    }
+}
+
+impl CameraNoise {
+    /// The variance, ADU², of a pixel `signal` ADU above black.
+    pub fn variance(&self, signal: f64) -> f64 {
+        let shot = if self.shot_noise {
+            signal.max(0.0) / self.gain
+        } else {
+            0.0
+        };
+        shot + (self.read_noise / self.gain).powi(2) + 1.0 / 12.0
     }
 }
 

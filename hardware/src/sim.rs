@@ -31,7 +31,7 @@ use crate::config::RigConfig;
 use crate::error::{Result, invalid};
 use crate::geometry::{Affine, resample};
 use crate::readout::phase_map;
-use crate::rig::{Description, Device, Frame, Rig, check_bits, value_of};
+use crate::rig::{CameraNoise, Description, Device, Frame, Rig, check_bits, value_of};
 
 /// Random stream keys of the rig (see [`Rng::stream`]).
 const PLACEMENT_STREAM: u64 = 1;
@@ -358,6 +358,11 @@ impl Rig for SimRig {
             },
             exposure_s: self.config.camera.exposure,
             black_level: Some(f64::from(self.config.camera.black_level)),
+            noise: Some(CameraNoise {
+                gain: self.config.camera.gain(),
+                read_noise: self.config.camera.read_noise,
+                shot_noise: self.config.camera.shot_noise,
+            }),
         })
     }
 

@@ -569,3 +569,57 @@ fn ideal_description() -> photonflow_hardware::Description {
         .describe()
         .unwrap()
 }
+
+#[test]
+fn certainty_follows_the_photon_budget_and_the_noise_model_matches_the_frames() {
+    let mut s = system(0);
+    s.input.distance_m = 20e-6;
+    s.detector.temperature = 0.1;
+    // A spot in quadrant 3 on a dim background.
+    let spot = image(|r, c| {
+        let d = (r as f32 - 24.0).powi(2) + (c as f32 - 24.0).powi(2);
+        (-d / 8.0).exp() + 0.2
+    });
+    let detector = s.detector().unwrap();
+    let expected = quadrant_region(&detector, 3);
+    let run = |photons: f64, frames: usize| {
+        let mut config = RigConfig::default();
+        config.source.photons_per_s = photons / config.camera.exposure;
+        let mut rig = SimRig::new(&s, config).unwrap();
+        let d = rig.describe().unwrap();
+        let readout = Readout::new(&s, &d, None, None, None).unwrap();
+        let display = readout.display(&spot);
+        let frames = rig.run(&[display], frames).unwrap().pop().unwrap();
+        (
+            readout.predict(&frames[..1]).unwrap(),
+            readout.predict(&frames).unwrap(),
+            frames,
+        )
+    };
+    // Plenty of light: the class is certain.
+    let (one, _, _) = run(1e7, 1);
+    assert_eq!(one.class, expected);
+    assert!(one.certainty.unwrap() > 0.999, "{one:?}");
+    // Starved of light: read noise rules, the certainty falls far below the model's confidence.
+    let (one, _, _) = run(30.0, 1);
+    assert!(one.certainty.unwrap() < 0.7, "{one:?}");
+    assert!(
+        one.confidences[one.class] > one.certainty.unwrap(),
+        "{one:?}"
+    );
+    // The noise model's error of one frame is the spread of many frames (within 15 %).
+    let (one, many, frames) = run(3e3, 400);
+    let model = one.energy_errors.unwrap();
+    let measured: Vec<f64> = many
+        .energy_errors
+        .unwrap()
+        .iter()
+        .map(|e| e * (frames.len() as f64).sqrt())
+        .collect();
+    for (m, e) in model.iter().zip(&measured) {
+        assert!(
+            (m / e - 1.0).abs() < 0.15,
+            "model {model:?} against frames {measured:?}"
+        );
+    }
+}

@@ -95,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let (ix, iy) = readout.input_size();
         let clock = Instant::now();
         let mut outcomes = Vec::with_capacity(test.len());
+        let mut certainties = Vec::new();
         for start in (0..test.len()).step_by(args.batch) {
             let end = (start + args.batch).min(test.len());
             let images: Vec<Vec<f32>> = (start..end)
@@ -110,6 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             let predictions = readout.classify(rig.as_mut(), &images, args.rig.frames)?;
             for (i, p) in (start..end).zip(predictions) {
+                certainties.extend(p.certainty);
                 let label = usize::from(test.labels[i]);
                 outcomes.push(Outcome {
                     label,
@@ -126,10 +128,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &outcomes,
             clock.elapsed().as_secs_f64(),
         );
-        let extra = serde_json::json!({ "rig": description, "frames": args.rig.frames });
+        let certainty = (!certainties.is_empty())
+            .then(|| certainties.iter().sum::<f64>() / certainties.len() as f64);
+        let extra = serde_json::json!({
+            "rig": description,
+            "frames": args.rig.frames,
+            "mean_certainty": certainty,
+        });
         let note = format!(
-            "on the rig {}, {} frame(s) a sample",
-            description.name, args.rig.frames
+            "on the rig {}, {} frame(s) a sample{}",
+            description.name,
+            args.rig.frames,
+            certainty.map_or(String::new(), |c| format!(
+                "; mean measurement certainty {:.1} %",
+                100.0 * c
+            ))
         );
         return report(&args, &model, &name, &e, extra, Some(note));
     }

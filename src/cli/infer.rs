@@ -168,6 +168,8 @@ fn on_rig(args: &Args, model: &Model) -> anyhow::Result<()> {
                     "region_signal_adu": p.energies,
                     "frames": p.frames,
                     "saturated_pixels": p.saturated_pixels,
+                    "certainty": p.certainty,
+                    "region_signal_errors_adu": p.energy_errors,
                 })
             })
             .collect();
@@ -195,8 +197,11 @@ fn on_rig(args: &Args, model: &Model) -> anyhow::Result<()> {
         args.rig.frames
     );
     for (path, p) in args.images.iter().zip(&predictions) {
+        let certainty = p.certainty.map_or(String::new(), |c| {
+            format!("; measurement certainty {:.1} %", 100.0 * c)
+        });
         println!(
-            "{}: {}{}",
+            "{}: {}{certainty}{}",
             path.display(),
             answer(classes, p.class, &p.confidences),
             if p.saturated_pixels > 0 {
