@@ -310,7 +310,8 @@ impl Readout {
     }
 
     /// The fraction of [`CERTAINTY_DRAWS`] draws of the region signals (Gaussian about
-    /// `energies` with standard deviations `sigma`, a fixed seed) whose scores pick `class`.
+    /// `energies` with standard deviations `sigma`, a fixed seed) whose scores pick `class`
+    /// alone (ties count against it).
     fn certainty(&self, energies: &[f64], sigma: &[f64], class: usize) -> f64 {
         let mut rng = Rng::new(CERTAINTY_SEED);
         let mut drawn = vec![0.0; energies.len()];
@@ -319,7 +320,9 @@ impl Readout {
                 for ((d, e), s) in drawn.iter_mut().zip(energies).zip(sigma) {
                     *d = e + s * rng.normal();
                 }
-                argmax(&self.spec.scores(&drawn)) == class
+                // Only a strict maximum counts: a tie (a dark frame without noise) is no answer.
+                let scores = self.spec.scores(&drawn);
+                (0..scores.len()).all(|i| i == class || scores[i] < scores[class])
             })
             .count();
         same as f64 / CERTAINTY_DRAWS as f64

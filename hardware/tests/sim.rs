@@ -607,6 +607,18 @@ fn certainty_follows_the_photon_budget_and_the_noise_model_matches_the_frames() 
         one.confidences[one.class] > one.certainty.unwrap(),
         "{one:?}"
     );
+    // A dark, noiseless frame is a tie, not a certain answer.
+    let mut dark = RigConfig::ideal();
+    dark.source.photons_per_s = 0.0;
+    let mut rig = SimRig::new(&s, dark).unwrap();
+    let d = rig.describe().unwrap();
+    let readout = Readout::new(&s, &d, None, None, None).unwrap();
+    let frames = rig
+        .run(&[readout.display(&spot)], 2)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(readout.predict(&frames).unwrap().certainty, Some(0.0));
     // The noise model's error of one frame is the spread of many frames (within 15 %).
     let (one, many, frames) = run(3e3, 400);
     let model = one.energy_errors.unwrap();
