@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::error::{HardwareError, Result};
 use crate::rig::{Description, Device, Frame, Rig, check_bits};
-use crate::wire::{Array, decode_array, encode_array, receive, send};
+use crate::wire::{Array, decode_array, decode_floats, encode_array, receive, send};
 
 /// A rig reached over the network; see the [module docs](self).
 #[derive(Debug)]
@@ -88,9 +88,11 @@ impl RemoteRig {
                 .ok_or_else(|| rig.error(format!("the {what}'s metadata has no bitdepth")))?
                 as u32;
             check_bits(&format!("the {what}'s bitdepth"), bits)?;
+            // A number, a list, or (slmsuite 0.5) a float64 array of (x, y).
             let pitch_um = meta.get("pitch_um").and_then(|p| match p {
                 Value::Number(n) => n.as_f64(),
                 Value::Array(a) => a.first().and_then(Value::as_f64),
+                Value::Object(_) => decode_floats(p).ok().and_then(|v| v.first().copied()),
                 _ => None,
             });
             Ok(Device {

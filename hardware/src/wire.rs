@@ -106,22 +106,10 @@ pub fn encode_array(shape: &[usize], values: &[u16], narrow: bool) -> Value {
 
 /// Reads a wire array of unsigned 8- or 16-bit integers. Errors name what is wrong.
 pub fn decode_array(value: &Value) -> Result<Array, String> {
-    let text = value
-        .get("__zlib__")
-        .and_then(Value::as_str)
-        .ok_or("expected an array ({\"__zlib__\": …}); got something else")?;
-    let shape: Vec<usize> = value
-        .get("__shape__")
-        .and_then(Value::as_array)
-        .ok_or("the array has no __shape__")?
-        .iter()
-        .map(|d| d.as_u64().map(|d| d as usize))
-        .collect::<Option<_>>()
-        .ok_or("the array's __shape__ is not a list of sizes")?;
-    let dtype = value
-        .get("__dtype__")
-        .and_then(Value::as_str)
-        .ok_or("the array has no __dtype__")?;
+    if value.get("__zlib__").and_then(Value::as_str).is_none() {
+        return Err("expected an array ({\"__zlib__\": …}); got something else".into());
+    }
+    let dtype = dtype_of(value)?;
     let width = match dtype {
         "uint8" | "u1" | "|u1" => 1,
         "uint16" | "u2" | "<u2" => 2,
@@ -132,7 +120,51 @@ pub fn decode_array(value: &Value) -> Result<Array, String> {
             ));
         }
     };
-    let count = shape
+    let bytes = inflate(value, width)?;
+    let values = if width == 1 {
+        bytes.iter().map(|&b| u16::from(b)).collect()
+    } else {
+        bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect()
+    };
+    Ok(Array {
+        shape: shape_of(value)?,
+        values,
+    })
+}
+
+/// Reads a wire array of `float64` or `float32` values (NumPy's metadata arrays, such as
+/// slmsuite's `pitch_um`), little-endian. Errors name what is wrong.
+pub fn decode_floats(value: &Value) -> Result<Vec<f64>, String> {
+    let dtype = dtype_of(value)?;
+    let width = match dtype {
+        "float64" | "f8" | "<f8" => 8,
+        "float32" | "f4" | "<f4" => 4,
+        other => return Err(format!("expected a float array; got {other}")),
+    };
+    let bytes = inflate(value, width)?;
+    Ok(if width == 8 {
+        bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect()
+    } else {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes"))))
+            .collect()
+    })
+}
+
+/// The data of a wire array of `width`-byte values, checked against its shape.
+fn inflate(value: &Value, width: usize) -> Result<Vec<u8>, String> {
+    let text = value
+        .get("__zlib__")
+        .and_then(Value::as_str)
+        .ok_or("expected an array ({\"__zlib__\": …}); got something else")?;
+    let count = shape_of(value)?
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
         .filter(|&n| n <= MAX_LINE)
@@ -147,20 +179,33 @@ pub fn decode_array(value: &Value) -> Result<Array, String> {
         .map_err(|e| format!("the array's data is not zlib: {e}"))?;
     if bytes.len() != count * width {
         return Err(format!(
-            "the array's data holds {} bytes; its shape {shape:?} of {dtype} needs {}",
+            "the array's data holds {} bytes; its shape {:?} needs {}",
             bytes.len(),
+            shape_of(value)?,
             count * width
         ));
     }
-    let values = if width == 1 {
-        bytes.iter().map(|&b| u16::from(b)).collect()
-    } else {
-        bytes
-            .chunks_exact(2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .collect()
-    };
-    Ok(Array { shape, values })
+    Ok(bytes)
+}
+
+/// The `__dtype__` of a wire array (NumPy's name).
+fn dtype_of(value: &Value) -> Result<&str, String> {
+    value
+        .get("__dtype__")
+        .and_then(Value::as_str)
+        .ok_or_else(|| "the array has no __dtype__".to_string())
+}
+
+/// The `__shape__` of a wire array.
+fn shape_of(value: &Value) -> Result<Vec<usize>, String> {
+    value
+        .get("__shape__")
+        .and_then(Value::as_array)
+        .ok_or("the array has no __shape__")?
+        .iter()
+        .map(|d| d.as_u64().map(|d| d as usize))
+        .collect::<Option<_>>()
+        .ok_or_else(|| "the array's __shape__ is not a list of sizes".to_string())
 }
 
 /// Writes one message.
@@ -251,6 +296,15 @@ mod tests {
         wrong["__dtype__"] = json!("uint8");
         assert!(decode_array(&wrong).unwrap_err().contains("base64"));
         assert!(decode_array(&json!(3)).is_err());
+        // slmsuite's pitch_um: float64 (x, y).
+        let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
+        z.write_all(&[8.0f64.to_le_bytes(), 9.2f64.to_le_bytes()].concat())
+            .unwrap();
+        let data = STANDARD.encode(z.finish().unwrap());
+        let pitch = json!({"__zlib__": data, "__shape__": [2], "__dtype__": "float64"});
+        assert_eq!(decode_floats(&pitch).unwrap(), vec![8.0, 9.2]);
+        assert!(decode_array(&pitch).unwrap_err().contains("float64"));
+        assert!(decode_floats(&wire).unwrap_err().contains("float"));
         let huge =
             json!({"__zlib__": "", "__shape__": [1u64 << 40, 1u64 << 40], "__dtype__": "uint8"});
         assert!(decode_array(&huge).unwrap_err().contains("too large"));
