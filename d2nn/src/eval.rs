@@ -8,7 +8,7 @@ use photonflow_optics::memory;
 use photonflow_optics::propagate::Plan;
 use serde::Serialize;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, GrayImage};
 use crate::error::Result;
 use crate::network::{Mask, Optics, shift_mask};
 use crate::ops::intensity;
@@ -42,6 +42,17 @@ impl ImageRef<'_> {
             Pixels::U8(v) => v.iter().map(|&p| f32::from(p) / 255.0).collect(),
             Pixels::F32(v) => v.to_vec(),
         }
+    }
+
+    /// The image resampled to `rows × cols` ([`GrayImage::resized`]), as `f32` in `[0, 1]`:
+    /// what goes onto a model's input area.
+    pub fn resized(&self, rows: usize, cols: usize) -> Vec<f32> {
+        let image = GrayImage {
+            rows: self.rows,
+            cols: self.cols,
+            pixels: self.to_f32(),
+        };
+        image.resized(rows, cols).pixels
     }
 
     /// The pixels as `f32` in `[0, 1]`, translated by `dx` pixels to the right (columns) and

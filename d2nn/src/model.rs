@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use photonflow_optics::OpticalSystem;
-use photonflow_optics::system::FILE_NAME;
+use photonflow_optics::system::system_folder;
 
 use crate::config::Config;
 use crate::error::Result;
@@ -30,12 +30,7 @@ impl Model {
     /// Loads a model from a run folder (`RUN/`, reading `RUN/model/system.json`), a system
     /// folder, or the path of a `system.json`.
     pub fn load(path: &Path) -> Result<Self> {
-        let in_run = path.join("model");
-        let folder = if in_run.join(FILE_NAME).is_file() {
-            in_run
-        } else {
-            path.to_path_buf()
-        };
+        let folder = system_folder(path);
         let system = OpticalSystem::load(&folder)?;
         let config = path.join("config.toml");
         let dataset = if config.is_file() {

@@ -5,7 +5,7 @@
 //! Forward pass, for a batch of images:
 //!
 //! 1. encode every image on the input plane ([`Optics::encode`]): resampled onto the central
-//!    `input.nx × input.ny` pixels ([`GrayImage::resized`]), amplitude `v` or phase `exp(iπv)`;
+//!    `input.nx × input.ny` pixels ([`crate::data::GrayImage::resized`]), amplitude `v` or phase `exp(iπv)`;
 //! 2. propagate to layer 0; for every layer, multiply by `a·exp(iφ)` and propagate to the next
 //!    plane ([`Optics::energies`]);
 //! 3. integrate `|u|²` over the detector regions and turn the energies into class scores
@@ -30,7 +30,6 @@ use photonflow_optics::{Detector, Grid, Planner, Wave};
 use rayon::prelude::*;
 
 use crate::config::{Config, Estimator, PhaseParam};
-use crate::data::GrayImage;
 use crate::detector_weights;
 use crate::error::Result;
 use crate::eval::ImageRef;
@@ -110,7 +109,7 @@ impl Optics {
     }
 
     /// Encodes images as input fields `[B, Ny, Nx, 2]`; see [`Input::encode_into`]. Each image is
-    /// resampled onto the input area with [`GrayImage::resized`]. Runs on the CPU over the
+    /// resampled onto the input area with [`ImageRef::resized`]. Runs on the CPU over the
     /// batch with rayon.
     pub fn encode(&self, images: &[ImageRef]) -> Tensor<4> {
         let input = &self.system.input;
@@ -119,12 +118,7 @@ impl Optics {
         data.par_chunks_mut(ny * nx * 2)
             .zip(images)
             .for_each(|(field, image)| {
-                let source = GrayImage {
-                    rows: image.rows,
-                    cols: image.cols,
-                    pixels: image.to_f32(),
-                };
-                let v = source.resized(input.ny, input.nx).pixels;
+                let v = image.resized(input.ny, input.nx);
                 input.encode_into(&v, nx, ny, bytemuck::cast_slice_mut(field));
             });
         Tensor::from_data(

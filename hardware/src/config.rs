@@ -337,8 +337,11 @@ impl RigConfig {
                 return Err(invalid(key, format!("{n} pixels: give 1 to 16384")));
             }
         }
-        finite_at_least("camera.x", c.x.m(), f64::MIN)?;
-        finite_at_least("camera.y", c.y.m(), f64::MIN)?;
+        for (key, v) in [("camera.x", c.x.m()), ("camera.y", c.y.m())] {
+            if !v.is_finite() {
+                return Err(invalid(key, format!("{v} must be a finite length")));
+            }
+        }
         if !(c.rotation.is_finite() && c.rotation.abs() <= 180.0) {
             return Err(invalid(
                 "camera.rotation",

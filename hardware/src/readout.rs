@@ -164,13 +164,7 @@ impl Readout {
             ));
         }
         let input = SlmInput::new(system, rig, lut)?;
-        let black = black_level.or(rig.black_level).unwrap_or(0.0);
-        if !(black.is_finite() && black >= 0.0) {
-            return Err(invalid(
-                "black level",
-                format!("{black} ADU must be a finite number ≥ 0"),
-            ));
-        }
+        let black = rig.black_level_or(black_level)?;
         let detector = system.detector()?;
         let grid = Affine::grid(nx, ny, system.pitch_m);
         let same = (rig.camera.rows, rig.camera.cols) == (ny, nx);

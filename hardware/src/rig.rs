@@ -46,6 +46,22 @@ pub struct CameraNoise {
     pub shot_noise: bool,
 }
 
+impl Description {
+    /// The camera's black level to subtract, ADU: `given`, else the rig's own, else 0.
+    /// Errors unless it is a finite number ≥ 0.
+    pub fn black_level_or(&self, given: Option<f64>) -> Result<f64> {
+        let black = given.or(self.black_level).unwrap_or(0.0);
+        if black.is_finite() && black >= 0.0 {
+            Ok(black)
+        } else {
+            Err(invalid(
+                "black level",
+                format!("{black} ADU must be a finite number ≥ 0"),
+            ))
+        }
+    }
+}
+
 /// An SLM or a camera: a grid of pixels with a bit depth.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Device {

@@ -31,7 +31,7 @@ use crate::config::RigConfig;
 use crate::error::{Result, invalid};
 use crate::geometry::{Affine, resample};
 use crate::readout::phase_map;
-use crate::rig::{CameraNoise, Description, Device, Frame, Rig, check_bits, value_of};
+use crate::rig::{CameraNoise, Description, Device, Frame, Rig, value_of};
 
 /// Random stream keys of the rig (see [`Rng::stream`]).
 const PLACEMENT_STREAM: u64 = 1;
@@ -192,6 +192,22 @@ impl SimRig {
         self.camera.0
     }
 
+    /// Errors unless `levels` holds one level per SLM pixel.
+    fn check_size(&self, levels: &[u16]) -> Result<()> {
+        let (nx, ny) = (self.input.nx, self.input.ny);
+        if levels.len() == nx * ny {
+            return Ok(());
+        }
+        Err(invalid(
+            "SLM display",
+            format!(
+                "{} levels given; the SLM has {ny} × {nx} = {} pixels",
+                levels.len(),
+                nx * ny
+            ),
+        ))
+    }
+
     /// Where each layer was placed.
     pub fn placements(&self) -> &[Placement] {
         &self.placements
@@ -206,17 +222,8 @@ impl SimRig {
     /// (SLM levels), in parallel over the displays.
     pub fn intensities(&self, displays: &[&[u16]]) -> Result<Vec<Vec<f32>>> {
         let n = self.grid.len();
-        let slm = self.input.nx * self.input.ny;
-        if let Some(d) = displays.iter().find(|d| d.len() != slm) {
-            return Err(invalid(
-                "SLM display",
-                format!(
-                    "{} levels given; the SLM has {} × {} = {slm} pixels",
-                    d.len(),
-                    self.input.ny,
-                    self.input.nx
-                ),
-            ));
+        for d in displays {
+            self.check_size(d)?;
         }
         memory::check_fits(
             memory::bytes(&[displays.len(), n, 16]),
@@ -368,18 +375,7 @@ impl Rig for SimRig {
 
     fn display(&mut self, levels: &[u16]) -> Result<()> {
         let top = crate::rig::max_level(self.config.slm.bits);
-        if levels.len() != self.shown.len() {
-            return Err(invalid(
-                "SLM display",
-                format!(
-                    "{} levels given; the SLM has {} × {} = {} pixels",
-                    levels.len(),
-                    self.input.ny,
-                    self.input.nx,
-                    self.shown.len()
-                ),
-            ));
-        }
+        self.check_size(levels)?;
         if let Some(l) = levels.iter().find(|&&l| l > top) {
             return Err(invalid(
                 "SLM display",
@@ -407,7 +403,6 @@ impl Rig for SimRig {
     }
 
     fn run(&mut self, displays: &[Vec<u16>], count: usize) -> Result<Vec<Vec<Frame>>> {
-        check_bits("slm.bits", self.config.slm.bits)?;
         let (_, cols, rows) = self.camera;
         memory::check_fits(
             memory::bytes(&[displays.len(), count, rows, cols, 2]),

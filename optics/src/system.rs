@@ -54,6 +54,18 @@ pub const VERSION: u32 = 1;
 /// File name of the description inside a system folder.
 pub const FILE_NAME: &str = "system.json";
 
+/// The system folder of `path`: `path/model/` for a training run folder that holds one, else
+/// `path` itself (a system folder, or the path of a `system.json`, which
+/// [`OpticalSystem::load`] also takes).
+pub fn system_folder(path: &Path) -> PathBuf {
+    let in_run = path.join("model");
+    if in_run.join(FILE_NAME).is_file() {
+        in_run
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// A diffractive optical system; see the [module docs](self) for the geometry and the files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

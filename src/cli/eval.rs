@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use photonflow_d2nn::data::GrayImage;
 use photonflow_d2nn::eval::{Evaluation, Outcome, Perturbation, evaluate_perturbed};
 use photonflow_d2nn::model::Model;
 use photonflow_optics::units::format_length;
@@ -99,15 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for start in (0..test.len()).step_by(args.batch) {
             let end = (start + args.batch).min(test.len());
             let images: Vec<Vec<f32>> = (start..end)
-                .map(|i| {
-                    let r = test.image_ref(i);
-                    let image = GrayImage {
-                        rows: r.rows,
-                        cols: r.cols,
-                        pixels: r.to_f32(),
-                    };
-                    image.resized(iy, ix).pixels
-                })
+                .map(|i| test.image_ref(i).resized(iy, ix))
                 .collect();
             let predictions = readout.classify(rig.as_mut(), &images, args.rig.frames)?;
             for (i, p) in (start..end).zip(predictions) {

@@ -36,16 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.rig.rig.is_some() {
         return on_rig(&args, &model);
     }
-    // Decoded and run a batch at a time: memory stays that of one batch however many images
-    // are given.
-    let bar = super::progress_bar(
-        args.json || args.images.len() <= INFER_BATCH,
-        args.images.len() as u64,
-        "classifying {bar:30} {pos}/{len} images {per_sec} eta {eta}",
-    );
-    let mut predictions = Vec::with_capacity(args.images.len());
-    for paths in args.images.chunks(INFER_BATCH) {
-        let images = load_images(paths, args.invert)?;
+    let predictions = in_batches(&args, "classifying", |images| {
         let refs: Vec<ImageRef> = images
             .iter()
             .map(|i| ImageRef {
@@ -54,10 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 cols: i.cols,
             })
             .collect();
-        predictions.extend(infer(&model.optics, &model.masks, &refs));
-        bar.inc(paths.len() as u64);
-    }
-    bar.finish_and_clear();
+        Ok(infer(&model.optics, &model.masks, &refs))
+    })?;
     let classes = &model.system.detector.classes;
     if args.json {
         let list: Vec<_> = args
@@ -110,6 +99,28 @@ fn answer(classes: &[String], class: usize, confidences: &[f64]) -> String {
     )
 }
 
+/// `classify` run on the images of `args`, decoded [`INFER_BATCH`] at a time (memory stays
+/// that of one batch however many images are given), with a progress bar beyond one batch
+/// that says `what` is done.
+fn in_batches<P>(
+    args: &Args,
+    what: &str,
+    mut classify: impl FnMut(Vec<GrayImage>) -> anyhow::Result<Vec<P>>,
+) -> anyhow::Result<Vec<P>> {
+    let bar = super::progress_bar(
+        args.json || args.images.len() <= INFER_BATCH,
+        args.images.len() as u64,
+        &format!("{what} {{bar:30}} {{pos}}/{{len}} images {{per_sec}} eta {{eta}}"),
+    );
+    let mut predictions = Vec::with_capacity(args.images.len());
+    for paths in args.images.chunks(INFER_BATCH) {
+        predictions.extend(classify(load_images(paths, args.invert)?)?);
+        bar.inc(paths.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(predictions)
+}
+
 /// Decodes `paths`, inverted if `invert`.
 fn load_images(paths: &[PathBuf], invert: bool) -> anyhow::Result<Vec<GrayImage>> {
     let mut images = paths
@@ -130,21 +141,10 @@ fn on_rig(args: &Args, model: &Model) -> anyhow::Result<()> {
     let description = rig.describe()?;
     let readout = super::rig::readout(&args.rig, &model.system, &description)?;
     let (ix, iy) = readout.input_size();
-    let bar = super::progress_bar(
-        args.json || args.images.len() <= INFER_BATCH,
-        args.images.len() as u64,
-        "classifying on the rig {bar:30} {pos}/{len} images {per_sec} eta {eta}",
-    );
-    let mut predictions = Vec::with_capacity(args.images.len());
-    for paths in args.images.chunks(INFER_BATCH) {
-        let images: Vec<Vec<f32>> = load_images(paths, args.invert)?
-            .iter()
-            .map(|i| i.resized(iy, ix).pixels)
-            .collect();
-        predictions.extend(readout.classify(rig.as_mut(), &images, args.rig.frames)?);
-        bar.inc(paths.len() as u64);
-    }
-    bar.finish_and_clear();
+    let predictions = in_batches(args, "classifying on the rig", |images| {
+        let images: Vec<Vec<f32>> = images.iter().map(|i| i.resized(iy, ix).pixels).collect();
+        Ok(readout.classify(rig.as_mut(), &images, args.rig.frames)?)
+    })?;
     let classes = &model.system.detector.classes;
     let saturated = predictions
         .iter()

@@ -19,7 +19,7 @@ use photonflow_compiler::mesh::{
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
 use photonflow_optics::memory;
-use photonflow_optics::system::FILE_NAME;
+use photonflow_optics::system::system_folder;
 use serde_json::json;
 
 use crate::plot::{
@@ -274,11 +274,7 @@ fn run_decompose(args: DecomposeArgs) -> anyhow::Result<()> {
     let ((u, precision), source, system) = match (&args.matrix, &args.system) {
         (Some(path), _) => (read_matrix(path, "--matrix")?, path.clone(), None),
         (None, Some(run)) => {
-            let folder = if run.join("model").join(FILE_NAME).is_file() {
-                run.join("model")
-            } else {
-                run.clone()
-            };
+            let folder = system_folder(run);
             let system = OpticalSystem::load(&folder)
                 .with_context(|| format!("--system {}", run.display()))?;
             let m = bridge::system_matrix(&system)

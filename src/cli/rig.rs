@@ -6,7 +6,6 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
-use photonflow_d2nn::data::GrayImage;
 use photonflow_d2nn::eval::{ImageRef, detector_planes};
 use photonflow_d2nn::model::Model;
 use photonflow_hardware::server::MAX_IMAGES;
@@ -16,7 +15,7 @@ use photonflow_hardware::{
     calibrate, serve,
 };
 use photonflow_optics::lut::Lut;
-use photonflow_optics::system::{FILE_NAME, OpticalSystem};
+use photonflow_optics::system::{OpticalSystem, system_folder};
 use photonflow_optics::units::format_length;
 
 /// Arguments of `photonflow rig`.
@@ -178,13 +177,7 @@ fn rig_config(path: Option<&Path>) -> anyhow::Result<RigConfig> {
 
 /// A system with its masks, from a run folder or a system folder.
 fn load_system(path: &Path) -> anyhow::Result<OpticalSystem> {
-    let in_run = path.join("model");
-    let folder = if in_run.join(FILE_NAME).is_file() {
-        in_run
-    } else {
-        path.to_path_buf()
-    };
-    OpticalSystem::load(&folder).with_context(|| format!("--model {}", path.display()))
+    OpticalSystem::load(&system_folder(path)).with_context(|| format!("--model {}", path.display()))
 }
 
 /// The rig `args` name, for `system`.
@@ -254,20 +247,11 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let plane = detector_planes(&model.optics, &model.masks, &refs);
     let displays: Vec<Vec<u16>> = refs
         .iter()
-        .map(|r| {
-            let image = GrayImage {
-                rows: r.rows,
-                cols: r.cols,
-                pixels: r.to_f32(),
-            };
-            input.display(&image.resized(iy, ix).pixels)
-        })
+        .map(|r| input.display(&r.resized(iy, ix)))
         .collect();
-    let black = args
-        .rig
-        .black_level
-        .or(description.black_level)
-        .unwrap_or(0.0);
+    let black = description
+        .black_level_or(args.rig.black_level)
+        .context("--black-level")?;
     let calibration = calibrate(
         rig.as_mut(),
         &displays,
