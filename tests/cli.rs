@@ -835,6 +835,62 @@ fn rigs_classify_as_the_model_does(
         stderr(&o)
     );
 
+    // The layer placed off its design (a pixel and 0.4 of one sideways, 0.3 mm along the
+    // axis) on a noisy bench: identification finds it, and its twin is a rig file eval reads.
+    std::fs::write(
+        d.path("moved.toml"),
+        "seed = 2\n[layers]\noffsets = [{ x = \"0.4mm\", y = \"-0.16mm\", z = \"0.3mm\" }]\n",
+    )
+    .unwrap();
+    let (moved, twin) = (d.s("moved.toml"), d.s("twin.toml"));
+    let identify = |extra: &[&str]| {
+        let mut args = vec![
+            "rig", "identify", "--model", run, "--data", data, "--rig", "sim",
+        ];
+        args.extend_from_slice(extra);
+        photonflow(&args)
+    };
+    let o = identify(&[
+        "--rig-config",
+        &moved,
+        "--frames",
+        "4",
+        "--out",
+        &twin,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let found = last_json(&o);
+    let layer = &found["layers"][0];
+    let near = |key: &str, want: f64, within: f64| {
+        let got = layer[key].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < within,
+            "{key}: {got} against {want}: {found}"
+        );
+    };
+    near("x_m", 0.4e-3, 8e-6);
+    near("y_m", -0.16e-3, 8e-6);
+    near("z_m", 0.3e-3, 15e-6);
+    let i = &found["identification"];
+    assert!(
+        i["residual"].as_f64().unwrap() < 0.5 * i["residual_design"].as_f64().unwrap(),
+        "{found}"
+    );
+    let o = eval(&["--rig", "sim", "--rig-config", &twin]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for (args, needle) in [
+        (vec!["--search", "0.5px"], "--search"),
+        (vec!["--search", "40px"], "at most 16px"),
+        (vec!["--probes", "0"], "--probes"),
+        (vec!["--no-axial", "--axial-range", "1mm"], "--no-axial"),
+        (vec!["--rig-config", &turned], "calibrate"),
+    ] {
+        let o = identify(&args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+
     // A lookup table is for a phase SLM; this model's input is in amplitude.
     let rows: Vec<String> = (0..256)
         .map(|g| format!("{g},{}", g as f64 * 0.0245))

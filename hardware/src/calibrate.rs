@@ -26,6 +26,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HardwareError, Result, invalid};
+use crate::fit::{Measured, levenberg_marquardt};
 use crate::geometry::{Affine, resample};
 use crate::rig::Rig;
 
@@ -233,13 +234,13 @@ fn refine(
 ) -> (Affine, f64) {
     // Parameters: the map's linear terms in units of 1/pitch, its offsets in pixels.
     let unit = 1.0 / grid.dx;
-    let to_map = |p: &[f64; 6]| {
+    let to_map = |p: &[f64]| {
         Affine([
             [p[0] * unit, p[1] * unit, p[2]],
             [p[3] * unit, p[4] * unit, p[5]],
         ])
     };
-    let model = |p: &[f64; 6]| -> Option<Vec<f64>> {
+    let model = |p: &[f64]| -> Option<Vec<f64>> {
         let map = to_map(p);
         map.inverse().ok()?;
         let all: Vec<f64> = plane
@@ -249,28 +250,8 @@ fn refine(
         Some(keep.iter().map(|&k| all[k]).collect())
     };
     let all: Vec<f64> = frames.iter().flatten().copied().collect();
-    let measured: Vec<f64> = keep.iter().map(|&k| all[k]).collect();
-    let n = measured.len().max(1) as f64;
-    let scale = (measured.iter().map(|v| v * v).sum::<f64>() / n).sqrt();
-    // The sum of squares left by a model image with its best gain and offset, and those.
-    let fit_linear = |m: &[f64]| -> (f64, f64, f64) {
-        let (sm, sf) = (m.iter().sum::<f64>(), measured.iter().sum::<f64>());
-        let smm = m.iter().map(|v| v * v).sum::<f64>();
-        let smf = m.iter().zip(&measured).map(|(a, b)| a * b).sum::<f64>();
-        let det = n * smm - sm * sm;
-        let (g, o) = if det.abs() > 0.0 {
-            ((n * smf - sm * sf) / det, (smm * sf - sm * smf) / det)
-        } else {
-            (0.0, sf / n)
-        };
-        let sse = m
-            .iter()
-            .zip(&measured)
-            .map(|(a, b)| (b - g * a - o).powi(2))
-            .sum::<f64>();
-        (sse, g, o)
-    };
-    let mut p = [
+    let measured = Measured::new(keep.iter().map(|&k| all[k]).collect());
+    let start = [
         start.0[0][0] / unit,
         start.0[0][1] / unit,
         start.0[0][2],
@@ -278,124 +259,9 @@ fn refine(
         start.0[1][1] / unit,
         start.0[1][2],
     ];
-    let Some(mut current) = model(&p).filter(|_| scale > 0.0) else {
-        return (start, f64::NAN);
-    };
-    let (mut sse, mut gain, mut offset) = fit_linear(&current);
-    let relative = |sse: f64| (sse / n).sqrt() / scale;
-    let mut lambda = 1e-3;
-    for _ in 0..30 {
-        // Jacobian columns: ∂(g·m + o)/∂pₖ by central differences, then m and 1.
-        let steps = [1e-4, 1e-4, 1e-3, 1e-4, 1e-4, 1e-3];
-        let mut columns: Vec<Vec<f64>> = Vec::with_capacity(8);
-        for (k, h) in steps.iter().enumerate() {
-            let (mut up, mut down) = (p, p);
-            up[k] += h;
-            down[k] -= h;
-            let (Some(a), Some(b)) = (model(&up), model(&down)) else {
-                return (to_map(&p), relative(sse));
-            };
-            columns.push(
-                a.iter()
-                    .zip(&b)
-                    .map(|(a, b)| gain * (a - b) / (2.0 * h))
-                    .collect(),
-            );
-        }
-        columns.push(current.clone());
-        columns.push(vec![1.0; current.len()]);
-        let residual: Vec<f64> = measured
-            .iter()
-            .zip(&current)
-            .map(|(f, m)| f - gain * m - offset)
-            .collect();
-        let mut jtj = [[0.0f64; 8]; 8];
-        let mut jtr = [0.0f64; 8];
-        for a in 0..8 {
-            jtr[a] = columns[a].iter().zip(&residual).map(|(j, r)| j * r).sum();
-            for b in a..8 {
-                let v: f64 = columns[a].iter().zip(&columns[b]).map(|(x, y)| x * y).sum();
-                jtj[a][b] = v;
-                jtj[b][a] = v;
-            }
-        }
-        let mut improved = false;
-        for _ in 0..8 {
-            let mut m = jtj;
-            for (a, row) in m.iter_mut().enumerate() {
-                row[a] += lambda * jtj[a][a].max(1e-300);
-            }
-            let Some(delta) = solve8(m, jtr) else { break };
-            let mut trial = p;
-            for (t, d) in trial.iter_mut().zip(&delta) {
-                *t += d;
-            }
-            if let Some(next) = model(&trial) {
-                let (s2, g2, o2) = fit_linear(&next);
-                if s2 < sse {
-                    improved = (sse - s2) > 1e-12 * sse;
-                    (p, current, sse, gain, offset) = (trial, next, s2, g2, o2);
-                    lambda = (lambda / 3.0).max(1e-9);
-                    break;
-                }
-            }
-            lambda *= 4.0;
-        }
-        if !improved {
-            break;
-        }
-    }
-    (to_map(&p), relative(sse))
-}
-
-/// Solves the 8 × 8 system `m·x = b` by Gaussian elimination with partial pivoting; `None` if
-/// it is singular.
-fn solve8(mut m: [[f64; 8]; 8], mut b: [f64; 8]) -> Option<[f64; 8]> {
-    for col in 0..8 {
-        let pivot = (col..8).max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))?;
-        let size = m[pivot][col].abs();
-        if size.is_nan() || size <= 1e-300 {
-            return None;
-        }
-        m.swap(col, pivot);
-        b.swap(col, pivot);
-        for row in col + 1..8 {
-            let (upper, lower) = m.split_at_mut(row);
-            let f = lower[0][col] / upper[col][col];
-            for (x, y) in lower[0][col..].iter_mut().zip(&upper[col][col..]) {
-                *x -= f * y;
-            }
-            b[row] -= f * b[col];
-        }
-    }
-    let mut x = [0.0; 8];
-    for row in (0..8).rev() {
-        let s: f64 = (row + 1..8).map(|k| m[row][k] * x[k]).sum();
-        x[row] = (b[row] - s) / m[row][row];
-    }
-    Some(x)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn solve8_solves_and_refuses_singular_systems() {
-        let mut rng = photonflow_optics::rng::Rng::new(3);
-        let mut m = [[0.0; 8]; 8];
-        for (i, row) in m.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = rng.range(-1.0, 1.0) + if i == j { 0.1 } else { 0.0 };
-            }
-        }
-        let x: [f64; 8] = std::array::from_fn(|i| i as f64 - 3.5);
-        let b: [f64; 8] = std::array::from_fn(|i| (0..8).map(|j| m[i][j] * x[j]).sum());
-        let got = solve8(m, b).unwrap();
-        for (g, w) in got.iter().zip(&x) {
-            assert!((g - w).abs() < 1e-10, "{got:?}");
-        }
-        m[7] = m[6];
-        assert!(solve8(m, b).is_none() || solve8(m, b).unwrap().iter().any(|v| v.abs() > 1e6));
+    let steps = [1e-4, 1e-4, 1e-3, 1e-4, 1e-4, 1e-3];
+    match levenberg_marquardt(&measured, &start, &steps, 30, model) {
+        Some(fit) => (to_map(&fit.params), measured.relative(fit.linear.sse)),
+        None => (to_map(&start), f64::NAN),
     }
 }

@@ -21,6 +21,9 @@
 //! axial = "0um"                  # each layer off along z, uniform in ±axial
 //! phase_error = 0.0              # fabrication: Gaussian phase error σ per pixel, radians
 //! transmittance = 1.0            # power each layer passes (reflections, absorption)
+//! # offsets = [{ x = "0.4mm", y = "-50um", z = "1mm" }, ...]  # where each layer sits, as
+//! #                              # measured (`photonflow rig identify`); replaces the draws
+//! # mounted = 2                  # only the first 2 layers in place yet (default: all)
 //!
 //! [camera]                       # at the detector plane, one pixel per plane pixel
 //! bits = 12
@@ -114,6 +117,28 @@ pub struct Layers {
     pub phase_error: f64,
     /// Fraction of the power each layer passes (surface reflections, absorption), in (0, 1].
     pub transmittance: f64,
+    /// Where each layer sits, one entry per layer in the order light meets them (as
+    /// `photonflow rig identify` measures them): these replace the random draws of `lateral`
+    /// and `axial`, which must then be 0. Lateral offsets may be fractions of a pixel
+    /// ([`photonflow_optics::shift`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub offsets: Vec<Offset>,
+    /// Only the first this many layers are in place (a bench assembled, and identified, one
+    /// layer at a time); the planes of the others are free space. None: all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mounted: Option<usize>,
+}
+
+/// A layer's offset from its place in the design.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Offset {
+    /// Along x.
+    pub x: Length,
+    /// Along y.
+    pub y: Length,
+    /// Along z (positive: further from the input).
+    pub z: Length,
 }
 
 /// A camera at the detector plane; its pixels are the plane's pixels.
@@ -180,6 +205,8 @@ impl Default for Layers {
             axial: Length(0.0),
             phase_error: 0.0,
             transmittance: 1.0,
+            offsets: Vec::new(),
+            mounted: None,
         }
     }
 }
@@ -299,6 +326,23 @@ impl RigConfig {
         finite_at_least("layers.axial", self.layers.axial.m(), 0.0)?;
         finite_at_least("layers.phase_error", self.layers.phase_error, 0.0)?;
         fraction("layers.transmittance", self.layers.transmittance)?;
+        if !self.layers.offsets.is_empty()
+            && (self.layers.lateral.m() > 0.0 || self.layers.axial.m() > 0.0)
+        {
+            return Err(invalid(
+                "layers.offsets",
+                "measured offsets replace the random ones: set layers.lateral and layers.axial \
+                 to 0, or remove layers.offsets",
+            ));
+        }
+        for (l, o) in self.layers.offsets.iter().enumerate() {
+            if ![o.x, o.y, o.z].iter().all(|v| v.m().is_finite()) {
+                return Err(invalid(
+                    format!("layers.offsets[{l}]"),
+                    "x, y and z must be finite lengths",
+                ));
+            }
+        }
         let c = &self.camera;
         check_bits("camera.bits", c.bits)?;
         if !(c.full_well.is_finite() && c.full_well >= 1.0) {
@@ -387,6 +431,17 @@ mod tests {
         assert_eq!(parsed, RigConfig::default());
         let back: RigConfig = toml::from_str(&RigConfig::ideal().to_toml()).unwrap();
         assert_eq!(back, RigConfig::ideal());
+        let mut placed = RigConfig::default();
+        placed.layers.offsets = vec![
+            Offset {
+                x: Length(4.1e-4),
+                y: Length(-5e-5),
+                z: Length(1e-3),
+            },
+            Offset::default(),
+        ];
+        let back: RigConfig = toml::from_str(&placed.to_toml()).unwrap();
+        assert_eq!(back, placed);
         RigConfig::default().validate().unwrap();
         RigConfig::ideal().validate().unwrap();
     }
@@ -422,6 +477,21 @@ mod tests {
         bad("[camera]\npitch = \"0um\"", "camera.pitch");
         bad("[camera]\nrows = 0", "camera.rows");
         bad("[camera]\nrotation = 400.0", "camera.rotation");
+        bad(
+            "[layers]\nlateral = \"1mm\"\noffsets = [{ x = \"1um\" }]",
+            "layers.offsets",
+        );
+        bad("[layers]\noffsets = [{ x = \"1um\", w = \"1um\" }]", "w");
+        let mut config = RigConfig::default();
+        config.layers.offsets = vec![
+            Offset::default(),
+            Offset {
+                z: Length(f64::NAN),
+                ..Offset::default()
+            },
+        ];
+        let e = config.validate().unwrap_err().to_string();
+        assert!(e.contains("layers.offsets[1]"), "{e}");
     }
 
     #[test]

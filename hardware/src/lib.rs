@@ -9,6 +9,8 @@
 //! * [`Readout`]: images to SLM levels, and camera frames to classes with confidences.
 //! * [`calibrate()`]: where a camera's pixels lie on the detector plane, measured through the
 //!   trained layers by comparing the light the model predicts with the light the camera sees.
+//! * [`identify()`]: where each layer sits on the bench (lateral and axial offsets), by fitting
+//!   the bench's digital twin to its camera frames.
 //! * [`RemoteRig`] and [`serve`]: rigs over slmsuite's network protocol ([`wire`]), so that
 //!   photonflow drives a lab's slmsuite server and slmsuite drives a photonflow rig.
 //!
@@ -19,7 +21,9 @@ pub mod calibrate;
 pub mod camera;
 pub mod config;
 pub mod error;
+mod fit;
 pub mod geometry;
+pub mod identify;
 pub mod readout;
 pub mod remote;
 pub mod rig;
@@ -28,11 +32,12 @@ pub mod sim;
 pub mod wire;
 
 pub use calibrate::{Calibration, calibrate};
-pub use config::RigConfig;
+pub use config::{Offset, RigConfig};
 pub use error::{HardwareError, Result};
 pub use geometry::Affine;
+pub use identify::{Identification, IdentifyOptions, identify};
 pub use readout::{Readout, RigPrediction, SlmInput};
 pub use remote::RemoteRig;
 pub use rig::{CameraNoise, Description, Device, Frame, Rig};
 pub use server::{ServeOptions, serve};
-pub use sim::SimRig;
+pub use sim::{Placement, SimRig};

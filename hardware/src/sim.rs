@@ -7,9 +7,11 @@
 //! * **SLM**: gray levels of `slm.bits` bits (so the input is quantised), a measured
 //!   gray → phase (and amplitude) table of phase SLMs, pixel crosstalk (a Gaussian blur of the
 //!   displayed values), finite contrast of amplitude SLMs;
-//! * **layers**: a fixed lateral offset per layer in whole pixels (the mask rolled, as
-//!   `photonflow eval --misalign` does), a fixed axial offset per layer (the gaps before and
-//!   after it change), a fixed fabrication phase error per pixel, and a power transmittance;
+//! * **layers**: a fixed lateral offset per layer, drawn in whole pixels (the mask rolled, as
+//!   `photonflow eval --misalign` does) or given as measured (`layers.offsets`, fractions of a
+//!   pixel box-sampled by [`photonflow_optics::shift`]), a fixed axial offset per layer (the
+//!   gaps before and after it change), a fixed fabrication phase error per pixel, and a power
+//!   transmittance;
 //! * **camera**: photon shot noise, dark current, read noise, gain, bit depth, black level, full
 //!   well and converter saturation ([`Camera::expose`](crate::config::Camera::expose)).
 //!
@@ -23,11 +25,13 @@ use num_complex::Complex;
 use photonflow_optics::lut::GrayMap;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::rng::Rng;
+use photonflow_optics::shift::shift;
 use photonflow_optics::system::{Encoding, Input, OpticalSystem};
+use photonflow_optics::units::Length;
 use photonflow_optics::{Grid, Planner, Propagation, memory};
 use rayon::prelude::*;
 
-use crate::config::RigConfig;
+use crate::config::{Offset, RigConfig};
 use crate::error::{Result, invalid};
 use crate::geometry::{Affine, resample};
 use crate::readout::phase_map;
@@ -41,15 +45,85 @@ const NOISE_STREAM: u64 = 3;
 /// Displays simulated at a time by [`Rig::run`]: memory stays that of one such batch.
 const SIM_BATCH: usize = 32;
 
-/// Where a layer ended up on the simulated bench.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+/// Where a layer sits on a bench, relative to its place in the design.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
 pub struct Placement {
     /// Lateral offset along x, pixels (positive: towards larger x).
-    pub dx_px: i64,
+    pub dx_px: f64,
     /// Lateral offset along y, pixels.
-    pub dy_px: i64,
+    pub dy_px: f64,
     /// Axial offset, metres (positive: further from the input).
     pub dz_m: f64,
+}
+
+impl Placement {
+    /// The placements of `config` for `system`'s layers: its measured `layers.offsets`, or else
+    /// draws from its seed (whole pixels uniform in `±lateral`, distances uniform in
+    /// `±axial`). Errors when the offsets are not one per layer.
+    pub fn of(system: &OpticalSystem, config: &RigConfig) -> Result<Vec<Self>> {
+        let layers = &config.layers;
+        let pitch = system.pitch_m;
+        if let Some(m) = layers.mounted
+            && m > system.layers.len()
+        {
+            return Err(invalid(
+                "layers.mounted",
+                format!(
+                    "{m} layers mounted, but the system has {}",
+                    system.layers.len()
+                ),
+            ));
+        }
+        if !layers.offsets.is_empty() {
+            if layers.offsets.len() != system.layers.len() {
+                return Err(invalid(
+                    "layers.offsets",
+                    format!(
+                        "{} offsets given for a system of {} layers; give one per layer",
+                        layers.offsets.len(),
+                        system.layers.len()
+                    ),
+                ));
+            }
+            return Ok(layers
+                .offsets
+                .iter()
+                .map(|o| Self {
+                    dx_px: o.x.m() / pitch,
+                    dy_px: o.y.m() / pitch,
+                    dz_m: o.z.m(),
+                })
+                .collect());
+        }
+        let mut placement = Rng::stream(config.seed, &[PLACEMENT_STREAM]);
+        let max_px = (layers.lateral.m() / pitch).round() as i64;
+        Ok(system
+            .layers
+            .iter()
+            .map(|_| {
+                let mut pixels = || {
+                    if max_px == 0 {
+                        0.0
+                    } else {
+                        (placement.below(2 * max_px as usize + 1) as i64 - max_px) as f64
+                    }
+                };
+                let (dx_px, dy_px) = (pixels(), pixels());
+                let a = layers.axial.m();
+                let dz_m = if a > 0.0 { placement.range(-a, a) } else { 0.0 };
+                Self { dx_px, dy_px, dz_m }
+            })
+            .collect())
+    }
+
+    /// The offset as lengths on a grid of `pitch` metres.
+    pub fn offset(&self, pitch: f64) -> Offset {
+        Offset {
+            x: Length(self.dx_px * pitch),
+            y: Length(self.dy_px * pitch),
+            z: Length(self.dz_m),
+        }
+    }
 }
 
 /// A simulated bench for a trained system; see the [module docs](self).
@@ -86,29 +160,22 @@ impl SimRig {
     pub fn new(system: &OpticalSystem, config: RigConfig) -> Result<Self> {
         system.validate()?;
         config.validate()?;
+        let placements = Placement::of(system, &config)?;
+        Self::placed(system, config, placements, &Planner::new())
+    }
+
+    /// The bench for `system` with its layers at `placements` (one per layer; the
+    /// configuration's own offsets and ranges are not used), its propagations planned by
+    /// `planner` (so that many benches share its cached plans). `system` and `config` must be
+    /// valid.
+    pub(crate) fn placed(
+        system: &OpticalSystem,
+        config: RigConfig,
+        placements: Vec<Placement>,
+        planner: &Planner<f32>,
+    ) -> Result<Self> {
         let grid = system.grid()?;
         let wave = system.wave()?;
-        let mut placement = Rng::stream(config.seed, &[PLACEMENT_STREAM]);
-        let lateral = config.layers.lateral.m();
-        let max_px = (lateral / system.pitch_m).round() as i64;
-        let placements: Vec<Placement> = system
-            .layers
-            .iter()
-            .map(|_| {
-                let mut pixels = || {
-                    if max_px == 0 {
-                        0
-                    } else {
-                        placement.below(2 * max_px as usize + 1) as i64 - max_px
-                    }
-                };
-                let (dx_px, dy_px) = (pixels(), pixels());
-                let a = config.layers.axial.m();
-                let dz_m = if a > 0.0 { placement.range(-a, a) } else { 0.0 };
-                Placement { dx_px, dy_px, dz_m }
-            })
-            .collect();
-        let planner = Planner::new();
         let plans = system
             .propagations()?
             .into_iter()
@@ -119,10 +186,10 @@ impl SimRig {
                 let distance = p.distance + after - before;
                 if distance.is_nan() || distance <= 0.0 {
                     return Err(invalid(
-                        "layers.axial",
+                        "layers",
                         format!(
-                            "the offsets drawn close gap {g} ({distance:.3e} m); give a smaller \
-                             axial offset"
+                            "the layers' axial offsets close gap {g} ({distance:.3e} m); give \
+                             smaller ones (axial, or the z of offsets)"
                         ),
                     ));
                 }
@@ -140,6 +207,10 @@ impl SimRig {
             .zip(&placements)
             .enumerate()
             .map(|(l, (layer, place))| {
+                if l >= config.layers.mounted.unwrap_or(usize::MAX) {
+                    // Not mounted yet: its plane is free space.
+                    return vec![Complex::new(1.0, 0.0); grid.len()];
+                }
                 let mut t = layer.transmission();
                 let mut rng = Rng::stream(config.seed, &[FABRICATION_STREAM, l as u64]);
                 for z in &mut t {
@@ -150,7 +221,7 @@ impl SimRig {
                     };
                     *z *= Complex::from_polar(amplitude, error);
                 }
-                roll(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
+                shift(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
             })
             .collect();
         let table = phase_map(
@@ -190,6 +261,24 @@ impl SimRig {
     /// coordinates (what a calibration measures).
     pub fn camera_map(&self) -> Affine {
         self.camera.0
+    }
+
+    /// The same bench with a camera of `cols × rows` pixels at `map` (plane metres → pixels):
+    /// one that a calibration has placed, rather than the configuration's.
+    pub fn with_camera(mut self, map: Affine, cols: usize, rows: usize) -> Self {
+        self.camera = (map, cols, rows);
+        self
+    }
+
+    /// The light each camera pixel collects from each of `displays` (SLM levels), noiseless, in
+    /// the plane's units of `|u|²` per plane pixel: what a frame is, before the photon budget,
+    /// the camera's gain and its noise.
+    pub fn expected(&self, displays: &[&[u16]]) -> Result<Vec<Vec<f64>>> {
+        Ok(self
+            .intensities(displays)?
+            .par_iter()
+            .map(|i| self.on_camera(i))
+            .collect())
     }
 
     /// Errors unless `levels` holds one level per SLM pixel.
@@ -427,22 +516,6 @@ impl Rig for SimRig {
     }
 }
 
-/// `data` (`[ny, nx]`) rolled circularly by `dx` columns and `dy` rows.
-fn roll<T: Copy>(data: &[T], nx: usize, ny: usize, dx: i64, dy: i64) -> Vec<T> {
-    let (sx, sy) = (
-        dx.rem_euclid(nx as i64) as usize,
-        dy.rem_euclid(ny as i64) as usize,
-    );
-    let mut out = data.to_vec();
-    for r in 0..ny {
-        let dst = ((r + sy) % ny) * nx;
-        for c in 0..nx {
-            out[dst + (c + sx) % nx] = data[r * nx + c];
-        }
-    }
-    out
-}
-
 /// `v` (`[ny, nx]`) blurred by a normalised Gaussian of standard deviation `sigma` pixels,
 /// separably, the edge pixels repeated beyond the edges (values stay in their range).
 fn blur(v: &[f32], nx: usize, ny: usize, sigma: f64) -> Vec<f32> {
@@ -477,15 +550,6 @@ fn blur(v: &[f32], nx: usize, ny: usize, sigma: f64) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn roll_moves_pixels_circularly() {
-        let v: Vec<u32> = (0..12).collect(); // 3 rows × 4 columns
-        let r = roll(&v, 4, 3, 1, -1);
-        // Row 1 moves to row 0, shifted right by one column.
-        assert_eq!(&r[0..4], &[7, 4, 5, 6]);
-        assert_eq!(roll(&r, 4, 3, -1, 1), v);
-    }
 
     #[test]
     fn blur_keeps_the_sum_and_the_range_and_spreads_a_point() {

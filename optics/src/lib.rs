@@ -22,6 +22,7 @@ pub mod lut;
 pub mod memory;
 pub mod propagate;
 pub mod rng;
+pub mod shift;
 pub mod sources;
 pub mod system;
 pub mod units;

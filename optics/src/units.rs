@@ -226,7 +226,7 @@ pub fn format_length_exact(metres: f64) -> String {
 }
 
 /// A length in metres, written with a unit in TOML (`"3cm"`).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Default)]
 pub struct Length(pub f64);
 
 impl Length {

@@ -139,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let perturbation = Perturbation {
         lateral_px: match &args.misalign {
-            Some(m) => misalign_px(m, model.optics.grid.dx)?,
+            Some(m) => super::whole_pixels("--misalign", m, model.optics.grid.dx)?,
             None => 0,
         },
         axial_m: match args.axial {
@@ -248,42 +248,4 @@ fn report(
         println!("  {c:>width$} {}", cells.join(""));
     }
     Ok(())
-}
-
-/// Whole pixels of a `--misalign` value: `3px`, or a length that is a whole number of pixels.
-fn misalign_px(text: &str, pitch: f64) -> anyhow::Result<u32> {
-    let text = text.trim();
-    if let Some(n) = text.strip_suffix("px") {
-        return n.trim().parse::<u32>().map_err(|_| {
-            anyhow::anyhow!("--misalign {text}: give a whole number of pixels, e.g. 1px")
-        });
-    }
-    let m = super::length(text).map_err(|e| anyhow::anyhow!("--misalign {text}: {e}"))?;
-    let px = m / pitch;
-    if m < 0.0 || (px - px.round()).abs() > 1e-6 {
-        bail!(
-            "--misalign {text}: misalignments are whole pixels of this model ({:.4} mm); give \
-             e.g. 1px or {:.4}mm",
-            pitch * 1e3,
-            pitch * 1e3
-        );
-    }
-    Ok(px.round() as u32)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::misalign_px;
-
-    #[test]
-    fn misalign_takes_pixels_or_whole_pixel_lengths() {
-        assert_eq!(misalign_px("1px", 0.4e-3).unwrap(), 1);
-        assert_eq!(misalign_px("0.8mm", 0.4e-3).unwrap(), 2);
-        assert_eq!(misalign_px("0px", 0.4e-3).unwrap(), 0);
-        assert_eq!(misalign_px("0mm", 0.4e-3).unwrap(), 0);
-        for bad in ["0.5mm", "-1px", "1.5px", "-0.4mm", "abc"] {
-            let e = misalign_px(bad, 0.4e-3).unwrap_err().to_string();
-            assert!(e.contains("--misalign"), "{bad}: {e}");
-        }
-    }
 }

@@ -119,6 +119,26 @@ pub(crate) fn progress_bar(hidden: bool, len: u64, template: &str) -> indicatif:
     bar
 }
 
+/// Whole pixels of a flag's value: `3px`, or a length that is a whole number of pixels of
+/// `pitch` metres.
+pub(crate) fn whole_pixels(flag: &str, text: &str, pitch: f64) -> anyhow::Result<u32> {
+    let text = text.trim();
+    if let Some(n) = text.strip_suffix("px") {
+        return n.trim().parse::<u32>().map_err(|_| {
+            anyhow::anyhow!("{flag} {text}: give a whole number of pixels, e.g. 1px")
+        });
+    }
+    let m = length(text).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))?;
+    let px = m / pitch;
+    anyhow::ensure!(
+        m >= 0.0 && (px - px.round()).abs() <= 1e-6 && px <= f64::from(u32::MAX),
+        "{flag} {text}: give whole pixels of this model ({:.4} mm), e.g. 1px or {:.4}mm",
+        pitch * 1e3,
+        pitch * 1e3
+    );
+    Ok(px.round() as u32)
+}
+
 /// clap value parser for strictly positive powers (`25mW`).
 pub(crate) fn positive_power(text: &str) -> Result<f64, String> {
     let v = photonflow_optics::units::parse_power(text).map_err(|e| e.to_string())?;
@@ -136,5 +156,24 @@ pub(crate) fn positive_length(text: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{text} must be positive"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_pixels;
+
+    #[test]
+    fn whole_pixels_take_pixels_or_whole_pixel_lengths() {
+        assert_eq!(whole_pixels("--misalign", "1px", 0.4e-3).unwrap(), 1);
+        assert_eq!(whole_pixels("--misalign", "0.8mm", 0.4e-3).unwrap(), 2);
+        assert_eq!(whole_pixels("--misalign", "0px", 0.4e-3).unwrap(), 0);
+        assert_eq!(whole_pixels("--misalign", "0mm", 0.4e-3).unwrap(), 0);
+        for bad in ["0.5mm", "-1px", "1.5px", "-0.4mm", "abc"] {
+            let e = whole_pixels("--search", bad, 0.4e-3)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--search"), "{bad}: {e}");
+        }
     }
 }

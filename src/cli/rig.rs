@@ -1,5 +1,6 @@
 //! `photonflow rig serve`, and the rig options of `photonflow infer`.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -11,9 +12,10 @@ use photonflow_d2nn::model::Model;
 use photonflow_hardware::server::MAX_IMAGES;
 use photonflow_hardware::wire::DEFAULT_PORT;
 use photonflow_hardware::{
-    Calibration, Description, Readout, RemoteRig, Rig, RigConfig, ServeOptions, SimRig, SlmInput,
-    calibrate, serve,
+    Affine, Calibration, Description, IdentifyOptions, Placement, Readout, RemoteRig, Rig,
+    RigConfig, ServeOptions, SimRig, SlmInput, calibrate, identify, serve,
 };
+use photonflow_optics::io::write_atomic;
 use photonflow_optics::lut::Lut;
 use photonflow_optics::system::{OpticalSystem, system_folder};
 use photonflow_optics::units::format_length;
@@ -35,6 +37,54 @@ enum RigCommand {
     /// Measure where a rig's camera pixels lie on the detector plane (pitch, offset, rotation)
     /// through the trained layers, for `infer` and `eval --calibration`.
     Calibrate(CalibrateArgs),
+    /// Measure where each layer sits on a rig (lateral and axial offsets) by fitting its
+    /// digital twin to camera frames, and write the twin as a rig file.
+    Identify(IdentifyArgs),
+}
+
+/// Arguments of `photonflow rig identify`.
+#[derive(Debug, clap::Args)]
+struct IdentifyArgs {
+    /// The trained model: a run folder (RUN/) or a folder holding system.json.
+    #[arg(long, value_name = "RUN")]
+    model: PathBuf,
+    /// The probes' dataset.
+    #[command(flatten)]
+    test: super::data::TestData,
+    /// Test images displayed as probes (more average the noise down and take longer).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    probes: usize,
+    /// How far each layer may be off sideways, searched in whole pixels before the fine fit
+    /// (a length, rounded to pixels: `0.8mm`, `2px`).
+    #[arg(long, value_name = "LENGTH", default_value = "2px")]
+    search: String,
+    /// How far each layer may be off along the axis, searched in steps of pitch²/λ before the
+    /// fine fit (default: 4 steps; 0: the fine fit alone, for offsets well under pitch²/λ).
+    #[arg(long, value_name = "LENGTH", value_parser = super::length)]
+    axial_range: Option<f64>,
+    /// Keep every layer at its designed distance (fit lateral offsets only).
+    #[arg(long)]
+    no_axial: bool,
+    /// Iterations of the fine fit.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    iterations: usize,
+    /// Layers in place on the bench, from the first: a bench assembled and identified one
+    /// layer at a time (default: the rig file's layers.mounted, else all).
+    #[arg(long, value_name = "N")]
+    mounted: Option<usize>,
+    /// Start from the placements of this rig file's layers.offsets: the --out of the
+    /// identification before, with one layer fewer mounted.
+    #[arg(long, value_name = "TWIN.toml")]
+    start: Option<PathBuf>,
+    /// Write the bench as identified as a rig file (its layers.offsets set), for `eval --rig
+    /// sim --rig-config`.
+    #[arg(long, value_name = "TWIN.toml")]
+    out: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    rig: RigArgs,
 }
 
 /// Arguments of `photonflow rig calibrate`.
@@ -137,7 +187,21 @@ pub fn readout(
     system: &OpticalSystem,
     description: &Description,
 ) -> anyhow::Result<Readout> {
-    let calibration = match &args.calibration {
+    let calibration = calibration(args, description)?;
+    let lut = args.lut()?;
+    Readout::new(
+        system,
+        description,
+        args.black_level,
+        calibration.as_ref(),
+        lut.as_ref(),
+    )
+    .with_context(|| format!("--rig {}", args.rig.as_deref().unwrap_or("sim")))
+}
+
+/// The camera map of `--calibration`, checked against the camera `description` gives.
+fn calibration(args: &RigArgs, description: &Description) -> anyhow::Result<Option<Affine>> {
+    Ok(match &args.calibration {
         Some(path) => {
             let c = Calibration::load(path).context("--calibration")?;
             anyhow::ensure!(
@@ -154,16 +218,7 @@ pub fn readout(
             Some(c.map)
         }
         None => None,
-    };
-    let lut = args.lut()?;
-    Readout::new(
-        system,
-        description,
-        args.black_level,
-        calibration.as_ref(),
-        lut.as_ref(),
-    )
-    .with_context(|| format!("--rig {}", args.rig.as_deref().unwrap_or("sim")))
+    })
 }
 
 /// Reads `--rig-config`, or the defaults.
@@ -180,19 +235,22 @@ fn load_system(path: &Path) -> anyhow::Result<OpticalSystem> {
     OpticalSystem::load(&system_folder(path)).with_context(|| format!("--model {}", path.display()))
 }
 
-/// The rig `args` name, for `system`.
-pub fn open(args: &RigArgs, system: &OpticalSystem) -> anyhow::Result<Box<dyn Rig>> {
-    let spec = args.rig.as_deref().unwrap_or("sim");
+/// Errors unless `--frames` is in range.
+fn check_frames(args: &RigArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=MAX_IMAGES as usize).contains(&args.frames),
         "--frames {}: give 1 to {MAX_IMAGES} frames to average per image",
         args.frames
     );
+    Ok(())
+}
+
+/// The rig `args` name, for `system`.
+pub fn open(args: &RigArgs, system: &OpticalSystem) -> anyhow::Result<Box<dyn Rig>> {
+    let spec = args.rig.as_deref().unwrap_or("sim");
+    check_frames(args)?;
     if spec == "sim" {
-        let config = rig_config(args.rig_config.as_deref())?;
-        return Ok(Box::new(
-            SimRig::new(system, config).context("building the simulated rig")?,
-        ));
+        return open_sim(args, system, rig_config(args.rig_config.as_deref())?);
     }
     anyhow::ensure!(
         args.rig_config.is_none(),
@@ -215,6 +273,18 @@ pub fn open(args: &RigArgs, system: &OpticalSystem) -> anyhow::Result<Box<dyn Ri
     ))
 }
 
+/// The simulated rig of `config` for `system` (`args` checked as [`open`] checks them).
+fn open_sim(
+    args: &RigArgs,
+    system: &OpticalSystem,
+    config: RigConfig,
+) -> anyhow::Result<Box<dyn Rig>> {
+    check_frames(args)?;
+    Ok(Box::new(
+        SimRig::new(system, config).context("building the simulated rig")?,
+    ))
+}
+
 /// Runs `photonflow rig`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
@@ -224,6 +294,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         RigCommand::Serve(args) => run_serve(args),
         RigCommand::Calibrate(args) => run_calibrate(args),
+        RigCommand::Identify(args) => run_identify(args),
     }
 }
 
@@ -297,6 +368,236 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn run_identify(args: IdentifyArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.probes >= 1,
+        "--probes {}: give at least 1 (16 or more average the noise down)",
+        args.probes
+    );
+    if let Some(range) = args.axial_range {
+        anyhow::ensure!(
+            range.is_finite() && range >= 0.0,
+            "--axial-range {range}: give a length ≥ 0"
+        );
+        anyhow::ensure!(
+            !args.no_axial,
+            "--axial-range searches axial offsets, which --no-axial keeps at 0: give one of them"
+        );
+    }
+    anyhow::ensure!(
+        (1..=1000).contains(&args.iterations),
+        "--iterations {}: give 1 to 1000",
+        args.iterations
+    );
+    let model = Model::load(&args.model)?;
+    let system = &model.system;
+    let search_px = super::whole_pixels("--search", &args.search, system.pitch_m)?;
+    anyhow::ensure!(
+        search_px <= 16,
+        "--search {}: {search_px} pixels each way is {} twin evaluations per layer and sweep; \
+         give at most 16px",
+        args.search,
+        (2 * search_px + 1).pow(2)
+    );
+    let test = args.test.load(&model)?.1.take(args.probes);
+    let simulated = args.rig.rig.as_deref().unwrap_or("sim") == "sim";
+    let lut = args.rig.lut()?;
+    // What is known of the bench: a simulated one's rig file (whose mounted layers --mounted
+    // sets); of a lab's, its SLM's lookup table and, below, bits. Paths in the file written
+    // become absolute, so that it reads from anywhere.
+    let mut base = if simulated {
+        let mut config = rig_config(args.rig.rig_config.as_deref())?;
+        if let (Some(lut), Some(file)) = (&config.slm.lut, &args.rig.rig_config) {
+            config.slm.lut = Some(absolute(&file.parent().unwrap_or(Path::new(".")).join(lut)));
+        }
+        config
+    } else {
+        let mut config = RigConfig::default();
+        config.slm.lut = args.rig.slm_lut.as_deref().map(absolute);
+        config.slm.table = lut.clone();
+        config
+    };
+    if let Some(n) = args.mounted {
+        anyhow::ensure!(
+            (1..=system.layers.len()).contains(&n),
+            "--mounted {n}: the system has {} layers; give 1 to {}",
+            system.layers.len(),
+            system.layers.len()
+        );
+        base.layers.mounted = Some(n);
+    }
+    let mut rig: Box<dyn Rig> = if simulated {
+        open_sim(&args.rig, system, base.clone())?
+    } else {
+        open(&args.rig, system)?
+    };
+    let description = rig.describe()?;
+    base.slm.bits = description.slm.bits;
+    let input = SlmInput::new(system, &description, lut.as_ref())?;
+    let (ix, iy) = (system.input.nx, system.input.ny);
+    let displays: Vec<Vec<u16>> = (0..test.len())
+        .map(|i| input.display(&test.image_ref(i).resized(iy, ix)))
+        .collect();
+    let black = description
+        .black_level_or(args.rig.black_level)
+        .context("--black-level")?;
+    let camera = calibration(&args.rig, &description)?;
+    let mounted = base.layers.mounted.unwrap_or(system.layers.len());
+    let start = match &args.start {
+        Some(path) => {
+            let config =
+                RigConfig::load(path).with_context(|| format!("--start {}", path.display()))?;
+            anyhow::ensure!(
+                config.layers.offsets.len() == system.layers.len(),
+                "--start {}: its layers.offsets has {} entries; a rig file written by `rig \
+                 identify --out` for this model has {}",
+                path.display(),
+                config.layers.offsets.len(),
+                system.layers.len()
+            );
+            let mut placements = Placement::of(system, &config)?;
+            placements.truncate(mounted);
+            placements
+        }
+        None => Vec::new(),
+    };
+    let options = IdentifyOptions {
+        search_px,
+        axial_range_m: args
+            .axial_range
+            .unwrap_or(4.0 * system.pitch_m.powi(2) / system.wavelength_m),
+        axial: !args.no_axial,
+        iterations: args.iterations,
+        start,
+    };
+    let bar = super::progress_bar(
+        args.json,
+        0,
+        "{spinner} identifying: {msg} [{bar:30}] {pos}/{len} [{elapsed}]",
+    );
+    let start = std::time::Instant::now();
+    let found = identify(
+        rig.as_mut(),
+        system,
+        &base,
+        camera.as_ref(),
+        &displays,
+        black,
+        args.rig.frames,
+        &options,
+        &mut |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            bar.set_message(if p.residual.is_finite() {
+                format!("{}, residual {:.2} %", p.stage, 100.0 * p.residual)
+            } else {
+                p.stage.to_string()
+            });
+        },
+    )
+    .context("identifying the layers")?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    if found.residual > 0.8 * found.residual_design {
+        eprintln!(
+            "warning: the twin explains little more of the frames than the design does \
+             (residual {:.1} % against {:.1} %): the layers may be further off than --search \
+             and --axial-range reach, or too many off at once for the light to tell; mount and \
+             identify them one at a time (--mounted 1, then --mounted 2 --start TWIN.toml, …)",
+            100.0 * found.residual,
+            100.0 * found.residual_design
+        );
+    }
+    if let Some(out) = &args.out {
+        let twin = found.twin_config(&base, system.pitch_m, system.layers.len());
+        let text = format!(
+            "# {} as identified by `photonflow rig identify` ({} probes; residual {:.2} % as \
+             designed, {:.2} % as found)\n{}",
+            system.name,
+            found.probes,
+            100.0 * found.residual_design,
+            100.0 * found.residual,
+            twin.to_toml()
+        );
+        write_atomic(out, |w| w.write_all(text.as_bytes()))
+            .with_context(|| format!("--out {}", out.display()))?;
+    }
+    let pitch = system.pitch_m;
+    if args.json {
+        let layers: Vec<_> = system
+            .layers
+            .iter()
+            .zip(&found.layers)
+            .map(|(layer, f)| {
+                serde_json::json!({
+                    "name": layer.name,
+                    "x_m": f.placement.dx_px * pitch,
+                    "y_m": f.placement.dy_px * pitch,
+                    "z_m": f.placement.dz_m,
+                    "x_error_m": f.error.dx_px * pitch,
+                    "y_error_m": f.error.dy_px * pitch,
+                    "z_error_m": f.error.dz_m,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "layers": layers,
+                "identification": found,
+                "seconds": seconds,
+                "out": args.out.as_ref().map(|p| p.display().to_string()),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{} layers identified from {} probes ({} camera values) in {seconds:.1} s: residual \
+         {:.2} % with the layers as designed, {:.2} % as found",
+        found.layers.len(),
+        found.probes,
+        found.pixels,
+        100.0 * found.residual_design,
+        100.0 * found.residual
+    );
+    if found.layers.len() < system.layers.len() {
+        println!(
+            "(the first {} of {} layers mounted)",
+            found.layers.len(),
+            system.layers.len()
+        );
+    }
+    println!("offsets from the design (± standard error; move each layer by the opposite):");
+    for (layer, f) in system.layers.iter().zip(&found.layers) {
+        let (p, e) = (f.placement, f.error);
+        println!(
+            "  {:<12} x {} ({:+.3} px ± {:.3}), y {} ({:+.3} px ± {:.3}), z {} ± {}",
+            layer.name,
+            format_length(p.dx_px * pitch),
+            p.dx_px,
+            e.dx_px,
+            format_length(p.dy_px * pitch),
+            p.dy_px,
+            e.dy_px,
+            format_length(p.dz_m),
+            format_length(e.dz_m)
+        );
+    }
+    if let Some(out) = &args.out {
+        println!(
+            "the bench as identified: {} (run it with `photonflow eval --rig sim --rig-config {}`)",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// `path` made absolute (against the working folder), as it is.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let system = load_system(&args.model)?;
     let config = rig_config(args.rig_config.as_deref())?;
@@ -320,7 +621,6 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         system.ny,
         system.nx
     );
-    use std::io::Write;
     std::io::stdout().flush().ok();
     let options = ServeOptions {
         slm: args.slm_name,
