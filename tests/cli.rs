@@ -891,6 +891,39 @@ fn rigs_classify_as_the_model_does(
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
 
+    // The default bench's camera measured by photon transfer (gain 10 000/4096 e⁻/ADU, read
+    // noise 2 e⁻, black level 100 ADU); then read with it, as a lab's camera would be.
+    let measured = d.s("camera.json");
+    let o = photonflow(&[
+        "rig", "camera", "--model", run, "--data", data, "--rig", "sim", "--out", &measured,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = last_json(&o);
+    let camera = &m["camera"];
+    let gain = camera["gain"].as_f64().unwrap();
+    assert!((gain / (10_000.0 / 4096.0) - 1.0).abs() < 0.05, "{m}");
+    assert!(
+        (camera["black_level"].as_f64().unwrap() - 100.0).abs() < 1.0,
+        "{m}"
+    );
+    let read = camera["read_noise"].as_f64().unwrap();
+    assert!(read > 1.0 && read < 3.0, "{m}");
+    let o = photonflow(&[
+        "infer", "--model", run, left, "--rig", "sim", "--camera", &measured, "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = &last_json(&o)["predictions"][0];
+    assert!(p["certainty"].as_f64().unwrap() > 0.5, "{p}");
+    let o = photonflow(&[
+        "infer", "--model", run, left, "--rig", "sim", "--camera", &twin,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--camera"),
+        "{}",
+        stderr(&o)
+    );
+
     // A lookup table is for a phase SLM; this model's input is in amplitude.
     let rows: Vec<String> = (0..256)
         .map(|g| format!("{g},{}", g as f64 * 0.0245))

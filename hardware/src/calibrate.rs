@@ -17,16 +17,15 @@
 //! The result ([`Calibration`]) is a small JSON file that `photonflow infer` and `eval` read
 //! with `--calibration`.
 
-use std::io::Write;
 use std::path::Path;
 
 use photonflow_optics::Grid;
-use photonflow_optics::io::write_atomic;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{HardwareError, Result, invalid};
-use crate::fit::{Measured, levenberg_marquardt};
+use crate::error::{Result, invalid};
+use crate::file;
+use crate::fit::{Measured, levenberg_marquardt, mean_frames};
 use crate::geometry::{Affine, resample};
 use crate::rig::Rig;
 
@@ -57,30 +56,15 @@ pub struct Calibration {
 impl Calibration {
     /// Writes the calibration as JSON (a temporary file renamed into place).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).expect("a calibration is plain JSON");
-        write_atomic(path, |w| w.write_all(text.as_bytes())).map_err(|source| HardwareError::Io {
-            action: format!("writing {}", path.display()),
-            source,
-        })
+        file::save(self, path)
     }
 
     /// Reads a calibration and checks it.
     pub fn load(path: &Path) -> Result<Self> {
         let what = || format!("calibration {}", path.display());
-        let text = std::fs::read_to_string(path).map_err(|source| HardwareError::Io {
-            action: format!("reading the calibration {}", path.display()),
-            source,
+        let c: Self = file::load(path, "camera calibration", FORMAT, |c: &Self| {
+            (c.format.as_str(), c.version)
         })?;
-        let c: Self = serde_json::from_str(&text).map_err(|e| invalid(what(), e.to_string()))?;
-        if c.format != FORMAT || c.version != 1 {
-            return Err(invalid(
-                what(),
-                format!(
-                    "not a camera calibration (format '{}', version {})",
-                    c.format, c.version
-                ),
-            ));
-        }
         if !c.map.0.iter().flatten().all(|v| v.is_finite()) || c.map.inverse().is_err() {
             return Err(invalid(what(), "the map is not finite and invertible"));
         }
@@ -126,20 +110,9 @@ pub fn calibrate(
     let description = rig.describe()?;
     let (rows, cols) = (description.camera.rows, description.camera.cols);
     let captured = rig.run(displays, frames.max(1))?;
-    // Mean frames, black level removed.
-    let means: Vec<Vec<f64>> = captured
-        .iter()
-        .map(|fs| {
-            let mut mean = vec![0.0f64; rows * cols];
-            for f in fs {
-                for (m, &v) in mean.iter_mut().zip(&f.pixels) {
-                    *m += f64::from(v) - black;
-                }
-            }
-            mean.iter_mut().for_each(|m| *m /= fs.len().max(1) as f64);
-            mean
-        })
-        .collect();
+    // Mean frames, black level removed; pixels that saturated in some frame do not measure
+    // the light: the fit leaves them out.
+    let (means, keep) = mean_frames(&captured, black, description.camera.max_level());
     let camera_points: Vec<Option<(f64, f64)>> = means
         .iter()
         .map(|mean| {
@@ -193,14 +166,6 @@ pub fn calibrate(
     starts.extend(seen);
     let pitch = description.camera.pitch_m.unwrap_or(grid.dx);
     starts.push(Affine::camera(cols, rows, pitch, 0.0, (0.0, 0.0)));
-    // Pixels that saturated in some frame do not measure the light: the fit leaves them out.
-    let top = description.camera.max_level();
-    let keep: Vec<usize> = captured
-        .iter()
-        .flat_map(|fs| (0..rows * cols).map(move |i| fs.iter().all(|f| f.pixels[i] < top)))
-        .enumerate()
-        .filter_map(|(k, ok)| ok.then_some(k))
-        .collect();
     let (map, residual) = starts
         .into_iter()
         .map(|start| refine(&means, &keep, plane, grid, start, cols, rows))

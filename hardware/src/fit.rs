@@ -8,6 +8,41 @@
 //! parameters by [`levenberg_marquardt`]. The camera calibration ([`crate::calibrate()`]) and the
 //! identification of a bench's layers ([`crate::identify()`]) both use it.
 
+use crate::rig::Frame;
+
+/// The mean of each display's frames, `black` (ADU) subtracted, and the pixels that stayed
+/// below `top` (saturation) in every frame, as indices into all the means one display after
+/// another: a saturated pixel does not measure the light, so fits leave it out.
+pub(crate) fn mean_frames(
+    captured: &[Vec<Frame>],
+    black: f64,
+    top: u16,
+) -> (Vec<Vec<f64>>, Vec<usize>) {
+    let mut keep = Vec::new();
+    let mut offset = 0;
+    let means = captured
+        .iter()
+        .map(|fs| {
+            let n = fs.first().map_or(0, |f| f.pixels.len());
+            let mut mean = vec![0.0f64; n];
+            for f in fs {
+                for (m, &v) in mean.iter_mut().zip(&f.pixels) {
+                    *m += f64::from(v) - black;
+                }
+            }
+            mean.iter_mut().for_each(|m| *m /= fs.len().max(1) as f64);
+            keep.extend(
+                (0..n)
+                    .filter(|&i| fs.iter().all(|f| f.pixels[i] < top))
+                    .map(|i| offset + i),
+            );
+            offset += n;
+            mean
+        })
+        .collect();
+    (means, keep)
+}
+
 /// Camera values to fit: the mean frames at the pixels kept (unsaturated ones), one frame
 /// after another.
 #[derive(Debug, Clone)]

@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::config::{Layers, RigConfig};
 use crate::error::{Result, invalid};
-use crate::fit::{Measured, inverse_diagonal, levenberg_marquardt};
+use crate::fit::{Measured, inverse_diagonal, levenberg_marquardt, mean_frames};
 use crate::geometry::Affine;
 use crate::rig::Rig;
 use crate::sim::{Placement, SimRig};
@@ -201,18 +201,9 @@ pub fn identify(
         residual: f64::NAN,
     });
     let captured = rig.run(displays, frames.max(1))?;
-    let top = description.camera.max_level();
-    let mut keep = Vec::new();
-    let mut values = Vec::new();
-    for (d, fs) in captured.iter().enumerate() {
-        for i in 0..rows * cols {
-            if fs.iter().all(|f| f.pixels[i] < top) {
-                let sum: f64 = fs.iter().map(|f| f64::from(f.pixels[i]) - black).sum();
-                keep.push(d * rows * cols + i);
-                values.push(sum / fs.len().max(1) as f64);
-            }
-        }
-    }
+    let (means, keep) = mean_frames(&captured, black, description.camera.max_level());
+    let frame = rows * cols;
+    let values = keep.iter().map(|&k| means[k / frame][k % frame]).collect();
     let measured = Measured::new(values);
     if measured.len() == 0 || !measured.relative(0.0).is_finite() {
         return Err(invalid(
@@ -222,6 +213,15 @@ pub fn identify(
     }
 
     let layers = twin.layers.mounted.unwrap_or(system.layers.len());
+    if !(1..=system.layers.len()).contains(&layers) {
+        return Err(invalid(
+            "layers.mounted",
+            format!(
+                "{layers} layers mounted; the system has {}",
+                system.layers.len()
+            ),
+        ));
+    }
     if !options.start.is_empty() && options.start.len() != layers {
         return Err(invalid(
             "identification",
@@ -266,7 +266,6 @@ pub fn identify(
         evaluations += 1;
         let bench = SimRig::placed(system, twin.clone(), to_placements(p), &planner).ok()?;
         let light = bench.with_camera(map, cols, rows).expected(&probes).ok()?;
-        let frame = rows * cols;
         Some(keep.iter().map(|&k| light[k / frame][k % frame]).collect())
     };
     let sse = |model: &mut dyn FnMut(&[f64]) -> Option<Vec<f64>>, p: &[f64]| {

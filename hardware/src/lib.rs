@@ -9,6 +9,8 @@
 //! * [`Readout`]: images to SLM levels, and camera frames to classes with confidences.
 //! * [`calibrate()`]: where a camera's pixels lie on the detector plane, measured through the
 //!   trained layers by comparing the light the model predicts with the light the camera sees.
+//! * [`photon_transfer`]: a camera's black level, gain and read noise, measured through the
+//!   rig (EMVA 1288's photon transfer), for a lab camera that does not describe its noise.
 //! * [`identify()`]: where each layer sits on the bench (lateral and axial offsets), by fitting
 //!   the bench's digital twin to its camera frames.
 //! * [`RemoteRig`] and [`serve`]: rigs over slmsuite's network protocol ([`wire`]), so that
@@ -21,6 +23,7 @@ pub mod calibrate;
 pub mod camera;
 pub mod config;
 pub mod error;
+mod file;
 mod fit;
 pub mod geometry;
 pub mod identify;
@@ -29,6 +32,7 @@ pub mod remote;
 pub mod rig;
 pub mod server;
 pub mod sim;
+pub mod transfer;
 pub mod wire;
 
 pub use calibrate::{Calibration, calibrate};
@@ -41,3 +45,4 @@ pub use remote::RemoteRig;
 pub use rig::{CameraNoise, Description, Device, Frame, Rig};
 pub use server::{ServeOptions, serve};
 pub use sim::{Placement, SimRig};
+pub use transfer::{CameraMeasurement, auto_exposures, photon_transfer};

@@ -4,7 +4,7 @@
 
 use photonflow_hardware::config::{Camera, Offset, RigConfig};
 use photonflow_hardware::identify::{IdentifyOptions, identify};
-use photonflow_hardware::{Placement, Readout, Rig, SimRig};
+use photonflow_hardware::{CameraMeasurement, Placement, Readout, Rig, SimRig, photon_transfer};
 use photonflow_optics::rng::Rng;
 use photonflow_optics::system::{Layer, OpticalSystem, RegionSpec};
 use photonflow_optics::units::Length;
@@ -706,4 +706,38 @@ fn identification_finds_where_each_layer_sits_as_the_bench_is_assembled() {
         );
         assert!((p.dz_m - z).abs() < 3e-6, "{p:?}");
     }
+}
+
+#[test]
+fn photon_transfer_measures_the_cameras_black_level_gain_and_read_noise() {
+    // The default 12-bit camera (gain 10 000/4096 = 2.441 e⁻/ADU, read noise 2 e⁻, black level
+    // 100 ADU) behind two random layers, lit by random blocks bright enough to span the
+    // converter's range over four exposures.
+    let s = system(2);
+    let mut config = RigConfig {
+        seed: 12,
+        ..RigConfig::default()
+    };
+    config.source.photons_per_s = 1e11;
+    let mut rig = SimRig::new(&s, config.clone()).unwrap();
+    let mut rng = Rng::new(4);
+    let blocks: Vec<u16> = (0..64).map(|_| rng.below(256) as u16).collect();
+    let display: Vec<u16> = (0..32 * 32)
+        .map(|i| blocks[(i / 32 / 4) * 8 + (i % 32) / 4])
+        .collect();
+    let m = photon_transfer(&mut rig, &display, &[0.0025, 0.005, 0.01, 0.02]).unwrap();
+    let gain = config.camera.gain();
+    assert!((m.gain / gain - 1.0).abs() < 0.03, "{m:?} against {gain}");
+    assert!((m.black_level - 100.0).abs() < 0.5, "{m:?}");
+    assert!((m.read_noise / 2.0 - 1.0).abs() < 0.15, "{m:?}");
+    assert!(m.points >= 32, "{m:?}");
+    // The rig's exposure is as it was; the measurement round-trips through its file.
+    assert_eq!(rig.describe().unwrap().exposure_s, config.camera.exposure);
+    let path = std::env::temp_dir().join(format!("pf-camera-{}.json", std::process::id()));
+    m.save(&path).unwrap();
+    assert_eq!(CameraMeasurement::load(&path).unwrap(), m);
+    std::fs::remove_file(&path).unwrap();
+    // One exposure fixes no black level.
+    let e = photon_transfer(&mut rig, &display, &[0.01, 0.01]).unwrap_err();
+    assert!(e.to_string().contains("two different"), "{e}");
 }

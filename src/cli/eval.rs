@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              own (for a simulated one, the layers section of --rig-config)"
         );
         let mut rig = super::rig::open(&args.rig, &model.system)?;
-        let description = rig.describe()?;
+        let description = super::rig::described(rig.as_mut(), &args.rig)?;
         let readout = super::rig::readout(&args.rig, &model.system, &description)?;
         let (ix, iy) = readout.input_size();
         let clock = Instant::now();

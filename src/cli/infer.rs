@@ -138,7 +138,7 @@ fn load_images(paths: &[PathBuf], invert: bool) -> anyhow::Result<Vec<GrayImage>
 /// `photonflow infer --rig`: every image displayed on the rig's SLM, read from its camera.
 fn on_rig(args: &Args, model: &Model) -> anyhow::Result<()> {
     let mut rig = super::rig::open(&args.rig, &model.system)?;
-    let description = rig.describe()?;
+    let description = super::rig::described(rig.as_mut(), &args.rig)?;
     let readout = super::rig::readout(&args.rig, &model.system, &description)?;
     let (ix, iy) = readout.input_size();
     let predictions = in_batches(args, "classifying on the rig", |images| {

@@ -12,8 +12,9 @@ use photonflow_d2nn::model::Model;
 use photonflow_hardware::server::MAX_IMAGES;
 use photonflow_hardware::wire::DEFAULT_PORT;
 use photonflow_hardware::{
-    Affine, Calibration, Description, IdentifyOptions, Placement, Readout, RemoteRig, Rig,
-    RigConfig, ServeOptions, SimRig, SlmInput, calibrate, identify, serve,
+    Affine, Calibration, CameraMeasurement, Description, IdentifyOptions, Placement, Readout,
+    RemoteRig, Rig, RigConfig, ServeOptions, SimRig, SlmInput, auto_exposures, calibrate, identify,
+    photon_transfer, serve,
 };
 use photonflow_optics::io::write_atomic;
 use photonflow_optics::lut::Lut;
@@ -40,6 +41,32 @@ enum RigCommand {
     /// Measure where each layer sits on a rig (lateral and axial offsets) by fitting its
     /// digital twin to camera frames, and write the twin as a rig file.
     Identify(IdentifyArgs),
+    /// Measure a rig's camera (black level, gain, read noise) by the photon transfer method,
+    /// for `--camera`: single frames then carry a certainty on a lab's rig too.
+    Camera(CameraArgs),
+}
+
+/// Arguments of `photonflow rig camera`.
+#[derive(Debug, clap::Args)]
+struct CameraArgs {
+    /// The trained model: a run folder (RUN/) or a folder holding system.json.
+    #[arg(long, value_name = "RUN")]
+    model: PathBuf,
+    /// The pattern's dataset (its first test image is displayed).
+    #[command(flatten)]
+    test: super::data::TestData,
+    /// Exposures to measure at, seconds, comma-separated (default: one that fills the
+    /// brightest pixels to about 60 % of the camera's range, and 1/2, 1/4 and 1/8 of it).
+    #[arg(long, value_name = "S,S,…", value_delimiter = ',')]
+    exposures: Vec<f64>,
+    /// Where to write the measurement (JSON).
+    #[arg(long, value_name = "CAMERA.json")]
+    out: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    rig: RigArgs,
 }
 
 /// Arguments of `photonflow rig identify`.
@@ -168,6 +195,10 @@ pub struct RigArgs {
     /// phase is shown with the level nearest to it (default: levels linear over 2π).
     #[arg(long, value_name = "LUT.csv", requires = "rig")]
     pub slm_lut: Option<PathBuf>,
+    /// The rig's camera as `photonflow rig camera` measured it: its black level (unless
+    /// --black-level) and its noise, from which a single frame's certainty is estimated.
+    #[arg(long, value_name = "CAMERA.json", requires = "rig")]
+    pub camera: Option<PathBuf>,
 }
 
 impl RigArgs {
@@ -197,6 +228,27 @@ pub fn readout(
         lut.as_ref(),
     )
     .with_context(|| format!("--rig {}", args.rig.as_deref().unwrap_or("sim")))
+}
+
+/// What `rig` says of itself, with the black level and noise of `--camera` when given.
+pub fn described(rig: &mut dyn Rig, args: &RigArgs) -> anyhow::Result<Description> {
+    let mut description = rig.describe()?;
+    if let Some(path) = &args.camera {
+        let m = CameraMeasurement::load(path).context("--camera")?;
+        anyhow::ensure!(
+            (m.camera_rows, m.camera_cols) == (description.camera.rows, description.camera.cols),
+            "--camera {}: measured on a camera of {} × {} pixels; this rig's gives {} × {}: \
+             measure it again (photonflow rig camera)",
+            path.display(),
+            m.camera_rows,
+            m.camera_cols,
+            description.camera.rows,
+            description.camera.cols
+        );
+        description.black_level = Some(m.black_level);
+        description.noise = Some(m.noise());
+    }
+    Ok(description)
 }
 
 /// The camera map of `--calibration`, checked against the camera `description` gives.
@@ -295,6 +347,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         RigCommand::Serve(args) => run_serve(args),
         RigCommand::Calibrate(args) => run_calibrate(args),
         RigCommand::Identify(args) => run_identify(args),
+        RigCommand::Camera(args) => run_camera(args),
     }
 }
 
@@ -311,7 +364,7 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let model = Model::load(&args.model)?;
     let test = args.test.load(&model)?.1.take(args.patterns);
     let mut rig = open(&args.rig, &model.system)?;
-    let description = rig.describe()?;
+    let description = described(rig.as_mut(), &args.rig)?;
     let input = SlmInput::new(&model.system, &description, args.rig.lut()?.as_ref())?;
     let (ix, iy) = (model.system.input.nx, model.system.input.ny);
     let refs: Vec<ImageRef> = (0..test.len()).map(|i| test.image_ref(i)).collect();
@@ -431,7 +484,7 @@ fn run_identify(args: IdentifyArgs) -> anyhow::Result<()> {
     } else {
         open(&args.rig, system)?
     };
-    let description = rig.describe()?;
+    let description = described(rig.as_mut(), &args.rig)?;
     base.slm.bits = description.slm.bits;
     let input = SlmInput::new(system, &description, lut.as_ref())?;
     let (ix, iy) = (system.input.nx, system.input.ny);
@@ -590,6 +643,57 @@ fn run_identify(args: IdentifyArgs) -> anyhow::Result<()> {
             out.display()
         );
     }
+    Ok(())
+}
+
+fn run_camera(args: CameraArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rig.camera.is_none(),
+        "--camera reads a camera measurement; this command writes one (--out)"
+    );
+    let model = Model::load(&args.model)?;
+    let system = &model.system;
+    let test = args.test.load(&model)?.1.take(1);
+    anyhow::ensure!(test.len() == 1, "the dataset has no test image to display");
+    let mut rig = open(&args.rig, system)?;
+    let description = rig.describe()?;
+    let input = SlmInput::new(system, &description, args.rig.lut()?.as_ref())?;
+    let display = input.display(&test.image_ref(0).resized(system.input.ny, system.input.nx));
+    let exposures = if args.exposures.is_empty() {
+        auto_exposures(rig.as_mut(), &display).context("choosing the exposures")?
+    } else {
+        args.exposures.clone()
+    };
+    anyhow::ensure!(
+        exposures
+            .iter()
+            .all(|t| t.is_finite() && *t > 0.0 && *t <= 3600.0),
+        "--exposures {exposures:?}: give positive seconds (at most 3600), e.g. \
+         0.001,0.002,0.004,0.008"
+    );
+    let m = photon_transfer(rig.as_mut(), &display, &exposures)
+        .context("measuring the camera (--exposures)")?;
+    m.save(&args.out)
+        .with_context(|| format!("--out {}", args.out.display()))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"camera": m, "out": args.out.display().to_string()})
+        );
+        return Ok(());
+    }
+    println!(
+        "camera of {} × {} pixels: black level {:.2} ADU, gain {:.4} e⁻/ADU, read noise {:.2} \
+         e⁻ rms ({} points on the transfer curve, residual {:.1} %); written to {}",
+        m.camera_rows,
+        m.camera_cols,
+        m.black_level,
+        m.gain,
+        m.read_noise,
+        m.points,
+        100.0 * m.residual,
+        args.out.display()
+    );
     Ok(())
 }
 
