@@ -924,6 +924,24 @@ fn rigs_classify_as_the_model_does(
         stderr(&o)
     );
 
+    // The SLM response is measured for phase SLMs; this model's input is in amplitude.
+    let o = photonflow(&[
+        "rig",
+        "slm",
+        "--model",
+        run,
+        "--rig",
+        "sim",
+        "--out",
+        &d.s("slm.csv"),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("amplitude"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.path("slm.csv").exists());
+
     // A lookup table is for a phase SLM; this model's input is in amplitude.
     let rows: Vec<String> = (0..256)
         .map(|g| format!("{g},{}", g as f64 * 0.0245))

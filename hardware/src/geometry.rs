@@ -204,6 +204,30 @@ pub fn resample(
         .collect()
 }
 
+/// The map (plane metres → camera pixels) of a camera of `cols × rows` pixels: `camera` (a
+/// calibration) when given, else the plane's own grid when the camera has its size. Errors,
+/// naming `what`, for a camera of another size without a calibration.
+pub(crate) fn camera_map(
+    camera: Option<&Affine>,
+    grid: &Grid,
+    cols: usize,
+    rows: usize,
+    what: &str,
+) -> Result<Affine> {
+    match camera {
+        Some(map) => Ok(*map),
+        None if (rows, cols) == (grid.ny, grid.nx) => Ok(Affine::grid(grid.nx, grid.ny, grid.dx)),
+        None => Err(invalid(
+            what,
+            format!(
+                "the camera's {rows} × {cols} pixels are not the plane's {} × {}: calibrate it \
+                 first (photonflow rig calibrate) and give the calibration",
+                grid.ny, grid.nx
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

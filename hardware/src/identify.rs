@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::config::{Layers, RigConfig};
 use crate::error::{Result, invalid};
 use crate::fit::{Measured, inverse_diagonal, levenberg_marquardt, mean_frames};
-use crate::geometry::Affine;
+use crate::geometry::{Affine, camera_map};
 use crate::rig::Rig;
 use crate::sim::{Placement, SimRig};
 
@@ -180,20 +180,7 @@ pub fn identify(
     let description = rig.describe()?;
     let (rows, cols) = (description.camera.rows, description.camera.cols);
     let grid = system.grid()?;
-    let map = match camera {
-        Some(map) => *map,
-        None if (rows, cols) == (grid.ny, grid.nx) => Affine::grid(grid.nx, grid.ny, grid.dx),
-        None => {
-            return Err(invalid(
-                "identification",
-                format!(
-                    "the camera's {rows} × {cols} pixels are not the plane's {} × {}: calibrate \
-                     it first (photonflow rig calibrate) and give the calibration",
-                    grid.ny, grid.nx
-                ),
-            ));
-        }
-    };
+    let map = camera_map(camera, &grid, cols, rows, "identification")?;
     progress(Progress {
         stage: "frames",
         done: 0,

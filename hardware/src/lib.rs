@@ -11,6 +11,8 @@
 //!   trained layers by comparing the light the model predicts with the light the camera sees.
 //! * [`photon_transfer`]: a camera's black level, gain and read noise, measured through the
 //!   rig (EMVA 1288's photon transfer), for a lab camera that does not describe its noise.
+//! * [`measure_slm`]: a phase SLM's gray level → phase (and amplitude) response, measured on
+//!   the rig through the trained layers, as a lookup table.
 //! * [`identify()`]: where each layer sits on the bench (lateral and axial offsets), by fitting
 //!   the bench's digital twin to its camera frames.
 //! * [`RemoteRig`] and [`serve`]: rigs over slmsuite's network protocol ([`wire`]), so that
@@ -29,6 +31,7 @@ pub mod geometry;
 pub mod identify;
 pub mod readout;
 pub mod remote;
+pub mod response;
 pub mod rig;
 pub mod server;
 pub mod sim;
@@ -42,6 +45,7 @@ pub use geometry::Affine;
 pub use identify::{Identification, IdentifyOptions, identify};
 pub use readout::{Readout, RigPrediction, SlmInput};
 pub use remote::RemoteRig;
+pub use response::{SlmResponse, measure_slm};
 pub use rig::{CameraNoise, Description, Device, Frame, Rig};
 pub use server::{ServeOptions, serve};
 pub use sim::{Placement, SimRig};

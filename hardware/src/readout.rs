@@ -61,22 +61,32 @@ impl SlmInput {
     /// # Panics
     /// If `image` does not hold one value per input pixel.
     pub fn display(&self, image: &[f32]) -> Vec<u16> {
+        let levels: Vec<u16> = image
+            .iter()
+            .map(|&v| match &self.map {
+                // The phase encoding shows φ = πv.
+                Some(map) => map.gray(PI * f64::from(v.clamp(0.0, 1.0))),
+                None => level_of(v, self.encoding, self.slm.bits),
+            })
+            .collect();
+        self.place(&levels)
+    }
+
+    /// The SLM's levels with `levels` (`ny × nx` of the input area) at its centre, level 0
+    /// around them.
+    ///
+    /// # Panics
+    /// If `levels` does not hold one level per input pixel.
+    pub fn place(&self, levels: &[u16]) -> Vec<u16> {
         let (ix, iy) = self.input;
-        assert_eq!(image.len(), ix * iy, "one value per input pixel");
+        assert_eq!(levels.len(), ix * iy, "one level per input pixel");
         let (cols, rows) = (self.slm.cols, self.slm.rows);
         let (x0, y0) = ((cols - ix) / 2, (rows - iy) / 2);
-        let mut levels = vec![0u16; rows * cols];
-        for (r, row) in image.chunks_exact(ix).enumerate() {
-            let line = &mut levels[(y0 + r) * cols + x0..][..ix];
-            for (l, &v) in line.iter_mut().zip(row) {
-                *l = match &self.map {
-                    // The phase encoding shows φ = πv.
-                    Some(map) => map.gray(PI * f64::from(v.clamp(0.0, 1.0))),
-                    None => level_of(v, self.encoding, self.slm.bits),
-                };
-            }
+        let mut all = vec![0u16; rows * cols];
+        for (r, row) in levels.chunks_exact(ix).enumerate() {
+            all[(y0 + r) * cols + x0..][..ix].copy_from_slice(row);
         }
-        levels
+        all
     }
 }
 

@@ -335,17 +335,25 @@ impl SimRig {
                     }
                 }
             });
-        self.plans[0].propagator.propagate_in_place(&mut data)?;
-        for (layer, plan) in self.layers.iter().zip(&self.plans[1..]) {
-            data.par_chunks_mut(n).for_each(|field| {
-                field.iter_mut().zip(layer).for_each(|(u, t)| *u *= t);
-            });
-            plan.propagator.propagate_in_place(&mut data)?;
-        }
+        self.through(&mut data)?;
         Ok(data
             .par_chunks(n)
             .map(|f| f.iter().map(|z| z.norm_sqr()).collect())
             .collect())
+    }
+
+    /// Carries input-plane fields (a batch of `[ny, nx]` fields of the grid, field units)
+    /// through the bench's layers to the detector plane, in place.
+    pub(crate) fn through(&self, data: &mut [Complex<f32>]) -> Result<()> {
+        let n = self.grid.len();
+        self.plans[0].propagator.propagate_in_place(data)?;
+        for (layer, plan) in self.layers.iter().zip(&self.plans[1..]) {
+            data.par_chunks_mut(n).for_each(|field| {
+                field.iter_mut().zip(layer).for_each(|(u, t)| *u *= t);
+            });
+            plan.propagator.propagate_in_place(data)?;
+        }
+        Ok(())
     }
 
     /// The input values the SLM makes of `levels` (quantised by the levels themselves, through
@@ -395,7 +403,7 @@ impl SimRig {
     /// The expected `|u|²` (plane units, per plane pixel area) each camera pixel collects from
     /// a detector-plane intensity: the plane itself when the camera samples the model's grid,
     /// otherwise [`resample`]d onto the camera.
-    fn on_camera(&self, intensity: &[f32]) -> Vec<f64> {
+    pub(crate) fn on_camera(&self, intensity: &[f32]) -> Vec<f64> {
         let (map, cols, rows) = self.camera;
         let (nx, ny, dx) = (self.grid.nx, self.grid.ny, self.grid.dx);
         if (cols, rows) == (nx, ny) && map == Affine::grid(nx, ny, dx) {

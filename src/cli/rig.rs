@@ -14,7 +14,7 @@ use photonflow_hardware::wire::DEFAULT_PORT;
 use photonflow_hardware::{
     Affine, Calibration, CameraMeasurement, Description, IdentifyOptions, Placement, Readout,
     RemoteRig, Rig, RigConfig, ServeOptions, SimRig, SlmInput, auto_exposures, calibrate, identify,
-    photon_transfer, serve,
+    measure_slm, photon_transfer, serve,
 };
 use photonflow_optics::io::write_atomic;
 use photonflow_optics::lut::Lut;
@@ -44,6 +44,33 @@ enum RigCommand {
     /// Measure a rig's camera (black level, gain, read noise) by the photon transfer method,
     /// for `--camera`: single frames then carry a certainty on a lab's rig too.
     Camera(CameraArgs),
+    /// Measure a phase SLM's gray level → phase (and amplitude) response on the rig, through
+    /// the trained layers, as a lookup table for --slm-lut.
+    Slm(SlmArgs),
+}
+
+/// Arguments of `photonflow rig slm`.
+#[derive(Debug, clap::Args)]
+struct SlmArgs {
+    /// The trained model (phase-encoded input): a run folder (RUN/) or a folder holding
+    /// system.json.
+    #[arg(long, value_name = "RUN")]
+    model: PathBuf,
+    /// Measure every Nth level (and the last).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    step: u16,
+    /// The bench as identified (`rig identify --out`): its layers.offsets place the twin's
+    /// layers (default: as designed).
+    #[arg(long, value_name = "TWIN.toml")]
+    twin: Option<PathBuf>,
+    /// Where to write the table (CSV `gray,phase,amplitude`).
+    #[arg(long, value_name = "LUT.csv")]
+    out: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    rig: RigArgs,
 }
 
 /// Arguments of `photonflow rig camera`.
@@ -348,6 +375,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         RigCommand::Calibrate(args) => run_calibrate(args),
         RigCommand::Identify(args) => run_identify(args),
         RigCommand::Camera(args) => run_camera(args),
+        RigCommand::Slm(args) => run_slm(args),
     }
 }
 
@@ -692,6 +720,66 @@ fn run_camera(args: CameraArgs) -> anyhow::Result<()> {
         m.read_noise,
         m.points,
         100.0 * m.residual,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_slm(args: SlmArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rig.slm_lut.is_none(),
+        "--slm-lut gives an SLM's table; this command measures one (--out)"
+    );
+    anyhow::ensure!(args.step >= 1, "--step 0: give 1 or more");
+    let system = load_system(&args.model)?;
+    let twin = match &args.twin {
+        Some(path) => {
+            RigConfig::load(path).with_context(|| format!("--twin {}", path.display()))?
+        }
+        None => RigConfig::default(),
+    };
+    let mut rig = open(&args.rig, &system)?;
+    let description = described(rig.as_mut(), &args.rig)?;
+    let top = description.slm.max_level();
+    let mut levels: Vec<u16> = (0..=top).step_by(usize::from(args.step)).collect();
+    if levels.last() != Some(&top) {
+        levels.push(top);
+    }
+    let black = description
+        .black_level_or(args.rig.black_level)
+        .context("--black-level")?;
+    let camera = calibration(&args.rig, &description)?;
+    let response = measure_slm(
+        rig.as_mut(),
+        &system,
+        &twin,
+        camera.as_ref(),
+        &levels,
+        black,
+        args.rig.frames,
+    )
+    .context("measuring the SLM")?;
+    write_atomic(&args.out, |w| w.write_all(response.to_csv().as_bytes()))
+        .with_context(|| format!("--out {}", args.out.display()))?;
+    let span = response.phase.last().copied().unwrap_or(0.0);
+    let worst = response.residual.iter().copied().fold(0.0, f64::max);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "response": response,
+                "span_rad": span,
+                "out": args.out.display().to_string(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{} levels measured: phase spans {span:.4} rad ({:.3} waves) from level 0 to {top}; \
+         frame residuals up to {:.1} %; written to {} (use it with --slm-lut)",
+        response.levels.len(),
+        span / std::f64::consts::TAU,
+        100.0 * worst,
         args.out.display()
     );
     Ok(())
