@@ -48,7 +48,8 @@ pub enum Command {
     /// Classify images with a trained network, with confidences: on the ideal model, on a
     /// simulated rig with the imperfections of real parts, or on a lab rig over the network.
     Infer(infer::Args),
-    /// Serve a simulated rig over slmsuite's network protocol, or print a rig file to edit.
+    /// Rigs: serve a simulated one over slmsuite's network protocol, print a rig file to edit,
+    /// or measure a rig's camera placement, camera noise, layer placements and SLM response.
     Rig(rig::Args),
     /// Check a dataset against its published checksums, or fetch MNIST / Fashion-MNIST.
     Data(data::Args),
