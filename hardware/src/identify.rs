@@ -14,9 +14,9 @@
 //!
 //! 1. **coarse**: every whole-pixel offset of each layer within `±search_px`, its axial offsets
 //!    within `±axial_range_m` in steps of `pitch²/λ` (where the phase of the grid's finest
-//!    detail changes by about π/4), neighbouring pairs moved by a pixel each, and runs of
-//!    layers moved together, are tried from where the layers are best so far; each sweep takes
-//!    the best move of all, until none gains (at most [`max_sweeps`]);
+//!    detail changes by about π/4), and runs of layers moved together are tried from where
+//!    the layers are best so far, and, when none of those gains, neighbouring pairs moved by a
+//!    pixel each; each sweep takes the best move, until none gains (at most [`max_sweeps`]);
 //! 2. **fine**: Levenberg–Marquardt over every offset at once, lateral ones continuous (a
 //!    fraction of a pixel is box-sampled, [`photonflow_optics::shift`]), from the coarse
 //!    stage's best.
@@ -283,39 +283,40 @@ pub fn identify(
     };
     // Each sweep tries every move from where the last one left, and takes the best (a move
     // taken at once could be a gain within the noise of one layer at the expense of another,
-    // which a single misplaced layer elsewhere hides).
-    let moves = coarse_moves(layers, per_layer, options.search_px, axial_steps);
+    // which a single misplaced layer elsewhere hides). The moves of pairs of layers, the most
+    // numerous, are tried only in sweeps where the others gain nothing.
+    let (single, pairs) = coarse_moves(layers, per_layer, options.search_px, axial_steps);
     let sweeps = max_sweeps(layers);
-    let total = moves.len() * sweeps;
+    let total = (single.len() + pairs.len()) * sweeps;
     let mut done = 0;
-    for _sweep in 0..sweeps {
-        if moves.is_empty() {
-            break;
-        }
-        let from = best.clone();
-        let mut taken = None;
-        for (k, m) in moves.iter().enumerate() {
-            let mut trial = from.clone();
-            for &(i, d) in m {
-                trial[i] += d;
+    'sweeps: for _sweep in 0..sweeps {
+        for moves in [&single, &pairs] {
+            let from = best.clone();
+            let mut taken = false;
+            for (k, m) in moves.iter().enumerate() {
+                let mut trial = from.clone();
+                for &(i, d) in m {
+                    trial[i] += d;
+                }
+                let s = sse(&mut model, &trial);
+                done += 1;
+                if s < best_sse {
+                    (best, best_sse, taken) = (trial, s, true);
+                }
+                if k % 16 == 15 {
+                    progress(Progress {
+                        stage: "coarse",
+                        done,
+                        total,
+                        residual: measured.relative(best_sse),
+                    });
+                }
             }
-            let s = sse(&mut model, &trial);
-            done += 1;
-            if s < best_sse {
-                (best, best_sse, taken) = (trial, s, Some(k));
-            }
-            if k % 16 == 15 {
-                progress(Progress {
-                    stage: "coarse",
-                    done,
-                    total,
-                    residual: measured.relative(best_sse),
-                });
+            if taken {
+                continue 'sweeps;
             }
         }
-        if taken.is_none() {
-            break;
-        }
+        break;
     }
 
     // The fine stage.
@@ -370,19 +371,24 @@ pub fn identify(
 type Move = Vec<(usize, f64)>;
 
 /// The coarse stage's moves for `layers` layers of `per_layer` parameters (`dx`, `dy` in
-/// pixels, then `dz` in units of ζ): each layer's whole-pixel lateral moves within
-/// `±search_px`, its axial moves of `±1 … ±axial_steps` ζ, each pair of neighbouring layers
-/// moved by up to a pixel each, and every run of three or more neighbouring layers moved
-/// together by a pixel (the light depends on where layers sit relative to each other, so
-/// moving one at a time can stall where moving several gains).
-fn coarse_moves(layers: usize, per_layer: usize, search_px: u32, axial_steps: u32) -> Vec<Move> {
+/// pixels, then `dz` in units of ζ): first each layer's whole-pixel lateral moves within
+/// `±search_px`, its axial moves of `±1 … ±axial_steps` ζ, and every run of two or more
+/// neighbouring layers moved together by a pixel; second, each pair of neighbouring layers
+/// moved by up to a pixel each, independently (the light depends on where layers sit relative to each
+/// other, so moving one at a time can stall where moving several gains).
+fn coarse_moves(
+    layers: usize,
+    per_layer: usize,
+    search_px: u32,
+    axial_steps: u32,
+) -> (Vec<Move>, Vec<Move>) {
     let lateral = |r: i64| -> Vec<(f64, f64)> {
         (-r..=r)
             .flat_map(|y| (-r..=r).map(move |x| (x as f64, y as f64)))
             .filter(|&m| m != (0.0, 0.0))
             .collect()
     };
-    let mut moves: Vec<Move> = Vec::new();
+    let (mut moves, mut pairs): (Vec<Move>, Vec<Move>) = (Vec::new(), Vec::new());
     for l in 0..layers {
         let at = l * per_layer;
         for (x, y) in lateral(i64::from(search_px)) {
@@ -401,13 +407,14 @@ fn coarse_moves(layers: usize, per_layer: usize, search_px: u32, axial_steps: u3
         for l in 1..layers {
             let (a, b) = ((l - 1) * per_layer, l * per_layer);
             for (x1, y1) in lateral(1) {
-                for (x2, y2) in lateral(1) {
-                    moves.push(vec![(a, x1), (a + 1, y1), (b, x2), (b + 1, y2)]);
+                // (Both moved alike is a run, among the first moves.)
+                for (x2, y2) in lateral(1).into_iter().filter(|&m| m != (x1, y1)) {
+                    pairs.push(vec![(a, x1), (a + 1, y1), (b, x2), (b + 1, y2)]);
                 }
             }
         }
         for first in 0..layers {
-            for last in first + 2..layers {
+            for last in first + 1..layers {
                 for (x, y) in lateral(1) {
                     moves.push(
                         (first..=last)
@@ -418,5 +425,5 @@ fn coarse_moves(layers: usize, per_layer: usize, search_px: u32, axial_steps: u3
             }
         }
     }
-    moves
+    (moves, pairs)
 }
