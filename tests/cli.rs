@@ -879,12 +879,28 @@ fn rigs_classify_as_the_model_does(
     );
     let o = eval(&["--rig", "sim", "--rig-config", &twin]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Started from the twin, as the next step of an assembly would be: the same place.
+    let o = identify(&[
+        "--rig-config",
+        &moved,
+        "--mounted",
+        "1",
+        "--start",
+        &twin,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = last_json(&o);
+    let x = again["layers"][0]["x_m"].as_f64().unwrap();
+    assert!((x - 0.4e-3).abs() < 8e-6, "{again}");
     for (args, needle) in [
         (vec!["--search", "0.5px"], "--search"),
         (vec!["--search", "40px"], "at most 16px"),
         (vec!["--probes", "0"], "--probes"),
         (vec!["--no-axial", "--axial-range", "1mm"], "--no-axial"),
         (vec!["--rig-config", &turned], "calibrate"),
+        (vec!["--mounted", "2"], "--mounted 2"),
+        (vec!["--start", &ideal], "--start"),
     ] {
         let o = identify(&args);
         assert!(!o.status.success(), "{args:?}");
