@@ -48,6 +48,8 @@ pub(crate) fn mean_frames(
 #[derive(Debug, Clone)]
 pub(crate) struct Measured {
     values: Vec<f64>,
+    /// Their sum (every fit's linear part needs it).
+    sum: f64,
     /// Root mean square of the values.
     scale: f64,
 }
@@ -77,7 +79,8 @@ impl Measured {
     pub fn new(values: Vec<f64>) -> Self {
         let n = values.len().max(1) as f64;
         let scale = (values.iter().map(|v| v * v).sum::<f64>() / n).sqrt();
-        Self { values, scale }
+        let sum = values.iter().sum();
+        Self { values, sum, scale }
     }
 
     /// How many values there are.
@@ -95,7 +98,7 @@ impl Measured {
     /// values in the least-squares sense, and the sum of squares left.
     pub fn linear(&self, model: &[f64]) -> Linear {
         let n = self.values.len() as f64;
-        let (sm, sf) = (model.iter().sum::<f64>(), self.values.iter().sum::<f64>());
+        let (sm, sf) = (model.iter().sum::<f64>(), self.sum);
         let smm = model.iter().map(|v| v * v).sum::<f64>();
         let smf = model
             .iter()

@@ -220,8 +220,9 @@ pub(crate) fn camera_map(
         None => Err(invalid(
             what,
             format!(
-                "the camera's {rows} × {cols} pixels are not the plane's {} × {}: calibrate it \
-                 first (photonflow rig calibrate) and give the calibration",
+                "the camera's {rows} × {cols} pixels (rows × columns) are not the detector \
+                 plane's {} × {}: calibrate the camera (photonflow rig calibrate) and give the \
+                 calibration, or set its window and binning so that its pixels are the plane's",
                 grid.ny, grid.nx
             ),
         )),

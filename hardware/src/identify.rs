@@ -237,21 +237,12 @@ pub fn identify(
         placements.resize(all_layers, Placement::default());
         placements
     };
-    // The twin: the SLM as known; layers with no fabrication error or loss known (the gain
-    // takes a loss up), placed by the parameters.
-    let twin = RigConfig {
-        layers: Layers {
-            mounted: twin.layers.mounted,
-            ..Layers::default()
-        },
-        ..twin.clone()
-    };
     let planner = Planner::new();
     let probes: Vec<&[u16]> = displays.iter().map(Vec::as_slice).collect();
     let mut evaluations = 0usize;
     let mut model = |p: &[f64]| -> Option<Vec<f64>> {
         evaluations += 1;
-        let bench = SimRig::placed(system, twin.clone(), to_placements(p), &planner).ok()?;
+        let bench = SimRig::twin(system, twin, to_placements(p), &planner).ok()?;
         let light = bench.with_camera(map, cols, rows).expected(&probes).ok()?;
         Some(keep.iter().map(|&k| light[k / frame][k % frame]).collect())
     };

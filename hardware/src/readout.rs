@@ -18,7 +18,7 @@ use photonflow_optics::system::{DetectorSpec, Encoding, OpticalSystem};
 use serde::Serialize;
 
 use crate::error::{Result, invalid};
-use crate::geometry::Affine;
+use crate::geometry::{Affine, camera_map};
 use crate::rig::{CameraNoise, Description, Device, Frame, Rig, level_of};
 
 /// How a model's input images become SLM levels on a rig: the image at the centre of the SLM,
@@ -161,28 +161,18 @@ impl Readout {
         camera: Option<&Affine>,
         lut: Option<&Lut>,
     ) -> Result<Self> {
-        let (nx, ny) = (system.nx, system.ny);
-        if camera.is_none() && (rig.camera.rows, rig.camera.cols) != (ny, nx) {
-            return Err(invalid(
-                "camera",
-                format!(
-                    "the rig's frames are {} × {} pixels; the model's detector plane is {ny} × \
-                     {nx} (rows × columns): calibrate the camera (photonflow rig calibrate), \
-                     or set its window and binning so that its pixels are the plane's",
-                    rig.camera.rows, rig.camera.cols
-                ),
-            ));
-        }
+        let (cols, rows) = (rig.camera.cols, rig.camera.rows);
+        let grid = system.grid()?;
+        let map = camera_map(camera, &grid, cols, rows, "camera")?;
         let input = SlmInput::new(system, rig, lut)?;
         let black = rig.black_level_or(black_level)?;
         let detector = system.detector()?;
-        let grid = Affine::grid(nx, ny, system.pitch_m);
-        let same = (rig.camera.rows, rig.camera.cols) == (ny, nx);
-        let weights = match camera {
-            Some(map) if !(same && *map == grid) => {
-                camera_weights(system, map, rig.camera.cols, rig.camera.rows)?
-            }
-            _ => detector.weights().to_vec(),
+        let on_grid =
+            (rows, cols) == (grid.ny, grid.nx) && map == Affine::grid(grid.nx, grid.ny, grid.dx);
+        let weights = if on_grid {
+            detector.weights().to_vec()
+        } else {
+            camera_weights(system, &map, cols, rows)?
         };
         Ok(Self {
             spec: system.detector.clone(),

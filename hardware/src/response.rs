@@ -26,7 +26,7 @@ use photonflow_optics::lut::Lut;
 use photonflow_optics::system::{Encoding, OpticalSystem};
 use serde::Serialize;
 
-use crate::config::{Layers, RigConfig};
+use crate::config::RigConfig;
 use crate::error::{Result, invalid};
 use crate::fit::{mean_frames, solve};
 use crate::geometry::{Affine, camera_map};
@@ -121,20 +121,8 @@ pub fn measure_slm(
     } else {
         Placement::of(system, twin)?
     };
-    let layers = Layers {
-        mounted: twin.layers.mounted,
-        ..Layers::default()
-    };
-    let bench = SimRig::placed(
-        system,
-        RigConfig {
-            layers,
-            ..twin.clone()
-        },
-        placements,
-        &Planner::new(),
-    )?
-    .with_camera(map, cols, rows);
+    let bench =
+        SimRig::twin(system, twin, placements, &Planner::new())?.with_camera(map, cols, rows);
     let (ix, iy) = (system.input.nx, system.input.ny);
     let (nx, ny) = (grid.nx, grid.ny);
     let n = grid.len();

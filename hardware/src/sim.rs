@@ -31,7 +31,7 @@ use photonflow_optics::units::Length;
 use photonflow_optics::{Grid, Planner, Propagation, memory};
 use rayon::prelude::*;
 
-use crate::config::{Offset, RigConfig};
+use crate::config::{Layers, Offset, RigConfig};
 use crate::error::{Result, invalid};
 use crate::geometry::{Affine, resample};
 use crate::readout::phase_map;
@@ -255,6 +255,26 @@ impl SimRig {
             table,
             camera,
         })
+    }
+
+    /// The bench's digital twin: `system` with its layers at `placements` (one per layer) and
+    /// what is known of the bench — `known`'s SLM and how many layers are mounted — but no
+    /// fabrication error or loss (a measurement does not see those; a fitted gain takes the
+    /// loss up). Plans come from `planner`.
+    pub(crate) fn twin(
+        system: &OpticalSystem,
+        known: &RigConfig,
+        placements: Vec<Placement>,
+        planner: &Planner<f32>,
+    ) -> Result<Self> {
+        let config = RigConfig {
+            layers: Layers {
+                mounted: known.layers.mounted,
+                ..Layers::default()
+            },
+            ..known.clone()
+        };
+        Self::placed(system, config, placements, planner)
     }
 
     /// Where the camera's pixels lie: the map from the detector plane (metres) to its pixel

@@ -229,6 +229,14 @@ pub struct RigArgs {
 }
 
 impl RigArgs {
+    /// The black level to subtract from `description`'s camera: `--black-level`, else the
+    /// rig's own (or `--camera`'s), else 0.
+    fn black(&self, description: &Description) -> anyhow::Result<f64> {
+        description
+            .black_level_or(self.black_level)
+            .context("--black-level")
+    }
+
     /// The table of `--slm-lut`.
     fn lut(&self) -> anyhow::Result<Option<Lut>> {
         self.slm_lut
@@ -394,16 +402,10 @@ fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<()> {
     let mut rig = open(&args.rig, &model.system)?;
     let description = described(rig.as_mut(), &args.rig)?;
     let input = SlmInput::new(&model.system, &description, args.rig.lut()?.as_ref())?;
-    let (ix, iy) = (model.system.input.nx, model.system.input.ny);
     let refs: Vec<ImageRef> = (0..test.len()).map(|i| test.image_ref(i)).collect();
     let plane = detector_planes(&model.optics, &model.masks, &refs);
-    let displays: Vec<Vec<u16>> = refs
-        .iter()
-        .map(|r| input.display(&r.resized(iy, ix)))
-        .collect();
-    let black = description
-        .black_level_or(args.rig.black_level)
-        .context("--black-level")?;
+    let displays = show(&input, &model.system, &refs);
+    let black = args.rig.black(&description)?;
     let calibration = calibrate(
         rig.as_mut(),
         &displays,
@@ -515,13 +517,9 @@ fn run_identify(args: IdentifyArgs) -> anyhow::Result<()> {
     let description = described(rig.as_mut(), &args.rig)?;
     base.slm.bits = description.slm.bits;
     let input = SlmInput::new(system, &description, lut.as_ref())?;
-    let (ix, iy) = (system.input.nx, system.input.ny);
-    let displays: Vec<Vec<u16>> = (0..test.len())
-        .map(|i| input.display(&test.image_ref(i).resized(iy, ix)))
-        .collect();
-    let black = description
-        .black_level_or(args.rig.black_level)
-        .context("--black-level")?;
+    let refs: Vec<ImageRef> = (0..test.len()).map(|i| test.image_ref(i)).collect();
+    let displays = show(&input, system, &refs);
+    let black = args.rig.black(&description)?;
     let camera = calibration(&args.rig, &description)?;
     let mounted = base.layers.mounted.unwrap_or(system.layers.len());
     let start = match &args.start {
@@ -686,7 +684,7 @@ fn run_camera(args: CameraArgs) -> anyhow::Result<()> {
     let mut rig = open(&args.rig, system)?;
     let description = rig.describe()?;
     let input = SlmInput::new(system, &description, args.rig.lut()?.as_ref())?;
-    let display = input.display(&test.image_ref(0).resized(system.input.ny, system.input.nx));
+    let display = show(&input, system, &[test.image_ref(0)]).remove(0);
     let exposures = if args.exposures.is_empty() {
         auto_exposures(rig.as_mut(), &display).context("choosing the exposures")?
     } else {
@@ -745,9 +743,7 @@ fn run_slm(args: SlmArgs) -> anyhow::Result<()> {
     if levels.last() != Some(&top) {
         levels.push(top);
     }
-    let black = description
-        .black_level_or(args.rig.black_level)
-        .context("--black-level")?;
+    let black = args.rig.black(&description)?;
     let camera = calibration(&args.rig, &description)?;
     let response = measure_slm(
         rig.as_mut(),
@@ -783,6 +779,15 @@ fn run_slm(args: SlmArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The SLM levels that show `images`, each resampled onto `system`'s input area first.
+fn show(input: &SlmInput, system: &OpticalSystem, images: &[ImageRef]) -> Vec<Vec<u16>> {
+    let (ix, iy) = (system.input.nx, system.input.ny);
+    images
+        .iter()
+        .map(|r| input.display(&r.resized(iy, ix)))
+        .collect()
 }
 
 /// `path` made absolute (against the working folder), as it is.
