@@ -3048,3 +3048,307 @@ fn gds_files_are_reproducible_with_source_date_epoch() {
         .collect();
     assert_eq!(date, [125, 11, 28, 0, 0, 0]);
 }
+
+/// `psf model` writes an aberrated bead's stack (a float32 TIFF with its calibration), and
+/// `psf retrieve` reads the calibration back and measures the aberrations put in.
+#[test]
+fn psf_model_then_retrieve_finds_the_aberrations() {
+    let dir = Dir::new();
+    let stack = dir.s("bead.tif");
+    let objective = ["--wavelength", "520nm", "--na", "1.2", "--index", "1.333"];
+    let mut args = vec!["psf", "model"];
+    args.extend(objective);
+    args.extend([
+        "--pitch",
+        "90nm",
+        "--size",
+        "64",
+        "--planes",
+        "25",
+        "--z-step",
+        "150nm",
+        "--zernike",
+        "5=0.3,8=-0.2,11=0.4",
+        "--out",
+        &stack,
+        "--json",
+    ]);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = last_json(&o);
+    // Ideal NA 1.2 at 520 nm: Airy FWHM 0.5145 λ/NA = 223 nm; the aberrations widen it.
+    let fx = model["fwhm_m"]["x"].as_f64().unwrap();
+    assert!(fx > 223e-9 && fx < 400e-9, "{model}");
+    let s = model["strehl"].as_f64().unwrap();
+    let marechal = (-(0.3f64.powi(2) + 0.2f64.powi(2) + 0.4f64.powi(2))).exp();
+    assert!((s - marechal).abs() < 0.05, "Strehl {s} vs {marechal}");
+
+    let (pupil, psf_out, png) = (dir.s("pupil.json"), dir.s("model.tif"), dir.s("pupil.png"));
+    let mut args = vec!["psf", "retrieve", &stack];
+    args.extend(objective);
+    args.extend([
+        "--background",
+        "0",
+        "--out",
+        &pupil,
+        "--psf-out",
+        &psf_out,
+        "--png",
+        &png,
+        "--json",
+    ]);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = last_json(&o);
+    assert_eq!(
+        r["pitch_m"].as_f64().map(|p| (p * 1e9).round()),
+        Some(90.0),
+        "{r}"
+    );
+    assert_eq!(
+        r["z_step_m"].as_f64().map(|p| (p * 1e9).round()),
+        Some(150.0),
+        "{r}"
+    );
+    for term in r["fit"]["zernike"].as_array().unwrap() {
+        let j = term["noll"].as_u64().unwrap();
+        let want = match j {
+            5 => 0.3,
+            8 => -0.2,
+            11 => 0.4,
+            _ => 0.0,
+        };
+        let got = term["rad"].as_f64().unwrap();
+        assert!((got - want).abs() < 0.02, "Z{j}: {got} vs {want}");
+    }
+    assert!(
+        r["misfit"].as_f64().unwrap() < 0.01 * r["ideal_misfit"].as_f64().unwrap(),
+        "{r}"
+    );
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&pupil).unwrap()).unwrap();
+    assert_eq!(
+        saved["pupil"]["phase_rad"].as_array().unwrap().len(),
+        64 * 64
+    );
+    let model = photonflow::optics::io::tiff::read_stack(Path::new(&psf_out)).unwrap();
+    assert_eq!(model.shape, [25, 64, 64]);
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    assert!(
+        std::fs::metadata(dir.path("pupil.sections.png"))
+            .unwrap()
+            .len()
+            > 1000
+    );
+}
+
+#[test]
+fn psf_refuses_bad_input_with_the_flag_to_fix() {
+    let dir = Dir::new();
+    let out = dir.s("psf.tif");
+    let base = ["psf", "model", "--wavelength", "520nm", "--out", &out];
+    let run = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend(extra);
+        let o = photonflow(&a);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        stderr(&o)
+    };
+    assert!(run(&["--na", "1.4", "--pitch", "100nm"]).contains("immersion"));
+    let oil = ["--na", "1.4", "--index", "1.518", "--pitch", "100nm"];
+    assert!(run(&[&oil[..], &["--zernike", "11:0.5"]].concat()).contains("--zernike"));
+    assert!(run(&[&oil[..], &["--planes", "9"]].concat()).contains("--z-step"));
+    assert!(run(&["--na", "0.5", "--pitch", "1um"]).contains("λ/(2·NA)"));
+    assert!(!Path::new(&out).exists());
+    // A stack without its calibration needs --pitch and --z-step.
+    let bare = dir.s("bare.tif");
+    let s = photonflow::optics::io::tiff::Stack::new(vec![1.0; 4 * 16 * 16], [4, 16, 16]).unwrap();
+    photonflow::optics::io::tiff::write_stack(Path::new(&bare), &s).unwrap();
+    let o = photonflow(&[
+        "psf",
+        "retrieve",
+        &bare,
+        "--wavelength",
+        "520nm",
+        "--na",
+        "0.8",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--pitch"),
+        "{}",
+        stderr(&o)
+    );
+    let o = photonflow(&[
+        "psf",
+        "retrieve",
+        &dir.s("missing.tif"),
+        "--wavelength",
+        "520nm",
+        "--na",
+        "0.8",
+        "--pitch",
+        "100nm",
+        "--z-step",
+        "100nm",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("missing.tif"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Two points closer than the blur's FWHM, blurred by a PSF from `psf model` (direct
+/// convolution here) on a camera offset: `deconvolve` separates them.
+#[test]
+fn deconvolve_resolves_two_points_and_refuses_mismatched_files() {
+    use photonflow::optics::io::tiff::{Stack, read_stack, write_stack};
+    let dir = Dir::new();
+    let psf_path = dir.s("psf.tif");
+    let o = photonflow(&[
+        "psf",
+        "model",
+        "--wavelength",
+        "520nm",
+        "--na",
+        "0.5",
+        "--pitch",
+        "100nm",
+        "--size",
+        "32",
+        "--out",
+        &psf_path,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let psf = read_stack(Path::new(&psf_path)).unwrap();
+    let n = 64;
+    // FWHM 0.5145 λ/NA = 535 nm = 5.4 px; the points are 4 px apart.
+    let points = [(32usize, 30usize), (32, 34)];
+    let mut image = vec![100.0f32; n * n];
+    for y in 0..n {
+        for x in 0..n {
+            let mut v = 0.0;
+            for &(py, px) in &points {
+                let (dy, dx) = (y as i64 - py as i64 + 16, x as i64 - px as i64 + 16);
+                if (0..32).contains(&dy) && (0..32).contains(&dx) {
+                    v += psf.data[dy as usize * 32 + dx as usize];
+                }
+            }
+            image[y * n + x] += 5e4 * v;
+        }
+    }
+    let mid = image[32 * n + 32] - 100.0;
+    let top = image[32 * n + 30] - 100.0;
+    assert!(mid > 0.9 * top, "blurred: no dip ({mid} vs {top})");
+    let mut s = Stack::new(image, [1, n, n]).unwrap();
+    s.spacing = psf.spacing;
+    s.spacing.z = None;
+    let image_path = dir.s("image.tif");
+    write_stack(Path::new(&image_path), &s).unwrap();
+    let out = dir.s("out.tif");
+    let o = photonflow(&[
+        "deconvolve",
+        &image_path,
+        "--psf",
+        &psf_path,
+        "--out",
+        &out,
+        "--iterations",
+        "300",
+        "--centre",
+        "none",
+        "--png",
+        &dir.s("rl.png"),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = last_json(&o);
+    assert!(
+        (r["background"].as_f64().unwrap() - 100.0).abs() < 1e-3,
+        "{r}"
+    );
+    assert!(
+        r["divergence"].as_f64().unwrap() < 0.01 * r["divergence_start"].as_f64().unwrap(),
+        "{r}"
+    );
+    let d = read_stack(Path::new(&out)).unwrap();
+    assert_eq!(d.spacing.x, s.spacing.x);
+    let (mid, left, right) = (
+        d.data[32 * n + 32],
+        d.data[32 * n + 30],
+        d.data[32 * n + 34],
+    );
+    assert!(
+        mid < 0.5 * left.min(right),
+        "deconvolved: {left} {mid} {right}"
+    );
+    // Flux: what the points sent (5·10⁴ each) is where they were.
+    let near: f32 = (28..37)
+        .flat_map(|y| (26..39).map(move |x| (y, x)))
+        .map(|(y, x)| d.data[y * n + x])
+        .sum();
+    assert!((near / 1e5 - 1.0).abs() < 0.05, "flux {near}");
+    assert!(std::fs::metadata(dir.path("rl.png")).unwrap().len() > 1000);
+
+    // A PSF sampled otherwise is refused with what to do.
+    let coarse = dir.s("coarse.tif");
+    let o = photonflow(&[
+        "psf",
+        "model",
+        "--wavelength",
+        "520nm",
+        "--na",
+        "0.5",
+        "--pitch",
+        "200nm",
+        "--size",
+        "32",
+        "--out",
+        &coarse,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = photonflow(&[
+        "deconvolve",
+        &image_path,
+        "--psf",
+        &coarse,
+        "--out",
+        &dir.s("x.tif"),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("psf model"),
+        "{}",
+        stderr(&o)
+    );
+    let o = photonflow(&[
+        "deconvolve",
+        &image_path,
+        "--psf",
+        &psf_path,
+        "--out",
+        &dir.s("x.tif"),
+        "--centre",
+        "middle",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--centre"),
+        "{}",
+        stderr(&o)
+    );
+    let o = photonflow(&[
+        "deconvolve",
+        &image_path,
+        "--psf",
+        &psf_path,
+        "--out",
+        &dir.s("x.tif"),
+        "--background",
+        "lots",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--background"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path("x.tif").exists());
+}

@@ -11,6 +11,7 @@
 //! Kernels work on plain contiguous buffers (`&mut [Complex<T>]`), so the CLI, the simulated
 //! rig and the trainable (Burn) operations all run the same code.
 
+pub mod deconvolve;
 pub mod detect;
 pub mod elements;
 pub mod error;
@@ -18,9 +19,11 @@ pub mod fft;
 pub mod field;
 pub mod grid;
 pub mod io;
+pub mod linalg;
 pub mod lut;
 pub mod memory;
 pub mod propagate;
+pub mod pupil;
 pub mod rng;
 pub mod shift;
 pub mod sources;

@@ -2,6 +2,7 @@
 //! own module and holds no physics.
 
 mod data;
+mod deconvolve;
 mod demo;
 mod eval;
 mod export;
@@ -10,6 +11,7 @@ mod infer;
 mod info;
 mod mesh;
 mod propagate;
+mod psf;
 mod rig;
 mod train;
 
@@ -48,6 +50,11 @@ pub enum Command {
     /// Classify images with a trained network, with confidences: on the ideal model, on a
     /// simulated rig with the imperfections of real parts, or on a lab rig over the network.
     Infer(infer::Args),
+    /// Richardson–Lucy deconvolution of an image or z-stack (TIFF) with a PSF.
+    Deconvolve(deconvolve::Args),
+    /// Microscope PSFs: model one from an objective and its aberrations, or measure an
+    /// objective's pupil from a z-stack of a bead.
+    Psf(psf::Args),
     /// Rigs: serve a simulated one over slmsuite's network protocol, print a rig file to edit,
     /// or measure a rig's camera placement, camera noise, layer placements and SLM response.
     Rig(rig::Args),
@@ -94,6 +101,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(args) => export::run(args),
         Command::Mesh(args) => mesh::run(args),
         Command::Infer(args) => infer::run(args),
+        Command::Deconvolve(args) => deconvolve::run(args),
+        Command::Psf(args) => psf::run(args),
         Command::Rig(args) => rig::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),

@@ -8,6 +8,7 @@
 //! destination holds either its old content or the complete new content.
 
 pub mod npy;
+pub mod tiff;
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
