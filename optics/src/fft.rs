@@ -625,7 +625,7 @@ mod tests {
         out
     }
 
-    fn test_data(len: usize) -> Vec<Complex<f64>> {
+    pub(super) fn test_data(len: usize) -> Vec<Complex<f64>> {
         (0..len)
             .map(|i| Complex::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()))
             .collect()
@@ -1041,6 +1041,7 @@ unsafe fn scatter_z<T: Copy>(
 
 #[cfg(test)]
 mod fft3_tests {
+    use super::tests::test_data;
     use super::*;
 
     fn dft3(x: &[Complex<f64>], [nz, ny, nx]: [usize; 3], sign: f64) -> Vec<Complex<f64>> {
@@ -1066,12 +1067,6 @@ mod fft3_tests {
             }
         }
         out
-    }
-
-    fn test_data(len: usize) -> Vec<Complex<f64>> {
-        (0..len)
-            .map(|i| Complex::new((i as f64 * 0.37).sin(), (i as f64 * 0.11).cos()))
-            .collect()
     }
 
     #[test]
