@@ -3140,6 +3140,27 @@ fn psf_model_then_retrieve_finds_the_aberrations() {
             .len()
             > 1000
     );
+    // The retrieved pupil, at another sampling: its objective and aberrations come along.
+    let again = dir.s("again.tif");
+    let o = photonflow(&[
+        "psf", "model", "--from", &pupil, "--pitch", "60nm", "--size", "96", "--out", &again,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = last_json(&o);
+    let want = r["fit"]["strehl"].as_f64().unwrap();
+    assert!(
+        (m["strehl"].as_f64().unwrap() - want).abs() < 0.02,
+        "{m} vs {want}"
+    );
+    let o = photonflow(&[
+        "psf", "model", "--from", &stack, "--pitch", "60nm", "--out", &again,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("psf retrieve --out"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

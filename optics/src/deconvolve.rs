@@ -640,18 +640,16 @@ fn check_shape(name: &'static str, shape: Shape) -> Result<()> {
 
 /// Refuses NaN and infinite values, naming the first.
 fn non_finite(name: &'static str, values: &[f32]) -> Result<()> {
-    let count = values.par_iter().filter(|v| !v.is_finite()).count();
-    if count == 0 {
-        return Ok(());
+    match crate::field::non_finite(values) {
+        None => Ok(()),
+        Some((count, first)) => Err(invalid(
+            name,
+            format!(
+                "{count} value(s) are NaN or infinite, the first at flat index {first}; replace \
+                 them (e.g. by the median of their neighbours) or crop them away"
+            ),
+        )),
     }
-    let first = values.iter().position(|v| !v.is_finite()).unwrap_or(0);
-    Err(invalid(
-        name,
-        format!(
-            "{count} value(s) are NaN or infinite, the first at flat index {first}; replace them \
-             (e.g. by the median of their neighbours) or crop them away"
-        ),
-    ))
 }
 
 fn show([nz, ny, nx]: Shape) -> String {

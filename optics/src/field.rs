@@ -259,6 +259,14 @@ fn half_width(profile: &[f64], d: f64, fraction: f64) -> f64 {
     (max_r as f64 + 0.5) * d
 }
 
+/// The number of NaN and infinite values in `data` and the index of the first; `None` if all
+/// are finite.
+pub(crate) fn non_finite(data: &[f32]) -> Option<(usize, usize)> {
+    let first = data.iter().position(|v| !v.is_finite())?;
+    let count = data[first..].iter().filter(|v| !v.is_finite()).count();
+    Some((count, first))
+}
+
 /// Errors if any sample of `data` is NaN or infinite.
 pub fn check_finite<T: Real>(data: &[Complex<T>]) -> Result<()> {
     let mut count = 0;

@@ -28,18 +28,27 @@ pub struct Args {
 struct ObjectiveArgs {
     /// Vacuum wavelength of the detected light (the emission), e.g. 520nm.
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
-    wavelength: f64,
+    wavelength: Option<f64>,
     /// Numerical aperture of the objective.
     #[arg(long, value_name = "NA")]
-    na: f64,
-    /// Refractive index of the immersion medium (1 air, 1.333 water, 1.518 oil).
-    #[arg(long, default_value_t = 1.0, value_name = "N")]
-    index: f64,
+    na: Option<f64>,
+    /// Refractive index of the immersion medium (1 air, 1.333 water, 1.518 oil; default 1).
+    #[arg(long, value_name = "N")]
+    index: Option<f64>,
 }
 
 impl ObjectiveArgs {
-    fn objective(&self) -> anyhow::Result<Objective> {
-        Objective::new(self.wavelength, self.na, self.index)
+    /// The objective from the flags, each missing one from `saved` (a retrieval's
+    /// `objective`), the index defaulting to 1.
+    fn objective(&self, saved: Option<&serde_json::Value>) -> anyhow::Result<Objective> {
+        let from = |key: &str| saved.and_then(|o| o[key].as_f64());
+        let wavelength = self.wavelength.or(from("wavelength_m"));
+        let na = self.na.or(from("na"));
+        let index = self.index.or(from("index")).unwrap_or(1.0);
+        let (Some(wavelength), Some(na)) = (wavelength, na) else {
+            bail!("give the objective: --wavelength (e.g. 520nm) and --na (e.g. 1.4)");
+        };
+        Objective::new(wavelength, na, index)
             .map_err(|e| anyhow::anyhow!("--wavelength/--na/--index: {e}"))
     }
 }
@@ -64,9 +73,13 @@ enum Sub {
         #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
         z_step: Option<f64>,
         /// Aberrations as Noll index = radians RMS, e.g. 11=0.5,5=-0.2 (11: primary
-        /// spherical, 5 and 6: astigmatism, 7 and 8: coma).
+        /// spherical, 5 and 6: astigmatism, 7 and 8: coma); added to those of --from.
         #[arg(long, value_name = "J=RAD,…", value_delimiter = ',')]
         zernike: Vec<String>,
+        /// A pupil measured by `psf retrieve --out`: its objective (unless given) and fitted
+        /// Zernike terms, for a PSF at any sampling.
+        #[arg(long, value_name = "PUPIL.json")]
+        from: Option<PathBuf>,
         /// The TIFF stack to write (normalised: each plane sums to 1).
         #[arg(long, value_name = "PSF.tif")]
         out: PathBuf,
@@ -131,11 +144,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             planes,
             z_step,
             zernike,
+            from,
             out,
             png,
             json,
         } => {
-            let objective = objective.objective()?;
+            let saved = from.as_ref().map(|p| read_retrieval(p)).transpose()?;
+            let objective = objective.objective(saved.as_ref().map(|v| &v["objective"]))?;
             if !(8..=4096).contains(&size) {
                 bail!("--size {size}: give 8 to 4096 pixels per side");
             }
@@ -147,7 +162,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 (_, Some(dz)) => dz,
                 (_, None) => bail!("--planes {planes} needs --z-step, e.g. --z-step 200nm"),
             };
-            let terms = zernike_terms(&zernike)?;
+            let mut terms = zernike_terms(&zernike)?;
+            if let (Some(v), Some(p)) = (&saved, &from) {
+                terms.extend(saved_terms(v).with_context(|| format!("--from {}", p.display()))?);
+            }
             let grid = Grid::square(size, pitch)?;
             let mut pupil =
                 Pupil::new(objective, grid).map_err(|e| anyhow::anyhow!("--pitch: {e}"))?;
@@ -207,7 +225,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             png,
             json,
         } => {
-            let objective = objective.objective()?;
+            let objective = objective.objective(None)?;
             let stack =
                 read_stack(&path).with_context(|| format!("the bead stack {}", path.display()))?;
             let [nz, ny, nx] = stack.shape;
@@ -373,6 +391,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A retrieval written by `psf retrieve --out`.
+fn read_retrieval(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("--from {}: cannot read it", path.display()))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "--from {}: not JSON (give a file from `psf retrieve --out`)",
+            path.display()
+        )
+    })?;
+    if !v["fit"]["zernike"].is_array() || !v["objective"].is_object() {
+        bail!(
+            "--from {}: no fitted pupil in it (give a file from `psf retrieve --out`)",
+            path.display()
+        );
+    }
+    Ok(v)
+}
+
+/// The fitted Zernike terms of a retrieval.
+fn saved_terms(v: &serde_json::Value) -> anyhow::Result<Vec<(usize, f64)>> {
+    v["fit"]["zernike"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| match (t["noll"].as_u64(), t["rad"].as_f64()) {
+            (Some(j), Some(c)) => Ok((j as usize, c)),
+            _ => bail!("a Zernike term without noll and rad: {t}"),
+        })
+        .collect()
 }
 
 /// `J=RAD` terms of `--zernike`.

@@ -64,6 +64,7 @@ use tiff::tags::{CompressionMethod, PhotometricInterpretation, ResolutionUnit, S
 use tiff::{ColorType, TiffError, TiffFormatError, TiffResult};
 
 use crate::error::{OpticsError, Result, invalid, positive};
+use crate::field::non_finite;
 use crate::memory;
 
 /// Most samples (width × height × samples per pixel) a page may have: 2^26, about 67
@@ -595,14 +596,6 @@ fn append_f32(page: &DecodingResult, data: &mut Vec<f32>) {
         };
     }
     widen!(U8, U16, U32, U64, I8, I16, I32, I64, F32, F64);
-}
-
-/// The number of NaN and infinite values in `data` and the index of the first; `None` if all
-/// are finite.
-fn non_finite(data: &[f32]) -> Option<(usize, usize)> {
-    let first = data.iter().position(|v| !v.is_finite())?;
-    let count = data[first..].iter().filter(|v| !v.is_finite()).count();
-    Some((count, first))
 }
 
 /// Checks that `shape` has no empty axis and holds exactly `len` values.

@@ -61,7 +61,8 @@ impl Default for RetrieveOptions {
 /// What [`retrieve()`] measured.
 #[derive(Debug, Clone)]
 pub struct Retrieval {
-    /// The retrieved pupil (magnitude and phase; the bead's residual offset included).
+    /// The retrieved pupil (magnitude and phase; the bead's residual offset included), scaled
+    /// to a mean `|P|²` of 1 over the cutoff.
     pub pupil: Pupil,
     /// Its fit: the bead's position, Zernike terms, Strehl ratio.
     pub fit: PupilFit,
@@ -114,11 +115,8 @@ pub fn retrieve(
         ));
     }
     positive("z step", dz)?;
-    if let Some(i) = stack.iter().position(|v| !v.is_finite()) {
-        return Err(OpticsError::NonFinite {
-            count: stack.iter().filter(|v| !v.is_finite()).count(),
-            first: i,
-        });
+    if let Some((count, first)) = crate::field::non_finite(stack) {
+        return Err(OpticsError::NonFinite { count, first });
     }
     if options.tolerance.is_nan() || options.tolerance < 0.0 {
         return Err(invalid("tolerance", "give a fraction ≥ 0"));
@@ -217,6 +215,14 @@ pub fn retrieve(
             }
         }
     }
+    // A measured pupil's scale is arbitrary (the bead's brightness): make its mean |P|² over
+    // the cutoff 1, so that its PSF's planes sum to 1 as an ideal pupil's do.
+    let power =
+        pupil.values().iter().map(|v| v.norm_sqr()).sum::<f64>() / pupil.values().len() as f64;
+    if power > 0.0 {
+        let s = power.sqrt().recip();
+        pupil.set_values(pupil.values().iter().map(|v| v * s).collect())?;
+    }
     let fit = pupil.fit(options.zernike)?;
     let mut ideal = Pupil::new(objective, grid)?;
     let mean_mag =
@@ -304,6 +310,11 @@ mod tests {
             |_, _| {},
         )
         .unwrap();
+        let plane: f64 = r.pupil.psf(&[0.0]).iter().sum();
+        assert!(
+            (plane - 1.0).abs() < 1e-9,
+            "retrieved PSF plane sums to {plane}"
+        );
         assert!(
             (r.background - bg).abs() < 2.0,
             "background {}",
