@@ -82,10 +82,13 @@ fn main() -> anyhow::Result<()> {
             println!("  Z{j:<3} {put:>6.2} → {c:>6.3} rad  {}", name(*j));
         }
     }
-    let mut measured = r.pupil.clone();
-    let p = r.fit.position;
-    measured.displace(-p[0], -p[1], -p[2]);
-    let measured_psf: Vec<f32> = measured.psf(&[0.0]).iter().map(|&v| v as f32).collect();
+    let measured_psf: Vec<f32> = r
+        .pupil
+        .centred(&r.fit)
+        .psf(&[0.0])
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     let ideal_psf: Vec<f32> = Pupil::new(objective, grid)?
         .psf(&[0.0])
         .iter()

@@ -273,9 +273,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|k| (k as f64 - r.peak[0] as f64) * dz)
                 .collect();
             // The model at the bead's place, for the widths, the sections and --psf-out.
-            let mut centred = r.pupil.clone();
-            centred.displace(-r.fit.position[0], -r.fit.position[1], -r.fit.position[2]);
-            let model = centred.psf(&z);
+            let model = r.pupil.centred(&r.fit).psf(&z);
             let measured: Vec<f64> = stack
                 .data
                 .iter()

@@ -265,6 +265,15 @@ impl Pupil {
         });
     }
 
+    /// A copy with the source moved back onto the axis and into focus by `fit`'s position
+    /// (from [`Pupil::fit`] of this pupil): its PSF is centred, as a deconvolution wants it.
+    pub fn centred(&self, fit: &PupilFit) -> Pupil {
+        let mut p = self.clone();
+        let [x, y, z] = fit.position;
+        p.displace(-x, -y, -z);
+        p
+    }
+
     /// The PSF `|u|²` on the planes `z` (metres beyond focus), `[z.len(), ny, nx]` with the
     /// optical axis at sample `(⌊ny/2⌋, ⌊nx/2⌋)`. Normalised so that each plane's sum is the
     /// pupil's mean `|P|²` over the cutoff: 1 on every plane for an ideal pupil (the light
@@ -387,16 +396,8 @@ impl Pupil {
                         .sum()
                 })
                 .collect();
-            let delta = solve(gram.clone(), rhs).ok_or_else(|| {
-                invalid(
-                    "Zernike terms",
-                    format!(
-                        "the pupil has too few samples ({}) to separate {p} terms; fit fewer \
-                         terms or use a larger grid",
-                        c.index.len()
-                    ),
-                )
-            })?;
+            let delta =
+                solve(gram.clone(), rhs).ok_or_else(|| too_few_samples(c.index.len(), p))?;
             let step = delta.iter().map(|d| d.abs()).fold(0.0, f64::max);
             for (k, d) in coef.iter_mut().zip(&delta) {
                 *k += d;
@@ -470,15 +471,7 @@ impl Pupil {
             }
         }
         gram[0][0] = 1.0; // piston is not seen by differences
-        solve(gram, rhs).ok_or_else(|| {
-            invalid(
-                "Zernike terms",
-                format!(
-                    "the pupil has too few samples ({}) to separate {p} terms; fit fewer terms                      or use a larger grid",
-                    c.index.len()
-                ),
-            )
-        })
+        solve(gram, rhs).ok_or_else(|| too_few_samples(c.index.len(), p))
     }
 }
 
@@ -582,6 +575,17 @@ pub fn frame_median(stack: &[f32], [nz, ny, nx]: [usize; 3]) -> f64 {
     let mid = vals.len() / 2;
     let (_, m, _) = vals.select_nth_unstable_by(mid, f32::total_cmp);
     f64::from(*m)
+}
+
+/// The error of a fit whose `terms` cannot be told apart on `samples` pupil samples.
+fn too_few_samples(samples: usize, terms: usize) -> crate::OpticsError {
+    invalid(
+        "Zernike terms",
+        format!(
+            "the pupil has too few samples ({samples}) to separate {terms} terms; fit fewer \
+             terms or use a larger grid"
+        ),
+    )
 }
 
 /// Polar coordinates `(ρ, θ)` of a point of the unit disk.
@@ -727,8 +731,7 @@ mod tests {
             fit.strehl
         );
         // And the Strehl ratio is the in-focus peak over the ideal one (position removed).
-        let mut clean = pupil.clone();
-        clean.displace(-fit.position[0], -fit.position[1], -fit.position[2]);
+        let clean = pupil.centred(&fit);
         let ideal = Pupil::new(obj, *pupil.grid()).unwrap();
         let peak = |p: &Pupil| p.psf(&[0.0]).into_iter().fold(0.0, f64::max);
         assert!((peak(&clean) / peak(&ideal) - fit.strehl).abs() < 1e-9);

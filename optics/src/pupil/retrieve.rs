@@ -165,7 +165,9 @@ pub fn retrieve(
         return Err(invalid(
             "z-stack",
             format!(
-                "the bead is seen in only {} plane(s) above {} of its brightest; phase                  retrieval needs it through focus (lower the minimum signal, or take a stack                  with a finer z step)",
+                "the bead is seen in only {} plane(s) above {} of its brightest; phase \
+                 retrieval needs it through focus (lower the minimum signal, or take a stack \
+                 with a finer z step)",
                 planes.len(),
                 options.min_signal
             ),
@@ -386,6 +388,22 @@ mod tests {
         let mut nan = ok.clone();
         nan[7] = f32::NAN;
         assert!(e(&nan, [5, 32, 32], grid, 1e-7, &opts).contains("non-finite"));
+        // A bead seen in one plane only (1 % of it in the planes beside).
+        let mut spot = vec![0.0f32; 5 * 32 * 32];
+        for (k, v) in [(1, 1.0), (2, 100.0), (3, 1.0)] {
+            for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                spot[k * 1024 + (16 + dy) * 32 + 16 + dx] = v;
+            }
+        }
+        let o = RetrieveOptions {
+            background: Some(0.0),
+            ..opts.clone()
+        };
+        let msg = e(&spot, [5, 32, 32], grid, 1e-7, &o);
+        assert!(
+            msg.contains("only 1 plane(s)") && !msg.contains("  "),
+            "{msg}"
+        );
         // A flat stack is all background.
         assert!(e(&ok, [5, 32, 32], grid, 1e-7, &opts).contains("background"));
     }
