@@ -1,0 +1,550 @@
+//! The hologram design algorithms: each iteration propagates the SLM's light to the target
+//! plane, imposes the target there, and carries the result back with the exact adjoint.
+
+use std::f64::consts::TAU;
+use std::fmt;
+use std::str::FromStr;
+
+use num_complex::Complex;
+
+use super::{Beam, Geometry, Quality, Setup, Target};
+use crate::error::{OpticsError, Result, invalid};
+use crate::field::Real;
+use crate::lut::GrayMap;
+use crate::rng::Rng;
+
+/// A hologram design algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Gerchberg–Saxton (Gerchberg & Saxton, Optik 35, 237 (1972)): keep the target plane's
+    /// phase, impose the target amplitude (zero outside the signal), keep the SLM plane's phase.
+    Gs,
+    /// Weighted Gerchberg–Saxton (Di Leonardo, Ianni & Ruocco, Opt. Express 15, 1913 (2007)):
+    /// GS whose target amplitudes are reweighted every iteration by `mean(r)/r`, `r` each
+    /// signal pixel's amplitude over its target — the standard for uniform spot arrays. With
+    /// [`Options::fix_phase_after`] the target plane's phase stops changing after that many
+    /// iterations while the weights go on (Kim et al., Opt. Lett. 44, 3178 (2019)).
+    Wgs,
+    /// Mixed-region amplitude freedom (Pasienski & DeMarco, Opt. Express 16, 2176 (2008)): the
+    /// target amplitude (scaled to the light's power) times [`Options::mix`] in the signal
+    /// region, the light as it is times `1 − mix` outside, so the noise goes outside the image.
+    Mraf,
+    /// Gradient descent: Adam ([`Options::learning_rate`] rad) on the SLM phase, minimising
+    /// `Σ (|u| − a)²·dA` over the signal region, `a` the target amplitude carrying all the
+    /// incident power — GS's objective, restricted to the signal region as in MRAF, so light
+    /// outside it costs nothing but efficiency. The gradient is exact (Wirtinger calculus
+    /// through the plan's adjoint).
+    Gd,
+}
+
+impl Algorithm {
+    /// Every algorithm.
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Gs,
+        Algorithm::Wgs,
+        Algorithm::Mraf,
+        Algorithm::Gd,
+    ];
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Gs => "gs",
+            Algorithm::Wgs => "wgs",
+            Algorithm::Mraf => "mraf",
+            Algorithm::Gd => "gd",
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = OpticsError;
+    fn from_str(s: &str) -> Result<Self> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                OpticsError::Parse(format!(
+                    "unknown hologram algorithm '{s}'; use one of gs, wgs, mraf, gd"
+                ))
+            })
+    }
+}
+
+/// Where the iterations start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Initial {
+    /// [`Initial::Guess`] for images, [`Initial::Random`] for spots.
+    #[default]
+    Auto,
+    /// Uniformly random phases (seeded).
+    Random,
+    /// A tilt that sends the beam to the target's centroid and a lens that spreads it over the
+    /// target's extent: a smooth start without the optical vortices a random one leaves in an
+    /// image, which GS-type iterations cannot remove (Pasienski & DeMarco 2008).
+    Guess,
+}
+
+/// Settings of [`design`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The algorithm.
+    pub algorithm: Algorithm,
+    /// Iterations with a continuous phase.
+    pub iterations: usize,
+    /// The initial phase.
+    pub initial: Initial,
+    /// Seed of the random initial phase.
+    pub seed: u64,
+    /// WGS: freeze the target plane's phase after this many iterations (`None`: never).
+    pub fix_phase_after: Option<usize>,
+    /// MRAF: the share `m` of the target in the signal region (0 < m < 1).
+    pub mix: f64,
+    /// GD: Adam's step size, radians.
+    pub learning_rate: f64,
+    /// The SLM's gray levels: the design is quantised to them, and the last
+    /// [`Options::quantised_iterations`] iterations run through them.
+    pub quantise: Option<GrayMap>,
+    /// Iterations run with the quantised phase after the continuous ones (GD: the forward pass
+    /// shows the quantised phase and the gradient updates the continuous one).
+    pub quantised_iterations: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::Wgs,
+            iterations: 100,
+            initial: Initial::Auto,
+            seed: 1,
+            fix_phase_after: None,
+            mix: 0.4,
+            learning_rate: 0.1,
+            quantise: None,
+            quantised_iterations: 10,
+        }
+    }
+}
+
+/// What one iteration measured (of the phase it started from).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// Iteration, from 0.
+    pub iteration: usize,
+    /// Whether the phase was quantised.
+    pub quantised: bool,
+    /// [`Quality::efficiency`].
+    pub efficiency: f64,
+    /// [`Quality::error`].
+    pub error: f64,
+}
+
+/// A designed hologram.
+#[derive(Debug, Clone)]
+pub struct Design {
+    /// The continuous phase, radians in `[0, 2π)`, one per SLM pixel (row-major, row 0 at the
+    /// most negative y).
+    pub phase: Vec<f64>,
+    /// The gray levels to display, when the options gave an SLM's gray levels.
+    pub gray: Option<Vec<u16>>,
+    /// Quality of what is displayed (the gray levels, or the continuous phase).
+    pub quality: Quality,
+    /// Quality of the continuous phase.
+    pub continuous: Quality,
+    /// Target-plane intensity of what is displayed, unit incident power.
+    pub intensity: Vec<f64>,
+    /// Every iteration's measurement.
+    pub history: Vec<Step>,
+}
+
+fn zero<T: Real>() -> Complex<T> {
+    Complex::new(T::zero(), T::zero())
+}
+
+fn unit<T: Real>(z: Complex<T>) -> Complex<T> {
+    let n = z.norm();
+    if n > T::zero() {
+        z / n
+    } else {
+        Complex::new(T::one(), T::zero())
+    }
+}
+
+/// The SLM's states: the transmission each gray level shows.
+struct States {
+    map: GrayMap,
+    shows: Vec<Complex<f64>>,
+}
+
+impl States {
+    fn new(map: &GrayMap) -> Self {
+        // Every gray level the map can return (at most 16 bits); unlisted ones show nothing.
+        let shows = (0..=u16::MAX)
+            .map(|g| {
+                map.shows(g)
+                    .map_or(Complex::new(0.0, 0.0), |(p, a)| Complex::from_polar(a, p))
+            })
+            .collect();
+        Self {
+            map: map.clone(),
+            shows,
+        }
+    }
+
+    fn transmission(&self, phase: f64) -> (u16, Complex<f64>) {
+        let g = self.map.gray(phase);
+        (g, self.shows[g as usize])
+    }
+}
+
+/// The state of one run: SLM phase, transmission, target-plane weights and phases.
+struct Run<'a, T: Real> {
+    setup: &'a Setup<T>,
+    target: &'a Target,
+    buf: Vec<Complex<T>>,
+    /// Window index of every SLM pixel.
+    pixels: Vec<usize>,
+    /// Target amplitude on every signal pixel, as T.
+    amplitude: Vec<T>,
+}
+
+impl<'a, T: Real> Run<'a, T> {
+    /// Propagates `transmission` to the target plane (into `buf`) and measures it.
+    fn forward(&mut self, transmission: &[Complex<f64>]) -> Result<(f64, f64)> {
+        self.setup
+            .load(&mut self.buf, |j| crate::field::cplx(transmission[j]));
+        self.setup.plan.propagate_in_place(&mut self.buf)?;
+        Ok(self.measure())
+    }
+
+    /// Efficiency and error of the field in `buf`.
+    fn measure(&self) -> (f64, f64) {
+        let buf = &self.buf;
+        let q = self.target.measure(|k| buf[k].norm_sqr().f64(), false);
+        q.map_or((0.0, 1.0), |q| (q.efficiency, q.error))
+    }
+
+    /// Carries `buf` back to the SLM and returns the field on every SLM pixel.
+    fn back(&mut self) -> Result<Vec<Complex<T>>> {
+        self.setup.plan.adjoint_in_place(&mut self.buf)?;
+        Ok(self.pixels.iter().map(|&k| self.buf[k]).collect())
+    }
+}
+
+/// Designs a hologram of `target` for `setup` (see the [module docs](super)); `observer` sees
+/// every iteration's [`Step`].
+///
+/// Errors: options out of range (no iterations, `mix` outside (0, 1), a non-positive learning
+/// rate), and a target made for another setup.
+pub fn design<T: Real>(
+    setup: &Setup<T>,
+    target: &Target,
+    options: &Options,
+    mut observer: impl FnMut(&Step),
+) -> Result<Design> {
+    if target.grid != setup.target_grid() {
+        return Err(OpticsError::Shape(
+            "the target was made for another setup; build it from this one".into(),
+        ));
+    }
+    if options.iterations + options.quantised_iterations == 0 {
+        return Err(invalid("iterations", "0; give at least one iteration"));
+    }
+    if !(options.mix > 0.0 && options.mix < 1.0) {
+        return Err(invalid(
+            "mix",
+            format!("{}; give a share between 0 and 1, e.g. 0.4", options.mix),
+        ));
+    }
+    if !(options.learning_rate.is_finite() && options.learning_rate > 0.0) {
+        return Err(invalid(
+            "learning rate",
+            format!(
+                "{}; give a positive step in radians, e.g. 0.1",
+                options.learning_rate
+            ),
+        ));
+    }
+    let n = setup.slm.len();
+    let mut phase = initial_phase(setup, target, options);
+    let states = options.quantise.as_ref().map(States::new);
+    let mut run = Run {
+        setup,
+        target,
+        buf: vec![zero(); setup.window.len()],
+        pixels: setup.slm_pixels().collect(),
+        amplitude: target.amplitude.iter().map(|&a| T::of(a)).collect(),
+    };
+    let total = options.iterations
+        + if states.is_some() {
+            options.quantised_iterations
+        } else {
+            0
+        };
+    let mut history = Vec::with_capacity(total);
+    // WGS: weights and (once fixed) target-plane phases of the signal pixels.
+    let mut weights = vec![1.0f64; target.signal.len()];
+    let mut fixed: Option<Vec<Complex<T>>> = None;
+    // GD: Adam's moments.
+    let (mut m1, mut m2) = (vec![0.0f64; n], vec![0.0f64; n]);
+    for it in 0..total {
+        let quantised = it >= options.iterations;
+        let transmission: Vec<Complex<f64>> = match (&states, quantised) {
+            (Some(s), true) => phase.iter().map(|&p| s.transmission(p).1).collect(),
+            _ => phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect(),
+        };
+        let (efficiency, error) = run.forward(&transmission)?;
+        let step = Step {
+            iteration: it,
+            quantised,
+            efficiency,
+            error,
+        };
+        observer(&step);
+        history.push(step);
+        match options.algorithm {
+            Algorithm::Gd => {
+                gradient_into(&mut run);
+                let w = run.back()?;
+                let beam = setup.beam();
+                let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-12);
+                let t = (it + 1) as i32;
+                let lr = options.learning_rate * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
+                for j in 0..n {
+                    let x = transmission[j] * beam[j].f64();
+                    let wj = Complex::new(w[j].re.f64(), w[j].im.f64());
+                    let g = -2.0 * (x * wj.conj()).im;
+                    m1[j] = b1 * m1[j] + (1.0 - b1) * g;
+                    m2[j] = b2 * m2[j] + (1.0 - b2) * g * g;
+                    phase[j] -= lr * m1[j] / (m2[j].sqrt() + eps);
+                }
+            }
+            algorithm => {
+                constrain(&mut run, algorithm, options, it, &mut weights, &mut fixed);
+                let w = run.back()?;
+                for (p, wj) in phase.iter_mut().zip(&w) {
+                    if wj.norm_sqr() > T::zero() {
+                        *p = wj.im.f64().atan2(wj.re.f64());
+                    }
+                }
+            }
+        }
+    }
+    for p in &mut phase {
+        *p = p.rem_euclid(TAU);
+    }
+    let evaluate = |t: &[Complex<f64>]| -> Result<(Quality, Vec<f64>)> {
+        let tr: Vec<Complex<T>> = t.iter().map(|&z| crate::field::cplx(z)).collect();
+        let u = setup.field(&tr)?;
+        let intensity: Vec<f64> = u.iter().map(|z| z.norm_sqr().f64()).collect();
+        Ok((target.quality(&intensity)?, intensity))
+    };
+    let continuous: Vec<Complex<f64>> =
+        phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect();
+    let (cq, ci) = evaluate(&continuous)?;
+    let (gray, quality, intensity) = match &states {
+        None => (None, cq, ci),
+        Some(s) => {
+            let (g, t): (Vec<u16>, Vec<Complex<f64>>) =
+                phase.iter().map(|&p| s.transmission(p)).unzip();
+            let (q, i) = evaluate(&t)?;
+            (Some(g), q, i)
+        }
+    };
+    Ok(Design {
+        phase,
+        gray,
+        quality,
+        continuous: cq,
+        intensity,
+        history,
+    })
+}
+
+/// The phase the iterations start from (see [`Initial`]).
+fn initial_phase<T: Real>(setup: &Setup<T>, target: &Target, options: &Options) -> Vec<f64> {
+    let guess = match options.initial {
+        Initial::Auto => !target.is_spots(),
+        Initial::Random => false,
+        Initial::Guess => true,
+    };
+    if !guess {
+        let mut rng = Rng::new(options.seed);
+        return (0..setup.slm.len()).map(|_| rng.uniform() * TAU).collect();
+    }
+    // The target's centroid and radius (metres), weighted by its intensity.
+    let g = target.grid;
+    let at = |i: usize| {
+        (
+            (i % g.nx) as f64 - (g.nx / 2) as f64,
+            (i / g.nx) as f64 - (g.ny / 2) as f64,
+        )
+    };
+    let (mut cx, mut cy) = (0.0, 0.0);
+    for (&i, a) in target.signal.iter().zip(&target.amplitude) {
+        let (x, y) = at(i);
+        cx += a * a * x * g.dx;
+        cy += a * a * y * g.dy;
+    }
+    let radius = match target.block() {
+        Some((rows, cols, _, _)) => 0.5 * (rows as f64 * g.dy).max(cols as f64 * g.dx),
+        None => target
+            .signal
+            .iter()
+            .map(|&i| {
+                let (x, y) = at(i);
+                (x * g.dx - cx).hypot(y * g.dy - cy)
+            })
+            .fold(0.0, f64::max),
+    };
+    // The beam's radius on the SLM.
+    let (w, h) = setup.slm.extent();
+    let beam = match setup.beam_kind {
+        Beam::Uniform => 0.5 * w.min(h),
+        Beam::Gaussian { waist } => waist.min(0.5 * w.min(h)),
+    };
+    // Direction sines towards the centroid, and the lens's curvature 1/F.
+    let (z, curvature) = match setup.geometry {
+        Geometry::Fourier { focal } => (focal, radius / (beam * focal)),
+        Geometry::Fresnel { distance, .. } => (distance, (1.0 - radius / beam) / distance),
+    };
+    let k = setup.plan.wave().k();
+    let (sx, sy) = (cx / z, cy / z);
+    let (xs, ys) = (setup.slm.x(), setup.slm.y());
+    ys.iter()
+        .flat_map(|&y| xs.iter().map(move |&x| (x, y)))
+        .map(|(x, y)| {
+            (k * (sx * x + sy * y) - 0.5 * k * curvature * (x * x + y * y)).rem_euclid(TAU)
+        })
+        .collect()
+}
+
+/// Imposes the target on the target-plane field in `run.buf` for the GS family.
+fn constrain<T: Real>(
+    run: &mut Run<'_, T>,
+    algorithm: Algorithm,
+    options: &Options,
+    it: usize,
+    weights: &mut [f64],
+    fixed: &mut Option<Vec<Complex<T>>>,
+) {
+    let signal = &run.target.signal;
+    let buf = &mut run.buf;
+    match algorithm {
+        Algorithm::Gs | Algorithm::Wgs => {
+            // The light on the signal pixels, then zero everywhere else.
+            let u: Vec<Complex<T>> = signal.iter().map(|&k| buf[k]).collect();
+            if algorithm == Algorithm::Wgs {
+                // r = |u|/a, weights ×= mean(r)/r.
+                // Pixels whose target is dark keep amplitude 0 and take no part.
+                let r: Vec<Option<f64>> = u
+                    .iter()
+                    .zip(&run.amplitude)
+                    .map(|(u, a)| (*a > T::zero()).then(|| u.norm().f64() / a.f64()))
+                    .collect();
+                let lit = r.iter().flatten().count().max(1);
+                let mean = r.iter().flatten().sum::<f64>() / lit as f64;
+                for (w, r) in weights.iter_mut().zip(&r) {
+                    if let Some(r) = r.filter(|r| *r > 0.0) {
+                        *w *= mean / r;
+                    }
+                }
+                if options.fix_phase_after == Some(it) {
+                    *fixed = Some(u.iter().map(|&z| unit(z)).collect());
+                }
+            }
+            buf.fill(zero());
+            for (j, &k) in signal.iter().enumerate() {
+                let dir = match fixed {
+                    Some(f) => f[j],
+                    None => unit(u[j]),
+                };
+                buf[k] = dir * (run.amplitude[j] * T::of(weights[j]));
+            }
+        }
+        Algorithm::Mraf => {
+            // Target scaled to the light's whole power, mixed in the signal region.
+            let power: f64 = buf.iter().map(|z| z.norm_sqr().f64()).sum();
+            let m = options.mix;
+            let scale = T::of(m * power.sqrt());
+            let keep = T::of(1.0 - m);
+            let mut in_signal = vec![false; buf.len()];
+            for &k in signal {
+                in_signal[k] = true;
+            }
+            for (z, &s) in buf.iter_mut().zip(&in_signal) {
+                if !s {
+                    *z = *z * keep;
+                }
+            }
+            for (j, &k) in signal.iter().enumerate() {
+                buf[k] = unit(buf[k]) * (run.amplitude[j] * scale);
+            }
+        }
+        Algorithm::Gd => unreachable!("gradient descent has no target-plane constraint"),
+    }
+}
+
+/// Replaces the target-plane field in `run.buf` by `∂L/∂u*` of the GD loss (see
+/// [`Algorithm::Gd`]); zero outside the signal region.
+fn gradient_into<T: Real>(run: &mut Run<'_, T>) {
+    let da = run.target.grid.cell_area();
+    let scale = da.sqrt().recip();
+    let u: Vec<Complex<f64>> = run
+        .target
+        .signal
+        .iter()
+        .map(|&k| Complex::new(run.buf[k].re.f64(), run.buf[k].im.f64()))
+        .collect();
+    run.buf.fill(zero());
+    for ((&k, u), t) in run.target.signal.iter().zip(&u).zip(&run.target.amplitude) {
+        // L = Σ (|u| − a)²·dA with a = t/√dA: ∂L/∂u* = (|u| − a)·u/|u|·dA.
+        let m = u.norm();
+        let g = if m > 0.0 {
+            u * ((m - t * scale) / m * da)
+        } else {
+            Complex::new(-t * scale * da, 0.0)
+        };
+        run.buf[k] = crate::field::cplx(g);
+    }
+}
+
+/// The GD loss and its gradient with respect to every SLM pixel's phase, for gradient checks.
+#[cfg(test)]
+pub(super) fn loss_and_gradient<T: Real>(
+    setup: &Setup<T>,
+    target: &Target,
+    phase: &[f64],
+) -> (f64, Vec<f64>) {
+    let mut run = Run {
+        setup,
+        target,
+        buf: vec![zero(); setup.window.len()],
+        pixels: setup.slm_pixels().collect(),
+        amplitude: target.amplitude.iter().map(|&a| T::of(a)).collect(),
+    };
+    let t: Vec<Complex<f64>> = phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect();
+    run.forward(&t).unwrap();
+    let da = target.grid.cell_area();
+    let loss = target
+        .signal
+        .iter()
+        .zip(&target.amplitude)
+        .map(|(&k, a)| (run.buf[k].norm().f64() - a / da.sqrt()).powi(2) * da)
+        .sum();
+    gradient_into(&mut run);
+    let w = run.back().unwrap();
+    let grad = (0..phase.len())
+        .map(|j| {
+            let x = t[j] * setup.beam()[j].f64();
+            -2.0 * (x * Complex::new(w[j].re.f64(), w[j].im.f64()).conj()).im
+        })
+        .collect();
+    (loss, grad)
+}
