@@ -3448,3 +3448,236 @@ fn deconvolve_a_measured_bead_stack() {
     assert_eq!(s.shape, [64, 64, 64]);
     assert!(s.data.iter().all(|v| *v >= 0.0));
 }
+
+/// `|DFT|²` of the SLM field `a·exp(iφ)` (`n × n` pixels, centred in an `m × m` window) at
+/// window frequency pixel `(kr, kc)`, by direct summation: the Fourier hologram's far field
+/// without photonflow's propagators.
+fn far_field_power(phase: &[f64], n: usize, m: usize, kr: usize, kc: usize) -> f64 {
+    let (c, cm) = ((n / 2) as f64, (m / 2) as f64);
+    let mut sum = Complex::new(0.0f64, 0.0);
+    for (j, &p) in phase.iter().enumerate() {
+        let (r, col) = ((j / n) as f64 - c, (j % n) as f64 - c);
+        let arg =
+            p - std::f64::consts::TAU * (r * (kr as f64 - cm) + col * (kc as f64 - cm)) / m as f64;
+        sum += Complex::from_polar(1.0, arg);
+    }
+    sum.norm_sqr()
+}
+
+#[test]
+fn hologram_spots_bitmap_forms_the_spots_it_reports() {
+    let dir = Dir::new();
+    let out = dir.s("spots");
+    let o = photonflow(&[
+        "hologram",
+        "--spots",
+        "3x3@150um",
+        "--centre",
+        "0.6mm,0.3mm",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "96x96@8um",
+        "--focal",
+        "100mm",
+        "--iterations",
+        "60",
+        "--out",
+        &out,
+        "--json",
+        "--png",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = last_json(&o);
+    let q = &report["quality"];
+    assert!(q["uniformity"].as_f64().unwrap() > 0.99, "{report}");
+    assert!(q["efficiency"].as_f64().unwrap() > 0.6, "{report}");
+    for f in [
+        "hologram_slm.png",
+        "hologram_phase.npy",
+        "reconstruction.npy",
+        "hologram.json",
+        "hologram.png",
+        "convergence.png",
+    ] {
+        assert!(dir.path("spots").join(f).is_file(), "{f} missing");
+    }
+    // The bitmap, read as a user's SLM driver reads it (image row 0 at the top, 8-bit gray,
+    // 2π = 256 levels), forms the spots where they were asked for, as uniformly as reported.
+    let (w, h, gray) =
+        photonflow::compiler::export::slm::read_bitmap(&dir.path("spots").join("hologram_slm.png"))
+            .unwrap();
+    assert_eq!((w, h), (96, 96));
+    let phase: Vec<f64> = gray
+        .chunks_exact(w)
+        .rev()
+        .flatten()
+        .map(|&g| std::f64::consts::TAU * f64::from(g) / 256.0)
+        .collect();
+    let m = 192;
+    let pitch = 532e-9 * 0.1 / (m as f64 * 8e-6);
+    let mut powers = Vec::new();
+    for k in 0..9 {
+        let (x, y) = (
+            0.6e-3 + ((k % 3) as f64 - 1.0) * 150e-6,
+            0.3e-3 + ((k / 3) as f64 - 1.0) * 150e-6,
+        );
+        let (kc, kr) = (
+            (x / pitch).round() as usize + m / 2,
+            (y / pitch).round() as usize + m / 2,
+        );
+        powers.push(far_field_power(&phase, w, m, kr, kc));
+    }
+    let (lo, hi) = powers
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(a, b), &p| (a.min(p), b.max(p)));
+    let uniformity = 1.0 - (hi - lo) / (hi + lo);
+    assert!(
+        (uniformity - q["uniformity"].as_f64().unwrap()).abs() < 1e-3,
+        "{uniformity} {report}"
+    );
+    // Mirrored in y, the same spots would be dark.
+    let mirrored = far_field_power(
+        &phase,
+        w,
+        m,
+        m / 2 - (0.3e-3 / pitch).round() as usize,
+        m / 2 + (0.6e-3 / pitch).round() as usize,
+    );
+    assert!(mirrored < 0.01 * lo, "{mirrored} vs {lo}");
+}
+
+#[test]
+fn hologram_of_an_image_conserves_power_and_reports_its_quality() {
+    let dir = Dir::new();
+    // A ring, 32×32, as float32 .npy.
+    let n = 32;
+    let ring: Vec<f32> = (0..n * n)
+        .map(|i| {
+            let (x, y) = ((i % n) as f32 - 15.5, (i / n) as f32 - 15.5);
+            let r = (x * x + y * y).sqrt() / 15.5;
+            (-((r - 0.6) / 0.15).powi(2)).exp()
+        })
+        .collect();
+    let image = dir.s("ring.npy");
+    npy::write_npy(Path::new(&image), &[n, n], NpyDataRef::F32(&ring)).unwrap();
+    let out = dir.s("ring");
+    let o = photonflow(&[
+        "hologram",
+        &image,
+        "--wavelength",
+        "633nm",
+        "--slm",
+        "80x64@10um",
+        "--focal",
+        "50mm",
+        "--size",
+        "1.2mm",
+        "--centre",
+        "0.8mm,0",
+        "--beam-waist",
+        "300um",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = last_json(&o);
+    assert_eq!(report["algorithm"], "mraf");
+    let q = &report["quality"];
+    assert!(
+        q["psnr_db"].as_f64().unwrap() > 30.0 && q["ssim"].as_f64().unwrap() > 0.95,
+        "{report}"
+    );
+    // The target plane: 160×128 pixels of λf/(M·p); the light's power (1 W) is all there.
+    let (nx, ny) = (
+        report["target_plane"]["nx"].as_u64().unwrap(),
+        report["target_plane"]["ny"].as_u64().unwrap(),
+    );
+    assert_eq!((nx, ny), (160, 128));
+    let (dx, dy) = (
+        report["target_plane"]["pitch_x_m"].as_f64().unwrap(),
+        report["target_plane"]["pitch_y_m"].as_f64().unwrap(),
+    );
+    assert!((dx - 633e-9 * 0.05 / (160.0 * 10e-6)).abs() < 1e-12);
+    let back = npy::read_npy(&dir.path("ring").join("reconstruction.npy")).unwrap();
+    assert_eq!(back.shape, vec![128, 160]);
+    let data = back.data;
+    let NpyData::F32(i) = data else {
+        panic!("float32 expected")
+    };
+    let power: f64 = i.iter().map(|&v| f64::from(v)).sum::<f64>() * dx * dy;
+    assert!((power - 1.0).abs() < 1e-3, "{power}");
+    // An 8-bit SLM: every phase within half a gray step of the design.
+    assert!(
+        report["bitmap"]["max_phase_error_rad"].as_f64().unwrap()
+            <= std::f64::consts::PI / 256.0 + 1e-9
+    );
+}
+
+#[test]
+fn hologram_refuses_bad_requests_naming_the_flag() {
+    let dir = Dir::new();
+    let out = dir.s("h");
+    let base = [
+        "hologram",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "64x64@8um",
+        "--out",
+        &out,
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let o = photonflow(&args);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        stderr(&o)
+    };
+    let e = run(&["--focal", "100mm"]);
+    assert!(e.contains("give one target"), "{e}");
+    let e = run(&[
+        "--spots",
+        "2x2@100um",
+        "--focal",
+        "100mm",
+        "--distance",
+        "5cm",
+    ]);
+    assert!(e.contains("--focal") && e.contains("--distance"), "{e}");
+    let e = run(&["--spots", "2x2", "--focal", "100mm"]);
+    assert!(
+        e.contains("--spots 2x2") && e.contains("COLSxROWS@PITCH"),
+        "{e}"
+    );
+    let e = run(&["--spot", "50mm,0", "--focal", "100mm"]);
+    assert!(e.contains("outside the target plane"), "{e}");
+    let e = run(&["--spots", "2x2@100um", "--size", "1mm", "--focal", "100mm"]);
+    assert!(e.contains("--size"), "{e}");
+    let e = run(&[
+        "--spots",
+        "2x2@100um",
+        "--focal",
+        "100mm",
+        "--algorithm",
+        "magic",
+    ]);
+    assert!(
+        e.contains("--algorithm") && e.contains("gs, wgs, mraf, gd"),
+        "{e}"
+    );
+    let e = run(&[
+        "--spots",
+        "2x2@100um",
+        "--distance",
+        "2m",
+        "--method",
+        "asm",
+        "--pad",
+        "1",
+    ]);
+    assert!(e.contains("asm"), "{e}");
+    let e = run(&["--spots", "2x2@100um", "--focal", "100mm", "--bits", "7"]);
+    assert!(e.contains("--bits"), "{e}");
+}

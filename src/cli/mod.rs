@@ -7,6 +7,7 @@ mod demo;
 mod eval;
 mod export;
 mod figures;
+mod hologram;
 mod infer;
 mod info;
 mod mesh;
@@ -52,6 +53,9 @@ pub enum Command {
     Infer(infer::Args),
     /// Richardson–Lucy deconvolution of an image or z-stack (TIFF) with a PSF.
     Deconvolve(deconvolve::Args),
+    /// Computer-generated holograms: the phase an SLM must show to form spots or an image,
+    /// as a bitmap for the SLM, with the simulated result.
+    Hologram(hologram::Args),
     /// Microscope PSFs: model one from an objective and its aberrations, or measure an
     /// objective's pupil from a z-stack of a bead.
     Psf(psf::Args),
@@ -102,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mesh(args) => mesh::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Deconvolve(args) => deconvolve::run(args),
+        Command::Hologram(args) => hologram::run(args),
         Command::Psf(args) => psf::run(args),
         Command::Rig(args) => rig::run(args),
         Command::Data(args) => data::run(args),

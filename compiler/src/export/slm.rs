@@ -496,6 +496,37 @@ pub fn write_slm_target(
     }))
 }
 
+/// Writes the gray levels `gray` of a whole panel (`[height, width]`, row 0 at the most
+/// negative y) to `path` in `settings`' format and bits, reads the file back and checks every
+/// gray level, and the phase it shows against `phase` (radians, one per pixel) within the map's
+/// bound; returns the largest and the RMS phase error, radians. For patterns computed on the
+/// panel's own pixels, such as holograms.
+pub fn write_panel(
+    path: &Path,
+    panel: &SlmPanel,
+    gray: &[u16],
+    phase: &[f64],
+    settings: &SlmSettings,
+) -> Result<(f64, f64)> {
+    let map = gray_map(settings)?;
+    let n = panel.width * panel.height;
+    if gray.len() != n || phase.len() != n {
+        return Err(CompileError::file(
+            path,
+            format!(
+                "{} gray levels and {} phases for a {}×{} panel",
+                gray.len(),
+                phase.len(),
+                panel.width,
+                panel.height
+            ),
+        ));
+    }
+    write_bitmap(path, panel, gray, settings)?;
+    let (max, sum_sq, pixels) = read_back(path, panel, gray, phase, &vec![true; n], &map)?;
+    Ok((max, (sum_sq / pixels.max(1) as f64).sqrt()))
+}
+
 /// Reads the bitmap back and checks it; returns `(max error, Σ error², pixels)` over the
 /// design's pixels.
 fn read_back(
