@@ -450,7 +450,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             q.ssim.map_or(String::new(), |s| format!(", SSIM {s:.4}"))
         ),
     };
-    println!("{}", line(&format!("as displayed ({} bits)", args.bits), q));
+    let levels = match (&args.lut, args.two_pi_gray) {
+        (Some(path), _) => format!("through {}", path.display()),
+        (None, Some(g)) => format!("{g} levels"),
+        (None, None) => format!("{} levels", 1u32 << args.bits),
+    };
+    println!("{}", line(&format!("as displayed ({levels})"), q));
     println!("{}", line("continuous phase", &hologram.continuous));
     println!(
         "wrote {} (read back: phase within {max_err:.4} rad), hologram_phase.npy, \
@@ -514,7 +519,7 @@ fn pictures(
         },
         ImagePlot {
             title: "target plane, as displayed",
-            colorbar_label: "intensity",
+            colorbar_label: "intensity (W/m² per W)",
             colormap: Colormap::Inferno,
             scale: Scale::Log { decades: 3.0 },
             rects: &rects,
