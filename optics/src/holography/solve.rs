@@ -215,6 +215,16 @@ struct Run<'a, T: Real> {
 }
 
 impl<'a, T: Real> Run<'a, T> {
+    fn new(setup: &'a Setup<T>, target: &'a Target) -> Self {
+        Self {
+            setup,
+            target,
+            buf: vec![zero(); setup.window.len()],
+            pixels: setup.slm_pixels().collect(),
+            amplitude: target.amplitude.iter().map(|&a| T::of(a)).collect(),
+        }
+    }
+
     /// Propagates `transmission` to the target plane (into `buf`) and measures it.
     fn forward(&mut self, transmission: &[Complex<f64>]) -> Result<(f64, f64)> {
         self.setup
@@ -274,13 +284,7 @@ pub fn design<T: Real>(
     let n = setup.slm.len();
     let mut phase = initial_phase(setup, target, options);
     let states = options.quantise.as_ref().map(States::new);
-    let mut run = Run {
-        setup,
-        target,
-        buf: vec![zero(); setup.window.len()],
-        pixels: setup.slm_pixels().collect(),
-        amplitude: target.amplitude.iter().map(|&a| T::of(a)).collect(),
-    };
+    let mut run = Run::new(setup, target);
     let total = options.iterations
         + if states.is_some() {
             options.quantised_iterations
@@ -317,9 +321,7 @@ pub fn design<T: Real>(
                 let t = (it + 1) as i32;
                 let lr = options.learning_rate * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
                 for j in 0..n {
-                    let x = transmission[j] * beam[j].f64();
-                    let wj = Complex::new(w[j].re.f64(), w[j].im.f64());
-                    let g = -2.0 * (x * wj.conj()).im;
+                    let g = phase_gradient(transmission[j], beam[j], w[j]);
                     m1[j] = b1 * m1[j] + (1.0 - b1) * g;
                     m2[j] = b2 * m2[j] + (1.0 - b2) * g * g;
                     phase[j] -= lr * m1[j] / (m2[j].sqrt() + eps);
@@ -491,6 +493,14 @@ fn constrain<T: Real>(
     }
 }
 
+/// `∂L/∂φ` of an SLM pixel showing `transmission` under the beam amplitude `beam`, given
+/// `w = Aᴴ ∂L/∂u*` there: the light leaving it is `x = beam·transmission`, `dx = i·x·dφ`, so
+/// `dL = 2 Re(w̄ · i·x)·dφ = −2 Im(x·w̄)·dφ`.
+fn phase_gradient<T: Real>(transmission: Complex<f64>, beam: T, w: Complex<T>) -> f64 {
+    let x = transmission * beam.f64();
+    -2.0 * (x * Complex::new(w.re.f64(), -w.im.f64())).im
+}
+
 /// Replaces the target-plane field in `run.buf` by `∂L/∂u*` of the GD loss (see
 /// [`Algorithm::Gd`]); zero outside the signal region.
 fn gradient_into<T: Real>(run: &mut Run<'_, T>) {
@@ -522,13 +532,7 @@ pub(super) fn loss_and_gradient<T: Real>(
     target: &Target,
     phase: &[f64],
 ) -> (f64, Vec<f64>) {
-    let mut run = Run {
-        setup,
-        target,
-        buf: vec![zero(); setup.window.len()],
-        pixels: setup.slm_pixels().collect(),
-        amplitude: target.amplitude.iter().map(|&a| T::of(a)).collect(),
-    };
+    let mut run = Run::new(setup, target);
     let t: Vec<Complex<f64>> = phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect();
     run.forward(&t).unwrap();
     let da = target.grid.cell_area();
@@ -541,10 +545,7 @@ pub(super) fn loss_and_gradient<T: Real>(
     gradient_into(&mut run);
     let w = run.back().unwrap();
     let grad = (0..phase.len())
-        .map(|j| {
-            let x = t[j] * setup.beam()[j].f64();
-            -2.0 * (x * Complex::new(w[j].re.f64(), w[j].im.f64()).conj()).im
-        })
+        .map(|j| phase_gradient(t[j], setup.beam()[j], w[j]))
         .collect();
     (loss, grad)
 }
