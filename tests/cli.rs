@@ -3680,4 +3680,74 @@ fn hologram_refuses_bad_requests_naming_the_flag() {
     assert!(e.contains("asm"), "{e}");
     let e = run(&["--spots", "2x2@100um", "--focal", "100mm", "--bits", "7"]);
     assert!(e.contains("--bits"), "{e}");
+    let e = run(&[
+        "--spots",
+        "2x2@100um",
+        "--distance",
+        "5cm",
+        "--fill-factor",
+        "0.9",
+    ]);
+    assert!(e.contains("--fill-factor") && e.contains("Fourier"), "{e}");
+    let e = run(&[
+        "--spots",
+        "2x2@100um",
+        "--focal",
+        "100mm",
+        "--fill-factor",
+        "1.5",
+    ]);
+    assert!(e.contains("--fill-factor"), "{e}");
+}
+
+#[test]
+fn hologram_with_finite_pixels_loses_f_squared_to_the_gaps() {
+    // Spots near the axis (envelope ≈ 1): the fill factor F leaves F² of the efficiency, and
+    // the zero order (1 − F)² of the power lands on the axis.
+    let dir = Dir::new();
+    let run = |extra: &[&str], name: &str| {
+        let out = dir.s(name);
+        let mut args = vec![
+            "hologram",
+            "--spots",
+            "3x3@120um",
+            "--centre",
+            "0.5mm,0.4mm",
+            "--wavelength",
+            "532nm",
+            "--slm",
+            "64x64@8um",
+            "--focal",
+            "100mm",
+            "--pad",
+            "1",
+            "--out",
+            &out,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = photonflow(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    let ideal = run(&[], "ideal");
+    let real = run(&["--fill-factor", "0.8"], "real");
+    assert_eq!(real["fill_factor"], 0.8);
+    let (e0, e1) = (
+        ideal["quality"]["efficiency"].as_f64().unwrap(),
+        real["quality"]["efficiency"].as_f64().unwrap(),
+    );
+    assert!((e1 / e0 / 0.64 - 1.0).abs() < 0.03, "{e1} / {e0}");
+    assert!(
+        real["quality"]["uniformity"].as_f64().unwrap() > 0.99,
+        "{real}"
+    );
+    let back = npy::read_npy(&dir.path("real").join("reconstruction.npy")).unwrap();
+    let NpyData::F32(i) = back.data else {
+        panic!("float32 expected")
+    };
+    let d = real["target_plane"]["pitch_x_m"].as_f64().unwrap();
+    let zero = f64::from(i[32 * 64 + 32]) * d * d;
+    // (plus what the hologram scatters onto that pixel, interfering with it)
+    assert!((zero / 0.04 - 1.0).abs() < 0.1, "zero order {zero}");
 }

@@ -56,6 +56,11 @@ pub struct Args {
     /// 1/e² intensity radius of a Gaussian beam on the SLM (default: uniform illumination).
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
     beam_waist: Option<f64>,
+    /// Fourier holograms: the SLM pixels' fill factor (their share of the panel's area, e.g.
+    /// 0.93): the square pixels' diffraction envelope and the zero order of the gaps between
+    /// them are simulated and designed for (1: the envelope alone). Default: pixels as points.
+    #[arg(long, value_name = "F")]
+    fill_factor: Option<f64>,
     /// Side of the image in the target plane (its longer side), e.g. 3mm; default: half the
     /// target plane's shorter side.
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
@@ -229,8 +234,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let wave = Wave::vacuum(args.wavelength)?;
     let grid = Grid::new(panel.width, panel.height, panel.pitch_m, panel.pitch_m)?;
     let planner = Planner::<f32>::new();
-    let setup = Setup::new(&planner, grid, wave, geometry, args.pad, beam)
+    let mut setup = Setup::new(&planner, grid, wave, geometry, args.pad, beam)
         .map_err(|e| anyhow::anyhow!("--slm/--pad/--focal/--distance: {e}"))?;
+    if let Some(fill) = args.fill_factor {
+        setup = setup
+            .with_fill_factor(fill)
+            .map_err(|e| anyhow::anyhow!("--fill-factor {fill}: {e}"))?;
+    }
     let tg = setup.target_grid();
 
     // The target.
@@ -384,6 +394,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Beam::Gaussian { waist } => json!({ "kind": "gaussian", "waist_m": waist }),
         },
         "pad": args.pad,
+        "fill_factor": setup.fill_factor(),
         "target_plane": { "nx": tg.nx, "ny": tg.ny, "pitch_x_m": tg.dx, "pitch_y_m": tg.dy },
         "resolution_cell_px": [cx, cy],
         "target": match target.block() {

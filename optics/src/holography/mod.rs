@@ -51,6 +51,8 @@ mod solve;
 
 pub use solve::{Algorithm, Design, Initial, Options, Step, design};
 
+use std::f64::consts::PI;
+
 use num_complex::Complex;
 
 use crate::error::{OpticsError, Result, invalid, positive};
@@ -103,6 +105,18 @@ pub struct Setup<T: Real> {
     beam: Vec<T>,
     beam_kind: Beam,
     geometry: Geometry,
+    /// The SLM's pixels, when they are not ideal (Fourier holograms).
+    pixels: Option<Pixels<T>>,
+}
+
+/// What finite SLM pixels do to a Fourier hologram (see [`Setup::with_fill_factor`]).
+#[derive(Debug)]
+struct Pixels<T> {
+    fill: f64,
+    /// `F·sinc(aX/λf)·sinc(aY/λf)` on every target pixel.
+    envelope: Vec<T>,
+    /// The light the gaps between pixels reflect unmodulated: `(1 − F·envelope)·A(beam)`.
+    zero_order: Vec<Complex<T>>,
 }
 
 impl<T: Real> Setup<T> {
@@ -182,7 +196,116 @@ impl<T: Real> Setup<T> {
             beam: raw.iter().map(|a| T::of(a * scale)).collect(),
             beam_kind: beam,
             geometry,
+            pixels: None,
         })
+    }
+
+    /// Models the SLM's pixels as square mirrors covering the fraction `fill` (0 < F ≤ 1, the
+    /// datasheet's fill factor) of their cells, the gaps between them reflecting the beam
+    /// unmodulated (Fourier holograms only). The target field becomes
+    ///
+    /// `u = F·E ⊙ A(beam·t) + (1 − F·E) ⊙ A(beam)`,  `E(X, Y) = sinc(aX/λf)·sinc(aY/λf)`,
+    ///
+    /// with `a = p·√F` the mirror's side and `A` the window's Fraunhofer transform: the pixels'
+    /// diffraction envelope `E` dims spots far from the axis, and the gaps put `(1 − F)²` of
+    /// the power into a zero-order spot on the axis (the rest of the light goes to the higher
+    /// diffraction orders of the pixel grid, outside the target plane). Every algorithm then
+    /// designs through this model (GS-type ones meet the target with the whole field on the signal
+    /// and leave the zero order alone elsewhere, back-propagating through the envelope), so
+    /// weighted GS evens out the envelope.
+    pub fn with_fill_factor(mut self, fill: f64) -> Result<Self> {
+        if !(fill.is_finite() && fill > 0.0 && fill <= 1.0) {
+            return Err(invalid(
+                "fill factor",
+                format!(
+                    "{fill}; give the pixels' share of the panel's area, 0 < F ≤ 1 (e.g. 0.93)"
+                ),
+            ));
+        }
+        let Geometry::Fourier { focal } = self.geometry else {
+            return Err(invalid(
+                "fill factor",
+                "is modelled for Fourier holograms (--focal) only",
+            ));
+        };
+        let lam = self.plan.wave().lambda();
+        let g = self.target_grid();
+        let side = |d: f64| d * fill.sqrt();
+        let sinc = |t: f64| {
+            if t.abs() < 1e-12 {
+                1.0
+            } else {
+                (PI * t).sin() / (PI * t)
+            }
+        };
+        let ex: Vec<f64> = g
+            .x()
+            .iter()
+            .map(|&x| sinc(side(self.slm.dx) * x / (lam * focal)))
+            .collect();
+        let ey: Vec<f64> = g
+            .y()
+            .iter()
+            .map(|&y| sinc(side(self.slm.dy) * y / (lam * focal)))
+            .collect();
+        let envelope: Vec<f64> = ey
+            .iter()
+            .flat_map(|&y| ex.iter().map(move |&x| fill * x * y))
+            .collect();
+        let mut zero = vec![Complex::new(T::zero(), T::zero()); self.window.len()];
+        self.load(&mut zero, |_| Complex::new(T::one(), T::zero()));
+        self.plan.propagate_in_place(&mut zero)?;
+        for (z, e) in zero.iter_mut().zip(&envelope) {
+            *z = *z * T::of(1.0 - e);
+        }
+        self.pixels = Some(Pixels {
+            fill,
+            envelope: envelope.iter().map(|&e| T::of(e)).collect(),
+            zero_order: zero,
+        });
+        Ok(self)
+    }
+
+    /// The fill factor of [`Setup::with_fill_factor`] (1 for ideal pixels).
+    pub fn fill_factor(&self) -> f64 {
+        self.pixels.as_ref().map_or(1.0, |p| p.fill)
+    }
+
+    /// Carries the light leaving the SLM (the window in `buf`) to the target plane.
+    fn forward(&self, buf: &mut [Complex<T>]) -> Result<()> {
+        self.plan.propagate_in_place(buf)?;
+        if let Some(p) = &self.pixels {
+            for ((u, &e), &z) in buf.iter_mut().zip(&p.envelope).zip(&p.zero_order) {
+                *u = *u * e + z;
+            }
+        }
+        Ok(())
+    }
+
+    /// The adjoint of [`Setup::forward`]'s linear part, in place.
+    fn adjoint(&self, buf: &mut [Complex<T>]) -> Result<()> {
+        if let Some(p) = &self.pixels {
+            for (u, &e) in buf.iter_mut().zip(&p.envelope) {
+                *u = *u * e;
+            }
+        }
+        self.plan.adjoint_in_place(buf)
+    }
+
+    /// The zero order's field on target pixel `k` (0 for ideal pixels).
+    fn zero_order_at(&self, k: usize) -> Complex<T> {
+        self.pixels
+            .as_ref()
+            .map_or(Complex::new(T::zero(), T::zero()), |p| p.zero_order[k])
+    }
+
+    /// Subtracts the zero order from a target-plane field (before a GS-type back-projection).
+    fn remove_zero_order(&self, buf: &mut [Complex<T>]) {
+        if let Some(p) = &self.pixels {
+            for (u, &z) in buf.iter_mut().zip(&p.zero_order) {
+                *u = *u - z;
+            }
+        }
     }
 
     /// The SLM's sampling.
@@ -268,7 +391,7 @@ impl<T: Real> Setup<T> {
         }
         let mut buf = vec![Complex::new(T::zero(), T::zero()); self.window.len()];
         self.load(&mut buf, |j| transmission[j]);
-        self.plan.propagate_in_place(&mut buf)?;
+        self.forward(&mut buf)?;
         Ok(buf)
     }
 }

@@ -229,7 +229,7 @@ impl<'a, T: Real> Run<'a, T> {
     fn forward(&mut self, transmission: &[Complex<f64>]) -> Result<(f64, f64)> {
         self.setup
             .load(&mut self.buf, |j| crate::field::cplx(transmission[j]));
-        self.setup.plan.propagate_in_place(&mut self.buf)?;
+        self.setup.forward(&mut self.buf)?;
         Ok(self.measure())
     }
 
@@ -242,7 +242,7 @@ impl<'a, T: Real> Run<'a, T> {
 
     /// Carries `buf` back to the SLM and returns the field on every SLM pixel.
     fn back(&mut self) -> Result<Vec<Complex<T>>> {
-        self.setup.plan.adjoint_in_place(&mut self.buf)?;
+        self.setup.adjoint(&mut self.buf)?;
         Ok(self.pixels.iter().map(|&k| self.buf[k]).collect())
     }
 }
@@ -437,11 +437,15 @@ fn constrain<T: Real>(
     fixed: &mut Option<Vec<Complex<T>>>,
 ) {
     let signal = &run.target.signal;
+    let setup = run.setup;
+    // The light on the signal pixels; then `buf` holds only what the pixels modulate (with
+    // finite pixels, the zero order of the gaps is taken out: the target is met by the whole
+    // field on the signal, and the zero order is left alone elsewhere).
+    let u: Vec<Complex<T>> = signal.iter().map(|&k| run.buf[k]).collect();
+    setup.remove_zero_order(&mut run.buf);
     let buf = &mut run.buf;
     match algorithm {
         Algorithm::Gs | Algorithm::Wgs => {
-            // The light on the signal pixels, then zero everywhere else.
-            let u: Vec<Complex<T>> = signal.iter().map(|&k| buf[k]).collect();
             if algorithm == Algorithm::Wgs {
                 // r = |u|/a, weights ×= mean(r)/r.
                 // Pixels whose target is dark keep amplitude 0 and take no part.
@@ -461,13 +465,28 @@ fn constrain<T: Real>(
                     *fixed = Some(u.iter().map(|&z| unit(z)).collect());
                 }
             }
+            // The target carries the light's power: only the phase of the back-projection
+            // counts, but the zero order of finite pixels is subtracted on that scale.
+            let power: f64 = buf.iter().map(|z| z.norm_sqr().f64()).sum();
+            let wanted: f64 = run
+                .amplitude
+                .iter()
+                .zip(weights.iter())
+                .map(|(a, w)| (a.f64() * w).powi(2))
+                .sum();
+            let scale = if wanted > 0.0 {
+                (power / wanted).sqrt()
+            } else {
+                0.0
+            };
             buf.fill(zero());
             for (j, &k) in signal.iter().enumerate() {
                 let dir = match fixed {
                     Some(f) => f[j],
                     None => unit(u[j]),
                 };
-                buf[k] = dir * (run.amplitude[j] * T::of(weights[j]));
+                buf[k] =
+                    dir * (run.amplitude[j] * T::of(weights[j] * scale)) - setup.zero_order_at(k);
             }
         }
         Algorithm::Mraf => {
@@ -486,7 +505,7 @@ fn constrain<T: Real>(
                 }
             }
             for (j, &k) in signal.iter().enumerate() {
-                buf[k] = unit(buf[k]) * (run.amplitude[j] * scale);
+                buf[k] = unit(u[j]) * (run.amplitude[j] * scale) - setup.zero_order_at(k);
             }
         }
         Algorithm::Gd => unreachable!("gradient descent has no target-plane constraint"),

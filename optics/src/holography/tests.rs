@@ -410,3 +410,81 @@ fn bad_targets_and_options_are_refused_with_the_fix() {
             .contains("gs, wgs, mraf, gd")
     );
 }
+
+#[test]
+fn finite_pixels_dim_off_axis_orders_and_leave_a_zero_order() {
+    // A blazed grating into order (12, −7) of a 40-pixel window (pad 1): the spot's amplitude
+    // is F·sinc(aX/λf)·sinc(aY/λf), the zero order's (1 − F), both exactly.
+    let n = 40;
+    let fill = 0.81;
+    let setup = fourier(n, 1.0, Beam::Uniform)
+        .with_fill_factor(fill)
+        .unwrap();
+    assert_eq!(setup.fill_factor(), fill);
+    let g = setup.target_grid();
+    let (kx, ky) = (12.0, -7.0);
+    let grating: Vec<Complex<f64>> = (0..n * n)
+        .map(|j| {
+            Complex::from_polar(
+                1.0,
+                TAU * (kx * (j % n) as f64 + ky * (j / n) as f64) / n as f64,
+            )
+        })
+        .collect();
+    let u = setup.field(&grating).unwrap();
+    let sinc = |t: f64| (PI * t).sin() / (PI * t);
+    // a·X/(λf) = √F·p·k·λf/(N·p)/(λf) = √F·k/N.
+    let envelope = fill * sinc(fill.sqrt() * kx / n as f64) * sinc(fill.sqrt() * ky / n as f64);
+    let spot =
+        u[((ky + (n / 2) as f64) as usize) * n + (kx as usize + n / 2)].norm_sqr() * g.cell_area();
+    assert!(
+        (spot - envelope * envelope).abs() < 1e-12,
+        "{spot} vs {}",
+        envelope * envelope
+    );
+    let zero = u[(n / 2) * n + n / 2].norm_sqr() * g.cell_area();
+    assert!((zero - (1.0 - fill).powi(2)).abs() < 1e-12, "{zero}");
+
+    // Spots across the field: weighted GS through the pixel model evens the envelope out; a
+    // design for ideal pixels, shown on these, leaves the outer spots dimmer.
+    let ideal = fourier(64, 2.0, Beam::Uniform);
+    let real = fourier(64, 2.0, Beam::Uniform)
+        .with_fill_factor(0.6)
+        .unwrap();
+    let spots: Vec<Spot> = (0..5)
+        .map(|k| {
+            Spot::new(
+                (k as f64 * 12.0 + 8.0) * ideal.target_grid().dx,
+                5.0 * ideal.target_grid().dy,
+            )
+        })
+        .collect();
+    let kim = |setup: &Setup<f64>| {
+        let target = Target::spots(setup, &spots).unwrap();
+        let o = Options {
+            fix_phase_after: Some(30),
+            ..options(Algorithm::Wgs, 60)
+        };
+        (design(setup, &target, &o, |_| {}).unwrap(), target)
+    };
+    let (aware, target) = kim(&real);
+    let (naive, _) = kim(&ideal);
+    let shown: Vec<Complex<f64>> = naive
+        .phase
+        .iter()
+        .map(|&p| Complex::from_polar(1.0, p))
+        .collect();
+    let naive_on_real: Vec<f64> = real
+        .field(&shown)
+        .unwrap()
+        .iter()
+        .map(|z| z.norm_sqr())
+        .collect();
+    let naive_q = target.quality(&naive_on_real).unwrap();
+    let (a, b) = (
+        aware.quality.uniformity.unwrap(),
+        naive_q.uniformity.unwrap(),
+    );
+    assert!(a > 0.999 && b < 0.9, "aware {a}, naive {b}");
+    assert!(err_text(fourier(8, 1.0, Beam::Uniform).with_fill_factor(1.2)).contains("fill factor"));
+}
