@@ -54,6 +54,7 @@ pub use solve::{Algorithm, Design, Initial, Options, Step, design};
 use std::f64::consts::PI;
 
 use num_complex::Complex;
+use rayon::prelude::*;
 
 use crate::error::{OpticsError, Result, invalid, positive};
 use crate::field::Real;
@@ -275,9 +276,9 @@ impl<T: Real> Setup<T> {
     fn forward(&self, buf: &mut [Complex<T>]) -> Result<()> {
         self.plan.propagate_in_place(buf)?;
         if let Some(p) = &self.pixels {
-            for ((u, &e), &z) in buf.iter_mut().zip(&p.envelope).zip(&p.zero_order) {
-                *u = *u * e + z;
-            }
+            buf.par_iter_mut()
+                .zip(p.envelope.par_iter().zip(p.zero_order.par_iter()))
+                .for_each(|(u, (&e, &z))| *u = *u * e + z);
         }
         Ok(())
     }
@@ -285,9 +286,9 @@ impl<T: Real> Setup<T> {
     /// The adjoint of [`Setup::forward`]'s linear part, in place.
     fn adjoint(&self, buf: &mut [Complex<T>]) -> Result<()> {
         if let Some(p) = &self.pixels {
-            for (u, &e) in buf.iter_mut().zip(&p.envelope) {
-                *u = *u * e;
-            }
+            buf.par_iter_mut()
+                .zip(p.envelope.par_iter())
+                .for_each(|(u, &e)| *u = *u * e);
         }
         self.plan.adjoint_in_place(buf)
     }
@@ -357,16 +358,20 @@ impl<T: Real> Setup<T> {
     }
 
     /// Fills the window `buf` with the light leaving the SLM: the beam times `transmission(j)`
-    /// on SLM pixel `j`, zero elsewhere.
-    fn load(&self, buf: &mut [Complex<T>], transmission: impl Fn(usize) -> Complex<T>) {
-        buf.fill(Complex::new(T::zero(), T::zero()));
-        let (nx, mx) = (self.slm.nx, self.window.nx);
-        for (r, beam) in self.beam.chunks_exact(nx).enumerate() {
-            let row = (self.origin.0 + r) * mx + self.origin.1;
-            for (c, (out, &a)) in buf[row..row + nx].iter_mut().zip(beam).enumerate() {
-                *out = transmission(r * nx + c) * a;
+    /// on SLM pixel `j`, zero elsewhere (rows in parallel).
+    fn load(&self, buf: &mut [Complex<T>], transmission: impl Fn(usize) -> Complex<T> + Sync) {
+        let (nx, ny, mx) = (self.slm.nx, self.slm.ny, self.window.nx);
+        let (r0, c0) = self.origin;
+        buf.par_chunks_mut(mx).enumerate().for_each(|(row, line)| {
+            line.fill(Complex::new(T::zero(), T::zero()));
+            if (r0..r0 + ny).contains(&row) {
+                let r = row - r0;
+                let beam = &self.beam[r * nx..(r + 1) * nx];
+                for (c, (out, &a)) in line[c0..c0 + nx].iter_mut().zip(beam).enumerate() {
+                    *out = transmission(r * nx + c) * a;
+                }
             }
-        }
+        });
     }
 
     /// Window index of every SLM pixel, in SLM order.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use num_complex::Complex;
+use rayon::prelude::*;
 
 use super::{Beam, Geometry, Quality, Setup, Target};
 use crate::error::{OpticsError, Result, invalid};
@@ -241,9 +242,13 @@ impl<'a, T: Real> Run<'a, T> {
     }
 
     /// Carries `buf` back to the SLM and returns the field on every SLM pixel.
-    fn back(&mut self) -> Result<Vec<Complex<T>>> {
-        self.setup.adjoint(&mut self.buf)?;
-        Ok(self.pixels.iter().map(|&k| self.buf[k]).collect())
+    fn back(&mut self) -> Result<()> {
+        self.setup.adjoint(&mut self.buf)
+    }
+
+    /// The field on SLM pixel `j` (after [`Run::back`]).
+    fn at_slm(&self, j: usize) -> Complex<T> {
+        self.buf[self.pixels[j]]
     }
 }
 
@@ -297,12 +302,19 @@ pub fn design<T: Real>(
     let mut fixed: Option<Vec<Complex<T>>> = None;
     // GD: Adam's moments.
     let (mut m1, mut m2) = (vec![0.0f64; n], vec![0.0f64; n]);
+    let mut transmission = vec![Complex::new(0.0, 0.0); n];
     for it in 0..total {
         let quantised = it >= options.iterations;
-        let transmission: Vec<Complex<f64>> = match (&states, quantised) {
-            (Some(s), true) => phase.iter().map(|&p| s.transmission(p).1).collect(),
-            _ => phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect(),
-        };
+        match (&states, quantised) {
+            (Some(s), true) => transmission
+                .par_iter_mut()
+                .zip(&phase)
+                .for_each(|(t, &p)| *t = s.transmission(p).1),
+            _ => transmission
+                .par_iter_mut()
+                .zip(&phase)
+                .for_each(|(t, &p)| *t = Complex::from_polar(1.0, p)),
+        }
         let (efficiency, error) = run.forward(&transmission)?;
         let step = Step {
             iteration: it,
@@ -315,26 +327,34 @@ pub fn design<T: Real>(
         match options.algorithm {
             Algorithm::Gd => {
                 gradient_into(&mut run);
-                let w = run.back()?;
+                run.back()?;
                 let beam = setup.beam();
                 let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-12);
                 let t = (it + 1) as i32;
                 let lr = options.learning_rate * (1.0 - b2.powi(t)).sqrt() / (1.0 - b1.powi(t));
-                for j in 0..n {
-                    let g = phase_gradient(transmission[j], beam[j], w[j]);
-                    m1[j] = b1 * m1[j] + (1.0 - b1) * g;
-                    m2[j] = b2 * m2[j] + (1.0 - b2) * g * g;
-                    phase[j] -= lr * m1[j] / (m2[j].sqrt() + eps);
-                }
+                let run = &run;
+                let transmission = &transmission;
+                phase
+                    .par_iter_mut()
+                    .zip(m1.par_iter_mut().zip(m2.par_iter_mut()))
+                    .enumerate()
+                    .for_each(|(j, (p, (m1, m2)))| {
+                        let g = phase_gradient(transmission[j], beam[j], run.at_slm(j));
+                        *m1 = b1 * *m1 + (1.0 - b1) * g;
+                        *m2 = b2 * *m2 + (1.0 - b2) * g * g;
+                        *p -= lr * *m1 / (m2.sqrt() + eps);
+                    });
             }
             algorithm => {
                 constrain(&mut run, algorithm, options, it, &mut weights, &mut fixed);
-                let w = run.back()?;
-                for (p, wj) in phase.iter_mut().zip(&w) {
-                    if wj.norm_sqr() > T::zero() {
-                        *p = wj.im.f64().atan2(wj.re.f64());
+                run.back()?;
+                let run = &run;
+                phase.par_iter_mut().enumerate().for_each(|(j, p)| {
+                    let w = run.at_slm(j);
+                    if w.norm_sqr() > T::zero() {
+                        *p = w.im.f64().atan2(w.re.f64());
                     }
-                }
+                });
             }
         }
     }
@@ -467,7 +487,7 @@ fn constrain<T: Real>(
             }
             // The target carries the light's power: only the phase of the back-projection
             // counts, but the zero order of finite pixels is subtracted on that scale.
-            let power: f64 = buf.iter().map(|z| z.norm_sqr().f64()).sum();
+            let power: f64 = buf.par_iter().map(|z| z.norm_sqr().f64()).sum();
             let wanted: f64 = run
                 .amplitude
                 .iter()
@@ -479,7 +499,7 @@ fn constrain<T: Real>(
             } else {
                 0.0
             };
-            buf.fill(zero());
+            buf.par_iter_mut().for_each(|z| *z = zero());
             for (j, &k) in signal.iter().enumerate() {
                 let dir = match fixed {
                     Some(f) => f[j],
@@ -491,19 +511,12 @@ fn constrain<T: Real>(
         }
         Algorithm::Mraf => {
             // Target scaled to the light's whole power, mixed in the signal region.
-            let power: f64 = buf.iter().map(|z| z.norm_sqr().f64()).sum();
+            let power: f64 = buf.par_iter().map(|z| z.norm_sqr().f64()).sum();
             let m = options.mix;
             let scale = T::of(m * power.sqrt());
             let keep = T::of(1.0 - m);
-            let mut in_signal = vec![false; buf.len()];
-            for &k in signal {
-                in_signal[k] = true;
-            }
-            for (z, &s) in buf.iter_mut().zip(&in_signal) {
-                if !s {
-                    *z = *z * keep;
-                }
-            }
+            // Outside the signal the light as it is (the signal pixels are set below).
+            buf.par_iter_mut().for_each(|z| *z = *z * keep);
             for (j, &k) in signal.iter().enumerate() {
                 buf[k] = unit(u[j]) * (run.amplitude[j] * scale) - setup.zero_order_at(k);
             }
@@ -531,7 +544,7 @@ fn gradient_into<T: Real>(run: &mut Run<'_, T>) {
         .iter()
         .map(|&k| Complex::new(run.buf[k].re.f64(), run.buf[k].im.f64()))
         .collect();
-    run.buf.fill(zero());
+    run.buf.par_iter_mut().for_each(|z| *z = zero());
     for ((&k, u), t) in run.target.signal.iter().zip(&u).zip(&run.target.amplitude) {
         // L = Σ (|u| − a)²·dA with a = t/√dA: ∂L/∂u* = (|u| − a)·u/|u|·dA.
         let m = u.norm();
@@ -562,9 +575,9 @@ pub(super) fn loss_and_gradient<T: Real>(
         .map(|(&k, a)| (run.buf[k].norm().f64() - a / da.sqrt()).powi(2) * da)
         .sum();
     gradient_into(&mut run);
-    let w = run.back().unwrap();
+    run.back().unwrap();
     let grad = (0..phase.len())
-        .map(|j| phase_gradient(t[j], setup.beam()[j], w[j]))
+        .map(|j| phase_gradient(t[j], setup.beam()[j], run.at_slm(j)))
         .collect();
     (loss, grad)
 }
