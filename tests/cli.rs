@@ -3751,3 +3751,90 @@ fn hologram_with_finite_pixels_loses_f_squared_to_the_gaps() {
     // (plus what the hologram scatters onto that pixel, interfering with it)
     assert!((zero / 0.04 - 1.0).abs() < 0.1, "zero order {zero}");
 }
+
+#[test]
+fn hologram_of_a_3d_spot_array_focuses_each_spot_in_its_plane() {
+    let dir = Dir::new();
+    let out = dir.s("3d");
+    let o = photonflow(&[
+        "hologram",
+        "--spot",
+        "-40um,0",
+        "--spot",
+        "40um,20um,2",
+        "--spot",
+        "0,-30um,0.4mm",
+        "--spot",
+        "30um,-50um,-0.3mm,2",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "128x128@8um",
+        "--focal",
+        "10mm",
+        "--out",
+        &out,
+        "--json",
+        "--png",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = last_json(&o);
+    let planes: Vec<f64> = report["target"]["planes_m"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(planes, vec![-0.3e-3, 0.0, 0.4e-3]);
+    // Uniformity of each spot's peak relative to its own intensity (2 for two of them).
+    assert!(
+        report["quality"]["uniformity"].as_f64().unwrap() > 0.99,
+        "{report}"
+    );
+    let back = npy::read_npy(&dir.path("3d").join("reconstruction.npy")).unwrap();
+    assert_eq!(back.shape, vec![3, 256, 256]);
+    let NpyData::F32(i) = back.data else {
+        panic!("float32 expected")
+    };
+    // The spot at +0.4 mm: sharp in its plane, blurred in the focal plane.
+    let d = report["target_plane"]["pitch_x_m"].as_f64().unwrap();
+    let pixel = (128 + (-30e-6 / d).round() as i64) as usize * 256 + 128;
+    let (focused, blurred) = (i[2 * 65536 + pixel], i[65536 + pixel]);
+    assert!(focused > 20.0 * blurred, "{focused} vs {blurred}");
+    let e = photonflow(&[
+        "hologram",
+        "--spot",
+        "0,0,1mm",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "64x64@8um",
+        "--distance",
+        "5cm",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        !e.status.success() && stderr(&e).contains("Fourier hologram"),
+        "{}",
+        stderr(&e)
+    );
+    let e = photonflow(&[
+        "hologram",
+        "--spot",
+        "0,0,1mm,x",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "64x64@8um",
+        "--focal",
+        "5cm",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        !e.status.success() && stderr(&e).contains("--spot 0,0,1mm,x"),
+        "{}",
+        stderr(&e)
+    );
+}

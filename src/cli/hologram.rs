@@ -31,8 +31,9 @@ pub struct Args {
     /// A grid of spots, COLSxROWS@PITCH (e.g. 5x5@200um), centred at --centre.
     #[arg(long, value_name = "CxR@PITCH")]
     spots: Option<String>,
-    /// One spot X,Y[,INTENSITY] in the target plane (e.g. 1mm,-0.5mm,2); repeat for more.
-    #[arg(long, value_name = "X,Y[,I]", allow_hyphen_values = true)]
+    /// One spot X,Y[,Z][,INTENSITY] (e.g. 1mm,-0.5mm,2 or 1mm,0,200um): Z, beyond the target
+    /// plane, for Fourier holograms (3-D arrays); repeat for more.
+    #[arg(long, value_name = "X,Y[,Z][,I]", allow_hyphen_values = true)]
     spot: Vec<String>,
     /// Vacuum wavelength, e.g. 532nm.
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
@@ -134,18 +135,29 @@ fn point(flag: &str, text: &str) -> anyhow::Result<(f64, f64)> {
     Ok((l(x)?, l(y)?))
 }
 
-/// `--spot X,Y[,I]`.
+/// `--spot X,Y[,Z][,I]`: a third value with a unit is Z, a bare number the intensity.
 fn spot(text: &str) -> anyhow::Result<Spot> {
+    let fix = "give X,Y[,Z][,INTENSITY], e.g. 1mm,-0.5mm or 1mm,0,200um,2";
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
-    let intensity = match parts[..] {
-        [_, _] => 1.0,
-        [_, _, i] => i
-            .parse::<f64>()
-            .map_err(|_| anyhow::anyhow!("--spot {text}: the intensity '{i}' is not a number"))?,
-        _ => bail!("--spot {text}: give X,Y or X,Y,INTENSITY, e.g. 1mm,-0.5mm,2"),
+    let intensity = |i: &str| {
+        i.parse::<f64>().map_err(|_| {
+            anyhow::anyhow!(
+                "--spot {text}: '{i}' is neither a length (Z) nor a number (intensity); {fix}"
+            )
+        })
+    };
+    let z = |v: &str| length(v).map_err(|e| anyhow::anyhow!("--spot {text}: Z {e}; {fix}"));
+    let (z, intensity) = match parts[..] {
+        [_, _] => (0.0, 1.0),
+        [_, _, v] => match length(v) {
+            Ok(z) => (z, 1.0),
+            Err(_) => (0.0, intensity(v)?),
+        },
+        [_, _, v, i] => (z(v)?, intensity(i)?),
+        _ => bail!("--spot {text}: {fix}"),
     };
     let (x, y) = point("--spot", &format!("{},{}", parts[0], parts[1]))?;
-    Ok(Spot { x, y, intensity })
+    Ok(Spot { x, y, z, intensity })
 }
 
 /// `--spots COLSxROWS@PITCH` centred at `centre`.
@@ -360,9 +372,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         NpyDataRef::F32(&phase32),
     )?;
     let intensity32: Vec<f32> = hologram.intensity.iter().map(|&v| v as f32).collect();
+    let planes = target.planes();
+    let shape = if planes.len() == 1 {
+        vec![tg.ny, tg.nx]
+    } else {
+        vec![planes.len(), tg.ny, tg.nx]
+    };
     write_npy(
         &args.out.join("reconstruction.npy"),
-        &[tg.ny, tg.nx],
+        &shape,
         NpyDataRef::F32(&intensity32),
     )?;
     if args.png {
@@ -403,7 +421,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "file": args.image.as_ref().map(|p| p.display().to_string()),
                 "rows": rows, "cols": cols, "first_row": r0, "first_col": c0,
             }),
-            None => json!({ "kind": "spots", "count": target.signal().len() }),
+            None => json!({
+                "kind": "spots",
+                "count": target.signal().len(),
+                "planes_m": target.planes(),
+            }),
         },
         "algorithm": algorithm.name(),
         "iterations": args.iterations,
@@ -520,23 +542,42 @@ fn pictures(
         }
         None => Vec::new(),
     };
-    let mut panels = vec![
-        ImagePlot {
-            title: "SLM phase",
-            colorbar_label: "phase (rad)",
-            colormap: Colormap::Twilight,
-            range: Some((-std::f64::consts::PI, std::f64::consts::PI)),
-            ..ImagePlot::new(&wrapped, slm.nx, slm.ny, extent(&slm))
-        },
-        ImagePlot {
-            title: "target plane, as displayed",
+    // The target plane, or each plane of a 3-D array (the first eight).
+    let len = tg.len();
+    let titles: Vec<String> = target
+        .planes()
+        .iter()
+        .take(8)
+        .map(|&z| {
+            if z == 0.0 {
+                "target plane, as displayed".to_string()
+            } else {
+                format!("z = {} from the target plane", format_length(z))
+            }
+        })
+        .collect();
+    let mut panels = vec![ImagePlot {
+        title: "SLM phase",
+        colorbar_label: "phase (rad)",
+        colormap: Colormap::Twilight,
+        range: Some((-std::f64::consts::PI, std::f64::consts::PI)),
+        ..ImagePlot::new(&wrapped, slm.nx, slm.ny, extent(&slm))
+    }];
+    for (p, title) in titles.iter().enumerate() {
+        panels.push(ImagePlot {
+            title,
             colorbar_label: "intensity (W/m² per W)",
             colormap: Colormap::Inferno,
             scale: Scale::Log { decades: 3.0 },
             rects: &rects,
-            ..ImagePlot::new(&hologram.intensity, tg.nx, tg.ny, extent(&tg))
-        },
-    ];
+            ..ImagePlot::new(
+                &hologram.intensity[p * len..(p + 1) * len],
+                tg.nx,
+                tg.ny,
+                extent(&tg),
+            )
+        });
+    }
     // The image region simulated and wanted, side by side, linear.
     let crop: Vec<f64>;
     let region;

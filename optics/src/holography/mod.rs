@@ -386,6 +386,12 @@ impl<T: Real> Setup<T> {
     /// The field in the target plane for the SLM transmission `transmission` (one complex
     /// value per SLM pixel, row-major).
     pub fn field(&self, transmission: &[Complex<T>]) -> Result<Vec<Complex<T>>> {
+        self.field_at(transmission, 0.0)
+    }
+
+    /// [`Setup::field`] in the plane `dz` (metres) beyond the target plane (Fourier holograms;
+    /// see [`Setup::defocus`]).
+    pub fn field_at(&self, transmission: &[Complex<T>], dz: f64) -> Result<Vec<Complex<T>>> {
         if transmission.len() != self.slm.len() {
             return Err(OpticsError::Shape(format!(
                 "{} transmission values for an SLM of {}×{} pixels",
@@ -395,9 +401,43 @@ impl<T: Real> Setup<T> {
             )));
         }
         let mut buf = vec![Complex::new(T::zero(), T::zero()); self.window.len()];
-        self.load(&mut buf, |j| transmission[j]);
+        if dz == 0.0 {
+            self.load(&mut buf, |j| transmission[j]);
+        } else {
+            let q = self.defocus(dz)?;
+            self.load(&mut buf, |j| transmission[j] * q[j]);
+        }
         self.forward(&mut buf)?;
         Ok(buf)
+    }
+
+    /// The factor on every SLM pixel that carries a Fourier hologram's target plane `dz` metres
+    /// further from the lens: `exp(−i·k·r²·dz/(2f²))`, the Fresnel propagation of the focal
+    /// plane by `dz` expressed on the SLM, whose pixel `r` sends light to spatial frequency
+    /// `r/(λf)` there (paraxial). A hologram that shows its conjugate, `exp(+ik r² dz/(2f²))`
+    /// (a weak diverging lens of focal length `−f²/dz`), focuses at `dz`.
+    ///
+    /// Errors: a Fresnel hologram (plan its other distances instead), a non-finite `dz`.
+    pub fn defocus(&self, dz: f64) -> Result<Vec<Complex<T>>> {
+        let Geometry::Fourier { focal } = self.geometry else {
+            return Err(invalid(
+                "spot z",
+                "spots off the target plane need a Fourier hologram (a lens, --focal)",
+            ));
+        };
+        if !dz.is_finite() {
+            return Err(invalid("spot z", format!("{dz}; give a finite offset")));
+        }
+        let c = -self.plan.wave().k() * dz / (2.0 * focal * focal);
+        let (xs, ys) = (self.slm.x(), self.slm.y());
+        Ok(ys
+            .iter()
+            .flat_map(|&y| {
+                xs.iter().map(move |&x| {
+                    crate::field::cplx(Complex::from_polar(1.0, c * (x * x + y * y)))
+                })
+            })
+            .collect())
     }
 }
 
@@ -408,16 +448,24 @@ pub struct Spot {
     pub x: f64,
     /// Position in the target plane, metres (y).
     pub y: f64,
+    /// Distance beyond the target plane, metres (0: in it; Fourier holograms only otherwise).
+    pub z: f64,
     /// Relative intensity (> 0).
     pub intensity: f64,
 }
 
 impl Spot {
-    /// A spot of intensity 1 at `(x, y)`.
+    /// A spot of intensity 1 at `(x, y)` in the target plane.
     pub fn new(x: f64, y: f64) -> Self {
+        Self::at(x, y, 0.0)
+    }
+
+    /// A spot of intensity 1 at `(x, y)`, `z` beyond the target plane.
+    pub fn at(x: f64, y: f64, z: f64) -> Self {
         Self {
             x,
             y,
+            z,
             intensity: 1.0,
         }
     }
@@ -440,6 +488,10 @@ enum Kind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     grid: Grid,
+    /// The planes it lies in, metres beyond the target plane, ascending (images: `[0]`).
+    planes: Vec<f64>,
+    /// The plane (index into `planes`) of every signal pixel.
+    plane_of: Vec<usize>,
     /// Target amplitude on the signal pixels (`Σ a² = 1`).
     amplitude: Vec<f64>,
     /// Target-plane indices of the signal pixels.
@@ -458,6 +510,44 @@ impl Target {
         }
         let (cx, cy) = setup.resolution_cell();
         let box_half = ((cx / 2.0).round() as usize, (cy / 2.0).round() as usize);
+        // The planes, ascending; each spot's.
+        let mut planes: Vec<f64> = spots.iter().map(|s| s.z).collect();
+        if let Some(s) = spots.iter().find(|s| !s.z.is_finite()) {
+            return Err(invalid(
+                "spots",
+                format!("a spot has z = {}; give a finite offset", s.z),
+            ));
+        }
+        planes.sort_by(f64::total_cmp);
+        planes.dedup();
+        if planes.len() > 64 {
+            return Err(invalid(
+                "spots",
+                format!(
+                    "{} planes; at most 64 (each is a propagation per iteration)",
+                    planes.len()
+                ),
+            ));
+        }
+        if planes != [0.0] {
+            if setup.pixels.is_some() {
+                return Err(invalid(
+                    "spots",
+                    "spots off the target plane with finite pixels (a fill factor) are not \
+                     modelled; drop the fill factor or keep z = 0",
+                ));
+            }
+            if !matches!(setup.geometry, Geometry::Fourier { .. }) {
+                return Err(invalid(
+                    "spots",
+                    "spots off the target plane (z ≠ 0) need a Fourier hologram (a lens, --focal)",
+                ));
+            }
+        }
+        let plane_of: Vec<usize> = spots
+            .iter()
+            .map(|s| planes.partition_point(|&z| z < s.z))
+            .collect();
         let mut pixels: Vec<(usize, usize)> = Vec::with_capacity(spots.len());
         for (k, s) in spots.iter().enumerate() {
             if !(s.intensity.is_finite() && s.intensity > 0.0) {
@@ -488,8 +578,9 @@ impl Target {
                     ),
                 ));
             };
-            if let Some(j) = pixels.iter().position(|&(pr, pc)| {
-                pr.abs_diff(r) < (cy.round() as usize).max(1)
+            if let Some(j) = pixels.iter().enumerate().position(|(j, &(pr, pc))| {
+                plane_of[j] == plane_of[k]
+                    && pr.abs_diff(r) < (cy.round() as usize).max(1)
                     && pc.abs_diff(c) < (cx.round() as usize).max(1)
             }) {
                 return Err(invalid(
@@ -507,6 +598,8 @@ impl Target {
         let total: f64 = spots.iter().map(|s| s.intensity).sum();
         Ok(Self {
             grid,
+            planes,
+            plane_of,
             amplitude: spots.iter().map(|s| (s.intensity / total).sqrt()).collect(),
             signal: pixels.iter().map(|&(r, c)| r * grid.nx + c).collect(),
             kind: Kind::Spots { box_half },
@@ -563,6 +656,8 @@ impl Target {
         };
         Ok(Self {
             grid,
+            planes: vec![0.0],
+            plane_of: vec![0; rows * cols],
             amplitude: intensity.iter().map(|v| (v / total).sqrt()).collect(),
             signal: (0..rows)
                 .flat_map(|r| (0..cols).map(move |c| (r0 + r) * grid.nx + c0 + c))
@@ -593,40 +688,54 @@ impl Target {
         matches!(self.kind, Kind::Spots { .. })
     }
 
-    /// Measures `intensity` (`|u|²` on the target plane, with the setup's unit incident power)
-    /// against the target.
+    /// The planes the target lies in, metres beyond the target plane, ascending (`[0]` unless
+    /// spots were placed off it).
+    pub fn planes(&self) -> &[f64] {
+        &self.planes
+    }
+
+    /// Measures `intensity` (`|u|²` with the setup's unit incident power: the target plane, or
+    /// every one of [`Target::planes`] one after another) against the target.
     pub fn quality(&self, intensity: &[f64]) -> Result<Quality> {
         let g = self.grid;
-        if intensity.len() != g.len() {
+        let len = g.len();
+        if intensity.len() != len * self.planes.len() {
             return Err(OpticsError::Shape(format!(
-                "{} intensities for a {}×{} target plane",
+                "{} intensities for {} target plane(s) of {}×{}",
                 intensity.len(),
+                self.planes.len(),
                 g.nx,
                 g.ny
             )));
         }
-        self.measure(|i| intensity[i], true)
+        self.measure(|p, i| intensity[p * len + i], true)
     }
 
-    /// [`Target::quality`] of the intensity `at(i)` of target pixel `i`; PSNR and SSIM only when
-    /// `full` (the iterations skip them).
-    pub(crate) fn measure(&self, at: impl Fn(usize) -> f64, full: bool) -> Result<Quality> {
+    /// [`Target::quality`] of the intensity `at(p, i)` of pixel `i` of plane `p`; PSNR and SSIM
+    /// only when `full` (the iterations skip them).
+    pub(crate) fn measure(&self, at: impl Fn(usize, usize) -> f64, full: bool) -> Result<Quality> {
         let g = self.grid;
         let da = g.cell_area();
         let wanted: Vec<f64> = self.amplitude.iter().map(|a| a * a).collect();
-        let measured: Vec<f64> = self.signal.iter().map(|&i| at(i)).collect();
+        let measured: Vec<f64> = self
+            .signal
+            .iter()
+            .zip(&self.plane_of)
+            .map(|(&i, &p)| at(p, i))
+            .collect();
         match self.kind {
             Kind::Spots { box_half: (hx, hy) } => {
                 // Power: over one resolution cell around each spot.
                 let power: f64 = self
                     .signal
                     .iter()
-                    .map(|&i| {
+                    .zip(&self.plane_of)
+                    .map(|(&i, &p)| {
                         let (r, c) = (i / g.nx, i % g.nx);
                         let rows = r.saturating_sub(hy)..(r + hy + 1).min(g.ny);
                         rows.map(|rr| {
                             let cols = c.saturating_sub(hx)..(c + hx + 1).min(g.nx);
-                            cols.map(|cc| at(rr * g.nx + cc)).sum::<f64>()
+                            cols.map(|cc| at(p, rr * g.nx + cc)).sum::<f64>()
                         })
                         .sum::<f64>()
                     })

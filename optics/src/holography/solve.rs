@@ -158,7 +158,8 @@ pub struct Design {
     pub quality: Quality,
     /// Quality of the continuous phase.
     pub continuous: Quality,
-    /// Target-plane intensity of what is displayed, unit incident power.
+    /// Target-plane intensity of what is displayed, unit incident power: every one of the
+    /// target's [`planes`](Target::planes), one after another.
     pub intensity: Vec<f64>,
     /// Every iteration's measurement.
     pub history: Vec<Step>,
@@ -204,11 +205,16 @@ impl States {
     }
 }
 
-/// The state of one run: SLM phase, transmission, target-plane weights and phases.
+/// The state of one run: the field in every target plane, and back on the SLM.
 struct Run<'a, T: Real> {
     setup: &'a Setup<T>,
     target: &'a Target,
-    buf: Vec<Complex<T>>,
+    /// The window, one per target plane.
+    bufs: Vec<Vec<Complex<T>>>,
+    /// Per target plane: its defocus factor on every SLM pixel (`None` for the focal plane).
+    defocus: Vec<Option<Vec<Complex<T>>>>,
+    /// The field carried back onto the SLM pixels, summed over the planes.
+    slm: Vec<Complex<T>>,
     /// Window index of every SLM pixel.
     pixels: Vec<usize>,
     /// Target amplitude on every signal pixel, as T.
@@ -216,39 +222,79 @@ struct Run<'a, T: Real> {
 }
 
 impl<'a, T: Real> Run<'a, T> {
-    fn new(setup: &'a Setup<T>, target: &'a Target) -> Self {
-        Self {
+    fn new(setup: &'a Setup<T>, target: &'a Target) -> Result<Self> {
+        let defocus = target
+            .planes
+            .iter()
+            .map(|&dz| (dz != 0.0).then(|| setup.defocus(dz)).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
             setup,
             target,
-            buf: vec![zero(); setup.window.len()],
+            bufs: vec![vec![zero(); setup.window.len()]; target.planes.len()],
+            defocus,
+            slm: vec![zero(); setup.slm.len()],
             pixels: setup.slm_pixels().collect(),
             amplitude: target.amplitude.iter().map(|&a| T::of(a)).collect(),
-        }
+        })
     }
 
-    /// Propagates `transmission` to the target plane (into `buf`) and measures it.
+    /// Propagates `transmission` to every target plane and measures the light there.
     fn forward(&mut self, transmission: &[Complex<f64>]) -> Result<(f64, f64)> {
-        self.setup
-            .load(&mut self.buf, |j| crate::field::cplx(transmission[j]));
-        self.setup.forward(&mut self.buf)?;
+        for (buf, q) in self.bufs.iter_mut().zip(&self.defocus) {
+            match q {
+                None => self
+                    .setup
+                    .load(buf, |j| crate::field::cplx(transmission[j])),
+                Some(q) => self
+                    .setup
+                    .load(buf, |j| crate::field::cplx::<T>(transmission[j]) * q[j]),
+            }
+            self.setup.forward(buf)?;
+        }
         Ok(self.measure())
     }
 
-    /// Efficiency and error of the field in `buf`.
+    /// Efficiency and error of the fields in `bufs`.
     fn measure(&self) -> (f64, f64) {
-        let buf = &self.buf;
-        let q = self.target.measure(|k| buf[k].norm_sqr().f64(), false);
+        let q = self
+            .target
+            .measure(|p, k| self.bufs[p][k].norm_sqr().f64(), false);
         q.map_or((0.0, 1.0), |q| (q.efficiency, q.error))
     }
 
-    /// Carries `buf` back to the SLM and returns the field on every SLM pixel.
+    /// The field on signal pixel `j`.
+    fn signal(&self, j: usize) -> Complex<T> {
+        self.bufs[self.target.plane_of[j]][self.target.signal[j]]
+    }
+
+    /// Sets signal pixel `j`.
+    fn set_signal(&mut self, j: usize, v: Complex<T>) {
+        self.bufs[self.target.plane_of[j]][self.target.signal[j]] = v;
+    }
+
+    /// Carries every plane back to the SLM and sums them there (each through its defocus).
     fn back(&mut self) -> Result<()> {
-        self.setup.adjoint(&mut self.buf)
+        for buf in &mut self.bufs {
+            self.setup.adjoint(buf)?;
+        }
+        let (bufs, defocus, pixels) = (&self.bufs, &self.defocus, &self.pixels);
+        self.slm.par_iter_mut().enumerate().for_each(|(j, s)| {
+            *s = bufs
+                .iter()
+                .zip(defocus)
+                .map(|(b, q)| match q {
+                    None => b[pixels[j]],
+                    Some(q) => b[pixels[j]] * q[j].conj(),
+                })
+                .fold(zero(), |a, b| a + b);
+        });
+        Ok(())
     }
 
     /// The field on SLM pixel `j` (after [`Run::back`]).
     fn at_slm(&self, j: usize) -> Complex<T> {
-        self.buf[self.pixels[j]]
+        self.slm[j]
     }
 }
 
@@ -289,7 +335,7 @@ pub fn design<T: Real>(
     let n = setup.slm.len();
     let mut phase = initial_phase(setup, target, options);
     let states = options.quantise.as_ref().map(States::new);
-    let mut run = Run::new(setup, target);
+    let mut run = Run::new(setup, target)?;
     let total = options.iterations
         + if states.is_some() {
             options.quantised_iterations
@@ -363,8 +409,11 @@ pub fn design<T: Real>(
     }
     let evaluate = |t: &[Complex<f64>]| -> Result<(Quality, Vec<f64>)> {
         let tr: Vec<Complex<T>> = t.iter().map(|&z| crate::field::cplx(z)).collect();
-        let u = setup.field(&tr)?;
-        let intensity: Vec<f64> = u.iter().map(|z| z.norm_sqr().f64()).collect();
+        let mut intensity = Vec::with_capacity(target.planes.len() * target.grid.len());
+        for &dz in &target.planes {
+            let u = setup.field_at(&tr, dz)?;
+            intensity.extend(u.iter().map(|z| z.norm_sqr().f64()));
+        }
         Ok((target.quality(&intensity)?, intensity))
     };
     let continuous: Vec<Complex<f64>> =
@@ -447,7 +496,7 @@ fn initial_phase<T: Real>(setup: &Setup<T>, target: &Target, options: &Options) 
         .collect()
 }
 
-/// Imposes the target on the target-plane field in `run.buf` for the GS family.
+/// Imposes the target on the target-plane fields in `run.bufs` for the GS family.
 fn constrain<T: Real>(
     run: &mut Run<'_, T>,
     algorithm: Algorithm,
@@ -458,12 +507,11 @@ fn constrain<T: Real>(
 ) {
     let signal = &run.target.signal;
     let setup = run.setup;
-    // The light on the signal pixels; then `buf` holds only what the pixels modulate (with
-    // finite pixels, the zero order of the gaps is taken out: the target is met by the whole
-    // field on the signal, and the zero order is left alone elsewhere).
-    let u: Vec<Complex<T>> = signal.iter().map(|&k| run.buf[k]).collect();
-    setup.remove_zero_order(&mut run.buf);
-    let buf = &mut run.buf;
+    // The light on the signal pixels; then the windows hold only what the pixels modulate
+    // (with finite pixels, the zero order of the gaps is taken out: the target is met by the
+    // whole field on the signal, and the zero order is left alone elsewhere).
+    let u: Vec<Complex<T>> = (0..signal.len()).map(|j| run.signal(j)).collect();
+    setup.remove_zero_order(&mut run.bufs[0]);
     match algorithm {
         Algorithm::Gs | Algorithm::Wgs => {
             if algorithm == Algorithm::Wgs {
@@ -487,7 +535,11 @@ fn constrain<T: Real>(
             }
             // The target carries the light's power: only the phase of the back-projection
             // counts, but the zero order of finite pixels is subtracted on that scale.
-            let power: f64 = buf.par_iter().map(|z| z.norm_sqr().f64()).sum();
+            let power: f64 = run
+                .bufs
+                .iter()
+                .map(|b| b.par_iter().map(|z| z.norm_sqr().f64()).sum::<f64>())
+                .sum();
             let wanted: f64 = run
                 .amplitude
                 .iter()
@@ -499,18 +551,23 @@ fn constrain<T: Real>(
             } else {
                 0.0
             };
-            buf.par_iter_mut().for_each(|z| *z = zero());
+            for b in &mut run.bufs {
+                b.par_iter_mut().for_each(|z| *z = zero());
+            }
             for (j, &k) in signal.iter().enumerate() {
                 let dir = match fixed {
                     Some(f) => f[j],
                     None => unit(u[j]),
                 };
-                buf[k] =
+                let v =
                     dir * (run.amplitude[j] * T::of(weights[j] * scale)) - setup.zero_order_at(k);
+                run.set_signal(j, v);
             }
         }
         Algorithm::Mraf => {
-            // Target scaled to the light's whole power, mixed in the signal region.
+            // Images lie in one plane. Target scaled to the light's whole power, mixed in the
+            // signal region.
+            let buf = &mut run.bufs[0];
             let power: f64 = buf.par_iter().map(|z| z.norm_sqr().f64()).sum();
             let m = options.mix;
             let scale = T::of(m * power.sqrt());
@@ -533,19 +590,22 @@ fn phase_gradient<T: Real>(transmission: Complex<f64>, beam: T, w: Complex<T>) -
     -2.0 * (x * Complex::new(w.re.f64(), -w.im.f64())).im
 }
 
-/// Replaces the target-plane field in `run.buf` by `∂L/∂u*` of the GD loss (see
+/// Replaces the target-plane fields in `run.bufs` by `∂L/∂u*` of the GD loss (see
 /// [`Algorithm::Gd`]); zero outside the signal region.
 fn gradient_into<T: Real>(run: &mut Run<'_, T>) {
     let da = run.target.grid.cell_area();
     let scale = da.sqrt().recip();
-    let u: Vec<Complex<f64>> = run
-        .target
-        .signal
-        .iter()
-        .map(|&k| Complex::new(run.buf[k].re.f64(), run.buf[k].im.f64()))
+    let u: Vec<Complex<f64>> = (0..run.target.signal.len())
+        .map(|j| {
+            let v = run.signal(j);
+            Complex::new(v.re.f64(), v.im.f64())
+        })
         .collect();
-    run.buf.par_iter_mut().for_each(|z| *z = zero());
-    for ((&k, u), t) in run.target.signal.iter().zip(&u).zip(&run.target.amplitude) {
+    for b in &mut run.bufs {
+        b.par_iter_mut().for_each(|z| *z = zero());
+    }
+    let amplitude = &run.target.amplitude;
+    for (j, (u, t)) in u.iter().zip(amplitude).enumerate() {
         // L = Σ (|u| − a)²·dA with a = t/√dA: ∂L/∂u* = (|u| − a)·u/|u|·dA.
         let m = u.norm();
         let g = if m > 0.0 {
@@ -553,7 +613,7 @@ fn gradient_into<T: Real>(run: &mut Run<'_, T>) {
         } else {
             Complex::new(-t * scale * da, 0.0)
         };
-        run.buf[k] = crate::field::cplx(g);
+        run.set_signal(j, crate::field::cplx(g));
     }
 }
 
@@ -564,15 +624,12 @@ pub(super) fn loss_and_gradient<T: Real>(
     target: &Target,
     phase: &[f64],
 ) -> (f64, Vec<f64>) {
-    let mut run = Run::new(setup, target);
+    let mut run = Run::new(setup, target).unwrap();
     let t: Vec<Complex<f64>> = phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect();
     run.forward(&t).unwrap();
     let da = target.grid.cell_area();
-    let loss = target
-        .signal
-        .iter()
-        .zip(&target.amplitude)
-        .map(|(&k, a)| (run.buf[k].norm().f64() - a / da.sqrt()).powi(2) * da)
+    let loss = (0..target.signal.len())
+        .map(|j| (run.signal(j).norm().f64() - target.amplitude[j] / da.sqrt()).powi(2) * da)
         .sum();
     gradient_into(&mut run);
     run.back().unwrap();

@@ -488,3 +488,87 @@ fn finite_pixels_dim_off_axis_orders_and_leave_a_zero_order() {
     assert!(a > 0.999 && b < 0.9, "aware {a}, naive {b}");
     assert!(err_text(fourier(8, 1.0, Beam::Uniform).with_fill_factor(1.2)).contains("fill factor"));
 }
+
+#[test]
+fn spots_off_the_focal_plane_are_focused_there() {
+    // NA ≈ 0.05 (1 mm of SLM behind a 10 mm lens): depth of focus λ/NA² ≈ 0.2 mm.
+    let n = 128;
+    let slm = Grid::square(n, 8e-6).unwrap();
+    let wave = Wave::vacuum(LAMBDA).unwrap();
+    let f = 10e-3;
+    let setup = Setup::<f64>::new(
+        &Planner::new(),
+        slm,
+        wave,
+        Geometry::Fourier { focal: f },
+        2.0,
+        Beam::Uniform,
+    )
+    .unwrap();
+    let g = setup.target_grid();
+    // One spot 0.5 mm beyond the focal plane: GS's hologram is the diverging lens
+    // +k r² dz/(2f²) (7.7 rad at the rim; with the sign wrong, 15 rad of bowl).
+    let dz = 0.5e-3;
+    let target = Target::spots(&setup, &[Spot::at(0.0, 0.0, dz)]).unwrap();
+    assert_eq!(target.planes(), &[dz]);
+    let d = design(&setup, &target, &options(Algorithm::Gs, 2), |_| {}).unwrap();
+    let k = TAU / LAMBDA;
+    let (xs, ys) = (slm.x(), slm.y());
+    let lens = |j: usize| k * (xs[j % n].powi(2) + ys[j / n].powi(2)) * dz / (2.0 * f * f);
+    let centre = (n / 2) * n + n / 2;
+    let offset = d.phase[centre] - lens(centre);
+    let worst = (0..n * n)
+        .map(|j| ((d.phase[j] - lens(j) - offset + PI).rem_euclid(TAU) - PI).abs())
+        .fold(0.0, f64::max);
+    assert!(worst < 1e-6, "largest deviation from the lens {worst} rad");
+
+    // Spots in three planes at once: weighted GS makes them uniform, each focused in its own
+    // plane and blurred in the others.
+    let spots = [
+        Spot::at(-20.0 * g.dx, 0.0, 0.0),
+        Spot::at(20.0 * g.dx, 10.0 * g.dy, 0.0),
+        Spot::at(0.0, -15.0 * g.dy, 0.5e-3),
+        Spot::at(-10.0 * g.dx, 25.0 * g.dy, 0.5e-3),
+        Spot::at(25.0 * g.dx, -20.0 * g.dy, -0.4e-3),
+    ];
+    let target = Target::spots(&setup, &spots).unwrap();
+    assert_eq!(target.planes(), &[-0.4e-3, 0.0, 0.5e-3]);
+    let o = Options {
+        fix_phase_after: Some(40),
+        ..options(Algorithm::Wgs, 80)
+    };
+    let d = design(&setup, &target, &o, |_| {}).unwrap();
+    assert!(
+        d.quality.uniformity.unwrap() > 0.99 && d.quality.efficiency > 0.5,
+        "{:?}",
+        d.quality
+    );
+    assert_eq!(d.intensity.len(), 3 * g.len());
+    // Spot 2 (at +0.5 mm): its peak there against the same pixel in the focal plane.
+    let pixel = (g.ny / 2 - 15) * g.nx + g.nx / 2;
+    let (focused, blurred) = (
+        d.intensity[2 * g.len() + pixel],
+        d.intensity[g.len() + pixel],
+    );
+    assert!(focused > 20.0 * blurred, "{focused} vs {blurred}");
+    // Fresnel holograms and finite pixels refuse spots off the plane.
+    let fresnel = Setup::<f64>::new(
+        &Planner::new(),
+        slm,
+        wave,
+        Geometry::Fresnel {
+            distance: 5e-3,
+            method: Method::BandLimitedAsm,
+        },
+        1.0,
+        Beam::Uniform,
+    )
+    .unwrap();
+    let e = err_text(Target::spots(&fresnel, &[Spot::at(0.0, 0.0, 1e-3)]));
+    assert!(e.contains("Fourier hologram"), "{e}");
+    let pixels = fourier(32, 2.0, Beam::Uniform)
+        .with_fill_factor(0.9)
+        .unwrap();
+    let e = err_text(Target::spots(&pixels, &[Spot::at(0.0, 0.0, 1e-3)]));
+    assert!(e.contains("fill factor"), "{e}");
+}
