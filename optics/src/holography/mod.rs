@@ -49,7 +49,7 @@
 
 mod solve;
 
-pub use solve::{Algorithm, Design, Initial, Options, Step, design};
+pub use solve::{Algorithm, Design, Feedback, Initial, Options, Round, Step, design, refine};
 
 use std::f64::consts::PI;
 
@@ -688,6 +688,29 @@ impl Target {
         matches!(self.kind, Kind::Spots { .. })
     }
 
+    /// Uniformity `1 − (max − min)/(max + min)` and std/mean of the spots' `peaks`
+    /// (intensities, target order) relative to their targets.
+    pub(crate) fn spread(&self, peaks: &[f64]) -> (f64, f64) {
+        let rel: Vec<f64> = peaks
+            .iter()
+            .zip(&self.amplitude)
+            .map(|(m, a)| m / (a * a))
+            .collect();
+        let (min, max) = rel.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+        let mean = rel.iter().sum::<f64>() / rel.len() as f64;
+        let var = rel.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rel.len() as f64;
+        (
+            if max > 0.0 {
+                1.0 - (max - min) / (max + min)
+            } else {
+                0.0
+            },
+            if mean > 0.0 { var.sqrt() / mean } else { 1.0 },
+        )
+    }
+
     /// The planes the target lies in, metres beyond the target plane, ascending (`[0]` unless
     /// spots were placed off it).
     pub fn planes(&self) -> &[f64] {
@@ -742,20 +765,11 @@ impl Target {
                     .sum::<f64>()
                     * da;
                 // Uniformity: of the peak intensities relative to their targets.
-                let rel: Vec<f64> = measured.iter().zip(&wanted).map(|(m, t)| m / t).collect();
-                let (min, max) = rel.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &v| {
-                    (lo.min(v), hi.max(v))
-                });
-                let mean = rel.iter().sum::<f64>() / rel.len() as f64;
-                let var = rel.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rel.len() as f64;
+                let (uniformity, error) = self.spread(&measured);
                 Ok(Quality {
                     efficiency: power,
-                    uniformity: Some(if max > 0.0 {
-                        1.0 - (max - min) / (max + min)
-                    } else {
-                        0.0
-                    }),
-                    error: if mean > 0.0 { var.sqrt() / mean } else { 1.0 },
+                    uniformity: Some(uniformity),
+                    error,
                     psnr: None,
                     ssim: None,
                 })

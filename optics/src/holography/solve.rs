@@ -638,3 +638,148 @@ pub(super) fn loss_and_gradient<T: Real>(
         .collect();
     (loss, grad)
 }
+
+/// One round of camera-in-the-loop refinement ([`refine`]): what the camera saw of the
+/// hologram shown in it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Round {
+    /// Round, from 0 (the starting design).
+    pub round: usize,
+    /// Measured uniformity of the spots (see [`Quality::uniformity`]).
+    pub uniformity: f64,
+    /// Measured std/mean of the spots' intensities relative to their targets.
+    pub error: f64,
+}
+
+/// A hologram refined on a rig.
+#[derive(Debug, Clone)]
+pub struct Feedback {
+    /// The SLM phase of the last round, radians in `[0, 2π)`.
+    pub phase: Vec<f64>,
+    /// Its gray levels.
+    pub gray: Vec<u16>,
+    /// What every round measured; the last is the returned hologram's.
+    pub rounds: Vec<Round>,
+}
+
+/// Camera-in-the-loop refinement of a spot hologram: the weights of weighted GS come from
+/// what a camera measures instead of from the model (Di Leonardo et al. 2007's feedback, as
+/// slmsuite's experimental WGS does it), so spot powers come out even on a real SLM whose
+/// response, aberrations and illumination the model does not know.
+///
+/// From `start` (a design of `target` with `options.quantise` set, whose gray levels are shown
+/// first), each of `rounds` rounds shows the current gray levels, takes the spots' peak
+/// intensities from `measure` (one per spot, in the target's order, in any unit: a camera's
+/// pixel values at the spots, background subtracted), multiplies each spot's weight by
+/// `√(mean(r)/r)` (`r` its intensity relative to its target) and computes the next hologram
+/// through the model with the target-plane phase fixed at the start design's. The last
+/// hologram is measured too: `rounds + 1` measurements in all.
+///
+/// Errors: an image target, options without gray levels, a start from another setup, and
+/// measurements that are not one finite, non-negative number per spot (or all zero).
+pub fn refine<T: Real>(
+    setup: &Setup<T>,
+    target: &Target,
+    options: &Options,
+    start: &Design,
+    rounds: usize,
+    mut measure: impl FnMut(&[u16]) -> Result<Vec<f64>>,
+    mut observer: impl FnMut(&Round),
+) -> Result<Feedback> {
+    if !target.is_spots() {
+        return Err(invalid(
+            "target",
+            "camera feedback evens out spots; give a spot target",
+        ));
+    }
+    let Some(map) = &options.quantise else {
+        return Err(invalid(
+            "options",
+            "camera feedback shows gray levels; give the SLM's (options.quantise)",
+        ));
+    };
+    let (Some(gray), true) = (&start.gray, start.phase.len() == setup.slm.len()) else {
+        return Err(invalid(
+            "start",
+            "give a design of this setup made with the SLM's gray levels",
+        ));
+    };
+    let states = States::new(map);
+    let mut run = Run::new(setup, target)?;
+    let mut gray = gray.clone();
+    let mut phase = start.phase.clone();
+    let show = |gray: &[u16]| -> Vec<Complex<f64>> {
+        gray.iter().map(|&g| states.shows[g as usize]).collect()
+    };
+    // The target-plane phases, fixed: those of the start design in the model.
+    run.forward(&show(&gray))?;
+    let mut fixed = Some(
+        (0..target.signal.len())
+            .map(|j| unit(run.signal(j)))
+            .collect::<Vec<_>>(),
+    );
+    let mut weights = vec![1.0f64; target.signal.len()];
+    let mut history = Vec::with_capacity(rounds + 1);
+    for round in 0..=rounds {
+        let peaks = measure(&gray)?;
+        if peaks.len() != target.signal.len()
+            || peaks.iter().any(|p| !(p.is_finite() && *p >= 0.0))
+            || peaks.iter().all(|&p| p == 0.0)
+        {
+            return Err(invalid(
+                "measurement",
+                format!(
+                    "{} values for {} spots; give one finite intensity ≥ 0 per spot, not all 0",
+                    peaks.len(),
+                    target.signal.len()
+                ),
+            ));
+        }
+        let (uniformity, error) = target.spread(&peaks);
+        let r = Round {
+            round,
+            uniformity,
+            error,
+        };
+        observer(&r);
+        history.push(r);
+        if round == rounds {
+            break;
+        }
+        // Weights from the camera: amplitude ratios to the mean.
+        let rel: Vec<f64> = peaks
+            .iter()
+            .zip(&target.amplitude)
+            .map(|(p, a)| p / (a * a))
+            .collect();
+        let mean = rel.iter().sum::<f64>() / rel.len() as f64;
+        for (w, r) in weights.iter_mut().zip(&rel) {
+            if *r > 0.0 {
+                *w *= (mean / r).sqrt();
+            }
+        }
+        // The next hologram: one back-projection through the model with the phases fixed.
+        run.forward(&show(&gray))?;
+        constrain(
+            &mut run,
+            Algorithm::Gs,
+            options,
+            0,
+            &mut weights,
+            &mut fixed,
+        );
+        run.back()?;
+        for (j, p) in phase.iter_mut().enumerate() {
+            let w = run.at_slm(j);
+            if w.norm_sqr() > T::zero() {
+                *p = w.im.f64().atan2(w.re.f64()).rem_euclid(TAU);
+            }
+        }
+        gray = phase.iter().map(|&p| states.transmission(p).0).collect();
+    }
+    Ok(Feedback {
+        phase,
+        gray,
+        rounds: history,
+    })
+}

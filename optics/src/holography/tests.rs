@@ -572,3 +572,91 @@ fn spots_off_the_focal_plane_are_focused_there() {
     let e = err_text(Target::spots(&pixels, &[Spot::at(0.0, 0.0, 1e-3)]));
     assert!(e.contains("fill factor"), "{e}");
 }
+
+/// A rig the model does not know: a Gaussian beam where the model has a uniform one, an SLM
+/// whose gray `g` shows `2π(g/256)^1.3` and that adds 2.5 rad of astigmatism and coma, and a camera
+/// whose spot readings carry `noise` (relative, uniform).
+fn unknown_rig(n: usize, target: &Target, noise: f64) -> impl FnMut(&[u16]) -> Result<Vec<f64>> {
+    let truth = fourier(n, 2.0, Beam::Gaussian { waist: 150e-6 });
+    let slm = truth.slm();
+    let (xs, ys) = (slm.x(), slm.y());
+    let r2 = (slm.extent().0 / 2.0).powi(2);
+    let aberration: Vec<f64> = (0..n * n)
+        .map(|j| {
+            let (x, y) = (xs[j % n], ys[j / n]);
+            2.5 * (x * x - y * y) / r2 + 2.5 * x * (x * x + y * y) / r2.powf(1.5)
+        })
+        .collect();
+    let signal = target.signal().to_vec();
+    let mut rng = Rng::new(11);
+    move |gray: &[u16]| {
+        let t: Vec<Complex<f64>> = gray
+            .iter()
+            .zip(&aberration)
+            .map(|(&g, a)| Complex::from_polar(1.0, TAU * (f64::from(g) / 256.0).powf(1.3) + a))
+            .collect();
+        let u = truth.field(&t)?;
+        Ok(signal
+            .iter()
+            .map(|&k| u[k].norm_sqr() * (1.0 + noise * (2.0 * rng.uniform() - 1.0)))
+            .collect())
+    }
+}
+
+#[test]
+fn camera_feedback_evens_out_spots_on_a_rig_the_model_does_not_know() {
+    let n = 64;
+    let model = fourier(n, 2.0, Beam::Uniform);
+    let target = Target::spots(&model, &spot_grid(&model, 4, 8.0, (12.0, 6.0))).unwrap();
+    let o = Options {
+        fix_phase_after: Some(40),
+        quantise: Some(GrayMap::linear(256)),
+        ..options(Algorithm::Wgs, 80)
+    };
+    let start = design(&model, &target, &o, |_| {}).unwrap();
+    assert!(start.quality.uniformity.unwrap() > 0.99);
+    for (noise, bar) in [(0.0, 0.99), (0.01, 0.95)] {
+        let f = refine(
+            &model,
+            &target,
+            &o,
+            &start,
+            15,
+            unknown_rig(n, &target, noise),
+            |_| {},
+        )
+        .unwrap();
+        let (first, last) = (f.rounds[0].uniformity, f.rounds[15].uniformity);
+        assert_eq!(f.rounds.len(), 16);
+        assert!(
+            first < 0.85 && last > bar,
+            "noise {noise}: {first} → {last}"
+        );
+        assert!(f.gray.iter().all(|&g| g < 256));
+    }
+    // Bad measurements and targets are refused.
+    let e = err_text(refine(
+        &model,
+        &target,
+        &o,
+        &start,
+        2,
+        |_| Ok(vec![1.0; 3]),
+        |_| {},
+    ));
+    assert!(e.contains("one finite intensity"), "{e}");
+    let no_levels = Options {
+        quantise: None,
+        ..o.clone()
+    };
+    let e = err_text(refine(
+        &model,
+        &target,
+        &no_levels,
+        &start,
+        2,
+        |_| Ok(vec![1.0; 16]),
+        |_| {},
+    ));
+    assert!(e.contains("gray levels"), "{e}");
+}
