@@ -3838,3 +3838,85 @@ fn hologram_of_a_3d_spot_array_focuses_each_spot_in_its_plane() {
         stderr(&e)
     );
 }
+
+#[test]
+fn hologram_adds_a_correction_pattern_from_npy_or_a_bitmap() {
+    let dir = Dir::new();
+    let n = 64;
+    let c: Vec<f32> = (0..n * n)
+        .map(|j| 0.002 * ((j % n) * (j / n)) as f32)
+        .collect();
+    let cpath = dir.s("correction.npy");
+    npy::write_npy(Path::new(&cpath), &[n, n], NpyDataRef::F32(&c)).unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let out = dir.s(name);
+        let mut args = vec![
+            "hologram",
+            "--spots",
+            "2x2@150um",
+            "--centre",
+            "0.5mm,0.3mm",
+            "--wavelength",
+            "532nm",
+            "--slm",
+            "64x64@8um",
+            "--focal",
+            "100mm",
+            "--out",
+            &out,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = photonflow(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    let report = run(&["--correction", &cpath], "npy");
+    assert!(
+        report["quality"]["uniformity"].as_f64().unwrap() > 0.99,
+        "{report}"
+    );
+    // Every pixel shows the design plus the correction, within half a gray step.
+    let (w, _, gray) =
+        photonflow::compiler::export::slm::read_bitmap(&dir.path("npy").join("hologram_slm.png"))
+            .unwrap();
+    let NpyData::F32(phase) = npy::read_npy(&dir.path("npy").join("hologram_phase.npy"))
+        .unwrap()
+        .data
+    else {
+        panic!("float32 expected")
+    };
+    let gray: Vec<u16> = gray.chunks_exact(w).rev().flatten().copied().collect();
+    for j in 0..n * n {
+        let shown = std::f64::consts::TAU * f64::from(gray[j]) / 256.0;
+        let d = (shown - f64::from(phase[j]) - f64::from(c[j])).rem_euclid(std::f64::consts::TAU);
+        assert!(
+            d.min(std::f64::consts::TAU - d) <= std::f64::consts::PI / 256.0 + 1e-5,
+            "pixel {j}"
+        );
+    }
+    // A bitmap of this SLM's gray levels is a correction too (here: the one just written).
+    let bitmap = dir.s("npy/hologram_slm.png");
+    let report = run(&["--correction", &bitmap], "png");
+    assert_eq!(report["correction"], bitmap.as_str());
+    let o = photonflow(&[
+        "hologram",
+        "--spots",
+        "2x2@150um",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "32x32@8um",
+        "--focal",
+        "100mm",
+        "--correction",
+        &cpath,
+        "--out",
+        &dir.s("bad"),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--correction") && stderr(&o).contains("32×32"),
+        "{}",
+        stderr(&o)
+    );
+}

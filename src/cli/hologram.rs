@@ -11,8 +11,8 @@ use photonflow_d2nn::data::load_image;
 use photonflow_optics::holography::{
     Algorithm, Beam, Design, Geometry, Initial, Options, Quality, Setup, Spot, Step, Target, design,
 };
-use photonflow_optics::io::npy::{NpyDataRef, write_npy};
-use photonflow_optics::lut::Lut;
+use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
+use photonflow_optics::lut::{GrayMap, Lut};
 use photonflow_optics::units::format_length;
 use photonflow_optics::{Grid, Planner, Wave};
 use serde_json::json;
@@ -102,6 +102,12 @@ pub struct Args {
     /// multi-level element (4: four phase levels).
     #[arg(long, value_name = "G")]
     two_pi_gray: Option<u32>,
+    /// The SLM's correction pattern (a maker's, or a wavefront calibration's): a .npy of
+    /// phases in radians, [height, width], row 0 at the most negative y; or a PNG/BMP of the
+    /// SLM's own gray levels (image row 0 at the top, read through --bits, --two-pi-gray or
+    /// --lut). Added to the hologram before it is shown.
+    #[arg(long, value_name = "FILE")]
+    correction: Option<PathBuf>,
     /// Iterations through the SLM's gray levels after the continuous ones.
     #[arg(long, default_value_t = 10, value_name = "N")]
     quantised_iterations: usize,
@@ -158,6 +164,58 @@ fn spot(text: &str) -> anyhow::Result<Spot> {
     };
     let (x, y) = point("--spot", &format!("{},{}", parts[0], parts[1]))?;
     Ok(Spot { x, y, z, intensity })
+}
+
+/// `--correction FILE`: one phase per panel pixel, row 0 at the most negative y.
+fn correction(path: &Path, panel: &SlmPanel, map: &GrayMap) -> anyhow::Result<Vec<f64>> {
+    let (w, h) = (panel.width, panel.height);
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("--correction {}: cannot read it", path.display()))?;
+    let wrong = |got: String| {
+        anyhow::anyhow!(
+            "--correction {}: {got}, but the panel (--slm) is {w}×{h}; give the correction for \
+             this panel",
+            path.display()
+        )
+    };
+    if bytes.starts_with(b"\x93NUMPY") {
+        let a = read_npy(path)?;
+        if a.shape != [h, w] {
+            return Err(wrong(format!("the array is {:?}", a.shape)));
+        }
+        let phase: Vec<f64> = match a.data {
+            NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
+            NpyData::F64(v) => v,
+            _ => bail!(
+                "--correction {}: give float32 or float64 phases in radians",
+                path.display()
+            ),
+        };
+        anyhow::ensure!(
+            phase.iter().all(|p| p.is_finite()),
+            "--correction {}: holds NaN or infinite phases",
+            path.display()
+        );
+        return Ok(phase);
+    }
+    let (bw, bh, gray) = slm::read_bitmap(path)?;
+    if (bw, bh) != (w, h) {
+        return Err(wrong(format!("the image is {bw}×{bh}")));
+    }
+    // Image row 0 is the top (most positive y).
+    gray.chunks_exact(w)
+        .rev()
+        .flatten()
+        .map(|&g| {
+            map.shows(g).map(|(p, _)| p).with_context(|| {
+                format!(
+                    "--correction {}: gray level {g} is not one this SLM shows (--bits, \
+                     --two-pi-gray, --lut)",
+                    path.display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// `--spots COLSxROWS@PITCH` centred at `centre`.
@@ -330,6 +388,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         mix: args.mix,
         learning_rate: args.learning_rate,
+        correction: match &args.correction {
+            Some(path) => Some(correction(path, &panel, &map)?),
+            None => None,
+        },
         quantise: Some(map),
         quantised_iterations: args.quantised_iterations,
     };
@@ -363,8 +425,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .gray
         .as_ref()
         .expect("the options carry the SLM's gray levels");
-    let (max_err, rms_err) =
-        slm::write_panel(&bitmap, &panel, gray, &hologram.phase, &slm_settings)?;
+    // What the bitmap must show: the design plus the correction.
+    let shown: Vec<f64> = match &options.correction {
+        Some(c) => hologram.phase.iter().zip(c).map(|(p, c)| p + c).collect(),
+        None => hologram.phase.clone(),
+    };
+    let (max_err, rms_err) = slm::write_panel(&bitmap, &panel, gray, &shown, &slm_settings)?;
     let phase32: Vec<f32> = hologram.phase.iter().map(|&p| p as f32).collect();
     write_npy(
         &args.out.join("hologram_phase.npy"),
@@ -412,6 +478,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Beam::Gaussian { waist } => json!({ "kind": "gaussian", "waist_m": waist }),
         },
         "pad": args.pad,
+        "correction": args.correction.as_ref().map(|p| p.display().to_string()),
         "fill_factor": setup.fill_factor(),
         "target_plane": { "nx": tg.nx, "ny": tg.ny, "pitch_x_m": tg.dx, "pitch_y_m": tg.dy },
         "resolution_cell_px": [cx, cy],

@@ -115,6 +115,11 @@ pub struct Options {
     /// Iterations run with the quantised phase after the continuous ones (GD: the forward pass
     /// shows the quantised phase and the gradient updates the continuous one).
     pub quantised_iterations: usize,
+    /// The SLM's correction pattern (radians per pixel, row-major, row 0 at the most negative
+    /// y), as makers ship them and wavefront calibrations measure them: added to the phase
+    /// before it becomes gray levels, the panel's own aberration taken to be its negative, so
+    /// the light sees the design. Needs [`Options::quantise`].
+    pub correction: Option<Vec<f64>>,
 }
 
 impl Default for Options {
@@ -129,6 +134,7 @@ impl Default for Options {
             learning_rate: 0.1,
             quantise: None,
             quantised_iterations: 10,
+            correction: None,
         }
     }
 }
@@ -152,7 +158,8 @@ pub struct Design {
     /// The continuous phase, radians in `[0, 2π)`, one per SLM pixel (row-major, row 0 at the
     /// most negative y).
     pub phase: Vec<f64>,
-    /// The gray levels to display, when the options gave an SLM's gray levels.
+    /// The gray levels to display, when the options gave an SLM's gray levels (the correction
+    /// pattern, if any, added).
     pub gray: Option<Vec<u16>>,
     /// Quality of what is displayed (the gray levels, or the continuous phase).
     pub quality: Quality,
@@ -178,14 +185,17 @@ fn unit<T: Real>(z: Complex<T>) -> Complex<T> {
     }
 }
 
-/// The SLM's states: the transmission each gray level shows.
+/// The SLM's states: the transmission each gray level shows, and the correction pattern added
+/// to every pixel's phase (whose negative the light sees as the panel's own aberration).
 struct States {
     map: GrayMap,
     shows: Vec<Complex<f64>>,
+    /// Per pixel: the correction `c` and `exp(−ic)`.
+    correction: Option<Vec<(f64, Complex<f64>)>>,
 }
 
 impl States {
-    fn new(map: &GrayMap) -> Self {
+    fn new(map: &GrayMap, correction: Option<&[f64]>) -> Self {
         // Every gray level the map can return (at most 16 bits); unlisted ones show nothing.
         let shows = (0..=u16::MAX)
             .map(|g| {
@@ -196,12 +206,33 @@ impl States {
         Self {
             map: map.clone(),
             shows,
+            correction: correction.map(|c| {
+                c.iter()
+                    .map(|&c| (c, Complex::from_polar(1.0, -c)))
+                    .collect()
+            }),
         }
     }
 
-    fn transmission(&self, phase: f64) -> (u16, Complex<f64>) {
-        let g = self.map.gray(phase);
-        (g, self.shows[g as usize])
+    /// The gray level pixel `j` shows for the design phase `phase`, and the transmission the
+    /// light then sees.
+    fn transmission(&self, j: usize, phase: f64) -> (u16, Complex<f64>) {
+        match &self.correction {
+            None => {
+                let g = self.map.gray(phase);
+                (g, self.shows[g as usize])
+            }
+            Some(c) => {
+                let g = self.map.gray(phase + c[j].0);
+                (g, self.shows[g as usize] * c[j].1)
+            }
+        }
+    }
+
+    /// The transmission the light sees where pixel `j` shows gray level `g`.
+    fn shown(&self, j: usize, g: u16) -> Complex<f64> {
+        let t = self.shows[g as usize];
+        self.correction.as_ref().map_or(t, |c| t * c[j].1)
     }
 }
 
@@ -334,7 +365,28 @@ pub fn design<T: Real>(
     }
     let n = setup.slm.len();
     let mut phase = initial_phase(setup, target, options);
-    let states = options.quantise.as_ref().map(States::new);
+    if let Some(c) = &options.correction {
+        if c.len() != n || c.iter().any(|v| !v.is_finite()) {
+            return Err(invalid(
+                "correction",
+                format!(
+                    "{} values for an SLM of {} pixels; give one finite phase (radians) per pixel",
+                    c.len(),
+                    n
+                ),
+            ));
+        }
+        if options.quantise.is_none() {
+            return Err(invalid(
+                "correction",
+                "is added to the gray levels shown; give the SLM's gray levels (quantise)",
+            ));
+        }
+    }
+    let states = options
+        .quantise
+        .as_ref()
+        .map(|m| States::new(m, options.correction.as_deref()));
     let mut run = Run::new(setup, target)?;
     let total = options.iterations
         + if states.is_some() {
@@ -355,7 +407,8 @@ pub fn design<T: Real>(
             (Some(s), true) => transmission
                 .par_iter_mut()
                 .zip(&phase)
-                .for_each(|(t, &p)| *t = s.transmission(p).1),
+                .enumerate()
+                .for_each(|(j, (t, &p))| *t = s.transmission(j, p).1),
             _ => transmission
                 .par_iter_mut()
                 .zip(&phase)
@@ -422,8 +475,11 @@ pub fn design<T: Real>(
     let (gray, quality, intensity) = match &states {
         None => (None, cq, ci),
         Some(s) => {
-            let (g, t): (Vec<u16>, Vec<Complex<f64>>) =
-                phase.iter().map(|&p| s.transmission(p)).unzip();
+            let (g, t): (Vec<u16>, Vec<Complex<f64>>) = phase
+                .iter()
+                .enumerate()
+                .map(|(j, &p)| s.transmission(j, p))
+                .unzip();
             let (q, i) = evaluate(&t)?;
             (Some(g), q, i)
         }
@@ -704,12 +760,15 @@ pub fn refine<T: Real>(
             "give a design of this setup made with the SLM's gray levels",
         ));
     };
-    let states = States::new(map);
+    let states = States::new(map, options.correction.as_deref());
     let mut run = Run::new(setup, target)?;
     let mut gray = gray.clone();
     let mut phase = start.phase.clone();
     let show = |gray: &[u16]| -> Vec<Complex<f64>> {
-        gray.iter().map(|&g| states.shows[g as usize]).collect()
+        gray.iter()
+            .enumerate()
+            .map(|(j, &g)| states.shown(j, g))
+            .collect()
     };
     // The target-plane phases, fixed: those of the start design in the model.
     run.forward(&show(&gray))?;
@@ -775,7 +834,11 @@ pub fn refine<T: Real>(
                 *p = w.im.f64().atan2(w.re.f64()).rem_euclid(TAU);
             }
         }
-        gray = phase.iter().map(|&p| states.transmission(p).0).collect();
+        gray = phase
+            .iter()
+            .enumerate()
+            .map(|(j, &p)| states.transmission(j, p).0)
+            .collect();
     }
     Ok(Feedback {
         phase,

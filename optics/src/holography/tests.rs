@@ -660,3 +660,53 @@ fn camera_feedback_evens_out_spots_on_a_rig_the_model_does_not_know() {
     ));
     assert!(e.contains("gray levels"), "{e}");
 }
+
+#[test]
+fn a_correction_pattern_is_shown_and_cancels_the_panels_aberration() {
+    let n = 48;
+    let setup = fourier(n, 2.0, Beam::Uniform);
+    let target = Target::spots(&setup, &spot_grid(&setup, 3, 8.0, (8.0, 4.0))).unwrap();
+    // A maker's correction: smooth, several radians.
+    let slm = setup.slm();
+    let (xs, ys) = (slm.x(), slm.y());
+    let correction: Vec<f64> = (0..n * n)
+        .map(|j| 3.0 * (xs[j % n] / 192e-6).powi(2) - 2.0 * (ys[j / n] / 192e-6))
+        .collect();
+    let map = GrayMap::linear(256);
+    let plain = Options {
+        quantise: Some(map.clone()),
+        ..options(Algorithm::Wgs, 60)
+    };
+    let corrected = Options {
+        correction: Some(correction.clone()),
+        ..plain.clone()
+    };
+    let a = design(&setup, &target, &plain, |_| {}).unwrap();
+    let b = design(&setup, &target, &corrected, |_| {}).unwrap();
+    // The design, shown with the correction added …
+    let (ga, gb) = (a.gray.unwrap(), b.gray.unwrap());
+    let map_ok = (0..n * n).all(|j| gb[j] == map.gray(b.phase[j] + correction[j]));
+    assert!(map_ok, "gray levels are not the design plus the correction");
+    assert_ne!(ga, gb);
+    // … and on a panel whose aberration is its negative the light sees the design.
+    let t: Vec<Complex<f64>> = gb
+        .iter()
+        .zip(&correction)
+        .map(|(&g, c)| Complex::from_polar(1.0, TAU * f64::from(g) / 256.0 - c))
+        .collect();
+    let i: Vec<f64> = setup
+        .field(&t)
+        .unwrap()
+        .iter()
+        .map(|z| z.norm_sqr())
+        .collect();
+    let q = target.quality(&i).unwrap();
+    assert!((q.uniformity.unwrap() - b.quality.uniformity.unwrap()).abs() < 1e-9);
+    assert!((q.efficiency - b.quality.efficiency).abs() < 1e-9);
+    assert!(b.quality.uniformity.unwrap() > 0.99, "{:?}", b.quality);
+    let bad = Options {
+        correction: Some(vec![0.0; 5]),
+        ..plain
+    };
+    assert!(err_text(design(&setup, &target, &bad, |_| {})).contains("correction"));
+}
