@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let geometry = Geometry::Fourier { focal: 0.2 };
     let planner = Planner::<f32>::new();
     let beam = Beam::Gaussian { waist: 1.5e-3 };
-    let ideal = Setup::new(&planner, slm, wave, geometry, 2.0, beam)?;
+    let ideal = Setup::new(&planner, slm, wave, geometry, 2.0, beam.clone())?;
     let real = Setup::new(&planner, slm, wave, geometry, 2.0, beam)?.with_fill_factor(fill)?;
 
     // The SLM's response, as a measured table would give it.

@@ -3920,3 +3920,64 @@ fn hologram_adds_a_correction_pattern_from_npy_or_a_bitmap() {
         stderr(&o)
     );
 }
+
+#[test]
+fn hologram_takes_a_measured_beam() {
+    let dir = Dir::new();
+    let n = 64;
+    let waist = 150e-6;
+    let c = (n / 2) as f64;
+    let picture: Vec<u16> = (0..n * n)
+        .map(|j| {
+            let (x, y) = (((j % n) as f64 - c) * 8e-6, ((j / n) as f64 - c) * 8e-6);
+            (60000.0 * (-2.0 * (x * x + y * y) / (waist * waist)).exp()).round() as u16
+        })
+        .collect();
+    let beam = dir.s("beam.npy");
+    npy::write_npy(Path::new(&beam), &[n, n], NpyDataRef::U16(&picture)).unwrap();
+    let run = |extra: &[&str], name: &str| {
+        let out = dir.s(name);
+        let mut args = vec![
+            "hologram",
+            "--spots",
+            "2x2@150um",
+            "--centre",
+            "0.5mm,0.3mm",
+            "--wavelength",
+            "532nm",
+            "--focal",
+            "100mm",
+            "--out",
+            &out,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        photonflow(&args)
+    };
+    let measured = run(&["--beam", &beam, "--slm", "64x64@8um"], "measured");
+    assert!(measured.status.success(), "{}", stderr(&measured));
+    let gaussian = run(&["--beam-waist", "150um", "--slm", "64x64@8um"], "gaussian");
+    let (m, g) = (last_json(&measured), last_json(&gaussian));
+    assert_eq!(m["beam"]["kind"], "measured");
+    // A 16-bit picture of the same Gaussian: the same design to the picture's rounding.
+    let (em, eg) = (
+        m["quality"]["efficiency"].as_f64().unwrap(),
+        g["quality"]["efficiency"].as_f64().unwrap(),
+    );
+    assert!((em - eg).abs() < 1e-3, "{em} vs {eg}");
+    let o = run(&["--beam", &beam, "--slm", "32x32@8um"], "bad");
+    assert!(
+        !o.status.success() && stderr(&o).contains("--beam") && stderr(&o).contains("32×32"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &["--beam", &beam, "--beam-waist", "1mm", "--slm", "64x64@8um"],
+        "both",
+    );
+    assert!(
+        !o.status.success() && stderr(&o).contains("not both"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -57,6 +57,10 @@ pub struct Args {
     /// 1/e² intensity radius of a Gaussian beam on the SLM (default: uniform illumination).
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
     beam_waist: Option<f64>,
+    /// The beam's intensity measured on the SLM: a .npy [height, width] (float or uint8/16),
+    /// row 0 at the most negative y, any scale.
+    #[arg(long, value_name = "FILE.npy")]
+    beam: Option<PathBuf>,
     /// Fourier holograms: the SLM pixels' fill factor (their share of the panel's area, e.g.
     /// 0.93): the square pixels' diffraction envelope and the zero order of the gaps between
     /// them are simulated and designed for (1: the envelope alone). Default: pixels as points.
@@ -164,6 +168,30 @@ fn spot(text: &str) -> anyhow::Result<Spot> {
     };
     let (x, y) = point("--spot", &format!("{},{}", parts[0], parts[1]))?;
     Ok(Spot { x, y, z, intensity })
+}
+
+/// `--beam FILE.npy`: the intensity on every panel pixel, row 0 at the most negative y.
+fn measured_beam(path: &Path, panel: &SlmPanel) -> anyhow::Result<Vec<f64>> {
+    let a = read_npy(path).with_context(|| format!("--beam {}", path.display()))?;
+    anyhow::ensure!(
+        a.shape == [panel.height, panel.width],
+        "--beam {}: the array is {:?}, but the panel (--slm) is {}×{}; give the intensity on \
+         every SLM pixel, [height, width]",
+        path.display(),
+        a.shape,
+        panel.width,
+        panel.height
+    );
+    Ok(match a.data {
+        NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::F64(v) => v,
+        NpyData::U8(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::U16(v) => v.into_iter().map(f64::from).collect(),
+        _ => bail!(
+            "--beam {}: give float32, float64, uint8 or uint16 intensities",
+            path.display()
+        ),
+    })
 }
 
 /// `--correction FILE`: one phase per panel pixel, row 0 at the most negative y.
@@ -297,14 +325,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(text) => point("--centre", text)?,
         None => (0.0, 0.0),
     };
-    let beam = match args.beam_waist {
-        Some(waist) => Beam::Gaussian { waist },
-        None => Beam::Uniform,
+    let beam = match (args.beam_waist, &args.beam) {
+        (Some(waist), None) => Beam::Gaussian { waist },
+        (None, None) => Beam::Uniform,
+        (None, Some(path)) => Beam::Measured(measured_beam(path, &panel)?.into()),
+        (Some(_), Some(_)) => {
+            bail!("give --beam-waist (a Gaussian beam) or --beam (a measured one), not both")
+        }
     };
     let wave = Wave::vacuum(args.wavelength)?;
     let grid = Grid::new(panel.width, panel.height, panel.pitch_m, panel.pitch_m)?;
     let planner = Planner::<f32>::new();
-    let mut setup = Setup::new(&planner, grid, wave, geometry, args.pad, beam)
+    let mut setup = Setup::new(&planner, grid, wave, geometry, args.pad, beam.clone())
         .map_err(|e| anyhow::anyhow!("--slm/--pad/--focal/--distance: {e}"))?;
     if let Some(fill) = args.fill_factor {
         setup = setup
@@ -476,6 +508,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "beam": match beam {
             Beam::Uniform => json!({ "kind": "uniform" }),
             Beam::Gaussian { waist } => json!({ "kind": "gaussian", "waist_m": waist }),
+            Beam::Measured(_) => json!({
+                "kind": "measured",
+                "file": args.beam.as_ref().map(|p| p.display().to_string()),
+            }),
         },
         "pad": args.pad,
         "correction": args.correction.as_ref().map(|p| p.display().to_string()),

@@ -82,7 +82,7 @@ pub enum Geometry {
 }
 
 /// The light that falls on the SLM (flat phase; the SLM adds its own).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Beam {
     /// Uniform illumination of the whole panel.
     Uniform,
@@ -92,6 +92,9 @@ pub enum Beam {
         /// 1/e² intensity radius, metres.
         waist: f64,
     },
+    /// A measured intensity on every SLM pixel (row-major, row 0 at the most negative y, any
+    /// scale), e.g. from a camera in the SLM's plane; its square root is the amplitude.
+    Measured(std::sync::Arc<[f64]>),
 }
 
 /// An SLM, its illumination and the planned propagation to the target plane.
@@ -104,7 +107,9 @@ pub struct Setup<T: Real> {
     plan: Plan<T>,
     /// Incident amplitude on every SLM pixel, scaled to unit power (`Σ a²·dA = 1`).
     beam: Vec<T>,
-    beam_kind: Beam,
+    /// The beam's radius, metres: `√(2⟨r²⟩)` of its intensity (a Gaussian's waist), at most
+    /// half the panel's shorter side.
+    beam_radius: f64,
     geometry: Geometry,
     /// The SLM's pixels, when they are not ideal (Fourier holograms).
     pixels: Option<Pixels<T>>,
@@ -170,24 +175,48 @@ impl<T: Real> Setup<T> {
         };
         let plan = planner.plan(&window, wave, &propagation)?;
         let (xs, ys) = (slm.x(), slm.y());
-        let amplitude = |x: f64, y: f64| match beam {
-            Beam::Uniform => 1.0,
-            Beam::Gaussian { waist } => (-(x * x + y * y) / (waist * waist)).exp(),
+        let at = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
+            ys.iter()
+                .flat_map(|&y| xs.iter().map(move |&x| f(x, y)))
+                .collect()
         };
-        if let Beam::Gaussian { waist } = beam {
-            positive("beam waist", waist)?;
-        }
-        let raw: Vec<f64> = ys
-            .iter()
-            .flat_map(|&y| xs.iter().map(move |&x| amplitude(x, y)))
-            .collect();
+        let raw: Vec<f64> = match &beam {
+            Beam::Uniform => vec![1.0; slm.len()],
+            Beam::Gaussian { waist } => {
+                let w = positive("beam waist", *waist)?;
+                at(&|x, y| (-(x * x + y * y) / (w * w)).exp())
+            }
+            Beam::Measured(intensity) => {
+                if intensity.len() != slm.len() {
+                    return Err(OpticsError::Shape(format!(
+                        "a measured beam of {} values for an SLM of {}×{} pixels",
+                        intensity.len(),
+                        slm.nx,
+                        slm.ny
+                    )));
+                }
+                if let Some(v) = intensity.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                    return Err(invalid(
+                        "beam",
+                        format!("the measured intensity holds {v}; give finite values ≥ 0"),
+                    ));
+                }
+                intensity.iter().map(|v| v.sqrt()).collect()
+            }
+        };
         let power: f64 = raw.iter().map(|a| a * a).sum::<f64>() * slm.cell_area();
         if !(power > 0.0 && power.is_finite()) {
             return Err(invalid(
-                "beam waist",
-                "the beam puts no light on the SLM; give a waist of at least a few pixels",
+                "beam",
+                "the beam puts no light on the SLM; give a waist of at least a few pixels, or a \
+                 measured intensity that is not all 0",
             ));
         }
+        let r2 = at(&|x, y| x * x + y * y);
+        let mean_r2 =
+            raw.iter().zip(&r2).map(|(a, r)| a * a * r).sum::<f64>() * slm.cell_area() / power;
+        let (w, h) = slm.extent();
+        let beam_radius = (2.0 * mean_r2).sqrt().min(0.5 * w.min(h));
         let scale = power.sqrt().recip();
         Ok(Self {
             slm,
@@ -195,7 +224,7 @@ impl<T: Real> Setup<T> {
             origin: ((my / 2) - slm.ny / 2, (mx / 2) - slm.nx / 2),
             plan,
             beam: raw.iter().map(|a| T::of(a * scale)).collect(),
-            beam_kind: beam,
+            beam_radius,
             geometry,
             pixels: None,
         })

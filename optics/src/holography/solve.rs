@@ -8,7 +8,7 @@ use std::str::FromStr;
 use num_complex::Complex;
 use rayon::prelude::*;
 
-use super::{Beam, Geometry, Quality, Setup, Target};
+use super::{Geometry, Quality, Setup, Target};
 use crate::error::{OpticsError, Result, invalid};
 use crate::field::Real;
 use crate::lut::GrayMap;
@@ -530,12 +530,7 @@ fn initial_phase<T: Real>(setup: &Setup<T>, target: &Target, options: &Options) 
             })
             .fold(0.0, f64::max),
     };
-    // The beam's radius on the SLM.
-    let (w, h) = setup.slm.extent();
-    let beam = match setup.beam_kind {
-        Beam::Uniform => 0.5 * w.min(h),
-        Beam::Gaussian { waist } => waist.min(0.5 * w.min(h)),
-    };
+    let beam = setup.beam_radius;
     // Direction sines towards the centroid, and the lens's curvature 1/F.
     let (z, curvature) = match setup.geometry {
         Geometry::Fourier { focal } => (focal, radius / (beam * focal)),

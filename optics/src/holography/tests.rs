@@ -710,3 +710,66 @@ fn a_correction_pattern_is_shown_and_cancels_the_panels_aberration() {
     };
     assert!(err_text(design(&setup, &target, &bad, |_| {})).contains("correction"));
 }
+
+#[test]
+fn a_measured_beam_is_the_beam_it_measures() {
+    // A camera's picture of a Gaussian beam (any scale) gives the Gaussian's design.
+    let n = 48;
+    let waist = 120e-6;
+    let slm = Grid::square(n, 8e-6).unwrap();
+    let (xs, ys) = (slm.x(), slm.y());
+    let picture: Vec<f64> = (0..n * n)
+        .map(|j| 3e4 * (-2.0 * (xs[j % n].powi(2) + ys[j / n].powi(2)) / (waist * waist)).exp())
+        .collect();
+    let gaussian = fourier(n, 2.0, Beam::Gaussian { waist });
+    let measured = fourier(n, 2.0, Beam::Measured(picture.into()));
+    for (a, b) in gaussian.beam().iter().zip(measured.beam()) {
+        assert!((a - b).abs() < 1e-9 * a.abs().max(1.0), "{a} vs {b}");
+    }
+    assert!((gaussian.beam_radius - measured.beam_radius).abs() < 1e-12);
+    let target = Target::spots(&gaussian, &spot_grid(&gaussian, 3, 8.0, (8.0, 0.0))).unwrap();
+    let (a, b) = (
+        design(&gaussian, &target, &options(Algorithm::Wgs, 30), |_| {}).unwrap(),
+        design(
+            &measured,
+            &Target::spots(&measured, &spot_grid(&measured, 3, 8.0, (8.0, 0.0))).unwrap(),
+            &options(Algorithm::Wgs, 30),
+            |_| {},
+        )
+        .unwrap(),
+    );
+    assert!((a.quality.efficiency - b.quality.efficiency).abs() < 1e-6);
+    // Bad pictures are refused.
+    let wave = Wave::vacuum(LAMBDA).unwrap();
+    let g = Geometry::Fourier { focal: 0.1 };
+    let planner = Planner::<f64>::new();
+    let e = err_text(Setup::new(
+        &planner,
+        slm,
+        wave,
+        g,
+        2.0,
+        Beam::Measured(vec![1.0; 5].into()),
+    ));
+    assert!(e.contains("measured beam of 5 values"), "{e}");
+    let e = err_text(Setup::new(
+        &planner,
+        slm,
+        wave,
+        g,
+        2.0,
+        Beam::Measured(vec![0.0; n * n].into()),
+    ));
+    assert!(e.contains("no light"), "{e}");
+    let mut nan = vec![1.0; n * n];
+    nan[7] = f64::NAN;
+    let e = err_text(Setup::new(
+        &planner,
+        slm,
+        wave,
+        g,
+        2.0,
+        Beam::Measured(nan.into()),
+    ));
+    assert!(e.contains("finite"), "{e}");
+}
