@@ -3492,6 +3492,19 @@ fn hologram_spots_bitmap_forms_the_spots_it_reports() {
     let q = &report["quality"];
     assert!(q["uniformity"].as_f64().unwrap() > 0.99, "{report}");
     assert!(q["efficiency"].as_f64().unwrap() > 0.6, "{report}");
+    // Each spot as placed: within half a target pixel of where it was asked for, at its share.
+    let spots = report["spots"].as_array().unwrap();
+    assert_eq!(spots.len(), 9);
+    let d = report["target_plane"]["pitch_x_m"].as_f64().unwrap();
+    for (k, s) in spots.iter().enumerate() {
+        let x = 0.6e-3 + ((k % 3) as f64 - 1.0) * 150e-6;
+        assert!(
+            (s["x_m"].as_f64().unwrap() - x).abs() <= 0.5 * d + 1e-12,
+            "{s}"
+        );
+        assert!((s["share"].as_f64().unwrap() - 1.0 / 9.0).abs() < 1e-12);
+        assert!((s["relative"].as_f64().unwrap() - 1.0).abs() < 0.01, "{s}");
+    }
     for f in [
         "hologram_slm.png",
         "hologram_phase.npy",

@@ -170,6 +170,33 @@ fn spot(text: &str) -> anyhow::Result<Spot> {
     Ok(Spot { x, y, z, intensity })
 }
 
+/// Every spot as placed (snapped to a target pixel) with its target share and the peak
+/// intensity the displayed hologram gives it (W/m² per W), relative to the mean of the spots'.
+fn spot_report(target: &Target, intensity: &[f64], tg: &Grid) -> Vec<serde_json::Value> {
+    let placed = target.placed_spots();
+    let peaks: Vec<f64> = target
+        .signal()
+        .iter()
+        .zip(&placed)
+        .map(|(&k, p)| {
+            let plane = target.planes().partition_point(|&z| z < p.2);
+            intensity[plane * tg.len() + k]
+        })
+        .collect();
+    let rel: Vec<f64> = peaks.iter().zip(&placed).map(|(i, p)| i / p.3).collect();
+    let mean = rel.iter().sum::<f64>() / rel.len().max(1) as f64;
+    placed
+        .iter()
+        .zip(peaks.iter().zip(&rel))
+        .map(|(p, (peak, r))| {
+            json!({
+                "x_m": p.0, "y_m": p.1, "z_m": p.2, "share": p.3,
+                "peak": peak, "relative": r / mean,
+            })
+        })
+        .collect()
+}
+
 /// `--beam FILE.npy`: the intensity on every panel pixel, row 0 at the most negative y.
 fn measured_beam(path: &Path, panel: &SlmPanel) -> anyhow::Result<Vec<f64>> {
     let a = read_npy(path).with_context(|| format!("--beam {}", path.display()))?;
@@ -530,6 +557,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "planes_m": target.planes(),
             }),
         },
+        "spots": spot_report(&target, &hologram.intensity, &tg),
         "algorithm": algorithm.name(),
         "iterations": args.iterations,
         "quantised_iterations": args.quantised_iterations,

@@ -740,6 +740,29 @@ impl Target {
         )
     }
 
+    /// Where the spots of a spot target were placed: `(x, y, z, share)` per spot, metres on the
+    /// target pixel each snapped to, and its share of the total target intensity (empty for
+    /// an image).
+    pub fn placed_spots(&self) -> Vec<(f64, f64, f64, f64)> {
+        if !self.is_spots() {
+            return Vec::new();
+        }
+        let g = self.grid;
+        self.signal
+            .iter()
+            .zip(&self.plane_of)
+            .zip(&self.amplitude)
+            .map(|((&k, &p), a)| {
+                (
+                    ((k % g.nx) as f64 - (g.nx / 2) as f64) * g.dx,
+                    ((k / g.nx) as f64 - (g.ny / 2) as f64) * g.dy,
+                    self.planes[p],
+                    a * a,
+                )
+            })
+            .collect()
+    }
+
     /// The planes the target lies in, metres beyond the target plane, ascending (`[0]` unless
     /// spots were placed off it).
     pub fn planes(&self) -> &[f64] {
