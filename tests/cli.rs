@@ -3994,3 +3994,79 @@ fn hologram_takes_a_measured_beam() {
         stderr(&o)
     );
 }
+
+#[test]
+fn hologram_evaluates_a_bitmap_as_it_designed_it() {
+    let dir = Dir::new();
+    let base = [
+        "hologram",
+        "--spots",
+        "3x2@150um",
+        "--centre",
+        "0.5mm,0.3mm",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "64x64@8um",
+        "--focal",
+        "100mm",
+        "--json",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        let o = photonflow(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    let designed = run(&["--out", &dir.s("design")]);
+    let bitmap = dir.s("design/hologram_slm.png");
+    let evaluated = run(&["--evaluate", &bitmap, "--out", &dir.s("eval"), "--png"]);
+    assert_eq!(evaluated["bitmap"]["evaluated"], true);
+    for key in ["efficiency", "uniformity", "error"] {
+        let (a, b) = (
+            designed["quality"][key].as_f64().unwrap(),
+            evaluated["quality"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() < 1e-9 * a.abs().max(1e-3),
+            "{key}: {a} vs {b}"
+        );
+    }
+    assert!(dir.path("eval").join("hologram.png").is_file());
+    assert!(!dir.path("eval").join("hologram_slm.png").exists());
+    // The same bitmap on an SLM with 80 % fill factor: F² of the efficiency.
+    let what_if = run(&[
+        "--evaluate",
+        &bitmap,
+        "--fill-factor",
+        "0.8",
+        "--out",
+        &dir.s("ff"),
+    ]);
+    let ratio = what_if["quality"]["efficiency"].as_f64().unwrap()
+        / designed["quality"]["efficiency"].as_f64().unwrap();
+    assert!((ratio / 0.64 - 1.0).abs() < 0.03, "{ratio}");
+    let out = dir.s("x");
+    let args = [
+        "hologram",
+        "--spot",
+        "0,0",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "32x32@8um",
+        "--focal",
+        "100mm",
+        "--evaluate",
+        &bitmap,
+        "--out",
+        &out,
+    ];
+    let o = photonflow(&args);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--evaluate") && stderr(&o).contains("32×32"),
+        "{}",
+        stderr(&o)
+    );
+}

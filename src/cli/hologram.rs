@@ -9,7 +9,8 @@ use photonflow_compiler::export::SlmSettings;
 use photonflow_compiler::export::slm::{self, SlmPanel};
 use photonflow_d2nn::data::load_image;
 use photonflow_optics::holography::{
-    Algorithm, Beam, Design, Geometry, Initial, Options, Quality, Setup, Spot, Step, Target, design,
+    Algorithm, Beam, Design, Geometry, Initial, Options, Quality, Setup, Spot, Step, Target,
+    design, evaluate,
 };
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
 use photonflow_optics::lut::{GrayMap, Lut};
@@ -118,6 +119,11 @@ pub struct Args {
     /// SLM bitmap format: png or bmp (8-bit only).
     #[arg(long, value_name = "FORMAT", default_value = "png")]
     slm_format: String,
+    /// Simulate this SLM bitmap (PNG or BMP of gray levels, from photonflow or any other tool)
+    /// instead of designing one: the same geometry, target, gray levels and correction; writes
+    /// reconstruction.npy, hologram.json and --png.
+    #[arg(long, value_name = "BITMAP")]
+    evaluate: Option<PathBuf>,
     /// Output folder: hologram_slm.png (or .bmp), hologram_phase.npy, reconstruction.npy,
     /// hologram.json.
     #[arg(long, short, value_name = "DIR")]
@@ -466,8 +472,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     bar.set_message(format!("{algorithm} on {}×{}", panel.width, panel.height));
     let start = Instant::now();
-    let hologram = design(&setup, &target, &options, |_: &Step| bar.inc(1))
-        .map_err(|e| anyhow::anyhow!("--iterations/--mix/--learning-rate: {e}"))?;
+    let hologram = match &args.evaluate {
+        Some(path) => {
+            let (w, h, g) = slm::read_bitmap(path)?;
+            anyhow::ensure!(
+                (w, h) == (panel.width, panel.height),
+                "--evaluate {}: the bitmap is {w}×{h}, but the panel (--slm) is {}×{}",
+                path.display(),
+                panel.width,
+                panel.height
+            );
+            // Image row 0 is the top (most positive y).
+            let gray: Vec<u16> = g.chunks_exact(w).rev().flatten().copied().collect();
+            evaluate(&setup, &target, &options, &gray)
+                .map_err(|e| anyhow::anyhow!("--evaluate {}: {e}", path.display()))?
+        }
+        None => design(&setup, &target, &options, |_: &Step| bar.inc(1))
+            .map_err(|e| anyhow::anyhow!("--iterations/--mix/--learning-rate: {e}"))?,
+    };
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
 
@@ -484,18 +506,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .gray
         .as_ref()
         .expect("the options carry the SLM's gray levels");
-    // What the bitmap must show: the design plus the correction.
-    let shown: Vec<f64> = match &options.correction {
-        Some(c) => hologram.phase.iter().zip(c).map(|(p, c)| p + c).collect(),
-        None => hologram.phase.clone(),
-    };
-    let (max_err, rms_err) = slm::write_panel(&bitmap, &panel, gray, &shown, &slm_settings)?;
-    let phase32: Vec<f32> = hologram.phase.iter().map(|&p| p as f32).collect();
-    write_npy(
-        &args.out.join("hologram_phase.npy"),
-        &[panel.height, panel.width],
-        NpyDataRef::F32(&phase32),
-    )?;
+    let (mut max_err, mut rms_err) = (None, None);
+    if args.evaluate.is_none() {
+        // What the bitmap must show: the design plus the correction.
+        let shown: Vec<f64> = match &options.correction {
+            Some(c) => hologram.phase.iter().zip(c).map(|(p, c)| p + c).collect(),
+            None => hologram.phase.clone(),
+        };
+        let (max, rms) = slm::write_panel(&bitmap, &panel, gray, &shown, &slm_settings)?;
+        (max_err, rms_err) = (Some(max), Some(rms));
+        let phase32: Vec<f32> = hologram.phase.iter().map(|&p| p as f32).collect();
+        write_npy(
+            &args.out.join("hologram_phase.npy"),
+            &[panel.height, panel.width],
+            NpyDataRef::F32(&phase32),
+        )?;
+    }
     let intensity32: Vec<f32> = hologram.intensity.iter().map(|&v| v as f32).collect();
     let planes = target.planes();
     let shape = if planes.len() == 1 {
@@ -565,7 +591,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "quality": quality(&hologram.quality),
         "continuous_quality": quality(&hologram.continuous),
         "bitmap": {
-            "file": bitmap.file_name().map(|f| f.to_string_lossy().to_string()),
+            "file": match &args.evaluate {
+                Some(path) => Some(path.display().to_string()),
+                None => bitmap.file_name().map(|f| f.to_string_lossy().to_string()),
+            },
+            "evaluated": args.evaluate.is_some(),
             "bits": args.bits,
             "max_phase_error_rad": max_err,
             "rms_phase_error_rad": rms_err,
@@ -588,11 +618,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     let q = &hologram.quality;
+    let what = match &args.evaluate {
+        Some(path) => format!("{} simulated", path.display()),
+        None => format!(
+            "{algorithm}, {} + {} quantised iterations",
+            args.iterations, args.quantised_iterations
+        ),
+    };
     println!(
-        "{algorithm}, {} + {} quantised iterations on {}×{} SLM pixels in {seconds:.1} s; \
-         target plane {}×{} pixels of {} (one resolution cell = {cx:.1} pixels)",
-        args.iterations,
-        args.quantised_iterations,
+        "{what} on {}×{} SLM pixels in {seconds:.1} s; target plane {}×{} pixels of {} (one \
+         resolution cell = {cx:.1} pixels)",
         panel.width,
         panel.height,
         tg.nx,
@@ -620,17 +655,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, None) => format!("{} levels", 1u32 << args.bits),
     };
     println!("{}", line(&format!("as displayed ({levels})"), q));
-    println!("{}", line("continuous phase", &hologram.continuous));
+    let written = match max_err {
+        Some(max_err) => {
+            println!("{}", line("continuous phase", &hologram.continuous));
+            format!(
+                "{} (read back: phase within {max_err:.4} rad), hologram_phase.npy, ",
+                bitmap
+                    .file_name()
+                    .map_or(String::new(), |f| f.to_string_lossy().to_string())
+            )
+        }
+        None => String::new(),
+    };
     println!(
-        "wrote {} (read back: phase within {max_err:.4} rad), hologram_phase.npy, \
-         reconstruction.npy, hologram.json{} in {}",
-        bitmap
-            .file_name()
-            .map_or(String::new(), |f| f.to_string_lossy().to_string()),
-        if args.png {
-            ", hologram.png, convergence.png"
-        } else {
-            ""
+        "wrote {written}reconstruction.npy, hologram.json{} in {}",
+        match (args.png, args.evaluate.is_some()) {
+            (true, false) => ", hologram.png, convergence.png",
+            (true, true) => ", hologram.png",
+            (false, _) => "",
         },
         args.out.display()
     );
@@ -734,6 +776,9 @@ fn pictures(
         });
     }
     write_image_grid_png(&out.join("hologram.png"), &panels, 2, 480, 420, "hologram")?;
+    if hologram.history.is_empty() {
+        return Ok(());
+    }
     let error: Vec<(f64, f64)> = hologram
         .history
         .iter()

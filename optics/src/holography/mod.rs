@@ -49,7 +49,9 @@
 
 mod solve;
 
-pub use solve::{Algorithm, Design, Feedback, Initial, Options, Round, Step, design, refine};
+pub use solve::{
+    Algorithm, Design, Feedback, Initial, Options, Round, Step, design, evaluate, refine,
+};
 
 use std::f64::consts::PI;
 

@@ -460,15 +460,7 @@ pub fn design<T: Real>(
     for p in &mut phase {
         *p = p.rem_euclid(TAU);
     }
-    let evaluate = |t: &[Complex<f64>]| -> Result<(Quality, Vec<f64>)> {
-        let tr: Vec<Complex<T>> = t.iter().map(|&z| crate::field::cplx(z)).collect();
-        let mut intensity = Vec::with_capacity(target.planes.len() * target.grid.len());
-        for &dz in &target.planes {
-            let u = setup.field_at(&tr, dz)?;
-            intensity.extend(u.iter().map(|z| z.norm_sqr().f64()));
-        }
-        Ok((target.quality(&intensity)?, intensity))
-    };
+    let evaluate = |t: &[Complex<f64>]| simulate(setup, target, t);
     let continuous: Vec<Complex<f64>> =
         phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect();
     let (cq, ci) = evaluate(&continuous)?;
@@ -491,6 +483,73 @@ pub fn design<T: Real>(
         continuous: cq,
         intensity,
         history,
+    })
+}
+
+/// The quality and the intensity in every target plane of the SLM transmission `t`.
+fn simulate<T: Real>(
+    setup: &Setup<T>,
+    target: &Target,
+    t: &[Complex<f64>],
+) -> Result<(Quality, Vec<f64>)> {
+    let tr: Vec<Complex<T>> = t.iter().map(|&z| crate::field::cplx(z)).collect();
+    let mut intensity = Vec::with_capacity(target.planes.len() * target.grid.len());
+    for &dz in &target.planes {
+        let u = setup.field_at(&tr, dz)?;
+        intensity.extend(u.iter().map(|z| z.norm_sqr().f64()));
+    }
+    Ok((target.quality(&intensity)?, intensity))
+}
+
+/// Simulates gray levels already made (by photonflow or any other tool) on `setup`, through
+/// the SLM's gray levels and correction of `options`, against `target`: a [`Design`] whose
+/// `phase` is the phase each pixel shows, whose two qualities are equal and whose history is
+/// empty.
+///
+/// Errors: options without gray levels, a wrong number of gray levels, and gray levels the
+/// SLM does not show.
+pub fn evaluate<T: Real>(
+    setup: &Setup<T>,
+    target: &Target,
+    options: &Options,
+    gray: &[u16],
+) -> Result<Design> {
+    let Some(map) = &options.quantise else {
+        return Err(invalid(
+            "options",
+            "give the SLM's gray levels (options.quantise) to show gray levels",
+        ));
+    };
+    if gray.len() != setup.slm.len() {
+        return Err(OpticsError::Shape(format!(
+            "{} gray levels for an SLM of {} pixels",
+            gray.len(),
+            setup.slm.len()
+        )));
+    }
+    if let Some(g) = gray.iter().find(|&&g| map.shows(g).is_none()) {
+        return Err(invalid(
+            "gray levels",
+            format!("{g} is not a level this SLM shows; check its bits and table"),
+        ));
+    }
+    let states = States::new(map, options.correction.as_deref());
+    let t: Vec<Complex<f64>> = gray
+        .iter()
+        .enumerate()
+        .map(|(j, &g)| states.shown(j, g))
+        .collect();
+    let (quality, intensity) = simulate(setup, target, &t)?;
+    Ok(Design {
+        phase: gray
+            .iter()
+            .map(|&g| map.shows(g).map_or(0.0, |(p, _)| p.rem_euclid(TAU)))
+            .collect(),
+        gray: Some(gray.to_vec()),
+        quality,
+        continuous: quality,
+        intensity,
+        history: Vec::new(),
     })
 }
 
