@@ -3449,6 +3449,30 @@ fn deconvolve_a_measured_bead_stack() {
     assert!(s.data.iter().all(|v| *v >= 0.0));
 }
 
+/// `photonflow hologram` at 532 nm behind a 100 mm lens, `--json`, into `dir/name`, with `args`
+/// (the target, the panel and the rest).
+fn hologram(dir: &Dir, name: &str, args: &[&str]) -> Output {
+    let out = dir.s(name);
+    let mut all = vec![
+        "hologram",
+        "--wavelength",
+        "532nm",
+        "--focal",
+        "100mm",
+        "--json",
+        "--out",
+        &out,
+    ];
+    all.extend_from_slice(args);
+    photonflow(&all)
+}
+
+/// The JSON report of a run that must succeed.
+fn report(o: Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(&o));
+    last_json(&o)
+}
+
 /// `|DFT|²` of the SLM field `a·exp(iφ)` (`n × n` pixels, centred in an `m × m` window) at
 /// window frequency pixel `(kr, kc)`, by direct summation: the Fourier hologram's far field
 /// without photonflow's propagators.
@@ -3719,29 +3743,19 @@ fn hologram_with_finite_pixels_loses_f_squared_to_the_gaps() {
     // the zero order (1 − F)² of the power lands on the axis.
     let dir = Dir::new();
     let run = |extra: &[&str], name: &str| {
-        let out = dir.s(name);
-        let mut args = vec![
-            "hologram",
+        let spots = [
             "--spots",
             "3x3@120um",
             "--centre",
             "0.5mm,0.4mm",
-            "--wavelength",
-            "532nm",
             "--slm",
             "64x64@8um",
-            "--focal",
-            "100mm",
-            "--pad",
-            "1",
-            "--out",
-            &out,
-            "--json",
         ];
-        args.extend_from_slice(extra);
-        let o = photonflow(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        last_json(&o)
+        report(hologram(
+            &dir,
+            name,
+            &[&spots[..], &["--pad", "1"], extra].concat(),
+        ))
     };
     let ideal = run(&[], "ideal");
     let real = run(&["--fill-factor", "0.8"], "real");
@@ -3862,27 +3876,15 @@ fn hologram_adds_a_correction_pattern_from_npy_or_a_bitmap() {
     let cpath = dir.s("correction.npy");
     npy::write_npy(Path::new(&cpath), &[n, n], NpyDataRef::F32(&c)).unwrap();
     let run = |extra: &[&str], name: &str| {
-        let out = dir.s(name);
-        let mut args = vec![
-            "hologram",
+        let spots = [
             "--spots",
             "2x2@150um",
             "--centre",
             "0.5mm,0.3mm",
-            "--wavelength",
-            "532nm",
             "--slm",
             "64x64@8um",
-            "--focal",
-            "100mm",
-            "--out",
-            &out,
-            "--json",
         ];
-        args.extend_from_slice(extra);
-        let o = photonflow(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        last_json(&o)
+        report(hologram(&dir, name, &[&spots[..], extra].concat()))
     };
     let report = run(&["--correction", &cpath], "npy");
     assert!(
@@ -3949,23 +3951,8 @@ fn hologram_takes_a_measured_beam() {
     let beam = dir.s("beam.npy");
     npy::write_npy(Path::new(&beam), &[n, n], NpyDataRef::U16(&picture)).unwrap();
     let run = |extra: &[&str], name: &str| {
-        let out = dir.s(name);
-        let mut args = vec![
-            "hologram",
-            "--spots",
-            "2x2@150um",
-            "--centre",
-            "0.5mm,0.3mm",
-            "--wavelength",
-            "532nm",
-            "--focal",
-            "100mm",
-            "--out",
-            &out,
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        photonflow(&args)
+        let spots = ["--spots", "2x2@150um", "--centre", "0.5mm,0.3mm"];
+        hologram(&dir, name, &[&spots[..], extra].concat())
     };
     let measured = run(&["--beam", &beam, "--slm", "64x64@8um"], "measured");
     assert!(measured.status.success(), "{}", stderr(&measured));
@@ -3998,30 +3985,20 @@ fn hologram_takes_a_measured_beam() {
 #[test]
 fn hologram_evaluates_a_bitmap_as_it_designed_it() {
     let dir = Dir::new();
-    let base = [
-        "hologram",
-        "--spots",
-        "3x2@150um",
-        "--centre",
-        "0.5mm,0.3mm",
-        "--wavelength",
-        "532nm",
-        "--slm",
-        "64x64@8um",
-        "--focal",
-        "100mm",
-        "--json",
-    ];
-    let run = |extra: &[&str]| {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        let o = photonflow(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        last_json(&o)
+    let run = |extra: &[&str], name: &str| {
+        let spots = [
+            "--spots",
+            "3x2@150um",
+            "--centre",
+            "0.5mm,0.3mm",
+            "--slm",
+            "64x64@8um",
+        ];
+        report(hologram(&dir, name, &[&spots[..], extra].concat()))
     };
-    let designed = run(&["--out", &dir.s("design")]);
+    let designed = run(&[], "design");
     let bitmap = dir.s("design/hologram_slm.png");
-    let evaluated = run(&["--evaluate", &bitmap, "--out", &dir.s("eval"), "--png"]);
+    let evaluated = run(&["--evaluate", &bitmap, "--png"], "eval");
     assert_eq!(evaluated["bitmap"]["evaluated"], true);
     for key in ["efficiency", "uniformity", "error"] {
         let (a, b) = (
@@ -4036,34 +4013,15 @@ fn hologram_evaluates_a_bitmap_as_it_designed_it() {
     assert!(dir.path("eval").join("hologram.png").is_file());
     assert!(!dir.path("eval").join("hologram_slm.png").exists());
     // The same bitmap on an SLM with 80 % fill factor: F² of the efficiency.
-    let what_if = run(&[
-        "--evaluate",
-        &bitmap,
-        "--fill-factor",
-        "0.8",
-        "--out",
-        &dir.s("ff"),
-    ]);
+    let what_if = run(&["--evaluate", &bitmap, "--fill-factor", "0.8"], "ff");
     let ratio = what_if["quality"]["efficiency"].as_f64().unwrap()
         / designed["quality"]["efficiency"].as_f64().unwrap();
     assert!((ratio / 0.64 - 1.0).abs() < 0.03, "{ratio}");
-    let out = dir.s("x");
-    let args = [
-        "hologram",
-        "--spot",
-        "0,0",
-        "--wavelength",
-        "532nm",
-        "--slm",
-        "32x32@8um",
-        "--focal",
-        "100mm",
-        "--evaluate",
-        &bitmap,
-        "--out",
-        &out,
-    ];
-    let o = photonflow(&args);
+    let o = hologram(
+        &dir,
+        "x",
+        &["--spot", "0,0", "--slm", "32x32@8um", "--evaluate", &bitmap],
+    );
     assert!(
         !o.status.success() && stderr(&o).contains("--evaluate") && stderr(&o).contains("32×32"),
         "{}",
