@@ -82,7 +82,7 @@ pub struct Args {
     #[arg(long, default_value_t = 100, value_name = "N")]
     iterations: usize,
     /// wgs: freeze the target plane's phase after N iterations (Kim et al. 2019); default: half
-    /// the iterations (give --iterations or more never to).
+    /// the iterations (a value of --iterations or more never fixes it).
     #[arg(long, value_name = "N")]
     fix_phase_after: Option<usize>,
     /// mraf: share of the target in the signal region (0 … 1).
