@@ -765,12 +765,14 @@ impl OpticalSystem {
     }
 }
 
-/// `φ` wrapped into `[0, 2π)`.
-pub fn wrap_phase(phi: f32) -> f32 {
-    let tau = TAU as f32;
-    let w = phi.rem_euclid(tau);
-    // rem_euclid can round up to exactly 2π for tiny negative inputs.
-    if w >= tau { 0.0 } else { w }
+/// `φ` wrapped into `[0, 2π)` (`f32` or `f64`).
+pub fn wrap_phase<T: crate::field::Real>(phi: T) -> T {
+    let tau = T::of(TAU);
+    // `rem_euclid`: the remainder made non-negative.
+    let r = phi % tau;
+    let w = if r < T::zero() { r + tau } else { r };
+    // That can round up to exactly 2π for tiny negative inputs.
+    if w >= tau { T::zero() } else { w }
 }
 
 fn file_error(path: &Path, problem: impl Into<String>) -> OpticsError {
@@ -889,6 +891,10 @@ mod tests {
         assert!((m.amplitude(1e-3, lambda) - (-TAU * 0.01f64).exp()).abs() < 1e-15);
         assert!((0.0..TAU as f32).contains(&wrap_phase(-1e-9)));
         assert!((wrap_phase(-1.0) - (TAU as f32 - 1.0)).abs() < 1e-6);
+        assert_eq!(wrap_phase(-1e-300f64), 0.0);
+        assert_eq!(wrap_phase(TAU), 0.0);
+        assert!((wrap_phase(-1.0f64) - (TAU - 1.0)).abs() < 1e-15);
+        assert_eq!(wrap_phase(7.5f64), 7.5f64.rem_euclid(TAU));
     }
 
     fn tempdir() -> PathBuf {

@@ -203,55 +203,51 @@ fn spot_report(target: &Target, intensity: &[f64], tg: &Grid) -> Vec<serde_json:
         .collect()
 }
 
-/// `--beam FILE.npy`: the intensity on every panel pixel, row 0 at the most negative y.
-fn measured_beam(path: &Path, panel: &SlmPanel) -> anyhow::Result<Vec<f64>> {
-    let a = read_npy(path).with_context(|| format!("--beam {}", path.display()))?;
+/// A .npy of one real value per panel pixel, `[height, width]`, row 0 at the most negative y,
+/// as f64: float32 or float64, and also uint8 or uint16 where `integers` (a camera's picture).
+fn panel_values(
+    flag: &str,
+    path: &Path,
+    panel: &SlmPanel,
+    integers: bool,
+) -> anyhow::Result<Vec<f64>> {
+    let a = read_npy(path).with_context(|| format!("{flag} {}", path.display()))?;
     anyhow::ensure!(
         a.shape == [panel.height, panel.width],
-        "--beam {}: the array is {:?}, but the panel (--slm) is {}×{}; give the intensity on \
-         every SLM pixel, [height, width]",
+        "{flag} {}: the array is {:?}, but the panel (--slm) is {}×{}; give one value per SLM \
+         pixel, [height, width]",
         path.display(),
         a.shape,
         panel.width,
         panel.height
     );
-    Ok(match a.data {
-        NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::F64(v) => v,
-        NpyData::U8(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::U16(v) => v.into_iter().map(f64::from).collect(),
+    Ok(match (a.data, integers) {
+        (NpyData::F32(v), _) => v.into_iter().map(f64::from).collect(),
+        (NpyData::F64(v), _) => v,
+        (NpyData::U8(v), true) => v.into_iter().map(f64::from).collect(),
+        (NpyData::U16(v), true) => v.into_iter().map(f64::from).collect(),
         _ => bail!(
-            "--beam {}: give float32, float64, uint8 or uint16 intensities",
-            path.display()
+            "{flag} {}: give {} values",
+            path.display(),
+            if integers {
+                "float32, float64, uint8 or uint16"
+            } else {
+                "float32 or float64"
+            }
         ),
     })
 }
 
 /// `--correction FILE`: one phase per panel pixel, row 0 at the most negative y.
 fn correction(path: &Path, panel: &SlmPanel, map: &GrayMap) -> anyhow::Result<Vec<f64>> {
-    let (w, h) = (panel.width, panel.height);
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("--correction {}: cannot read it", path.display()))?;
-    let wrong = |got: String| {
-        anyhow::anyhow!(
-            "--correction {}: {got}, but the panel (--slm) is {w}×{h}; give the correction for \
-             this panel",
-            path.display()
-        )
-    };
-    if bytes.starts_with(b"\x93NUMPY") {
-        let a = read_npy(path)?;
-        if a.shape != [h, w] {
-            return Err(wrong(format!("the array is {:?}", a.shape)));
-        }
-        let phase: Vec<f64> = match a.data {
-            NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
-            NpyData::F64(v) => v,
-            _ => bail!(
-                "--correction {}: give float32 or float64 phases in radians",
-                path.display()
-            ),
-        };
+    // A .npy by its magic bytes, else a bitmap.
+    let mut magic = [0u8; 6];
+    let is_npy = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && &magic == b"\x93NUMPY";
+    if is_npy {
+        let phase = panel_values("--correction", path, panel, false)?;
         anyhow::ensure!(
             phase.iter().all(|p| p.is_finite()),
             "--correction {}: holds NaN or infinite phases",
@@ -259,14 +255,8 @@ fn correction(path: &Path, panel: &SlmPanel, map: &GrayMap) -> anyhow::Result<Ve
         );
         return Ok(phase);
     }
-    let (bw, bh, gray) = slm::read_bitmap(path)?;
-    if (bw, bh) != (w, h) {
-        return Err(wrong(format!("the image is {bw}×{bh}")));
-    }
-    // Image row 0 is the top (most positive y).
-    gray.chunks_exact(w)
-        .rev()
-        .flatten()
+    let gray = slm::read_panel(path, panel).map_err(|e| anyhow::anyhow!("--correction: {e}"))?;
+    gray.iter()
         .map(|&g| {
             map.shows(g).map(|(p, _)| p).with_context(|| {
                 format!(
@@ -361,7 +351,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let beam = match (args.beam_waist, &args.beam) {
         (Some(waist), None) => Beam::Gaussian { waist },
         (None, None) => Beam::Uniform,
-        (None, Some(path)) => Beam::Measured(measured_beam(path, &panel)?.into()),
+        (None, Some(path)) => Beam::Measured(panel_values("--beam", path, &panel, true)?.into()),
         (Some(_), Some(_)) => {
             bail!("give --beam-waist (a Gaussian beam) or --beam (a measured one), not both")
         }
@@ -474,16 +464,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let start = Instant::now();
     let hologram = match &args.evaluate {
         Some(path) => {
-            let (w, h, g) = slm::read_bitmap(path)?;
-            anyhow::ensure!(
-                (w, h) == (panel.width, panel.height),
-                "--evaluate {}: the bitmap is {w}×{h}, but the panel (--slm) is {}×{}",
-                path.display(),
-                panel.width,
-                panel.height
-            );
-            // Image row 0 is the top (most positive y).
-            let gray: Vec<u16> = g.chunks_exact(w).rev().flatten().copied().collect();
+            let gray =
+                slm::read_panel(path, &panel).map_err(|e| anyhow::anyhow!("--evaluate: {e}"))?;
             evaluate(&setup, &target, &options, &gray)
                 .map_err(|e| anyhow::anyhow!("--evaluate {}: {e}", path.display()))?
         }

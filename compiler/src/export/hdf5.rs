@@ -26,7 +26,6 @@
 //! `design.h5`, read back and compared bit for bit with what was meant, and only then renamed.
 
 use std::borrow::Cow;
-use std::f64::consts::TAU;
 use std::path::Path;
 
 use ::hdf5::types::VarLenUnicode;
@@ -193,11 +192,9 @@ fn plan<'a>(system: &OpticalSystem, fabrication: &'a Fabrication) -> Result<Vec<
     Ok([root, layers].into_iter().chain(groups).collect())
 }
 
-/// A phase in radians wrapped into `[0, 2π)` (`rem_euclid` alone rounds tiny negative phases
-/// up to 2π itself).
+/// A phase in radians wrapped into `[0, 2π)`.
 fn wrap(phase: f32) -> f64 {
-    let p = f64::from(phase).rem_euclid(TAU);
-    if p < TAU { p } else { 0.0 }
+    photonflow_optics::system::wrap_phase(f64::from(phase))
 }
 
 /// Every layer name must name a distinct HDF5 group under `/layers`.
@@ -385,6 +382,7 @@ mod tests {
     use crate::fabricate::{Process, fabricate};
     use crate::manifest::Manifest;
     use photonflow_optics::system::{Layer, Material};
+    use std::f64::consts::TAU;
 
     /// An `nx`×`ny` system of two layers: `L0` trained with 4 levels, `L1` continuous, their
     /// phases spanning −6 … 12.2 rad (so wrapping matters), the first pixel of `L1` a tiny

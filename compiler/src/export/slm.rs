@@ -414,6 +414,23 @@ pub fn read_bitmap(path: &Path) -> Result<(usize, usize, Vec<u16>)> {
     Ok((w, h, gray))
 }
 
+/// Reads a bitmap of a whole `panel` as [`write_panel`] writes it: its gray levels with row 0
+/// at the most negative y. Errors: unreadable files and bitmaps of another size.
+pub fn read_panel(path: &Path, panel: &SlmPanel) -> Result<Vec<u16>> {
+    let (w, h, gray) = read_bitmap(path)?;
+    if (w, h) != (panel.width, panel.height) {
+        return Err(CompileError::file(
+            path,
+            format!(
+                "the bitmap is {w}×{h}, but the panel is {}×{}",
+                panel.width, panel.height
+            ),
+        ));
+    }
+    // Image row 0 is the top (most positive y).
+    Ok(gray.chunks_exact(w).rev().flatten().copied().collect())
+}
+
 /// Writes `NAME_slm.png` (or `.bmp`) for every layer (see the module docs), reads each back and
 /// checks it.
 pub fn write_slm_target(

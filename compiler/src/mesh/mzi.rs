@@ -15,7 +15,7 @@
 //!
 //! Every phase table names it ([`CONVENTION`]).
 
-use std::f64::consts::{FRAC_PI_2, FRAC_PI_4, PI, TAU};
+use std::f64::consts::{FRAC_PI_2, FRAC_PI_4, PI};
 
 use num_complex::Complex64 as C;
 
@@ -24,11 +24,8 @@ pub fn cis(x: f64) -> C {
     C::from_polar(1.0, x)
 }
 
-/// Wraps a phase into `[0, 2π)`.
-pub fn wrap(x: f64) -> f64 {
-    let w = x.rem_euclid(TAU);
-    if w >= TAU { 0.0 } else { w }
-}
+/// Wraps a phase into `[0, 2π)` ([`photonflow_optics::system::wrap_phase`]).
+pub use photonflow_optics::system::wrap_phase as wrap;
 
 /// The 2×2 transfer matrix `T(θ, φ)` (row-major `[[t00, t01], [t10, t11]]`).
 pub fn transfer(theta: f64, phi: f64) -> [[C; 2]; 2] {
@@ -313,6 +310,7 @@ impl std::str::FromStr for Convention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::f64::consts::TAU;
 
     fn close(a: &[[C; 2]; 2], b: &[[C; 2]; 2], tol: f64) -> bool {
         (0..2).all(|r| (0..2).all(|c| (a[r][c] - b[r][c]).norm() < tol))

@@ -13,6 +13,7 @@ use crate::error::{OpticsError, Result, invalid};
 use crate::field::Real;
 use crate::lut::GrayMap;
 use crate::rng::Rng;
+use crate::system::wrap_phase;
 
 /// A hologram design algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +328,17 @@ impl<'a, T: Real> Run<'a, T> {
     fn at_slm(&self, j: usize) -> Complex<T> {
         self.slm[j]
     }
+
+    /// The GS-type SLM constraint: every pixel takes the phase of the field carried back onto
+    /// it (after [`Run::back`]), in `[0, 2π)`; a pixel no light came back to keeps its own.
+    fn take_phases(&self, phase: &mut [f64]) {
+        phase.par_iter_mut().enumerate().for_each(|(j, p)| {
+            let w = self.at_slm(j);
+            if w.norm_sqr() > T::zero() {
+                *p = wrap_phase(w.im.f64().atan2(w.re.f64()));
+            }
+        });
+    }
 }
 
 /// Designs a hologram of `target` for `setup` (see the [module docs](super)); `observer` sees
@@ -364,7 +376,6 @@ pub fn design<T: Real>(
         ));
     }
     let n = setup.slm.len();
-    let mut phase = initial_phase(setup, target, options);
     if let Some(c) = &options.correction {
         if c.len() != n || c.iter().any(|v| !v.is_finite()) {
             return Err(invalid(
@@ -383,6 +394,7 @@ pub fn design<T: Real>(
             ));
         }
     }
+    let mut phase = initial_phase(setup, target, options);
     let states = options
         .quantise
         .as_ref()
@@ -447,23 +459,16 @@ pub fn design<T: Real>(
             algorithm => {
                 constrain(&mut run, algorithm, options, it, &mut weights, &mut fixed);
                 run.back()?;
-                let run = &run;
-                phase.par_iter_mut().enumerate().for_each(|(j, p)| {
-                    let w = run.at_slm(j);
-                    if w.norm_sqr() > T::zero() {
-                        *p = w.im.f64().atan2(w.re.f64());
-                    }
-                });
+                run.take_phases(&mut phase);
             }
         }
     }
     for p in &mut phase {
-        *p = p.rem_euclid(TAU);
+        *p = wrap_phase(*p);
     }
-    let evaluate = |t: &[Complex<f64>]| simulate(setup, target, t);
     let continuous: Vec<Complex<f64>> =
         phase.iter().map(|&p| Complex::from_polar(1.0, p)).collect();
-    let (cq, ci) = evaluate(&continuous)?;
+    let (cq, ci) = simulate(setup, target, &continuous)?;
     let (gray, quality, intensity) = match &states {
         None => (None, cq, ci),
         Some(s) => {
@@ -472,7 +477,7 @@ pub fn design<T: Real>(
                 .enumerate()
                 .map(|(j, &p)| s.transmission(j, p))
                 .unzip();
-            let (q, i) = evaluate(&t)?;
+            let (q, i) = simulate(setup, target, &t)?;
             (Some(g), q, i)
         }
     };
@@ -543,7 +548,7 @@ pub fn evaluate<T: Real>(
     Ok(Design {
         phase: gray
             .iter()
-            .map(|&g| map.shows(g).map_or(0.0, |(p, _)| p.rem_euclid(TAU)))
+            .map(|&g| map.shows(g).map_or(0.0, |(p, _)| wrap_phase(p)))
             .collect(),
         gray: Some(gray.to_vec()),
         quality,
@@ -600,9 +605,7 @@ fn initial_phase<T: Real>(setup: &Setup<T>, target: &Target, options: &Options) 
     let (xs, ys) = (setup.slm.x(), setup.slm.y());
     ys.iter()
         .flat_map(|&y| xs.iter().map(move |&x| (x, y)))
-        .map(|(x, y)| {
-            (k * (sx * x + sy * y) - 0.5 * k * curvature * (x * x + y * y)).rem_euclid(TAU)
-        })
+        .map(|(x, y)| wrap_phase(k * (sx * x + sy * y) - 0.5 * k * curvature * (x * x + y * y)))
         .collect()
 }
 
@@ -882,12 +885,7 @@ pub fn refine<T: Real>(
             &mut fixed,
         );
         run.back()?;
-        for (j, p) in phase.iter_mut().enumerate() {
-            let w = run.at_slm(j);
-            if w.norm_sqr() > T::zero() {
-                *p = w.im.f64().atan2(w.re.f64()).rem_euclid(TAU);
-            }
-        }
+        run.take_phases(&mut phase);
         gray = phase
             .iter()
             .enumerate()
