@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 use num_complex::Complex;
 use photonflow::optics::io::npy::{self, NpyData, NpyDataRef};
+use photonflow::optics::propagate::Window;
 use photonflow::optics::{Field, Grid, Method, Planner, Propagation, Wave};
 
 fn photonflow(args: &[&str]) -> Output {
@@ -129,6 +130,107 @@ fn propagates_a_batch_and_reports_json() {
         .unwrap();
     for (a, b) in got.iter().zip(want.data()) {
         assert!((a - b).norm() < 1e-6, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn propagates_onto_a_camera_window_off_axis_and_sas_far_away() {
+    let d = Dir::new();
+    let n = 64;
+    let data = gaussian_c64(n, 2);
+    npy::write_npy(&d.path("in.npy"), &[2, n, n], NpyDataRef::C64(&data)).unwrap();
+    let (i, o, png) = (d.s("in.npy"), d.s("cam.npy"), d.s("cam.png"));
+    let mut args = vec!["propagate", "-i", &i, "-o", &o];
+    args.extend(BASE);
+    args.extend([
+        "--out-grid",
+        "40x30@5um",
+        "--out-centre",
+        "20um,-10um",
+        "--png",
+        &png,
+        "--json",
+    ]);
+    let r = photonflow(&args);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let j = last_json(&r);
+    assert_eq!(j["method"], "bl-asm", "{j}");
+    assert_eq!(j["shape"], serde_json::json!([2, 30, 40]));
+    assert_eq!(j["output_centre_m"], serde_json::json!([20e-6, -10e-6]));
+    assert!((j["output_pitch_m"].as_f64().unwrap() - 5e-6).abs() < 1e-18);
+    // The file holds what the library computes on that window.
+    let grid = Grid::square(n, 8e-6).unwrap();
+    let wave = Wave::vacuum(632.8e-9).unwrap();
+    let window = Window::new(Grid::new(40, 30, 5e-6, 5e-6).unwrap(), (20e-6, -10e-6)).unwrap();
+    let want = Planner::new()
+        .plan_window(&grid, wave, &Propagation::new(5e-3), &window)
+        .unwrap()
+        .apply(&Field::from_vec(data, grid, wave.wavelength).unwrap())
+        .unwrap();
+    let back = npy::read_npy(Path::new(&o)).unwrap();
+    assert_eq!(back.shape, vec![2, 30, 40]);
+    let NpyData::C64(got) = back.data else {
+        panic!("complex64 in, complex64 out")
+    };
+    for (a, b) in got.iter().zip(want.data()) {
+        assert!((a - b).norm() < 1e-6, "{a} vs {b}");
+    }
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    assert_eq!(d.files(), ["cam.npy", "cam.png", "in.npy"]);
+    // sas 5 cm away, on its natural pitch λz/(M·d) without --out-grid.
+    let far = d.s("far.npy");
+    let r = photonflow(&[
+        "propagate",
+        "-i",
+        &i,
+        "-o",
+        &far,
+        "--wavelength",
+        "632.8nm",
+        "--pitch",
+        "8um",
+        "--distance",
+        "5cm",
+        "--method",
+        "sas",
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let j = last_json(&r);
+    assert_eq!(j["method"], "sas");
+    assert_eq!(j["shape"], serde_json::json!([2, n, n]));
+    let pitch = 632.8e-9 * 0.05 / (128.0 * 8e-6);
+    assert!(
+        (j["output_pitch_m"].as_f64().unwrap() / pitch - 1.0).abs() < 1e-12,
+        "{j}"
+    );
+    // Bad windows name the flag and the fix.
+    for (extra, needle) in [
+        (
+            vec!["--out-grid", "64x64"],
+            "--out-grid '64x64': there is no '@PITCH'",
+        ),
+        (
+            vec!["--out-centre", "1mm"],
+            "--out-centre 1mm: give two lengths X,Y",
+        ),
+        (
+            vec!["--out-grid", "8x8@2um", "--method", "rs"],
+            "rs cannot propagate onto an output window; use bl-asm, sas",
+        ),
+        (
+            vec!["--out-grid", "8x8@2um", "--method", "sas"],
+            "lengthen the distance",
+        ),
+    ] {
+        let bad = d.s("bad.npy");
+        let mut args = vec!["propagate", "-i", &i, "-o", &bad];
+        args.extend(BASE);
+        args.extend(extra);
+        let r = photonflow(&args);
+        assert!(!r.status.success());
+        assert!(stderr(&r).contains(needle), "{needle}: {}", stderr(&r));
+        assert!(!d.path("bad.npy").exists());
     }
 }
 
@@ -3685,7 +3787,7 @@ fn hologram_refuses_bad_requests_naming_the_flag() {
     assert!(e.contains("--focal") && e.contains("--distance"), "{e}");
     let e = run(&["--spots", "2x2", "--focal", "100mm"]);
     assert!(
-        e.contains("--spots 2x2") && e.contains("COLSxROWS@PITCH"),
+        e.contains("--spots '2x2'") && e.contains("COLSxROWS@PITCH"),
         "{e}"
     );
     let e = run(&["--spot", "50mm,0", "--focal", "100mm"]);

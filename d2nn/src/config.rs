@@ -558,6 +558,12 @@ impl Config {
                 .map_err(|e: photonflow_optics::OpticsError| {
                     problem(format!("[optics] method: {e}"))
                 })?;
+        if method.window_only() {
+            return Err(problem(format!(
+                "[optics] method = \"{method}\": it changes the sampling from plane to plane, \
+                 which a network's layers cannot; use bl-asm (the default), asm or rs"
+            )));
+        }
         let padding = match &self.optics.padding {
             PaddingSpec::Factor(f) if f.is_finite() && (1.0..=64.0).contains(f) => {
                 Padding::Linear(*f)
@@ -965,6 +971,11 @@ mod tests {
         assert!(e.contains("at least 2"), "{e}");
         let e = err(&SMALL.replace("layers = 2", "layers = 2\nmethod = \"magic\""));
         assert!(e.contains("unknown propagation method 'magic'"), "{e}");
+        let e = err(&SMALL.replace("layers = 2", "layers = 2\nmethod = \"sas\""));
+        assert!(
+            e.contains("method = \"sas\": it changes the sampling"),
+            "{e}"
+        );
         let e = err(&SMALL.replace("layers = 2", "layers = 2\npadding = \"mirror\""));
         assert!(
             e.contains("padding = \"mirror\"") && e.contains("circular"),

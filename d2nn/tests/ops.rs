@@ -40,7 +40,10 @@ fn plans<T: Precision>(planner: &Planner<T>) -> Vec<(String, Plan<T>)> {
         "bl-asm circular".to_string(),
         p(Propagation::new(60e-6).with_padding(Padding::Circular)),
     )];
-    for method in Method::ALL.into_iter().filter(|&m| m != Method::Auto) {
+    for method in Method::ALL
+        .into_iter()
+        .filter(|&m| m != Method::Auto && !m.window_only())
+    {
         let z = if method.changes_sampling() {
             1e-3
         } else {

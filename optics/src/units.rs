@@ -79,6 +79,39 @@ pub fn parse_length(text: &str) -> Result<f64> {
     )
 }
 
+/// A rectangular array of samples with its pitch, `COLSxROWS@PITCH` (e.g. `1920x1080@8um`,
+/// `640X480@5.86um`, `64×64@2um`): `(cols, rows, pitch in metres)`. Counts are 1 … 32768 and
+/// the pitch a positive length.
+///
+/// ```
+/// use photonflow_optics::units::parse_array;
+/// assert_eq!(parse_array("640x480@5um").unwrap(), (640, 480, 5e-6));
+/// assert!(parse_array("640x480").is_err());
+/// assert!(parse_array("0x4@1um").is_err());
+/// ```
+pub fn parse_array(text: &str) -> Result<(usize, usize, f64)> {
+    let usage = "give COLSxROWS@PITCH, e.g. 1920x1080@8um";
+    let bad = |problem: String| OpticsError::Parse(format!("'{text}': {problem}; {usage}"));
+    let (size, pitch) = text
+        .split_once('@')
+        .ok_or_else(|| bad("there is no '@PITCH'".into()))?;
+    let (c, r) = size
+        .split_once(['x', 'X', '×'])
+        .ok_or_else(|| bad(format!("'{size}' is not COLSxROWS")))?;
+    let count = |t: &str| {
+        t.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=1 << 15).contains(&n))
+            .ok_or_else(|| bad(format!("'{t}' is not a count 1 … 32768")))
+    };
+    let pitch_m = parse_length(pitch).map_err(|e| bad(format!("pitch: {e}")))?;
+    if !(pitch_m > 0.0 && pitch_m.is_finite()) {
+        return Err(bad(format!("the pitch {pitch} must be positive")));
+    }
+    Ok((count(c)?, count(r)?, pitch_m))
+}
+
 /// A number and one of `units` (name, size in SI) into SI; `kind` names the quantity in
 /// messages, `examples` with units and `forms` of the number.
 fn parse_quantity(

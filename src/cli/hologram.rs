@@ -14,11 +14,11 @@ use photonflow_optics::holography::{
 };
 use photonflow_optics::io::npy::{NpyData, NpyDataRef, read_npy, write_npy};
 use photonflow_optics::lut::{GrayMap, Lut};
-use photonflow_optics::units::format_length;
+use photonflow_optics::units::{format_length, parse_array};
 use photonflow_optics::{Grid, Planner, Wave};
 use serde_json::json;
 
-use super::{length, positive_length, progress_bar};
+use super::{length, point, positive_length, progress_bar};
 use crate::plot::{
     Colormap, ImagePlot, LinePlot, Rect, Scale, Series, write_image_grid_png, write_line_png,
 };
@@ -135,20 +135,6 @@ pub struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-}
-
-/// Two lengths `X,Y`.
-fn point(flag: &str, text: &str) -> anyhow::Result<(f64, f64)> {
-    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
-    let [x, y] = parts[..] else {
-        bail!("{flag} {text}: give two lengths X,Y, e.g. 1mm,-0.5mm");
-    };
-    // A bare 0 needs no unit.
-    let l = |v: &str| match v {
-        "0" => Ok(0.0),
-        v => length(v).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}")),
-    };
-    Ok((l(x)?, l(y)?))
 }
 
 /// `--spot X,Y[,Z][,I]`: a third value with a unit is Z, a bare number the intensity.
@@ -271,27 +257,12 @@ fn correction(path: &Path, panel: &SlmPanel, map: &GrayMap) -> anyhow::Result<Ve
 
 /// `--spots COLSxROWS@PITCH` centred at `centre`.
 fn spot_grid(text: &str, centre: (f64, f64)) -> anyhow::Result<Vec<Spot>> {
-    let fix = "give COLSxROWS@PITCH, e.g. 5x5@200um";
-    let (counts, pitch) = text
-        .split_once('@')
-        .with_context(|| format!("--spots {text}: {fix}"))?;
-    let (c, r) = counts
-        .split_once(['x', 'X'])
-        .with_context(|| format!("--spots {text}: {fix}"))?;
-    let n = |v: &str| {
-        v.trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| (1..=10_000).contains(&n))
-            .with_context(|| format!("--spots {text}: '{v}' is not a count 1 … 10000; {fix}"))
-    };
-    let (cols, rows) = (n(c)?, n(r)?);
+    let (cols, rows, pitch) = parse_array(text).map_err(|e| anyhow::anyhow!("--spots {e}"))?;
     anyhow::ensure!(
         cols * rows <= 100_000,
         "--spots {text}: {} spots; at most 100000",
         cols * rows
     );
-    let pitch = positive_length(pitch).map_err(|e| anyhow::anyhow!("--spots {text}: {e}"))?;
     let off = |k: usize, n: usize| (k as f64 - (n as f64 - 1.0) / 2.0) * pitch;
     Ok((0..rows * cols)
         .map(|k| {

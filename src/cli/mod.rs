@@ -119,6 +119,20 @@ pub(crate) fn length(text: &str) -> Result<f64, String> {
     parse_length(text).map_err(|e| e.to_string())
 }
 
+/// Two lengths `X,Y`.
+pub(crate) fn point(flag: &str, text: &str) -> anyhow::Result<(f64, f64)> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [x, y] = parts[..] else {
+        anyhow::bail!("{flag} {text}: give two lengths X,Y, e.g. 1mm,-0.5mm");
+    };
+    // A bare 0 needs no unit.
+    let l = |v: &str| match v {
+        "0" => Ok(0.0),
+        v => length(v).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}")),
+    };
+    Ok((l(x)?, l(y)?))
+}
+
 /// A progress bar of `len` steps drawn with `template` on the terminal, or a hidden one
 /// (`hidden`: for `--json`, whose output is for scripts).
 pub(crate) fn progress_bar(hidden: bool, len: u64, template: &str) -> indicatif::ProgressBar {

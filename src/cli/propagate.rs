@@ -6,14 +6,14 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use num_complex::Complex;
 use photonflow_optics::io::npy::{self, NpyData, NpyDataRef};
-use photonflow_optics::propagate::{Evanescent, Plan};
-use photonflow_optics::units::format_length;
+use photonflow_optics::propagate::{Criterion, Evanescent, Plan, Window};
+use photonflow_optics::units::{format_length, parse_array};
 use photonflow_optics::{
     Field, Grid, Method, OpticsError, Padding, Planner, Propagation, Real, Wave,
 };
 use serde_json::json;
 
-use super::{length, positive_length};
+use super::{length, point, positive_length};
 use crate::plot;
 
 /// Arguments of `photonflow propagate`. A flag given twice takes its last value.
@@ -39,9 +39,19 @@ pub struct Args {
     /// Propagation distance with unit; negative propagates backwards (e.g. 5cm, -2mm).
     #[arg(long, value_parser = length, allow_hyphen_values = true, value_name = "LENGTH")]
     distance: f64,
-    /// Method: auto, asm, bl-asm, fresnel-tf, fresnel-ir, fresnel-sfft, fraunhofer or rs.
+    /// Method: auto, asm, bl-asm, fresnel-tf, fresnel-ir, fresnel-sfft, fraunhofer, rs, or
+    /// sas (scalable angular spectrum, onto an output window; far from the source).
     #[arg(long, default_value = "auto", value_name = "METHOD")]
     method: Method,
+    /// Sample the output plane on a window of its own: COLSxROWS@PITCH (e.g. a camera,
+    /// 640x480@5.86um). Methods: auto, bl-asm, sas, fresnel-sfft, fraunhofer.
+    #[arg(long, value_name = "COLSxROWS@PITCH")]
+    out_grid: Option<String>,
+    /// Centre of the output window X,Y in the input's coordinates (e.g. 1mm,-0.5mm), for a
+    /// window off axis; the default is on axis. Without --out-grid the window has the input's
+    /// samples and pitch.
+    #[arg(long, value_name = "X,Y", allow_hyphen_values = true)]
+    out_centre: Option<String>,
     /// Zero-padding factor per axis (2 = linear convolution; 1 = none, i.e. circular).
     #[arg(
         long,
@@ -180,12 +190,14 @@ fn go<T: NpyComplex>(
         .with_check(!args.no_check);
     if matches!(
         args.method,
-        Method::Auto | Method::FresnelSingleFft | Method::Fraunhofer
+        Method::Auto | Method::FresnelSingleFft | Method::Fraunhofer | Method::Sas
     ) {
         propagation = propagation.with_support(field.support(1e-6));
     }
     let planner = Planner::<T>::new();
-    let plan: Plan<T> = planner.plan(&grid, wave, &propagation).map_err(|e| {
+    let power_in: f64 = field.power().iter().sum();
+    let window = output_window(args, &grid, wave, padding)?;
+    let describe = |e: OpticsError| {
         let context = match e {
             OpticsError::Memory { .. } => format!(
                 "--pad {}: cannot propagate {} with this padding on this machine",
@@ -193,20 +205,49 @@ fn go<T: NpyComplex>(
                 args.input.display()
             ),
             _ => format!(
-                "cannot propagate {} over {} with --method {} (change --distance, --pad or --method as suggested, or pass --no-check to accept the aliasing error)",
+                "cannot propagate {} over {} with --method {} (change --distance, --pad, --out-grid or --method as suggested, or pass --no-check to accept the aliasing error)",
                 args.input.display(),
                 format_length(args.distance),
                 args.method
             ),
         };
         anyhow::Error::new(e).context(context)
-    })?;
-    let power_in: f64 = field.power().iter().sum();
-    let start = Instant::now();
-    plan.propagate(&mut field)?;
-    let seconds = start.elapsed().as_secs_f64();
+    };
+    let (field, run) = match &window {
+        None => {
+            let plan: Plan<T> = planner.plan(&grid, wave, &propagation).map_err(describe)?;
+            let start = Instant::now();
+            plan.propagate(&mut field)?;
+            let run = Run {
+                seconds: start.elapsed().as_secs_f64(),
+                method: plan.method(),
+                criterion: plan.criterion.clone(),
+                considered: plan.considered.clone(),
+                padded: plan.padded_shape(),
+                centre: (0.0, 0.0),
+            };
+            (field, run)
+        }
+        Some(window) => {
+            let plan = planner
+                .plan_window(&grid, wave, &propagation, window)
+                .map_err(describe)?;
+            let start = Instant::now();
+            let out = plan.apply(&field)?;
+            let run = Run {
+                seconds: start.elapsed().as_secs_f64(),
+                method: plan.method(),
+                criterion: plan.criterion.clone(),
+                considered: plan.considered.clone(),
+                padded: plan.padded_shape(),
+                centre: window.centre,
+            };
+            (out, run)
+        }
+    };
+    let seconds = run.seconds;
     let power_out: f64 = field.power().iter().sum();
-    let out = plan.output_grid();
+    let out = *field.grid();
     let shape: Vec<usize> = if keep_rank2 {
         vec![out.ny, out.nx]
     } else {
@@ -215,12 +256,12 @@ fn go<T: NpyComplex>(
     npy::write_npy(&args.output, &shape, T::npy(field.data()))
         .with_context(|| format!("cannot write --output {}", args.output.display()))?;
     if let Some(png) = &args.png {
-        write_png(png, &field, plan.method(), args.distance)
+        write_png(png, &field, run.centre, run.method, args.distance)
             .with_context(|| format!("cannot write --png {}", png.display()))?;
     }
-    let (my, mx) = plan.padded_shape();
+    let (my, mx) = run.padded;
     if args.json {
-        let considered: Vec<_> = plan
+        let considered: Vec<_> = run
             .considered
             .iter()
             .map(|c| json!({"method": c.method.name(), "valid": c.holds, "limit": c.limit}))
@@ -230,14 +271,14 @@ fn go<T: NpyComplex>(
             "output": args.output,
             "dtype": dtype,
             "shape": shape,
-            "method": plan.method().name(),
+            "method": run.method.name(),
             "requested_method": args.method.name(),
             "criterion": {
-                "valid": plan.criterion.holds,
-                "rule": plan.criterion.rule,
-                "limit": plan.criterion.limit,
-                "min_distance_m": finite_or_null(plan.criterion.min_distance),
-                "max_distance_m": finite_or_null(plan.criterion.max_distance),
+                "valid": run.criterion.holds,
+                "rule": run.criterion.rule,
+                "limit": run.criterion.limit,
+                "min_distance_m": finite_or_null(run.criterion.min_distance),
+                "max_distance_m": finite_or_null(run.criterion.max_distance),
             },
             "considered": considered,
             "wavelength_m": wave.wavelength,
@@ -247,6 +288,8 @@ fn go<T: NpyComplex>(
             "input_pitch_y_m": grid.dy,
             "output_pitch_m": out.dx,
             "output_pitch_y_m": out.dy,
+            "output_centre_m": [run.centre.0, run.centre.1],
+            "window": window.is_some(),
             "padding": padding.factor(),
             "padded_shape": [my, mx],
             "convolution": if padding == Padding::Circular { "circular" } else { "linear" },
@@ -262,7 +305,7 @@ fn go<T: NpyComplex>(
             args.output.display(),
             grid.ny,
             grid.nx,
-            plan.method(),
+            run.method,
             format_length(args.distance),
             if padding == Padding::Circular {
                 "circular"
@@ -271,9 +314,21 @@ fn go<T: NpyComplex>(
             },
         );
         if args.method == Method::Auto {
-            println!("auto: picked {} — {}", plan.method(), plan.criterion.limit);
+            println!("auto: picked {} — {}", run.method, run.criterion.limit);
         }
-        if plan.method().changes_sampling() {
+        if let Some(w) = &window {
+            println!(
+                "output window {}×{} at {} × {} (input {} × {}), centred at ({}, {})",
+                out.ny,
+                out.nx,
+                format_length(out.dx),
+                format_length(out.dy),
+                format_length(grid.dx),
+                format_length(grid.dy),
+                format_length(w.centre.0),
+                format_length(w.centre.1)
+            );
+        } else if run.method.changes_sampling() {
             println!(
                 "output pitch {} × {} (input {} × {})",
                 format_length(out.dx),
@@ -291,6 +346,55 @@ fn go<T: NpyComplex>(
     Ok(())
 }
 
+/// What a propagation did, for the report.
+struct Run {
+    seconds: f64,
+    method: Method,
+    criterion: Criterion,
+    considered: Vec<Criterion>,
+    padded: (usize, usize),
+    centre: (f64, f64),
+}
+
+/// The output window `--out-grid` / `--out-centre` ask for, if any. `--method sas` always
+/// runs onto one: without `--out-grid`, the input's samples at sas's natural pitch
+/// `λ|z|/(M·d)` (M the padded samples).
+fn output_window(
+    args: &Args,
+    grid: &Grid,
+    wave: Wave,
+    padding: Padding,
+) -> anyhow::Result<Option<Window>> {
+    let centre = match &args.out_centre {
+        Some(text) => point("--out-centre", text)?,
+        None => (0.0, 0.0),
+    };
+    let out = match &args.out_grid {
+        Some(text) => {
+            let (nx, ny, pitch) =
+                parse_array(text).map_err(|e| anyhow::anyhow!("--out-grid {e}"))?;
+            Grid::new(nx, ny, pitch, pitch)?
+        }
+        None if args.method.window_only() => {
+            if args.distance == 0.0 {
+                bail!("--method {} needs a non-zero --distance", args.method);
+            }
+            let natural = |n: usize, d: f64| {
+                wave.lambda() * args.distance.abs() / (padding.padded_len(n) as f64 * d)
+            };
+            Grid::new(
+                grid.nx,
+                grid.ny,
+                natural(grid.nx, grid.dx),
+                natural(grid.ny, grid.dy),
+            )?
+        }
+        None if args.out_centre.is_some() => *grid,
+        None => return Ok(None),
+    };
+    Ok(Some(Window::new(out, centre)?))
+}
+
 fn finite_or_null(v: f64) -> serde_json::Value {
     if v.is_finite() {
         json!(v)
@@ -302,10 +406,13 @@ fn finite_or_null(v: f64) -> serde_json::Value {
 fn write_png<T: Real>(
     path: &Path,
     field: &Field<T>,
+    centre: (f64, f64),
     method: Method,
     distance: f64,
 ) -> Result<(), plot::PlotError> {
     let g = field.grid();
+    let [x0, x1, y0, y1] = g.edges();
+    let edges = [x0 + centre.0, x1 + centre.0, y0 + centre.1, y1 + centre.1];
     let values: Vec<f64> = field.sample(0).iter().map(|z| z.norm_sqr().f64()).collect();
     let title = format!("|E|² after {} ({method})", format_length(distance));
     plot::write_image_png(
@@ -314,7 +421,7 @@ fn write_png<T: Real>(
             title: &title,
             colorbar_label: "intensity (a.u.)",
             colormap: plot::Colormap::Inferno,
-            ..plot::ImagePlot::new(&values, g.nx, g.ny, g.edges())
+            ..plot::ImagePlot::new(&values, g.nx, g.ny, edges)
         },
         900,
         760,

@@ -36,7 +36,7 @@ use photonflow_optics::io::write_atomic;
 use photonflow_optics::lut::{GrayMap, Lut};
 use photonflow_optics::memory;
 use photonflow_optics::system::Modulation;
-use photonflow_optics::units::{format_length, parse_length};
+use photonflow_optics::units::{format_length, parse_array};
 use serde_json::json;
 
 use super::{Staging, bmp};
@@ -57,33 +57,15 @@ pub struct SlmPanel {
 impl FromStr for SlmPanel {
     type Err = CompileError;
 
-    /// Parses `WIDTHxHEIGHT@PITCH`, e.g. `1920x1080@8um`.
+    /// Parses `WIDTHxHEIGHT@PITCH`, e.g. `1920x1080@8um` ([`parse_array`]).
     fn from_str(s: &str) -> Result<Self> {
-        let bad = |problem: String| CompileError::Option {
+        let (width, height, pitch_m) = parse_array(s).map_err(|e| CompileError::Option {
             option: "--slm",
-            problem,
-        };
-        let usage = "give the panel as WIDTHxHEIGHT@PITCH, e.g. 1920x1080@8um";
-        let (size, pitch) = s
-            .split_once('@')
-            .ok_or_else(|| bad(format!("'{s}' has no '@PITCH'; {usage}")))?;
-        let (w, h) = size
-            .split_once(['x', 'X', '×'])
-            .ok_or_else(|| bad(format!("'{size}' is not WIDTHxHEIGHT; {usage}")))?;
-        let count = |t: &str| -> Result<usize> {
-            t.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| (1..=1 << 15).contains(&n))
-                .ok_or_else(|| bad(format!("'{t}' is not a pixel count 1 … 32768; {usage}")))
-        };
-        let pitch_m = parse_length(pitch).map_err(|e| bad(format!("pitch: {e}")))?;
-        if !(pitch_m > 0.0 && pitch_m.is_finite()) {
-            return Err(bad(format!("pitch {pitch} must be positive")));
-        }
+            problem: e.to_string(),
+        })?;
         Ok(Self {
-            width: count(w)?,
-            height: count(h)?,
+            width,
+            height,
             pitch_m,
         })
     }
@@ -737,8 +719,8 @@ mod tests {
         assert!(e.contains("--two-pi-gray") && e.contains("2 … 256"), "{e}");
         for (text, needle) in [
             ("1920x1080", "no '@PITCH'"),
-            ("1920@8um", "not WIDTHxHEIGHT"),
-            ("0x1080@8um", "'0' is not a pixel count"),
+            ("1920@8um", "not COLSxROWS"),
+            ("0x1080@8um", "'0' is not a count"),
             ("1920x1080@8", "pitch"),
         ] {
             let e = text.parse::<SlmPanel>().unwrap_err().to_string();

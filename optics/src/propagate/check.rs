@@ -103,6 +103,7 @@ fn range(method: Method, ax: Axis, lam: f64, a: f64) -> (f64, f64) {
             ((4.0 * d).max(alias), f64::INFINITY)
         }
         Method::FresnelSingleFft => (2.0 * a * d / lam, f64::INFINITY),
+        Method::Sas => (ax.m as f64 * d * d / lam, f64::INFINITY),
         Method::Fraunhofer | Method::Auto => (0.0, f64::INFINITY),
     }
 }
@@ -124,6 +125,9 @@ fn rule(method: Method) -> &'static str {
         }
         Method::FresnelSingleFft => "the input chirp must be sampled over the source (z ≥ 2·a·d/λ)",
         Method::Fraunhofer => "the plane must be in the far field of the source (z ≥ 2·D²/λ)",
+        Method::Sas => {
+            "the Fresnel chirp must be sampled over the padded window (z ≥ M·d²/λ); sas runs onto an output window"
+        }
         Method::Auto => "",
     }
 }
@@ -232,7 +236,7 @@ fn fix_for(
         Method::FresnelIr | Method::RayleighSommerfeld => {
             &["use bl-asm (valid close to the source)"]
         }
-        Method::FresnelSingleFft | Method::Fraunhofer => {
+        Method::FresnelSingleFft | Method::Fraunhofer | Method::Sas => {
             &["use bl-asm, rs or fresnel-ir (convolution methods that keep the input sampling)"]
         }
         Method::Auto => &[],

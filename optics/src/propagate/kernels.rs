@@ -7,7 +7,7 @@ use std::f64::consts::PI;
 
 use num_complex::Complex;
 
-use super::{Evanescent, Method};
+use super::{Evanescent, Method, Window};
 use crate::error::{OpticsError, Result};
 use crate::fft::{Fft2, FftCache};
 use crate::field::Field;
@@ -88,7 +88,7 @@ pub(super) fn transfer(
                 }
             })
         }
-        Method::Auto | Method::FresnelSingleFft | Method::Fraunhofer => {
+        Method::Auto | Method::FresnelSingleFft | Method::Fraunhofer | Method::Sas => {
             unreachable!("{method} has no convolution transfer function")
         }
     })
@@ -144,15 +144,27 @@ fn impulse_transfer(p: &Padded, h: impl Fn(f64, f64) -> C64) -> Vec<C64> {
 /// The Rayleigh–Sommerfeld integral by direct summation, `O(N⁴)`: the reference the FFT
 /// methods are tested against. Output on the input's grid; every field of the batch.
 pub fn rs_direct(field: &Field<f64>, wave: Wave, z: f64) -> Result<Field<f64>> {
+    rs_direct_window(field, wave, z, &Window::on_axis(*field.grid()))
+}
+
+/// The Rayleigh–Sommerfeld integral by direct summation onto the points of `window`,
+/// `O(N²·K²)`: the reference the window methods are tested against. Every field of the batch.
+pub fn rs_direct_window(
+    field: &Field<f64>,
+    wave: Wave,
+    z: f64,
+    window: &Window,
+) -> Result<Field<f64>> {
     let g: Grid = *field.grid();
     let (xs, ys) = (g.x(), g.y());
+    let (wx, wy) = (window.x(), window.y());
     let area = g.cell_area();
-    let mut out = Field::zeros(g, field.wavelength(), field.batch())?;
+    let mut out = Field::zeros(window.grid, field.wavelength(), field.batch())?;
     for b in 0..field.batch() {
         let src = field.sample(b);
         let dst = out.sample_mut(b);
-        for (i, &y) in ys.iter().enumerate() {
-            for (j, &x) in xs.iter().enumerate() {
+        for (i, &y) in wy.iter().enumerate() {
+            for (j, &x) in wx.iter().enumerate() {
                 let mut acc = C64::default();
                 for (ii, &eta) in ys.iter().enumerate() {
                     for (jj, &xi) in xs.iter().enumerate() {
@@ -162,7 +174,7 @@ pub fn rs_direct(field: &Field<f64>, wave: Wave, z: f64) -> Result<Field<f64>> {
                         }
                     }
                 }
-                dst[i * g.nx + j] = acc * area;
+                dst[i * window.grid.nx + j] = acc * area;
             }
         }
     }
