@@ -145,6 +145,20 @@ fn fraunhofer_of_a_rectangle_is_sinc_squared() {
     assert!(worst < 2e-3, "sinc² mismatch {worst}");
 }
 
+/// Uniform illumination through a disc of diameter `d` (area-weighted edges).
+fn disc(grid: Grid, wave: Wave, d: f64) -> Field<f64> {
+    let mut f = Field::<f64>::from_fn(grid, wave.wavelength, |_, _| C64::from(1.0)).unwrap();
+    CircularAperture {
+        radius: d / 2.0,
+        centre: (0.0, 0.0),
+        invert: false,
+        supersample: 8,
+    }
+    .apply(&mut f)
+    .unwrap();
+    f
+}
+
 /// J₁(x) = (1/π)∫₀^π cos(τ − x sin τ) dτ, by the trapezoidal rule (spectrally accurate).
 fn bessel_j1(x: f64) -> f64 {
     let n = 400;
@@ -168,15 +182,7 @@ fn a_camera_window_off_axis_sees_the_airy_rings() {
     let wave = Wave::vacuum(500e-9).unwrap();
     let grid = Grid::square(160, 1e-6).unwrap();
     let d = 100e-6;
-    let mut f = Field::<f64>::from_fn(grid, wave.wavelength, |_, _| C64::from(1.0)).unwrap();
-    CircularAperture {
-        radius: d / 2.0,
-        centre: (0.0, 0.0),
-        invert: false,
-        supersample: 8,
-    }
-    .apply(&mut f)
-    .unwrap();
+    let f = disc(grid, wave, d);
     let z = 0.5;
     let camera = Window::new(Grid::square(128, 12e-6).unwrap(), (3.2e-3, 1.0e-3)).unwrap();
     let lz = wave.wavelength * z;
@@ -215,16 +221,7 @@ fn fraunhofer_of_a_disc_is_airy_with_first_zero_at_1_22() {
     let wave = Wave::vacuum(500e-9).unwrap();
     let grid = Grid::square(160, 1e-6).unwrap();
     let d = 100e-6;
-    // Uniform illumination through the disc (area-weighted edges).
-    let mut f = Field::<f64>::from_fn(grid, wave.wavelength, |_, _| C64::from(1.0)).unwrap();
-    CircularAperture {
-        radius: d / 2.0,
-        centre: (0.0, 0.0),
-        invert: false,
-        supersample: 8,
-    }
-    .apply(&mut f)
-    .unwrap();
+    let mut f = disc(grid, wave, d);
     let z = 0.5;
     let p = Propagation::new(z)
         .with_method(Method::Fraunhofer)

@@ -213,20 +213,34 @@ fn go<T: NpyComplex>(
         };
         anyhow::Error::new(e).context(context)
     };
+    let run = |seconds: f64,
+               method: Method,
+               criterion: &Criterion,
+               considered: &[Criterion],
+               padded,
+               centre| Run {
+        seconds,
+        method,
+        criterion: criterion.clone(),
+        considered: considered.to_vec(),
+        padded,
+        centre,
+    };
     let (field, run) = match &window {
         None => {
             let plan: Plan<T> = planner.plan(&grid, wave, &propagation).map_err(describe)?;
             let start = Instant::now();
             plan.propagate(&mut field)?;
-            let run = Run {
-                seconds: start.elapsed().as_secs_f64(),
-                method: plan.method(),
-                criterion: plan.criterion.clone(),
-                considered: plan.considered.clone(),
-                padded: plan.padded_shape(),
-                centre: (0.0, 0.0),
-            };
-            (field, run)
+            let seconds = start.elapsed().as_secs_f64();
+            let r = run(
+                seconds,
+                plan.method(),
+                &plan.criterion,
+                &plan.considered,
+                plan.padded_shape(),
+                (0.0, 0.0),
+            );
+            (field, r)
         }
         Some(window) => {
             let plan = planner
@@ -234,15 +248,16 @@ fn go<T: NpyComplex>(
                 .map_err(describe)?;
             let start = Instant::now();
             let out = plan.apply(&field)?;
-            let run = Run {
-                seconds: start.elapsed().as_secs_f64(),
-                method: plan.method(),
-                criterion: plan.criterion.clone(),
-                considered: plan.considered.clone(),
-                padded: plan.padded_shape(),
-                centre: window.centre,
-            };
-            (out, run)
+            let seconds = start.elapsed().as_secs_f64();
+            let r = run(
+                seconds,
+                plan.method(),
+                &plan.criterion,
+                &plan.considered,
+                plan.padded_shape(),
+                window.centre,
+            );
+            (out, r)
         }
     };
     let seconds = run.seconds;

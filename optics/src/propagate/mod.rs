@@ -313,26 +313,31 @@ pub trait Propagator<T: Real>: Send + Sync + fmt::Debug {
 
     #[doc(hidden)]
     fn check_field(&self, field: &Field<T>, grid: Grid) -> Result<()> {
-        if *field.grid() != grid {
-            return Err(OpticsError::Shape(format!(
-                "the field is sampled on {:?} but this plan expects {:?}",
-                field.grid(),
-                grid
-            )));
-        }
-        let w = self.wave().wavelength;
-        if (field.wavelength() - w).abs() > 1e-12 * w {
-            return Err(invalid(
-                "wavelength",
-                format!(
-                    "the field is at {} m but the plan was made for {} m; plan again",
-                    field.wavelength(),
-                    w
-                ),
-            ));
-        }
-        Ok(())
+        check_field(field, grid, self.wave())
     }
+}
+
+/// Checks that `field` is sampled on `grid` at the wavelength of `wave`, the plan's.
+pub(crate) fn check_field<T: Real>(field: &Field<T>, grid: Grid, wave: Wave) -> Result<()> {
+    if *field.grid() != grid {
+        return Err(OpticsError::Shape(format!(
+            "the field is sampled on {:?} but this plan expects {:?}",
+            field.grid(),
+            grid
+        )));
+    }
+    let w = wave.wavelength;
+    if (field.wavelength() - w).abs() > 1e-12 * w {
+        return Err(invalid(
+            "wavelength",
+            format!(
+                "the field is at {} m but the plan was made for {} m; plan again",
+                field.wavelength(),
+                w
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A plan as handed out by [`Planner::plan`]: the propagator, the criterion it was checked

@@ -373,24 +373,8 @@ impl<T: Real> WindowPlan<T> {
 
     /// Propagates a [`Field`] on the input grid, returning the field on the window's grid.
     pub fn apply(&self, field: &Field<T>) -> Result<Field<T>> {
-        if *field.grid() != self.input {
-            return Err(OpticsError::Shape(format!(
-                "the field is sampled on {:?} but this plan expects {:?}",
-                field.grid(),
-                self.input
-            )));
-        }
+        super::check_field(field, self.input, self.wave)?;
         let w = self.wave.wavelength;
-        if (field.wavelength() - w).abs() > 1e-12 * w {
-            return Err(invalid(
-                "wavelength",
-                format!(
-                    "the field is at {} m but the plan was made for {} m; plan again",
-                    field.wavelength(),
-                    w
-                ),
-            ));
-        }
         let mut out = Field::zeros(self.window.grid, w, field.batch())?;
         self.propagate(field.data(), out.data_mut())?;
         Ok(out)
