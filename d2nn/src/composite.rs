@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use burn::tensor::{Device, Tensor, TensorData};
 use num_complex::Complex;
 use photonflow_optics::fft::Separable;
-use photonflow_optics::propagate::{Plan, Spectral, Stages};
+use photonflow_optics::propagate::{Matrices, Plan, Spectral, Stages, WindowPlan};
 
-use crate::ops::{check_field, check_masks, check_plan};
+use crate::ops::{check_field, check_masks, check_plan, check_window};
 use crate::precision::Precision;
 
 /// A complex tensor as its real and imaginary parts.
@@ -208,6 +208,49 @@ pub fn propagate<T: Precision>(field: Tensor<4>, plan: &Plan<T>) -> Tensor<4> {
 pub fn propagate_adjoint<T: Precision>(field: Tensor<4>, plan: &Plan<T>) -> Tensor<4> {
     check_plan("propagate_adjoint", &field, plan, true);
     run(field, &plan.stages(true))
+}
+
+/// The window plan's dense matrices applied to a batch of fields.
+fn run_window<T: Precision>(field: Tensor<4>, m: &Matrices<T>) -> Tensor<4> {
+    let device = field.device();
+    let [(ny, nx), (p, q), (ky, kx)] = m.shapes;
+    let up = |v: &[Complex<T>], shape: [usize; 2]| {
+        upload::<T>(
+            v.iter().map(|z| Complex::new(z.re.f64(), z.im.f64())),
+            shape,
+            &device,
+        )
+    };
+    let mut u = Parts::split(field)
+        .left(&up(&m.rows_in, [p, ny]))
+        .right(&up(&m.cols_in, [nx, q]));
+    if let Some(t) = &m.table {
+        u = u.mul_plane(&up(t, [p, q]));
+    }
+    u.left(&up(&m.rows_out, [ky, p]))
+        .right(&up(&m.cols_out, [q, kx]))
+        .pack()
+}
+
+/// [`crate::propagate_window`] composed of burn operations, on any backend.
+///
+/// # Panics
+/// As [`crate::propagate_window`].
+pub fn propagate_window<T: Precision>(field: Tensor<4>, plan: &Arc<WindowPlan<T>>) -> Tensor<4> {
+    check_window("propagate_window", &field, plan, false);
+    run_window(field, &plan.matrices(false))
+}
+
+/// [`crate::propagate_window_adjoint`] composed of burn operations, on any backend.
+///
+/// # Panics
+/// As [`crate::propagate_window_adjoint`].
+pub fn propagate_window_adjoint<T: Precision>(
+    field: Tensor<4>,
+    plan: &Arc<WindowPlan<T>>,
+) -> Tensor<4> {
+    check_window("propagate_window_adjoint", &field, plan, true);
+    run_window(field, &plan.matrices(true))
 }
 
 /// [`crate::phase_modulate`] composed of burn operations, on any backend.

@@ -12,10 +12,11 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{DType, Flex, Shape, TensorData, TensorMetadata};
 use num_complex::Complex;
 use photonflow_optics::Propagator;
+use photonflow_optics::propagate::WindowPlan;
 use rayon::prelude::*;
 
 use crate::ops::{ModulateGrads, OpticsBackward, OpticsOps};
-use crate::precision::{Precision, SharedPropagator, expect_dtype};
+use crate::precision::{Precision, SharedPropagator, SharedWindow, expect_dtype};
 
 /// Calls `$f::<T>($args)` with `T` the element type of the field tensor `$t` (f32 or f64), or
 /// panics naming `$op`.
@@ -181,6 +182,48 @@ fn propagate<T: Precision>(
     out
 }
 
+/// Propagation of every field of the batch onto a window plan's window (or, `adjoint`, back):
+/// a new tensor of the other plane's shape.
+fn propagate_window<T: Precision>(
+    field: FlexTensor,
+    plan: &SharedWindow,
+    adjoint: bool,
+) -> FlexTensor {
+    const OP: &str = "propagate_window";
+    let [b, ny, nx] = field_dims::<T>(OP, &field);
+    let plan: &WindowPlan<T> = T::window(plan).unwrap_or_else(|| {
+        panic!(
+            "{OP}: the fields hold {:?} but the plan is for {:?}",
+            T::DTYPE,
+            plan.dtype()
+        )
+    });
+    let (from, to) = if adjoint {
+        (plan.window().grid, plan.input_grid())
+    } else {
+        (plan.input_grid(), plan.window().grid)
+    };
+    assert!(
+        (ny, nx) == (from.ny, from.nx),
+        "{OP}: fields are {ny}×{nx} but the plan's {} is {}×{}",
+        if adjoint { "window" } else { "input grid" },
+        from.ny,
+        from.nx
+    );
+    let mut out = vec![T::zero(); 2 * b * to.ny * to.nx];
+    with_slice(&field, |u: &[T]| {
+        let (u, o): (&[Complex<T>], &mut [Complex<T>]) =
+            (bytemuck::cast_slice(u), bytemuck::cast_slice_mut(&mut out));
+        let done = if adjoint {
+            plan.adjoint(u, o)
+        } else {
+            plan.propagate(u, o)
+        };
+        done.unwrap_or_else(|e| panic!("{OP}: {e}"));
+    });
+    FlexTensor::from_data(TensorData::new(out, Shape::new([b, to.ny, to.nx, 2])))
+}
+
 /// `|u|²` of every sample: `[B, Ny, Nx, 2]` → `[B, Ny, Nx]`.
 fn intensity<T: Precision>(field: FlexTensor) -> FlexTensor {
     let [b, ny, nx] = field_dims::<T>("intensity", &field);
@@ -198,6 +241,14 @@ fn intensity<T: Precision>(field: FlexTensor) -> FlexTensor {
 impl OpticsOps for Flex {
     fn propagate(field: FlexTensor, plan: SharedPropagator, adjoint: bool) -> FlexTensor {
         by_dtype!("propagate", field, propagate(field, &plan, adjoint))
+    }
+
+    fn propagate_window(field: FlexTensor, plan: SharedWindow, adjoint: bool) -> FlexTensor {
+        by_dtype!(
+            "propagate_window",
+            field,
+            propagate_window(field, &plan, adjoint)
+        )
     }
 
     fn phase_modulate(field: FlexTensor, phi: FlexTensor) -> FlexTensor {

@@ -56,6 +56,6 @@ pub mod train;
 pub use convert::{detector_weights, field_to_tensor, tensor_to_field};
 pub use ops::{
     amplitude_phase_modulate, intensity, phase_modulate, propagate, propagate_adjoint,
-    region_energies,
+    propagate_window, propagate_window_adjoint, region_energies,
 };
-pub use precision::{Precision, SharedPropagator};
+pub use precision::{Precision, SharedPropagator, SharedWindow};

@@ -23,11 +23,13 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::tensor::{Device, Tensor};
-use photonflow_optics::propagate::Plan;
+use std::sync::Arc;
+
+use photonflow_optics::propagate::{Plan, WindowPlan};
 
 use crate::composite;
-pub use crate::precision::SharedPropagator;
 use crate::precision::{Precision, expect_dtype};
+pub use crate::precision::{SharedPropagator, SharedWindow};
 
 /// Differentiable operations on complex fields `[B, Ny, Nx, 2]` (`f32` or `f64`).
 ///
@@ -40,6 +42,15 @@ pub trait OpticsOps: Backend {
     fn propagate(
         field: FloatTensor<Self>,
         plan: SharedPropagator,
+        adjoint: bool,
+    ) -> FloatTensor<Self>;
+
+    /// Propagates every field of the batch onto `plan`'s output window (`adjoint = false`:
+    /// fields on the plan's input grid, `[B, Ky, Kx, 2]` out), or applies the plan's adjoint
+    /// (`adjoint = true`: fields on the window, back onto the input grid).
+    fn propagate_window(
+        field: FloatTensor<Self>,
+        plan: SharedWindow,
         adjoint: bool,
     ) -> FloatTensor<Self>;
 
@@ -120,6 +131,45 @@ impl<B: OpticsOps + OpticsBackward, C: CheckpointStrategy> OpticsOps for Autodif
                 prep.finish((plan.clone(), adjoint), B::propagate(u, plan, adjoint))
             }
             OpsKind::UnTracked(prep) => prep.finish(B::propagate(u, plan, adjoint)),
+        }
+    }
+
+    fn propagate_window(
+        field: FloatTensor<Self>,
+        plan: SharedWindow,
+        adjoint: bool,
+    ) -> FloatTensor<Self> {
+        /// Backward of a window propagation: the other direction of the same plan.
+        #[derive(Debug)]
+        struct WindowBackward;
+
+        impl<B: OpticsOps> Backward<B, 1> for WindowBackward {
+            type State = (SharedWindow, bool);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (plan, adjoint) = ops.state;
+                unary::<B, _>(ops.parents, ops.node, grads, |g| {
+                    B::propagate_window(g, plan, !adjoint)
+                });
+            }
+        }
+
+        let (u, node) = field.into_parts();
+        match WindowBackward
+            .prepare::<C>([node])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                (plan.clone(), adjoint),
+                B::propagate_window(u, plan, adjoint),
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(B::propagate_window(u, plan, adjoint)),
         }
     }
 
@@ -278,6 +328,23 @@ pub(crate) fn check_plan<T: Precision>(op: &str, field: &Tensor<4>, plan: &Plan<
     expect_dtype(op, "field", field.dtype(), T::DTYPE);
 }
 
+/// Panics unless `field` holds fields on `plan`'s input grid (or, `adjoint`, its window) in the
+/// plan's precision.
+pub(crate) fn check_window<T: Precision>(
+    op: &str,
+    field: &Tensor<4>,
+    plan: &WindowPlan<T>,
+    adjoint: bool,
+) {
+    let g = if adjoint {
+        plan.window().grid
+    } else {
+        plan.input_grid()
+    };
+    check_field(op, field, g.ny, g.nx);
+    expect_dtype(op, "field", field.dtype(), T::DTYPE);
+}
+
 /// Whether `t` lives on Flex (with or without autodiff), where the fused kernels run.
 fn fused<const D: usize>(t: &Tensor<D>) -> bool {
     t.device() == Device::flex()
@@ -317,6 +384,47 @@ pub fn propagate_adjoint<T: Precision>(field: Tensor<4>, plan: &Plan<T>) -> Tens
     Tensor::from_dispatch(<Dispatch as OpticsOps>::propagate(
         field.into_dispatch(),
         T::share(plan),
+        true,
+    ))
+}
+
+/// Propagates a batch of fields `[B, Ny, Nx, 2]` sampled on `plan`'s input grid onto its
+/// output window (`[B, Ky, Kx, 2]`: a camera of another pitch, off axis; see
+/// `photonflow_optics::propagate::window`). Differentiable; the backward pass is the plan's
+/// exact adjoint. On Flex this runs the plan's zoom-DFT kernels; on any other backend the
+/// plan's dense matrices composed of burn operations ([`composite::propagate_window`]).
+///
+/// # Panics
+/// If the fields are not `[B, Ny, Nx, 2]` with the plan's input `Ny × Nx`, or their dtype is
+/// not the plan's precision.
+pub fn propagate_window<T: Precision>(field: Tensor<4>, plan: &Arc<WindowPlan<T>>) -> Tensor<4> {
+    if !fused(&field) {
+        return composite::propagate_window(field, plan);
+    }
+    check_window("propagate_window", &field, plan, false);
+    Tensor::from_dispatch(<Dispatch as OpticsOps>::propagate_window(
+        field.into_dispatch(),
+        T::share_window(plan),
+        false,
+    ))
+}
+
+/// Applies the adjoint of a window plan to fields on its window, returning fields on its input
+/// grid. Differentiable; its backward pass is [`propagate_window`].
+///
+/// # Panics
+/// As [`propagate_window`], with the window's shape.
+pub fn propagate_window_adjoint<T: Precision>(
+    field: Tensor<4>,
+    plan: &Arc<WindowPlan<T>>,
+) -> Tensor<4> {
+    if !fused(&field) {
+        return composite::propagate_window_adjoint(field, plan);
+    }
+    check_window("propagate_window_adjoint", &field, plan, true);
+    Tensor::from_dispatch(<Dispatch as OpticsOps>::propagate_window(
+        field.into_dispatch(),
+        T::share_window(plan),
         true,
     ))
 }

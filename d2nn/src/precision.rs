@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use burn::tensor::{DType, Element};
-use photonflow_optics::propagate::Plan;
+use photonflow_optics::propagate::{Plan, WindowPlan};
 use photonflow_optics::{Propagator, Real};
 
 /// A planned propagation of either precision, shared between the forward and backward passes.
@@ -29,6 +29,26 @@ impl SharedPropagator {
     }
 }
 
+/// A planned propagation onto an output window of either precision, shared between the
+/// forward and backward passes.
+#[derive(Debug, Clone)]
+pub enum SharedWindow {
+    /// For `f32` fields.
+    F32(Arc<WindowPlan<f32>>),
+    /// For `f64` fields.
+    F64(Arc<WindowPlan<f64>>),
+}
+
+impl SharedWindow {
+    /// The element type of the fields this plan runs on.
+    pub fn dtype(&self) -> DType {
+        match self {
+            SharedWindow::F32(_) => DType::F32,
+            SharedWindow::F64(_) => DType::F64,
+        }
+    }
+}
+
 /// An element type of fields: `f32` or `f64`.
 pub trait Precision: Real + Element + bytemuck::Pod {
     /// The burn data type of tensors holding this element.
@@ -39,6 +59,12 @@ pub trait Precision: Real + Element + bytemuck::Pod {
 
     /// The propagator of `plan` when it is of this precision.
     fn propagator(plan: &SharedPropagator) -> Option<&dyn Propagator<Self>>;
+
+    /// The window plan, shared.
+    fn share_window(plan: &Arc<WindowPlan<Self>>) -> SharedWindow;
+
+    /// The window plan of `plan` when it is of this precision.
+    fn window(plan: &SharedWindow) -> Option<&WindowPlan<Self>>;
 }
 
 impl Precision for f32 {
@@ -54,6 +80,17 @@ impl Precision for f32 {
             SharedPropagator::F64(_) => None,
         }
     }
+
+    fn share_window(plan: &Arc<WindowPlan<f32>>) -> SharedWindow {
+        SharedWindow::F32(plan.clone())
+    }
+
+    fn window(plan: &SharedWindow) -> Option<&WindowPlan<f32>> {
+        match plan {
+            SharedWindow::F32(p) => Some(p),
+            SharedWindow::F64(_) => None,
+        }
+    }
 }
 
 impl Precision for f64 {
@@ -67,6 +104,17 @@ impl Precision for f64 {
         match plan {
             SharedPropagator::F64(p) => Some(&**p),
             SharedPropagator::F32(_) => None,
+        }
+    }
+
+    fn share_window(plan: &Arc<WindowPlan<f64>>) -> SharedWindow {
+        SharedWindow::F64(plan.clone())
+    }
+
+    fn window(plan: &SharedWindow) -> Option<&WindowPlan<f64>> {
+        match plan {
+            SharedWindow::F64(p) => Some(p),
+            SharedWindow::F32(_) => None,
         }
     }
 }

@@ -47,7 +47,7 @@ use num_complex::Complex;
 pub use check::Criterion;
 pub use kernels::{rs_direct, rs_direct_window, rs_kernel};
 pub use stages::{Spectral, Stages};
-pub use window::{Window, WindowPlan};
+pub use window::{Matrices, Window, WindowPlan};
 
 use crate::error::{OpticsError, Result, invalid};
 use crate::fft::{Engine, FftCache};

@@ -250,7 +250,10 @@ impl<T: Real> Pipeline<T> {
     fn pass(&self, chain: &Chain<T>, src: &[Complex<T>], dst: &mut [Complex<T>]) {
         let (n_in, n_out) = (chain.n_in, chain.n_out());
         let rows = src.len() / n_in;
-        let per_task = rows.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let threads = rayon::current_num_threads();
+        let per_task = rows.div_ceil(4 * threads).max(1);
+        // As many scratch sets as workers can use at once, so that no later call allocates.
+        self.scratch.reserve(threads);
         dst.par_chunks_mut(per_task * n_out)
             .enumerate()
             .for_each(|(t, chunk)| {
@@ -264,6 +267,7 @@ impl<T: Real> Pipeline<T> {
 
     /// One field through the pipeline.
     fn run(&self, input: &[Complex<T>], output: &mut [Complex<T>]) {
+        self.buffers.reserve(1);
         let mut buf = self.buffers.take();
         let Buffers {
             rows,
@@ -371,6 +375,15 @@ impl<T: Real> WindowPlan<T> {
         run_batch(&self.backward, output, input, "window", "input")
     }
 
+    /// The operator (`adjoint = false`) or its adjoint as dense [`Matrices`].
+    pub fn matrices(&self, adjoint: bool) -> Matrices<T> {
+        if adjoint {
+            self.backward.matrices()
+        } else {
+            self.forward.matrices()
+        }
+    }
+
     /// Propagates a [`Field`] on the input grid, returning the field on the window's grid.
     pub fn apply(&self, field: &Field<T>) -> Result<Field<T>> {
         super::check_field(field, self.input, self.wave)?;
@@ -401,6 +414,110 @@ fn run_batch<T: Real>(
         p.run(s, d);
     }
     Ok(())
+}
+
+/// A window plan (or its adjoint) as dense matrices, for code that cannot call the kernels
+/// (a GPU backend composing the operator from matrix products): per field `u` (`[ny, nx]`),
+///
+/// `out = rows_out · (table ⊙ (rows_in · u · cols_in)) · cols_out`,
+///
+/// every matrix row-major with the shape given, `table` absent (all ones) for the
+/// single-transform methods. They are the plan's own zoom DFTs and factors applied to unit
+/// vectors, so they cannot drift from the kernels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrices<T> {
+    /// `(ny, nx)` of the fields in, `(p, q)` inside, `(ky, kx)` out.
+    pub shapes: [(usize, usize); 3],
+    /// `[p, ny]`.
+    pub rows_in: Vec<Complex<T>>,
+    /// `[nx, q]`.
+    pub cols_in: Vec<Complex<T>>,
+    /// `[p, q]`, or `None` for ones.
+    pub table: Option<Vec<Complex<T>>>,
+    /// `[ky, p]`.
+    pub rows_out: Vec<Complex<T>>,
+    /// `[q, kx]`.
+    pub cols_out: Vec<Complex<T>>,
+}
+
+/// The matrix `[n_out, n_in]` of `steps` (zooms and scales) applied to a row of `n_in` values;
+/// `transpose` returns `[n_in, n_out]` instead.
+fn dense<T: Real>(steps: &[Step<T>], n_in: usize, transpose: bool) -> (usize, Vec<Complex<T>>) {
+    let n_out = steps
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            Step::Zoom(z) => Some(z.output_len()),
+            _ => None,
+        })
+        .unwrap_or(n_in);
+    let mut m = vec![Complex::<T>::default(); n_out * n_in];
+    let mut a = vec![Complex::<T>::default(); n_in];
+    for j in 0..n_in {
+        a.fill(Complex::default());
+        a[j] = Complex::new(T::one(), T::zero());
+        let mut v = a.clone();
+        for step in steps {
+            match step {
+                Step::Zoom(z) => {
+                    let mut out = vec![Complex::default(); z.output_len()];
+                    let mut work = vec![Complex::default(); z.work_len()];
+                    z.apply(&v, &mut out, &mut work);
+                    v = out;
+                }
+                Step::Scale(w) => v.iter_mut().zip(w).for_each(|(x, w)| *x = *x * w),
+                Step::Table(_) => unreachable!("split at the table"),
+            }
+        }
+        for (i, x) in v.into_iter().enumerate() {
+            if transpose {
+                m[j * n_out + i] = x;
+            } else {
+                m[i * n_in + j] = x;
+            }
+        }
+    }
+    (n_out, m)
+}
+
+impl<T: Real> Pipeline<T> {
+    fn matrices(&self) -> Matrices<T> {
+        let (ny, nx) = (self.rows_in, self.x1.n_in);
+        let (q, cols_in) = dense(&self.x1.steps, nx, true);
+        let at = self
+            .y
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Table(_)));
+        let (before, table, after) = match at {
+            Some(i) => (
+                &self.y.steps[..i],
+                match &self.y.steps[i] {
+                    Step::Table(t) => Some(t),
+                    _ => None,
+                },
+                &self.y.steps[i + 1..],
+            ),
+            None => (&self.y.steps[..], None, &self.y.steps[..0]),
+        };
+        let (p, rows_in) = dense(before, ny, false);
+        let (ky, rows_out) = dense(after, p, false);
+        let (kx, cols_out) = dense(&self.x2.steps, q, true);
+        // The pipeline's table is laid out [q][p] (its rows are the x1 outputs).
+        let table = table.map(|t| {
+            (0..p * q)
+                .map(|i| t[(i % q) * p + i / q])
+                .collect::<Vec<_>>()
+        });
+        Matrices {
+            shapes: [(ny, nx), (p, q), (ky, kx)],
+            rows_in,
+            cols_in,
+            table,
+            rows_out,
+            cols_out,
+        }
+    }
 }
 
 /// One axis of a geometry: input samples, window samples, padded length.
@@ -1075,6 +1192,62 @@ mod tests {
             }
         }
         assert_eq!(checked, 8);
+    }
+
+    /// `[r, k] · [k, c]` row-major.
+    fn matmul(a: &[C64], b: &[C64], r: usize, k: usize, c: usize) -> Vec<C64> {
+        (0..r * c)
+            .map(|i| (0..k).map(|j| a[(i / c) * k + j] * b[j * c + i % c]).sum())
+            .collect()
+    }
+
+    /// The dense matrices are the kernels' operator, forwards and backwards, for every method.
+    #[test]
+    fn matrices_are_the_kernels_operator() {
+        let wave = Wave::vacuum(633e-9).unwrap();
+        let grid = Grid::new(10, 7, 3e-6, 2e-6).unwrap();
+        let window = Window::new(Grid::new(6, 8, 4.1e-6, 1.7e-6).unwrap(), (5e-6, -3e-6)).unwrap();
+        let planner = Planner::<f64>::new();
+        for method in WINDOW_ORDER {
+            let p = planner
+                .plan_window(
+                    &grid,
+                    wave,
+                    &Propagation::new(4e-4).with_method(method).with_check(false),
+                    &window,
+                )
+                .unwrap();
+            for adjoint in [false, true] {
+                let m = p.matrices(adjoint);
+                let [(ny, nx), (pp, q), (ky, kx)] = m.shapes;
+                let u: Vec<C64> = (0..ny * nx)
+                    .map(|i| C64::new((i as f64 * 0.3).sin(), (i as f64 * 0.7).cos()))
+                    .collect();
+                let mut kernel = vec![C64::default(); ky * kx];
+                if adjoint {
+                    p.adjoint(&u, &mut kernel).unwrap();
+                } else {
+                    p.propagate(&u, &mut kernel).unwrap();
+                }
+                let mut inner = matmul(&matmul(&m.rows_in, &u, pp, ny, nx), &m.cols_in, pp, nx, q);
+                if let Some(t) = &m.table {
+                    inner.iter_mut().zip(t).for_each(|(a, b)| *a *= b);
+                }
+                let dense = matmul(
+                    &matmul(&m.rows_out, &inner, ky, pp, q),
+                    &m.cols_out,
+                    ky,
+                    q,
+                    kx,
+                );
+                let e = rel(&dense, &kernel);
+                assert!(e < 1e-12, "{method} adjoint {adjoint}: {e:e}");
+                assert_eq!(
+                    m.table.is_some(),
+                    matches!(method, Method::BandLimitedAsm | Method::Sas)
+                );
+            }
+        }
     }
 
     #[test]
