@@ -3969,6 +3969,64 @@ fn hologram_of_a_3d_spot_array_focuses_each_spot_in_its_plane() {
 }
 
 #[test]
+fn hologram_projects_onto_a_screen_of_its_own_pitch() {
+    let dir = Dir::new();
+    let out = dir.s("screen");
+    let o = photonflow(&[
+        "hologram",
+        "--spots",
+        "3x3@1.5mm",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "64x64@8um",
+        "--distance",
+        "30cm",
+        "--method",
+        "auto",
+        "--target-pitch",
+        "80um",
+        "--iterations",
+        "30",
+        "--json",
+        "--out",
+        &out,
+    ]);
+    let j = report(o);
+    assert!(
+        (j["geometry"]["target_pitch_m"].as_f64().unwrap() - 80e-6).abs() < 1e-15,
+        "{j}"
+    );
+    assert_eq!(
+        j["target_plane"]["pitch_x_m"],
+        j["geometry"]["target_pitch_m"]
+    );
+    assert!(j["quality"]["uniformity"].as_f64().unwrap() > 0.95, "{j}");
+    let back = npy::read_npy(&dir.path("screen").join("reconstruction.npy")).unwrap();
+    assert_eq!(back.shape, vec![128, 128]);
+    let e = photonflow(&[
+        "hologram",
+        "--spots",
+        "2x2@1mm",
+        "--wavelength",
+        "532nm",
+        "--slm",
+        "64x64@8um",
+        "--focal",
+        "10cm",
+        "--target-pitch",
+        "80um",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        !e.status.success() && stderr(&e).contains("--target-pitch applies to Fresnel"),
+        "{}",
+        stderr(&e)
+    );
+}
+
+#[test]
 fn hologram_adds_a_correction_pattern_from_npy_or_a_bitmap() {
     let dir = Dir::new();
     let n = 64;

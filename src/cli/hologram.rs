@@ -51,6 +51,11 @@ pub struct Args {
     /// Fresnel hologram: propagation method (see `photonflow propagate --help`).
     #[arg(long, value_name = "METHOD", default_value = "bl-asm")]
     method: String,
+    /// Fresnel hologram: sample the target plane at this pitch instead of the SLM's (e.g. a
+    /// projection screen larger than the SLM; the window's samples spread over it). Use with
+    /// --method auto or sas far from the SLM.
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    target_pitch: Option<f64>,
     /// Computational window, times the panel per axis (1 … 16): 2 samples the target plane of
     /// a Fourier hologram twice as finely as the SLM resolves.
     #[arg(long, value_name = "FACTOR", default_value_t = 2.0)]
@@ -285,6 +290,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .method
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--method: {e}"))?,
+            target_pitch: args.target_pitch,
         },
         _ => bail!(
             "give --focal (a lens between the SLM and the target: Fourier hologram) or \
@@ -293,6 +299,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     if args.focal.is_some() && args.method != "bl-asm" {
         bail!("--method applies to Fresnel holograms (--distance); a Fourier hologram is one FFT");
+    }
+    if args.focal.is_some() && args.target_pitch.is_some() {
+        bail!(
+            "--target-pitch applies to Fresnel holograms (--distance); a Fourier hologram's \
+             target pitch is λf/(pad·N·p): change --pad"
+        );
     }
     let targets = usize::from(args.image.is_some())
         + usize::from(args.spots.is_some())
@@ -508,7 +520,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Geometry::Fresnel { distance, .. } => json!({
                 "kind": "fresnel",
                 "distance_m": distance,
-                "method": setup.plan().method().name(),
+                "method": setup.method().name(),
+                "target_pitch_m": setup.target_grid().dx,
             }),
         },
         "beam": match beam {

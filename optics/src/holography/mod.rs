@@ -17,6 +17,8 @@
 //! * [`Geometry::Fresnel`]: no lens, the target at `distance` from the SLM, carried there by any
 //!   propagation method (band-limited angular spectrum by default, sampling checked) on the SLM's
 //!   pitch; `pad` enlarges the window around the SLM so light can land outside its footprint.
+//!   With a `target_pitch` the target plane has a pitch of its own (an output window, e.g. a
+//!   projection screen many times the SLM's size, through the scalable angular spectrum).
 //!
 //! **Target** ([`Target`]). Spots (each snapped to the nearest target pixel, with a relative
 //! intensity) or an image placed on a block of target pixels. The *signal region* is the spot
@@ -54,6 +56,7 @@ pub use solve::{
 };
 
 use std::f64::consts::PI;
+use std::sync::Mutex;
 
 use num_complex::Complex;
 use rayon::prelude::*;
@@ -63,7 +66,7 @@ use crate::field::Real;
 use crate::grid::{Grid, Wave, next_fast_len};
 use crate::memory;
 use crate::metrics;
-use crate::propagate::{Method, Padding, Plan, Planner, Propagation};
+use crate::propagate::{Method, Padding, Plan, Planner, Propagation, Window, WindowPlan};
 
 /// Where the target plane is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,6 +83,11 @@ pub enum Geometry {
         distance: f64,
         /// Propagation method ([`Method::Auto`] picks a valid one).
         method: Method,
+        /// Sample the target plane at this pitch (metres) instead of the SLM's: the window's
+        /// samples spread over a screen larger (or smaller) than the SLM, through an output
+        /// window ([`crate::propagate::window`]; methods bl-asm, sas, fresnel-sfft, auto).
+        /// `None`: the SLM's pitch (or the single-FFT methods' own).
+        target_pitch: Option<f64>,
     },
 }
 
@@ -106,7 +114,7 @@ pub struct Setup<T: Real> {
     window: Grid,
     /// Window row and column of SLM pixel (0, 0).
     origin: (usize, usize),
-    plan: Plan<T>,
+    carrier: Carrier<T>,
     /// Incident amplitude on every SLM pixel, scaled to unit power (`Σ a²·dA = 1`).
     beam: Vec<T>,
     /// The beam's radius, metres: `√(2⟨r²⟩)` of its intensity (a Gaussian's waist), at most
@@ -115,6 +123,58 @@ pub struct Setup<T: Real> {
     geometry: Geometry,
     /// The SLM's pixels, when they are not ideal (Fourier holograms).
     pixels: Option<Pixels<T>>,
+}
+
+/// The planned propagation from the window to the target plane.
+#[derive(Debug)]
+enum Carrier<T: Real> {
+    /// In place, the target plane sampled like the window (or at a single-FFT method's pitch).
+    Plan(Plan<T>),
+    /// Onto a target plane of its own pitch (as many samples as the window), through a copy.
+    Window {
+        plan: Box<WindowPlan<T>>,
+        scratch: Mutex<Vec<Complex<T>>>,
+    },
+}
+
+impl<T: Real> Carrier<T> {
+    fn wave(&self) -> Wave {
+        match self {
+            Carrier::Plan(p) => p.wave(),
+            Carrier::Window { plan, .. } => plan.wave(),
+        }
+    }
+
+    fn output_grid(&self) -> Grid {
+        match self {
+            Carrier::Plan(p) => p.output_grid(),
+            Carrier::Window { plan, .. } => plan.window().grid,
+        }
+    }
+
+    fn method(&self) -> Method {
+        match self {
+            Carrier::Plan(p) => p.method(),
+            Carrier::Window { plan, .. } => plan.method(),
+        }
+    }
+
+    fn run(&self, buf: &mut [Complex<T>], adjoint: bool) -> Result<()> {
+        match self {
+            Carrier::Plan(p) if adjoint => p.adjoint_in_place(buf),
+            Carrier::Plan(p) => p.propagate_in_place(buf),
+            Carrier::Window { plan, scratch } => {
+                let mut copy = scratch.lock().unwrap_or_else(|e| e.into_inner());
+                copy.clear();
+                copy.extend_from_slice(buf);
+                if adjoint {
+                    plan.adjoint(&copy, buf)
+                } else {
+                    plan.propagate(&copy, buf)
+                }
+            }
+        }
+    }
 }
 
 /// What finite SLM pixels do to a Fourier hologram (see [`Setup::with_fill_factor`]).
@@ -157,25 +217,40 @@ impl<T: Real> Setup<T> {
             "use a smaller SLM or a smaller pad",
         )?;
         let window = Grid::new(mx, my, slm.dx, slm.dy)?;
-        let propagation = match geometry {
+        let carrier = match geometry {
             Geometry::Fourier { focal } => {
                 positive("focal length", focal)?;
-                Propagation::new(focal)
+                let p = Propagation::new(focal)
                     .with_method(Method::Fraunhofer)
                     .with_padding(Padding::Circular)
-                    .with_check(false)
+                    .with_check(false);
+                Carrier::Plan(planner.plan(&window, wave, &p)?)
             }
-            Geometry::Fresnel { distance, method } => {
+            Geometry::Fresnel {
+                distance,
+                method,
+                target_pitch,
+            } => {
                 if !(distance.is_finite() && distance != 0.0) {
                     return Err(invalid(
                         "distance",
                         format!("{distance}; give the SLM–target distance (non-zero)"),
                     ));
                 }
-                Propagation::new(distance).with_method(method)
+                let p = Propagation::new(distance).with_method(method);
+                match target_pitch {
+                    None => Carrier::Plan(planner.plan(&window, wave, &p)?),
+                    Some(pitch) => {
+                        let pitch = positive("target pitch", pitch)?;
+                        let target = Window::on_axis(Grid::new(mx, my, pitch, pitch)?);
+                        Carrier::Window {
+                            plan: Box::new(planner.plan_window(&window, wave, &p, &target)?),
+                            scratch: Mutex::new(Vec::new()),
+                        }
+                    }
+                }
             }
         };
-        let plan = planner.plan(&window, wave, &propagation)?;
         let (xs, ys) = (slm.x(), slm.y());
         let at = |f: &dyn Fn(f64, f64) -> f64| -> Vec<f64> {
             ys.iter()
@@ -224,7 +299,7 @@ impl<T: Real> Setup<T> {
             slm,
             window,
             origin: ((my / 2) - slm.ny / 2, (mx / 2) - slm.nx / 2),
-            plan,
+            carrier,
             beam: raw.iter().map(|a| T::of(a * scale)).collect(),
             beam_radius,
             geometry,
@@ -260,7 +335,7 @@ impl<T: Real> Setup<T> {
                 "is modelled for Fourier holograms (--focal) only",
             ));
         };
-        let lam = self.plan.wave().lambda();
+        let lam = self.carrier.wave().lambda();
         let g = self.target_grid();
         let side = |d: f64| d * fill.sqrt();
         let sinc = |t: f64| {
@@ -286,7 +361,7 @@ impl<T: Real> Setup<T> {
             .collect();
         let mut zero = vec![Complex::new(T::zero(), T::zero()); self.window.len()];
         self.load(&mut zero, |_| Complex::new(T::one(), T::zero()));
-        self.plan.propagate_in_place(&mut zero)?;
+        self.carrier.run(&mut zero, false)?;
         for (z, e) in zero.iter_mut().zip(&envelope) {
             *z = *z * T::of(1.0 - e);
         }
@@ -305,7 +380,7 @@ impl<T: Real> Setup<T> {
 
     /// Carries the light leaving the SLM (the window in `buf`) to the target plane.
     fn forward(&self, buf: &mut [Complex<T>]) -> Result<()> {
-        self.plan.propagate_in_place(buf)?;
+        self.carrier.run(buf, false)?;
         if let Some(p) = &self.pixels {
             buf.par_iter_mut()
                 .zip(p.envelope.par_iter().zip(p.zero_order.par_iter()))
@@ -321,7 +396,7 @@ impl<T: Real> Setup<T> {
                 .zip(p.envelope.par_iter())
                 .for_each(|(u, &e)| *u = *u * e);
         }
-        self.plan.adjoint_in_place(buf)
+        self.carrier.run(buf, true)
     }
 
     /// The zero order's field on target pixel `k` (0 for ideal pixels).
@@ -352,12 +427,12 @@ impl<T: Real> Setup<T> {
 
     /// The target plane's sampling.
     pub fn target_grid(&self) -> Grid {
-        self.plan.output_grid()
+        self.carrier.output_grid()
     }
 
-    /// The planned propagation from the window to the target plane.
-    pub fn plan(&self) -> &Plan<T> {
-        &self.plan
+    /// The propagation method from the window to the target plane.
+    pub fn method(&self) -> Method {
+        self.carrier.method()
     }
 
     /// The geometry it was planned for.
@@ -375,7 +450,7 @@ impl<T: Real> Setup<T> {
     /// divided by the target pitch (`pad` for a Fourier hologram), with `f` the distance for a
     /// Fresnel hologram.
     pub fn resolution_cell(&self) -> (f64, f64) {
-        let lam = self.plan.wave().lambda();
+        let lam = self.carrier.wave().lambda();
         let z = match self.geometry {
             Geometry::Fourier { focal } => focal,
             Geometry::Fresnel { distance, .. } => distance.abs(),
@@ -459,7 +534,7 @@ impl<T: Real> Setup<T> {
         if !dz.is_finite() {
             return Err(invalid("spot z", format!("{dz}; give a finite offset")));
         }
-        let c = -self.plan.wave().k() * dz / (2.0 * focal * focal);
+        let c = -self.carrier.wave().k() * dz / (2.0 * focal * focal);
         let (xs, ys) = (self.slm.x(), self.slm.y());
         Ok(ys
             .iter()

@@ -600,7 +600,7 @@ fn initial_phase<T: Real>(setup: &Setup<T>, target: &Target, options: &Options) 
         Geometry::Fourier { focal } => (focal, radius / (beam * focal)),
         Geometry::Fresnel { distance, .. } => (distance, (1.0 - radius / beam) / distance),
     };
-    let k = setup.plan.wave().k();
+    let k = setup.carrier.wave().k();
     let (sx, sy) = (cx / z, cy / z);
     let (xs, ys) = (setup.slm.x(), setup.slm.y());
     ys.iter()

@@ -188,6 +188,7 @@ fn the_gd_gradient_matches_finite_differences() {
         Geometry::Fresnel {
             distance: 2e-3,
             method: Method::BandLimitedAsm,
+            target_pitch: None,
         },
     ];
     for geometry in geometries {
@@ -266,6 +267,7 @@ fn a_fresnel_hologram_of_one_point_is_a_fresnel_lens() {
     let geometry = Geometry::Fresnel {
         distance: z,
         method: Method::BandLimitedAsm,
+        target_pitch: None,
     };
     let setup =
         Setup::<f64>::new(&Planner::new(), slm, wave, geometry, 1.0, Beam::Uniform).unwrap();
@@ -391,6 +393,7 @@ fn bad_targets_and_options_are_refused_with_the_fix() {
     let far = Geometry::Fresnel {
         distance: 1.0,
         method: Method::Asm,
+        target_pitch: None,
     };
     let e = err_text(Setup::<f64>::new(
         &Planner::new(),
@@ -559,6 +562,7 @@ fn spots_off_the_focal_plane_are_focused_there() {
         Geometry::Fresnel {
             distance: 5e-3,
             method: Method::BandLimitedAsm,
+            target_pitch: None,
         },
         1.0,
         Beam::Uniform,
@@ -772,4 +776,71 @@ fn a_measured_beam_is_the_beam_it_measures() {
         Beam::Measured(nan.into()),
     ));
     assert!(e.contains("finite"), "{e}");
+}
+
+/// A lensless projection onto a screen ten times the SLM's size: the target plane sampled at
+/// 40 µm (the SLM at 8 µm) 30 cm away, through the scalable angular spectrum. The spots the
+/// design reports are where the Rayleigh–Sommerfeld integral of the SLM's field, summed
+/// directly at each spot, puts them.
+#[test]
+fn a_fresnel_hologram_projects_onto_a_screen_of_its_own_pitch() {
+    let n = 128;
+    let slm = Grid::square(n, 8e-6).unwrap();
+    let wave = Wave::vacuum(LAMBDA).unwrap();
+    let z = 0.3;
+    let geometry = Geometry::Fresnel {
+        distance: z,
+        method: Method::Sas,
+        target_pitch: Some(40e-6),
+    };
+    let setup =
+        Setup::<f64>::new(&Planner::new(), slm, wave, geometry, 2.0, Beam::Uniform).unwrap();
+    let g = setup.target_grid();
+    assert_eq!((g.nx, g.ny, g.dx), (256, 256, 40e-6));
+    assert_eq!(setup.method(), Method::Sas);
+    let spots: Vec<Spot> = (0..9)
+        .map(|k| {
+            Spot::new(
+                ((k % 3) as f64 - 1.0) * 1.5e-3,
+                ((k / 3) as f64 - 1.0) * 1.5e-3,
+            )
+        })
+        .collect();
+    let target = Target::spots(&setup, &spots).unwrap();
+    let d = design(&setup, &target, &options(Algorithm::Wgs, 40), |_| {}).unwrap();
+    let (u, e) = (d.quality.uniformity.unwrap(), d.quality.efficiency);
+    assert!(u > 0.99 && e > 0.6, "uniformity {u}, efficiency {e}");
+    // The SLM's field, and the RS integral at each spot.
+    let beam = setup.beam();
+    let slm_field = crate::Field::from_vec(
+        (0..slm.len())
+            .map(|j| Complex::from_polar(beam[j], d.phase[j]))
+            .collect(),
+        slm,
+        LAMBDA,
+    )
+    .unwrap();
+    let designed = setup
+        .field(
+            &d.phase
+                .iter()
+                .map(|&p| Complex::from_polar(1.0, p))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+    for (x, y, _, _) in target.placed_spots() {
+        let at = Window::new(Grid::square(1, 40e-6).unwrap(), (x, y)).unwrap();
+        let direct = crate::propagate::rs_direct_window(&slm_field, wave, z, &at).unwrap();
+        let (c, r) = (
+            (x / g.dx).round() as i64 + (g.nx / 2) as i64,
+            (y / g.dy).round() as i64 + (g.ny / 2) as i64,
+        );
+        let ours = designed[r as usize * g.nx + c as usize];
+        let e = (ours - direct.data()[0]).norm() / direct.data()[0].norm();
+        assert!(
+            e < 1e-6,
+            "spot at ({x}, {y}): {ours} vs direct {}",
+            direct.data()[0]
+        );
+    }
 }
