@@ -546,8 +546,8 @@ impl Axis {
         lo.abs().max(hi.abs())
     }
 
-    /// Half-width of the window's alias-free zone of the single-transform methods must cover
-    /// `|c| + K·D/2`.
+    /// How far the window reaches from the axis, `|c| + K·D/2`: the alias-free half-width
+    /// `λ'|z|/(2d)` of the single-transform methods must cover it.
     fn window_edge(&self) -> f64 {
         self.output.start.abs().max(self.output.end().abs()) + 0.5 * self.output.step.abs()
     }
