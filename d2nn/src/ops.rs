@@ -23,6 +23,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, backend_extension};
 use burn::tensor::{Device, Tensor};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use photonflow_optics::propagate::{Plan, WindowPlan};
@@ -101,37 +102,7 @@ impl<B: OpticsOps + OpticsBackward, C: CheckpointStrategy> OpticsOps for Autodif
         plan: SharedPropagator,
         adjoint: bool,
     ) -> FloatTensor<Self> {
-        /// Backward of a propagation: the other direction of the same plan.
-        #[derive(Debug)]
-        struct PropagateBackward;
-
-        impl<B: OpticsOps> Backward<B, 1> for PropagateBackward {
-            type State = (SharedPropagator, bool);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let (plan, adjoint) = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |g| {
-                    B::propagate(g, plan, !adjoint)
-                });
-            }
-        }
-
-        let (u, node) = field.into_parts();
-        match PropagateBackward
-            .prepare::<C>([node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                prep.finish((plan.clone(), adjoint), B::propagate(u, plan, adjoint))
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::propagate(u, plan, adjoint)),
-        }
+        directed::<B, C, _>(field, plan, adjoint)
     }
 
     fn propagate_window(
@@ -139,38 +110,7 @@ impl<B: OpticsOps + OpticsBackward, C: CheckpointStrategy> OpticsOps for Autodif
         plan: SharedWindow,
         adjoint: bool,
     ) -> FloatTensor<Self> {
-        /// Backward of a window propagation: the other direction of the same plan.
-        #[derive(Debug)]
-        struct WindowBackward;
-
-        impl<B: OpticsOps> Backward<B, 1> for WindowBackward {
-            type State = (SharedWindow, bool);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                let (plan, adjoint) = ops.state;
-                unary::<B, _>(ops.parents, ops.node, grads, |g| {
-                    B::propagate_window(g, plan, !adjoint)
-                });
-            }
-        }
-
-        let (u, node) = field.into_parts();
-        match WindowBackward
-            .prepare::<C>([node])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(
-                (plan.clone(), adjoint),
-                B::propagate_window(u, plan, adjoint),
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(B::propagate_window(u, plan, adjoint)),
-        }
+        directed::<B, C, _>(field, plan, adjoint)
     }
 
     fn phase_modulate(field: FloatTensor<Self>, phi: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -215,6 +155,55 @@ impl<B: OpticsOps + OpticsBackward, C: CheckpointStrategy> OpticsOps for Autodif
             OpsKind::Tracked(prep) => prep.finish(u.clone(), B::intensity(u)),
             OpsKind::UnTracked(prep) => prep.finish(B::intensity(u)),
         }
+    }
+}
+
+/// A linear plan that runs forwards or as its adjoint: the backward pass of either direction is
+/// the other ([`SharedPropagator`], [`SharedWindow`]).
+trait Directed: Clone + Send + std::fmt::Debug + 'static {
+    /// `B`'s kernel of this plan in direction `adjoint`.
+    fn run<B: OpticsOps>(self, field: FloatTensor<B>, adjoint: bool) -> FloatTensor<B>;
+}
+
+impl Directed for SharedPropagator {
+    fn run<B: OpticsOps>(self, field: FloatTensor<B>, adjoint: bool) -> FloatTensor<B> {
+        B::propagate(field, self, adjoint)
+    }
+}
+
+impl Directed for SharedWindow {
+    fn run<B: OpticsOps>(self, field: FloatTensor<B>, adjoint: bool) -> FloatTensor<B> {
+        B::propagate_window(field, self, adjoint)
+    }
+}
+
+/// Backward of a [`Directed`] plan: the other direction of the same plan.
+#[derive(Debug)]
+struct ReverseBackward<P>(PhantomData<P>);
+
+impl<B: OpticsOps, P: Directed> Backward<B, 1> for ReverseBackward<P> {
+    type State = (P, bool);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (plan, adjoint) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |g| plan.run::<B>(g, !adjoint));
+    }
+}
+
+/// `plan` in direction `adjoint` on an autodiff tensor, its backward pass the other direction.
+fn directed<B: OpticsOps, C: CheckpointStrategy, P: Directed>(
+    field: FloatTensor<Autodiff<B, C>>,
+    plan: P,
+    adjoint: bool,
+) -> FloatTensor<Autodiff<B, C>> {
+    let (u, node) = field.into_parts();
+    match ReverseBackward::<P>(PhantomData)
+        .prepare::<C>([node])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((plan.clone(), adjoint), plan.run::<B>(u, adjoint)),
+        OpsKind::UnTracked(prep) => prep.finish(plan.run::<B>(u, adjoint)),
     }
 }
 

@@ -106,24 +106,7 @@ impl<T: Real> Chain<T> {
     }
 
     fn n_out(&self) -> usize {
-        self.steps
-            .iter()
-            .rev()
-            .find_map(|s| match s {
-                Step::Zoom(z) => Some(z.output_len()),
-                _ => None,
-            })
-            .unwrap_or(self.n_in)
-    }
-
-    /// Longest row inside the chain and longest zoom work buffer.
-    fn sizes(&self) -> (usize, usize) {
-        self.steps
-            .iter()
-            .fold((self.n_in, 0), |(len, work), s| match s {
-                Step::Zoom(z) => (len.max(z.output_len()), work.max(z.work_len())),
-                _ => (len, work),
-            })
+        out_len(&self.steps, self.n_in)
     }
 
     /// The adjoint chain: the steps reversed, each replaced by its adjoint.
@@ -143,34 +126,54 @@ impl<T: Real> Chain<T> {
                 .collect(),
         }
     }
+}
 
-    /// Applies the chain to row `row` of an array.
-    fn apply(
-        &self,
-        row: usize,
-        input: &[Complex<T>],
-        output: &mut [Complex<T>],
-        s: &mut Scratch<T>,
-    ) {
-        let Scratch { a, b, work } = s;
-        let mut len = input.len();
-        a[..len].copy_from_slice(input);
-        for step in &self.steps {
-            match step {
-                Step::Zoom(z) => {
-                    z.apply(&a[..len], &mut b[..z.output_len()], work);
-                    len = z.output_len();
-                    std::mem::swap(a, b);
-                }
-                Step::Scale(v) => a[..len].iter_mut().zip(v).for_each(|(x, w)| *x = *x * w),
-                Step::Table(t) => a[..len]
-                    .iter_mut()
-                    .zip(&t[row * len..(row + 1) * len])
-                    .for_each(|(x, w)| *x = *x * w),
+/// Length of a row of `n_in` values after `steps`.
+fn out_len<T: Real>(steps: &[Step<T>], n_in: usize) -> usize {
+    steps
+        .iter()
+        .rev()
+        .find_map(|s| match s {
+            Step::Zoom(z) => Some(z.output_len()),
+            _ => None,
+        })
+        .unwrap_or(n_in)
+}
+
+/// Longest row inside `steps` (from rows of `n_in`) and longest zoom work buffer.
+fn sizes<T: Real>(steps: &[Step<T>], n_in: usize) -> (usize, usize) {
+    steps.iter().fold((n_in, 0), |(len, work), s| match s {
+        Step::Zoom(z) => (len.max(z.output_len()), work.max(z.work_len())),
+        _ => (len, work),
+    })
+}
+
+/// Applies `steps` to row `row` of an array (`row` picks the row of a [`Step::Table`]).
+fn apply_steps<T: Real>(
+    steps: &[Step<T>],
+    row: usize,
+    input: &[Complex<T>],
+    output: &mut [Complex<T>],
+    s: &mut Scratch<T>,
+) {
+    let Scratch { a, b, work } = s;
+    let mut len = input.len();
+    a[..len].copy_from_slice(input);
+    for step in steps {
+        match step {
+            Step::Zoom(z) => {
+                z.apply(&a[..len], &mut b[..z.output_len()], work);
+                len = z.output_len();
+                std::mem::swap(a, b);
             }
+            Step::Scale(v) => a[..len].iter_mut().zip(v).for_each(|(x, w)| *x = *x * w),
+            Step::Table(t) => a[..len]
+                .iter_mut()
+                .zip(&t[row * len..(row + 1) * len])
+                .for_each(|(x, w)| *x = *x * w),
         }
-        output.copy_from_slice(&a[..len]);
     }
+    output.copy_from_slice(&a[..len]);
 }
 
 /// Per-task buffers of the row passes.
@@ -178,6 +181,18 @@ struct Scratch<T> {
     a: Vec<Complex<T>>,
     b: Vec<Complex<T>>,
     work: Vec<Complex<T>>,
+}
+
+impl<T: Real> Scratch<T> {
+    /// Buffers for rows of up to `len` values and zooms of up to `work` work values.
+    fn new((len, work): (usize, usize)) -> Self {
+        let zero = Complex::<T>::default();
+        Self {
+            a: vec![zero; len],
+            b: vec![zero; len],
+            work: vec![zero; work],
+        }
+    }
 }
 
 /// Per-field intermediate arrays.
@@ -204,7 +219,7 @@ impl<T: Real> Pipeline<T> {
     fn new(rows_in: usize, x1: Chain<T>, y: Chain<T>, x2: Chain<T>) -> Self {
         let (mut len, mut work) = (0, 0);
         for c in [&x1, &y, &x2] {
-            let (l, w) = c.sizes();
+            let (l, w) = sizes(&c.steps, c.n_in);
             len = len.max(l);
             work = work.max(w);
         }
@@ -212,11 +227,7 @@ impl<T: Real> Pipeline<T> {
         let (mid, rows_out) = (x1.n_out(), y.n_out());
         Self {
             rows_in,
-            scratch: Pool::new(move || Scratch {
-                a: vec![zero; len],
-                b: vec![zero; len],
-                work: vec![zero; work],
-            }),
+            scratch: Pool::new(move || Scratch::new((len, work))),
             buffers: Pool::new(move || Buffers {
                 rows: vec![zero; rows_in * mid],
                 columns: vec![zero; rows_in * mid],
@@ -260,7 +271,7 @@ impl<T: Real> Pipeline<T> {
                 let mut s = self.scratch.take();
                 for (i, out) in chunk.chunks_exact_mut(n_out).enumerate() {
                     let r = t * per_task + i;
-                    chain.apply(r, &src[r * n_in..(r + 1) * n_in], out, &mut s);
+                    apply_steps(&chain.steps, r, &src[r * n_in..(r + 1) * n_in], out, &mut s);
                 }
             });
     }
@@ -440,36 +451,20 @@ pub struct Matrices<T> {
     pub cols_out: Vec<Complex<T>>,
 }
 
-/// The matrix `[n_out, n_in]` of `steps` (zooms and scales) applied to a row of `n_in` values;
-/// `transpose` returns `[n_in, n_out]` instead.
+/// The matrix `[n_out, n_in]` of `steps` (zooms and scales, no table) applied to a row of
+/// `n_in` values; `transpose` returns `[n_in, n_out]` instead.
 fn dense<T: Real>(steps: &[Step<T>], n_in: usize, transpose: bool) -> (usize, Vec<Complex<T>>) {
-    let n_out = steps
-        .iter()
-        .rev()
-        .find_map(|s| match s {
-            Step::Zoom(z) => Some(z.output_len()),
-            _ => None,
-        })
-        .unwrap_or(n_in);
+    debug_assert!(!steps.iter().any(|s| matches!(s, Step::Table(_))));
+    let n_out = out_len(steps, n_in);
+    let mut s = Scratch::new(sizes(steps, n_in));
     let mut m = vec![Complex::<T>::default(); n_out * n_in];
-    let mut a = vec![Complex::<T>::default(); n_in];
+    let mut unit = vec![Complex::<T>::default(); n_in];
+    let mut column = vec![Complex::<T>::default(); n_out];
     for j in 0..n_in {
-        a.fill(Complex::default());
-        a[j] = Complex::new(T::one(), T::zero());
-        let mut v = a.clone();
-        for step in steps {
-            match step {
-                Step::Zoom(z) => {
-                    let mut out = vec![Complex::default(); z.output_len()];
-                    let mut work = vec![Complex::default(); z.work_len()];
-                    z.apply(&v, &mut out, &mut work);
-                    v = out;
-                }
-                Step::Scale(w) => v.iter_mut().zip(w).for_each(|(x, w)| *x = *x * w),
-                Step::Table(_) => unreachable!("split at the table"),
-            }
-        }
-        for (i, x) in v.into_iter().enumerate() {
+        unit.fill(Complex::default());
+        unit[j] = Complex::new(T::one(), T::zero());
+        apply_steps(steps, 0, &unit, &mut column, &mut s);
+        for (i, &x) in column.iter().enumerate() {
             if transpose {
                 m[j * n_out + i] = x;
             } else {
@@ -525,12 +520,20 @@ impl<T: Real> Pipeline<T> {
 struct Axis {
     input: Points,
     output: Points,
-    n: usize,
-    d: f64,
     m: usize,
 }
 
 impl Axis {
+    /// Input samples.
+    fn n(&self) -> usize {
+        self.input.n
+    }
+
+    /// Input pitch, metres.
+    fn d(&self) -> f64 {
+        self.input.step
+    }
+
     /// Range `[lo, hi]` of the offsets `X − x` between window and source points.
     fn offsets(&self) -> (f64, f64) {
         (
@@ -554,7 +557,7 @@ impl Axis {
 
     /// Centred frequencies of the `m`-sample padded transform.
     fn frequencies(&self) -> Points {
-        Points::centred(self.m, 1.0 / (self.m as f64 * self.d), 0.0)
+        Points::centred(self.m, 1.0 / (self.m as f64 * self.d()), 0.0)
     }
 }
 
@@ -577,8 +580,6 @@ fn axes(method: Method, input: &Grid, window: &Window, p: &Propagation) -> [Axis
         Axis {
             input: Points::centred(n, d, 0.0),
             output,
-            n,
-            d,
             m,
         }
     };
@@ -632,7 +633,7 @@ fn evaluate(
             let grow: Vec<usize> = axes
                 .iter()
                 .map(|a| {
-                    a.m.div_ceil(super::Padding::default().padded_len(a.n).max(1))
+                    a.m.div_ceil(super::Padding::default().padded_len(a.n()).max(1))
                 })
                 .collect();
             notes.push(format!(
@@ -665,11 +666,11 @@ fn evaluate(
             .to_string();
             for (a, half) in axes.iter().zip([ax, ay]) {
                 let chirp = match method {
-                    Method::Sas => a.m as f64 * a.d * a.d / lam,
-                    Method::FresnelSingleFft => 2.0 * half * a.d / lam,
+                    Method::Sas => a.m as f64 * a.d() * a.d() / lam,
+                    Method::FresnelSingleFft => 2.0 * half * a.d() / lam,
                     _ => 0.0,
                 };
-                let replica = 2.0 * a.d * a.window_edge() / lam;
+                let replica = 2.0 * a.d() * a.window_edge() / lam;
                 lo = lo.max(chirp).max(replica);
             }
             if method == Method::Fraunhofer {
@@ -684,9 +685,9 @@ fn evaluate(
                 for (a, name) in axes.iter().zip(["x", "y"]) {
                     let reach = a.reach();
                     let f_land = reach / (lam * (reach * reach + z * z).sqrt());
-                    let f = f_land.min(0.5 / a.d);
+                    let f = f_land.min(0.5 / a.d());
                     let shift = sas_shift(z, lam, f);
-                    let room = 0.5 * (a.m - a.n) as f64 * a.d;
+                    let room = 0.5 * (a.m - a.n()) as f64 * a.d();
                     if shift > room {
                         holds = false;
                         notes.push(format!(
@@ -889,8 +890,8 @@ fn pipeline<T: Real>(
     let spectrum = |a: &Axis| Zoom::new(cache, a.input, a.frequencies(), -TAU);
     let inverse = |a: &Axis, to: Points| Zoom::new(cache, a.frequencies(), to, TAU);
     // The single-transform Fresnel integral from `from` to the window along one axis:
-    // input chirp (Fresnel), the zoom with β = −2π/(λz), output chirp.
-    let fresnel = |from: Points, a: &Axis, input_chirp: bool| -> (Vec<Step<T>>, Vec<C64>) {
+    // input chirp (Fresnel), the zoom with β = −2π/(λz), output chirp times `factor`.
+    let fresnel = |from: Points, a: &Axis, input_chirp: bool, factor: C64| -> Vec<Step<T>> {
         let mut steps = Vec::new();
         if input_chirp {
             steps.push(Step::Scale(cast(chirp(from, lam, z))));
@@ -901,12 +902,15 @@ fn pipeline<T: Real>(
             a.output,
             -TAU / (lam * z),
         )));
-        (steps, chirp(a.output, lam, z))
+        let q2 = chirp(a.output, lam, z).into_iter().map(|q| q * factor);
+        steps.push(Step::Scale(cast(q2.collect())));
+        steps
     };
+    let one = C64::new(1.0, 0.0);
     let constant = |d: f64, e: f64| C64::from_polar(1.0, k * z) / C64::new(0.0, lam * z) * d * e;
     match method {
         Method::BandLimitedAsm => {
-            let (rx, ry) = (ax.m as f64 * ax.d / 2.0, ay.m as f64 * ay.d / 2.0);
+            let (rx, ry) = (ax.m as f64 * ax.d() / 2.0, ay.m as f64 * ay.d() / 2.0);
             let centre = |a: &Axis| {
                 let (lo, hi) = a.offsets();
                 0.5 * (lo + hi)
@@ -931,10 +935,10 @@ fn pipeline<T: Real>(
                 }
             });
             Pipeline::new(
-                ay.n,
-                Chain::new(ax.n, vec![Step::Zoom(spectrum(&ax))]),
+                ay.n(),
+                Chain::new(ax.n(), vec![Step::Zoom(spectrum(&ax))]),
                 Chain::new(
-                    ay.n,
+                    ay.n(),
                     vec![
                         Step::Zoom(spectrum(&ay)),
                         Step::Table(h),
@@ -946,8 +950,8 @@ fn pipeline<T: Real>(
         }
         Method::Sas => {
             let (rx, ry) = (
-                0.5 * (ax.m - ax.n) as f64 * ax.d,
-                0.5 * (ay.m - ay.n) as f64 * ay.d,
+                0.5 * (ax.m - ax.n()) as f64 * ax.d(),
+                0.5 * (ay.m - ay.n()) as f64 * ay.d(),
             );
             let h = table::<T>(&ax, &ay, |u, v| {
                 let s2 = lam * lam * (u * u + v * v);
@@ -963,38 +967,31 @@ fn pipeline<T: Real>(
                     C64::default()
                 }
             });
-            let padded = |a: &Axis| Points::centred(a.m, a.d, 0.0);
-            let (mut steps_y, q2y) = fresnel(padded(&ay), &ay, true);
-            let cy = constant(ax.d, ay.d);
+            let padded = |a: &Axis| Points::centred(a.m, a.d(), 0.0);
             let mut y = vec![
                 Step::Zoom(spectrum(&ay)),
                 Step::Table(h),
                 Step::Zoom(inverse(&ay, padded(&ay))),
             ];
-            y.append(&mut steps_y);
-            y.push(Step::Scale(cast(q2y.into_iter().map(|q| q * cy).collect())));
-            let (mut steps_x, q2x) = fresnel(padded(&ax), &ax, true);
+            y.extend(fresnel(padded(&ay), &ay, true, constant(ax.d(), ay.d())));
             let mut x2 = vec![Step::Zoom(inverse(&ax, padded(&ax)))];
-            x2.append(&mut steps_x);
-            x2.push(Step::Scale(cast(q2x)));
+            x2.extend(fresnel(padded(&ax), &ax, true, one));
             Pipeline::new(
-                ay.n,
-                Chain::new(ax.n, vec![Step::Zoom(spectrum(&ax))]),
-                Chain::new(ay.n, y),
+                ay.n(),
+                Chain::new(ax.n(), vec![Step::Zoom(spectrum(&ax))]),
+                Chain::new(ay.n(), y),
                 Chain::new(ax.m, x2),
             )
         }
         Method::FresnelSingleFft | Method::Fraunhofer => {
             let chirped = method == Method::FresnelSingleFft;
-            let (x1, q2x) = fresnel(ax.input, &ax, chirped);
-            let (mut y, q2y) = fresnel(ay.input, &ay, chirped);
-            let cy = constant(ax.d, ay.d);
-            y.push(Step::Scale(cast(q2y.into_iter().map(|q| q * cy).collect())));
+            let x1 = fresnel(ax.input, &ax, chirped, one);
+            let y = fresnel(ay.input, &ay, chirped, constant(ax.d(), ay.d()));
             Pipeline::new(
-                ay.n,
-                Chain::new(ax.n, x1),
-                Chain::new(ay.n, y),
-                Chain::new(ax.output.n, vec![Step::Scale(cast(q2x))]),
+                ay.n(),
+                Chain::new(ax.n(), x1),
+                Chain::new(ay.n(), y),
+                Chain::new(ax.output.n, Vec::new()),
             )
         }
         _ => unreachable!("{method} has no window plan"),
