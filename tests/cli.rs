@@ -4188,3 +4188,129 @@ fn hologram_evaluates_a_bitmap_as_it_designed_it() {
         stderr(&o)
     );
 }
+
+/// Broadband and partially coherent light: `propagate` writes the intensity (float32 for
+/// complex64 in); one line with a source of zero NA is the coherent field's `|E|²`; an LED
+/// spectrum through the Fraunhofer method lands on the mean wavelength's grid, the lines and
+/// modes reported; bad flags are named.
+#[test]
+fn propagates_broadband_and_partially_coherent_light_as_intensity() {
+    let d = Dir::new();
+    let n = 48;
+    let i = d.gaussian_input("in.npy", n, 2);
+    let (field_out, intensity_out) = (d.s("field.npy"), d.s("intensity.npy"));
+    let mut args = vec!["propagate", "-i", &i, "-o", &field_out];
+    args.extend(BASE);
+    assert!(photonflow(&args).status.success());
+    let mut args = vec![
+        "propagate",
+        "-i",
+        &i,
+        "-o",
+        &intensity_out,
+        "--source-na",
+        "0",
+        "--json",
+    ];
+    args.extend(BASE);
+    let r = photonflow(&args);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let j = last_json(&r);
+    assert_eq!(j["intensity"], true);
+    assert_eq!(j["lines"].as_array().unwrap().len(), 1);
+    assert_eq!(j["propagations"], 2);
+    let NpyData::C64(field) = npy::read_npy(Path::new(&field_out)).unwrap().data else {
+        panic!("complex64 field")
+    };
+    let back = npy::read_npy(Path::new(&intensity_out)).unwrap();
+    assert_eq!(back.shape, vec![2, n, n]);
+    let NpyData::F32(intensity) = back.data else {
+        panic!("float32 intensity")
+    };
+    let peak = intensity.iter().cloned().fold(0.0f32, f32::max);
+    for (e, v) in field.iter().zip(&intensity) {
+        assert!((e.norm_sqr() - v).abs() <= 1e-5 * peak);
+    }
+
+    // an LED (Gaussian, 40 nm wide) behind a condenser of NA 0.01, 0.4 m away, far field
+    let led = d.s("led.npy");
+    let png = d.s("led.png");
+    let r = photonflow(&[
+        "propagate",
+        "-i",
+        &i,
+        "-o",
+        &led,
+        "--pitch",
+        "8um",
+        "--distance",
+        "40cm",
+        "--spectrum",
+        "gaussian:630nm:40nm",
+        "--source-na",
+        "0.002",
+        "--method",
+        "fraunhofer",
+        "--png",
+        &png,
+        "--json",
+    ]);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let j = last_json(&r);
+    let lines = j["lines"].as_array().unwrap();
+    assert!(lines.len() > 1 && lines.iter().all(|l| l["method"] == "fraunhofer"));
+    let modes = lines[0]["modes"].as_u64().unwrap();
+    assert!(modes > 1, "{j}");
+    let weights: f64 = lines.iter().map(|l| l["weight"].as_f64().unwrap()).sum();
+    assert!((weights - 1.0).abs() < 1e-12);
+    // the natural Fraunhofer pitch of the mean wavelength, λz/(2n·d)
+    let mean = 1.0
+        / lines
+            .iter()
+            .map(|l| l["weight"].as_f64().unwrap() / l["wavelength_m"].as_f64().unwrap())
+            .sum::<f64>();
+    let pitch = mean * 0.4 / (2.0 * n as f64 * 8e-6);
+    assert!(
+        (j["output_pitch_m"].as_f64().unwrap() / pitch - 1.0).abs() < 1e-9,
+        "{j}"
+    );
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    let NpyData::F32(broad) = npy::read_npy(Path::new(&led)).unwrap().data else {
+        panic!("float32 intensity")
+    };
+    assert!(broad.iter().all(|v| v.is_finite() && *v >= 0.0));
+
+    for (flags, needle) in [
+        (vec!["--source-na", "2"], "--source-na"),
+        (vec!["--spectrum", "gaussian:630nm"], "--spectrum"),
+        (vec!["--spectrum", "flat:600nm:500nm"], "--spectrum"),
+        (vec!["--gaussian-schell", "10um"], "--gaussian-schell"),
+        (
+            vec!["--source-na", "0.1", "--gaussian-schell", "10um,2um"],
+            "--gaussian-schell",
+        ),
+        (vec!["--lines", "0", "--source-na", "0"], "--lines"),
+        (vec!["--tolerance", "2", "--source-na", "0"], "--tolerance"),
+    ] {
+        let bad = d.s("bad.npy");
+        let mut a = vec![
+            "propagate",
+            "-i",
+            &i,
+            "-o",
+            &bad,
+            "--pitch",
+            "8um",
+            "--distance",
+            "5mm",
+        ];
+        if !flags.contains(&"--spectrum") {
+            a.extend(["--wavelength", "632.8nm"]);
+        }
+        a.extend(flags.iter().copied());
+        let r = photonflow(&a);
+        assert!(!r.status.success(), "{flags:?} succeeded");
+        assert!(stderr(&r).contains(needle), "{flags:?}: {}", stderr(&r));
+        assert!(!Path::new(&bad).exists());
+    }
+}

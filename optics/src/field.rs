@@ -218,23 +218,27 @@ impl<T: Real> Field<T> {
     /// the batch carries at most `fraction` of its power (e.g. `1e-6`). Used by the sampling
     /// checks of methods whose validity depends on the size of the source (Fraunhofer).
     pub fn support(&self, fraction: f64) -> (f64, f64) {
-        let g = self.grid;
-        let mut col = vec![0.0f64; g.nx];
-        let mut row = vec![0.0f64; g.ny];
-        for s in self.data.chunks_exact(g.len()) {
-            for (r, line) in s.chunks_exact(g.nx).enumerate() {
-                for (c, z) in line.iter().enumerate() {
-                    let p = z.norm_sqr().f64();
-                    col[c] += p;
-                    row[r] += p;
-                }
+        support_of(&self.data, self.grid, fraction)
+    }
+}
+
+/// [`Field::support`] of a `[B, Ny, Nx]` buffer on `grid`.
+pub(crate) fn support_of<T: Real>(data: &[Complex<T>], g: Grid, fraction: f64) -> (f64, f64) {
+    let mut col = vec![0.0f64; g.nx];
+    let mut row = vec![0.0f64; g.ny];
+    for s in data.chunks_exact(g.len()) {
+        for (r, line) in s.chunks_exact(g.nx).enumerate() {
+            for (c, z) in line.iter().enumerate() {
+                let p = z.norm_sqr().f64();
+                col[c] += p;
+                row[r] += p;
             }
         }
-        (
-            half_width(&col, g.dx, fraction),
-            half_width(&row, g.dy, fraction),
-        )
     }
+    (
+        half_width(&col, g.dx, fraction),
+        half_width(&row, g.dy, fraction),
+    )
 }
 
 /// Smallest half-width (about the centred origin) that holds all but `fraction` of `profile`.

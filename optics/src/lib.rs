@@ -11,6 +11,7 @@
 //! Kernels work on plain contiguous buffers (`&mut [Complex<T>]`), so the CLI, the simulated
 //! rig and the trainable (Burn) operations all run the same code.
 
+pub mod coherence;
 pub mod deconvolve;
 pub mod detect;
 pub mod elements;

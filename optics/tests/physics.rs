@@ -576,3 +576,285 @@ fn the_plan_cache_is_bounded_and_reuses_plans() {
     let mut f = Field::<f32>::zeros(grid, wave.wavelength, 1).unwrap();
     first.propagate(&mut f).unwrap();
 }
+
+/// Two Gaussian pinholes (1/e amplitude radius `w0`) at `x = ±d/2`: a Young interferometer.
+fn pinholes(grid: Grid, d: f64, w0: f64) -> Vec<C64> {
+    let (xs, ys) = (grid.x(), grid.y());
+    ys.iter()
+        .flat_map(|y| {
+            xs.iter().map(move |x| {
+                let g = |c: f64| (-((x - c).powi(2) + y * y) / (w0 * w0)).exp();
+                C64::from(g(-d / 2.0) + g(d / 2.0))
+            })
+        })
+        .collect()
+}
+
+/// van Cittert–Zernike: the modes of a uniform incoherent disc source of numerical aperture
+/// `NA` have the degree of coherence `2J₁(v)/v`, `v = 2π·NA·s/λ`, at every separation `s` of
+/// the field; and two pinholes lit by it, seen in the far field, make fringes of exactly that
+/// visibility — turning to a central dark fringe (negative `μ`) past the first zero of `J₁`.
+#[test]
+fn an_incoherent_disc_source_has_the_van_cittert_zernike_coherence() {
+    use photonflow_optics::coherence::{Coherence, DiscSource, Exposure, Illumination, Profile};
+    let wave = Wave::vacuum(500e-9).unwrap();
+    let na = 0.002;
+    let grid = Grid::new(320, 16, 1e-6, 1e-6).unwrap();
+    let source = Coherence::Disc(DiscSource::new(na));
+    let modes = source
+        .decompose(&grid, wave, 300e-6, 0.0)
+        .unwrap()
+        .modes::<f64>()
+        .unwrap();
+    let mu_exact = |s: f64| {
+        let v = 2.0 * PI * na * s / wave.wavelength;
+        if v == 0.0 {
+            1.0
+        } else {
+            2.0 * bessel_j1(v) / v
+        }
+    };
+    let row = 8 * 320;
+    let mut worst: f64 = 0.0;
+    for sep in [0, 10, 40, 80, 121, 150, 200, 250, 300] {
+        let (a, b) = (row + 10, row + 10 + sep.min(309));
+        let s = (b - a) as f64 * 1e-6;
+        let mu = modes.degree_of_coherence(a, b);
+        worst = worst.max((mu - mu_exact(s)).norm());
+    }
+    eprintln!(
+        "disc source: μ = 2J1(v)/v to {worst:.2e}, {} modes",
+        modes.len()
+    );
+    assert!(worst < 1e-6, "degree of coherence off by {worst:.2e}");
+
+    // Young's fringes 1 m away (Fraunhofer), measured at the centre and half a period out,
+    // divided by the pinholes' own far-field envelope exp(−2(π·w0·x/(λz))²)
+    let (z, w0) = (1.0, 2e-6);
+    let mut seen = Vec::new();
+    for d in [20e-6, 60e-6, 120e-6, 150e-6, 200e-6, 250e-6] {
+        let object = pinholes(grid, d, w0);
+        let half = wave.wavelength * z / (2.0 * d);
+        let camera = Window::new(
+            Grid::new(32, 1, half / 8.0, half / 8.0).unwrap(),
+            (0.0, 0.0),
+        )
+        .unwrap();
+        let light = Illumination {
+            spectrum: Profile::Lines(vec![photonflow_optics::coherence::Line {
+                wavelength: wave.wavelength,
+                weight: 1.0,
+            }]),
+            lines: None,
+            coherence: source,
+        };
+        let exposure = Exposure::new(light, Propagation::new(z).with_method(Method::Fraunhofer))
+            .with_window(camera);
+        let image = exposure
+            .run(&Planner::new(), &object, grid, &|_, _| {})
+            .unwrap();
+        assert!(image.lines[0].modes > 50);
+        let envelope = |x: f64| (-2.0 * (PI * w0 * x / (wave.wavelength * z)).powi(2)).exp();
+        let centre = image.data[16] / envelope(0.0);
+        let dark = image.data[24] / envelope(half);
+        let visibility = (centre - dark) / (centre + dark);
+        let expected = mu_exact(d);
+        eprintln!(
+            "d = {d}: visibility {visibility:.5}, 2J1(v)/v = {expected:.5}, {} modes",
+            image.lines[0].modes
+        );
+        seen.push(visibility);
+        assert!(
+            (visibility - expected).abs() < 5e-4,
+            "d = {d}: visibility {visibility:.5} against 2J1(v)/v = {expected:.5}"
+        );
+    }
+    // coherent at 20 µm, incoherent near the first zero (v = 3.83 at 152 µm), reversed beyond
+    assert!(
+        seen[0] > 0.96 && seen[3].abs() < 0.02 && seen[4] < -0.1,
+        "{seen:?}"
+    );
+}
+
+/// Broadband Young fringes: two pinholes 200 µm apart lit by a Gaussian spectrum (600 nm, 60
+/// nm wide) seen on one camera 0.5 m away. Every wavelength's Fraunhofer pattern has its own scale, so each
+/// line lands on the camera through an output window; the sum over the few lines chosen for
+/// the geometry matches the intensity integrated over the continuous spectrum (4000
+/// frequencies, analytic far field of the pinholes) to 10⁻³ of the peak, and the fringes fade
+/// as the path difference `d·x/z` outgrows the coherence length — which three lines miss.
+#[test]
+fn broadband_fringes_fade_with_the_coherence_length() {
+    use photonflow_optics::coherence::{
+        Coherence, Exposure, Illumination, Profile, SPEED_OF_LIGHT,
+    };
+    let grid = Grid::new(256, 16, 1e-6, 1e-6).unwrap();
+    let (d, w0, z) = (200e-6, 1.5e-6, 0.5);
+    let object = pinholes(grid, d, w0);
+    let camera = Window::new(Grid::new(512, 1, 190e-6, 190e-6).unwrap(), (0.0, 0.0)).unwrap();
+    let profile = Profile::Gaussian {
+        centre: 600e-9,
+        fwhm: 60e-9,
+    };
+    let expose = |lines: Option<usize>| {
+        let light = Illumination {
+            spectrum: profile.clone(),
+            lines,
+            coherence: Coherence::Full,
+        };
+        Exposure::new(light, Propagation::new(z).with_method(Method::Fraunhofer))
+            .with_window(camera)
+            .run(&Planner::<f64>::new(), &object, grid, &|_, _| {})
+            .unwrap()
+    };
+    let image = expose(None);
+    assert!(image.lines.len() < 40, "{} lines", image.lines.len());
+    assert!(image.lines.iter().all(|l| l.method == Method::Fraunhofer));
+    // the reference: ∫ s(ν)·2(πw0²/(λz))²·e^(−2(πw0x/(λz))²)·(1 + cos(2πdx/(λz))) dν
+    let nu0 = SPEED_OF_LIGHT / 600e-9;
+    let dnu = SPEED_OF_LIGHT / 570e-9 - SPEED_OF_LIGHT / 630e-9;
+    let sigma = dnu / (2.0 * (2.0 * 2f64.ln()).sqrt());
+    let xs = camera.x();
+    let reference: Vec<f64> = xs
+        .iter()
+        .map(|x| {
+            let (mut sum, mut norm) = (0.0, 0.0);
+            for i in 0..4000 {
+                let nu = nu0 + sigma * (-8.0 + 16.0 * (i as f64 + 0.5) / 4000.0);
+                let s = (-(nu - nu0).powi(2) / (2.0 * sigma * sigma)).exp();
+                let l = SPEED_OF_LIGHT / nu;
+                let a = PI * w0 * w0 / (l * z);
+                let e = (-2.0 * (PI * w0 * x / (l * z)).powi(2)).exp();
+                sum += s * 2.0 * a * a * e * (1.0 + (2.0 * PI * d * x / (l * z)).cos());
+                norm += s;
+            }
+            sum / norm
+        })
+        .collect();
+    let peak = reference.iter().cloned().fold(0.0, f64::max);
+    let error = |data: &[f64]| {
+        data.iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+            / peak
+    };
+    let e = error(&image.data);
+    eprintln!(
+        "broadband: {} lines, max path {:.3e} m, error {e:.2e}; 3 lines: {:.2e}",
+        image.lines.len(),
+        image.max_path_difference,
+        error(&expose(Some(3)).data)
+    );
+    assert!(e < 1e-3, "broadband intensity off by {e:.2e} of the peak");
+    assert!(error(&expose(Some(3)).data) > 1e-2);
+    // the fringes fade: visibility near the centre ≈ 1, beyond a coherence length ≈ 0
+    let visibility = |from: usize, to: usize| {
+        let w = &reference[from..to];
+        let (hi, lo) = w
+            .iter()
+            .fold((0.0f64, f64::MAX), |(h, l), v| (h.max(*v), l.min(*v)));
+        (hi - lo) / (hi + lo)
+    };
+    assert!(visibility(250, 262) > 0.95);
+    assert!(visibility(450, 460) < 0.1, "{}", visibility(450, 460));
+}
+
+/// A Gaussian Schell-model beam (σ_S = 10 µm, σ_g = 5 µm) spreads as `σ_S·Δ(z)`,
+/// `Δ² = 1 + (z/(kσ_Sδ))²`, keeping its Gaussian profile and its power, and its degree of
+/// coherence widens to `σ_g·Δ` (Mandel & Wolf §5.6.4) — more than twice what a coherent beam
+/// of the same width does at that distance.
+#[test]
+fn a_gaussian_schell_beam_spreads_as_its_coherence_says() {
+    use photonflow_optics::coherence::{
+        Coherence, Exposure, GaussianSchell, Illumination, Profile,
+    };
+    let wave = Wave::vacuum(500e-9).unwrap();
+    let grid = Grid::square(256, 1e-6).unwrap();
+    let gsm = GaussianSchell {
+        rms_width: 10e-6,
+        coherence_width: 5e-6,
+        centre: (0.0, 0.0),
+        power: 1.0,
+    };
+    let z = 1.2e-3;
+    let spread = gsm.expansion(z, wave);
+    assert!(spread > 2.0, "{spread}");
+    let coherent = GaussianSchell {
+        coherence_width: 1.0,
+        ..gsm
+    }
+    .expansion(z, wave);
+    assert!(coherent < 1.12);
+    let light = Illumination {
+        spectrum: Profile::Lines(vec![photonflow_optics::coherence::Line {
+            wavelength: wave.wavelength,
+            weight: 1.0,
+        }]),
+        lines: None,
+        coherence: Coherence::GaussianSchell(gsm),
+    };
+    let ones = vec![C64::from(1.0); grid.len()];
+    let mut exposure = Exposure::new(light.clone(), Propagation::new(z));
+    exposure.tolerance = 1e-4;
+    let image = exposure
+        .run(&Planner::new(), &ones, grid, &|_, _| {})
+        .unwrap();
+    let s2 = (gsm.rms_width * spread).powi(2);
+    let peak = 1.0 / (2.0 * PI * s2);
+    let (xs, ys) = (grid.x(), grid.y());
+    let mut worst: f64 = 0.0;
+    for (i, v) in image.data.iter().enumerate() {
+        let (x, y) = (xs[i % 256], ys[i / 256]);
+        let exact = peak * (-(x * x + y * y) / (2.0 * s2)).exp();
+        worst = worst.max((v - exact).abs() / peak);
+    }
+    eprintln!(
+        "gsm: {} modes, intensity off by {worst:.2e}, spread {spread}, coherent {coherent}",
+        image.lines[0].modes
+    );
+    assert!(worst < 5e-4, "intensity off by {worst:.2e} of the peak");
+    let power: f64 = image.data.iter().sum::<f64>() * grid.cell_area();
+    assert!((power - 1.0).abs() < 2e-4, "{power}");
+
+    // the degree of coherence after propagation, from the propagated modes
+    let mut modes = Coherence::GaussianSchell(gsm)
+        .decompose(&grid, wave, 0.0, 1e-3)
+        .unwrap()
+        .modes::<f32>()
+        .unwrap();
+    let plan = Planner::new()
+        .plan(&grid, wave, &Propagation::new(z))
+        .unwrap();
+    modes.propagate(&*plan.propagator).unwrap();
+    let centre = 128 * 256 + 128;
+    for offset in [5usize, 10, 20] {
+        let mu = modes.degree_of_coherence(centre, centre + offset).norm();
+        let r = offset as f64 * 1e-6;
+        let exact = (-(r * r) / (2.0 * (gsm.coherence_width * spread).powi(2))).exp();
+        eprintln!("gsm |μ| at {r}: {mu} vs {exact}");
+        assert!((mu - exact).abs() < 5e-4, "|μ| at {r}: {mu} vs {exact}");
+    }
+}
+
+/// Coherent monochromatic light through an exposure is the propagated field's intensity.
+#[test]
+fn a_coherent_exposure_is_the_propagated_intensity() {
+    use photonflow_optics::coherence::{Exposure, Illumination};
+    let wave = Wave::vacuum(633e-9).unwrap();
+    let grid = Grid::square(64, 2e-6).unwrap();
+    let f = random_field(grid, wave.wavelength, 3, 7);
+    let propagation = Propagation::new(150e-6);
+    let image = Exposure::new(Illumination::coherent(wave.wavelength), propagation.clone())
+        .run(&Planner::new(), f.data(), grid, &|_, _| {})
+        .unwrap();
+    assert_eq!(image.batch, 3);
+    let mut g = f.clone();
+    Planner::new()
+        .plan(&grid, wave, &propagation)
+        .unwrap()
+        .propagate(&mut g)
+        .unwrap();
+    for (a, b) in image.data.iter().zip(g.data()) {
+        assert!((a - b.norm_sqr()).abs() < 1e-12 * (1.0 + a));
+    }
+}

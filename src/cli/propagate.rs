@@ -5,15 +5,18 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use num_complex::Complex;
+use photonflow_optics::coherence::{
+    Coherence, DiscSource, Exposure, GaussianSchell, Illumination, Line, Profile,
+};
 use photonflow_optics::io::npy::{self, NpyData, NpyDataRef};
-use photonflow_optics::propagate::{Criterion, Evanescent, Plan, Window};
+use photonflow_optics::propagate::{Criterion, Evanescent, Planned, Window};
 use photonflow_optics::units::{format_length, parse_array};
 use photonflow_optics::{
     Field, Grid, Method, OpticsError, Padding, Planner, Propagation, Real, Wave,
 };
 use serde_json::json;
 
-use super::{length, point, positive_length};
+use super::{length, point, positive_length, progress_bar};
 use crate::plot;
 
 /// Arguments of `photonflow propagate`. A flag given twice takes its last value.
@@ -24,12 +27,45 @@ pub struct Args {
     /// amplitude), shape [Ny, Nx] or [B, Ny, Nx].
     #[arg(long, short, value_name = "IN.npy")]
     input: PathBuf,
-    /// Output .npy: same shape, complex64 for single-precision input, complex128 for double.
+    /// Output .npy: same shape, complex64 for single-precision input, complex128 for double;
+    /// with --spectrum, --source-na or --gaussian-schell the intensity, float32 or float64.
     #[arg(long, short, value_name = "OUT.npy")]
     output: PathBuf,
     /// Vacuum wavelength, with unit (e.g. 632.8nm, 0.75mm).
-    #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
-    wavelength: f64,
+    #[arg(
+        long,
+        value_parser = positive_length,
+        allow_hyphen_values = true,
+        value_name = "LENGTH",
+        required_unless_present = "spectrum"
+    )]
+    wavelength: Option<f64>,
+    /// Broadband light, whose intensity is written: gaussian:CENTRE:FWHM (Gaussian in
+    /// frequency, e.g. gaussian:830nm:20nm), flat:MIN:MAX (e.g. flat:500nm:550nm),
+    /// lines:λ=w,λ=w (e.g. lines:532nm=1,633nm=0.5), or a file of wavelength, power rows.
+    #[arg(long, value_name = "SPECTRUM", conflicts_with = "wavelength")]
+    spectrum: Option<String>,
+    /// Spectral lines to propagate (default: the fewest that resolve the geometry's path
+    /// differences to --tolerance).
+    #[arg(long, value_name = "N")]
+    lines: Option<usize>,
+    /// Partially coherent light from an incoherent disc source (a lamp or LED behind a
+    /// condenser): the numerical aperture of its cone (e.g. 0.05). The input is the object's
+    /// transmittance; the intensity is written.
+    #[arg(long, value_name = "NA", allow_hyphen_values = true)]
+    source_na: Option<f64>,
+    /// Partially coherent light from a Gaussian Schell-model beam: its rms width and the rms
+    /// width of its degree of coherence, e.g. 100um,20um. The intensity is written.
+    #[arg(long, value_name = "RMS,COHERENCE", allow_hyphen_values = true)]
+    gaussian_schell: Option<String>,
+    /// Accuracy of the sums over lines and modes (broadband and partially coherent light).
+    #[arg(
+        long,
+        default_value_t = 1e-3,
+        value_name = "TOL",
+        allow_hyphen_values = true
+    )]
+    tolerance: f64,
     /// Sample pitch along x (and y unless --pitch-y is given), with unit (e.g. 8um).
     #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
     pitch: f64,
@@ -88,20 +124,27 @@ enum EvanescentArg {
     Drop,
 }
 
-/// Complex precisions that map to an .npy dtype.
+/// Precisions that map to .npy dtypes: complex fields and real intensities.
 trait NpyComplex: Real {
     fn npy(data: &[Complex<Self>]) -> NpyDataRef<'_>;
+    fn npy_real(data: &[Self]) -> NpyDataRef<'_>;
 }
 
 impl NpyComplex for f32 {
     fn npy(data: &[Complex<f32>]) -> NpyDataRef<'_> {
         NpyDataRef::C64(data)
     }
+    fn npy_real(data: &[f32]) -> NpyDataRef<'_> {
+        NpyDataRef::F32(data)
+    }
 }
 
 impl NpyComplex for f64 {
     fn npy(data: &[Complex<f64>]) -> NpyDataRef<'_> {
         NpyDataRef::C128(data)
+    }
+    fn npy_real(data: &[f64]) -> NpyDataRef<'_> {
+        NpyDataRef::F64(data)
     }
 }
 
@@ -142,7 +185,16 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     let dtype = array.dtype_name();
     let grid = Grid::new(nx, ny, args.pitch, args.pitch_y.unwrap_or(args.pitch))?;
-    let wave = Wave::new(args.wavelength, args.index)?;
+    // the reference wavelength of broadband light: its power-weighted mean frequency
+    let wavelength = match (&args.spectrum, args.wavelength) {
+        (_, Some(w)) => w,
+        (Some(text), None) => Profile::parse(text)
+            .and_then(|p| p.sample(1, 0.0))
+            .map_err(|e| anyhow::anyhow!("--spectrum {e}"))?
+            .mean_wavelength(),
+        (None, None) => bail!("give --wavelength (one line) or --spectrum (broadband light)"),
+    };
+    let wave = Wave::new(wavelength, args.index)?;
     match array.data {
         NpyData::C64(v) => go::<f32>(&args, v, grid, wave, batch, keep_rank2, dtype),
         NpyData::F32(v) => go::<f32>(&args, real(v), grid, wave, batch, keep_rank2, dtype),
@@ -171,7 +223,7 @@ fn go<T: NpyComplex>(
     keep_rank2: bool,
     dtype: &str,
 ) -> anyhow::Result<()> {
-    let mut field = Field::from_vec(data, grid, wave.wavelength)?;
+    let field = Field::from_vec(data, grid, wave.wavelength)?;
     field
         .check_finite()
         .with_context(|| format!("--input {} is not a usable field", args.input.display()))?;
@@ -213,145 +265,73 @@ fn go<T: NpyComplex>(
         };
         anyhow::Error::new(e).context(context)
     };
-    let run = |seconds: f64,
-               method: Method,
-               criterion: &Criterion,
-               considered: &[Criterion],
-               padded,
-               centre| Run {
-        seconds,
-        method,
-        criterion: criterion.clone(),
-        considered: considered.to_vec(),
-        padded,
-        centre,
-    };
-    let (field, run) = match &window {
-        None => {
-            let plan: Plan<T> = planner.plan(&grid, wave, &propagation).map_err(describe)?;
-            let start = Instant::now();
-            plan.propagate(&mut field)?;
-            let seconds = start.elapsed().as_secs_f64();
-            let r = run(
-                seconds,
-                plan.method(),
-                &plan.criterion,
-                &plan.considered,
-                plan.padded_shape(),
-                (0.0, 0.0),
-            );
-            (field, r)
-        }
-        Some(window) => {
-            let plan = planner
-                .plan_window(&grid, wave, &propagation, window)
-                .map_err(describe)?;
-            let start = Instant::now();
-            let out = plan.apply(&field)?;
-            let seconds = start.elapsed().as_secs_f64();
-            let r = run(
-                seconds,
-                plan.method(),
-                &plan.criterion,
-                &plan.considered,
-                plan.padded_shape(),
-                window.centre,
-            );
-            (out, r)
+    let shape = |out: &Grid| -> Vec<usize> {
+        if keep_rank2 {
+            vec![out.ny, out.nx]
+        } else {
+            vec![batch, out.ny, out.nx]
         }
     };
-    let seconds = run.seconds;
+    let mut report = json!({
+        "input": args.input,
+        "output": args.output,
+        "dtype": dtype,
+        "requested_method": args.method.name(),
+        "index": wave.index,
+        "distance_m": args.distance,
+        "input_pitch_m": grid.dx,
+        "input_pitch_y_m": grid.dy,
+        "window": window.is_some(),
+        "padding": padding.factor(),
+        "convolution": if padding == Padding::Circular { "circular" } else { "linear" },
+        "power_in": power_in,
+    });
+    if let Some(illumination) = illumination(args)? {
+        return expose(
+            args,
+            &field,
+            illumination,
+            propagation,
+            window,
+            &planner,
+            &describe,
+            shape,
+            report,
+        );
+    }
+    let plan = planner
+        .plan_onto(&grid, wave, &propagation, window.as_ref())
+        .map_err(describe)?;
+    let start = Instant::now();
+    let field = plan.apply(&field)?;
+    let seconds = start.elapsed().as_secs_f64();
     let power_out: f64 = field.power().iter().sum();
     let out = *field.grid();
-    let shape: Vec<usize> = if keep_rank2 {
-        vec![out.ny, out.nx]
-    } else {
-        vec![batch, out.ny, out.nx]
-    };
+    let shape = shape(&out);
     npy::write_npy(&args.output, &shape, T::npy(field.data()))
         .with_context(|| format!("cannot write --output {}", args.output.display()))?;
     if let Some(png) = &args.png {
-        write_png(png, &field, run.centre, run.method, args.distance)
+        let values: Vec<f64> = field.sample(0).iter().map(|z| z.norm_sqr().f64()).collect();
+        let title = format!(
+            "|E|² after {} ({})",
+            format_length(args.distance),
+            plan.method()
+        );
+        write_png(png, &values, out, plan.centre(), &title)
             .with_context(|| format!("cannot write --png {}", png.display()))?;
     }
-    let (my, mx) = run.padded;
+    describe_plan(&mut report, &plan);
+    let extra = json!({
+        "shape": shape,
+        "wavelength_m": wave.wavelength,
+        "power_out": power_out,
+        "seconds": seconds,
+    });
+    merge(&mut report, extra);
     if args.json {
-        let considered: Vec<_> = run
-            .considered
-            .iter()
-            .map(|c| json!({"method": c.method.name(), "valid": c.holds, "limit": c.limit}))
-            .collect();
-        let report = json!({
-            "input": args.input,
-            "output": args.output,
-            "dtype": dtype,
-            "shape": shape,
-            "method": run.method.name(),
-            "requested_method": args.method.name(),
-            "criterion": {
-                "valid": run.criterion.holds,
-                "rule": run.criterion.rule,
-                "limit": run.criterion.limit,
-                "min_distance_m": finite_or_null(run.criterion.min_distance),
-                "max_distance_m": finite_or_null(run.criterion.max_distance),
-            },
-            "considered": considered,
-            "wavelength_m": wave.wavelength,
-            "index": wave.index,
-            "distance_m": args.distance,
-            "input_pitch_m": grid.dx,
-            "input_pitch_y_m": grid.dy,
-            "output_pitch_m": out.dx,
-            "output_pitch_y_m": out.dy,
-            "output_centre_m": [run.centre.0, run.centre.1],
-            "window": window.is_some(),
-            "padding": padding.factor(),
-            "padded_shape": [my, mx],
-            "convolution": if padding == Padding::Circular { "circular" } else { "linear" },
-            "power_in": power_in,
-            "power_out": power_out,
-            "seconds": seconds,
-        });
         println!("{report}");
     } else {
-        println!(
-            "{} → {}: {batch}×{}×{} {dtype}, {} over {} ({}, padded to {my}×{mx})",
-            args.input.display(),
-            args.output.display(),
-            grid.ny,
-            grid.nx,
-            run.method,
-            format_length(args.distance),
-            if padding == Padding::Circular {
-                "circular"
-            } else {
-                "linear"
-            },
-        );
-        if args.method == Method::Auto {
-            println!("auto: picked {} — {}", run.method, run.criterion.limit);
-        }
-        if let Some(w) = &window {
-            println!(
-                "output window {}×{} at {} × {} (input {} × {}), centred at ({}, {})",
-                out.ny,
-                out.nx,
-                format_length(out.dx),
-                format_length(out.dy),
-                format_length(grid.dx),
-                format_length(grid.dy),
-                format_length(w.centre.0),
-                format_length(w.centre.1)
-            );
-        } else if run.method.changes_sampling() {
-            println!(
-                "output pitch {} × {} (input {} × {})",
-                format_length(out.dx),
-                format_length(out.dy),
-                format_length(grid.dx),
-                format_length(grid.dy)
-            );
-        }
+        summary(args, &plan, &grid, batch, dtype);
         println!(
             "power out/in = {:.6}, propagation took {:.3} ms",
             power_out / power_in.max(f64::MIN_POSITIVE),
@@ -361,19 +341,294 @@ fn go<T: NpyComplex>(
     Ok(())
 }
 
-/// What a propagation did, for the report.
-struct Run {
-    seconds: f64,
-    method: Method,
-    criterion: Criterion,
-    considered: Vec<Criterion>,
-    padded: (usize, usize),
-    centre: (f64, f64),
+/// The illumination `--spectrum`, `--source-na` and `--gaussian-schell` ask for; `None` for
+/// coherent monochromatic light (a field in, a field out).
+fn illumination(args: &Args) -> anyhow::Result<Option<Illumination>> {
+    if args.spectrum.is_none()
+        && args.source_na.is_none()
+        && args.gaussian_schell.is_none()
+        && args.lines.is_none()
+    {
+        return Ok(None);
+    }
+    let spectrum = match (&args.spectrum, args.wavelength) {
+        (Some(text), _) => Profile::parse(text).map_err(|e| anyhow::anyhow!("--spectrum {e}"))?,
+        (None, Some(w)) => Profile::Lines(vec![Line {
+            wavelength: w,
+            weight: 1.0,
+        }]),
+        (None, None) => bail!("give --wavelength (one line) or --spectrum (broadband light)"),
+    };
+    let coherence = match (args.source_na, &args.gaussian_schell) {
+        (Some(_), Some(_)) => {
+            bail!("--source-na and --gaussian-schell describe two different sources; give one")
+        }
+        (Some(na), None) => {
+            if !(na.is_finite() && na >= 0.0 && na <= args.index) {
+                bail!(
+                    "--source-na {na}: the illumination's numerical aperture must lie in 0 … {} (the medium's index)",
+                    args.index
+                );
+            }
+            Coherence::Disc(DiscSource::new(na))
+        }
+        (None, Some(text)) => {
+            let (rms, coherence) = point("--gaussian-schell", text)?;
+            if !(rms > 0.0 && coherence > 0.0) {
+                bail!(
+                    "--gaussian-schell {text}: give the beam's rms width and its coherence width, both positive, e.g. 100um,20um"
+                );
+            }
+            Coherence::GaussianSchell(GaussianSchell {
+                rms_width: rms,
+                coherence_width: coherence,
+                centre: (0.0, 0.0),
+                power: 1.0,
+            })
+        }
+        (None, None) => Coherence::Full,
+    };
+    if let Some(0) = args.lines {
+        bail!("--lines 0: give at least one line");
+    }
+    Ok(Some(Illumination {
+        spectrum,
+        lines: args.lines,
+        coherence,
+    }))
+}
+
+/// Broadband or partially coherent light: the time-averaged intensity behind the input
+/// (taken as the object's transmittance), written as float32/float64.
+#[allow(clippy::too_many_arguments)]
+fn expose<T: NpyComplex>(
+    args: &Args,
+    object: &Field<T>,
+    illumination: Illumination,
+    propagation: Propagation,
+    window: Option<Window>,
+    planner: &Planner<T>,
+    describe: &dyn Fn(OpticsError) -> anyhow::Error,
+    shape: impl Fn(&Grid) -> Vec<usize>,
+    mut report: serde_json::Value,
+) -> anyhow::Result<()> {
+    if !(args.tolerance.is_finite() && args.tolerance > 0.0 && args.tolerance < 1.0) {
+        bail!(
+            "--tolerance {}: give a number between 0 and 1 (e.g. 1e-3)",
+            args.tolerance
+        );
+    }
+    let exposure = Exposure {
+        illumination: illumination.clone(),
+        propagation,
+        index: args.index,
+        window,
+        tolerance: args.tolerance,
+    };
+    let bar = progress_bar(
+        args.json,
+        0,
+        "{spinner} propagating modes {bar:30} {pos}/{len} ({eta} left)",
+    );
+    let start = Instant::now();
+    let image = exposure
+        .run(planner, object.data(), *object.grid(), &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .map_err(describe)?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let out = image.grid;
+    let values: Vec<T> = image.data.iter().map(|v| T::of(*v)).collect();
+    let shape = shape(&out);
+    npy::write_npy(&args.output, &shape, T::npy_real(&values))
+        .with_context(|| format!("cannot write --output {}", args.output.display()))?;
+    let first = &image.lines[0];
+    if let Some(png) = &args.png {
+        let title = format!(
+            "intensity after {} ({}, {} line{} × {} mode{})",
+            format_length(args.distance),
+            first.method,
+            image.lines.len(),
+            if image.lines.len() == 1 { "" } else { "s" },
+            first.modes,
+            if first.modes == 1 { "" } else { "s" },
+        );
+        let m = out.len();
+        write_png(png, &image.data[..m], out, image.centre, &title)
+            .with_context(|| format!("cannot write --png {}", png.display()))?;
+    }
+    let power_out = image.data.iter().sum::<f64>() * out.cell_area();
+    let modes: usize = image.lines.iter().map(|l| l.modes).sum();
+    let lines: Vec<_> = image
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "wavelength_m": l.line.wavelength,
+                "weight": l.line.weight,
+                "method": l.method.name(),
+                "modes": l.modes,
+            })
+        })
+        .collect();
+    let extra = json!({
+        "shape": shape,
+        "intensity": true,
+        "method": first.method.name(),
+        "criterion": criterion_json(&first.criterion),
+        "spectrum": args.spectrum,
+        "source_na": args.source_na,
+        "gaussian_schell": args.gaussian_schell,
+        "tolerance": args.tolerance,
+        "lines": lines,
+        "propagations": modes * image.batch,
+        "max_path_difference_m": image.max_path_difference,
+        "output_pitch_m": out.dx,
+        "output_pitch_y_m": out.dy,
+        "output_centre_m": [image.centre.0, image.centre.1],
+        "power_out": power_out,
+        "seconds": seconds,
+    });
+    merge(&mut report, extra);
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "{} → {}: intensity of {}×{}×{} behind the input, {} over {}",
+            args.input.display(),
+            args.output.display(),
+            image.batch,
+            out.ny,
+            out.nx,
+            first.method,
+            format_length(args.distance),
+        );
+        let (lo, hi) = image.lines.iter().fold((f64::MAX, 0.0f64), |(lo, hi), l| {
+            (lo.min(l.line.wavelength), hi.max(l.line.wavelength))
+        });
+        println!(
+            "{} line{} ({} … {}) × {} mode{} each = {} propagations; path differences up to {} resolved to {}",
+            image.lines.len(),
+            if image.lines.len() == 1 { "" } else { "s" },
+            format_length(lo),
+            format_length(hi),
+            first.modes,
+            if first.modes == 1 { "" } else { "s" },
+            modes * image.batch,
+            format_length(image.max_path_difference),
+            args.tolerance
+        );
+        println!(
+            "output {}×{} at {} × {}, centred at ({}, {}); power out = {:.6e}, took {:.3} s",
+            out.ny,
+            out.nx,
+            format_length(out.dx),
+            format_length(out.dy),
+            format_length(image.centre.0),
+            format_length(image.centre.1),
+            power_out,
+            seconds
+        );
+    }
+    Ok(())
+}
+
+/// Adds `extra`'s fields to the report.
+fn merge(report: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(r), serde_json::Value::Object(e)) = (report.as_object_mut(), extra) {
+        r.extend(e);
+    }
+}
+
+fn criterion_json(c: &Criterion) -> serde_json::Value {
+    json!({
+        "valid": c.holds,
+        "rule": c.rule,
+        "limit": c.limit,
+        "min_distance_m": finite_or_null(c.min_distance),
+        "max_distance_m": finite_or_null(c.max_distance),
+    })
+}
+
+/// The plan's part of the JSON report.
+fn describe_plan<T: Real>(report: &mut serde_json::Value, plan: &Planned<T>) {
+    let considered: Vec<_> = plan
+        .considered()
+        .iter()
+        .map(|c| json!({"method": c.method.name(), "valid": c.holds, "limit": c.limit}))
+        .collect();
+    let out = plan.output_grid();
+    let (my, mx) = plan.padded_shape();
+    let centre = plan.centre();
+    merge(
+        report,
+        json!({
+            "method": plan.method().name(),
+            "criterion": criterion_json(plan.criterion()),
+            "considered": considered,
+            "output_pitch_m": out.dx,
+            "output_pitch_y_m": out.dy,
+            "output_centre_m": [centre.0, centre.1],
+            "padded_shape": [my, mx],
+        }),
+    );
+}
+
+/// The human-readable lines about a coherent propagation.
+fn summary<T: Real>(args: &Args, plan: &Planned<T>, grid: &Grid, batch: usize, dtype: &str) {
+    let (my, mx) = plan.padded_shape();
+    let out = plan.output_grid();
+    println!(
+        "{} → {}: {batch}×{}×{} {dtype}, {} over {} ({}, padded to {my}×{mx})",
+        args.input.display(),
+        args.output.display(),
+        grid.ny,
+        grid.nx,
+        plan.method(),
+        format_length(args.distance),
+        if args.pad == 1.0 {
+            "circular"
+        } else {
+            "linear"
+        },
+    );
+    if args.method == Method::Auto {
+        println!(
+            "auto: picked {} — {}",
+            plan.method(),
+            plan.criterion().limit
+        );
+    }
+    if let Planned::Window(w) = plan {
+        let c = w.window().centre;
+        println!(
+            "output window {}×{} at {} × {} (input {} × {}), centred at ({}, {})",
+            out.ny,
+            out.nx,
+            format_length(out.dx),
+            format_length(out.dy),
+            format_length(grid.dx),
+            format_length(grid.dy),
+            format_length(c.0),
+            format_length(c.1)
+        );
+    } else if plan.method().changes_sampling() {
+        println!(
+            "output pitch {} × {} (input {} × {})",
+            format_length(out.dx),
+            format_length(out.dy),
+            format_length(grid.dx),
+            format_length(grid.dy)
+        );
+    }
 }
 
 /// The output window `--out-grid` / `--out-centre` ask for, if any. `--method sas` always
-/// runs onto one: without `--out-grid`, the input's samples at sas's natural pitch
-/// `λ|z|/(M·d)` (M the padded samples).
+/// runs onto one, and so does broadband light through `fresnel-sfft` or `fraunhofer`: without
+/// `--out-grid`, the input's samples at the natural pitch `λ|z|/(M·d)` (M the padded samples,
+/// λ the mean wavelength).
 fn output_window(
     args: &Args,
     grid: &Grid,
@@ -390,7 +645,11 @@ fn output_window(
                 parse_array(text).map_err(|e| anyhow::anyhow!("--out-grid {e}"))?;
             Grid::new(nx, ny, pitch, pitch)?
         }
-        None if args.method.window_only() => {
+        // sas always runs onto a window; broadband light through a single-FFT method lands
+        // on the grid its mean wavelength would have, so that every line shares it
+        None if args.method.window_only()
+            || (args.spectrum.is_some() && args.method.changes_sampling()) =>
+        {
             if args.distance == 0.0 {
                 bail!("--method {} needs a non-zero --distance", args.method);
             }
@@ -418,25 +677,22 @@ fn finite_or_null(v: f64) -> serde_json::Value {
     }
 }
 
-fn write_png<T: Real>(
+fn write_png(
     path: &Path,
-    field: &Field<T>,
+    values: &[f64],
+    g: Grid,
     centre: (f64, f64),
-    method: Method,
-    distance: f64,
+    title: &str,
 ) -> Result<(), plot::PlotError> {
-    let g = field.grid();
     let [x0, x1, y0, y1] = g.edges();
     let edges = [x0 + centre.0, x1 + centre.0, y0 + centre.1, y1 + centre.1];
-    let values: Vec<f64> = field.sample(0).iter().map(|z| z.norm_sqr().f64()).collect();
-    let title = format!("|E|² after {} ({method})", format_length(distance));
     plot::write_image_png(
         path,
         &plot::ImagePlot {
-            title: &title,
+            title,
             colorbar_label: "intensity (a.u.)",
             colormap: plot::Colormap::Inferno,
-            ..plot::ImagePlot::new(&values, g.nx, g.ny, edges)
+            ..plot::ImagePlot::new(values, g.nx, g.ny, edges)
         },
         900,
         760,

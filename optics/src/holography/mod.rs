@@ -66,7 +66,7 @@ use crate::field::Real;
 use crate::grid::{Grid, Wave, next_fast_len};
 use crate::memory;
 use crate::metrics;
-use crate::propagate::{Method, Padding, Plan, Planner, Propagation, Window, WindowPlan};
+use crate::propagate::{Method, Padding, Planned, Planner, Propagation, Window};
 
 /// Where the target plane is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -125,55 +125,38 @@ pub struct Setup<T: Real> {
     pixels: Option<Pixels<T>>,
 }
 
-/// The planned propagation from the window to the target plane.
+/// The planned propagation from the window to the target plane: in place, the target plane
+/// sampled like the window (or at a single-FFT method's pitch), or onto a target plane of its
+/// own pitch (as many samples as the window) through a copy.
 #[derive(Debug)]
-enum Carrier<T: Real> {
-    /// In place, the target plane sampled like the window (or at a single-FFT method's pitch).
-    Plan(Plan<T>),
-    /// Onto a target plane of its own pitch (as many samples as the window), through a copy.
-    Window {
-        plan: Box<WindowPlan<T>>,
-        scratch: Mutex<Vec<Complex<T>>>,
-    },
+struct Carrier<T: Real> {
+    plan: Planned<T>,
+    scratch: Mutex<Vec<Complex<T>>>,
 }
 
 impl<T: Real> Carrier<T> {
-    fn wave(&self) -> Wave {
-        match self {
-            Carrier::Plan(p) => p.wave(),
-            Carrier::Window { plan, .. } => plan.wave(),
+    fn new(plan: Planned<T>) -> Self {
+        Self {
+            plan,
+            scratch: Mutex::new(Vec::new()),
         }
+    }
+
+    fn wave(&self) -> Wave {
+        self.plan.wave()
     }
 
     fn output_grid(&self) -> Grid {
-        match self {
-            Carrier::Plan(p) => p.output_grid(),
-            Carrier::Window { plan, .. } => plan.window().grid,
-        }
+        self.plan.output_grid()
     }
 
     fn method(&self) -> Method {
-        match self {
-            Carrier::Plan(p) => p.method(),
-            Carrier::Window { plan, .. } => plan.method(),
-        }
+        self.plan.method()
     }
 
     fn run(&self, buf: &mut [Complex<T>], adjoint: bool) -> Result<()> {
-        match self {
-            Carrier::Plan(p) if adjoint => p.adjoint_in_place(buf),
-            Carrier::Plan(p) => p.propagate_in_place(buf),
-            Carrier::Window { plan, scratch } => {
-                let mut copy = scratch.lock().unwrap_or_else(|e| e.into_inner());
-                copy.clear();
-                copy.extend_from_slice(buf);
-                if adjoint {
-                    plan.adjoint(&copy, buf)
-                } else {
-                    plan.propagate(&copy, buf)
-                }
-            }
-        }
+        let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        self.plan.run_in_place(buf, adjoint, &mut scratch)
     }
 }
 
@@ -224,7 +207,7 @@ impl<T: Real> Setup<T> {
                     .with_method(Method::Fraunhofer)
                     .with_padding(Padding::Circular)
                     .with_check(false);
-                Carrier::Plan(planner.plan(&window, wave, &p)?)
+                Carrier::new(planner.plan_onto(&window, wave, &p, None)?)
             }
             Geometry::Fresnel {
                 distance,
@@ -238,17 +221,14 @@ impl<T: Real> Setup<T> {
                     ));
                 }
                 let p = Propagation::new(distance).with_method(method);
-                match target_pitch {
-                    None => Carrier::Plan(planner.plan(&window, wave, &p)?),
+                let target = match target_pitch {
+                    None => None,
                     Some(pitch) => {
                         let pitch = positive("target pitch", pitch)?;
-                        let target = Window::on_axis(Grid::new(mx, my, pitch, pitch)?);
-                        Carrier::Window {
-                            plan: Box::new(planner.plan_window(&window, wave, &p, &target)?),
-                            scratch: Mutex::new(Vec::new()),
-                        }
+                        Some(Window::on_axis(Grid::new(mx, my, pitch, pitch)?))
                     }
-                }
+                };
+                Carrier::new(planner.plan_onto(&window, wave, &p, target.as_ref())?)
             }
         };
         let (xs, ys) = (slm.x(), slm.y());

@@ -32,6 +32,7 @@
 mod check;
 mod conv;
 mod kernels;
+mod planned;
 mod single_fft;
 mod stages;
 pub mod window;
@@ -46,6 +47,7 @@ use num_complex::Complex;
 
 pub use check::Criterion;
 pub use kernels::{rs_direct, rs_direct_window, rs_kernel};
+pub use planned::Planned;
 pub use stages::{Spectral, Stages};
 pub use window::{Matrices, Window, WindowPlan};
 
