@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use photonflow_optics::coherence::{Coherence, DiscSource, Exposure, Illumination, Profile};
-//! use photonflow_optics::{Grid, Planner, Propagation};
+//! use photonflow_optics::{Grid, Method, Planner, Propagation};
 //! use num_complex::Complex;
 //!
 //! // a 40 µm slit lit by an LED (530 nm, 30 nm wide) through a condenser of NA 0.01,
@@ -33,7 +33,7 @@
 //!     lines: None,
 //!     coherence: Coherence::Disc(DiscSource::new(0.01)),
 //! };
-//! let exposure = Exposure::new(led, Propagation::new(2e-3));
+//! let exposure = Exposure::new(led, Propagation::new(2e-3).with_method(Method::Auto));
 //! let image = exposure.run(&Planner::new(), &slit, grid, &|_, _| {})?;
 //! assert_eq!(image.data.len(), 128 * 128);
 //! println!("{} lines, {} modes each", image.lines.len(), image.lines[0].modes);
