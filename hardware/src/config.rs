@@ -9,6 +9,12 @@
 //!
 //! [source]
 //! photons_per_s = 1e9            # photons/s through the input area when every input pixel is 1
+//! # spectrum = "gaussian:532nm:10nm"  # broadband light (also flat:MIN:MAX, lines:λ=w,…, or a
+//! #                              # spectrum file relative to the rig file); omit: a laser at the
+//! #                              # system's wavelength
+//! # lines = 9                    # lines to sample it with (omit: the fewest the bench needs)
+//! # na = 0.01                    # an incoherent source's cone at the SLM (LED behind a
+//! #                              # condenser); 0: a collimated, spatially coherent beam
 //!
 //! [slm]                          # the input SLM
 //! bits = 8                       # gray levels 2^bits
@@ -48,6 +54,7 @@
 
 use std::path::{Path, PathBuf};
 
+use photonflow_optics::coherence::Profile;
 use photonflow_optics::lut::Lut;
 
 use photonflow_optics::units::Length;
@@ -80,6 +87,20 @@ pub struct Source {
     /// Photons per second through the input area when every input pixel is at 1 (full
     /// amplitude); an input carries the fraction of that its field power is.
     pub photons_per_s: f64,
+    /// The source's spectrum, as [`Profile::parse`] reads it (`gaussian:532nm:10nm`,
+    /// `flat:MIN:MAX`, `lines:λ=w,…`, or a spectrum file, relative to the rig file); none: a
+    /// laser at the system's wavelength. Every line crosses the layers with the phase its
+    /// wavelength gives their optical path (`φ·λ₀/λ`; the material's dispersion is neglected).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spectrum: Option<String>,
+    /// Lines to sample the spectrum with; none: the fewest that resolve the bench's path
+    /// differences to 10⁻³ ([`Profile::sample_for`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<usize>,
+    /// Spatial coherence: the numerical aperture of an incoherent source's cone at the input
+    /// SLM (an LED or lamp behind a condenser, as plane waves over the cone); 0: a collimated,
+    /// spatially coherent beam.
+    pub na: f64,
 }
 
 /// The input SLM.
@@ -182,7 +203,27 @@ pub struct Camera {
 
 impl Default for Source {
     fn default() -> Self {
-        Self { photons_per_s: 1e9 }
+        Self {
+            photons_per_s: 1e9,
+            spectrum: None,
+            lines: None,
+            na: 0.0,
+        }
+    }
+}
+
+impl Source {
+    /// Whether the light is one coherent laser line at the system's wavelength.
+    pub fn is_laser(&self) -> bool {
+        self.spectrum.is_none() && self.na == 0.0
+    }
+
+    /// The parsed spectrum; none for a laser.
+    pub fn profile(&self) -> Result<Option<Profile>> {
+        self.spectrum
+            .as_deref()
+            .map(|text| Profile::parse(text).map_err(|e| invalid("source.spectrum", e.to_string())))
+            .transpose()
     }
 }
 
@@ -251,6 +292,7 @@ impl RigConfig {
             seed: 0,
             source: Source {
                 photons_per_s: 1e14,
+                ..Source::default()
             },
             slm: Slm {
                 bits: 16,
@@ -283,9 +325,16 @@ impl RigConfig {
                 e.to_string().trim_end().to_string(),
             )
         })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
         if let Some(lut) = &config.slm.lut {
-            let file = path.parent().unwrap_or(Path::new(".")).join(lut);
-            config.slm.table = Some(Lut::read_csv(&file)?);
+            config.slm.table = Some(Lut::read_csv(&dir.join(lut))?);
+        }
+        // a spectrum file is named relative to the rig file
+        if let Some(text) = &config.source.spectrum
+            && !text.contains(':')
+            && dir.join(text).is_file()
+        {
+            config.source.spectrum = Some(dir.join(text).to_string_lossy().into_owned());
         }
         config.validate()?;
         Ok(config)
@@ -308,6 +357,20 @@ impl RigConfig {
             }
         };
         finite_at_least("source.photons_per_s", self.source.photons_per_s, 0.0)?;
+        finite_at_least("source.na", self.source.na, 0.0)?;
+        if self.source.na >= 1.0 {
+            return Err(invalid(
+                "source.na",
+                format!(
+                    "{}: the illumination's cone must have a numerical aperture below 1",
+                    self.source.na
+                ),
+            ));
+        }
+        if self.source.lines == Some(0) {
+            return Err(invalid("source.lines", "give at least one line"));
+        }
+        self.source.profile()?;
         check_bits("slm.bits", self.slm.bits)?;
         finite_at_least("slm.crosstalk", self.slm.crosstalk, 0.0)?;
         if self.slm.crosstalk > 16.0 {
@@ -474,6 +537,11 @@ mod tests {
         bad("[layers]\ntransmittance = 1.5", "layers.transmittance");
         bad("[camera]\nexposur = 1.0", "exposur");
         bad("[source]\nphotons_per_s = -1.0", "source.photons_per_s");
+        bad("[source]\nna = 1.5", "source.na");
+        bad("[source]\nna = -0.1", "source.na");
+        bad("[source]\nlines = 0", "source.lines");
+        bad("[source]\nspectrum = \"gaussian:532nm\"", "source.spectrum");
+        bad("[source]\nspectrum = \"nowhere.csv\"", "source.spectrum");
         bad("[camera]\npitch = \"0um\"", "camera.pitch");
         bad("[camera]\nrows = 0", "camera.rows");
         bad("[camera]\nrotation = 400.0", "camera.rotation");
@@ -492,6 +560,37 @@ mod tests {
         ];
         let e = config.validate().unwrap_err().to_string();
         assert!(e.contains("layers.offsets[1]"), "{e}");
+    }
+
+    #[test]
+    fn a_spectrum_file_is_read_beside_the_rig_file() {
+        let dir = std::env::temp_dir().join(format!("pf-rig-spectrum-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("led.csv"),
+            "wavelength_nm,power\n600,0\n630,1\n660,0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("rig.toml"),
+            "[source]\nspectrum = \"led.csv\"\nna = 0.01\n",
+        )
+        .unwrap();
+        let config = RigConfig::load(&dir.join("rig.toml")).unwrap();
+        assert!(
+            matches!(config.source.profile().unwrap(), Some(Profile::Table(t)) if t.len() == 3)
+        );
+        assert!(!config.source.is_laser());
+        std::fs::write(
+            dir.join("rig.toml"),
+            "[source]\nspectrum = \"missing.csv\"\n",
+        )
+        .unwrap();
+        let e = RigConfig::load(&dir.join("rig.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("source.spectrum"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

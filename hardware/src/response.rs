@@ -26,7 +26,7 @@ use photonflow_optics::lut::Lut;
 use photonflow_optics::system::{Encoding, OpticalSystem};
 use serde::Serialize;
 
-use crate::config::RigConfig;
+use crate::config::{RigConfig, Source};
 use crate::error::{Result, invalid};
 use crate::fit::{mean_frames, solve};
 use crate::geometry::{Affine, camera_map};
@@ -121,8 +121,18 @@ pub fn measure_slm(
     } else {
         Placement::of(system, twin)?
     };
+    // the basis is interferometric: the twin's coherent light at the design wavelength
+    let coherent = RigConfig {
+        source: Source {
+            spectrum: None,
+            lines: None,
+            na: 0.0,
+            ..twin.source.clone()
+        },
+        ..twin.clone()
+    };
     let bench =
-        SimRig::twin(system, twin, placements, &Planner::new())?.with_camera(map, cols, rows);
+        SimRig::twin(system, &coherent, placements, &Planner::new())?.with_camera(map, cols, rows);
     let (ix, iy) = (system.input.nx, system.input.ny);
     let (nx, ny) = (grid.nx, grid.ny);
     let n = grid.len();

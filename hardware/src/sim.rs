@@ -13,7 +13,12 @@
 //!   gaps before and after it change), a fixed fabrication phase error per pixel, and a power
 //!   transmittance;
 //! * **camera**: photon shot noise, dark current, read noise, gain, bit depth, black level, full
-//!   well and converter saturation ([`Camera::expose`](crate::config::Camera::expose)).
+//!   well and converter saturation ([`Camera::expose`](crate::config::Camera::expose));
+//! * **source**: a laser at the system's wavelength, or broadband light (`source.spectrum`:
+//!   each line of it planned at its wavelength, the SLM's phases and the layers' optical paths
+//!   giving the phase `φ·λ₀/λ` there) and partially coherent light (`source.na`: an incoherent
+//!   source's cone, as plane waves over it), the camera adding up the intensities of every line
+//!   and mode ([`photonflow_optics::coherence`]).
 //!
 //! The fixed draws are made once from the seed when the rig is built, as a real rig is built
 //! once; every frame then draws its own noise. Displays are run as batches in parallel (rayon)
@@ -22,13 +27,14 @@
 use std::f64::consts::PI;
 
 use num_complex::Complex;
+use photonflow_optics::coherence::{Coherence, Decomposition, DiscSource, Line, Profile};
 use photonflow_optics::lut::GrayMap;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::rng::Rng;
 use photonflow_optics::shift::shift;
-use photonflow_optics::system::{Encoding, Input, OpticalSystem};
+use photonflow_optics::system::{Encoding, Input, Layer, OpticalSystem};
 use photonflow_optics::units::Length;
-use photonflow_optics::{Grid, Planner, Propagation, memory};
+use photonflow_optics::{Grid, Planner, Propagation, Wave, memory};
 use rayon::prelude::*;
 
 use crate::config::{Layers, Offset, RigConfig};
@@ -126,13 +132,112 @@ impl Placement {
     }
 }
 
+/// The bench at one line of the source's spectrum.
+struct Band {
+    /// Fraction of the source's power.
+    weight: f32,
+    /// `λ₀/λ`: a phase `φ` of the design wavelength is `φ·λ₀/λ` at this line (thin elements
+    /// of fixed optical path; the material's dispersion is neglected).
+    scale: f32,
+    /// The gaps, planned at this wavelength.
+    plans: Vec<Plan<f32>>,
+    /// Each layer's transmittance at this wavelength, as mounted.
+    layers: Vec<Vec<Complex<f32>>>,
+    /// The source's modes at this wavelength; `None`: one coherent plane wave along z.
+    modes: Option<Decomposition>,
+}
+
+/// What every band of a bench is built from.
+struct Bench<'a> {
+    system: &'a OpticalSystem,
+    config: &'a RigConfig,
+    placements: &'a [Placement],
+    gaps: &'a [Propagation],
+    /// Each layer's fabrication phase error per pixel at the design wavelength, radians.
+    errors: &'a [Vec<f64>],
+    planner: &'a Planner<f32>,
+}
+
+impl Bench<'_> {
+    /// The band of `line`, lit by `source`'s modes (`None`: a coherent plane wave).
+    fn band(&self, line: Line, source: Option<&Coherence>) -> Result<Band> {
+        let system = self.system;
+        let grid = system.grid()?;
+        let wave = Wave::new(line.wavelength, system.medium_index)?;
+        let scale = system.wavelength_m / line.wavelength;
+        let plans = self
+            .gaps
+            .iter()
+            .map(|p| Ok(self.planner.plan(&grid, wave, p)?))
+            .collect::<Result<Vec<_>>>()?;
+        let amplitude = self.config.layers.transmittance.sqrt() as f32;
+        let mounted = self.config.layers.mounted.unwrap_or(usize::MAX);
+        let layers = system
+            .layers
+            .iter()
+            .zip(self.placements)
+            .zip(self.errors)
+            .enumerate()
+            .map(|(l, ((layer, place), errors))| {
+                if l >= mounted {
+                    // Not mounted yet: its plane is free space.
+                    return vec![Complex::new(1.0, 0.0); grid.len()];
+                }
+                let mut t = transmission_at(layer, scale);
+                for (z, e) in t.iter_mut().zip(errors) {
+                    *z *= Complex::from_polar(amplitude, (e * scale) as f32);
+                }
+                shift(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
+            })
+            .collect();
+        let input = &system.input;
+        let extent = (input.nx as f64 * grid.dx).hypot(input.ny as f64 * grid.dy);
+        let modes = source
+            .map(|c| c.decompose(&grid, wave, extent, 1e-3))
+            .transpose()
+            .map_err(|e| invalid("source.na", e.to_string()))?;
+        Ok(Band {
+            weight: line.weight as f32,
+            scale: scale as f32,
+            plans,
+            layers,
+            modes,
+        })
+    }
+}
+
+/// A layer's transmittance at `scale = λ₀/λ`: its phase scaled, and its absorption too when it
+/// is a height map (`exp(−2πκh/λ)`); the design's own at `scale = 1`.
+fn transmission_at(layer: &Layer, scale: f64) -> Vec<Complex<f32>> {
+    if scale == 1.0 {
+        return layer.transmission();
+    }
+    let s = scale as f32;
+    match (&layer.amplitude, &layer.height) {
+        (None, _) => layer
+            .phase
+            .iter()
+            .map(|&p| Complex::from_polar(1.0, p * s))
+            .collect(),
+        (Some(a), height) => layer
+            .phase
+            .iter()
+            .zip(a)
+            .map(|(&p, &a)| {
+                let a = if height.is_some() { a.powf(s) } else { a };
+                Complex::from_polar(a, p * s)
+            })
+            .collect(),
+    }
+}
+
 /// A simulated bench for a trained system; see the [module docs](self).
 pub struct SimRig {
     config: RigConfig,
     input: Input,
     grid: Grid,
-    plans: Vec<Plan<f32>>,
-    layers: Vec<Vec<Complex<f32>>>,
+    /// The bench at each line of the source's spectrum (one for a laser).
+    bands: Vec<Band>,
     placements: Vec<Placement>,
     shown: Vec<u16>,
     frames_taken: u64,
@@ -176,7 +281,7 @@ impl SimRig {
     ) -> Result<Self> {
         let grid = system.grid()?;
         let wave = system.wave()?;
-        let plans = system
+        let gaps: Vec<Propagation> = system
             .propagations()?
             .into_iter()
             .enumerate()
@@ -193,37 +298,61 @@ impl SimRig {
                         ),
                     ));
                 }
-                let moved = Propagation {
-                    distance,
-                    ..p.clone()
-                };
-                Ok(planner.plan(&grid, wave, &moved)?)
+                Ok(Propagation { distance, ..p })
             })
             .collect::<Result<Vec<_>>>()?;
-        let amplitude = config.layers.transmittance.sqrt() as f32;
-        let layers = system
-            .layers
-            .iter()
-            .zip(&placements)
-            .enumerate()
-            .map(|(l, (layer, place))| {
-                if l >= config.layers.mounted.unwrap_or(usize::MAX) {
-                    // Not mounted yet: its plane is free space.
-                    return vec![Complex::new(1.0, 0.0); grid.len()];
-                }
-                let mut t = layer.transmission();
+        // the fabrication errors, drawn once per layer as the bench is built
+        let errors: Vec<Vec<f64>> = (0..system.layers.len())
+            .map(|l| {
                 let mut rng = Rng::stream(config.seed, &[FABRICATION_STREAM, l as u64]);
-                for z in &mut t {
-                    let error = if config.layers.phase_error > 0.0 {
-                        (config.layers.phase_error * rng.normal()) as f32
-                    } else {
-                        0.0
-                    };
-                    *z *= Complex::from_polar(amplitude, error);
-                }
-                shift(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
+                (0..grid.len())
+                    .map(|_| {
+                        if config.layers.phase_error > 0.0 {
+                            config.layers.phase_error * rng.normal()
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
             })
             .collect();
+        let bench = Bench {
+            system,
+            config: &config,
+            placements: &placements,
+            gaps: &gaps,
+            errors: &errors,
+            planner,
+        };
+        let design = Line {
+            wavelength: wave.wavelength,
+            weight: 1.0,
+        };
+        let bands = match config.source.profile()? {
+            _ if config.source.is_laser() => vec![bench.band(design, None)?],
+            profile => {
+                let profile = profile.unwrap_or(Profile::Lines(vec![design]));
+                // path differences: every gap's spread across the grid, and the cone's tilt
+                let diagonal = grid.nx as f64 * grid.dx * std::f64::consts::SQRT_2;
+                let spread: f64 = gaps
+                    .iter()
+                    .map(|g| g.distance.hypot(diagonal) - g.distance)
+                    .sum::<f64>()
+                    * system.medium_index
+                    + config.source.na * diagonal;
+                let spectrum = match config.source.lines {
+                    Some(n) => profile.sample(n, spread),
+                    None => profile.sample_for(spread, 1e-3),
+                }
+                .map_err(|e| invalid("source.spectrum", e.to_string()))?;
+                let source = Coherence::Disc(DiscSource::new(config.source.na));
+                spectrum
+                    .lines()
+                    .iter()
+                    .map(|line| bench.band(*line, Some(&source)))
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
         let table = phase_map(
             config.slm.table.as_ref(),
             system.input.encoding,
@@ -247,8 +376,7 @@ impl SimRig {
             config,
             input: system.input.clone(),
             grid,
-            plans,
-            layers,
+            bands,
             placements,
             shown,
             frames_taken: 0,
@@ -328,7 +456,8 @@ impl SimRig {
     }
 
     /// The noiseless detector-plane intensities `|u|²` (`[ny, nx]`, field units) of `displays`
-    /// (SLM levels), in parallel over the displays.
+    /// (SLM levels), in parallel over the displays (and the source's modes): summed over the
+    /// lines of the source's spectrum and its modes with their weights.
     pub fn intensities(&self, displays: &[&[u16]]) -> Result<Vec<Vec<f32>>> {
         let n = self.grid.len();
         for d in displays {
@@ -339,35 +468,90 @@ impl SimRig {
             || format!("simulating {} displays on {} pixels", displays.len(), n),
             "run fewer images at a time",
         )?;
-        let (nx, ny) = (self.grid.nx, self.grid.ny);
-        let mut data = vec![Complex::new(0f32, 0.0); displays.len() * n];
-        data.par_chunks_mut(n)
-            .zip(displays)
-            .for_each(|(field, levels)| {
-                let (v, amplitude) = self.slm_values(levels);
-                self.input.encode_into(&v, nx, ny, field);
-                if let Some(a) = amplitude {
-                    let (ix, iy) = (self.input.nx, self.input.ny);
-                    let (x0, y0) = ((nx - ix) / 2, (ny - iy) / 2);
-                    for (r, row) in a.chunks_exact(ix).enumerate() {
-                        let line = &mut field[(y0 + r) * nx + x0..][..ix];
-                        line.iter_mut().zip(row).for_each(|(z, &a)| *z *= a);
-                    }
+        let values: Vec<_> = displays.iter().map(|l| self.slm_values(l)).collect();
+        let mut out = vec![vec![0f32; n]; displays.len()];
+        // modes of a partially coherent source run a few at a time beside the displays
+        let group = (SIM_BATCH / displays.len().max(1)).max(1);
+        let mut data = Vec::new();
+        let mut modes = Vec::new();
+        for band in &self.bands {
+            let count = band.modes.as_ref().map_or(1, Decomposition::len);
+            for first in (0..count).step_by(group) {
+                let g = group.min(count - first);
+                if let Some(d) = &band.modes {
+                    modes.resize(g * n, Complex::new(0f32, 0.0));
+                    modes
+                        .par_chunks_mut(n)
+                        .enumerate()
+                        .for_each(|(j, m)| d.fill(first + j, m));
                 }
-            });
-        self.through(&mut data)?;
-        Ok(data
-            .par_chunks(n)
-            .map(|f| f.iter().map(|z| z.norm_sqr()).collect())
-            .collect())
+                data.resize(displays.len() * g * n, Complex::new(0f32, 0.0));
+                data.par_chunks_mut(n).enumerate().for_each(|(k, field)| {
+                    let (v, amplitude) = &values[k / g];
+                    self.input_field(v, amplitude.as_deref(), band.scale, field);
+                    if band.modes.is_some() {
+                        let m = &modes[(k % g) * n..][..n];
+                        field.iter_mut().zip(m).for_each(|(u, e)| *u *= e);
+                    }
+                });
+                self.through_band(band, &mut data)?;
+                let weights: Vec<f32> = (first..first + g)
+                    .map(|j| {
+                        band.weight * band.modes.as_ref().map_or(1.0, |d| d.weights()[j] as f32)
+                    })
+                    .collect();
+                out.par_iter_mut().enumerate().for_each(|(k, o)| {
+                    for (j, w) in weights.iter().enumerate() {
+                        let f = &data[(k * g + j) * n..][..n];
+                        o.iter_mut()
+                            .zip(f)
+                            .for_each(|(o, z)| *o += w * z.norm_sqr());
+                    }
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The input field of SLM values `v` (and a table's `amplitude`s) at a line where phases
+    /// are `scale` times the design's.
+    fn input_field(
+        &self,
+        v: &[f32],
+        amplitude: Option<&[f32]>,
+        scale: f32,
+        field: &mut [Complex<f32>],
+    ) {
+        let (nx, ny) = (self.grid.nx, self.grid.ny);
+        if scale != 1.0 && self.input.encoding == Encoding::Phase {
+            let scaled: Vec<f32> = v.iter().map(|x| x * scale).collect();
+            self.input.encode_into(&scaled, nx, ny, field);
+        } else {
+            self.input.encode_into(v, nx, ny, field);
+        }
+        if let Some(a) = amplitude {
+            let (ix, iy) = (self.input.nx, self.input.ny);
+            let (x0, y0) = ((nx - ix) / 2, (ny - iy) / 2);
+            for (r, row) in a.chunks_exact(ix).enumerate() {
+                let line = &mut field[(y0 + r) * nx + x0..][..ix];
+                line.iter_mut().zip(row).for_each(|(z, &a)| *z *= a);
+            }
+        }
     }
 
     /// Carries input-plane fields (a batch of `[ny, nx]` fields of the grid, field units)
-    /// through the bench's layers to the detector plane, in place.
+    /// through the bench's layers to the detector plane, in place, in the coherent light of
+    /// the design wavelength (a laser bench's only band; what interferometric measurements
+    /// model).
     pub(crate) fn through(&self, data: &mut [Complex<f32>]) -> Result<()> {
+        self.through_band(&self.bands[0], data)
+    }
+
+    /// [`SimRig::through`] at one band.
+    fn through_band(&self, band: &Band, data: &mut [Complex<f32>]) -> Result<()> {
         let n = self.grid.len();
-        self.plans[0].propagator.propagate_in_place(data)?;
-        for (layer, plan) in self.layers.iter().zip(&self.plans[1..]) {
+        band.plans[0].propagator.propagate_in_place(data)?;
+        for (layer, plan) in band.layers.iter().zip(&band.plans[1..]) {
             data.par_chunks_mut(n).for_each(|field| {
                 field.iter_mut().zip(layer).for_each(|(u, t)| *u *= t);
             });

@@ -804,3 +804,87 @@ fn a_phase_slms_response_is_measured_through_the_layers() {
     .unwrap_err();
     assert!(e.to_string().contains("amplitude"), "{e}");
 }
+
+/// A broadband source is the power-weighted sum of lasers at its lines, each crossing the
+/// layers with the phase its wavelength gives their optical path (`φ·λ₀/λ`): the rig with a
+/// two-line source equals ¼·(the system rebuilt at 600 nm) + ¾·(at 650 nm). A single line at
+/// the design wavelength is the laser; a partially coherent LED keeps the energy.
+#[test]
+fn a_broadband_partially_coherent_source_sums_lasers_and_modes() {
+    let s = system(2);
+    let white = vec![65535u16; 32 * 32];
+    let quadrant: Vec<u16> = quadrant_image(1)
+        .iter()
+        .map(|&v| (v * 65535.0) as u16)
+        .collect();
+    let displays: [&[u16]; 2] = [&white, &quadrant];
+    let laser = SimRig::new(&s, RigConfig::ideal()).unwrap();
+    let reference = laser.intensities(&displays).unwrap();
+    let mut one_line = RigConfig::ideal();
+    one_line.source.spectrum = Some("lines:632.8nm".into());
+    let same = SimRig::new(&s, one_line)
+        .unwrap()
+        .intensities(&displays)
+        .unwrap();
+    for (a, b) in same.iter().flatten().zip(reference.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-6 * (1.0 + b), "{a} vs {b}");
+    }
+    let rebuilt = |wavelength: f64| {
+        let mut moved = s.clone();
+        moved.wavelength_m = wavelength;
+        for layer in &mut moved.layers {
+            let scale = (s.wavelength_m / wavelength) as f32;
+            layer.phase.iter_mut().for_each(|p| *p *= scale);
+        }
+        SimRig::new(&moved, RigConfig::ideal())
+            .unwrap()
+            .intensities(&displays)
+            .unwrap()
+    };
+    let (short, long) = (rebuilt(600e-9), rebuilt(650e-9));
+    let mut two = RigConfig::ideal();
+    two.source.spectrum = Some("lines:600nm=1,650nm=3".into());
+    let mixed = SimRig::new(&s, two)
+        .unwrap()
+        .intensities(&displays)
+        .unwrap();
+    let mut worst: f32 = 0.0;
+    let peak = reference[0].iter().cloned().fold(0.0f32, f32::max);
+    for ((m, a), b) in mixed
+        .iter()
+        .flatten()
+        .zip(short.iter().flatten())
+        .zip(long.iter().flatten())
+    {
+        worst = worst.max((m - (0.25 * a + 0.75 * b)).abs() / peak);
+    }
+    eprintln!("two lines = weighted lasers to {worst:.1e} of the peak");
+    assert!(worst < 1e-5, "{worst}");
+    // and it differs from the laser (the test can fail)
+    let apart = mixed[1]
+        .iter()
+        .zip(&reference[1])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(apart > 0.01 * peak, "{apart}");
+
+    // an LED: 40 nm wide, through a condenser of NA 0.005 — energy kept as for the laser
+    let mut led = RigConfig::ideal();
+    led.source.spectrum = Some("gaussian:632.8nm:40nm".into());
+    led.source.na = 0.005;
+    let i = SimRig::new(&s, led)
+        .unwrap()
+        .intensities(&[&white])
+        .unwrap()
+        .pop()
+        .unwrap();
+    let kept = total(&i) / total(&reference[0]);
+    assert!((kept - 1.0).abs() < 0.01, "{kept}");
+    // the partially coherent light blurs: its brightest pixel is dimmer than the laser's
+    let top = i.iter().cloned().fold(0.0f32, f32::max);
+    eprintln!(
+        "LED: energy {kept}, brightest pixel {} of the laser's",
+        top / peak
+    );
+    assert!(top < 0.9 * peak, "{top} vs {peak}");
+}
