@@ -447,22 +447,16 @@ impl Profile {
         let usage = "give gaussian:CENTRE:FWHM, flat:MIN:MAX, lines:λ=w,λ=w or a spectrum file (wavelength, power rows)";
         let bad = |problem: String| OpticsError::Parse(format!("'{text}': {problem}; {usage}"));
         let length = |t: &str| parse_length(t).map_err(|e| bad(e.to_string()));
+        let two = |rest: &str, needs: &str| -> Result<(f64, f64)> {
+            let (a, b) = rest.split_once(':').ok_or_else(|| bad(needs.into()))?;
+            Ok((length(a)?, length(b)?))
+        };
         let profile = if let Some(rest) = text.strip_prefix("gaussian:") {
-            let (c, w) = rest
-                .split_once(':')
-                .ok_or_else(|| bad("a Gaussian needs CENTRE:FWHM".into()))?;
-            Profile::Gaussian {
-                centre: length(c)?,
-                fwhm: length(w)?,
-            }
+            let (centre, fwhm) = two(rest, "a Gaussian needs CENTRE:FWHM")?;
+            Profile::Gaussian { centre, fwhm }
         } else if let Some(rest) = text.strip_prefix("flat:") {
-            let (a, b) = rest
-                .split_once(':')
-                .ok_or_else(|| bad("a flat band needs MIN:MAX".into()))?;
-            Profile::Flat {
-                min: length(a)?,
-                max: length(b)?,
-            }
+            let (min, max) = two(rest, "a flat band needs MIN:MAX")?;
+            Profile::Flat { min, max }
         } else if let Some(rest) = text.strip_prefix("lines:") {
             let mut lines = Vec::new();
             for item in rest.split(',').filter(|s| !s.trim().is_empty()) {
