@@ -333,7 +333,7 @@ impl SimRig {
             profile => {
                 let profile = profile.unwrap_or(Profile::Lines(vec![design]));
                 // path differences: every gap's spread across the grid, and the cone's tilt
-                let diagonal = grid.nx as f64 * grid.dx * std::f64::consts::SQRT_2;
+                let diagonal = (grid.nx as f64 * grid.dx).hypot(grid.ny as f64 * grid.dy);
                 let spread: f64 = gaps
                     .iter()
                     .map(|g| g.distance.hypot(diagonal) - g.distance)
@@ -345,6 +345,14 @@ impl SimRig {
                     None => profile.sample_for(spread, 1e-3),
                 }
                 .map_err(|e| invalid("source.spectrum", e.to_string()))?;
+                // every line keeps a transfer function per gap
+                let lines = spectrum.lines().len();
+                let padded = |n: usize| gaps[0].padding.padded_len(n);
+                memory::check_fits(
+                    memory::bytes(&[lines, gaps.len(), padded(grid.nx), padded(grid.ny), 8]),
+                    || format!("the propagations of {lines} spectral lines"),
+                    "give fewer source.lines or a narrower source.spectrum",
+                )?;
                 let source = Coherence::Disc(DiscSource::new(config.source.na));
                 spectrum
                     .lines()
