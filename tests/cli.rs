@@ -4231,6 +4231,26 @@ fn propagates_broadband_and_partially_coherent_light_as_intensity() {
     for (e, v) in field.iter().zip(&intensity) {
         assert!((e.norm_sqr() - v).abs() <= 1e-5 * peak);
     }
+    // an element designed for the wavelength it is used at is that same field
+    let designed = d.s("designed.npy");
+    let mut args = vec![
+        "propagate",
+        "-i",
+        &i,
+        "-o",
+        &designed,
+        "--design-wavelength",
+        "632.8nm",
+    ];
+    args.extend(BASE);
+    let r = photonflow(&args);
+    assert!(r.status.success(), "{}", stderr(&r));
+    let NpyData::F32(same) = npy::read_npy(Path::new(&designed)).unwrap().data else {
+        panic!("float32 intensity")
+    };
+    for (e, v) in field.iter().zip(&same) {
+        assert!((e.norm_sqr() - v).abs() <= 1e-5 * peak);
+    }
 
     // an LED (Gaussian, 40 nm wide) behind a condenser of NA 0.01, 0.4 m away, far field
     let led = d.s("led.npy");

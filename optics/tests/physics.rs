@@ -858,3 +858,44 @@ fn a_coherent_exposure_is_the_propagated_intensity() {
         assert!((a - b.norm_sqr()).abs() < 1e-12 * (1.0 + a));
     }
 }
+
+/// A blazed grating designed for 500 nm (an 8-step staircase from 0 to 2π, one wave deep) used
+/// at other wavelengths: its phase becomes `φ·λ₀/λ`, and the first order carries
+/// `[sin(π(α − 1)) / (P·sin(π(α − 1)/P))]²` of the light, `α = λ₀/λ` (the sampled form of the
+/// scalar `sinc²(α − 1)`), all of it at the design wavelength; the light is conserved.
+#[test]
+fn a_blazed_grating_loses_its_first_order_away_from_its_design_wavelength() {
+    use photonflow_optics::coherence::{Exposure, Illumination};
+    let (n, period) = (256usize, 8usize);
+    let grid = Grid::new(n, 4, 1e-6, 1e-6).unwrap();
+    let grating: Vec<C64> = (0..grid.len())
+        .map(|i| C64::from_polar(1.0, 2.0 * PI * ((i % n) % period) as f64 / period as f64))
+        .collect();
+    for wavelength in [500e-9, 550e-9, 650e-9, 800e-9] {
+        let exposure = Exposure::new(
+            Illumination::coherent(wavelength),
+            Propagation::new(1.0)
+                .with_method(Method::Fraunhofer)
+                .with_padding(Padding::Circular),
+        )
+        .with_design_wavelength(500e-9);
+        let image = exposure
+            .run(&Planner::new(), &grating, grid, &|_, _| {})
+            .unwrap();
+        let total: f64 = image.data.iter().sum();
+        let first = image.data[2 * n + n / 2 + n / period] / total;
+        let a = 500e-9 / wavelength - 1.0;
+        let p = period as f64;
+        let expected = if a == 0.0 {
+            1.0
+        } else {
+            ((PI * a).sin() / (p * (PI * a / p).sin())).powi(2)
+        };
+        assert!(
+            (first - expected).abs() < 1e-9,
+            "{wavelength}: first order {first} against {expected}"
+        );
+        let power = total * image.grid.cell_area() / (grid.len() as f64 * grid.cell_area());
+        assert!((power - 1.0).abs() < 1e-9, "{power}");
+    }
+}

@@ -58,6 +58,11 @@ pub struct Args {
     /// width of its degree of coherence, e.g. 100um,20um. The intensity is written.
     #[arg(long, value_name = "RMS,COHERENCE", allow_hyphen_values = true)]
     gaussian_schell: Option<String>,
+    /// The input is a thin element designed for this wavelength (a surface relief, a printed
+    /// mask): at every other wavelength its phase, taken in [0, 2π), is φ·λ₀/λ. The intensity
+    /// is written.
+    #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
+    design_wavelength: Option<f64>,
     /// Accuracy of the sums over lines and modes (broadband and partially coherent light).
     #[arg(
         long,
@@ -348,6 +353,7 @@ fn illumination(args: &Args) -> anyhow::Result<Option<Illumination>> {
         && args.source_na.is_none()
         && args.gaussian_schell.is_none()
         && args.lines.is_none()
+        && args.design_wavelength.is_none()
     {
         return Ok(None);
     }
@@ -424,6 +430,7 @@ fn expose<T: NpyComplex>(
         index: args.index,
         window,
         tolerance: args.tolerance,
+        design_wavelength: args.design_wavelength,
     };
     let bar = progress_bar(
         args.json,
@@ -481,6 +488,7 @@ fn expose<T: NpyComplex>(
         "spectrum": args.spectrum,
         "source_na": args.source_na,
         "gaussian_schell": args.gaussian_schell,
+        "design_wavelength_m": args.design_wavelength,
         "tolerance": args.tolerance,
         "lines": lines,
         "propagations": modes * image.batch,

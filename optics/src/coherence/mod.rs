@@ -55,6 +55,17 @@ use crate::field::{Real, check_finite, support_of};
 use crate::grid::{Grid, Wave};
 use crate::propagate::{Criterion, Method, Planner, Propagation, Window};
 
+/// A thin element's transmittance `a·e^{iφ}` designed at `λ₀`, at a wavelength with
+/// `scale = λ₀/λ`: `a·e^{iφ'·scale}` with `φ'` the phase in `[0, 2π)`.
+fn at_wavelength<T: Real>(z: Complex<T>, scale: f64) -> Complex<T> {
+    let (a, phi) = (
+        z.norm().f64(),
+        z.arg().f64().rem_euclid(std::f64::consts::TAU),
+    );
+    let (s, c) = (phi * scale).sin_cos();
+    Complex::new(T::of(a * c), T::of(a * s))
+}
+
 /// What illuminates the object: a spectrum and a spatial coherence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Illumination {
@@ -98,6 +109,11 @@ pub struct Exposure {
     /// Accuracy of the spectral and modal sums: the spectrum's coherence function over the
     /// geometry's path differences, and the power a Gaussian Schell-model's dropped modes carry.
     pub tolerance: f64,
+    /// The wavelength the object was designed for, when it is a thin element of fixed optical
+    /// path (a surface relief, a printed mask): its phase, taken in `[0, 2π)` as a one-wave
+    /// deep element's, is `φ·λ₀/λ` at each line (the material's dispersion neglected). `None`:
+    /// the object transmits the same at every wavelength.
+    pub design_wavelength: Option<f64>,
 }
 
 /// One line of an exposure: what was run at that wavelength.
@@ -141,7 +157,15 @@ impl Exposure {
             index: 1.0,
             window: None,
             tolerance: 1e-3,
+            design_wavelength: None,
         }
+    }
+
+    /// The same exposure of an object designed for `wavelength` (see
+    /// [`Exposure::design_wavelength`]).
+    pub fn with_design_wavelength(mut self, wavelength: f64) -> Self {
+        self.design_wavelength = Some(wavelength);
+        self
     }
 
     /// The same exposure recorded on an output window.
@@ -221,6 +245,14 @@ impl Exposure {
                 format!("{} must lie strictly between 0 and 1", self.tolerance),
             ));
         }
+        if let Some(w) = self.design_wavelength
+            && !(w.is_finite() && w > 0.0)
+        {
+            return Err(invalid(
+                "design wavelength",
+                format!("{w} m: a wavelength must be positive and finite"),
+            ));
+        }
         let batch = object.len() / n;
         let support = support_of(object, grid, 1e-6);
         let max_path = self.max_path_difference(&grid, support);
@@ -265,9 +297,18 @@ impl Exposure {
         let mut output = vec![Complex::new(T::zero(), T::zero()); chunk * m];
         let mut done = 0;
         let mut runs = Vec::with_capacity(plans.len());
+        let mut scaled = Vec::new();
         for (line, plan, modes) in &plans {
             for (b, image) in data.chunks_exact_mut(m).enumerate() {
-                let t = &object[b * n..(b + 1) * n];
+                let mut t = &object[b * n..(b + 1) * n];
+                if let Some(design) = self.design_wavelength {
+                    scaled.clear();
+                    scaled.extend(
+                        t.iter()
+                            .map(|z| at_wavelength(*z, design / line.wavelength)),
+                    );
+                    t = &scaled;
+                }
                 let mut first = 0;
                 while first < modes.len() {
                     let count = chunk.min(modes.len() - first);
