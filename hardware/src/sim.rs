@@ -16,7 +16,8 @@
 //!   well and converter saturation ([`Camera::expose`](crate::config::Camera::expose));
 //! * **source**: a laser at the system's wavelength, or broadband light (`source.spectrum`:
 //!   each line of it planned at its wavelength, the SLM's phases and the layers' optical paths
-//!   giving the phase `φ·λ₀/λ` there) and partially coherent light (`source.na`: an incoherent
+//!   giving the phase `φ·λ₀/λ` there, phase-only layers' taken in `[0, 2π)` as a one-wave
+//!   element or an SLM shows them) and partially coherent light (`source.na`: an incoherent
 //!   source's cone, as plane waves over it), the camera adding up the intensities of every line
 //!   and mode ([`photonflow_optics::coherence`]).
 //!
@@ -27,7 +28,9 @@
 use std::f64::consts::PI;
 
 use num_complex::Complex;
-use photonflow_optics::coherence::{Coherence, Decomposition, DiscSource, Line, Profile};
+use photonflow_optics::coherence::{
+    Coherence, Decomposition, DiscSource, Line, Profile, at_wavelength,
+};
 use photonflow_optics::lut::GrayMap;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::rng::Rng;
@@ -206,29 +209,29 @@ impl Bench<'_> {
     }
 }
 
-/// A layer's transmittance at `scale = λ₀/λ`: its phase scaled, and its absorption too when it
-/// is a height map (`exp(−2πκh/λ)`); the design's own at `scale = 1`.
+/// A layer's transmittance at `scale = λ₀/λ` (the design's own at `scale = 1`): a height map's
+/// phase and absorption follow its optical path (`φ·scale`, `a^scale`, from `exp(−2πκh/λ)`);
+/// a phase-only layer (an SLM, a one-wave element) shows its phase in `[0, 2π)`, scaled
+/// ([`at_wavelength`]).
 fn transmission_at(layer: &Layer, scale: f64) -> Vec<Complex<f32>> {
     if scale == 1.0 {
         return layer.transmission();
     }
-    let s = scale as f32;
-    match (&layer.amplitude, &layer.height) {
-        (None, _) => layer
-            .phase
-            .iter()
-            .map(|&p| Complex::from_polar(1.0, p * s))
-            .collect(),
-        (Some(a), height) => layer
-            .phase
-            .iter()
-            .zip(a)
-            .map(|(&p, &a)| {
-                let a = if height.is_some() { a.powf(s) } else { a };
-                Complex::from_polar(a, p * s)
-            })
-            .collect(),
+    if layer.height.is_none() {
+        return layer
+            .transmission()
+            .into_iter()
+            .map(|z| at_wavelength(z, scale))
+            .collect();
     }
+    let s = scale as f32;
+    let amplitude = |i: usize| layer.amplitude.as_ref().map_or(1.0, |a| a[i].powf(s));
+    layer
+        .phase
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| Complex::from_polar(amplitude(i), p * s))
+        .collect()
 }
 
 /// A simulated bench for a trained system; see the [module docs](self).
@@ -770,6 +773,33 @@ fn blur(v: &[f32], nx: usize, ny: usize, sigma: f64) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At another wavelength a height map keeps its optical path (phase 3π at half the design
+    /// frequency is 1.5π, its power transmittance 0.81 becomes 0.9), while an SLM or one-wave
+    /// layer shows 3π as π and scales that.
+    #[test]
+    fn layers_at_another_wavelength_follow_their_optical_path() {
+        let phase = vec![3.0 * std::f32::consts::PI; 4];
+        let mut relief = Layer::phase_only("relief", phase.clone(), 1e-3);
+        relief.height = Some(vec![1e-6; 4]);
+        relief.amplitude = Some(vec![0.81; 4]);
+        let t = transmission_at(&relief, 0.5);
+        assert!((t[0].norm() - 0.9).abs() < 1e-6);
+        assert!(
+            (t[0].arg() + 0.5 * std::f32::consts::PI).abs() < 1e-5,
+            "{}",
+            t[0].arg()
+        );
+        let slm = Layer::phase_only("slm", phase, 1e-3);
+        let t = transmission_at(&slm, 0.5);
+        assert!((t[0].norm() - 1.0).abs() < 1e-6);
+        assert!(
+            (t[0].arg() - 0.5 * std::f32::consts::PI).abs() < 1e-5,
+            "{}",
+            t[0].arg()
+        );
+        assert_eq!(transmission_at(&slm, 1.0), slm.transmission());
+    }
 
     #[test]
     fn blur_keeps_the_sum_and_the_range_and_spreads_a_point() {

@@ -56,8 +56,10 @@ use crate::grid::{Grid, Wave};
 use crate::propagate::{Criterion, Method, Planner, Propagation, Window};
 
 /// A thin element's transmittance `a·e^{iφ}` designed at `λ₀`, at a wavelength with
-/// `scale = λ₀/λ`: `a·e^{iφ'·scale}` with `φ'` the phase in `[0, 2π)`.
-fn at_wavelength<T: Real>(z: Complex<T>, scale: f64) -> Complex<T> {
+/// `scale = λ₀/λ`: `a·e^{iφ'·scale}` with `φ'` the phase in `[0, 2π)` — a one-wave-deep
+/// element of fixed optical path (a surface relief, an SLM pixel), the material's dispersion
+/// neglected.
+pub fn at_wavelength<T: Real>(z: Complex<T>, scale: f64) -> Complex<T> {
     let (a, phi) = (
         z.norm().f64(),
         z.arg().f64().rem_euclid(std::f64::consts::TAU),
