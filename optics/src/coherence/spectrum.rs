@@ -521,49 +521,51 @@ fn pieces(rows: &[(f64, f64)]) -> Vec<(f64, f64, f64, f64, f64)> {
         .collect()
 }
 
+/// The piecewise-linear density's power as quadrature atoms `(λ, power)`: the `points`-point
+/// Gauss–Legendre rule on `panels(a, b)` equal panels of each segment `a … b` (exact for the
+/// power, whose density is linear).
+fn atoms(
+    rows: &[(f64, f64)],
+    points: usize,
+    panels: impl Fn(f64, f64) -> usize,
+) -> Vec<(f64, f64)> {
+    let rule = gauss_legendre(points);
+    let mut out = Vec::new();
+    for (a, _, b, pa, pb) in pieces(rows) {
+        let count = panels(a, b).max(1);
+        let h = (b - a) / count as f64;
+        for p in 0..count {
+            let (lo, hi) = (a + p as f64 * h, a + (p + 1) as f64 * h);
+            for (x, w) in rule.nodes.iter().zip(&rule.weights) {
+                let l = 0.5 * (lo + hi) + 0.5 * (hi - lo) * x;
+                let density = pa + (pb - pa) * (l - a) / (b - a);
+                out.push((l, 0.5 * (hi - lo) * w * density));
+            }
+        }
+    }
+    out
+}
+
 /// `∫ s(λ)·exp(2πiΔ/λ) dλ` of a piecewise-linear density by composite 8-point Gauss–Legendre,
 /// each panel short enough that the phase turns by less than a radian.
 fn band_integral(rows: &[(f64, f64)], d: f64) -> Complex<f64> {
-    let rule = gauss_legendre(8);
-    let mut sum = Complex::new(0.0, 0.0);
-    for (a, _, b, pa, pb) in pieces(rows) {
-        let span = 2.0 * PI * d.abs() * (1.0 / a - 1.0 / b);
-        let panels = span.ceil().max(1.0) as usize;
-        let h = (b - a) / panels as f64;
-        for p in 0..panels {
-            let (lo, hi) = (a + p as f64 * h, a + (p + 1) as f64 * h);
-            for (x, w) in rule.nodes.iter().zip(&rule.weights) {
-                let l = 0.5 * (lo + hi) + 0.5 * (hi - lo) * x;
-                let density = pa + (pb - pa) * (l - a) / (b - a);
-                sum += Complex::from_polar(0.5 * (hi - lo) * w * density, 2.0 * PI * d / l);
-            }
-        }
-    }
-    sum
+    let panels = |a: f64, b: f64| (2.0 * PI * d.abs() * (1.0 / a - 1.0 / b)).ceil() as usize;
+    atoms(rows, 8, panels)
+        .into_iter()
+        .map(|(l, p)| Complex::from_polar(p, 2.0 * PI * d / l))
+        .sum()
 }
 
 /// `n` lines from a measured table: bins of equal power, each line at its bin's power centroid
-/// in frequency (4-point Gauss–Legendre atoms per table segment, split across bin boundaries).
+/// in frequency (4-point Gauss–Legendre atoms, at least a panel of them per line, split across
+/// bin boundaries).
 fn equal_power_bins(rows: &[(f64, f64)], n: usize) -> Vec<Line> {
-    let rule = gauss_legendre(4);
-    let segments = pieces(rows);
-    // at least one panel of four atoms per line
-    let panels = n.div_ceil(segments.len()).max(1);
-    let mut atoms: Vec<(f64, f64)> = Vec::new(); // (frequency, power)
-    for (a, _, b, pa, pb) in segments {
-        let h = (b - a) / panels as f64;
-        for p in 0..panels {
-            let (lo, hi) = (a + p as f64 * h, a + (p + 1) as f64 * h);
-            for (x, w) in rule.nodes.iter().zip(&rule.weights) {
-                let l = 0.5 * (lo + hi) + 0.5 * (hi - lo) * x;
-                let density = pa + (pb - pa) * (l - a) / (b - a);
-                let power = 0.5 * (hi - lo) * w * density;
-                if power > 0.0 {
-                    atoms.push((SPEED_OF_LIGHT / l, power));
-                }
-            }
-        }
-    }
+    let panels = n.div_ceil(rows.len() - 1);
+    let atoms: Vec<(f64, f64)> = atoms(rows, 4, |_, _| panels)
+        .into_iter()
+        .filter(|a| a.1 > 0.0)
+        .map(|(l, p)| (SPEED_OF_LIGHT / l, p)) // (frequency, power)
+        .collect();
     let total: f64 = atoms.iter().map(|a| a.1).sum();
     let n = n.min(atoms.len()).max(1);
     let share = total / n as f64;
