@@ -364,3 +364,56 @@ impl Exposure {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bad requests are errors that say what to change.
+    #[test]
+    fn bad_exposures_are_refused_with_the_fix() {
+        let grid = Grid::square(32, 2e-6).unwrap();
+        let object = vec![Complex::new(1.0f64, 0.0); grid.len()];
+        let planner = Planner::new();
+        let broadband = Illumination {
+            spectrum: Profile::Flat {
+                min: 500e-9,
+                max: 600e-9,
+            },
+            lines: Some(3),
+            coherence: Coherence::Full,
+        };
+        let far = Propagation::new(1.0).with_method(Method::Fraunhofer);
+        let e = Exposure::new(broadband.clone(), far.clone())
+            .run(&planner, &object, grid, &|_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("window"), "{e}");
+        // with a window every line lands on it
+        let camera = Window::on_axis(Grid::square(16, 1e-3).unwrap());
+        let ok = Exposure::new(broadband.clone(), far)
+            .with_window(camera)
+            .run(&planner, &object, grid, &|_, _| {})
+            .unwrap();
+        assert_eq!((ok.lines.len(), ok.grid), (3, camera.grid));
+        let near = Exposure::new(broadband, Propagation::new(1e-4));
+        let e = near
+            .run(&planner, &object[1..], grid, &|_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whole number"), "{e}");
+        let mut bad = near.clone();
+        bad.tolerance = 0.0;
+        assert!(bad.run(&planner, &object, grid, &|_, _| {}).is_err());
+        let e = near
+            .clone()
+            .with_design_wavelength(-1.0)
+            .run(&planner, &object, grid, &|_, _| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("design wavelength"), "{e}");
+        let mut nan = object.clone();
+        nan[3].re = f64::NAN;
+        assert!(near.run(&planner, &nan, grid, &|_, _| {}).is_err());
+    }
+}
