@@ -190,21 +190,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     let dtype = array.dtype_name();
     let grid = Grid::new(nx, ny, args.pitch, args.pitch_y.unwrap_or(args.pitch))?;
-    // the reference wavelength of broadband light: its power-weighted mean frequency
-    let wavelength = match (&args.spectrum, args.wavelength) {
-        (_, Some(w)) => w,
-        (Some(text), None) => Profile::parse(text)
-            .and_then(|p| p.sample(1, 0.0))
-            .map_err(|e| anyhow::anyhow!("--spectrum {e}"))?
-            .mean_wavelength(),
-        (None, None) => bail!("give --wavelength (one line) or --spectrum (broadband light)"),
-    };
-    let wave = Wave::new(wavelength, args.index)?;
+    let light = illumination(&args)?;
     match array.data {
-        NpyData::C64(v) => go::<f32>(&args, v, grid, wave, batch, keep_rank2, dtype),
-        NpyData::F32(v) => go::<f32>(&args, real(v), grid, wave, batch, keep_rank2, dtype),
-        NpyData::C128(v) => go::<f64>(&args, v, grid, wave, batch, keep_rank2, dtype),
-        NpyData::F64(v) => go::<f64>(&args, real(v), grid, wave, batch, keep_rank2, dtype),
+        NpyData::C64(v) => go::<f32>(&args, v, grid, light, batch, keep_rank2, dtype),
+        NpyData::F32(v) => go::<f32>(&args, real(v), grid, light, batch, keep_rank2, dtype),
+        NpyData::C128(v) => go::<f64>(&args, v, grid, light, batch, keep_rank2, dtype),
+        NpyData::F64(v) => go::<f64>(&args, real(v), grid, light, batch, keep_rank2, dtype),
         NpyData::U8(_) | NpyData::U16(_) => bail!(
             "--input {}: the array is {dtype}; a field must be complex64/complex128, or \
              float32/float64 for a real amplitude (convert it with a.astype(np.float32))",
@@ -223,11 +214,22 @@ fn go<T: NpyComplex>(
     args: &Args,
     data: Vec<Complex<T>>,
     grid: Grid,
-    wave: Wave,
+    light: Option<Illumination>,
     batch: usize,
     keep_rank2: bool,
     dtype: &str,
 ) -> anyhow::Result<()> {
+    // the reference wavelength of broadband light: its power-weighted mean frequency
+    let wavelength = match (args.wavelength, &light) {
+        (Some(w), _) => w,
+        (None, Some(light)) => light
+            .spectrum
+            .sample(1, 0.0)
+            .map_err(|e| anyhow::anyhow!("--spectrum {e}"))?
+            .mean_wavelength(),
+        (None, None) => bail!("{NO_WAVELENGTH}"),
+    };
+    let wave = Wave::new(wavelength, args.index)?;
     let field = Field::from_vec(data, grid, wave.wavelength)?;
     field
         .check_finite()
@@ -291,7 +293,7 @@ fn go<T: NpyComplex>(
         "convolution": if padding == Padding::Circular { "circular" } else { "linear" },
         "power_in": power_in,
     });
-    if let Some(illumination) = illumination(args)? {
+    if let Some(illumination) = light {
         return expose(
             args,
             &field,
@@ -346,6 +348,8 @@ fn go<T: NpyComplex>(
     Ok(())
 }
 
+const NO_WAVELENGTH: &str = "give --wavelength (one line) or --spectrum (broadband light)";
+
 /// The illumination `--spectrum`, `--source-na` and `--gaussian-schell` ask for; `None` for
 /// coherent monochromatic light (a field in, a field out).
 fn illumination(args: &Args) -> anyhow::Result<Option<Illumination>> {
@@ -363,7 +367,7 @@ fn illumination(args: &Args) -> anyhow::Result<Option<Illumination>> {
             wavelength: w,
             weight: 1.0,
         }]),
-        (None, None) => bail!("give --wavelength (one line) or --spectrum (broadband light)"),
+        (None, None) => bail!("{NO_WAVELENGTH}"),
     };
     let coherence = match (args.source_na, &args.gaussian_schell) {
         (Some(_), Some(_)) => {
