@@ -685,6 +685,56 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
         assert!(stderr(&o).contains(needle), "{bad:?}: {}", stderr(&o));
     }
 
+    // The light: a laser model under an LED (3 lines of a 20 % wide spectrum, a cone of NA
+    // 0.002), reported; --laser is the model's own light; bad light names its flag.
+    let o = perturbed(&[
+        "--spectrum",
+        "gaussian:0.75mm:150um",
+        "--lines",
+        "3",
+        "--source-na",
+        "0.002",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let led = last_json(&o);
+    assert_eq!(led["light"]["lines"].as_array().unwrap().len(), 3, "{led}");
+    assert!(led["light"]["propagations_per_image"].as_u64().unwrap() > 3);
+    assert_eq!(led["light"]["source"]["na"], 0.002, "{led}");
+    let o = perturbed(&["--laser"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let laser = last_json(&o);
+    assert_eq!(laser["accuracy"], e["accuracy"]);
+    assert_eq!(laser["light"]["propagations_per_image"], 1);
+    assert!(laser["light"]["source"].is_null(), "{laser}");
+    let o = photonflow(&[
+        "eval",
+        "--model",
+        &run,
+        "--data",
+        &data,
+        "--spectrum",
+        "lines:0.7mm=1,0.8mm=1",
+    ]);
+    assert!(
+        o.status.success() && stdout(&o).contains("light: 2 lines from 700um to 800um"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    for (bad, needle) in [
+        (vec!["--lines", "2"], "give --spectrum"),
+        (vec!["--source-na", "2"], "--source-na 2"),
+        (vec!["--spectrum", "gaussian:1mm"], "--spectrum"),
+        (
+            vec!["--laser", "--source-na", "0.01"],
+            "cannot be used with",
+        ),
+    ] {
+        let o = perturbed(&bad);
+        assert!(!o.status.success(), "{bad:?}");
+        assert!(stderr(&o).contains(needle), "{bad:?}: {}", stderr(&o));
+    }
+
     // infer: both classes recognised, confidences that sum to one, the detected power reported.
     let (left, right) = (
         d.path("bars/left/00.png").to_string_lossy().into_owned(),
@@ -736,6 +786,21 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
         "{}",
         stdout(&o)
     );
+    let o = photonflow(&[
+        "infer",
+        "--model",
+        &run,
+        &left,
+        "--json",
+        "--spectrum",
+        "flat:0.7mm:0.8mm",
+        "--lines",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = last_json(&o);
+    assert_eq!(p["light"]["lines"].as_array().unwrap().len(), 4, "{p}");
+    assert_eq!(p["predictions"][0]["label"], "left", "{p}");
 
     rigs_classify_as_the_model_does(&d, &run, &data, [&left, &right], preds);
     export_writes_what_was_designed(&d, &run, &data);

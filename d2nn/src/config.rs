@@ -52,12 +52,20 @@
 //! axial_misalignment = "1mm"       # random displacement of every layer along z
 //! detector_noise = 0.01      # Gaussian noise on the detector scores
 //! # lut = "slm.csv"          # a measured SLM lookup table gray → phase[, amplitude]
+//!
+//! [source]                   # leave out for a laser at [optics] wavelength
+//! spectrum = "gaussian:0.75mm:75um"  # train under broadband light (also flat:MIN:MAX,
+//!                            # lines:λ=w,…, or a spectrum file relative to the config)
+//! lines = 5                  # spectral lines to sample it with; default: as many as needed
+//! na = 0.005                 # an incoherent source's cone (LED, lamp): partially coherent
+//! samples = 4                # train on 4 (line, direction) pairs drawn per batch, not all
 //! ```
 
 use std::f64::consts::{PI, TAU};
 use std::path::{Path, PathBuf};
 
-use photonflow_optics::system::{Encoding, Material, MaterialPreset, Modulation};
+use photonflow_optics::coherence::Profile;
+use photonflow_optics::system::{Encoding, Material, MaterialPreset, Modulation, SourceSpec};
 use photonflow_optics::{Method, Padding};
 use serde::{Deserialize, Serialize};
 
@@ -412,6 +420,42 @@ pub struct FabricationConfig {
     pub detector_noise: f64,
 }
 
+/// `[source]`: the light the network is trained under and designed for; left out, a laser at
+/// `[optics] wavelength`. Each line of the spectrum, and each direction of the source's cone,
+/// is propagated and their intensities add on the detector (see
+/// [`photonflow_optics::coherence`]); a training step costs as many propagations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The spectrum as [`Profile::parse`] reads it (`gaussian:CENTRE:FWHM`, `flat:MIN:MAX`,
+    /// `lines:λ=w,…`) or a spectrum file (relative to the config); none: the design
+    /// wavelength alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spectrum: Option<String>,
+    /// Lines to sample the spectrum with; none: the fewest that resolve the network's path
+    /// differences to 10⁻³.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<usize>,
+    /// Numerical aperture of a spatially incoherent source's cone of directions (0: a plane
+    /// wave along z).
+    #[serde(default)]
+    pub na: f64,
+    /// (line, direction) pairs drawn at random for every training batch
+    /// ([`crate::network::Band::draw`]): an unbiased estimate of the detector intensity at the
+    /// cost of this many propagations, where the exact sum needs one per line and direction
+    /// (tens to hundreds for a wide source). None: the exact sum. The test set is always
+    /// evaluated with the exact sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<usize>,
+}
+
+impl SourceConfig {
+    /// Whether this is the default: a laser at the design wavelength.
+    pub fn is_laser(&self) -> bool {
+        self.spectrum.is_none() && self.lines.is_none() && self.na == 0.0 && self.samples.is_none()
+    }
+}
+
 /// A whole network and its training, as read from TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -443,6 +487,9 @@ pub struct Config {
     /// Fabrication-aware training.
     #[serde(default)]
     pub fabrication: FabricationConfig,
+    /// The light; a laser at `[optics] wavelength` when left out.
+    #[serde(default, skip_serializing_if = "SourceConfig::is_laser")]
+    pub source: SourceConfig,
 }
 
 /// The presets shipped with photonflow: name, description, TOML text.
@@ -499,6 +546,16 @@ impl Config {
         let mut config = Self::from_toml(&text, &path.display().to_string())?;
         // Files named in the config are relative to it; keep them absolute from here on, so
         // a run folder's copy of the config still finds them.
+        if let Some(text) = &config.source.spectrum
+            && !text.contains(':')
+        {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let file = std::path::absolute(dir.join(text)).map_err(|e| D2nnError::Io {
+                path: dir.join(text),
+                problem: format!("cannot resolve the spectrum file's path ({e})"),
+            })?;
+            config.source.spectrum = Some(file.to_string_lossy().into_owned());
+        }
         if let Some(lut) = &config.fabrication.lut
             && lut.is_relative()
         {
@@ -512,6 +569,29 @@ impl Config {
                 );
         }
         Ok(config)
+    }
+
+    /// The light of `[source]` (its spectrum file read), or `None` for a laser at the design
+    /// wavelength.
+    pub fn source(&self) -> Result<Option<SourceSpec>> {
+        let s = &self.source;
+        if s.spectrum.is_none() && s.na == 0.0 {
+            return Ok(None);
+        }
+        let spectrum = s
+            .spectrum
+            .as_deref()
+            .map(Profile::parse)
+            .transpose()
+            .map_err(|e| problem(format!("[source] spectrum: {e}")))?;
+        let spec = SourceSpec {
+            spectrum,
+            lines: s.lines,
+            na: s.na,
+        };
+        spec.validate(self.optics.medium_index)
+            .map_err(|e| problem(format!("[source]: {e}")))?;
+        Ok(Some(spec))
     }
 
     /// The lookup table of `[fabrication] lut`, read from its file.
@@ -775,6 +855,25 @@ impl Config {
         }
         if !(f.detector_noise.is_finite() && f.detector_noise >= 0.0) {
             return Err(problem("[fabrication] detector_noise must be ≥ 0"));
+        }
+        let s = &self.source;
+        if let Some(k) = s.samples
+            && (!(1..=1024).contains(&k) || (s.spectrum.is_none() && s.na == 0.0))
+        {
+            return Err(problem(format!(
+                "[source] samples = {k}: draw 1 to 1024 (line, direction) pairs per batch from a \
+                 broadband or partially coherent source (give spectrum or na), e.g. 4"
+            )));
+        }
+        if s.lines.is_some() && s.spectrum.is_none() {
+            return Err(problem(
+                "[source] lines samples a spectrum: give spectrum = \"gaussian:CENTRE:FWHM\" \
+                 (or flat:, lines:, a file), or leave lines out",
+            ));
+        }
+        // a spectrum file is read when the network is built; everything else is checked here
+        if s.spectrum.as_deref().is_none_or(|t| t.contains(':')) {
+            self.source()?;
         }
         Ok(())
     }

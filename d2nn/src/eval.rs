@@ -5,12 +5,11 @@ use std::time::Instant;
 
 use burn::tensor::Tensor;
 use photonflow_optics::memory;
-use photonflow_optics::propagate::Plan;
 use serde::Serialize;
 
 use crate::data::{Dataset, GrayImage};
 use crate::error::Result;
-use crate::network::{Mask, Optics, shift_mask};
+use crate::network::{Band, Mask, Optics, shift_mask};
 use crate::ops::intensity;
 use crate::rng::Rng;
 
@@ -104,20 +103,23 @@ pub struct Outputs {
 
 /// Runs a batch of images through the network.
 pub fn run_batch(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Outputs {
-    run_batch_with(optics, masks, &optics.plans, images)
+    run_batch_with(optics, masks, &optics.bands, images)
 }
 
-/// [`run_batch`] with other plans (displaced layers, see [`Optics::displaced`]).
+/// [`run_batch`] with other bands (displaced layers, see [`Optics::displaced`]).
 pub fn run_batch_with(
     optics: &Optics,
     masks: &[Mask],
-    plans: &[Plan<f32>],
+    bands: &[Band],
     images: &[ImageRef],
 ) -> Outputs {
-    let input = optics.encode(images);
     let b = images.len();
-    let input_power: Tensor<1> = intensity(input.clone()).sum_dim(1).sum_dim(2).reshape([b]);
-    let energies = optics.energies_with(input, masks, plans);
+    // the source's power is that of a unit plane wave, whatever its spectrum and directions
+    let input_power: Tensor<1> = intensity(optics.encode(images))
+        .sum_dim(1)
+        .sum_dim(2)
+        .reshape([b]);
+    let energies = optics.energies_with(images, masks, bands);
     let scores = optics.scores(energies.clone());
     let log_confidences = optics.log_confidences(scores.clone());
     let rows = |t: Tensor<2>| -> Vec<Vec<f32>> {
@@ -243,11 +245,13 @@ pub fn evaluate_perturbed(
 ) -> Result<Evaluation> {
     // About two complex f32 fields per sample at the peak (measured: 1.4, 7.1 MB a sample of
     // 800² neurons, beside the plans); a batch holds at most the whole dataset.
+    // Under a source's cone, every direction's field of a band is in flight at once.
     let (nx, ny) = (optics.grid.nx, optics.grid.ny);
     let batch = batch.clamp(1, data.len().max(1));
+    let modes = optics.bands.iter().map(Band::fields).max().unwrap_or(1);
     memory::check_fits(
-        memory::bytes(&[batch, nx, ny, 16]),
-        || format!("evaluating batches of {batch} on {nx}×{ny} neurons"),
+        memory::bytes(&[batch, nx, ny, 16, modes]),
+        || format!("evaluating batches of {batch} on {nx}×{ny} neurons, {modes} field(s) each"),
         "use a smaller batch (eval --batch)",
     )?;
     let clock = Instant::now();
@@ -281,15 +285,15 @@ pub fn evaluate_perturbed(
             masks
         };
         let displaced;
-        let plans = if perturbation.axial_m > 0.0 {
+        let bands = if perturbation.axial_m > 0.0 {
             let a = perturbation.axial_m;
             let dz: Vec<f64> = (0..masks.len()).map(|_| rng.range(-a, a)).collect();
-            displaced = optics.displaced(&dz)?;
+            displaced = optics.displaced(&optics.bands, &dz)?;
             &displaced
         } else {
-            &optics.plans
+            &optics.bands
         };
-        let out = run_batch_with(optics, batch_masks, plans, &images);
+        let out = run_batch_with(optics, batch_masks, bands, &images);
         for (k, &i) in idx.iter().enumerate() {
             let label = usize::from(data.labels[i]);
             let e: f32 = out.energies[k].iter().sum();
@@ -432,7 +436,7 @@ fn predictions(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Pred
 /// Detector-plane intensity `|u|²` (`[Ny, Nx]` row-major, one per image) of images run
 /// through the network: what a camera at the detector plane would see.
 pub fn detector_planes(optics: &Optics, masks: &[Mask], images: &[ImageRef]) -> Vec<Vec<f32>> {
-    let i = optics.detector_intensity(optics.encode(images), masks, &optics.plans);
+    let i = optics.detector_intensity(images, masks, &optics.bands);
     let [_, ny, nx] = i.dims();
     let v = i
         .into_data()

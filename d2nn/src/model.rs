@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use photonflow_optics::OpticalSystem;
-use photonflow_optics::system::system_folder;
+use photonflow_optics::system::{SourceSpec, system_folder};
 
 use crate::config::Config;
 use crate::error::Result;
@@ -47,5 +47,16 @@ impl Model {
             dataset,
             path: folder,
         })
+    }
+
+    /// The same model under another light (`None`: a laser at its design wavelength; see
+    /// [`OpticalSystem::source`]): its optics planned anew for that source's lines and
+    /// directions.
+    pub fn with_source(mut self, source: Option<SourceSpec>) -> Result<Self> {
+        self.system.source = source;
+        self.system.validate()?;
+        self.optics = Optics::new(&self.system, &Device::flex())?;
+        self.masks = self.optics.masks_of(&self.system);
+        Ok(self)
     }
 }

@@ -18,20 +18,25 @@
 
 use std::f64::consts::TAU;
 
+use std::sync::Arc;
+
 use burn::module::{Module, Param};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Tensor, TensorData};
+use num_complex::Complex;
+use photonflow_optics::coherence::{Coherence, Decomposition, Line, stack_path_difference};
+use photonflow_optics::memory;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::system::{
-    DetectorSpec, Input, Layer, LayerFiles, Material, Modulation, OpticalSystem, PropagationSpec,
-    RegionSpec,
+    DetectorSpec, Encoding, Input, Layer, LayerFiles, Material, Modulation, OpticalSystem,
+    PropagationSpec, RegionSpec,
 };
 use photonflow_optics::{Detector, Grid, Planner, Wave};
 use rayon::prelude::*;
 
 use crate::config::{Config, Estimator, PhaseParam};
 use crate::detector_weights;
-use crate::error::Result;
+use crate::error::{D2nnError, Result};
 use crate::eval::ImageRef;
 use crate::lut::Lut;
 use crate::ops::{amplitude_phase_modulate, intensity, phase_modulate, propagate, region_energies};
@@ -47,15 +52,98 @@ pub struct Optics {
     pub system: OpticalSystem,
     /// Sampling of every plane.
     pub grid: Grid,
-    /// The light.
+    /// The light at the design wavelength.
     pub wave: Wave,
-    /// Input → layer 0, layer k → layer k+1, …, last layer → detector.
-    pub plans: Vec<Plan<f32>>,
+    /// The network at every line of its source's spectrum (one band, at the design
+    /// wavelength, for a laser; [`OpticalSystem::source`]).
+    pub bands: Vec<Band>,
     /// The detector regions.
     pub detector: Detector,
     planner: Planner<f32>,
     weights: Tensor<3>,
     device: Device,
+}
+
+/// The network at one line of its source's spectrum: the gaps planned at that wavelength, and
+/// the source's directions there. The intensities of the bands (and of each band's directions)
+/// add on the detector: light of different frequencies, and the directions of an incoherent
+/// source, do not interfere.
+#[derive(Debug, Clone)]
+pub struct Band {
+    /// Wavelength, and the share of the detected intensity this band carries.
+    pub line: Line,
+    /// `λ₀/λ`: a layer's phase at this line is its design phase times this (its optical path
+    /// is fixed; the material's dispersion is neglected).
+    pub scale: f64,
+    /// Input → layer 0, layer k → layer k+1, …, last layer → detector, planned at this
+    /// wavelength.
+    pub plans: Vec<Plan<f32>>,
+    /// The source's directions at this wavelength; `None`: one plane wave along z.
+    modes: Option<Directions>,
+}
+
+/// The directions of a source at one line, and those a band propagates.
+#[derive(Debug, Clone)]
+struct Directions {
+    /// Every direction, with its weight.
+    all: Arc<Decomposition>,
+    /// Those propagated: index into `all`, and share of the band's power.
+    picked: Vec<(usize, f64)>,
+}
+
+impl Band {
+    /// Fields propagated per image: the source's directions taken at this line (1 for a plane
+    /// wave).
+    pub fn fields(&self) -> usize {
+        self.modes.as_ref().map_or(1, |d| d.picked.len())
+    }
+
+    /// `count` (line, direction) pairs drawn at random from the light of `bands` (a network's
+    /// [`Optics::bands`]), each a band of one field carrying `1/count` of the intensity: an
+    /// unbiased estimate of the detector intensity of all of them at the cost of `count`
+    /// propagations. The lines are stratified over their cumulative power (one from each of
+    /// `count` equal shares), the directions drawn in proportion to their power. A laser's one
+    /// band comes back as it is.
+    pub fn draw(bands: &[Band], rng: &mut Rng, count: usize) -> Vec<Band> {
+        if bands.iter().map(Band::fields).sum::<usize>() == 1 || count == 0 {
+            return bands.to_vec();
+        }
+        let pick = |weights: &mut dyn Iterator<Item = f64>, u: f64| -> usize {
+            let mut acc = 0.0;
+            let mut last = 0;
+            for (i, w) in weights.enumerate() {
+                acc += w;
+                last = i;
+                if u < acc {
+                    return i;
+                }
+            }
+            last
+        };
+        let total: f64 = bands.iter().map(|b| b.line.weight).sum();
+        (0..count)
+            .map(|k| {
+                let u = (k as f64 + rng.uniform()) / count as f64 * total;
+                let band = &bands[pick(&mut bands.iter().map(|b| b.line.weight), u)];
+                let modes = band.modes.as_ref().map(|d| {
+                    let sum: f64 = d.picked.iter().map(|p| p.1).sum();
+                    let j = pick(&mut d.picked.iter().map(|p| p.1), rng.uniform() * sum);
+                    Directions {
+                        all: d.all.clone(),
+                        picked: vec![(d.picked[j].0, 1.0)],
+                    }
+                });
+                Band {
+                    line: Line {
+                        wavelength: band.line.wavelength,
+                        weight: 1.0 / count as f64,
+                    },
+                    modes,
+                    ..band.clone()
+                }
+            })
+            .collect()
+    }
 }
 
 /// The masks of one layer as tensors `[Ny, Nx]`: phase (radians) and amplitude (`None`: 1).
@@ -70,16 +158,81 @@ pub struct Mask {
 impl Optics {
     /// Plans the propagations and places the detector of `system` on `device`. Planning checks
     /// each gap's sampling criterion and fails with the fix when it does not hold.
+    ///
+    /// Under broadband or partially coherent light ([`OpticalSystem::source`]), the spectrum is
+    /// sampled finely enough for the path differences the network spans
+    /// ([`stack_path_difference`]), every gap is planned at every line, and the source's cone
+    /// is decomposed into plane waves at each; errors: a method that changes the sampling with
+    /// the wavelength, and bands that do not fit in memory.
     pub fn new(system: &OpticalSystem, device: &Device) -> Result<Self> {
         let grid = system.grid()?;
         let wave = system.wave()?;
-        // Room for the displaced plans of axial-misalignment training (see `displaced`).
-        let planner = Planner::with_capacity(64);
-        let plans = system
-            .propagations()?
-            .iter()
-            .map(|p| planner.plan(&grid, wave, p))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let gaps = system.propagations()?;
+        let laser = Line {
+            wavelength: system.wavelength_m,
+            weight: 1.0,
+        };
+        let (lines, coherence) = match &system.source {
+            Some(source) if !source.is_laser() => {
+                let illumination = source.illumination(system.wavelength_m);
+                let spread = stack_path_difference(
+                    &grid,
+                    gaps.iter().map(|g| g.distance),
+                    system.medium_index,
+                    &illumination.coherence,
+                );
+                let spectrum = illumination.spectrum_for(spread, 1e-3)?;
+                (spectrum.lines().to_vec(), illumination.coherence)
+            }
+            _ => (vec![laser], Coherence::Full),
+        };
+        let method = system.propagation.parse()?.0;
+        if lines.len() > 1 && method.changes_sampling() {
+            return Err(D2nnError::Config {
+                origin: String::new(),
+                problem: format!(
+                    "method {method} samples every plane at a pitch that changes with the \
+                     wavelength, so the lines of a broadband source cannot share the layers; use \
+                     bl-asm, asm or rs"
+                ),
+            });
+        }
+        // Room for every line's gaps, and for the displaced plans of axial-misalignment
+        // training (see `displaced`).
+        let planner = Planner::with_capacity(64.max(2 * lines.len() * gaps.len()));
+        let input = &system.input;
+        let extent = (input.nx as f64 * grid.dx).hypot(input.ny as f64 * grid.dy);
+        // every line keeps a transfer function per gap
+        let padded = |n: usize| gaps[0].padding.padded_len(n);
+        memory::check_fits(
+            memory::bytes(&[lines.len(), gaps.len(), padded(grid.nx), padded(grid.ny), 8]),
+            || format!("the propagations of {} spectral lines", lines.len()),
+            "give fewer [source] lines (--lines) or a narrower spectrum",
+        )?;
+        let mut bands = Vec::with_capacity(lines.len());
+        for line in lines {
+            let at = Wave::new(line.wavelength, system.medium_index)?;
+            let plans = gaps
+                .iter()
+                .map(|p| planner.plan(&grid, at, p))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let modes = match coherence {
+                Coherence::Full => None,
+                _ => {
+                    let d = coherence.decompose(&grid, at, extent, 1e-3)?;
+                    Some(Directions {
+                        picked: d.weights().iter().copied().enumerate().collect(),
+                        all: Arc::new(d),
+                    })
+                }
+            };
+            bands.push(Band {
+                line,
+                scale: system.wavelength_m / line.wavelength,
+                plans,
+                modes,
+            });
+        }
         let detector = system.detector()?;
         let weights = detector_weights(&detector, device);
         let mut system = system.clone();
@@ -90,7 +243,7 @@ impl Optics {
             system,
             grid,
             wave,
-            plans,
+            bands,
             detector,
             planner,
             weights,
@@ -108,86 +261,199 @@ impl Optics {
         self.system.detector.classes.len()
     }
 
-    /// Encodes images as input fields `[B, Ny, Nx, 2]`; see [`Input::encode_into`]. Each image is
-    /// resampled onto the input area with [`ImageRef::resized`]. Runs on the CPU over the
-    /// batch with rayon.
+    /// Fields propagated per image: the directions of every band (training keeps them all
+    /// for the backward pass).
+    pub fn fields_per_image(&self) -> usize {
+        self.bands.iter().map(Band::fields).sum()
+    }
+
+    /// Encodes images as input fields `[B, Ny, Nx, 2]` at the design wavelength, in a plane
+    /// wave of unit amplitude; see [`Input::encode_into`]. Each image is resampled onto the
+    /// input area with [`ImageRef::resized`]. Runs on the CPU over the batch with rayon.
     pub fn encode(&self, images: &[ImageRef]) -> Tensor<4> {
+        self.encode_at(
+            images,
+            &Band {
+                line: Line {
+                    wavelength: self.system.wavelength_m,
+                    weight: 1.0,
+                },
+                scale: 1.0,
+                plans: Vec::new(),
+                modes: None,
+            },
+        )
+    }
+
+    /// Encodes images as the input fields of a band, `[B·M, Ny, Nx, 2]`: a phase encoding's
+    /// phase times the band's scale (`λ₀/λ`), each image lit by each of the band's `M`
+    /// directions in turn (or a plane wave along z), every field scaled by the square root of
+    /// its share of the intensity.
+    fn encode_at(&self, images: &[ImageRef], band: &Band) -> Tensor<4> {
         let input = &self.system.input;
         let (nx, ny) = (self.grid.nx, self.grid.ny);
-        let mut data = vec![0f32; images.len() * ny * nx * 2];
-        data.par_chunks_mut(ny * nx * 2)
+        let n = nx * ny;
+        let scale = band.scale as f32;
+        // the fields lighting each image, scaled by the square roots of their shares of the
+        // intensity; none: a plane wave along z of amplitude √weight
+        let amplitude = band.line.weight.sqrt() as f32;
+        let light: Vec<Complex<f32>> = match &band.modes {
+            None => Vec::new(),
+            Some(Directions { all, picked }) => {
+                let mut light = vec![Complex::new(0.0, 0.0); picked.len() * n];
+                light
+                    .par_chunks_mut(n)
+                    .zip(picked)
+                    .for_each(|(f, &(j, w))| {
+                        all.fill(j, f);
+                        let a = amplitude * w.sqrt() as f32;
+                        f.iter_mut().for_each(|z| *z *= a);
+                    });
+                light
+            }
+        };
+        let m = band.fields();
+        let mut data = vec![0f32; images.len() * m * n * 2];
+        data.par_chunks_mut(m * n * 2)
             .zip(images)
-            .for_each(|(field, image)| {
-                let v = image.resized(input.ny, input.nx);
-                input.encode_into(&v, nx, ny, bytemuck::cast_slice_mut(field));
+            .for_each(|(fields, image)| {
+                let fields: &mut [Complex<f32>] = bytemuck::cast_slice_mut(fields);
+                let mut v = image.resized(input.ny, input.nx);
+                if scale != 1.0 && input.encoding == Encoding::Phase {
+                    v.iter_mut().for_each(|x| *x *= scale);
+                }
+                let (first, rest) = fields.split_at_mut(n);
+                input.encode_into(&v, nx, ny, first);
+                for f in rest.chunks_exact_mut(n) {
+                    f.copy_from_slice(first);
+                }
+                for (f, e) in fields.chunks_exact_mut(n).zip(light.chunks_exact(n)) {
+                    f.iter_mut().zip(e).for_each(|(u, e)| *u *= e);
+                }
+                if light.is_empty() && amplitude != 1.0 {
+                    fields.iter_mut().for_each(|u| *u *= amplitude);
+                }
             });
         Tensor::from_data(
-            TensorData::new(data, [images.len(), ny, nx, 2]),
+            TensorData::new(data, [images.len() * m, ny, nx, 2]),
             &self.device,
         )
     }
 
-    /// Intensity `|u|²` on the detector plane, `[B, Ny, Nx]`, after the input fields
-    /// `[B, Ny, Nx, 2]` have crossed every layer, propagated with `plans` (this network's own
-    /// [`Optics::plans`], or perturbed ones from [`Optics::displaced`]).
+    /// Time-averaged intensity on the detector plane, `[B, Ny, Nx]`, of `images` through the
+    /// layers `masks` (at the design wavelength): at every band of `bands` (this network's own
+    /// [`Optics::bands`], or displaced ones from [`Optics::displaced`]) each image is encoded,
+    /// lit by the band's modes, carried through the layers at that wavelength
+    /// ([`Optics::masks_at`]) and recorded as `|u|²`; the bands' and modes' intensities add,
+    /// weighted by their share of the source's power. A laser gives `|u|²` of one coherent
+    /// field.
     ///
     /// # Panics
-    /// If `masks` does not hold one mask per layer and `plans` one plan per gap.
+    /// If `masks` does not hold one mask per layer and every band one plan per gap.
     pub fn detector_intensity(
         &self,
-        input: Tensor<4>,
+        images: &[ImageRef],
         masks: &[Mask],
-        plans: &[Plan<f32>],
+        bands: &[Band],
     ) -> Tensor<3> {
-        assert_eq!(masks.len() + 1, plans.len(), "one mask per layer");
-        let mut u = propagate(input, &plans[0]);
-        for (mask, plan) in masks.iter().zip(&plans[1..]) {
-            u = match &mask.amplitude {
-                None => phase_modulate(u, mask.phase.clone()),
-                Some(a) => amplitude_phase_modulate(u, a.clone(), mask.phase.clone()),
-            };
-            u = propagate(u, plan);
+        let (b, nx, ny) = (images.len(), self.grid.nx, self.grid.ny);
+        let mut total: Option<Tensor<3>> = None;
+        for band in bands {
+            assert_eq!(masks.len() + 1, band.plans.len(), "one mask per layer");
+            let input = self.encode_at(images, band);
+            let masks = self.masks_at(masks, band.scale);
+            let mut u = propagate(input, &band.plans[0]);
+            for (mask, plan) in masks.iter().zip(&band.plans[1..]) {
+                u = match &mask.amplitude {
+                    None => phase_modulate(u, mask.phase.clone()),
+                    Some(a) => amplitude_phase_modulate(u, a.clone(), mask.phase.clone()),
+                };
+                u = propagate(u, plan);
+            }
+            let mut i = intensity(u);
+            let m = band.fields();
+            if m > 1 {
+                i = i.reshape([b, m, ny, nx]).sum_dim(1).reshape([b, ny, nx]);
+            }
+            total = Some(match total {
+                None => i,
+                Some(t) => t + i,
+            });
         }
-        intensity(u)
+        total.expect("a network has at least one band")
     }
 
-    /// The plans of the gaps with every layer moved along z: layer `k` by `dz[k]` metres (the
-    /// gap before it grows by `dz[k]`, the gap after it shrinks by as much). Plans are cached,
-    /// so displacements drawn from a few values cost nothing after their first use.
-    pub fn displaced(&self, dz: &[f64]) -> Result<Vec<Plan<f32>>> {
-        assert_eq!(dz.len() + 1, self.plans.len(), "one displacement per layer");
-        let (method, padding) = self.system.propagation.parse()?;
-        self.system
-            .propagations()?
+    /// The layers `masks` (designed at `λ₀`) at a line with `scale = λ₀/λ`: a height map's
+    /// phase and absorption follow its optical path (`φ·scale`, `a^scale`); any other layer (a
+    /// phase plate one wave deep, an SLM) shows its phase in `[0, 2π)` times `scale`, the
+    /// wrap passing gradients as if it were not there — as
+    /// [`photonflow_optics::coherence::at_wavelength`] does for one pixel. At `scale = 1`, the
+    /// masks as they are.
+    pub fn masks_at(&self, masks: &[Mask], scale: f64) -> Vec<Mask> {
+        if scale == 1.0 {
+            return masks.to_vec();
+        }
+        masks
             .iter()
-            .enumerate()
-            .map(|(g, p)| {
-                let before = if g > 0 { dz[g - 1] } else { 0.0 };
-                let after = dz.get(g).copied().unwrap_or(0.0);
-                let d = p.distance + after - before;
-                let p = photonflow_optics::Propagation::new(d)
-                    .with_method(method)
-                    .with_padding(padding);
-                Ok(self.planner.plan(&self.grid, self.wave, &p)?)
+            .zip(&self.system.layers)
+            .map(|(mask, layer)| {
+                let phase = mask.phase.clone();
+                if layer.modulation == Modulation::Height {
+                    Mask {
+                        phase: phase * scale,
+                        amplitude: mask.amplitude.clone().map(|a| a.powf_scalar(scale)),
+                    }
+                } else {
+                    let wrapped = phase.clone() - (phase / TAU).floor().detach() * TAU;
+                    Mask {
+                        phase: wrapped * scale,
+                        amplitude: mask.amplitude.clone(),
+                    }
+                }
             })
             .collect()
     }
 
-    /// Energies collected by the detector regions, `[B, R]`: sums of `|u|²` weighted by pixel
-    /// coverage (multiply by the cell area for field units² × m²).
-    pub fn energies(&self, input: Tensor<4>, masks: &[Mask]) -> Tensor<2> {
-        self.energies_with(input, masks, &self.plans)
+    /// `bands` (this network's, or some drawn from them) with every layer moved along z:
+    /// layer `k` by `dz[k]` metres (the gap before it grows by `dz[k]`, the gap after it
+    /// shrinks by as much), replanned at every line. Plans are cached, so displacements drawn
+    /// from a few values cost nothing after their first use.
+    pub fn displaced(&self, bands: &[Band], dz: &[f64]) -> Result<Vec<Band>> {
+        let gaps = self.system.propagations()?;
+        assert_eq!(dz.len() + 1, gaps.len(), "one displacement per layer");
+        bands
+            .iter()
+            .map(|band| {
+                let wave = Wave::new(band.line.wavelength, self.system.medium_index)?;
+                let plans = gaps
+                    .iter()
+                    .enumerate()
+                    .map(|(g, p)| {
+                        let before = if g > 0 { dz[g - 1] } else { 0.0 };
+                        let after = dz.get(g).copied().unwrap_or(0.0);
+                        let mut p = p.clone();
+                        p.distance += after - before;
+                        Ok(self.planner.plan(&self.grid, wave, &p)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Band {
+                    plans,
+                    ..band.clone()
+                })
+            })
+            .collect()
     }
 
-    /// [`Optics::energies`] with other plans (see [`Optics::detector_intensity`]).
-    pub fn energies_with(
-        &self,
-        input: Tensor<4>,
-        masks: &[Mask],
-        plans: &[Plan<f32>],
-    ) -> Tensor<2> {
+    /// Energies collected by the detector regions, `[B, R]`: sums of the detector plane's
+    /// intensity weighted by pixel coverage (multiply by the cell area for field units² × m²).
+    pub fn energies(&self, images: &[ImageRef], masks: &[Mask]) -> Tensor<2> {
+        self.energies_with(images, masks, &self.bands)
+    }
+
+    /// [`Optics::energies`] with other bands (see [`Optics::detector_intensity`]).
+    pub fn energies_with(&self, images: &[ImageRef], masks: &[Mask], bands: &[Band]) -> Tensor<2> {
         region_energies(
-            self.detector_intensity(input, masks, plans),
+            self.detector_intensity(images, masks, bands),
             self.weights.clone(),
         )
     }
@@ -229,7 +495,12 @@ impl Optics {
             .iter()
             .map(|l| Mask {
                 amplitude: l.amplitude.as_deref().map(plane),
-                phase: plane(&l.phase),
+                phase: if self.bands.len() > 1 {
+                    // a relief's phase unwrapped, so that other lines scale its optical path
+                    plane(&l.path_phase(system.wavelength_m, system.medium_index))
+                } else {
+                    plane(&l.phase)
+                },
             })
             .collect()
     }
@@ -609,6 +880,7 @@ pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSys
     let (nx, ny) = o.neurons.xy();
     let mut system = OpticalSystem::new(&config.name, o.wavelength.m(), nx, ny, o.pitch.m())?;
     system.medium_index = o.medium_index;
+    system.source = config.source()?;
     let (method, padding) = config.propagation()?;
     system.propagation = PropagationSpec::new(method, padding);
     let (ix, iy) = config.input_size();
@@ -739,9 +1011,10 @@ mod tests {
             let config = Config::preset(name).unwrap();
             let system = system_template(&config, &classes(10)).unwrap();
             let optics = Optics::new(&system, &device).unwrap();
-            assert_eq!(optics.plans.len(), 6, "{name}");
+            assert_eq!(optics.bands.len(), 1, "{name}: a laser");
+            assert_eq!(optics.bands[0].plans.len(), 6, "{name}");
             assert_eq!(optics.detector.len(), regions, "{name}");
-            assert_eq!(optics.plans[0].padded_shape(), (400, 400));
+            assert_eq!(optics.bands[0].plans[0].padded_shape(), (400, 400));
             assert_eq!(
                 system.detector.regions[1].label,
                 if regions == 20 { "0-" } else { "1" }
@@ -865,7 +1138,10 @@ mod tests {
         config.detector.gap = Some(crate::config::Length(0.4e-3));
         let system = system_template(&config, &classes(2)).unwrap();
         let optics = Optics::new(&system, &Device::flex()).unwrap();
-        let plans = optics.displaced(&[0.5e-3, -0.25e-3]).unwrap();
+        let bands = optics
+            .displaced(&optics.bands, &[0.5e-3, -0.25e-3])
+            .unwrap();
+        let plans = &bands[0].plans;
         let planner = Planner::<f32>::new();
         let field: Vec<num_complex::Complex<f32>> = (0..256)
             .map(|i| num_complex::Complex::new((i % 7) as f32, (i % 5) as f32))

@@ -36,7 +36,7 @@ use crate::config::{Config, Loss};
 use crate::data::{Dataset, Splits};
 use crate::error::{D2nnError, Result};
 use crate::eval::{Evaluation, ImageRef, Pixels, argmax, evaluate};
-use crate::network::{Layers, Optics, Parameterisation, shift_mask, system_template};
+use crate::network::{Band, Layers, Optics, Parameterisation, shift_mask, system_template};
 use crate::rng::Rng;
 
 /// Stream keys of [`Rng::stream`].
@@ -46,6 +46,7 @@ const NOISE_STREAM: u64 = 4;
 const AXIAL_STREAM: u64 = 5;
 const GUMBEL_STREAM: u64 = 6;
 const SHIFT_STREAM: u64 = 7;
+const SOURCE_STREAM: u64 = 8;
 
 /// Limits and switches of one `train` call.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +98,8 @@ struct Checkpoint {
 
 /// Callbacks for progress display and plots.
 pub trait Observer {
+    /// Once the network's optics are planned, before the first batch.
+    fn start(&mut self, _optics: &Optics) {}
     /// After every training batch: samples `done` of `total` in epoch `epoch` (from 1), and the
     /// batch's loss.
     fn batch(&mut self, _epoch: usize, _done: usize, _total: usize, _loss: f64) {}
@@ -170,14 +173,20 @@ pub fn train(
             ),
         });
     }
-    check_batch_fits(config, train.len())?;
-    fs::create_dir_all(run).map_err(|e| io(run, format!("cannot create the run folder ({e})")))?;
-    let pointer = run.join("checkpoint.json");
-    let config_path = run.join("config.toml");
     let device = Device::flex().autodiff();
     let classes = data.train.class_names.clone();
     let template = system_template(config, &classes)?;
     let optics = Optics::new(&template, &device)?;
+    let fields = optics.fields_per_image();
+    check_batch_fits(
+        config,
+        train.len(),
+        config.source.samples.map_or(fields, |k| k.min(fields)),
+    )?;
+    observer.start(&optics);
+    fs::create_dir_all(run).map_err(|e| io(run, format!("cannot create the run folder ({e})")))?;
+    let pointer = run.join("checkpoint.json");
+    let config_path = run.join("config.toml");
     let param = Parameterisation::from_config(config)?;
     let (nx, ny) = config.optics.neurons.xy();
     let mut layers = param.init(
@@ -247,7 +256,6 @@ pub fn train(
                     im.pixels = Pixels::F32(pixels);
                 }
             }
-            let input = optics.encode(&images);
             let mut gumbel = Rng::stream(config.training.seed, &[GUMBEL_STREAM, key[0], key[1]]);
             let mut masks = param.masks(&layers, Some(&mut gumbel));
             if let Some(sigma) = config.fabrication.lateral_misalignment {
@@ -262,21 +270,25 @@ pub fn train(
                     })
                     .collect();
             }
-            let displaced;
-            let plans = match config.fabrication.axial_misalignment {
-                Some(sigma) if sigma.m() > 0.0 => {
+            let mut bands = match config.source.samples {
+                Some(k) => {
                     let mut rng =
-                        Rng::stream(config.training.seed, &[AXIAL_STREAM, key[0], key[1]]);
-                    let step = sigma.m() / 4.0;
-                    let dz: Vec<f64> = (0..masks.len())
-                        .map(|_| (rng.normal() * 4.0).round() * step)
-                        .collect();
-                    displaced = optics.displaced(&dz)?;
-                    &displaced
+                        Rng::stream(config.training.seed, &[SOURCE_STREAM, key[0], key[1]]);
+                    Band::draw(&optics.bands, &mut rng, k)
                 }
-                _ => &optics.plans,
+                None => optics.bands.clone(),
             };
-            let mut scores = optics.scores(optics.energies_with(input, &masks, plans));
+            if let Some(sigma) = config.fabrication.axial_misalignment
+                && sigma.m() > 0.0
+            {
+                let mut rng = Rng::stream(config.training.seed, &[AXIAL_STREAM, key[0], key[1]]);
+                let step = sigma.m() / 4.0;
+                let dz: Vec<f64> = (0..masks.len())
+                    .map(|_| (rng.normal() * 4.0).round() * step)
+                    .collect();
+                bands = optics.displaced(&bands, &dz)?;
+            }
+            let mut scores = optics.scores(optics.energies_with(&images, &masks, &bands));
             let n = idx.len();
             if config.fabrication.detector_noise > 0.0 {
                 let mut rng = Rng::stream(config.training.seed, &[NOISE_STREAM, key[0], key[1]]);
@@ -420,16 +432,24 @@ fn read_checkpoint(pointer: &Path) -> Result<Checkpoint> {
 /// Refuses a batch whose fields, kept for the backward pass, would not fit in the memory the
 /// machine has left, before anything is written: `layers + 2` complex `f32` fields per sample
 /// (measured at the peak of 3 layers of 800² neurons: 5 per sample, 25.7 MB, beside ≈ 0.3 GB
-/// for everything else). What it refuses cannot run; a batch just below the limit may still
-/// run out of memory. A batch holds at most the `samples` of the training set.
-fn check_batch_fits(config: &Config, samples: usize) -> Result<()> {
+/// for everything else), times the `fields` each sample propagates (the lines and directions
+/// of a broadband or partially coherent source). What it refuses cannot run; a batch just
+/// below the limit may still run out of memory. A batch holds at most the `samples` of the
+/// training set.
+fn check_batch_fits(config: &Config, samples: usize, fields: usize) -> Result<()> {
     let (nx, ny) = config.optics.neurons.xy();
     let batch = config.training.batch.min(samples);
     let layers = config.optics.layers;
     Ok(memory::check_fits(
-        memory::bytes(&[batch, nx, ny, 8, layers + 2]),
-        || format!("training with batches of {batch} on {layers} layers of {nx}×{ny} neurons"),
-        "use a smaller [training] batch (--batch), or fewer neurons",
+        memory::bytes(&[batch, nx, ny, 8, layers + 2, fields]),
+        || {
+            format!(
+                "training with batches of {batch} on {layers} layers of {nx}×{ny} neurons, \
+                 {fields} field(s) per sample"
+            )
+        },
+        "use a smaller [training] batch (--batch), fewer neurons, or fewer [source] lines or \
+         a smaller na",
     )?)
 }
 

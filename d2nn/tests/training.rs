@@ -359,3 +359,60 @@ fn training_through_a_measured_slm_lookup_table() {
     }
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A network trained under an LED (a 20 % wide spectrum on 3 lines, a cone of NA 0.002; 4
+/// (line, direction) pairs drawn per batch) learns, records its light in system.json, and a
+/// model read back from the run evaluates under that light (every line and direction) to the
+/// numbers training reported; bad `[source]` sections are refused with the fix.
+#[test]
+fn training_under_broadband_partially_coherent_light() {
+    let text = format!(
+        "{}\n[source]\nspectrum = \"gaussian:0.75mm:150um\"\nlines = 3\nna = 0.002\n\
+         samples = 4\n",
+        tiny(2)
+    );
+    let config = Config::from_toml(&text, "led").unwrap();
+    let run = tempdir("led");
+    let trained = train_bars(&run, &config);
+    let last = trained.history.last().unwrap();
+    assert!(last.test_accuracy >= 0.9, "{:?}", trained.history);
+    let model = Model::load(&run).unwrap();
+    let source = model.system.source.clone().expect("the light is recorded");
+    assert_eq!((source.lines, source.na), (Some(3), 0.002));
+    assert_eq!(model.optics.bands.len(), 3);
+    let fields = model.optics.fields_per_image();
+    assert!(fields > 3, "{fields} fields: the cone's directions");
+    let test = bars(32);
+    let e = evaluate(&model.optics, &model.masks, &test, 32, |_, _| {}).unwrap();
+    assert_eq!(e.accuracy, last.test_accuracy);
+    assert!(
+        (e.loss - last.test_loss).abs() <= 1e-6 * last.test_loss,
+        "{} vs {}",
+        e.loss,
+        last.test_loss
+    );
+    // under a laser the same masks give other numbers
+    let laser = model.with_source(None).unwrap();
+    let l = evaluate(&laser.optics, &laser.masks, &test, 32, |_, _| {}).unwrap();
+    assert!(
+        (l.loss - e.loss).abs() > 1e-2 * e.loss,
+        "{} vs {}",
+        l.loss,
+        e.loss
+    );
+    std::fs::remove_dir_all(run).ok();
+
+    for (section, needs) in [
+        ("[source]\nlines = 3\n", "give spectrum"),
+        ("[source]\nna = 1.5\n", "0 … 1"),
+        ("[source]\nspectrum = \"gaussian:0.75mm\"\n", "CENTRE:FWHM"),
+        ("[source]\nspectrum = \"flat:0.8mm:0.7mm\"\n", "[source]"),
+        ("[source]\nwidth = 3\n", "unknown field"),
+        ("[source]\nsamples = 4\n", "give spectrum or na"),
+    ] {
+        let e = Config::from_toml(&format!("{}\n{section}", tiny(1)), "bad")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needs), "{section}: {e}");
+    }
+}

@@ -29,7 +29,8 @@ use std::f64::consts::PI;
 
 use num_complex::Complex;
 use photonflow_optics::coherence::{
-    Coherence, Decomposition, DiscSource, Line, Profile, at_wavelength,
+    Coherence, Decomposition, DiscSource, Illumination, Line, Profile, at_wavelength,
+    stack_path_difference,
 };
 use photonflow_optics::lut::GrayMap;
 use photonflow_optics::propagate::Plan;
@@ -186,7 +187,7 @@ impl Bench<'_> {
                     // Not mounted yet: its plane is free space.
                     return vec![Complex::new(1.0, 0.0); grid.len()];
                 }
-                let mut t = transmission_at(layer, scale);
+                let mut t = transmission_at(layer, system, scale);
                 for (z, e) in t.iter_mut().zip(errors) {
                     *z *= Complex::from_polar(amplitude, (e * scale) as f32);
                 }
@@ -209,11 +210,11 @@ impl Bench<'_> {
     }
 }
 
-/// A layer's transmittance at `scale = λ₀/λ` (the design's own at `scale = 1`): a height map's
-/// phase and absorption follow its optical path (`φ·scale`, `a^scale`, from `exp(−2πκh/λ)`);
-/// a phase-only layer (an SLM, a one-wave element) shows its phase in `[0, 2π)`, scaled
-/// ([`at_wavelength`]).
-fn transmission_at(layer: &Layer, scale: f64) -> Vec<Complex<f32>> {
+/// A layer of `system` at `scale = λ₀/λ` (the design's own transmittance at `scale = 1`): a
+/// height map's phase and absorption follow its optical path (`φ·scale` with `φ` from the
+/// heights, [`Layer::path_phase`]; `a^scale`, from `exp(−2πκh/λ)`); a phase-only layer (an
+/// SLM, a one-wave element) shows its phase in `[0, 2π)`, scaled ([`at_wavelength`]).
+fn transmission_at(layer: &Layer, system: &OpticalSystem, scale: f64) -> Vec<Complex<f32>> {
     if scale == 1.0 {
         return layer.transmission();
     }
@@ -227,7 +228,7 @@ fn transmission_at(layer: &Layer, scale: f64) -> Vec<Complex<f32>> {
     let s = scale as f32;
     let amplitude = |i: usize| layer.amplitude.as_ref().map_or(1.0, |a| a[i].powf(s));
     layer
-        .phase
+        .path_phase(system.wavelength_m, system.medium_index)
         .iter()
         .enumerate()
         .map(|(i, &p)| Complex::from_polar(amplitude(i), p * s))
@@ -334,20 +335,20 @@ impl SimRig {
         let bands = match config.source.profile()? {
             _ if config.source.is_laser() => vec![bench.band(design, None)?],
             profile => {
-                let profile = profile.unwrap_or(Profile::Lines(vec![design]));
-                // path differences: every gap's spread across the grid, and the cone's tilt
-                let diagonal = (grid.nx as f64 * grid.dx).hypot(grid.ny as f64 * grid.dy);
-                let spread: f64 = gaps
-                    .iter()
-                    .map(|g| g.distance.hypot(diagonal) - g.distance)
-                    .sum::<f64>()
-                    * system.medium_index
-                    + config.source.na * diagonal;
-                let spectrum = match config.source.lines {
-                    Some(n) => profile.sample(n, spread),
-                    None => profile.sample_for(spread, 1e-3),
-                }
-                .map_err(|e| invalid("source.spectrum", e.to_string()))?;
+                let illumination = Illumination {
+                    spectrum: profile.unwrap_or(Profile::Lines(vec![design])),
+                    lines: config.source.lines,
+                    coherence: Coherence::Disc(DiscSource::new(config.source.na)),
+                };
+                let spread = stack_path_difference(
+                    &grid,
+                    gaps.iter().map(|g| g.distance),
+                    system.medium_index,
+                    &illumination.coherence,
+                );
+                let spectrum = illumination
+                    .spectrum_for(spread, 1e-3)
+                    .map_err(|e| invalid("source.spectrum", e.to_string()))?;
                 // every line keeps a transfer function per gap
                 let lines = spectrum.lines().len();
                 let padded = |n: usize| gaps[0].padding.padded_len(n);
@@ -356,11 +357,10 @@ impl SimRig {
                     || format!("the propagations of {lines} spectral lines"),
                     "give fewer source.lines or a narrower source.spectrum",
                 )?;
-                let source = Coherence::Disc(DiscSource::new(config.source.na));
                 spectrum
                     .lines()
                     .iter()
-                    .map(|line| bench.band(*line, Some(&source)))
+                    .map(|line| bench.band(*line, Some(&illumination.coherence)))
                     .collect::<Result<Vec<_>>>()?
             }
         };
@@ -774,16 +774,23 @@ fn blur(v: &[f32], nx: usize, ny: usize, sigma: f64) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    /// At another wavelength a height map keeps its optical path (phase 3π at half the design
-    /// frequency is 1.5π, its power transmittance 0.81 becomes 0.9), while an SLM or one-wave
-    /// layer shows 3π as π and scales that.
+    /// At another wavelength a height map keeps its optical path (1 µm of n = 2.5 is 3π at
+    /// 1 µm, stored wrapped as π; at half the design frequency it is 1.5π, and its power
+    /// transmittance 0.81 becomes 0.9), while an SLM or one-wave layer shows 3π as π and
+    /// scales that.
     #[test]
     fn layers_at_another_wavelength_follow_their_optical_path() {
+        let system = OpticalSystem::new("t", 1e-6, 2, 2, 1e-6).unwrap();
         let phase = vec![3.0 * std::f32::consts::PI; 4];
-        let mut relief = Layer::phase_only("relief", phase.clone(), 1e-3);
+        let mut relief = Layer::phase_only("relief", vec![std::f32::consts::PI; 4], 1e-3);
         relief.height = Some(vec![1e-6; 4]);
         relief.amplitude = Some(vec![0.81; 4]);
-        let t = transmission_at(&relief, 0.5);
+        relief.material = Some(photonflow_optics::system::Material {
+            name: "glass".into(),
+            n: 2.5,
+            kappa: 0.0,
+        });
+        let t = transmission_at(&relief, &system, 0.5);
         assert!((t[0].norm() - 0.9).abs() < 1e-6);
         assert!(
             (t[0].arg() + 0.5 * std::f32::consts::PI).abs() < 1e-5,
@@ -791,14 +798,14 @@ mod tests {
             t[0].arg()
         );
         let slm = Layer::phase_only("slm", phase, 1e-3);
-        let t = transmission_at(&slm, 0.5);
+        let t = transmission_at(&slm, &system, 0.5);
         assert!((t[0].norm() - 1.0).abs() < 1e-6);
         assert!(
             (t[0].arg() - 0.5 * std::f32::consts::PI).abs() < 1e-5,
             "{}",
             t[0].arg()
         );
-        assert_eq!(transmission_at(&slm, 1.0), slm.transmission());
+        assert_eq!(transmission_at(&slm, &system, 1.0), slm.transmission());
     }
 
     #[test]

@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 use num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
+use crate::coherence::{Coherence, DiscSource, Illumination, Line, MAX_LINES, Profile};
 use crate::detect::{Detector, Region};
 use crate::error::{OpticsError, Result, invalid, positive};
 use crate::grid::{Grid, Wave};
@@ -80,6 +81,10 @@ pub struct OpticalSystem {
     pub wavelength_m: f64,
     /// Refractive index of the medium between the planes.
     pub medium_index: f64,
+    /// The light the system was designed for when it is not one coherent plane wave at
+    /// `wavelength_m` (absent from the JSON then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceSpec>,
     /// Pixels per row of every plane.
     pub nx: usize,
     /// Rows of every plane.
@@ -94,6 +99,76 @@ pub struct OpticalSystem {
     pub layers: Vec<Layer>,
     /// The detector plane.
     pub detector: DetectorSpec,
+}
+
+/// Broadband or partially coherent light: a spectrum about the design wavelength and the cone
+/// of a spatially incoherent source (an LED or a lamp behind a condenser). At another
+/// wavelength a layer's phase is its optical path's (`φ·λ₀/λ`, phase-only layers taken in
+/// `[0, 2π)`; [`crate::coherence::at_wavelength`]), and the gaps are planned anew.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// The spectrum; `None`: the design wavelength alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spectrum: Option<Profile>,
+    /// Lines to sample the spectrum with; `None`: the fewest that resolve the system's path
+    /// differences to 10⁻³ ([`Illumination::spectrum_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<usize>,
+    /// Numerical aperture of the source's cone of directions (`n·sin θ`; 0: one plane wave
+    /// along z).
+    #[serde(default)]
+    pub na: f64,
+}
+
+impl SourceSpec {
+    /// Whether this is a laser: the design wavelength alone, along the axis.
+    pub fn is_laser(&self) -> bool {
+        self.spectrum.is_none() && self.na == 0.0
+    }
+
+    /// Checks the spectrum, the line count (1 … [`MAX_LINES`]) and the NA (`0 ≤ na < index`).
+    pub fn validate(&self, index: f64) -> Result<()> {
+        if let Some(p) = &self.spectrum {
+            p.validate()?;
+        }
+        if let Some(n) = self.lines
+            && !(1..=MAX_LINES).contains(&n)
+        {
+            return Err(invalid(
+                "source lines",
+                format!("{n}: give 1 to {MAX_LINES} spectral lines"),
+            ));
+        }
+        if !(self.na.is_finite() && self.na >= 0.0 && self.na < index) {
+            return Err(invalid(
+                "source NA",
+                format!(
+                    "{}: the numerical aperture of the source's cone must lie in 0 … {index} \
+                     (the medium's index), e.g. 0.01",
+                    self.na
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The illumination of a system designed for `wavelength` (m): this spectrum (or that
+    /// wavelength alone) through a disc of directions of this NA.
+    pub fn illumination(&self, wavelength: f64) -> Illumination {
+        Illumination {
+            spectrum: self.spectrum.clone().unwrap_or(Profile::Lines(vec![Line {
+                wavelength,
+                weight: 1.0,
+            }])),
+            lines: self.lines,
+            coherence: if self.na > 0.0 {
+                Coherence::Disc(DiscSource::new(self.na))
+            } else {
+                Coherence::Full
+            },
+        }
+    }
 }
 
 /// Propagation method and padding used for every gap.
@@ -354,6 +429,21 @@ impl Layer {
         }
     }
 
+    /// The phase of the layer's optical path at its design wavelength `wavelength` (m), in a
+    /// medium of index `medium`, `[ny, nx]` radians, not wrapped: a height map's
+    /// `2π(n − n_medium)h/λ` from its heights (its phase file holds that wrapped into
+    /// `[0, 2π)`, which is the same transmission at `λ` but not at other wavelengths); any
+    /// other layer's phase as it is.
+    pub fn path_phase(&self, wavelength: f64, medium: f64) -> Vec<f32> {
+        match (&self.height, &self.material) {
+            (Some(h), Some(m)) => h
+                .iter()
+                .map(|&h| m.phase(f64::from(h), wavelength, medium) as f32)
+                .collect(),
+            _ => self.phase.clone(),
+        }
+    }
+
     /// The complex transmission `a·exp(iφ)`, `[ny, nx]`.
     pub fn transmission(&self) -> Vec<Complex<f32>> {
         match &self.amplitude {
@@ -471,6 +561,7 @@ impl OpticalSystem {
             name: name.into(),
             wavelength_m,
             medium_index: 1.0,
+            source: None,
             nx,
             ny,
             pitch_m,
@@ -549,6 +640,9 @@ impl OpticalSystem {
         let grid = self.grid()?;
         self.wave()?;
         self.propagation.parse()?;
+        if let Some(source) = &self.source {
+            source.validate(self.medium_index)?;
+        }
         if !(self.input.distance_m.is_finite() && self.input.distance_m >= 0.0) {
             return Err(invalid(
                 "input distance",
@@ -834,6 +928,59 @@ mod tests {
         );
         assert_eq!(back.propagations().unwrap().len(), 3);
         assert_eq!(back.detector().unwrap().len(), 2);
+        fs::remove_dir_all(dir).ok();
+    }
+
+    /// A system's light is written into system.json and read back, whatever its spectrum; a
+    /// laser's system.json has no `source`; a relief's optical-path phase comes from its heights.
+    #[test]
+    fn sources_round_trip_and_reliefs_keep_their_optical_path() {
+        let dir = tempdir();
+        let mut s = system();
+        s.save(&dir).unwrap();
+        let text = fs::read_to_string(dir.join(FILE_NAME)).unwrap();
+        assert!(!text.contains("source"), "{text}");
+        for (spectrum, key) in [
+            (
+                Profile::Gaussian {
+                    centre: 0.75e-3,
+                    fwhm: 75e-6,
+                },
+                "fwhm_m",
+            ),
+            (
+                Profile::Flat {
+                    min: 0.7e-3,
+                    max: 0.8e-3,
+                },
+                "min_m",
+            ),
+            (
+                Profile::Lines(vec![Line {
+                    wavelength: 0.7e-3,
+                    weight: 0.25,
+                }]),
+                "wavelength_m",
+            ),
+            (Profile::Table(vec![(0.7e-3, 1.0), (0.8e-3, 2.5)]), "table"),
+        ] {
+            s.source = Some(SourceSpec {
+                spectrum: Some(spectrum),
+                lines: Some(4),
+                na: 0.01,
+            });
+            s.save(&dir).unwrap();
+            let text = fs::read_to_string(dir.join(FILE_NAME)).unwrap();
+            assert!(text.contains(key), "{text}");
+            assert_eq!(OpticalSystem::load(&dir).unwrap().source, s.source);
+        }
+        s.source.as_mut().unwrap().na = 2.0;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("source NA"), "{e}");
+        let want = TAU * 0.7 * 1e-4 / 0.75e-3;
+        let got = s.layers[1].path_phase(0.75e-3, 1.0);
+        assert!(got.iter().all(|&p| (f64::from(p) - want).abs() < 1e-6));
+        assert_eq!(s.layers[0].path_phase(0.75e-3, 1.0), s.layers[0].phase);
         fs::remove_dir_all(dir).ok();
     }
 

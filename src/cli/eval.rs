@@ -58,6 +58,8 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    light: super::light::LightArgs,
+    #[command(flatten)]
     rig: super::rig::RigArgs,
 }
 
@@ -65,6 +67,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.batch > 0, "--batch must be at least 1");
     let model = Model::load(&args.model)?;
+    anyhow::ensure!(
+        args.rig.rig.is_none() || !args.light.given(),
+        "--spectrum, --lines, --source-na and --laser set the light of the simulation; a rig's \
+         light is its own (for a simulated one, [source] in --rig-config)"
+    );
+    let model = args.light.apply(model)?;
     let (name, mut test) = args.test.load(&model)?;
     if let Some(n) = args.test_limit {
         anyhow::ensure!(n > 0, "--test-limit must be at least 1");
@@ -167,6 +175,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     bar.finish_and_clear();
     let extra = serde_json::json!({
+        "light": super::light::json(&model.optics),
         "perturbation": {
             "lateral_px": perturbation.lateral_px,
             "axial_m": perturbation.axial_m,
@@ -224,6 +233,11 @@ fn report(
     );
     if let Some(note) = note {
         println!("{note}");
+    }
+    if args.rig.rig.is_none()
+        && let Some(light) = super::light::describe(&model.optics)
+    {
+        println!("{light}");
     }
     if e.detected_fraction.is_finite() {
         println!(

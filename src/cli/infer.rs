@@ -27,6 +27,8 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
+    light: super::light::LightArgs,
+    #[command(flatten)]
     rig: super::rig::RigArgs,
 }
 
@@ -34,8 +36,14 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let model = Model::load(&args.model)?;
     if args.rig.rig.is_some() {
+        anyhow::ensure!(
+            !args.light.given(),
+            "--spectrum, --lines, --source-na and --laser set the light of the simulation; a \
+             rig's light is its own (for a simulated one, [source] in --rig-config)"
+        );
         return on_rig(&args, &model);
     }
+    let model = args.light.apply(model)?;
     let predictions = in_batches(&args, "classifying", |images| {
         let refs: Vec<ImageRef> = images
             .iter()
@@ -67,9 +75,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect();
         println!(
             "{}",
-            json!({ "model": model.path.display().to_string(), "classes": classes, "predictions": list })
+            json!({
+                "model": model.path.display().to_string(),
+                "classes": classes,
+                "light": super::light::json(&model.optics),
+                "predictions": list,
+            })
         );
         return Ok(());
+    }
+    if let Some(light) = super::light::describe(&model.optics) {
+        println!("{light}");
     }
     for (path, p) in args.images.iter().zip(&predictions) {
         let confidences: Vec<f64> = p.confidences.iter().map(|&c| f64::from(c)).collect();

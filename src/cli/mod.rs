@@ -10,6 +10,7 @@ mod figures;
 mod hologram;
 mod infer;
 mod info;
+mod light;
 mod mesh;
 mod propagate;
 mod psf;

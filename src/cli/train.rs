@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use photonflow_d2nn::config::{Config, PRESETS};
 use photonflow_d2nn::data::{self, FolderOptions};
 use photonflow_d2nn::eval::Evaluation;
+use photonflow_d2nn::network::Optics;
 use photonflow_d2nn::train::{EpochMetrics, Observer, TrainOptions, train};
 use photonflow_optics::OpticalSystem;
 
@@ -240,6 +241,12 @@ impl<'a> Progress<'a> {
 }
 
 impl Observer for Progress<'_> {
+    fn start(&mut self, optics: &Optics) {
+        if let (false, Some(light)) = (self.json, super::light::describe(optics)) {
+            eprintln!("{light}");
+        }
+    }
+
     fn batch(&mut self, epoch: usize, done: usize, total: usize, loss: f64) {
         let epochs = self.epochs;
         let bar = self.bar(

@@ -92,6 +92,36 @@ impl Illumination {
             coherence: Coherence::Full,
         }
     }
+
+    /// The lines to propagate when the geometry spans optical path differences up to
+    /// `max_path` (m): [`Illumination::lines`] of them when fixed ([`Profile::sample`]),
+    /// otherwise the fewest whose coherence function is within `tolerance` of the profile's
+    /// ([`Profile::sample_for`]).
+    pub fn spectrum_for(&self, max_path: f64, tolerance: f64) -> Result<Spectrum> {
+        match self.lines {
+            Some(lines) => self.spectrum.sample(lines, max_path),
+            None => self.spectrum.sample_for(max_path, tolerance),
+        }
+    }
+}
+
+/// The largest optical path difference (m) light spans through a stack of free-space gaps of
+/// lengths `distances` in a medium of index `index` on `grid`: every gap's spread between a ray
+/// along the axis and one across the grid's diagonal, plus what the steepest of the
+/// illumination's directions ([`Coherence::max_tilt`]) adds across the diagonal. What a
+/// multi-plane system (a diffractive network, a bench) needs its spectrum to resolve.
+pub fn stack_path_difference(
+    grid: &Grid,
+    distances: impl IntoIterator<Item = f64>,
+    index: f64,
+    coherence: &Coherence,
+) -> f64 {
+    let diagonal = (grid.nx as f64 * grid.dx).hypot(grid.ny as f64 * grid.dy);
+    let spread: f64 = distances
+        .into_iter()
+        .map(|d| d.abs().hypot(diagonal) - d.abs())
+        .sum();
+    spread * index + coherence.max_tilt() * diagonal
 }
 
 /// A time-integrated exposure: a thin object under an [`Illumination`], propagated to an output
@@ -207,11 +237,7 @@ impl Exposure {
                 far - near
             })
             .fold(0.0, f64::max);
-        let tilt = match self.illumination.coherence {
-            Coherence::Disc(d) => d.centre.0.hypot(d.centre.1) + d.na,
-            _ => 0.0,
-        };
-        self.index * spread + tilt * 2.0 * ax.hypot(ay)
+        self.index * spread + self.illumination.coherence.max_tilt() * 2.0 * ax.hypot(ay)
     }
 
     /// Records the intensity behind the objects `object` (`[B, Ny, Nx]` transmittances on
@@ -258,11 +284,7 @@ impl Exposure {
         let batch = object.len() / n;
         let support = support_of(object, grid, 1e-6);
         let max_path = self.max_path_difference(&grid, support);
-        let profile = &self.illumination.spectrum;
-        let spectrum = match self.illumination.lines {
-            Some(lines) => profile.sample(lines, max_path)?,
-            None => profile.sample_for(max_path, self.tolerance)?,
-        };
+        let spectrum = self.illumination.spectrum_for(max_path, self.tolerance)?;
         let extent = 2.0 * support.0.hypot(support.1);
         let mut propagation = self.propagation.clone();
         propagation.support.get_or_insert(support);

@@ -195,6 +195,16 @@ impl GaussianSchell {
 }
 
 impl Coherence {
+    /// The sine (times the index) of the steepest direction among the modes, `|centre| + na`
+    /// for a [`DiscSource`], 0 otherwise: what its tilts add to the path differences across a
+    /// field.
+    pub fn max_tilt(&self) -> f64 {
+        match self {
+            Coherence::Disc(d) => d.centre.0.hypot(d.centre.1) + d.na,
+            _ => 0.0,
+        }
+    }
+
     /// The modes on `grid` at `wave`, resolving a field of diameter `extent` (m; used by
     /// [`DiscSource`]) and keeping all but `tolerance` of the power of a Gaussian Schell-model
     /// beam (whose mode weights fall geometrically).

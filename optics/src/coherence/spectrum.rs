@@ -30,6 +30,7 @@ use std::f64::consts::{LN_2, PI};
 use std::path::Path;
 
 use num_complex::Complex;
+use serde::{Deserialize, Serialize};
 
 use super::quadrature::gauss_legendre;
 use crate::error::{OpticsError, Result, invalid};
@@ -42,31 +43,41 @@ pub const SPEED_OF_LIGHT: f64 = 299_792_458.0;
 pub const MAX_LINES: usize = 256;
 
 /// One spectral line: a vacuum wavelength (m) and the fraction of the power it carries.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Line {
     /// Vacuum wavelength, metres.
+    #[serde(rename = "wavelength_m")]
     pub wavelength: f64,
     /// Fraction of the total power (the weights of a [`Spectrum`] sum to 1).
     pub weight: f64,
 }
 
-/// The continuous spectrum of a source (its power spectral density, up to a scale).
-#[derive(Debug, Clone, PartialEq)]
+/// The continuous spectrum of a source (its power spectral density, up to a scale). In JSON
+/// (an [`OpticalSystem`](crate::system::OpticalSystem)'s `source`): `{"gaussian": {"centre_m",
+/// "fwhm_m"}}`, `{"flat": {"min_m", "max_m"}}`, `{"lines": [{"wavelength_m", "weight"}, …]}` or
+/// `{"table": [[wavelength_m, density], …]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum Profile {
     /// Gaussian in optical frequency (a superluminescent diode, a mode-locked laser): centred at
     /// `ν₀ = c/centre`, with the frequency width at half maximum that spans `centre ± fwhm/2`
     /// in wavelength. Metres.
     Gaussian {
         /// Centre (vacuum) wavelength, m.
+        #[serde(rename = "centre_m")]
         centre: f64,
         /// Full width at half maximum in wavelength, m.
+        #[serde(rename = "fwhm_m")]
         fwhm: f64,
     },
     /// Flat in wavelength between `min` and `max` (a lamp behind a band-pass filter). Metres.
     Flat {
         /// Shortest wavelength, m.
+        #[serde(rename = "min_m")]
         min: f64,
         /// Longest wavelength, m.
+        #[serde(rename = "max_m")]
         max: f64,
     },
     /// Discrete lines (lasers, a lamp's emission lines), used as they are; the weights are
