@@ -173,6 +173,8 @@ pub fn train(
             ),
         });
     }
+    // one field per sample before anything is planned, then the source's real count
+    check_batch_fits(config, train.len(), 1)?;
     let device = Device::flex().autodiff();
     let classes = data.train.class_names.clone();
     let template = system_template(config, &classes)?;
