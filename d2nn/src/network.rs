@@ -274,7 +274,7 @@ impl Optics {
     /// input area with [`ImageRef::resized`]. Runs on the CPU over the batch with rayon.
     pub fn encode(&self, images: &[ImageRef]) -> Tensor<4> {
         self.encode_at(
-            images,
+            &self.resized(images),
             &Band {
                 line: Line {
                     wavelength: self.system.wavelength_m,
@@ -287,11 +287,20 @@ impl Optics {
         )
     }
 
-    /// Encodes images as the input fields of a band, `[B·M, Ny, Nx, 2]`: a phase encoding's
-    /// phase times the band's scale (`λ₀/λ`), each image lit by each of the band's `M`
-    /// directions in turn (or a plane wave along z), every field scaled by the square root of
-    /// its share of the intensity.
-    fn encode_at(&self, images: &[ImageRef], band: &Band) -> Tensor<4> {
+    /// Every image resampled onto the input area ([`ImageRef::resized`]), on the CPU with rayon.
+    fn resized(&self, images: &[ImageRef]) -> Vec<Vec<f32>> {
+        let input = &self.system.input;
+        images
+            .par_iter()
+            .map(|image| image.resized(input.ny, input.nx))
+            .collect()
+    }
+
+    /// Encodes images resampled onto the input area ([`Optics::resized`]) as the input fields
+    /// of a band, `[B·M, Ny, Nx, 2]`: a phase encoding's phase times the band's scale
+    /// (`λ₀/λ`), each image lit by each of the band's `M` directions in turn (or a plane wave
+    /// along z), every field scaled by the square root of its share of the intensity.
+    fn encode_at(&self, images: &[Vec<f32>], band: &Band) -> Tensor<4> {
         let input = &self.system.input;
         let (nx, ny) = (self.grid.nx, self.grid.ny);
         let n = nx * ny;
@@ -320,12 +329,13 @@ impl Optics {
             .zip(images)
             .for_each(|(fields, image)| {
                 let fields: &mut [Complex<f32>] = bytemuck::cast_slice_mut(fields);
-                let mut v = image.resized(input.ny, input.nx);
-                if scale != 1.0 && input.encoding == Encoding::Phase {
-                    v.iter_mut().for_each(|x| *x *= scale);
-                }
                 let (first, rest) = fields.split_at_mut(n);
-                input.encode_into(&v, nx, ny, first);
+                if scale != 1.0 && input.encoding == Encoding::Phase {
+                    let v: Vec<f32> = image.iter().map(|x| x * scale).collect();
+                    input.encode_into(&v, nx, ny, first);
+                } else {
+                    input.encode_into(image, nx, ny, first);
+                }
                 for f in rest.chunks_exact_mut(n) {
                     f.copy_from_slice(first);
                 }
@@ -359,10 +369,12 @@ impl Optics {
         bands: &[Band],
     ) -> Tensor<3> {
         let (b, nx, ny) = (images.len(), self.grid.nx, self.grid.ny);
+        // resampled once, encoded at every band
+        let values = self.resized(images);
         let mut total: Option<Tensor<3>> = None;
         for band in bands {
             assert_eq!(masks.len() + 1, band.plans.len(), "one mask per layer");
-            let input = self.encode_at(images, band);
+            let input = self.encode_at(&values, band);
             let masks = self.masks_at(masks, band.scale);
             let mut u = propagate(input, &band.plans[0]);
             for (mask, plan) in masks.iter().zip(&band.plans[1..]) {
@@ -497,7 +509,7 @@ impl Optics {
             .iter()
             .map(|l| Mask {
                 amplitude: l.amplitude.as_deref().map(plane),
-                phase: if self.bands.len() > 1 {
+                phase: if self.bands.iter().any(|b| b.scale != 1.0) {
                     // a relief's phase unwrapped, so that other lines scale its optical path
                     plane(&l.path_phase(system.wavelength_m, system.medium_index))
                 } else {

@@ -211,6 +211,20 @@ fn broadband_networks_add_the_intensities_of_their_lines_and_directions() {
     eprintln!("three lines: {e:.2e}");
     assert!(e < 2e-5, "three lines: {e:.2e} of the peak");
 
+    // one line away from the design wavelength: the relief still scales its heights' phase
+    system.source = Some(SourceSpec {
+        spectrum: Some(Profile::Lines(vec![Line {
+            wavelength: 0.75e-6,
+            weight: 1.0,
+        }])),
+        lines: None,
+        na: 0.0,
+    });
+    let optics = Optics::new(&system, &device).unwrap();
+    assert_eq!(optics.bands.len(), 1);
+    let e = compare(&optics, &system, &image);
+    assert!(e < 2e-5, "one line at 750 nm: {e:.2e} of the peak");
+
     // an LED: a Gaussian spectrum 20 % wide behind a condenser of NA 0.05
     system.source = Some(SourceSpec {
         spectrum: Some(Profile::Gaussian {
