@@ -520,6 +520,62 @@ fn info_reports_threads_and_methods() {
     );
 }
 
+/// `photonflow materials`: the built-in materials with their catalogue indices and Abbe
+/// numbers, one at chosen wavelengths (out of range said, not failed), a table of the user's,
+/// and a bad name refused naming the flag.
+#[test]
+fn materials_lists_indices_and_dispersion() {
+    let o = photonflow(&["materials", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let all = j["materials"].as_array().unwrap();
+    let names: Vec<&str> = all.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["thz-resin", "fused-silica", "pmma", "n-bk7"]);
+    let bk7 = &all[3];
+    assert_eq!(bk7["model"], "sellmeier");
+    assert!((bk7["abbe_number"].as_f64().unwrap() - 64.17).abs() < 0.01);
+    assert!((bk7["at"][1]["n"].as_f64().unwrap() - 1.5168).abs() < 1e-4);
+    assert_eq!(all[0]["model"], "constant");
+    assert!(all[0]["abbe_number"].is_null());
+
+    let o = photonflow(&[
+        "materials",
+        "--material",
+        "fused-silica",
+        "--at",
+        "532nm,5um",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("n = 1.4607"), "{text}");
+    assert!(text.contains("not at 5um"), "{text}");
+
+    let d = Dir::new();
+    std::fs::write(
+        d.path("m.toml"),
+        "[[material]]\nname = \"resist\"\ndispersion = { cauchy = { a = 1.52, b_um2 = 0.0065, \
+         range_um = [0.4, 1.6] } }\n",
+    )
+    .unwrap();
+    let o = photonflow(&[
+        "materials",
+        "--material",
+        &d.s("m.toml"),
+        "--at",
+        "500nm",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n = last_json(&o)["materials"][0]["at"][0]["n"]
+        .as_f64()
+        .unwrap();
+    assert!((n - (1.52 + 0.0065 / 0.25)).abs() < 1e-12, "{n}");
+
+    let o = photonflow(&["materials", "--material", "unobtainium"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--material") && stderr(&o).contains("n-bk7"));
+}
+
 /// Writes an 8-bit grayscale PNG.
 fn write_gray_png(path: &Path, width: usize, height: usize, pixels: &[u8]) {
     let file = std::fs::File::create(path).unwrap();
@@ -1287,7 +1343,7 @@ fn export_writes_what_was_designed(d: &Dir, run: &str, data: &str) {
         ),
         (
             vec!["--target", "npy", "--material", "fused-silica"],
-            "632.8nm",
+            "known from 210nm to 3.71um (sellmeier dispersion), not at 750um",
         ),
         (vec!["--target", "npy", "--material", &air], "≤ the medium"),
         (vec!["--target", "npy", "--base", "-1mm"], "--base"),

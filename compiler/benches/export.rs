@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use photonflow_compiler::export::{Source, Target, export};
-use photonflow_compiler::{Fabrication, MaterialSpec, Process, fabricate};
+use photonflow_compiler::{Fabrication, Process, fabricate, material};
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::system::Layer;
 
@@ -87,8 +87,8 @@ fn case(
     base_m: f64,
     targets: &'static [Target],
 ) -> Case {
-    let material = MaterialSpec::resolve(material)
-        .and_then(|m| m.for_design(system.wavelength_m, 1.0))
+    let material = material::resolve(material)
+        .and_then(|m| material::for_design(&m, system.wavelength_m, 1.0))
         .expect("built-in material");
     let process = Process {
         material,

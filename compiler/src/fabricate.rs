@@ -32,7 +32,8 @@ pub const MAX_LEVELS: u32 = 1 << 16;
 /// How layers are made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Process {
-    /// The material of the reliefs (at the design wavelength).
+    /// The material of the reliefs (`n` and `κ` at the design wavelength; its dispersion, if
+    /// any, goes into the as-built system).
     pub material: Material,
     /// Levels to quantise to; `None` keeps the levels each layer was trained with, or a
     /// continuous relief for layers trained without.
@@ -80,6 +81,8 @@ pub struct Fabrication {
 /// non-finite base, non-finite phases, a material with `n ≤ n_medium`.
 pub fn fabricate(system: &OpticalSystem, process: &Process) -> Result<Fabrication> {
     let m = &process.material;
+    m.validate(system.wavelength_m)
+        .map_err(|e| CompileError::Material(e.to_string()))?;
     if !(m.n > system.medium_index && m.n.is_finite() && m.kappa >= 0.0) {
         return Err(CompileError::Material(format!(
             "material '{}' (n = {}, κ = {}) cannot make a relief in a medium of index {}: it \
@@ -265,11 +268,7 @@ mod tests {
     }
 
     fn resin() -> Material {
-        Material {
-            name: "thz-resin".into(),
-            n: 1.72,
-            kappa: 0.03,
-        }
+        Material::constant("thz-resin", 1.72, 0.03)
     }
 
     #[test]

@@ -22,4 +22,3 @@ pub mod unwrap;
 
 pub use error::{CompileError, Result};
 pub use fabricate::{Fabrication, Process, fabricate};
-pub use material::MaterialSpec;

@@ -65,8 +65,9 @@ use std::f64::consts::{PI, TAU};
 use std::path::{Path, PathBuf};
 
 use photonflow_optics::coherence::Profile;
-use photonflow_optics::system::{Encoding, Material, MaterialPreset, Modulation, SourceSpec};
-use photonflow_optics::{Method, Padding};
+use photonflow_optics::material::MaterialEntry;
+use photonflow_optics::system::{Encoding, Material, Modulation, SourceSpec};
+use photonflow_optics::{Method, OpticsError, Padding};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{D2nnError, Result};
@@ -196,10 +197,11 @@ pub enum PhaseParam {
                  kappa = 0.03 }"
 )]
 pub enum MaterialSpec {
-    /// A preset name (see [`material_preset`]).
+    /// A built-in material's name ([`MaterialEntry::preset`]).
     Preset(String),
-    /// `{ name = "...", n = 1.72, kappa = 0.03 }`.
-    Explicit(Material),
+    /// `{ name = "...", n = 1.72, kappa = 0.03 }`, or with a `dispersion` instead of `n`
+    /// ([`MaterialEntry`]).
+    Explicit(MaterialEntry),
 }
 
 /// `[modulation]`: what each layer modulates and how it is parameterised.
@@ -515,11 +517,6 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// A built-in material by name ([`photonflow_optics::system::MATERIAL_PRESETS`]).
-pub fn material_preset(name: &str) -> Option<Material> {
-    MaterialPreset::find(name).map(MaterialPreset::material)
-}
-
 impl Config {
     /// Parses TOML text; `origin` names the source in errors (a file path or `preset NAME`).
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
@@ -683,23 +680,30 @@ impl Config {
         }
     }
 
-    /// The material of height-based layers.
+    /// The material of height-based layers at the design wavelength (through its dispersion,
+    /// if it has one); refused when it does not hold there or cannot delay the wave
+    /// ([`MaterialEntry::for_relief`]).
     pub fn material(&self) -> Result<Option<Material>> {
-        match &self.modulation.material {
-            None => Ok(None),
-            Some(MaterialSpec::Explicit(m)) => Ok(Some(m.clone())),
-            Some(MaterialSpec::Preset(name)) => material_preset(name).map(Some).ok_or_else(|| {
+        let entry = match &self.modulation.material {
+            None => return Ok(None),
+            Some(MaterialSpec::Explicit(m)) => m,
+            Some(MaterialSpec::Preset(name)) => MaterialEntry::preset(name).ok_or_else(|| {
                 problem(format!(
                     "[modulation] material '{name}' is unknown; use one of {} or give \
                      {{ name = \"...\", n = 1.72, kappa = 0.03 }}",
-                    photonflow_optics::system::MATERIAL_PRESETS
-                        .iter()
-                        .map(|p| p.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    MaterialEntry::preset_names()
                 ))
-            }),
-        }
+            })?,
+        };
+        entry
+            .for_relief(self.optics.wavelength.m(), self.optics.medium_index)
+            .map(Some)
+            .map_err(|e| match e {
+                OpticsError::InvalidParameter { problem: p, .. } => {
+                    problem(format!("[modulation] {p}"))
+                }
+                e => e.into(),
+            })
     }
 
     /// Input image size on the input plane, `(nx, ny)` pixels.
@@ -758,18 +762,11 @@ impl Config {
         }
         let material = self.material()?;
         if m.kind == Modulation::Height {
-            let Some(mat) = material else {
+            if material.is_none() {
                 return Err(problem(
                     "[modulation] kind = \"height\" needs a material: material = \"thz-resin\" \
                      or { name = \"...\", n = 1.72, kappa = 0.03 }",
                 ));
-            };
-            if !(mat.n.is_finite() && mat.n > o.medium_index && mat.kappa >= 0.0) {
-                return Err(problem(format!(
-                    "[modulation] material '{}' has n = {}, κ = {}: a relief needs n > the \
-                     medium's index ({}) and κ ≥ 0",
-                    mat.name, mat.n, mat.kappa, o.medium_index
-                )));
             }
             if let Some(h) = m.max_height
                 && !(h.m().is_finite() && h.m() > 0.0)
@@ -1094,6 +1091,40 @@ mod tests {
             "{SMALL}\n[modulation]\nkind = \"height\"\nmaterial = 1.5\n"
         ));
         assert!(e.contains("a material's name"), "{e}");
+        // A material is taken at the design wavelength: through its dispersion, refused where
+        // that does not reach, or where a constant one was quoted elsewhere.
+        let height =
+            |m: &str| format!("{SMALL}\n[modulation]\nkind = \"height\"\nmaterial = {m}\n");
+        let e = err(&height("\"fused-silica\""));
+        assert!(
+            e.contains("[modulation] material 'fused-silica' is known from 210nm to 3.71um"),
+            "{e}"
+        );
+        let e = err(&height("{ name = \"r\", n = 1.6, wavelength = \"1mm\" }"));
+        assert!(e.contains("no dispersion model"), "{e}");
+        let e = err(&height("{ name = \"air\", n = 1.0 }"));
+        assert!(e.contains("≤ the medium's index 1"), "{e}");
+        let thz = height(
+            "{ name = \"r\", dispersion = { table = { wavelength_um = [500.0, 1000.0], n = \
+             [1.70, 1.74], kappa = [0.02, 0.04] } } }",
+        );
+        let m = Config::from_toml(&thz, "t")
+            .unwrap()
+            .material()
+            .unwrap()
+            .unwrap();
+        assert!((m.n - 1.72).abs() < 1e-12 && (m.kappa - 0.03).abs() < 1e-12);
+        let visible = height("\"n-bk7\"").replace("\"0.75mm\"", "\"532nm\"");
+        let m = Config::from_toml(&visible, "t")
+            .unwrap()
+            .material()
+            .unwrap()
+            .unwrap();
+        assert!(
+            (m.n - 1.5195).abs() < 1e-4 && m.dispersion.is_some(),
+            "{}",
+            m.n
+        );
     }
 
     #[test]

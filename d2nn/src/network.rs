@@ -29,7 +29,7 @@ use photonflow_optics::memory;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::system::{
     DetectorSpec, Encoding, Input, Layer, LayerFiles, Material, Modulation, OpticalSystem,
-    PropagationSpec, RegionSpec,
+    PropagationSpec, RegionSpec, ReliefScale,
 };
 use photonflow_optics::{Detector, Grid, Planner, Wave};
 use rayon::prelude::*;
@@ -72,9 +72,12 @@ pub struct Optics {
 pub struct Band {
     /// Wavelength, and the share of the detected intensity this band carries.
     pub line: Line,
-    /// `λ₀/λ`: a layer's phase at this line is its design phase times this (its optical path
-    /// is fixed; the material's dispersion is neglected).
+    /// `λ₀/λ`: a phase plate's or SLM's phase at this line is its design phase (in `[0, 2π)`)
+    /// times this.
     pub scale: f64,
+    /// How each relief's design phase becomes its phase at this line, its material's
+    /// dispersion included ([`Layer::relief_at`]); `None` for the other layers.
+    pub reliefs: Vec<Option<ReliefScale>>,
     /// Input → layer 0, layer k → layer k+1, …, last layer → detector, planned at this
     /// wavelength.
     pub plans: Vec<Plan<f32>>,
@@ -228,9 +231,15 @@ impl Optics {
                     })
                 }
             };
+            let reliefs = system
+                .layers
+                .iter()
+                .map(|l| l.relief_at(system.wavelength_m, line.wavelength, system.medium_index))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             bands.push(Band {
                 line,
                 scale: system.wavelength_m / line.wavelength,
+                reliefs,
                 plans,
                 modes,
             });
@@ -281,6 +290,7 @@ impl Optics {
                     weight: 1.0,
                 },
                 scale: 1.0,
+                reliefs: Vec::new(),
                 plans: Vec::new(),
                 modes: None,
             },
@@ -375,7 +385,7 @@ impl Optics {
         for band in bands {
             assert_eq!(masks.len() + 1, band.plans.len(), "one mask per layer");
             let input = self.encode_at(&values, band);
-            let masks = self.masks_at(masks, band.scale);
+            let masks = self.masks_at(masks, band);
             let mut u = propagate(input, &band.plans[0]);
             for (mask, plan) in masks.iter().zip(&band.plans[1..]) {
                 u = match &mask.amplitude {
@@ -397,31 +407,40 @@ impl Optics {
         total.expect("a network has at least one band")
     }
 
-    /// The layers `masks` (designed at `λ₀`) at a line with `scale = λ₀/λ`: a height map's
-    /// phase and absorption follow its optical path (`φ·scale`, `a^scale`); any other layer (a
-    /// phase plate one wave deep, an SLM) shows its phase in `[0, 2π)` times `scale`, the
-    /// wrap passing gradients as if it were not there — as
-    /// [`photonflow_optics::coherence::at_wavelength`] does for one pixel. At `scale = 1`, the
-    /// masks as they are.
-    pub fn masks_at(&self, masks: &[Mask], scale: f64) -> Vec<Mask> {
-        if scale == 1.0 {
+    /// The layers `masks` (designed at `λ₀`) at the line of `band`: a relief's phase and
+    /// absorption follow its optical path and its material's dispersion (with the band's
+    /// [`ReliefScale`] `r`: `φ·r.phase`, `a^r.path·exp(−r.absorption·φ)`, as
+    /// [`Layer::transmission_at`] does for arrays); any other layer (a phase plate one wave
+    /// deep, an SLM) shows its phase in `[0, 2π)` times `λ₀/λ`, the wrap passing gradients as
+    /// if it were not there — as [`photonflow_optics::coherence::at_wavelength`] does for one
+    /// pixel. At the design wavelength, the masks as they are.
+    pub fn masks_at(&self, masks: &[Mask], band: &Band) -> Vec<Mask> {
+        if band.scale == 1.0 {
             return masks.to_vec();
         }
         masks
             .iter()
-            .zip(&self.system.layers)
-            .map(|(mask, layer)| {
+            .zip(&band.reliefs)
+            .map(|(mask, relief)| {
                 let phase = mask.phase.clone();
-                if layer.modulation == Modulation::Height {
-                    Mask {
-                        phase: phase * scale,
-                        amplitude: mask.amplitude.clone().map(|a| a.powf_scalar(scale)),
+                match relief {
+                    Some(r) => {
+                        let mut amplitude = mask.amplitude.clone().map(|a| a.powf_scalar(r.path));
+                        if r.absorption != 0.0 {
+                            let extra = (phase.clone() * (-r.absorption)).exp();
+                            amplitude = Some(amplitude.map_or(extra.clone(), |a| a * extra));
+                        }
+                        Mask {
+                            phase: phase * r.phase,
+                            amplitude,
+                        }
                     }
-                } else {
-                    let wrapped = phase.clone() - (phase / TAU).floor().detach() * TAU;
-                    Mask {
-                        phase: wrapped * scale,
-                        amplitude: mask.amplitude.clone(),
+                    None => {
+                        let wrapped = phase.clone() - (phase / TAU).floor().detach() * TAU;
+                        Mask {
+                            phase: wrapped * band.scale,
+                            amplitude: mask.amplitude.clone(),
+                        }
                     }
                 }
             })

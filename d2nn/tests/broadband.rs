@@ -10,6 +10,7 @@ use photonflow_d2nn::eval::{ImageRef, Pixels};
 use photonflow_d2nn::network::{Band, Mask, Optics};
 use photonflow_d2nn::rng::Rng;
 use photonflow_optics::coherence::{Line, Profile, at_wavelength, stack_path_difference};
+use photonflow_optics::material::Dispersion;
 use photonflow_optics::system::{
     Input, Layer, Material, Modulation, OpticalSystem, RegionSpec, SourceSpec,
 };
@@ -42,11 +43,7 @@ fn system(rng: &mut Rng) -> OpticalSystem {
         .map(|(p, k)| p + if k < 0.5 { 0.0 } else { TAU as f32 })
         .collect();
     s.layers.push(Layer::phase_only("plate", plate, 120e-6));
-    let material = Material {
-        name: "glass".into(),
-        n: 1.5,
-        kappa: 0.002,
-    };
+    let material = Material::constant("glass", 1.5, 0.002);
     let heights = uniforms(rng, N * N, 0.0, 3.0 * DESIGN / 0.5);
     let mut relief = Layer::phase_only("relief", Vec::new(), 150e-6);
     relief.modulation = Modulation::Height;
@@ -75,7 +72,7 @@ fn system(rng: &mut Rng) -> OpticalSystem {
 /// The detector-plane intensity of `image` through `system` under its source, in f64: every
 /// line planned anew, each layer's transmission computed from what it is at that wavelength
 /// (the plate's phase in [0, 2π) scaled by λ₀/λ, the relief's phase and absorption from its
-/// heights), every direction of the source's cone propagated on its own, the intensities added
+/// heights and its material's index there), every direction of the source's cone propagated on its own, the intensities added
 /// with their weights.
 fn reference(system: &OpticalSystem, image: &[f32]) -> Vec<f64> {
     let grid = system.grid().unwrap();
@@ -105,16 +102,18 @@ fn reference(system: &OpticalSystem, image: &[f32]) -> Vec<f64> {
             .layers
             .iter()
             .map(|l| match (&l.height, &l.material) {
-                (Some(h), Some(m)) => h
-                    .iter()
-                    .map(|&h| {
-                        let h = f64::from(h);
-                        Complex::from_polar(
-                            m.amplitude(h, line.wavelength),
-                            m.phase(h, line.wavelength, 1.0),
-                        )
-                    })
-                    .collect(),
+                (Some(h), Some(m)) => {
+                    let m = m.at(line.wavelength).unwrap();
+                    h.iter()
+                        .map(|&h| {
+                            let h = f64::from(h);
+                            Complex::from_polar(
+                                m.amplitude(h, line.wavelength),
+                                m.phase(h, line.wavelength, 1.0),
+                            )
+                        })
+                        .collect()
+                }
                 _ => l
                     .phase
                     .iter()
@@ -179,6 +178,20 @@ fn compare(optics: &Optics, system: &OpticalSystem, image: &[f32]) -> f64 {
         / peak
 }
 
+/// A source of laser lines `(wavelength, relative power)`.
+fn laser_lines(lines: &[(f64, f64)]) -> Option<SourceSpec> {
+    Some(SourceSpec {
+        spectrum: Some(Profile::Lines(
+            lines
+                .iter()
+                .map(|&(wavelength, weight)| Line { wavelength, weight })
+                .collect(),
+        )),
+        lines: None,
+        na: 0.0,
+    })
+}
+
 #[test]
 fn broadband_networks_add_the_intensities_of_their_lines_and_directions() {
     let mut rng = Rng::new(11);
@@ -186,24 +199,7 @@ fn broadband_networks_add_the_intensities_of_their_lines_and_directions() {
     let image = image(&mut rng);
     let device = Device::flex();
     // three laser lines of unequal power, far apart (−25 %, +20 %)
-    system.source = Some(SourceSpec {
-        spectrum: Some(Profile::Lines(vec![
-            Line {
-                wavelength: 0.75e-6,
-                weight: 1.0,
-            },
-            Line {
-                wavelength: DESIGN,
-                weight: 2.0,
-            },
-            Line {
-                wavelength: 1.2e-6,
-                weight: 0.5,
-            },
-        ])),
-        lines: None,
-        na: 0.0,
-    });
+    system.source = laser_lines(&[(0.75e-6, 1.0), (DESIGN, 2.0), (1.2e-6, 0.5)]);
     let optics = Optics::new(&system, &device).unwrap();
     assert_eq!(optics.bands.len(), 3);
     assert_eq!(optics.fields_per_image(), 3);
@@ -211,15 +207,38 @@ fn broadband_networks_add_the_intensities_of_their_lines_and_directions() {
     eprintln!("three lines: {e:.2e}");
     assert!(e < 2e-5, "three lines: {e:.2e} of the peak");
 
+    // a dispersive relief (n 1.60 → 1.45 and κ 0.004 → 0.001 from 0.7 to 1.3 µm; the glass
+    // above at the design wavelength): its phase and absorption follow its index at each line
+    let glass = system.layers[1].material.clone().unwrap();
+    let dispersive = Material {
+        dispersion: Some(Dispersion::Table {
+            wavelength_um: vec![0.7, 1.0, 1.3],
+            n: vec![1.60, 1.50, 1.45],
+            kappa: Some(vec![0.004, 0.002, 0.001]),
+        }),
+        ..glass.clone()
+    };
+    dispersive.validate(DESIGN).unwrap();
+    system.layers[1].material = Some(dispersive);
+    let optics = Optics::new(&system, &device).unwrap();
+    let e = compare(&optics, &system, &image);
+    eprintln!("three lines, dispersive relief: {e:.2e}");
+    assert!(e < 2e-5, "dispersive relief: {e:.2e} of the peak");
+    // the same relief with its dispersion neglected is measurably different
+    let mut neglected = system.clone();
+    neglected.layers[1].material = Some(glass.clone());
+    let e = compare(&Optics::new(&neglected, &device).unwrap(), &system, &image);
+    eprintln!("dispersion neglected: {e:.2e}");
+    assert!(e > 0.05, "neglecting the dispersion changes {e:.2e} only");
+    // a line beyond the measured range is refused, naming it
+    let mut far = system.clone();
+    far.source = laser_lines(&[(1.5e-6, 1.0)]);
+    let e = Optics::new(&far, &device).err().unwrap().to_string();
+    assert!(e.contains("700nm to 1.3um") && e.contains("1.5um"), "{e}");
+    system.layers[1].material = Some(glass);
+
     // one line away from the design wavelength: the relief still scales its heights' phase
-    system.source = Some(SourceSpec {
-        spectrum: Some(Profile::Lines(vec![Line {
-            wavelength: 0.75e-6,
-            weight: 1.0,
-        }])),
-        lines: None,
-        na: 0.0,
-    });
+    system.source = laser_lines(&[(0.75e-6, 1.0)]);
     let optics = Optics::new(&system, &device).unwrap();
     assert_eq!(optics.bands.len(), 1);
     let e = compare(&optics, &system, &image);

@@ -90,7 +90,10 @@ pub struct Source {
     /// The source's spectrum, as [`Profile::parse`] reads it (`gaussian:532nm:10nm`,
     /// `flat:MIN:MAX`, `lines:λ=w,…`, or a spectrum file, relative to the rig file); none: a
     /// laser at the system's wavelength. Every line crosses the layers with the phase its
-    /// wavelength gives their optical path (`φ·λ₀/λ`; the material's dispersion is neglected).
+    /// wavelength gives their optical path (`φ·λ₀/λ` for an SLM or phase plate; a relief's
+    /// from its heights and its material's index there, [`Layer::transmission_at`]).
+    ///
+    /// [`Layer::transmission_at`]: photonflow_optics::system::Layer::transmission_at
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spectrum: Option<String>,
     /// Lines to sample the spectrum with; none: the fewest that resolve the bench's path

@@ -29,14 +29,13 @@ use std::f64::consts::PI;
 
 use num_complex::Complex;
 use photonflow_optics::coherence::{
-    Coherence, Decomposition, DiscSource, Illumination, Line, Profile, at_wavelength,
-    stack_path_difference,
+    Coherence, Decomposition, DiscSource, Illumination, Line, Profile, stack_path_difference,
 };
 use photonflow_optics::lut::GrayMap;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::rng::Rng;
 use photonflow_optics::shift::shift;
-use photonflow_optics::system::{Encoding, Input, Layer, OpticalSystem};
+use photonflow_optics::system::{Encoding, Input, OpticalSystem};
 use photonflow_optics::units::Length;
 use photonflow_optics::{Grid, Planner, Propagation, Wave, memory};
 use rayon::prelude::*;
@@ -141,7 +140,7 @@ struct Band {
     /// Fraction of the source's power.
     weight: f32,
     /// `λ₀/λ`: a phase `φ` of the design wavelength is `φ·λ₀/λ` at this line (thin elements
-    /// of fixed optical path; the material's dispersion is neglected).
+    /// of fixed optical path; a relief's material's dispersion is in `layers`).
     scale: f32,
     /// The gaps, planned at this wavelength.
     plans: Vec<Plan<f32>>,
@@ -185,15 +184,20 @@ impl Bench<'_> {
             .map(|(l, ((layer, place), errors))| {
                 if l >= mounted {
                     // Not mounted yet: its plane is free space.
-                    return vec![Complex::new(1.0, 0.0); grid.len()];
+                    return Ok(vec![Complex::new(1.0, 0.0); grid.len()]);
                 }
-                let mut t = transmission_at(layer, system, scale);
+                let (design, medium) = (system.wavelength_m, system.medium_index);
+                let mut t = layer.transmission_at(design, line.wavelength, medium)?;
+                // a fabrication error is one of height: it scales as the layer's phase does
+                let factor = layer
+                    .relief_at(design, line.wavelength, medium)?
+                    .map_or(scale, |r| r.phase);
                 for (z, e) in t.iter_mut().zip(errors) {
-                    *z *= Complex::from_polar(amplitude, (e * scale) as f32);
+                    *z *= Complex::from_polar(amplitude, (e * factor) as f32);
                 }
-                shift(&t, grid.nx, grid.ny, place.dx_px, place.dy_px)
+                Ok(shift(&t, grid.nx, grid.ny, place.dx_px, place.dy_px))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let input = &system.input;
         let extent = (input.nx as f64 * grid.dx).hypot(input.ny as f64 * grid.dy);
         let modes = source
@@ -208,31 +212,6 @@ impl Bench<'_> {
             modes,
         })
     }
-}
-
-/// A layer of `system` at `scale = λ₀/λ` (the design's own transmittance at `scale = 1`): a
-/// height map's phase and absorption follow its optical path (`φ·scale` with `φ` from the
-/// heights, [`Layer::path_phase`]; `a^scale`, from `exp(−2πκh/λ)`); a phase-only layer (an
-/// SLM, a one-wave element) shows its phase in `[0, 2π)`, scaled ([`at_wavelength`]).
-fn transmission_at(layer: &Layer, system: &OpticalSystem, scale: f64) -> Vec<Complex<f32>> {
-    if scale == 1.0 {
-        return layer.transmission();
-    }
-    if layer.height.is_none() {
-        return layer
-            .transmission()
-            .into_iter()
-            .map(|z| at_wavelength(z, scale))
-            .collect();
-    }
-    let s = scale as f32;
-    let amplitude = |i: usize| layer.amplitude.as_ref().map_or(1.0, |a| a[i].powf(s));
-    layer
-        .path_phase(system.wavelength_m, system.medium_index)
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| Complex::from_polar(amplitude(i), p * s))
-        .collect()
 }
 
 /// A simulated bench for a trained system; see the [module docs](self).
@@ -773,40 +752,6 @@ fn blur(v: &[f32], nx: usize, ny: usize, sigma: f64) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// At another wavelength a height map keeps its optical path (1 µm of n = 2.5 is 3π at
-    /// 1 µm, stored wrapped as π; at half the design frequency it is 1.5π, and its power
-    /// transmittance 0.81 becomes 0.9), while an SLM or one-wave layer shows 3π as π and
-    /// scales that.
-    #[test]
-    fn layers_at_another_wavelength_follow_their_optical_path() {
-        let system = OpticalSystem::new("t", 1e-6, 2, 2, 1e-6).unwrap();
-        let phase = vec![3.0 * std::f32::consts::PI; 4];
-        let mut relief = Layer::phase_only("relief", vec![std::f32::consts::PI; 4], 1e-3);
-        relief.height = Some(vec![1e-6; 4]);
-        relief.amplitude = Some(vec![0.81; 4]);
-        relief.material = Some(photonflow_optics::system::Material {
-            name: "glass".into(),
-            n: 2.5,
-            kappa: 0.0,
-        });
-        let t = transmission_at(&relief, &system, 0.5);
-        assert!((t[0].norm() - 0.9).abs() < 1e-6);
-        assert!(
-            (t[0].arg() + 0.5 * std::f32::consts::PI).abs() < 1e-5,
-            "{}",
-            t[0].arg()
-        );
-        let slm = Layer::phase_only("slm", phase, 1e-3);
-        let t = transmission_at(&slm, &system, 0.5);
-        assert!((t[0].norm() - 1.0).abs() < 1e-6);
-        assert!(
-            (t[0].arg() - 0.5 * std::f32::consts::PI).abs() < 1e-5,
-            "{}",
-            t[0].arg()
-        );
-        assert_eq!(transmission_at(&slm, &system, 1.0), slm.transmission());
-    }
 
     #[test]
     fn blur_keeps_the_sum_and_the_range_and_spreads_a_point() {

@@ -23,6 +23,7 @@ pub mod holography;
 pub mod io;
 pub mod linalg;
 pub mod lut;
+pub mod material;
 pub mod memory;
 pub mod metrics;
 pub mod propagate;

@@ -40,12 +40,15 @@ use std::path::{Path, PathBuf};
 use num_complex::Complex;
 use serde::{Deserialize, Serialize};
 
-use crate::coherence::{Coherence, DiscSource, Illumination, Line, MAX_LINES, Profile};
+use crate::coherence::{
+    Coherence, DiscSource, Illumination, Line, MAX_LINES, Profile, at_wavelength,
+};
 use crate::detect::{Detector, Region};
 use crate::error::{OpticsError, Result, invalid, positive};
 use crate::grid::{Grid, Wave};
 use crate::io::npy::{NpyData, read_npy, write_npy};
 use crate::io::write_atomic;
+pub use crate::material::{MATERIAL_PRESETS, Material, MaterialEntry, ReliefScale};
 use crate::propagate::{Method, Padding, Propagation};
 
 /// The value of [`OpticalSystem::format`].
@@ -273,88 +276,6 @@ impl Input {
     }
 }
 
-/// The material of a height-based layer at the design wavelength.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Material {
-    /// Name for reports (`vero-white`, `fused-silica`, …).
-    pub name: String,
-    /// Refractive index `n` (> 1 for a relief that delays the wave).
-    pub n: f64,
-    /// Extinction coefficient `κ ≥ 0`: intensity decays as `exp(−4πκh/λ)` through `h` of it.
-    pub kappa: f64,
-}
-
-/// A built-in material: its index and extinction at the wavelength they were measured at.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MaterialPreset {
-    /// Name (what configs and `--material` take).
-    pub name: &'static str,
-    /// Refractive index.
-    pub n: f64,
-    /// Extinction coefficient.
-    pub kappa: f64,
-    /// Vacuum wavelength of `n` and `kappa`, metres.
-    pub wavelength_m: f64,
-    /// Where the values come from.
-    pub source: &'static str,
-}
-
-/// The built-in materials.
-pub const MATERIAL_PRESETS: &[MaterialPreset] = &[
-    MaterialPreset {
-        name: "thz-resin",
-        n: 1.72,
-        kappa: 0.03,
-        wavelength_m: 0.75e-3,
-        source: "3D-printing resin of Lin et al., Science 361, 1004 (2018), at 0.4 THz, as \
-                 commonly quoted",
-    },
-    MaterialPreset {
-        name: "fused-silica",
-        n: 1.4570,
-        kappa: 0.0,
-        wavelength_m: 632.8e-9,
-        source: "Malitson, J. Opt. Soc. Am. 55, 1205 (1965), at 632.8 nm",
-    },
-    MaterialPreset {
-        name: "pmma",
-        n: 1.4893,
-        kappa: 0.0,
-        wavelength_m: 632.8e-9,
-        source: "Sultanova et al., Acta Phys. Pol. A 116, 585 (2009), at 632.8 nm",
-    },
-];
-
-impl MaterialPreset {
-    /// The preset called `name`, if any.
-    pub fn find(name: &str) -> Option<&'static MaterialPreset> {
-        MATERIAL_PRESETS.iter().find(|p| p.name == name)
-    }
-
-    /// As a [`Material`].
-    pub fn material(&self) -> Material {
-        Material {
-            name: self.name.to_string(),
-            n: self.n,
-            kappa: self.kappa,
-        }
-    }
-}
-
-impl Material {
-    /// Phase delay (radians) of `height` metres of material relative to the medium of index
-    /// `medium`, at vacuum wavelength `wavelength`: `2π(n − n_medium)h/λ`.
-    pub fn phase(&self, height: f64, wavelength: f64, medium: f64) -> f64 {
-        TAU * (self.n - medium) * height / wavelength
-    }
-
-    /// Amplitude transmission of `height` metres of material: `exp(−2πκh/λ)`.
-    pub fn amplitude(&self, height: f64, wavelength: f64) -> f64 {
-        (-TAU * self.kappa * height / wavelength).exp()
-    }
-}
-
 /// What a layer modulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -442,6 +363,61 @@ impl Layer {
                 .collect(),
             _ => self.phase.clone(),
         }
+    }
+
+    /// How this layer's design phase becomes its phase at `wavelength` (m), for a design at
+    /// `design` in a medium of index `medium`: a relief's [`Material::relief_at`] (its
+    /// dispersion included; refused outside the dispersion's range); `None` for any other
+    /// layer, whose phase in `[0, 2π)` scales with `λ₀/λ` ([`at_wavelength`]).
+    pub fn relief_at(
+        &self,
+        design: f64,
+        wavelength: f64,
+        medium: f64,
+    ) -> Result<Option<ReliefScale>> {
+        match (self.modulation, &self.material) {
+            (Modulation::Height, Some(m)) => m.relief_at(design, wavelength, medium).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The complex transmission at `wavelength` (m) of this layer designed at `design` in a
+    /// medium of index `medium`, `[ny, nx]`: a relief's from its heights
+    /// ([`Layer::path_phase`], [`Layer::relief_at`]: `a^path·exp(−absorption·φ₀)·exp(i·phase·φ₀)`);
+    /// any other layer's phase in `[0, 2π)` times `λ₀/λ` ([`at_wavelength`]). At `design`,
+    /// [`Layer::transmission`].
+    pub fn transmission_at(
+        &self,
+        design: f64,
+        wavelength: f64,
+        medium: f64,
+    ) -> Result<Vec<Complex<f32>>> {
+        if wavelength == design {
+            return Ok(self.transmission());
+        }
+        let Some(r) = self.relief_at(design, wavelength, medium)? else {
+            let scale = design / wavelength;
+            return Ok(self
+                .transmission()
+                .into_iter()
+                .map(|z| at_wavelength(z, scale))
+                .collect());
+        };
+        let amplitude = |i: usize| {
+            self.amplitude
+                .as_ref()
+                .map_or(1.0, |a| f64::from(a[i]).powf(r.path))
+        };
+        Ok(self
+            .path_phase(design, medium)
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let p = f64::from(p);
+                let a = amplitude(i) * (-r.absorption * p).exp();
+                Complex::from_polar(a as f32, (p * r.phase) as f32)
+            })
+            .collect())
     }
 
     /// The complex transmission `a·exp(iφ)`, `[ny, nx]`.
@@ -702,15 +678,15 @@ impl OpticalSystem {
             match (l.modulation, &l.height, &l.material) {
                 (Modulation::Height, Some(h), Some(m)) => {
                     check("height", h, true)?;
-                    if !(m.n.is_finite() && m.n > 0.0 && m.kappa.is_finite() && m.kappa >= 0.0) {
-                        return Err(invalid(
-                            "material",
-                            format!(
-                                "layer '{}': material '{}' has n = {}, κ = {}; need n > 0 and κ ≥ 0",
-                                l.name, m.name, m.n, m.kappa
-                            ),
-                        ));
-                    }
+                    m.validate(self.wavelength_m).map_err(|e| match e {
+                        OpticsError::InvalidParameter { name, problem } => {
+                            OpticsError::InvalidParameter {
+                                name,
+                                problem: format!("layer '{}': {problem}", l.name),
+                            }
+                        }
+                        e => e,
+                    })?;
                 }
                 (Modulation::Height, _, _) => {
                     return Err(invalid(
@@ -892,11 +868,16 @@ mod tests {
         s.layers.push(Layer::phase_only("l0", phase.clone(), 0.03));
         let mut l1 = Layer::phase_only("l1", phase, 0.02);
         l1.modulation = Modulation::Height;
-        l1.material = Some(Material {
-            name: "resin".into(),
-            n: 1.7,
-            kappa: 0.03,
-        });
+        // a dispersive material: its model travels in system.json
+        let resin = Material {
+            dispersion: Some(crate::material::Dispersion::Table {
+                wavelength_um: vec![500.0, 1000.0],
+                n: vec![1.69, 1.71],
+                kappa: Some(vec![0.02, 0.04]),
+            }),
+            ..Material::constant("resin", 0.0, 0.0)
+        };
+        l1.material = Some(resin.at(s.wavelength_m).unwrap());
         l1.height = Some(vec![1e-4; 24]);
         l1.amplitude = Some(vec![0.9; 24]);
         s.layers.push(l1);
@@ -1025,13 +1006,69 @@ mod tests {
         fs::remove_dir_all(dir).ok();
     }
 
+    /// At another wavelength a relief keeps its optical path (1 µm of n = 2.5 is 3π at 1 µm,
+    /// stored wrapped as π; at half the design frequency it is 1.5π, and its power
+    /// transmittance 0.81 becomes 0.9), while an SLM or one-wave layer shows 3π as π and
+    /// scales that; a dispersive relief's phase follows its index at each wavelength.
+    #[test]
+    fn layers_at_another_wavelength_follow_their_optical_path() {
+        use std::f32::consts::PI;
+        let mut relief = Layer::phase_only("relief", vec![PI; 4], 1e-3);
+        relief.modulation = Modulation::Height;
+        relief.height = Some(vec![1e-6; 4]);
+        relief.amplitude = Some(vec![0.81; 4]);
+        relief.material = Some(Material::constant("glass", 2.5, 0.0));
+        let t = relief.transmission_at(1e-6, 2e-6, 1.0).unwrap();
+        assert!((t[0].norm() - 0.9).abs() < 1e-6);
+        assert!((t[0].arg() + 0.5 * PI).abs() < 1e-5, "{}", t[0].arg());
+        let slm = Layer::phase_only("slm", vec![3.0 * PI; 4], 1e-3);
+        let t = slm.transmission_at(1e-6, 2e-6, 1.0).unwrap();
+        assert!((t[0].norm() - 1.0).abs() < 1e-6);
+        assert!((t[0].arg() - 0.5 * PI).abs() < 1e-5, "{}", t[0].arg());
+        assert_eq!(
+            slm.transmission_at(1e-6, 1e-6, 1.0).unwrap(),
+            slm.transmission()
+        );
+
+        // BK7, 5 µm tall, designed at 550 nm, at 450 nm: 2π(n(450) − 1)h/λ; absorbing more
+        // there (a table's κ) it transmits exp(−2πκh/λ).
+        let bk7 = MaterialEntry::preset("n-bk7").unwrap().at(550e-9).unwrap();
+        let n450 = bk7.index_at(450e-9).unwrap().0;
+        relief.material = Some(bk7.clone());
+        relief.height = Some(vec![5e-6; 4]);
+        relief.amplitude = None;
+        let t = relief.transmission_at(550e-9, 450e-9, 1.0).unwrap();
+        let want = (TAU * (n450 - 1.0) * 5e-6 / 450e-9).rem_euclid(TAU);
+        let got = f64::from(t[0].arg()).rem_euclid(TAU);
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        let dispersion_neglected = (TAU * (bk7.n - 1.0) * 5e-6 / 450e-9).rem_euclid(TAU);
+        assert!((got - dispersion_neglected).abs() > 0.05);
+        let lossy = Material {
+            dispersion: Some(crate::material::Dispersion::Table {
+                wavelength_um: vec![0.4, 0.6],
+                n: vec![1.52, 1.50],
+                kappa: Some(vec![0.02, 0.0]),
+            }),
+            ..Material::constant("lossy", 0.0, 0.0)
+        }
+        .at(550e-9)
+        .unwrap();
+        relief.material = Some(lossy.clone());
+        relief.amplitude = Some(vec![lossy.amplitude(5e-6, 550e-9) as f32; 4]);
+        let t = relief.transmission_at(550e-9, 450e-9, 1.0).unwrap();
+        let want = (-TAU * 0.015 * 5e-6 / 450e-9).exp();
+        assert!(
+            (f64::from(t[0].norm()) - want).abs() < 1e-6,
+            "{} vs {want}",
+            t[0].norm()
+        );
+        let e = relief.transmission_at(550e-9, 700e-9, 1.0).unwrap_err();
+        assert!(e.to_string().contains("400nm to 600nm"), "{e}");
+    }
+
     #[test]
     fn material_phase_and_absorption() {
-        let m = Material {
-            name: "x".into(),
-            n: 1.5,
-            kappa: 0.01,
-        };
+        let m = Material::constant("x", 1.5, 0.01);
         // One wavelength of (n − 1)·h = λ/2 → π.
         let lambda = 1e-3;
         assert!((m.phase(1e-3, lambda, 1.0) - std::f64::consts::PI).abs() < 1e-12);

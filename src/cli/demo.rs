@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use photonflow_compiler::export::{self, Target};
-use photonflow_compiler::{MaterialSpec, Process, fabricate};
+use photonflow_compiler::{Process, fabricate, material};
 use photonflow_d2nn::config::Config;
 use photonflow_d2nn::data::fetch::{fetch, system_downloader};
 use photonflow_d2nn::data::{
@@ -128,8 +128,11 @@ fn fabricate_demo(
     say: impl Fn(&str),
 ) -> anyhow::Result<FabricationSummary> {
     let system = &model.system;
-    let material = MaterialSpec::resolve(FAB_MATERIAL)?
-        .for_design(system.wavelength_m, system.medium_index)?;
+    let material = material::for_design(
+        &material::resolve(FAB_MATERIAL)?,
+        system.wavelength_m,
+        system.medium_index,
+    )?;
     let process = Process {
         material,
         levels: Some(FAB_LEVELS),

@@ -8,13 +8,14 @@ use photonflow_compiler::export::gds::GdsMode;
 use photonflow_compiler::export::slm::{self, SlmPanel};
 use photonflow_compiler::export::{GdsSettings, SlmSettings, Source, Target, export};
 use photonflow_compiler::manifest::sha256_file;
-use photonflow_compiler::{MaterialSpec, Process, fabricate};
+use photonflow_compiler::{Process, fabricate, material};
 use photonflow_d2nn::data::Dataset;
 use photonflow_d2nn::eval::{Evaluation, evaluate};
 use photonflow_d2nn::model::Model;
 use photonflow_d2nn::network::Optics;
 use photonflow_optics::OpticalSystem;
 use photonflow_optics::lut::Lut;
+use photonflow_optics::material::MaterialEntry;
 use photonflow_optics::system::FILE_NAME;
 use serde_json::json;
 
@@ -263,22 +264,14 @@ fn slm_settings(args: &Args) -> anyhow::Result<SlmSettings> {
 /// The relief process from the flags: the material (given, the layers' own, else thz-resin),
 /// the levels and the base plate.
 fn process(args: &Args, system: &OpticalSystem) -> anyhow::Result<Process> {
-    let spec = match &args.material {
-        Some(m) => MaterialSpec::resolve(m).context("--material")?,
-        None => {
-            let own = system.layers.iter().find_map(|l| l.material.clone());
-            match own {
-                Some(material) => MaterialSpec {
-                    material,
-                    wavelength_m: system.wavelength_m,
-                    source: "the model's own layers".into(),
-                },
-                None => MaterialSpec::resolve("thz-resin")?,
-            }
-        }
+    let entry = match &args.material {
+        Some(m) => material::resolve(m).context("--material")?,
+        None => match system.layers.iter().find_map(|l| l.material.as_ref()) {
+            Some(own) => MaterialEntry::of(own, system.wavelength_m, "the model's own layers"),
+            None => material::resolve("thz-resin")?,
+        },
     };
-    let material = spec
-        .for_design(system.wavelength_m, system.medium_index)
+    let material = material::for_design(&entry, system.wavelength_m, system.medium_index)
         .context("--material")?;
     Ok(Process {
         material,

@@ -13,8 +13,8 @@ use serde_json::json;
 #[derive(Debug, clap::Args)]
 pub struct LightArgs {
     /// Run the model under broadband light: gaussian:CENTRE:FWHM (e.g. gaussian:0.75mm:75um),
-    /// flat:MIN:MAX, lines:λ=w,λ=w, or a file of wavelength, power rows. Its phases scale
-    /// with λ₀/λ (fixed optical path, no dispersion).
+    /// flat:MIN:MAX, lines:λ=w,λ=w, or a file of wavelength, power rows. Phase layers scale
+    /// with λ₀/λ (fixed optical path); reliefs follow their material's index at each line.
     #[arg(long, value_name = "SPECTRUM", conflicts_with = "laser")]
     spectrum: Option<String>,
     /// Spectral lines to sample the spectrum with (default: the fewest that resolve the

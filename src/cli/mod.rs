@@ -11,6 +11,7 @@ mod hologram;
 mod infer;
 mod info;
 mod light;
+mod materials;
 mod mesh;
 mod propagate;
 mod psf;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Fabrication files of a trained optical system (height maps, STL, GDSII, SLM bitmaps,
     /// arrays), with a manifest and, with --simulate, the accuracy as built.
     Export(export::Args),
+    /// The relief materials photonflow knows, or one from a table: index and extinction at
+    /// chosen wavelengths, dispersion model, range and source.
+    Materials(materials::Args),
     /// Compile a matrix into the phases of a mesh of Mach–Zehnder interferometers (a
     /// photonic chip), and simulate a mesh.
     Mesh(mesh::Args),
@@ -104,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Export(args) => export::run(args),
+        Command::Materials(args) => materials::run(args),
         Command::Mesh(args) => mesh::run(args),
         Command::Infer(args) => infer::run(args),
         Command::Deconvolve(args) => deconvolve::run(args),

@@ -404,11 +404,7 @@ mod tests {
 
     fn fabrication(s: &OpticalSystem) -> Fabrication {
         let process = Process {
-            material: Material {
-                name: "thz-resin".into(),
-                n: 1.72,
-                kappa: 0.03,
-            },
+            material: Material::constant("thz-resin", 1.72, 0.03),
             levels: None,
             base_m: 1e-3,
             unwrap: false,

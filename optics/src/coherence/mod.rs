@@ -57,8 +57,8 @@ use crate::propagate::{Criterion, Method, Planner, Propagation, Window};
 
 /// A thin element's transmittance `a·e^{iφ}` designed at `λ₀`, at a wavelength with
 /// `scale = λ₀/λ`: `a·e^{iφ'·scale}` with `φ'` the phase in `[0, 2π)` — a one-wave-deep
-/// element of fixed optical path (a surface relief, an SLM pixel), the material's dispersion
-/// neglected.
+/// element of fixed optical path (an SLM pixel, a plate whose material is not known; a
+/// relief of a known material: [`crate::system::Layer::transmission_at`]).
 pub fn at_wavelength<T: Real>(z: Complex<T>, scale: f64) -> Complex<T> {
     let (a, phi) = (
         z.norm().f64(),
