@@ -571,6 +571,30 @@ fn materials_lists_indices_and_dispersion() {
         .unwrap();
     assert!((n - (1.52 + 0.0065 / 0.25)).abs() < 1e-12, "{n}");
 
+    // measured n and k (refractiveindex.info's CSV export), read as a table
+    std::fs::write(
+        d.path("nk.csv"),
+        "wl,n\n0.4,1.60\n0.8,1.52\nwl,k\n0.4,0.01\n0.8,0.0\n",
+    )
+    .unwrap();
+    let o = photonflow(&[
+        "materials",
+        "--material",
+        &d.s("nk.csv"),
+        "--at",
+        "600nm",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let row = &j["materials"][0]["at"][0];
+    assert_eq!(j["materials"][0]["model"], "table");
+    assert!((row["n"].as_f64().unwrap() - 1.56).abs() < 1e-12, "{row}");
+    assert!(
+        (row["kappa"].as_f64().unwrap() - 0.005).abs() < 1e-12,
+        "{row}"
+    );
+
     let o = photonflow(&["materials", "--material", "unobtainium"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--material") && stderr(&o).contains("n-bk7"));

@@ -20,12 +20,13 @@
 //! ```
 //!
 //! `--material NAME` names a built-in material, `--material FILE.toml` the single entry of a
-//! table (or `FILE.toml:NAME` one of several).
+//! table (or `FILE.toml:NAME` one of several), `--material FILE.csv` measured `n` and `k`
+//! ([`Dispersion::read_nk`]: a refractiveindex.info export, or columns `wavelength_nm, n, k`).
 
 use std::path::Path;
 
 use photonflow_optics::OpticsError;
-use photonflow_optics::material::MaterialEntry;
+use photonflow_optics::material::{Dispersion, MaterialEntry};
 use photonflow_optics::system::Material;
 use serde::Deserialize;
 
@@ -49,9 +50,13 @@ pub fn resolve(spec: &str) -> Result<MaterialEntry> {
     let path = Path::new(file);
     if !path.is_file() {
         return Err(CompileError::Material(format!(
-            "'{spec}' is neither a built-in material ({}) nor a material table file",
+            "'{spec}' is neither a built-in material ({}) nor a material table (FILE.toml) or \
+             measured n, k file (FILE.csv)",
             MaterialEntry::preset_names()
         )));
+    }
+    if path.extension().is_some_and(|e| e == "csv") {
+        return from_nk_file(path);
     }
     from_file(path, name)
 }
@@ -93,6 +98,24 @@ pub fn from_file(path: &Path, name: Option<&str>) -> Result<MaterialEntry> {
         .source
         .get_or_insert_with(|| path.display().to_string());
     Ok(entry)
+}
+
+/// A material measured as `n` (and `k`) against the wavelength, read by
+/// [`Dispersion::read_nk`] (a refractiveindex.info CSV export, or columns `wavelength_nm, n,
+/// k`): named after the file, known across its rows.
+pub fn from_nk_file(path: &Path) -> Result<MaterialEntry> {
+    let dispersion = Dispersion::read_nk(path)?;
+    let name = path
+        .file_stem()
+        .map_or("measured".into(), |s| s.to_string_lossy().into_owned());
+    Ok(MaterialEntry {
+        name,
+        n: None,
+        kappa: 0.0,
+        wavelength: None,
+        dispersion: Some(dispersion),
+        source: Some(path.display().to_string()),
+    })
 }
 
 /// The material of `entry` for a relief designed at `wavelength_m` in a medium of index
@@ -186,5 +209,20 @@ mod tests {
             e.contains("both n and a dispersion") && e.contains("m.toml"),
             "{e}"
         );
+
+        // Measured n and k, as refractiveindex.info exports them: named after the file.
+        let csv = dir.path().join("resin.csv");
+        std::fs::write(
+            &csv,
+            "wl,n\n500,1.70\n1000,1.74\nwl,k\n500,0.02\n1000,0.04\n",
+        )
+        .unwrap();
+        let r = resolve(&csv.to_string_lossy()).unwrap();
+        assert_eq!(r.name, "resin");
+        let m = for_design(&r, 0.75e-3, 1.0).unwrap();
+        assert!((m.n - 1.72).abs() < 1e-12 && (m.kappa - 0.03).abs() < 1e-12);
+        std::fs::write(&csv, "wl,n\n").unwrap();
+        let e = resolve(&csv.to_string_lossy()).unwrap_err().to_string();
+        assert!(e.contains("resin.csv") && e.contains("no n values"), "{e}");
     }
 }

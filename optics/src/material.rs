@@ -33,11 +33,13 @@
 //! ```
 
 use std::f64::consts::TAU;
+use std::path::Path;
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, invalid};
+use crate::coherence::{header_unit, table_lines};
+use crate::error::{OpticsError, Result, invalid};
 use crate::units::{Length, format_length};
 
 /// Largest relative difference between the wavelength a dispersion-free material's values
@@ -193,6 +195,137 @@ impl Dispersion {
                 Ok(())
             }
         }
+    }
+
+    /// Reads measured `n` (and `k`, the extinction `κ`) into a [`Dispersion::Table`] from a
+    /// text table (comma, semicolon, tab or space separated; `#` starts a comment), in either
+    /// of two layouts:
+    ///
+    /// - columns: a header `wavelength_nm, n, k` (the unit named as the spectrum reader takes
+    ///   it: `wavelength_um`, `Wavelength (nm)`, …; `k` or `kappa` optional), then rows;
+    /// - blocks, as refractiveindex.info exports them: `wl,n` and rows, then `wl,k` and rows
+    ///   (`wl` in µm), the `k` rows on a grid of their own, interpolated onto the `n` rows'.
+    pub fn read_nk(path: &Path) -> Result<Dispersion> {
+        let bad = |problem: String| OpticsError::File {
+            path: path.to_path_buf(),
+            problem,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read the n, k table: {e}")))?;
+        // µm per unit of the wavelength column (multiplier, divisor), and which quantity each
+        // further column holds (n: true, k: false)
+        let mut layout: Option<((f64, f64), Vec<bool>)> = None;
+        let mut n: Vec<(f64, f64)> = Vec::new();
+        let mut k: Vec<(f64, f64)> = Vec::new();
+        for (i, line, fields) in table_lines(&text) {
+            let Ok(first) = fields[0].parse::<f64>() else {
+                // a header: the wavelength column's name (with its unit), then n and/or k
+                let mut columns = Vec::new();
+                let mut rest = fields.len();
+                while rest > 1 {
+                    match fields[rest - 1].to_lowercase().as_str() {
+                        "n" => columns.push(true),
+                        "k" | "kappa" | "κ" => columns.push(false),
+                        _ => break,
+                    }
+                    rest -= 1;
+                }
+                columns.reverse();
+                let name = fields[..rest].join(" ");
+                let unit = if name.eq_ignore_ascii_case("wl") {
+                    Some("um")
+                } else {
+                    header_unit(&name)
+                };
+                let unit = match unit {
+                    Some("nm") => (1.0, 1e3),
+                    Some("um") => (1.0, 1.0),
+                    Some("mm") => (1e3, 1.0),
+                    Some(_) => (1e6, 1.0),
+                    None if rest > 1 => {
+                        return Err(bad(format!(
+                            "line {}: column '{}' is neither n nor k",
+                            i + 1,
+                            fields[rest - 1]
+                        )));
+                    }
+                    None => {
+                        return Err(bad(format!(
+                            "line {}: the header '{line}' names no wavelength unit; write \
+                             e.g. wavelength_nm, n, k (or wl,n as refractiveindex.info does, \
+                             in µm)",
+                            i + 1
+                        )));
+                    }
+                };
+                if columns.is_empty() {
+                    return Err(bad(format!(
+                        "line {}: the header names no n or k column",
+                        i + 1
+                    )));
+                }
+                layout = Some((unit, columns));
+                continue;
+            };
+            let Some((unit, columns)) = &layout else {
+                return Err(bad(format!(
+                    "line {}: a row before any header; start with e.g. wavelength_nm, n, k",
+                    i + 1
+                )));
+            };
+            if fields.len() != columns.len() + 1 {
+                return Err(bad(format!(
+                    "line {}: {} values where the header has {} columns",
+                    i + 1,
+                    fields.len(),
+                    columns.len() + 1
+                )));
+            }
+            for (f, &is_n) in fields[1..].iter().zip(columns) {
+                let v: f64 = f
+                    .parse()
+                    .map_err(|_| bad(format!("line {}: '{f}' is not a number", i + 1)))?;
+                let rows = if is_n { &mut n } else { &mut k };
+                rows.push((first * unit.0 / unit.1, v));
+            }
+        }
+        if n.is_empty() {
+            return Err(bad(
+                "holds no n values (a header with an n column, then rows)".into(),
+            ));
+        }
+        let kappa = if k.is_empty() {
+            None
+        } else {
+            let (lo, hi) = (k[0].0, k[k.len() - 1].0);
+            if n[0].0 < lo || n[n.len() - 1].0 > hi {
+                return Err(bad(format!(
+                    "its k rows ({lo}–{hi} µm) do not cover its n rows ({}–{} µm)",
+                    n[0].0,
+                    n[n.len() - 1].0
+                )));
+            }
+            let k_table = Dispersion::Table {
+                wavelength_um: k.iter().map(|r| r.0).collect(),
+                n: vec![1.0; k.len()],
+                kappa: Some(k.iter().map(|r| r.1).collect()),
+            };
+            k_table
+                .validate()
+                .map_err(|e| bad(format!("k rows: {e}")))?;
+            Some(
+                n.iter()
+                    .map(|r| k_table.eval(r.0 * 1e-6).1.unwrap_or(0.0))
+                    .collect(),
+            )
+        };
+        let table = Dispersion::Table {
+            wavelength_um: n.iter().map(|r| r.0).collect(),
+            n: n.iter().map(|r| r.1).collect(),
+            kappa,
+        };
+        table.validate().map_err(bad)?;
+        Ok(table)
     }
 
     /// `n` at vacuum wavelength `wavelength` (m), and `κ` when the model gives it; no range
@@ -777,6 +910,69 @@ mod tests {
         assert_eq!(table.index_at(0.5e-3).unwrap(), (1.70, 0.02));
         let e = table.index_at(1.2e-3).unwrap_err().to_string();
         assert!(e.contains("500um to 1mm") && e.contains("table"), "{e}");
+    }
+
+    #[test]
+    fn measured_tables_read_in_columns_or_in_blocks() {
+        let dir = std::env::temp_dir().join(format!("pf-nk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("nk.csv");
+        // refractiveindex.info's layout: n and k in blocks, k on a grid of its own
+        std::fs::write(
+            &file,
+            "wl,n\n0.4,1.60\n0.6,1.55\n0.8,1.53\nwl,k\n0.3,0.0\n0.5,0.002\n0.9,0.0\n",
+        )
+        .unwrap();
+        let d = Dispersion::read_nk(&file).unwrap();
+        let m = Material {
+            dispersion: Some(d),
+            ..Material::constant("m", 0.0, 0.0)
+        };
+        let (n, k) = m.index_at(0.5e-6).unwrap();
+        // k resampled onto the n rows (0.001, 0.0015, 0.0005), then linear between them
+        assert!(
+            (n - 1.575).abs() < 1e-12 && (k - 0.00125).abs() < 1e-12,
+            "{n} {k}"
+        );
+        let (_, k) = m.index_at(0.8e-6).unwrap();
+        assert!((k - 0.0005).abs() < 1e-12, "{k}");
+        assert!(m.index_at(0.9e-6).is_err());
+        // columns with the unit in the header, comments, spaces
+        std::fs::write(
+            &file,
+            "# resist, ellipsometry\nWavelength (nm)  n  kappa\n500 1.52 0\n700 1.50 0.001\n",
+        )
+        .unwrap();
+        let Dispersion::Table {
+            wavelength_um,
+            n,
+            kappa,
+        } = Dispersion::read_nk(&file).unwrap()
+        else {
+            panic!("a table")
+        };
+        assert_eq!((wavelength_um, n), (vec![0.5, 0.7], vec![1.52, 1.50]));
+        assert_eq!(kappa, Some(vec![0.0, 0.001]));
+        for (text, want) in [
+            ("lambda,n\n500,1.5\n", "names no wavelength unit"),
+            ("wavelength_nm,n,q\n", "neither n nor k"),
+            ("500,1.5\n", "a row before any header"),
+            (
+                "wavelength_nm,n\n500,1.5,3\n",
+                "3 values where the header has 2",
+            ),
+            ("wl,k\n0.5,0\n", "holds no n values"),
+            (
+                "wl,n\n0.4,1.5\n0.8,1.5\nwl,k\n0.5,0\n0.9,0\n",
+                "do not cover",
+            ),
+            ("wl,n\n0.8,1.5\n0.4,1.5\n", "increasing"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = Dispersion::read_nk(&file).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("nk.csv"), "{text}: {e}");
+        }
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

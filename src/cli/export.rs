@@ -33,8 +33,9 @@ pub struct Args {
     /// light modulator).
     #[arg(long, value_name = "TARGET")]
     target: String,
-    /// Relief material: a built-in name (thz-resin, fused-silica, pmma), FILE.toml or
-    /// FILE.toml:NAME (default: the layers' own material, else thz-resin).
+    /// Relief material: a built-in name (`photonflow materials` lists them), FILE.toml or
+    /// FILE.toml:NAME, or measured n and k in FILE.csv (default: the layers' own material,
+    /// else thz-resin).
     #[arg(long, value_name = "NAME|FILE")]
     material: Option<String>,
     /// Quantise to L levels (default: the levels the model was trained with, else a continuous

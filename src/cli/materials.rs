@@ -14,9 +14,10 @@ const FDC: [f64; 3] = [486.1327e-9, 587.5618e-9, 656.2725e-9];
 /// Arguments of `photonflow materials`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// One material: a built-in name, a table FILE.toml or FILE.toml:NAME. Default: every
-    /// built-in one.
-    #[arg(long, value_name = "NAME|FILE.toml[:NAME]")]
+    /// One material: a built-in name, a table FILE.toml or FILE.toml:NAME, or measured n and
+    /// k in FILE.csv (refractiveindex.info's export, or columns wavelength_nm, n, k). Default:
+    /// every built-in one.
+    #[arg(long, value_name = "NAME|FILE.toml[:NAME]|FILE.csv")]
     material: Option<String>,
     /// Wavelengths to give n and κ at, comma-separated (`--at 532nm,1064nm`). Default: the F, d
     /// and C lines (486.1, 587.6, 656.3 nm) where a material is known there, else the

@@ -46,6 +46,7 @@ mod spectrum;
 
 pub use modes::{Coherence, Decomposition, DiscSource, GaussianSchell, MAX_MODES, Modes};
 pub use spectrum::{Line, MAX_LINES, Profile, SPEED_OF_LIGHT, Spectrum};
+pub(crate) use spectrum::{header_unit, table_lines};
 
 use num_complex::Complex;
 use rayon::prelude::*;

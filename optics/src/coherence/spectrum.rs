@@ -389,15 +389,7 @@ impl Profile {
             .map_err(|e| file_error(format!("cannot read the spectrum: {e}")))?;
         let mut unit: Option<&str> = None;
         let mut rows = Vec::new();
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let fields: Vec<&str> = line
-                .split([',', ';', '\t', ' '])
-                .filter(|f| !f.is_empty())
-                .collect();
+        for (i, line, fields) in table_lines(&text) {
             if fields.len() < 2 {
                 return Err(file_error(format!(
                     "line {}: '{line}' is not 'wavelength, power'",
@@ -503,9 +495,22 @@ fn gaussian_frequency(centre: f64, fwhm: f64) -> (f64, f64) {
     (nu0, dnu / (2.0 * (2.0 * LN_2).sqrt()))
 }
 
+/// The lines of a text table that hold something, as `(index from 0, the line without its
+/// `#` comment, its fields)`: fields split at commas, semicolons, tabs and spaces.
+pub(crate) fn table_lines(text: &str) -> impl Iterator<Item = (usize, &str, Vec<&str>)> {
+    text.lines().enumerate().filter_map(|(i, raw)| {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        let fields: Vec<&str> = line
+            .split([',', ';', '\t', ' '])
+            .filter(|f| !f.is_empty())
+            .collect();
+        (!fields.is_empty()).then_some((i, line, fields))
+    })
+}
+
 /// The unit a table header names for its wavelength column (`wavelength_nm`, `λ (µm)`), as
 /// [`parse_length`] writes it.
-fn header_unit(header: &str) -> Option<&'static str> {
+pub(crate) fn header_unit(header: &str) -> Option<&'static str> {
     let h = header.to_lowercase();
     let tail: String = h
         .trim_end_matches([')', ']'])
