@@ -21,12 +21,12 @@
 //!
 //! `--material NAME` names a built-in material, `--material FILE.toml` the single entry of a
 //! table (or `FILE.toml:NAME` one of several), `--material FILE.csv` measured `n` and `k`
-//! ([`Dispersion::read_nk`]: a refractiveindex.info export, or columns `wavelength_nm, n, k`).
+//! ([`MaterialEntry::read_nk`]: a refractiveindex.info export, or columns `wavelength_nm, n, k`).
 
 use std::path::Path;
 
 use photonflow_optics::OpticsError;
-use photonflow_optics::material::{Dispersion, MaterialEntry};
+use photonflow_optics::material::MaterialEntry;
 use photonflow_optics::system::Material;
 use serde::Deserialize;
 
@@ -56,7 +56,7 @@ pub fn resolve(spec: &str) -> Result<MaterialEntry> {
         )));
     }
     if path.extension().is_some_and(|e| e == "csv") {
-        return from_nk_file(path);
+        return Ok(MaterialEntry::read_nk(path)?);
     }
     from_file(path, name)
 }
@@ -98,24 +98,6 @@ pub fn from_file(path: &Path, name: Option<&str>) -> Result<MaterialEntry> {
         .source
         .get_or_insert_with(|| path.display().to_string());
     Ok(entry)
-}
-
-/// A material measured as `n` (and `k`) against the wavelength, read by
-/// [`Dispersion::read_nk`] (a refractiveindex.info CSV export, or columns `wavelength_nm, n,
-/// k`): named after the file, known across its rows.
-pub fn from_nk_file(path: &Path) -> Result<MaterialEntry> {
-    let dispersion = Dispersion::read_nk(path)?;
-    let name = path
-        .file_stem()
-        .map_or("measured".into(), |s| s.to_string_lossy().into_owned());
-    Ok(MaterialEntry {
-        name,
-        n: None,
-        kappa: 0.0,
-        wavelength: None,
-        dispersion: Some(dispersion),
-        source: Some(path.display().to_string()),
-    })
 }
 
 /// The material of `entry` for a relief designed at `wavelength_m` in a medium of index

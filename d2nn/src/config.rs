@@ -520,18 +520,27 @@ pub const PRESETS: &[(&str, &str, &str)] = &[
 impl Config {
     /// Parses TOML text; `origin` names the source in errors (a file path or `preset NAME`).
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        let config: Config = toml::from_str(text).map_err(|e| D2nnError::Config {
+        Self::parse(text, origin)?.validated(origin)
+    }
+
+    /// Parses TOML text without checking the values.
+    fn parse(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| D2nnError::Config {
             origin: origin.to_string(),
             problem: e.to_string(),
-        })?;
-        config.validate().map_err(|e| match e {
+        })
+    }
+
+    /// The config, once [`Config::validate`] finds nothing wrong; errors name `origin`.
+    fn validated(self, origin: &str) -> Result<Self> {
+        self.validate().map_err(|e| match e {
             D2nnError::Config { problem, .. } => D2nnError::Config {
                 origin: origin.to_string(),
                 problem,
             },
             other => other,
         })?;
-        Ok(config)
+        Ok(self)
     }
 
     /// Reads and parses a TOML file.
@@ -540,9 +549,21 @@ impl Config {
             path: PathBuf::from(path),
             problem: format!("cannot read the config ({e})"),
         })?;
-        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        let origin = path.display().to_string();
+        let mut config = Self::parse(&text, &origin)?;
         // Files named in the config are relative to it; keep them absolute from here on, so
-        // a run folder's copy of the config still finds them.
+        // a run folder's copy of the config still finds them. A material measured as n and k
+        // in a file is read into the config, which then carries its table.
+        if let Some(MaterialSpec::Preset(name)) = &config.modulation.material
+            && name.ends_with(".csv")
+        {
+            let file = path.parent().unwrap_or(Path::new(".")).join(name);
+            let entry = MaterialEntry::read_nk(&file).map_err(|e| D2nnError::Config {
+                origin: origin.clone(),
+                problem: format!("[modulation] material: {e}"),
+            })?;
+            config.modulation.material = Some(MaterialSpec::Explicit(entry));
+        }
         if let Some(text) = &config.source.spectrum
             && !text.contains(':')
         {
@@ -565,7 +586,7 @@ impl Config {
                     })?,
                 );
         }
-        Ok(config)
+        config.validated(&origin)
     }
 
     /// The light of `[source]` (its spectrum file read), or `None` for a laser at the design
@@ -1114,6 +1135,24 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!((m.n - 1.72).abs() < 1e-12 && (m.kappa - 0.03).abs() < 1e-12);
+        // measured n and k in a file beside the config, read into it
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("c.toml");
+        std::fs::write(&config, height("\"resin.csv\"")).unwrap();
+        let e = Config::from_file(&config).unwrap_err().to_string();
+        assert!(
+            e.contains("[modulation] material") && e.contains("resin.csv"),
+            "{e}"
+        );
+        std::fs::write(
+            dir.path().join("resin.csv"),
+            "wl,n\n500,1.70\n1000,1.74\nwl,k\n500,0.02\n1000,0.04\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&config).unwrap();
+        let m = c.material().unwrap().unwrap();
+        assert!((m.n - 1.72).abs() < 1e-12 && (m.kappa - 0.03).abs() < 1e-12);
+        assert_eq!(m.name, "resin");
         let visible = height("\"n-bk7\"").replace("\"0.75mm\"", "\"532nm\"");
         let m = Config::from_toml(&visible, "t")
             .unwrap()

@@ -601,6 +601,21 @@ impl MaterialEntry {
         }
     }
 
+    /// A material measured as `n` (and `k`) against the wavelength in the file `path`
+    /// ([`Dispersion::read_nk`]), named after the file and known across its rows.
+    pub fn read_nk(path: &Path) -> Result<Self> {
+        Ok(Self {
+            name: path
+                .file_stem()
+                .map_or("measured".into(), |s| s.to_string_lossy().into_owned()),
+            n: None,
+            kappa: 0.0,
+            wavelength: None,
+            dispersion: Some(Dispersion::read_nk(path)?),
+            source: Some(path.display().to_string()),
+        })
+    }
+
     /// Checks the entry: `n` or a dispersion (not both), finite values, `κ ≥ 0`. The message
     /// says what to fix.
     pub fn validate(&self) -> Result<()> {
