@@ -83,7 +83,8 @@ pub fn fabricate(system: &OpticalSystem, process: &Process) -> Result<Fabricatio
     let m = &process.material;
     m.validate(system.wavelength_m)
         .map_err(|e| CompileError::Material(e.to_string()))?;
-    if !(m.n > system.medium_index && m.n.is_finite() && m.kappa >= 0.0) {
+    // (validate has refused non-finite values and κ < 0)
+    if m.n <= system.medium_index {
         return Err(CompileError::Material(format!(
             "material '{}' (n = {}, κ = {}) cannot make a relief in a medium of index {}: it \
              needs n > {} and κ ≥ 0",

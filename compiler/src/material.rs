@@ -25,7 +25,6 @@
 
 use std::path::Path;
 
-use photonflow_optics::OpticsError;
 use photonflow_optics::material::MaterialEntry;
 use photonflow_optics::system::Material;
 use serde::Deserialize;
@@ -92,7 +91,7 @@ pub fn from_file(path: &Path, name: Option<&str>) -> Result<MaterialEntry> {
             }
         },
     };
-    entry.validate().map_err(|e| at(problem_of(e)))?;
+    entry.validate().map_err(|e| at(e.into_problem()))?;
     let mut entry = entry.clone();
     entry
         .source
@@ -106,15 +105,7 @@ pub fn from_file(path: &Path, name: Option<&str>) -> Result<MaterialEntry> {
 pub fn for_design(entry: &MaterialEntry, wavelength_m: f64, medium: f64) -> Result<Material> {
     entry
         .for_relief(wavelength_m, medium)
-        .map_err(|e| CompileError::Material(problem_of(e)))
-}
-
-/// The problem an optics error states, without its "invalid material:" prefix.
-fn problem_of(e: OpticsError) -> String {
-    match e {
-        OpticsError::InvalidParameter { problem, .. } => problem,
-        e => e.to_string(),
-    }
+        .map_err(|e| CompileError::Material(e.into_problem()))
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 use photonflow_optics::coherence::Profile;
 use photonflow_optics::material::MaterialEntry;
 use photonflow_optics::system::{Encoding, Material, Modulation, SourceSpec};
-use photonflow_optics::{Method, OpticsError, Padding};
+use photonflow_optics::{Method, Padding};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{D2nnError, Result};
@@ -719,12 +719,7 @@ impl Config {
         entry
             .for_relief(self.optics.wavelength.m(), self.optics.medium_index)
             .map(Some)
-            .map_err(|e| match e {
-                OpticsError::InvalidParameter { problem: p, .. } => {
-                    problem(format!("[modulation] {p}"))
-                }
-                e => e.into(),
-            })
+            .map_err(|e| problem(format!("[modulation] {}", e.into_problem())))
     }
 
     /// Input image size on the input plane, `(nx, ny)` pixels.

@@ -101,6 +101,46 @@ impl Band {
         self.modes.as_ref().map_or(1, |d| d.picked.len())
     }
 
+    /// The layers `masks` (designed at `λ₀`) at this band's line: a relief's phase and
+    /// absorption follow its optical path and its material's dispersion (with its
+    /// [`ReliefScale`] `r`: `φ·r.phase`, `a^r.path·exp(−r.absorption·φ)`, as
+    /// [`Layer::transmission_at`] does for arrays); any other layer (a phase plate one wave
+    /// deep, an SLM) shows its phase in `[0, 2π)` times `λ₀/λ`, the wrap passing gradients as
+    /// if it were not there — as [`photonflow_optics::coherence::at_wavelength`] does for one
+    /// pixel. At the design wavelength, the masks as they are.
+    pub fn masks_at(&self, masks: &[Mask]) -> Vec<Mask> {
+        if self.scale == 1.0 {
+            return masks.to_vec();
+        }
+        masks
+            .iter()
+            .zip(&self.reliefs)
+            .map(|(mask, relief)| {
+                let phase = mask.phase.clone();
+                match relief {
+                    Some(r) => {
+                        let mut amplitude = mask.amplitude.clone().map(|a| a.powf_scalar(r.path));
+                        if r.absorption != 0.0 {
+                            let extra = (phase.clone() * (-r.absorption)).exp();
+                            amplitude = Some(amplitude.map_or(extra.clone(), |a| a * extra));
+                        }
+                        Mask {
+                            phase: phase * r.phase,
+                            amplitude,
+                        }
+                    }
+                    None => {
+                        let wrapped = phase.clone() - (phase / TAU).floor().detach() * TAU;
+                        Mask {
+                            phase: wrapped * self.scale,
+                            amplitude: mask.amplitude.clone(),
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// `count` (line, direction) pairs drawn at random from the light of `bands` (a network's
     /// [`Optics::bands`]), each a band of one field carrying `1/count` of the intensity: an
     /// unbiased estimate of the detector intensity of all of them at the cost of `count`
@@ -366,7 +406,7 @@ impl Optics {
     /// layers `masks` (at the design wavelength): at every band of `bands` (this network's own
     /// [`Optics::bands`], or displaced ones from [`Optics::displaced`]) each image is encoded,
     /// lit by the band's modes, carried through the layers at that wavelength
-    /// ([`Optics::masks_at`]) and recorded as `|u|²`; the bands' and modes' intensities add,
+    /// ([`Band::masks_at`]) and recorded as `|u|²`; the bands' and modes' intensities add,
     /// weighted by their share of the source's power. A laser gives `|u|²` of one coherent
     /// field.
     ///
@@ -385,7 +425,7 @@ impl Optics {
         for band in bands {
             assert_eq!(masks.len() + 1, band.plans.len(), "one mask per layer");
             let input = self.encode_at(&values, band);
-            let masks = self.masks_at(masks, band);
+            let masks = band.masks_at(masks);
             let mut u = propagate(input, &band.plans[0]);
             for (mask, plan) in masks.iter().zip(&band.plans[1..]) {
                 u = match &mask.amplitude {
@@ -405,46 +445,6 @@ impl Optics {
             });
         }
         total.expect("a network has at least one band")
-    }
-
-    /// The layers `masks` (designed at `λ₀`) at the line of `band`: a relief's phase and
-    /// absorption follow its optical path and its material's dispersion (with the band's
-    /// [`ReliefScale`] `r`: `φ·r.phase`, `a^r.path·exp(−r.absorption·φ)`, as
-    /// [`Layer::transmission_at`] does for arrays); any other layer (a phase plate one wave
-    /// deep, an SLM) shows its phase in `[0, 2π)` times `λ₀/λ`, the wrap passing gradients as
-    /// if it were not there — as [`photonflow_optics::coherence::at_wavelength`] does for one
-    /// pixel. At the design wavelength, the masks as they are.
-    pub fn masks_at(&self, masks: &[Mask], band: &Band) -> Vec<Mask> {
-        if band.scale == 1.0 {
-            return masks.to_vec();
-        }
-        masks
-            .iter()
-            .zip(&band.reliefs)
-            .map(|(mask, relief)| {
-                let phase = mask.phase.clone();
-                match relief {
-                    Some(r) => {
-                        let mut amplitude = mask.amplitude.clone().map(|a| a.powf_scalar(r.path));
-                        if r.absorption != 0.0 {
-                            let extra = (phase.clone() * (-r.absorption)).exp();
-                            amplitude = Some(amplitude.map_or(extra.clone(), |a| a * extra));
-                        }
-                        Mask {
-                            phase: phase * r.phase,
-                            amplitude,
-                        }
-                    }
-                    None => {
-                        let wrapped = phase.clone() - (phase / TAU).floor().detach() * TAU;
-                        Mask {
-                            phase: wrapped * band.scale,
-                            amplitude: mask.amplitude.clone(),
-                        }
-                    }
-                }
-            })
-            .collect()
     }
 
     /// `bands` (this network's, or some drawn from them) with every layer moved along z:

@@ -70,6 +70,17 @@ pub enum OpticsError {
     },
 }
 
+impl OpticsError {
+    /// What is wrong, for a caller that names the parameter itself: an invalid parameter's
+    /// problem without the `invalid NAME:` prefix; any other error's whole message.
+    pub fn into_problem(self) -> String {
+        match self {
+            OpticsError::InvalidParameter { problem, .. } => problem,
+            e => e.to_string(),
+        }
+    }
+}
+
 /// Result alias of the optics crate.
 pub type Result<T, E = OpticsError> = std::result::Result<T, E>;
 

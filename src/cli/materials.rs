@@ -3,7 +3,6 @@
 //! `[modulation] material` take.
 
 use photonflow_compiler::material;
-use photonflow_optics::OpticsError;
 use photonflow_optics::material::{MATERIAL_PRESETS, Material, MaterialEntry};
 use photonflow_optics::units::format_length;
 use serde_json::json;
@@ -63,10 +62,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 /// One material's rows (`n`, `κ` or why not, at each wavelength) and Abbe number, as JSON.
 fn report(entry: &MaterialEntry, at: &[f64]) -> serde_json::Value {
-    let known = |l: f64| entry.at(l).ok();
+    // the material at the F, d and C lines, where it is known at all three
+    let fdc: Option<Vec<Material>> = FDC.iter().map(|&l| entry.at(l).ok()).collect();
     let wavelengths: Vec<f64> = if !at.is_empty() {
         at.to_vec()
-    } else if FDC.iter().all(|&l| known(l).is_some()) {
+    } else if fdc.is_some() {
         FDC.to_vec()
     } else {
         entry.wavelength.map(|w| w.m()).into_iter().collect()
@@ -75,16 +75,10 @@ fn report(entry: &MaterialEntry, at: &[f64]) -> serde_json::Value {
         .iter()
         .map(|&l| match entry.at(l) {
             Ok(m) => json!({ "wavelength_m": l, "n": m.n, "kappa": m.kappa }),
-            Err(OpticsError::InvalidParameter { problem, .. }) => {
-                json!({ "wavelength_m": l, "error": problem })
-            }
-            Err(e) => json!({ "wavelength_m": l, "error": e.to_string() }),
+            Err(e) => json!({ "wavelength_m": l, "error": e.into_problem() }),
         })
         .collect();
-    let abbe = FDC
-        .iter()
-        .map(|&l| known(l))
-        .collect::<Option<Vec<Material>>>()
+    let abbe = fdc
         .filter(|_| entry.dispersion.is_some())
         .map(|m| (m[1].n - 1.0) / (m[0].n - m[2].n));
     json!({
