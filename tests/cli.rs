@@ -3410,6 +3410,67 @@ fn psf_model_then_retrieve_finds_the_aberrations() {
     );
 }
 
+/// `psf model --vectorial`: at NA 1.4 an x-polarised focus is wider along x than across it
+/// and an isotropic emitter's spot is round and wider than the scalar one; a source 10 µm
+/// into water under oil is brightest with the stage moved towards the objective.
+#[test]
+fn psf_model_vectorial_and_index_mismatch() {
+    let dir = Dir::new();
+    let out = dir.s("psf.tif");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "psf",
+            "model",
+            "--wavelength",
+            "520nm",
+            "--na",
+            "1.4",
+            "--index",
+            "1.518",
+            "--pitch",
+            "40nm",
+            "--size",
+            "128",
+            "--out",
+            &out,
+            "--json",
+        ];
+        a.extend(extra);
+        let o = photonflow(&a);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        last_json(&o)
+    };
+    let width = |v: &serde_json::Value, axis: &str| v["fwhm_m"][axis].as_f64().unwrap();
+    let scalar = run(&[]);
+    let x = run(&["--vectorial", "--polarisation", "x"]);
+    let iso = run(&["--vectorial"]);
+    assert_eq!(x["model"]["polarisation"], "x", "{x}");
+    assert_eq!(iso["model"]["polarisation"], "unpolarised", "{iso}");
+    assert_eq!(scalar["model"]["vectorial"], false);
+    assert!(width(&x, "x") > 1.3 * width(&x, "y"), "{x}");
+    assert!((width(&iso, "x") - width(&iso, "y")).abs() < 1e-12, "{iso}");
+    assert!(
+        width(&iso, "x") > 1.05 * width(&scalar, "x"),
+        "{iso} {scalar}"
+    );
+    let deep = run(&[
+        "--vectorial",
+        "--sample-index",
+        "1.333",
+        "--depth",
+        "10um",
+        "--planes",
+        "61",
+        "--z-step",
+        "100nm",
+    ]);
+    // Paraxially the stage would move by 10 µm·(1 − 1.518/1.333) = −1.39 µm; at NA 1.4, more.
+    let peak = deep["peak_z_m"].as_f64().unwrap();
+    assert!(peak < -1.8e-6 && peak > -2.6e-6, "{deep}");
+    assert_eq!(deep["model"]["sample"]["depth_m"].as_f64(), Some(10e-6));
+    assert!(Path::new(&out).exists());
+}
+
 #[test]
 fn psf_refuses_bad_input_with_the_flag_to_fix() {
     let dir = Dir::new();
@@ -3427,6 +3488,17 @@ fn psf_refuses_bad_input_with_the_flag_to_fix() {
     assert!(run(&[&oil[..], &["--zernike", "11:0.5"]].concat()).contains("--zernike"));
     assert!(run(&[&oil[..], &["--planes", "9"]].concat()).contains("--z-step"));
     assert!(run(&["--na", "0.5", "--pitch", "1um"]).contains("λ/(2·NA)"));
+    let pol = run(&[&oil[..], &["--vectorial", "--polarisation", "z"]].concat());
+    assert!(
+        pol.contains("--polarisation") && pol.contains("dipole:THETA,PHI"),
+        "{pol}"
+    );
+    assert!(run(&[&oil[..], &["--polarisation", "x"]].concat()).contains("--vectorial"));
+    assert!(run(&[&oil[..], &["--depth", "5um"]].concat()).contains("--sample-index"));
+    let sample = ["--sample-index", "0.5", "--depth", "5um"];
+    assert!(run(&[&oil[..], &sample].concat()).contains("--sample-index"));
+    let above = ["--sample-index", "1.33", "--depth=-5um"];
+    assert!(run(&[&oil[..], &above].concat()).contains("depth"));
     assert!(!Path::new(&out).exists());
     // A stack without its calibration needs --pitch and --z-step.
     let bare = dir.s("bare.tif");

@@ -1214,6 +1214,7 @@ impl Grating {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::bessel_j;
     use std::f64::consts::PI;
 
     const UM: f64 = 1e-6;
@@ -1532,18 +1533,6 @@ mod tests {
             .map(|(j, z)| z * Complex::from_polar(1.0, -TAU * m as f64 * j as f64 / p as f64))
             .sum::<Complex<f64>>()
             / nx as f64
-    }
-
-    /// Bessel function of the first kind by its power series.
-    fn bessel_j(n: i64, x: f64) -> f64 {
-        let m = n.unsigned_abs();
-        let mut term = (0.5 * x).powi(m as i32) / (1..=m).map(|k| k as f64).product::<f64>();
-        let mut sum = 0.0;
-        for k in 0..40u64 {
-            sum += term;
-            term *= -(0.25 * x * x) / ((k + 1) as f64 * (k + 1 + m) as f64);
-        }
-        if n < 0 && m % 2 == 1 { -sum } else { sum }
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub mod rng;
 pub mod shift;
 pub mod sources;
 pub mod system;
+#[cfg(test)]
+mod testing;
 pub mod units;
 
 pub use detect::{Detector, Region};

@@ -5,15 +5,18 @@ use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use photonflow_optics::Grid;
 use photonflow_optics::io::tiff::{Spacing, Stack, read_stack, write_stack};
 use photonflow_optics::io::write_atomic;
+use photonflow_optics::pupil::model::polarisation_name;
 use photonflow_optics::pupil::zernike::name;
-use photonflow_optics::pupil::{Objective, Pupil, PupilFit, RetrieveOptions, fwhm, retrieve};
+use photonflow_optics::pupil::{
+    Objective, Polarisation, PsfModel, Pupil, PupilFit, RetrieveOptions, Sample, fwhm, retrieve,
+};
 use photonflow_optics::units::format_length;
+use photonflow_optics::{Grid, OpticsError};
 use serde_json::json;
 
-use super::{positive_length, progress_bar};
+use super::{length, positive_length, progress_bar};
 use crate::plot::{Axes, Colormap, ImagePlot, write_image_grid_png};
 
 /// Arguments of `photonflow psf`.
@@ -80,6 +83,26 @@ enum Sub {
         /// Zernike terms, for a PSF at any sampling.
         #[arg(long, value_name = "PUPIL.json")]
         from: Option<PathBuf>,
+        /// The vectorial model of an aplanatic objective (Richards & Wolf): polarisation and
+        /// the longitudinal field, which widen the spot at high NA. Unpolarised (an isotropic
+        /// emitter) unless --polarisation says otherwise.
+        #[arg(long)]
+        vectorial: bool,
+        /// The vectorial model's polarisation: unpolarised (an isotropic emitter), x, y,
+        /// circular, radial, azimuthal, or dipole:THETA,PHI (a fixed emitter, degrees from the
+        /// optical axis and from x).
+        #[arg(long, requires = "vectorial", value_name = "POL",
+              value_parser = |s: &str| s.parse::<Polarisation>())]
+        polarisation: Option<Polarisation>,
+        /// The sample's refractive index when it is not the immersion's (1.333 for water
+        /// under an oil objective): the source lies --depth beneath the coverslip, and --z-step
+        /// is the stage's movement.
+        #[arg(long, requires = "depth", value_name = "N")]
+        sample_index: Option<f64>,
+        /// The source's depth beneath the coverslip, in the sample of --sample-index, e.g.
+        /// 10um.
+        #[arg(long, requires = "sample_index", value_parser = length, value_name = "LENGTH")]
+        depth: Option<f64>,
         /// The TIFF stack to write (normalised: each plane sums to 1).
         #[arg(long, value_name = "PSF.tif")]
         out: PathBuf,
@@ -145,6 +168,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             z_step,
             zernike,
             from,
+            vectorial,
+            polarisation,
+            sample_index,
+            depth,
             out,
             png,
             json,
@@ -175,8 +202,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let z: Vec<f64> = (0..planes)
                 .map(|k| (k as f64 - (planes / 2) as f64) * dz)
                 .collect();
-            let psf = pupil.psf(&z);
+            let model = PsfModel {
+                vectorial: vectorial.then(|| polarisation.unwrap_or(Polarisation::Unpolarised)),
+                sample: sample_index
+                    .zip(depth)
+                    .map(|(index, depth)| Sample { index, depth }),
+            };
+            let psf = pupil.psf_with(&z, &model).map_err(|e| {
+                let flag = match &e {
+                    OpticsError::InvalidParameter { name: "depth", .. } => "--depth",
+                    OpticsError::InvalidParameter {
+                        name: "sample index",
+                        ..
+                    } => "--sample-index",
+                    _ => "--polarisation",
+                };
+                anyhow::anyhow!("{flag}: {}", e.into_problem())
+            })?;
             let shape = [planes, size, size];
+            // The brightest voxel's plane: where the source is in focus (moved by a mismatch).
+            let peak_z = z[photonflow_optics::pupil::brightest(&psf, shape)[0]];
             let stack = stack_of(&psf, shape, pitch, dz, planes > 1)?;
             write_stack(&out, &stack).with_context(|| format!("--out {}", out.display()))?;
             if let Some(png) = &png {
@@ -192,6 +237,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "fwhm_m": widths_json(&widths, pitch, dz),
                 "strehl": fit.strehl,
                 "rayleigh_m": 0.61 * objective.wave.wavelength / objective.na,
+                "model": model_json(&model),
+                "peak_z_m": peak_z,
             });
             if json {
                 println!("{report}");
@@ -206,8 +253,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     format_length(pitch),
                     out.display()
                 );
+                println!("model: {}", model.describe());
                 print_widths(&widths, pitch, dz);
-                println!("Strehl ratio {:.3}", fit.strehl);
+                if planes > 1 {
+                    println!("brightest plane at z = {}", format_length(peak_z));
+                }
+                println!(
+                    "Strehl ratio {:.3} (of the pupil's aberrations)",
+                    fit.strehl
+                );
             }
             Ok(())
         }
@@ -472,6 +526,14 @@ fn print_widths(w: &[Option<f64>; 3], pitch: f64, dz: f64) {
         f(w[1], pitch),
         f(w[2], dz)
     );
+}
+
+fn model_json(model: &PsfModel) -> serde_json::Value {
+    json!({
+        "vectorial": model.vectorial.is_some(),
+        "polarisation": model.vectorial.as_ref().map(polarisation_name),
+        "sample": model.sample.map(|s| json!({"index": s.index, "depth_m": s.depth})),
+    })
 }
 
 fn fit_json(fit: &PupilFit) -> serde_json::Value {

@@ -196,7 +196,7 @@ pub fn retrieve(
     let mut misfit = Vec::new();
     let coords = pupil.coords.clone();
     for it in 0..options.iterations {
-        pupil.fields(&z, &mut fields);
+        pupil.fields(&z, None, &mut fields);
         let e = impose(&mut fields, &target, n);
         misfit.push(e);
         observer(it + 1, e);
@@ -231,7 +231,7 @@ pub fn retrieve(
         pupil.values().iter().map(|v| v.norm()).sum::<f64>() / pupil.values().len() as f64;
     ideal.set_values(vec![Complex::new(mean_mag, 0.0); pupil.values().len()])?;
     ideal.displace(fit.position[0], fit.position[1], fit.position[2]);
-    ideal.fields(&z, &mut fields);
+    ideal.fields(&z, None, &mut fields);
     let ideal_misfit = impose(&mut fields, &target, n);
     Ok(Retrieval {
         pupil,
