@@ -3468,7 +3468,56 @@ fn psf_model_vectorial_and_index_mismatch() {
     let peak = deep["peak_z_m"].as_f64().unwrap();
     assert!(peak < -1.8e-6 && peak > -2.6e-6, "{deep}");
     assert_eq!(deep["model"]["sample"]["depth_m"].as_f64(), Some(10e-6));
-    assert!(Path::new(&out).exists());
+    // A vectorial bead with spherical aberration, retrieved with the vectorial model; the
+    // retrieval's file carries the model to `psf model --from`.
+    let bead = dir.s("bead.tif");
+    let objective = ["--wavelength", "520nm", "--na", "1.4", "--index", "1.518"];
+    let mut a = vec!["psf", "model"];
+    a.extend(objective);
+    a.extend([
+        "--pitch",
+        "80nm",
+        "--size",
+        "64",
+        "--planes",
+        "25",
+        "--z-step",
+        "150nm",
+        "--zernike",
+        "11=0.3",
+        "--vectorial",
+        "--out",
+        &bead,
+    ]);
+    assert!(photonflow(&a).status.success());
+    let pupil = dir.s("pupil.json");
+    let mut a = vec!["psf", "retrieve", &bead];
+    a.extend(objective);
+    a.extend([
+        "--background",
+        "0",
+        "--vectorial",
+        "--out",
+        &pupil,
+        "--json",
+    ]);
+    let o = photonflow(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = last_json(&o);
+    assert_eq!(r["model"]["polarisation"], "unpolarised", "{r}");
+    let z11 = r["fit"]["zernike"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["noll"] == 11)
+        .unwrap()["rad"]
+        .as_f64()
+        .unwrap();
+    assert!((z11 - 0.3).abs() < 0.02, "{r}");
+    let again = run(&["--from", &pupil]);
+    assert_eq!(again["model"]["vectorial"], true, "{again}");
+    let scalar = run(&["--from", &pupil, "--scalar"]);
+    assert_eq!(scalar["model"]["vectorial"], false, "{scalar}");
 }
 
 #[test]
@@ -3689,24 +3738,35 @@ fn psf_retrieve_on_a_measured_light_sheet_bead() {
     let Some(bead) = microscopy("pycudadecon_lls_measured_psf.tif") else {
         return;
     };
-    let o = photonflow(&[
-        "psf",
-        "retrieve",
-        &bead,
-        "--wavelength",
-        "520nm",
-        "--na",
-        "1.1",
-        "--index",
-        "1.333",
-        "--pitch",
-        "101nm",
-        "--z-step",
-        "100nm",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r = last_json(&o);
+    let retrieve = |extra: &[&str]| {
+        let mut a = vec![
+            "psf",
+            "retrieve",
+            &bead,
+            "--wavelength",
+            "520nm",
+            "--na",
+            "1.1",
+            "--index",
+            "1.333",
+            "--pitch",
+            "101nm",
+            "--z-step",
+            "100nm",
+            "--json",
+        ];
+        a.extend(extra);
+        let o = photonflow(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    // The vectorial model explains the measured bead better than the scalar one, both with
+    // the ideal pupil and with the retrieved one.
+    let r = retrieve(&[]);
+    let v = retrieve(&["--vectorial"]);
+    for key in ["misfit", "ideal_misfit"] {
+        assert!(v[key].as_f64() < r[key].as_f64(), "{key}: {v} vs {r}");
+    }
     assert_eq!(r["peak_voxel"], serde_json::json!([30, 71, 64]), "{r}");
     let (misfit, ideal) = (
         r["misfit"].as_f64().unwrap(),

@@ -56,6 +56,65 @@ impl ObjectiveArgs {
     }
 }
 
+/// The PSF model, as `psf model` and `psf retrieve` take it.
+#[derive(Debug, Clone, clap::Args)]
+struct ModelArgs {
+    /// The vectorial model of an aplanatic objective (Richards & Wolf): polarisation and the
+    /// longitudinal field, which widen the spot at high NA. Unpolarised (an isotropic
+    /// emitter) unless --polarisation says otherwise.
+    #[arg(long)]
+    vectorial: bool,
+    /// The scalar model (the default), where --from's retrieval used the vectorial one.
+    #[arg(long, conflicts_with = "vectorial")]
+    scalar: bool,
+    /// The vectorial model's polarisation: unpolarised (an isotropic emitter), x, y,
+    /// circular, radial, azimuthal, or dipole:THETA,PHI (a fixed emitter, degrees from the
+    /// optical axis and from x).
+    #[arg(long, requires = "vectorial", value_name = "POL",
+          value_parser = |s: &str| s.parse::<Polarisation>())]
+    polarisation: Option<Polarisation>,
+    /// The sample's refractive index when it is not the immersion's (1.333 for water under
+    /// an oil objective): the source lies --depth beneath the coverslip, and --z-step is the
+    /// stage's movement.
+    #[arg(long, requires = "depth", value_name = "N")]
+    sample_index: Option<f64>,
+    /// The source's depth beneath the coverslip, in the sample of --sample-index, e.g. 10um.
+    #[arg(long, requires = "sample_index", value_parser = length, value_name = "LENGTH")]
+    depth: Option<f64>,
+}
+
+impl ModelArgs {
+    /// The model from the flags; with none of them, `saved` (a retrieval's `model`), else
+    /// the scalar one. Checked: a bad value names its flag.
+    fn model(&self, saved: Option<&serde_json::Value>) -> anyhow::Result<PsfModel> {
+        let given = self.vectorial || self.scalar || self.sample_index.is_some();
+        if let Some(m) = saved.filter(|m| !given && m.is_object()) {
+            return model_of_json(m);
+        }
+        let model = PsfModel {
+            vectorial: self
+                .vectorial
+                .then(|| self.polarisation.unwrap_or(Polarisation::Unpolarised)),
+            sample: self
+                .sample_index
+                .zip(self.depth)
+                .map(|(index, depth)| Sample { index, depth }),
+        };
+        model.validate().map_err(|e| {
+            let flag = match &e {
+                OpticsError::InvalidParameter { name: "depth", .. } => "--depth",
+                OpticsError::InvalidParameter {
+                    name: "sample index",
+                    ..
+                } => "--sample-index",
+                _ => "--polarisation",
+            };
+            anyhow::anyhow!("{flag}: {}", e.into_problem())
+        })?;
+        Ok(model)
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 enum Sub {
     /// Write the PSF of an objective (ideal, or with Zernike aberrations) as a float32 TIFF
@@ -83,26 +142,8 @@ enum Sub {
         /// Zernike terms, for a PSF at any sampling.
         #[arg(long, value_name = "PUPIL.json")]
         from: Option<PathBuf>,
-        /// The vectorial model of an aplanatic objective (Richards & Wolf): polarisation and
-        /// the longitudinal field, which widen the spot at high NA. Unpolarised (an isotropic
-        /// emitter) unless --polarisation says otherwise.
-        #[arg(long)]
-        vectorial: bool,
-        /// The vectorial model's polarisation: unpolarised (an isotropic emitter), x, y,
-        /// circular, radial, azimuthal, or dipole:THETA,PHI (a fixed emitter, degrees from the
-        /// optical axis and from x).
-        #[arg(long, requires = "vectorial", value_name = "POL",
-              value_parser = |s: &str| s.parse::<Polarisation>())]
-        polarisation: Option<Polarisation>,
-        /// The sample's refractive index when it is not the immersion's (1.333 for water
-        /// under an oil objective): the source lies --depth beneath the coverslip, and --z-step
-        /// is the stage's movement.
-        #[arg(long, requires = "depth", value_name = "N")]
-        sample_index: Option<f64>,
-        /// The source's depth beneath the coverslip, in the sample of --sample-index, e.g.
-        /// 10um.
-        #[arg(long, requires = "sample_index", value_parser = length, value_name = "LENGTH")]
-        depth: Option<f64>,
+        #[command(flatten)]
+        model: ModelArgs,
         /// The TIFF stack to write (normalised: each plane sums to 1).
         #[arg(long, value_name = "PSF.tif")]
         out: PathBuf,
@@ -120,6 +161,10 @@ enum Sub {
         stack: PathBuf,
         #[command(flatten)]
         objective: ObjectiveArgs,
+        /// The forward model (--vectorial for very high NA; --sample-index and --depth for a
+        /// bead in a sample unlike the immersion); the pupil retrieved is what it leaves.
+        #[command(flatten)]
+        model: ModelArgs,
         /// Pixel pitch in sample space; default: the file's calibration.
         #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
         pitch: Option<f64>,
@@ -168,10 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             z_step,
             zernike,
             from,
-            vectorial,
-            polarisation,
-            sample_index,
-            depth,
+            model,
             out,
             png,
             json,
@@ -202,23 +244,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let z: Vec<f64> = (0..planes)
                 .map(|k| (k as f64 - (planes / 2) as f64) * dz)
                 .collect();
-            let model = PsfModel {
-                vectorial: vectorial.then(|| polarisation.unwrap_or(Polarisation::Unpolarised)),
-                sample: sample_index
-                    .zip(depth)
-                    .map(|(index, depth)| Sample { index, depth }),
-            };
-            let psf = pupil.psf_with(&z, &model).map_err(|e| {
-                let flag = match &e {
-                    OpticsError::InvalidParameter { name: "depth", .. } => "--depth",
-                    OpticsError::InvalidParameter {
-                        name: "sample index",
-                        ..
-                    } => "--sample-index",
-                    _ => "--polarisation",
-                };
-                anyhow::anyhow!("{flag}: {}", e.into_problem())
-            })?;
+            let model = model
+                .model(saved.as_ref().map(|v| &v["model"]))
+                .with_context(|| match &from {
+                    Some(p) => format!("the model of --from {}", p.display()),
+                    None => "the PSF model".into(),
+                })?;
+            let psf = pupil.psf_with(&z, &model)?;
             let shape = [planes, size, size];
             // The brightest voxel's plane: where the source is in focus (moved by a mismatch).
             let peak_z = z[photonflow_optics::pupil::brightest(&psf, shape)[0]];
@@ -274,12 +306,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             iterations,
             zernike,
             min_signal,
+            model: model_args,
             out,
             psf_out,
             png,
             json,
         } => {
             let objective = objective.objective(None)?;
+            let psf_model = model_args.model(None)?;
             let stack =
                 read_stack(&path).with_context(|| format!("the bead stack {}", path.display()))?;
             let [nz, ny, nx] = stack.shape;
@@ -302,6 +336,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 background,
                 zernike,
                 min_signal,
+                model: psf_model,
                 ..RetrieveOptions::default()
             };
             let bar = progress_bar(
@@ -327,7 +362,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|k| (k as f64 - r.peak[0] as f64) * dz)
                 .collect();
             // The model at the bead's place, for the widths, the sections and --psf-out.
-            let model = r.pupil.centred(&r.fit).psf(&z);
+            let model = r.pupil.centred(&r.fit).psf_with(&z, &psf_model)?;
             let measured: Vec<f64> = stack
                 .data
                 .iter()
@@ -335,7 +370,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .collect();
             let widths_measured = fwhm(&measured, stack.shape);
             let widths_model = fwhm(&model, stack.shape);
-            let ideal = Pupil::new(objective, grid)?.psf(&z);
+            let ideal = Pupil::new(objective, grid)?.psf_with(&z, &psf_model)?;
             let widths_ideal = fwhm(&ideal, stack.shape);
             let report = json!({
                 "stack": path.display().to_string(),
@@ -343,6 +378,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "pitch_m": pitch,
                 "z_step_m": dz,
                 "objective": {"wavelength_m": objective.wave.wavelength, "na": objective.na, "index": objective.wave.index},
+                "model": model_json(&psf_model),
                 "background": r.background,
                 "peak_voxel": r.peak,
                 "planes_used": r.planes,
@@ -402,12 +438,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 r.peak
             );
             println!(
-                "misfit {:.4} after {} iterations on planes {}–{} (the ideal pupil at the same \
-                 place: {:.4})",
+                "misfit {:.4} after {} iterations on planes {}–{} ({} model; the ideal pupil \
+                 at the same place: {:.4})",
                 r.misfit.last().copied().unwrap_or(f64::NAN),
                 r.misfit.len(),
                 r.planes.first().copied().unwrap_or(0),
                 r.planes.last().copied().unwrap_or(0),
+                psf_model.describe(),
                 r.ideal_misfit
             );
             let p = r.fit.position;
@@ -534,6 +571,25 @@ fn model_json(model: &PsfModel) -> serde_json::Value {
         "polarisation": model.vectorial.as_ref().map(polarisation_name),
         "sample": model.sample.map(|s| json!({"index": s.index, "depth_m": s.depth})),
     })
+}
+
+/// The model [`model_json`] wrote (in a retrieval's file), checked.
+fn model_of_json(v: &serde_json::Value) -> anyhow::Result<PsfModel> {
+    let vectorial = match (v["vectorial"].as_bool(), v["polarisation"].as_str()) {
+        (Some(true), Some(p)) => Some(p.parse::<Polarisation>()?),
+        (Some(false), _) => None,
+        _ => bail!("'model' needs vectorial (true/false) and, if true, a polarisation: {v}"),
+    };
+    let sample = match &v["sample"] {
+        serde_json::Value::Null => None,
+        s => match (s["index"].as_f64(), s["depth_m"].as_f64()) {
+            (Some(index), Some(depth)) => Some(Sample { index, depth }),
+            _ => bail!("'model.sample' needs index and depth_m: {s}"),
+        },
+    };
+    let model = PsfModel { vectorial, sample };
+    model.validate()?;
+    Ok(model)
 }
 
 fn fit_json(fit: &PupilFit) -> serde_json::Value {

@@ -285,8 +285,12 @@ impl Pupil {
     ///
     /// Cost: one inverse 2-D FFT of `ny × nx` per plane, in parallel.
     pub fn psf(&self, z: &[f64]) -> Vec<f64> {
-        let scalar = vec![vec![Complex::new(1.0, 0.0); self.values.len()]];
-        self.psf_of(z, &scalar)
+        self.psf_of(z, &[self.ones()])
+    }
+
+    /// The scalar, index-matched model's one channel of weights.
+    fn ones(&self) -> Vec<Complex<f64>> {
+        vec![Complex::new(1.0, 0.0); self.values.len()]
     }
 
     /// The PSF of `model` (vectorial, polarised, in an index-mismatched sample: see
@@ -310,8 +314,9 @@ impl Pupil {
         let scale = 1.0 / (n as f64 * total);
         let mut fields = vec![Complex::<f64>::default(); z.len() * n];
         let mut out = vec![0.0; fields.len()];
-        for w in weights {
-            self.fields(z, Some(w), &mut fields);
+        // One channel at a time: memory of one field stack whatever the model.
+        for c in 0..weights.len() {
+            self.fields(z, &weights[c..=c], &mut fields);
             out.par_chunks_mut(n)
                 .zip(fields.par_chunks(n))
                 .for_each(|(plane, field)| {
@@ -323,18 +328,22 @@ impl Pupil {
         out
     }
 
-    /// The fields (unnormalised inverse FFTs, origin at sample 0) of the planes `z` into
-    /// `out` (`[z.len(), ny, nx]`, overwritten), the pupil times `weight` when given.
-    fn fields(&self, z: &[f64], weight: Option<&[Complex<f64>]>, out: &mut [Complex<f64>]) {
+    /// The fields (unnormalised inverse FFTs, origin at sample 0) of the pupil times each
+    /// channel's `weights` on the planes `z`, into `out` (`[z.len(), weights.len(), ny, nx]`,
+    /// overwritten).
+    fn fields(&self, z: &[f64], weights: &[Vec<Complex<f64>>], out: &mut [Complex<f64>]) {
         let n = self.grid.len();
         let c = &self.coords;
-        out.par_chunks_mut(n).zip(z).for_each(|(plane, &zk)| {
-            plane.fill(Complex::default());
-            for (i, (&idx, v)) in c.index.iter().zip(&self.values).enumerate() {
-                let w = weight.map_or(Complex::new(1.0, 0.0), |w| w[i]);
-                plane[idx] = v * w * Complex::from_polar(1.0, c.kz[i] * zk);
-            }
-        });
+        out.par_chunks_mut(n * weights.len())
+            .zip(z)
+            .for_each(|(planes, &zk)| {
+                for (plane, w) in planes.chunks_mut(n).zip(weights) {
+                    plane.fill(Complex::default());
+                    for (i, (&idx, v)) in c.index.iter().zip(&self.values).enumerate() {
+                        plane[idx] = v * w[i] * Complex::from_polar(1.0, c.kz[i] * zk);
+                    }
+                }
+            });
         c.fft.inverse(out);
     }
 

@@ -170,7 +170,9 @@ impl PsfModel {
         s
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the sample (an index ≥ 1, a depth ≥ 0) and that a Jones vector or dipole is
+    /// not zero.
+    pub fn validate(&self) -> Result<()> {
         if let Some(s) = self.sample {
             if !(s.index.is_finite() && s.index >= 1.0) {
                 return Err(invalid(
