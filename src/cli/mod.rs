@@ -13,6 +13,7 @@ mod info;
 mod light;
 mod materials;
 mod mesh;
+mod microscope;
 mod propagate;
 mod psf;
 mod rig;
@@ -64,6 +65,9 @@ pub enum Command {
     /// Microscope PSFs: model one from an objective and its aberrations, or measure an
     /// objective's pupil from a z-stack of a bead.
     Psf(psf::Args),
+    /// The transmitted-light image of a thin specimen (phase and amplitude images) through an
+    /// objective under Köhler illumination: brightfield, darkfield, partially coherent.
+    Microscope(microscope::Args),
     /// Rigs: serve a simulated one over slmsuite's network protocol, print a rig file to edit,
     /// or measure a rig's camera placement, camera noise, layer placements and SLM response.
     Rig(rig::Args),
@@ -114,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deconvolve(args) => deconvolve::run(args),
         Command::Hologram(args) => hologram::run(args),
         Command::Psf(args) => psf::run(args),
+        Command::Microscope(args) => microscope::run(args),
         Command::Rig(args) => rig::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),

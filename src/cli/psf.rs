@@ -28,7 +28,7 @@ pub struct Args {
 
 /// The objective, as every `psf` command takes it.
 #[derive(Debug, Clone, clap::Args)]
-struct ObjectiveArgs {
+pub(super) struct ObjectiveArgs {
     /// Vacuum wavelength of the detected light (the emission), e.g. 520nm.
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
     wavelength: Option<f64>,
@@ -43,7 +43,7 @@ struct ObjectiveArgs {
 impl ObjectiveArgs {
     /// The objective from the flags, each missing one from `saved` (a retrieval's
     /// `objective`), the index defaulting to 1.
-    fn objective(&self, saved: Option<&serde_json::Value>) -> anyhow::Result<Objective> {
+    pub(super) fn objective(&self, saved: Option<&serde_json::Value>) -> anyhow::Result<Objective> {
         let from = |key: &str| saved.and_then(|o| o[key].as_f64());
         let wavelength = self.wavelength.or(from("wavelength_m"));
         let na = self.na.or(from("na"));
@@ -515,7 +515,7 @@ fn saved_terms(v: &serde_json::Value) -> anyhow::Result<Vec<(usize, f64)>> {
 }
 
 /// `J=RAD` terms of `--zernike`.
-fn zernike_terms(items: &[String]) -> anyhow::Result<Vec<(usize, f64)>> {
+pub(super) fn zernike_terms(items: &[String]) -> anyhow::Result<Vec<(usize, f64)>> {
     items
         .iter()
         .filter(|s| !s.trim().is_empty())
@@ -535,7 +535,7 @@ fn zernike_terms(items: &[String]) -> anyhow::Result<Vec<(usize, f64)>> {
 }
 
 /// A float32 TIFF stack of `values` with its spacing.
-fn stack_of(
+pub(super) fn stack_of(
     values: &[f64],
     shape: [usize; 3],
     pitch: f64,

@@ -36,10 +36,12 @@
 //! # Ok::<(), photonflow_optics::OpticsError>(())
 //! ```
 
+pub mod image;
 pub mod model;
 pub mod retrieve;
 pub mod zernike;
 
+pub use image::Condenser;
 pub use model::{Polarisation, PsfModel, Sample};
 pub use retrieve::{Retrieval, RetrieveOptions, retrieve};
 

@@ -1,0 +1,306 @@
+//! `photonflow microscope`: the transmitted-light image of a thin specimen (its phase and
+//! amplitude from image files) through an objective under Köhler illumination.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use num_complex::Complex;
+use photonflow_d2nn::data::load_image;
+use photonflow_optics::Grid;
+use photonflow_optics::io::tiff::{read_stack, write_stack};
+use photonflow_optics::pupil::{Condenser, Pupil};
+use photonflow_optics::units::format_length;
+use serde_json::json;
+
+use super::psf::{ObjectiveArgs, stack_of, zernike_terms};
+use super::{length, positive_length, progress_bar};
+use crate::plot::{Colormap, ImagePlot, write_image_grid_png};
+
+/// Arguments of `photonflow microscope`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The specimen's phase: a TIFF in radians, or any image (TIFF, PNG, JPEG, .npy) with
+    /// --phase-range.
+    #[arg(long, value_name = "FILE")]
+    phase: Option<PathBuf>,
+    /// Map the --phase file's values linearly so that its minimum is 0 and its maximum this
+    /// many radians (for an 8-bit phase image).
+    #[arg(long, value_name = "RAD")]
+    phase_range: Option<f64>,
+    /// The specimen's amplitude transmission (an image; divided by its maximum). Default:
+    /// clear (1).
+    #[arg(long, value_name = "FILE")]
+    amplitude: Option<PathBuf>,
+    #[command(flatten)]
+    objective: ObjectiveArgs,
+    /// Pixel pitch of the specimen's images in sample space, e.g. 107nm.
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    pitch: f64,
+    /// The condenser's numerical aperture (0: coherent light).
+    #[arg(long, default_value_t = 0.0, value_name = "NA")]
+    condenser_na: f64,
+    /// An annular condenser's inner NA (above the objective's NA: darkfield).
+    #[arg(long, default_value_t = 0.0, value_name = "NA")]
+    condenser_inner_na: f64,
+    /// Sample the condenser's directions on every K-th frequency of the grid (1: all, the
+    /// exact image; K² times faster with K > 1).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    source_stride: usize,
+    /// Distances of the specimen beyond focus, e.g. -2um,0um,2um (a weak phase object shows
+    /// only out of focus).
+    #[arg(long, value_parser = length, value_delimiter = ',', allow_negative_numbers = true,
+          default_value = "0m", value_name = "LENGTH,…")]
+    defocus: Vec<f64>,
+    /// Aberrations of the objective as Noll index = radians RMS, e.g. 11=0.5.
+    #[arg(long, value_name = "J=RAD,…", value_delimiter = ',')]
+    zernike: Vec<String>,
+    /// The image stack to write (float32 TIFF, one plane per --defocus; a blank specimen in
+    /// brightfield gives 1).
+    #[arg(long, value_name = "IMAGE.tif")]
+    out: PathBuf,
+    /// Also a PNG of the specimen's phase and the images.
+    #[arg(long, value_name = "OUT.png")]
+    png: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `photonflow microscope`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let objective = args.objective.objective(None)?;
+    if args.phase.is_none() && args.amplitude.is_none() {
+        bail!("give the specimen: --phase FILE and/or --amplitude FILE");
+    }
+    if let Some(r) = args.phase_range
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("--phase-range {r}: give a positive number of radians, e.g. 3.14");
+    }
+    let phase = args
+        .phase
+        .as_deref()
+        .map(|p| read_plane(p, "--phase", args.phase_range.is_none()))
+        .transpose()?;
+    let amplitude = args
+        .amplitude
+        .as_deref()
+        .map(|p| read_plane(p, "--amplitude", false))
+        .transpose()?;
+    let (ny, nx) = match (&phase, &amplitude) {
+        (Some(p), Some(a)) if (p.0, p.1) != (a.0, a.1) => bail!(
+            "--phase is {}×{} pixels and --amplitude {}×{}: give images of one size",
+            p.1,
+            p.0,
+            a.1,
+            a.0
+        ),
+        (Some(p), _) | (None, Some(p)) => (p.0, p.1),
+        (None, None) => unreachable!("checked above"),
+    };
+    if nx.max(ny) > 4096 {
+        bail!("the specimen is {nx}×{ny} pixels: at most 4096 per side");
+    }
+    let phase = phase.map(|(_, _, v)| match args.phase_range {
+        Some(range) => {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+            let span = if hi > lo { hi - lo } else { 1.0 };
+            v.iter().map(|x| (x - lo) / span * range).collect()
+        }
+        None => v,
+    });
+    let amplitude = match amplitude {
+        Some((_, _, v)) => {
+            let max = v.iter().copied().fold(0.0, f64::max);
+            if max <= 0.0 {
+                bail!("--amplitude: the image is black everywhere (no light passes)");
+            }
+            Some(v.iter().map(|a| a.max(0.0) / max).collect::<Vec<f64>>())
+        }
+        None => None,
+    };
+    let specimen: Vec<Complex<f64>> = (0..nx * ny)
+        .map(|i| {
+            let a = amplitude.as_ref().map_or(1.0, |a| a[i]);
+            let p = phase.as_ref().map_or(0.0, |p| p[i]);
+            Complex::from_polar(a, p)
+        })
+        .collect();
+    let grid = Grid::new(nx, ny, args.pitch, args.pitch)?;
+    let mut pupil = Pupil::new(objective, grid).map_err(|e| anyhow::anyhow!("--pitch: {e}"))?;
+    pupil
+        .aberrate(&zernike_terms(&args.zernike)?)
+        .map_err(|e| anyhow::anyhow!("--zernike: {e}"))?;
+    let condenser = Condenser {
+        na: args.condenser_na,
+        inner_na: args.condenser_inner_na,
+        stride: args.source_stride,
+    };
+    let bar = progress_bar(
+        args.json,
+        0,
+        "imaging {bar:30} {pos}/{len} source directions × planes {eta}",
+    );
+    let start = Instant::now();
+    let mut directions = 0;
+    let image = pupil
+        .image(&specimen, &condenser, &args.defocus, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            directions = total / args.defocus.len().max(1);
+        })
+        .map_err(|e| {
+            let flag = match &e {
+                photonflow_optics::OpticsError::InvalidParameter { name: "pitch", .. } => "--pitch",
+                photonflow_optics::OpticsError::InvalidParameter {
+                    name: "source stride",
+                    ..
+                } => "--source-stride",
+                _ => "--condenser-na/--condenser-inner-na",
+            };
+            anyhow::anyhow!("{flag}: {}", e.into_problem())
+        })?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let planes = args.defocus.len();
+    let shape = [planes, ny, nx];
+    let dz = if planes > 1 {
+        args.defocus[1] - args.defocus[0]
+    } else {
+        0.0
+    };
+    let uniform_steps = args
+        .defocus
+        .windows(2)
+        .all(|w| ((w[1] - w[0]) - dz).abs() <= 1e-9 * dz.abs().max(1e-12));
+    let stack = stack_of(
+        &image,
+        shape,
+        args.pitch,
+        dz,
+        planes > 1 && uniform_steps && dz > 0.0,
+    )?;
+    write_stack(&args.out, &stack).with_context(|| format!("--out {}", args.out.display()))?;
+    // Contrast of each plane: its standard deviation over its mean.
+    let contrast: Vec<f64> = image
+        .chunks(nx * ny)
+        .map(|p| {
+            let mean = p.iter().sum::<f64>() / p.len() as f64;
+            let var = p.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / p.len() as f64;
+            if mean > 0.0 { var.sqrt() / mean } else { 0.0 }
+        })
+        .collect();
+    let means: Vec<f64> = image
+        .chunks(nx * ny)
+        .map(|p| p.iter().sum::<f64>() / p.len() as f64)
+        .collect();
+    if let Some(png) = &args.png {
+        write_png(png, &specimen, &image, [ny, nx], args.pitch, &args.defocus)?;
+    }
+    let report = json!({
+        "out": args.out.display().to_string(),
+        "shape": shape,
+        "pitch_m": args.pitch,
+        "defocus_m": args.defocus,
+        "condenser": {"na": condenser.na, "inner_na": condenser.inner_na, "stride": condenser.stride},
+        "sigma": condenser.na / objective.na,
+        "directions": directions,
+        "mean": means,
+        "contrast": contrast,
+        "seconds": seconds,
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "{}×{} specimen through NA {} at {} under a condenser of NA {}{} ({} directions), \
+         written to {} in {seconds:.2} s",
+        nx,
+        ny,
+        objective.na,
+        format_length(objective.wave.wavelength),
+        condenser.na,
+        if condenser.inner_na > 0.0 {
+            format!(" (annulus from {})", condenser.inner_na)
+        } else {
+            String::new()
+        },
+        directions,
+        args.out.display()
+    );
+    for ((z, m), c) in args.defocus.iter().zip(&means).zip(&contrast) {
+        println!(
+            "  defocus {:>10}: mean {m:.4}, contrast (std/mean) {c:.4}",
+            format_length(*z)
+        );
+    }
+    Ok(())
+}
+
+/// One plane of `path` as `(rows, cols, values)`: a TIFF's values as they are, or an image's
+/// in `[0, 1]`; `radians` demands a TIFF (other images need a scale).
+fn read_plane(path: &Path, flag: &str, radians: bool) -> anyhow::Result<(usize, usize, Vec<f64>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))?;
+    let tiff = bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
+    if tiff {
+        let s = read_stack(path).with_context(|| format!("{flag} {}", path.display()))?;
+        let [nz, ny, nx] = s.shape;
+        if nz != 1 {
+            bail!("{flag} {}: {nz} planes; give one image", path.display());
+        }
+        return Ok((ny, nx, s.data.iter().map(|&v| f64::from(v)).collect()));
+    }
+    if radians {
+        bail!(
+            "{flag} {}: not a TIFF of radians; give --phase-range (the radians its values span, \
+             e.g. 3.14)",
+            path.display()
+        );
+    }
+    let img = load_image(path).with_context(|| format!("{flag} {}", path.display()))?;
+    Ok((
+        img.rows,
+        img.cols,
+        img.pixels.iter().map(|&v| f64::from(v)).collect(),
+    ))
+}
+
+/// The specimen's phase and each plane's image, row 0 at the top as in the input files.
+fn write_png(
+    path: &Path,
+    specimen: &[Complex<f64>],
+    image: &[f64],
+    [ny, nx]: [usize; 2],
+    pitch: f64,
+    defocus: &[f64],
+) -> anyhow::Result<()> {
+    let flip = |v: &[f64]| -> Vec<f64> { v.chunks(nx).rev().flatten().copied().collect() };
+    let extent = [0.0, nx as f64 * pitch, 0.0, ny as f64 * pitch];
+    let phase = flip(&specimen.iter().map(|v| v.arg()).collect::<Vec<_>>());
+    let planes: Vec<Vec<f64>> = image.chunks(nx * ny).map(flip).collect();
+    let titles: Vec<String> = defocus
+        .iter()
+        .map(|z| format!("image, defocus {}", format_length(*z)))
+        .collect();
+    let mut panels = vec![ImagePlot {
+        title: "specimen phase",
+        colorbar_label: "phase (rad)",
+        colormap: Colormap::Twilight,
+        ..ImagePlot::new(&phase, nx, ny, extent)
+    }];
+    for (p, t) in planes.iter().zip(&titles) {
+        panels.push(ImagePlot {
+            title: t,
+            colorbar_label: "intensity",
+            colormap: Colormap::Gray,
+            ..ImagePlot::new(p, nx, ny, extent)
+        });
+    }
+    let columns = panels.len().min(3);
+    write_image_grid_png(path, &panels, columns, 420, 380, "microscope image")?;
+    Ok(())
+}
