@@ -4683,6 +4683,33 @@ fn microscope_images_a_phase_object() {
         "inner NA",
     );
     fails(&["--phase-range=-1"], "--phase-range");
+    fails(&["--phase-ring", "90"], "--condenser-inner-na");
+    let ring = [
+        "--phase-ring",
+        "90",
+        "--condenser-na",
+        "0.25",
+        "--condenser-inner-na",
+        "0.2",
+    ];
+    fails(
+        &[&ring[..], &["--ring-transmission", "0"]].concat(),
+        "--phase-ring",
+    );
+    // Zernike phase contrast shows the bump in focus, where brightfield hardly does.
+    let o = run(&[&ring[..], &["--json"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pc = last_json(&o);
+    let c = pc["contrast"][0].as_f64().unwrap();
+    assert!(
+        c > 5.0 * contrast[1],
+        "phase contrast {c} vs brightfield in focus {}",
+        contrast[1]
+    );
+    assert!(
+        (pc["mean"][0].as_f64().unwrap() - 0.25).abs() < 0.01,
+        "{pc}"
+    );
     let png = dir.s("phase.png");
     std::fs::write(&png, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let o = photonflow(&[

@@ -305,6 +305,19 @@ impl Pupil {
     /// polarised focus, two for a fixed dipole, six for an unpolarised (isotropic) one.
     pub fn psf_with(&self, z: &[f64], model: &PsfModel) -> Result<Vec<f64>> {
         let weights = model.weights(&self.objective, &self.coords)?;
+        // One complex field stack and the real PSF.
+        crate::memory::check_fits(
+            crate::memory::bytes(&[z.len(), self.grid.len(), 24]),
+            || {
+                format!(
+                    "a PSF of {} planes of {}×{}",
+                    z.len(),
+                    self.grid.ny,
+                    self.grid.nx
+                )
+            },
+            "use fewer planes or a smaller grid",
+        )?;
         Ok(self.psf_of(z, &weights))
     }
 

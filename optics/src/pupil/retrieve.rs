@@ -200,6 +200,15 @@ pub fn retrieve(
     let coords = pupil.coords.clone();
     let weights = options.model.weights(&objective, &coords)?;
     let channels = weights.len();
+    crate::memory::check_fits(
+        crate::memory::bytes(&[nz, channels, n, 16]),
+        || {
+            format!(
+                "the retrieval's fields ({nz} planes × {channels} field components of {ny}×{nx})"
+            )
+        },
+        "crop the stack around the bead, or use fewer planes",
+    )?;
     // Each sample's Σ_c |w_c|², and the floor below which a sample carries no light (a part
     // of the pupil the model does not reach: evanescent deep in a sample, the axis of radial
     // polarisation); there the pupil is left near zero rather than made of noise.
