@@ -89,7 +89,7 @@ impl ModelArgs {
     fn model(&self, saved: Option<&serde_json::Value>) -> anyhow::Result<PsfModel> {
         let given = self.vectorial || self.scalar || self.sample_index.is_some();
         if let Some(m) = saved.filter(|m| !given && m.is_object()) {
-            return model_of_json(m);
+            return model_of_json(m).context("the model saved in the --from file");
         }
         let model = PsfModel {
             vectorial: self
@@ -244,12 +244,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let z: Vec<f64> = (0..planes)
                 .map(|k| (k as f64 - (planes / 2) as f64) * dz)
                 .collect();
-            let model = model
-                .model(saved.as_ref().map(|v| &v["model"]))
-                .with_context(|| match &from {
-                    Some(p) => format!("the model of --from {}", p.display()),
-                    None => "the PSF model".into(),
-                })?;
+            let model = model.model(saved.as_ref().map(|v| &v["model"]))?;
             let psf = pupil.psf_with(&z, &model)?;
             let shape = [planes, size, size];
             // The brightest voxel's plane: where the source is in focus (moved by a mismatch).
