@@ -4710,6 +4710,23 @@ fn microscope_images_a_phase_object() {
         (pc["mean"][0].as_f64().unwrap() - 0.25).abs() < 0.01,
         "{pc}"
     );
+    // DIC with a quarter-wave bias: the background at half the light, the bump shaded along
+    // the shear (brighter on one side than on the other) in focus.
+    let o = run(&["--dic-shear", "150nm", "--dic-angle", "0", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dic = last_json(&o);
+    assert!(
+        (dic["mean"][0].as_f64().unwrap() - 0.5).abs() < 0.01,
+        "{dic}"
+    );
+    assert!(
+        dic["contrast"][0].as_f64().unwrap() > 5.0 * contrast[1],
+        "{dic}"
+    );
+    let image = photonflow::optics::io::tiff::read_stack(Path::new(&out)).unwrap();
+    let (left, right) = (image.data[32 * n + 29], image.data[32 * n + 35]);
+    assert!((left - 0.5) * (right - 0.5) < 0.0, "{left} {right}");
+    fails(&["--dic-bias", "45"], "--dic-shear");
     let png = dir.s("phase.png");
     std::fs::write(&png, b"\x89PNG\r\n\x1a\nnot really").unwrap();
     let o = photonflow(&[

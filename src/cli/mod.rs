@@ -66,7 +66,7 @@ pub enum Command {
     /// objective's pupil from a z-stack of a bead.
     Psf(psf::Args),
     /// The transmitted-light image of a thin specimen (phase and amplitude images) through an
-    /// objective under Köhler illumination: brightfield, darkfield, partially coherent.
+    /// objective under Köhler illumination: brightfield, darkfield, phase contrast, DIC.
     Microscope(microscope::Args),
     /// Rigs: serve a simulated one over slmsuite's network protocol, print a rig file to edit,
     /// or measure a rig's camera placement, camera noise, layer placements and SLM response.

@@ -41,7 +41,7 @@ pub mod model;
 pub mod retrieve;
 pub mod zernike;
 
-pub use image::Condenser;
+pub use image::{Condenser, Dic};
 pub use model::{Polarisation, PsfModel, Sample};
 pub use retrieve::{Retrieval, RetrieveOptions, retrieve};
 
