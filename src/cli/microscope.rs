@@ -250,19 +250,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         planes > 1 && uniform_steps && dz > 0.0,
     )?;
     write_stack(&args.out, &stack).with_context(|| format!("--out {}", args.out.display()))?;
-    // Contrast of each plane: its standard deviation over its mean.
-    let contrast: Vec<f64> = image
+    // Each plane's mean, and its contrast: the standard deviation over the mean.
+    let (means, contrast): (Vec<f64>, Vec<f64>) = image
         .chunks(nx * ny)
         .map(|p| {
             let mean = p.iter().sum::<f64>() / p.len() as f64;
             let var = p.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / p.len() as f64;
-            if mean > 0.0 { var.sqrt() / mean } else { 0.0 }
+            (mean, if mean > 0.0 { var.sqrt() / mean } else { 0.0 })
         })
-        .collect();
-    let means: Vec<f64> = image
-        .chunks(nx * ny)
-        .map(|p| p.iter().sum::<f64>() / p.len() as f64)
-        .collect();
+        .unzip();
     if let Some(png) = &args.png {
         write_png(png, &specimen, &image, [ny, nx], args.pitch, &args.defocus)?;
     }
@@ -312,8 +308,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// One plane of `path` as `(rows, cols, values)`: a TIFF's values as they are, or an image's
 /// in `[0, 1]`; `radians` demands a TIFF (other images need a scale).
 fn read_plane(path: &Path, flag: &str, radians: bool) -> anyhow::Result<(usize, usize, Vec<f64>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))?;
-    let tiff = bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
+    // The format from the first bytes; each reader then reads the file itself.
+    let mut head = Vec::with_capacity(4);
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4), &mut head))
+        .with_context(|| format!("{flag} {}", path.display()))?;
+    let tiff = head == b"II*\0" || head == b"MM\0*";
     if tiff {
         let s = read_stack(path).with_context(|| format!("{flag} {}", path.display()))?;
         let [nz, ny, nx] = s.shape;

@@ -200,10 +200,9 @@ impl Pupil {
         let n = grid.len();
         check_specimen(&grid, specimen)?;
         let lambda = self.objective.wave.wavelength;
-        let reach = (self.objective.na + condenser.na) / lambda;
         let limit = lambda / (2.0 * (self.objective.na + condenser.na));
         for (axis, d) in [("x", grid.dx), ("y", grid.dy)] {
-            if reach * d > 0.5 * (1.0 + 1e-12) {
+            if d > limit * (1.0 + 1e-12) {
                 return Err(invalid(
                     "pitch",
                     format!(
@@ -333,6 +332,24 @@ mod tests {
             .collect()
     }
 
+    /// A phase grating along x of `cycles` periods over the grid: `exp(iφ cos(2π cycles x/n))`.
+    fn phase_grating(n: usize, cycles: usize, phi: f64) -> Vec<Complex<f64>> {
+        (0..n * n)
+            .map(|i| {
+                let x = (i % n) as f64;
+                Complex::from_polar(1.0, phi * (TAU * cycles as f64 * x / n as f64).cos())
+            })
+            .collect()
+    }
+
+    /// Every frequency `(fx, fy)` of an `n × n` grid of frequency step `step`.
+    fn frequencies(n: usize, step: f64) -> Vec<(f64, f64)> {
+        let r = (-(n as i64) / 2..(n as i64) / 2).map(|k| k as f64 * step);
+        r.clone()
+            .flat_map(|y| r.clone().map(move |x| (x, y)))
+            .collect()
+    }
+
     /// The image's cosine coefficient at `cycles` periods over the grid, on the first row.
     fn cosine(image: &[f64], n: usize, cycles: usize) -> f64 {
         2.0 / n as f64
@@ -393,11 +410,9 @@ mod tests {
         let m = 0.01;
         for sigma in [0.3, 0.7, 1.0] {
             let condenser = Condenser::new(sigma * obj.na);
-            let r = (-(n as i64) / 2..(n as i64) / 2).map(|k| k as f64 * step);
             let inside = |x: f64, y: f64, lim: f64| x.hypot(y) <= lim * (1.0 + 1e-12);
-            let source: Vec<(f64, f64)> = r
-                .clone()
-                .flat_map(|y| r.clone().map(move |x| (x, y)))
+            let source: Vec<(f64, f64)> = frequencies(n, step)
+                .into_iter()
                 .filter(|&(x, y)| inside(x, y, condenser.na / obj.wave.wavelength))
                 .collect();
             for cycles in [2, 5, 9, 13, 20, 27, 31] {
@@ -447,14 +462,7 @@ mod tests {
         let f0 = cycles as f64 / (n as f64 * d);
         let phi = 0.01;
         let z = [0.0, 1e-6, 2.5e-6];
-        let phase = |p: f64| -> Vec<Complex<f64>> {
-            (0..n * n)
-                .map(|i| {
-                    let x = (i % n) as f64;
-                    Complex::from_polar(1.0, p * (TAU * cycles as f64 * x / n as f64).cos())
-                })
-                .collect()
-        };
+        let phase = |p: f64| phase_grating(n, cycles, p);
         let k = obj.wave.k();
         let kz = (k * k - (TAU * f0).powi(2)).sqrt();
         let coherent = Condenser::new(0.0);
@@ -508,11 +516,6 @@ mod tests {
         let phi = 0.01;
         let lambda = obj.wave.wavelength;
         let step = 1.0 / (n as f64 * d);
-        let r = (-(n as i64) / 2..(n as i64) / 2).map(|k| k as f64 * step);
-        let grid: Vec<(f64, f64)> = r
-            .clone()
-            .flat_map(|y| r.clone().map(move |x| (x, y)))
-            .collect();
         let in_na = |x: f64, y: f64, lo: f64, hi: f64| {
             let na = x.hypot(y) * lambda;
             na >= lo * (1.0 - 1e-12) && na <= hi * (1.0 + 1e-12)
@@ -526,25 +529,26 @@ mod tests {
                 Complex::new(1.0, 0.0)
             }
         };
-        let sources: Vec<(f64, f64)> = grid
-            .iter()
-            .copied()
+        let sources: Vec<(f64, f64)> = frequencies(n, step)
+            .into_iter()
             .filter(|&(x, y)| in_na(x, y, inner, outer))
             .collect();
-        let phase = |p: f64, cycles: usize| -> Vec<Complex<f64>> {
-            (0..n * n)
-                .map(|i| {
-                    let x = (i % n) as f64;
-                    Complex::from_polar(1.0, p * (TAU * (cycles as f64) * x / n as f64).cos())
-                })
-                .collect()
-        };
         let odd = |pupil: &Pupil, cycles: usize| -> f64 {
             let a = pupil
-                .image(&phase(phi, cycles), &condenser, &[0.0], |_, _| {})
+                .image(
+                    &phase_grating(n, cycles, phi),
+                    &condenser,
+                    &[0.0],
+                    |_, _| {},
+                )
                 .unwrap();
             let b = pupil
-                .image(&phase(-phi, cycles), &condenser, &[0.0], |_, _| {})
+                .image(
+                    &phase_grating(n, cycles, -phi),
+                    &condenser,
+                    &[0.0],
+                    |_, _| {},
+                )
                 .unwrap();
             let row: Vec<f64> = (0..n).map(|x| 0.5 * (a[x] - b[x])).collect();
             cosine(&row, n, cycles)

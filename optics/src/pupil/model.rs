@@ -79,6 +79,11 @@ impl Polarisation {
     pub const X: Self = Self::Jones([Complex::new(1.0, 0.0), Complex::new(0.0, 0.0)]);
     /// The Jones vector of linear polarisation along y.
     pub const Y: Self = Self::Jones([Complex::new(0.0, 0.0), Complex::new(1.0, 0.0)]);
+    /// The Jones vector of circular polarisation `(1, i)/√2`.
+    pub const CIRCULAR: Self = Self::Jones([
+        Complex::new(std::f64::consts::FRAC_1_SQRT_2, 0.0),
+        Complex::new(0.0, std::f64::consts::FRAC_1_SQRT_2),
+    ]);
 
     /// A dipole at polar angle `theta` from the optical axis and azimuth `phi` from x
     /// (radians).
@@ -89,6 +94,22 @@ impl Polarisation {
             theta.cos(),
         ])
     }
+
+    /// The same polarisation with its Jones vector or dipole of unit length (checked non-zero
+    /// by [`PsfModel::validate`]).
+    fn normalised(self) -> Self {
+        match self {
+            Self::Jones(e) => {
+                let norm = (e[0].norm_sqr() + e[1].norm_sqr()).sqrt();
+                Self::Jones(e.map(|v| v / norm))
+            }
+            Self::Dipole(m) => {
+                let norm = m.iter().map(|v| v * v).sum::<f64>().sqrt();
+                Self::Dipole(m.map(|v| v / norm))
+            }
+            other => other,
+        }
+    }
 }
 
 impl FromStr for Polarisation {
@@ -98,12 +119,11 @@ impl FromStr for Polarisation {
     /// `dipole:THETA,PHI` (degrees: from the optical axis, and azimuth from x).
     fn from_str(s: &str) -> Result<Self> {
         let t = s.trim().to_ascii_lowercase();
-        let r = std::f64::consts::FRAC_1_SQRT_2;
         Ok(match t.as_str() {
             "unpolarised" | "unpolarized" | "isotropic" => Self::Unpolarised,
             "x" => Self::X,
             "y" => Self::Y,
-            "circular" => Self::Jones([Complex::new(r, 0.0), Complex::new(0.0, r)]),
+            "circular" => Self::CIRCULAR,
             "radial" => Self::Radial,
             "azimuthal" => Self::Azimuthal,
             _ => {
@@ -224,6 +244,7 @@ impl PsfModel {
             Some(Polarisation::Dipole(_)) => 2,
             Some(_) => 3,
         };
+        let pol = self.vectorial.map(Polarisation::normalised);
         let mut out = vec![Vec::with_capacity(coords.ux.len()); channels];
         for i in 0..coords.ux.len() {
             let (ux, uy) = (coords.ux[i], coords.uy[i]);
@@ -235,7 +256,7 @@ impl PsfModel {
             // Sample minus immersion axial wavenumber, over the source's depth.
             let mismatch = Complex::i() * k0 * (n_s * cos_s - n_i * cos_i) * depth;
             let common = mismatch.exp();
-            let Some(pol) = self.vectorial else {
+            let Some(pol) = pol else {
                 out[0].push(common);
                 continue;
             };
@@ -255,42 +276,38 @@ impl PsfModel {
             // The focus of an x- and a y-polarised pupil.
             let ex = || focus(Complex::new(c, 0.0), Complex::new(-s, 0.0));
             let ey = || focus(Complex::new(s, 0.0), Complex::new(c, 0.0));
+            // This sample's weight in each channel (the first `channels` of them).
+            let mut w = [Complex::default(); 6];
             match pol {
                 Polarisation::Unpolarised => {
-                    for (j, v) in ex().into_iter().chain(ey()).enumerate() {
-                        out[j].push(v);
+                    for (w, v) in w.iter_mut().zip(ex().into_iter().chain(ey())) {
+                        *w = v;
                     }
                 }
-                Polarisation::Jones(e) => {
-                    let norm = (e[0].norm_sqr() + e[1].norm_sqr()).sqrt();
-                    let (ax, ay) = (e[0] / norm, e[1] / norm);
-                    let ep = ax * c + ay * s;
-                    let es = -ax * s + ay * c;
-                    for (j, v) in focus(ep, es).into_iter().enumerate() {
-                        out[j].push(v);
-                    }
+                Polarisation::Jones([ax, ay]) => {
+                    w[..3].copy_from_slice(&focus(ax * c + ay * s, -ax * s + ay * c));
                 }
                 Polarisation::Radial | Polarisation::Azimuthal => {
                     // Undefined on the axis, where the beam is dark.
-                    let on = if rho > 0.0 { 1.0 } else { 0.0 };
+                    let on = Complex::new(if rho > 0.0 { 1.0 } else { 0.0 }, 0.0);
+                    let zero = Complex::default();
                     let (ep, es) = if pol == Polarisation::Radial {
-                        (on, 0.0)
+                        (on, zero)
                     } else {
-                        (0.0, on)
+                        (zero, on)
                     };
-                    let f = focus(Complex::new(ep, 0.0), Complex::new(es, 0.0));
-                    for (j, v) in f.into_iter().enumerate() {
-                        out[j].push(v);
-                    }
+                    w[..3].copy_from_slice(&focus(ep, es));
                 }
                 Polarisation::Dipole(m) => {
-                    let norm = m.iter().map(|v| v * v).sum::<f64>().sqrt();
                     let dot = |e: [Complex<f64>; 3]| -> Complex<f64> {
-                        e.iter().zip(m).map(|(e, m)| e * (m / norm)).sum()
+                        e.iter().zip(m).map(|(e, m)| e * m).sum()
                     };
-                    out[0].push(dot(ex()));
-                    out[1].push(dot(ey()));
+                    w[0] = dot(ex());
+                    w[1] = dot(ey());
                 }
+            }
+            for (o, w) in out.iter_mut().zip(w) {
+                o.push(w);
             }
         }
         Ok(out)
@@ -307,29 +324,27 @@ fn fresnel_t(n1: f64, cos1: f64, n2: f64, cos2: Complex<f64>) -> (Complex<f64>, 
 
 /// The name `Polarisation::from_str` reads back (a general Jones vector as `jones(…)`).
 pub fn polarisation_name(p: &Polarisation) -> String {
-    let r = std::f64::consts::FRAC_1_SQRT_2;
-    match *p {
+    match p.normalised() {
         Polarisation::Unpolarised => "unpolarised".into(),
         Polarisation::Radial => "radial".into(),
         Polarisation::Azimuthal => "azimuthal".into(),
-        Polarisation::Jones(e) => {
-            let norm = (e[0].norm_sqr() + e[1].norm_sqr()).sqrt();
-            let (a, b) = (e[0] / norm, e[1] / norm);
-            let near = |u: Complex<f64>, v: Complex<f64>| (u - v).norm() < 1e-12;
-            let (one, zero) = (Complex::new(1.0, 0.0), Complex::new(0.0, 0.0));
-            if near(a, one) && near(b, zero) {
+        Polarisation::Jones([a, b]) => {
+            let near = |p: Polarisation| match p {
+                Polarisation::Jones([u, v]) => (u - a).norm() < 1e-12 && (v - b).norm() < 1e-12,
+                _ => false,
+            };
+            if near(Polarisation::X) {
                 "x".into()
-            } else if near(a, zero) && near(b, one) {
+            } else if near(Polarisation::Y) {
                 "y".into()
-            } else if near(a, Complex::new(r, 0.0)) && near(b, Complex::new(0.0, r)) {
+            } else if near(Polarisation::CIRCULAR) {
                 "circular".into()
             } else {
                 format!("jones({a:.4}, {b:.4})")
             }
         }
         Polarisation::Dipole(m) => {
-            let norm = m.iter().map(|v| v * v).sum::<f64>().sqrt();
-            let theta = (m[2] / norm).clamp(-1.0, 1.0).acos().to_degrees();
+            let theta = m[2].clamp(-1.0, 1.0).acos().to_degrees();
             let phi = m[1].atan2(m[0]).to_degrees();
             format!("dipole:{},{}", round6(theta), round6(phi))
         }
