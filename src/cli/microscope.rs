@@ -114,7 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let phase = args
         .phase
         .as_deref()
-        .map(|p| read_plane(p, "--phase", args.phase_range.is_none()))
+        .map(|p| read_phase(p, "--phase", args.phase_range))
         .transpose()?;
     let amplitude = args
         .amplitude
@@ -135,16 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if nx.max(ny) > 4096 {
         bail!("the specimen is {nx}×{ny} pixels: at most 4096 per side");
     }
-    let phase = phase.map(|(_, _, v)| match args.phase_range {
-        Some(range) => {
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
-            let span = if hi > lo { hi - lo } else { 1.0 };
-            v.iter().map(|x| (x - lo) / span * range).collect()
-        }
-        None => v,
-    });
+    let phase = phase.map(|(_, _, v)| v);
     let amplitude = match amplitude {
         Some((_, _, v)) => {
             let max = v.iter().copied().fold(0.0, f64::max);
@@ -305,16 +296,45 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `path` starts as a TIFF does (a file too short or unreadable is left to the image
+/// reader's message).
+pub(super) fn is_tiff(path: &Path) -> bool {
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| &head == b"II*\0" || &head == b"MM\0*")
+}
+
+/// A phase image in radians: a TIFF as it is, or any image mapped onto `0…range`.
+pub(super) fn read_phase(
+    path: &Path,
+    flag: &str,
+    range: Option<f64>,
+) -> anyhow::Result<(usize, usize, Vec<f64>)> {
+    let (ny, nx, v) = read_plane(path, flag, range.is_none())?;
+    let v = match range {
+        Some(range) => {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+            let span = if hi > lo { hi - lo } else { 1.0 };
+            v.iter().map(|x| (x - lo) / span * range).collect()
+        }
+        None => v,
+    };
+    Ok((ny, nx, v))
+}
+
 /// One plane of `path` as `(rows, cols, values)`: a TIFF's values as they are, or an image's
 /// in `[0, 1]`; `radians` demands a TIFF (other images need a scale).
-fn read_plane(path: &Path, flag: &str, radians: bool) -> anyhow::Result<(usize, usize, Vec<f64>)> {
+pub(super) fn read_plane(
+    path: &Path,
+    flag: &str,
+    radians: bool,
+) -> anyhow::Result<(usize, usize, Vec<f64>)> {
     // The format from the first bytes; each reader then reads the file itself.
-    let mut head = Vec::with_capacity(4);
-    std::fs::File::open(path)
-        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4), &mut head))
-        .with_context(|| format!("{flag} {}", path.display()))?;
-    let tiff = head == b"II*\0" || head == b"MM\0*";
-    if tiff {
+    std::fs::File::open(path).with_context(|| format!("{flag} {}", path.display()))?;
+    if is_tiff(path) {
         let s = read_stack(path).with_context(|| format!("{flag} {}", path.display()))?;
         let [nz, ny, nx] = s.shape;
         if nz != 1 {

@@ -16,6 +16,7 @@ mod mesh;
 mod microscope;
 mod propagate;
 mod psf;
+mod reconstruct;
 mod rig;
 mod train;
 
@@ -68,6 +69,9 @@ pub enum Command {
     /// The transmitted-light image of a thin specimen (phase and amplitude images) through an
     /// objective under Köhler illumination: brightfield, darkfield, phase contrast, DIC.
     Microscope(microscope::Args),
+    /// A thin object's phase (and amplitude) from its in-line holograms, recorded or simulated
+    /// from a phase image: lensless holographic microscopy.
+    Reconstruct(reconstruct::Args),
     /// Rigs: serve a simulated one over slmsuite's network protocol, print a rig file to edit,
     /// or measure a rig's camera placement, camera noise, layer placements and SLM response.
     Rig(rig::Args),
@@ -119,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hologram(args) => hologram::run(args),
         Command::Psf(args) => psf::run(args),
         Command::Microscope(args) => microscope::run(args),
+        Command::Reconstruct(args) => reconstruct::run(args),
         Command::Rig(args) => rig::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),

@@ -42,7 +42,7 @@
 //! Haar-random 8×8 Clements meshes most chips are corrected to rounding by the local step;
 //! in the others (1 in 6) the error falls 5 to 30 times.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::f64::consts::{PI, SQRT_2};
 use std::path::Path;
 
@@ -54,6 +54,7 @@ use super::matrix::{CMatrix, row_products};
 use super::mzi::{cis, coupler, with_errors, wrap};
 use super::svd::SvdInfo;
 use crate::error::{CompileError, Result, read_text};
+use photonflow_optics::minimise::lbfgs;
 use photonflow_optics::rng::Rng;
 
 /// The largest mesh whose phases [`Chip::correct`] re-optimises globally after the local
@@ -573,7 +574,7 @@ impl<'a> Sweep<'a> {
             .flat_map(|z| [z.theta, z.phi])
             .chain(mesh.output_phases.iter().copied())
             .collect();
-        let iterations = minimise(
+        let iterations = lbfgs(
             &mut x,
             most,
             |x, g| self.objective(mesh, design, x, g),
@@ -716,90 +717,6 @@ fn attenuate(mesh: &Mesh, c: usize, m: &mut CMatrix) {
             *v *= a.transmission;
         }
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Minimises `f` (value, gradient into its second argument) from `x` by L-BFGS (Nocedal &
-/// Wright, Numerical Optimization, Alg. 7.4–7.5; 10 pairs) with a backtracking Armijo line
-/// search. Stops when the value no longer falls by more than 1e-12 of itself, the line search
-/// finds no decrease, or after `max_iterations`; calls `progress` with the iterations done after
-/// each; returns the iterations taken.
-fn minimise(
-    x: &mut [f64],
-    max_iterations: usize,
-    mut f: impl FnMut(&[f64], &mut [f64]) -> f64,
-    mut progress: impl FnMut(usize),
-) -> usize {
-    const MEMORY: usize = 10;
-    let len = x.len();
-    let mut g = vec![0.0; len];
-    let mut value = f(x, &mut g);
-    let mut pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::with_capacity(MEMORY);
-    let (mut x_new, mut g_new) = (vec![0.0; len], vec![0.0; len]);
-    for iteration in 0..max_iterations {
-        let mut d: Vec<f64> = g.iter().map(|v| -v).collect();
-        let mut alpha = vec![0.0; pairs.len()];
-        for (i, (s, y, rho)) in pairs.iter().enumerate().rev() {
-            alpha[i] = rho * dot(s, &d);
-            d.iter_mut().zip(y).for_each(|(d, y)| *d -= alpha[i] * y);
-        }
-        // Initial Hessian: the last pair's curvature, or steps of at most 0.1 rad at first.
-        let gamma = pairs.back().map_or_else(
-            || 0.1 / g.iter().fold(1e-300f64, |m, v| m.max(v.abs())),
-            |(s, y, _)| dot(s, y) / dot(y, y),
-        );
-        d.iter_mut().for_each(|d| *d *= gamma);
-        for (i, (s, y, rho)) in pairs.iter().enumerate() {
-            let beta = rho * dot(y, &d);
-            d.iter_mut()
-                .zip(s)
-                .for_each(|(d, s)| *d += (alpha[i] - beta) * s);
-        }
-        let slope = dot(&g, &d);
-        // Not a descent direction (or NaN): nothing left to gain.
-        if slope.is_nan() || slope >= 0.0 {
-            return iteration;
-        }
-        let mut step = 1.0;
-        let found = loop {
-            x_new
-                .iter_mut()
-                .zip(x.iter().zip(&d))
-                .for_each(|(n, (x, d))| *n = x + step * d);
-            let v = f(&x_new, &mut g_new);
-            if v <= value + 1e-4 * step * slope {
-                break Some(v);
-            }
-            step *= 0.5;
-            if step < 1e-12 {
-                break None;
-            }
-        };
-        let Some(v) = found else {
-            return iteration;
-        };
-        let s: Vec<f64> = x_new.iter().zip(x.iter()).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = g_new.iter().zip(&g).map(|(a, b)| a - b).collect();
-        let sy = dot(&s, &y);
-        if sy > 0.0 {
-            if pairs.len() == MEMORY {
-                pairs.pop_front();
-            }
-            pairs.push_back((s, y, 1.0 / sy));
-        }
-        let fall = value - v;
-        x.copy_from_slice(&x_new);
-        g.copy_from_slice(&g_new);
-        value = v;
-        progress(iteration + 1);
-        if fall <= 1e-12 * value {
-            return iteration + 1;
-        }
-    }
-    max_iterations
 }
 
 #[cfg(test)]

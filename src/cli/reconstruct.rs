@@ -1,0 +1,455 @@
+//! `photonflow reconstruct`: a thin object's phase (and amplitude) from its in-line holograms,
+//! recorded or simulated from a phase image, with PSNR/SSIM against the truth when known.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use num_complex::Complex;
+use photonflow_optics::inline::{
+    Inline, ObjectModel, ReconstructOptions, Reconstruction, Solver, phase_quality,
+};
+use photonflow_optics::io::tiff::{read_stack, write_stack};
+use photonflow_optics::rng::Rng;
+use photonflow_optics::units::format_length;
+use photonflow_optics::{Grid, OpticsError, Wave};
+use serde_json::json;
+
+use super::microscope::{is_tiff, read_phase, read_plane};
+use super::psf::stack_of;
+use super::{length, positive_length, progress_bar};
+use crate::plot::{Colormap, ImagePlot, write_image_grid_png};
+
+/// Arguments of `photonflow reconstruct`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The holograms: one TIFF stack with a plane for each --distance, or one image (TIFF,
+    /// PNG, JPEG, .npy) for each. Not with --simulate.
+    #[arg(value_name = "HOLOGRAM")]
+    holograms: Vec<PathBuf>,
+    /// Vacuum wavelength of the light, e.g. 532nm.
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    wavelength: f64,
+    /// The camera's pixel pitch, e.g. 2um (1.12um for a typical CMOS board camera).
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    pitch: f64,
+    /// Object-to-camera distance of each hologram, e.g. 5mm or 5mm,5.5mm,6mm.
+    #[arg(long, value_parser = length, value_delimiter = ',', required = true,
+          value_name = "LENGTH,…")]
+    distance: Vec<f64>,
+    /// A flat field (the camera without the object): each hologram is divided by it. Default:
+    /// each hologram divided by its mean, and its brightness fitted with the object.
+    #[arg(long, value_name = "FILE")]
+    flat: Option<PathBuf>,
+    /// What is known of the object: phase (transparent, |t| = 1) or absorbing (amplitude and
+    /// phase; give several distances).
+    #[arg(long, default_value = "phase", value_name = "MODEL")]
+    object: String,
+    /// lbfgs (the misfit and --tv minimised with exact gradients) or gs (alternating
+    /// projections, Gerchberg–Saxton).
+    #[arg(long, default_value = "lbfgs", value_name = "SOLVER")]
+    solver: String,
+    /// Iterations.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    iterations: usize,
+    /// Weight of the total-variation prior (lbfgs; 0: none; 1e-4 against shot noise).
+    #[arg(long, default_value_t = 0.0, value_name = "WEIGHT")]
+    tv: f64,
+    /// Fit the distances' common offset within this range, e.g. 0.5mm (lbfgs).
+    #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
+    fit_distance: Option<f64>,
+    /// Pixels of object beyond the camera on each side (light from there reaches it).
+    /// Default: an eighth of the camera's side.
+    #[arg(long, value_name = "PX")]
+    margin: Option<usize>,
+    /// Simulate the holograms from this phase image of the object (a TIFF in radians, or
+    /// any image with --phase-range) instead of reading them; it is then the truth.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["holograms", "flat"])]
+    simulate: Option<PathBuf>,
+    /// The true phase, to report PSNR, SSIM and RMS error (a TIFF in radians, or any image
+    /// with --phase-range).
+    #[arg(long, value_name = "FILE", conflicts_with = "simulate")]
+    truth: Option<PathBuf>,
+    /// Map a --simulate or --truth image's values linearly onto 0…RAD radians.
+    #[arg(long, value_name = "RAD")]
+    phase_range: Option<f64>,
+    /// Shot noise of the simulated holograms: photons a pixel at the illumination's
+    /// intensity (default: none).
+    #[arg(long, value_name = "N", requires = "simulate")]
+    photons: Option<f64>,
+    /// Seed of the simulated shot noise.
+    #[arg(long, default_value_t = 1, value_name = "SEED", requires = "simulate")]
+    seed: u64,
+    /// Also write the simulated holograms (float32 TIFF, one plane a distance).
+    #[arg(long, value_name = "FILE.tif", requires = "simulate")]
+    save_holograms: Option<PathBuf>,
+    /// The reconstruction: float32 TIFF, the phase in radians (and, for an absorbing object,
+    /// a second plane with the amplitude).
+    #[arg(long, value_name = "PHASE.tif")]
+    out: PathBuf,
+    /// Also a PNG of the first hologram and the phase (and the amplitude, and the truth).
+    #[arg(long, value_name = "OUT.png")]
+    png: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `photonflow reconstruct`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let model: ObjectModel = args
+        .object
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
+    let solver: Solver = args
+        .solver
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--solver: {e}"))?;
+    if let Some(r) = args.phase_range
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("--phase-range {r}: give a positive number of radians, e.g. 3.14");
+    }
+    if let Some(p) = args.photons
+        && !(p.is_finite() && p > 0.0)
+    {
+        bail!("--photons {p}: give a positive mean count, e.g. 1000");
+    }
+    let planes = args.distance.len();
+    let wave = Wave::vacuum(args.wavelength).map_err(|e| anyhow::anyhow!("--wavelength: {e}"))?;
+    let (truth, (ny, nx), holograms) = match &args.simulate {
+        Some(path) => {
+            let (ny, nx, phase) = read_phase(path, "--simulate", args.phase_range)?;
+            (Some(phase), (ny, nx), None)
+        }
+        None => {
+            let (shape, data) = read_holograms(&args.holograms, planes)?;
+            let truth = args
+                .truth
+                .as_deref()
+                .map(|p| read_phase(p, "--truth", args.phase_range))
+                .transpose()?;
+            if let Some((ty, tx, _)) = &truth
+                && (*ty, *tx) != shape
+            {
+                bail!(
+                    "--truth is {tx}×{ty} pixels and the holograms {}×{}: give images of one \
+                     size",
+                    shape.1,
+                    shape.0
+                );
+            }
+            (truth.map(|t| t.2), shape, Some(data))
+        }
+    };
+    if nx.max(ny) > 4096 || nx.min(ny) < 8 {
+        bail!("the holograms are {nx}×{ny} pixels: give 8 to 4096 per side");
+    }
+    let margin = args.margin.unwrap_or(nx.max(ny) / 8);
+    let camera = Grid::new(nx, ny, args.pitch, args.pitch)?;
+    let mut inline = Inline::new(camera, wave, &args.distance, (margin, margin)).map_err(|e| {
+        let flag = match &e {
+            OpticsError::InvalidParameter { name: "margin", .. } => "--margin",
+            _ => "--distance",
+        };
+        anyhow::anyhow!("{flag}: {}", e.into_problem())
+    })?;
+    let intensity = match holograms {
+        Some(mut data) => {
+            normalise(&mut data, args.flat.as_deref(), (ny, nx))?;
+            data
+        }
+        None => {
+            let phase = truth.as_ref().expect("simulated from a phase");
+            simulate(&inline, phase, (ny, nx, margin), args.photons, args.seed)?
+        }
+    };
+    if let Some(path) = &args.save_holograms {
+        let stack = stack_of(&intensity, [planes, ny, nx], args.pitch, 0.0, false)?;
+        write_stack(path, &stack)
+            .with_context(|| format!("--save-holograms {}", path.display()))?;
+    }
+    let options = ReconstructOptions {
+        model,
+        solver,
+        iterations: args.iterations,
+        tv: args.tv,
+        fit_distance: args.fit_distance,
+        // Divided by their mean, the holograms' brightness is known only roughly.
+        fit_gain: args.flat.is_none() && args.simulate.is_none(),
+    };
+    let bar = progress_bar(
+        args.json,
+        args.iterations as u64,
+        "reconstructing {bar:30} {pos}/{len} iterations {eta}",
+    );
+    let start = Instant::now();
+    let result = inline
+        .reconstruct(&intensity, &options, |done, _| {
+            bar.set_position(done as u64)
+        })
+        .map_err(|e| {
+            let flag = match &e {
+                OpticsError::InvalidParameter {
+                    name: "iterations", ..
+                } => "--iterations",
+                OpticsError::InvalidParameter { name: "tv", .. } => "--tv",
+                OpticsError::InvalidParameter {
+                    name: "distance range",
+                    ..
+                } => "--fit-distance",
+                OpticsError::InvalidParameter {
+                    name: "hologram", ..
+                } => "HOLOGRAM",
+                OpticsError::Memory { .. } => "--margin",
+                _ => "--distance",
+            };
+            anyhow::anyhow!("{flag}: {}", e.into_problem())
+        })?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let mut out = result.phase.clone();
+    if model == ObjectModel::Absorbing {
+        out.extend(&result.amplitude);
+    }
+    let layers = out.len() / (nx * ny);
+    let stack = stack_of(&out, [layers, ny, nx], args.pitch, 0.0, false)?;
+    write_stack(&args.out, &stack).with_context(|| format!("--out {}", args.out.display()))?;
+    let quality = truth
+        .as_ref()
+        .map(|t| phase_quality(&result.phase, t, ny, nx))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--truth: {}", e.into_problem()))?;
+    if let Some(png) = &args.png {
+        write_png(
+            png,
+            &intensity,
+            &result,
+            truth.as_deref(),
+            model,
+            [ny, nx],
+            args.pitch,
+        )?;
+    }
+    let report = json!({
+        "out": args.out.display().to_string(),
+        "shape": [ny, nx],
+        "pitch_m": args.pitch,
+        "wavelength_m": args.wavelength,
+        "object": model.name(),
+        "solver": solver.name(),
+        "margin": margin,
+        "tv": args.tv,
+        "distances_m": args.distance,
+        "fitted_distances_m": args.fit_distance.map(|_| result.distances.clone()),
+        "misfit_start": result.history[0],
+        "misfit": result.misfit,
+        "iterations": result.history.len() - 1,
+        "psnr_db": quality.map(|q| q.psnr),
+        "ssim": quality.map(|q| q.ssim),
+        "rms_rad": quality.map(|q| q.rms),
+        "seconds": seconds,
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "{nx}×{ny} camera, {planes} hologram(s) at {}; {} object by {} in {} iterations, {seconds:.2} s",
+        args.distance
+            .iter()
+            .map(|z| format_length(*z))
+            .collect::<Vec<_>>()
+            .join(", "),
+        model.name(),
+        solver.name(),
+        result.history.len() - 1
+    );
+    println!(
+        "  misfit {:.3e} (propagated back: {:.3e}); written to {}",
+        result.misfit,
+        result.history[0],
+        args.out.display()
+    );
+    if args.fit_distance.is_some() {
+        println!(
+            "  fitted distances: {}",
+            result
+                .distances
+                .iter()
+                .map(|z| format_length(*z))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(q) = quality {
+        println!(
+            "  against the truth: PSNR {:.2} dB, SSIM {:.4}, RMS {:.4} rad",
+            q.psnr, q.ssim, q.rms
+        );
+    }
+    Ok(())
+}
+
+/// The holograms' shape and values, `[plane, ny, nx]`: one stack of `planes` planes, or one
+/// file a plane.
+fn read_holograms(paths: &[PathBuf], planes: usize) -> anyhow::Result<((usize, usize), Vec<f64>)> {
+    if paths.is_empty() {
+        bail!("give the holograms (HOLOGRAM …), or --simulate PHASE to make them");
+    }
+    let mut shape = None;
+    let mut data = Vec::new();
+    let mut read = 0;
+    for path in paths {
+        let (ny, nx, n, values) = if paths.len() == 1 && is_tiff(path) {
+            let s = read_stack(path).with_context(|| format!("HOLOGRAM {}", path.display()))?;
+            let [nz, ny, nx] = s.shape;
+            (ny, nx, nz, s.data.iter().map(|&v| f64::from(v)).collect())
+        } else {
+            let (ny, nx, v) = read_plane(path, "HOLOGRAM", false)?;
+            (ny, nx, 1, v)
+        };
+        if *shape.get_or_insert((ny, nx)) != (ny, nx) {
+            bail!(
+                "HOLOGRAM {}: {nx}×{ny} pixels, unlike the first; give holograms of one size",
+                path.display()
+            );
+        }
+        read += n;
+        data.extend(values);
+    }
+    if read != planes {
+        bail!(
+            "{read} hologram plane(s) for {planes} --distance value(s): give one distance a \
+             hologram"
+        );
+    }
+    Ok((shape.expect("at least one file"), data))
+}
+
+/// Each hologram divided by the flat field, or by its mean.
+fn normalise(
+    data: &mut [f64],
+    flat: Option<&Path>,
+    (ny, nx): (usize, usize),
+) -> anyhow::Result<()> {
+    let flat = flat
+        .map(|p| -> anyhow::Result<Vec<f64>> {
+            let (fy, fx, v) = read_plane(p, "--flat", false)?;
+            if (fy, fx) != (ny, nx) {
+                bail!(
+                    "--flat {}: {fx}×{fy} pixels, the holograms {nx}×{ny}",
+                    p.display()
+                );
+            }
+            if v.iter().any(|x| x.is_nan() || *x <= 0.0) {
+                bail!(
+                    "--flat {}: has dark pixels (0 or less); a flat field is lit everywhere",
+                    p.display()
+                );
+            }
+            Ok(v)
+        })
+        .transpose()?;
+    for (k, plane) in data.chunks_mut(nx * ny).enumerate() {
+        match &flat {
+            Some(f) => plane.iter_mut().zip(f).for_each(|(v, f)| *v /= f),
+            None => {
+                let mean = plane.iter().sum::<f64>() / plane.len() as f64;
+                if mean.is_nan() || mean <= 0.0 {
+                    bail!(
+                        "HOLOGRAM plane {}: dark (mean {mean}); no light reached the camera",
+                        k + 1
+                    );
+                }
+                plane.iter_mut().for_each(|v| *v /= mean);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The holograms of the phase object `phase` (over the camera; clear glass in the margin),
+/// with shot noise of `photons` a pixel at unit intensity.
+fn simulate(
+    inline: &Inline,
+    phase: &[f64],
+    (ny, nx, margin): (usize, usize, usize),
+    photons: Option<f64>,
+    seed: u64,
+) -> anyhow::Result<Vec<f64>> {
+    let grid = inline.grid();
+    let mut object = vec![Complex::new(1.0, 0.0); grid.nx * grid.ny];
+    for r in 0..ny {
+        for c in 0..nx {
+            object[(r + margin) * grid.nx + c + margin] =
+                Complex::from_polar(1.0, phase[r * nx + c]);
+        }
+    }
+    let mut holograms = inline.hologram(&object)?;
+    if let Some(n) = photons {
+        let mut rng = Rng::new(seed);
+        for v in &mut holograms {
+            *v = rng.poisson(*v * n) as f64 / n;
+        }
+    }
+    Ok(holograms)
+}
+
+/// The first hologram and the phase (the amplitude, the truth).
+fn write_png(
+    path: &Path,
+    intensity: &[f64],
+    result: &Reconstruction,
+    truth: Option<&[f64]>,
+    model: ObjectModel,
+    [ny, nx]: [usize; 2],
+    pitch: f64,
+) -> anyhow::Result<()> {
+    let flip = |v: &[f64]| -> Vec<f64> { v.chunks(nx).rev().flatten().copied().collect() };
+    let extent = [0.0, nx as f64 * pitch, 0.0, ny as f64 * pitch];
+    let hologram = flip(&intensity[..nx * ny]);
+    let phase = flip(&result.phase);
+    let amplitude = flip(&result.amplitude);
+    let truth = truth.map(flip);
+    let mut panels = vec![
+        ImagePlot {
+            title: "hologram (first)",
+            colorbar_label: "intensity",
+            colormap: Colormap::Gray,
+            ..ImagePlot::new(&hologram, nx, ny, extent)
+        },
+        ImagePlot {
+            title: "reconstructed phase",
+            colorbar_label: "phase (rad)",
+            colormap: Colormap::Viridis,
+            ..ImagePlot::new(&phase, nx, ny, extent)
+        },
+    ];
+    if model == ObjectModel::Absorbing {
+        panels.push(ImagePlot {
+            title: "reconstructed amplitude",
+            colorbar_label: "amplitude",
+            colormap: Colormap::Gray,
+            ..ImagePlot::new(&amplitude, nx, ny, extent)
+        });
+    }
+    if let Some(t) = &truth {
+        panels.push(ImagePlot {
+            title: "true phase",
+            colorbar_label: "phase (rad)",
+            colormap: Colormap::Viridis,
+            ..ImagePlot::new(t, nx, ny, extent)
+        });
+    }
+    let columns = panels.len().min(3);
+    write_image_grid_png(
+        path,
+        &panels,
+        columns,
+        420,
+        380,
+        "in-line hologram reconstruction",
+    )?;
+    Ok(())
+}
