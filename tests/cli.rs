@@ -4910,6 +4910,31 @@ fn reconstruct_recovers_a_phase_object_from_holograms() {
     );
     let z = fit["fitted_distances_m"][0].as_f64().unwrap();
     assert!((z - 3e-3).abs() < 20e-6, "{fit}");
+    // PhysenNet's untrained network, a small one for a short run.
+    let net = report(
+        &[
+            &three[..],
+            &[
+                &holo, "--truth", &phase, "--flat", &flat, "--solver", "network",
+            ],
+            &[
+                "--channels",
+                "8,16",
+                "--iterations",
+                "120",
+                "--learning-rate",
+                "1e-2",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(net["solver"], "network");
+    let (start, end) = (
+        net["misfit_start"].as_f64().unwrap(),
+        net["misfit"].as_f64().unwrap(),
+    );
+    assert!(end < 0.1 * start, "{net}");
+    assert!(net["psnr_db"].as_f64().unwrap() > 20.0, "{net}");
     // Bad input names its flag.
     let fails = |extra: &[&str], want: &str| {
         let o = run(extra);
@@ -4917,6 +4942,24 @@ fn reconstruct_recovers_a_phase_object_from_holograms() {
         let e = stderr(&o);
         assert!(e.contains(want), "{extra:?}: {e}");
     };
+    let network = [&three[..], &[&holo, "--solver", "network"]].concat();
+    fails(
+        &[&network[..], &["--object", "absorbing"]].concat(),
+        "--object",
+    );
+    fails(
+        &[&network[..], &["--fit-distance", "0.1mm"]].concat(),
+        "--fit-distance",
+    );
+    fails(&[&network[..], &["--tv", "1e-3"]].concat(), "--tv");
+    fails(
+        &[&network[..], &["--channels", "8,0"]].concat(),
+        "--channels",
+    );
+    fails(
+        &[&network[..], &["--learning-rate", "0"]].concat(),
+        "--learning-rate",
+    );
     fails(
         &["--distance", "3mm", &holo],
         "3 hologram plane(s) for 1 --distance",
@@ -4929,7 +4972,7 @@ fn reconstruct_recovers_a_phase_object_from_holograms() {
     );
     fails(
         &[&three[..], &[&holo, "--solver", "newton"]].concat(),
-        "--solver",
+        "lbfgs, gs or network",
     );
     fails(&[&three[..], &[&holo, "--tv=-1"]].concat(), "--tv");
     fails(

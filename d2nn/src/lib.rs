@@ -52,6 +52,7 @@ pub mod ops;
 mod precision;
 pub use photonflow_optics::rng;
 pub mod train;
+pub mod untrained;
 
 pub use convert::{detector_weights, field_to_tensor, tensor_to_field};
 pub use ops::{

@@ -258,6 +258,16 @@ impl Inline {
         self.camera
     }
 
+    /// The object's margin beyond the camera, `(my, mx)` pixels each side.
+    pub fn margin(&self) -> (usize, usize) {
+        self.margin
+    }
+
+    /// The light.
+    pub fn wave(&self) -> Wave {
+        self.wave
+    }
+
     /// The distance of each hologram, metres.
     pub fn distances(&self) -> &[f64] {
         &self.distances
@@ -290,16 +300,8 @@ impl Inline {
 
     /// A plan of this model's grid and light at `distance` (from the planner's cache).
     fn plan_for(&self, distance: f64) -> Result<Plan<f64>> {
-        self.planner.plan(
-            &self.grid,
-            self.wave,
-            // The band limit removes what would leave the padded window (and so never reach
-            // the camera); at long distances that is most of the spectrum, which the default
-            // check refuses for a propagation but is the physics of a finite camera here.
-            &Propagation::new(distance)
-                .with_method(Method::BandLimitedAsm)
-                .with_check(false),
-        )
+        self.planner
+            .plan(&self.grid, self.wave, &propagation(distance))
     }
 
     /// The index in the object's grid of every camera pixel, row-major.
@@ -810,6 +812,16 @@ fn total_variation(v: &[f64], nx: usize, ny: usize, tau: f64, g: &mut [f64]) -> 
         }
     }
     w * sum
+}
+
+/// The propagation of the model over `distance`: the band-limited angular spectrum, 2×
+/// padding. The band limit removes what would leave the padded window (and so never reach the
+/// camera); at long distances that is most of the spectrum, which the default check refuses
+/// for a propagation but is the physics of a finite camera here.
+pub fn propagation(distance: f64) -> Propagation {
+    Propagation::new(distance)
+        .with_method(Method::BandLimitedAsm)
+        .with_check(false)
 }
 
 /// Compares a reconstructed phase with the true one (both row-major `[rows, cols]`,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use num_complex::Complex;
+use photonflow_d2nn::untrained::{self, NetworkOptions};
 use photonflow_optics::inline::{
     Inline, ObjectModel, ReconstructOptions, Reconstruction, Solver, phase_quality,
 };
@@ -45,8 +46,9 @@ pub struct Args {
     /// phase; give several distances).
     #[arg(long, default_value = "phase", value_name = "MODEL")]
     object: String,
-    /// lbfgs (the misfit and --tv minimised with exact gradients) or gs (alternating
-    /// projections, Gerchberg–Saxton).
+    /// lbfgs (the misfit and --tv minimised with exact gradients), gs (alternating
+    /// projections, Gerchberg–Saxton) or network (an untrained U-Net as the prior,
+    /// PhysenNet; Adam on Burn's CPU backend).
     #[arg(long, default_value = "lbfgs", value_name = "SOLVER")]
     solver: String,
     /// Iterations.
@@ -77,9 +79,20 @@ pub struct Args {
     /// intensity (default: none).
     #[arg(long, value_name = "N", requires = "simulate")]
     photons: Option<f64>,
-    /// Seed of the simulated shot noise.
-    #[arg(long, default_value_t = 1, value_name = "SEED", requires = "simulate")]
+    /// Seed of the simulated shot noise and of the network's random weights.
+    #[arg(long, default_value_t = 1, value_name = "SEED")]
     seed: u64,
+    /// Adam's learning rate (--solver network).
+    #[arg(long, default_value_t = 1e-3, value_name = "RATE")]
+    learning_rate: f64,
+    /// Features at each level of the U-Net (--solver network; its depth is their count).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "16,32,64,128",
+        value_name = "N,…"
+    )]
+    channels: Vec<usize>,
     /// Also write the simulated holograms (float32 TIFF, one plane a distance).
     #[arg(long, value_name = "FILE.tif", requires = "simulate")]
     save_holograms: Option<PathBuf>,
@@ -101,10 +114,38 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .object
         .parse()
         .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
-    let solver: Solver = args
-        .solver
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--solver: {e}"))?;
+    // The network is a solver of this command, not of the optics crate (it lives with Burn).
+    let network = args.solver == "network";
+    let solver: Solver = if network {
+        Solver::default()
+    } else {
+        args.solver.parse().map_err(|e: String| {
+            anyhow::anyhow!(
+                "--solver: {}",
+                e.replace("lbfgs or gs", "lbfgs, gs or network")
+            )
+        })?
+    };
+    if network {
+        if model == ObjectModel::Absorbing {
+            bail!("--object absorbing: the network draws a phase; use --solver lbfgs");
+        }
+        if args.fit_distance.is_some() {
+            bail!("--fit-distance needs --solver lbfgs");
+        }
+        if args.tv > 0.0 {
+            bail!("--tv is lbfgs's prior; the network is its own (drop --tv)");
+        }
+        if !(args.learning_rate.is_finite() && args.learning_rate > 0.0) {
+            bail!(
+                "--learning-rate {}: give a positive rate, e.g. 0.001",
+                args.learning_rate
+            );
+        }
+        if args.channels.is_empty() || args.channels.len() > 6 || args.channels.contains(&0) {
+            bail!("--channels: give 1 to 6 levels of at least 1 feature, e.g. 16,32,64,128");
+        }
+    }
     if let Some(r) = args.phase_range
         && !(r.is_finite() && r > 0.0)
     {
@@ -184,28 +225,53 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "reconstructing {bar:30} {pos}/{len} iterations {eta}",
     );
     let start = Instant::now();
-    let result = inline
-        .reconstruct(&intensity, &options, |done, _| {
+    let result = if network {
+        if args.iterations == 0 {
+            bail!("--iterations: 0; give at least 1");
+        }
+        let net = NetworkOptions {
+            iterations: args.iterations,
+            learning_rate: args.learning_rate,
+            channels: args.channels.clone(),
+            seed: args.seed,
+        };
+        let found = untrained::reconstruct(&inline, &intensity, &net, |done, _| {
             bar.set_position(done as u64)
-        })
-        .map_err(|e| {
-            let flag = match &e {
-                OpticsError::InvalidParameter {
-                    name: "iterations", ..
-                } => "--iterations",
-                OpticsError::InvalidParameter { name: "tv", .. } => "--tv",
-                OpticsError::InvalidParameter {
-                    name: "distance range",
-                    ..
-                } => "--fit-distance",
-                OpticsError::InvalidParameter {
-                    name: "hologram", ..
-                } => "HOLOGRAM",
-                OpticsError::Memory { .. } => "--margin",
-                _ => "--distance",
-            };
-            anyhow::anyhow!("{flag}: {}", e.into_problem())
         })?;
+        let mut history = found.history;
+        history.push(found.misfit);
+        Reconstruction {
+            amplitude: vec![1.0; found.phase.len()],
+            phase: found.phase,
+            distances: inline.distances().to_vec(),
+            misfit: found.misfit,
+            history,
+            shifts: Vec::new(),
+        }
+    } else {
+        inline
+            .reconstruct(&intensity, &options, |done, _| {
+                bar.set_position(done as u64)
+            })
+            .map_err(|e| {
+                let flag = match &e {
+                    OpticsError::InvalidParameter {
+                        name: "iterations", ..
+                    } => "--iterations",
+                    OpticsError::InvalidParameter { name: "tv", .. } => "--tv",
+                    OpticsError::InvalidParameter {
+                        name: "distance range",
+                        ..
+                    } => "--fit-distance",
+                    OpticsError::InvalidParameter {
+                        name: "hologram", ..
+                    } => "HOLOGRAM",
+                    OpticsError::Memory { .. } => "--margin",
+                    _ => "--distance",
+                };
+                anyhow::anyhow!("{flag}: {}", e.into_problem())
+            })?
+    };
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let mut out = result.phase.clone();
@@ -237,7 +303,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "pitch_m": args.pitch,
         "wavelength_m": args.wavelength,
         "object": model.name(),
-        "solver": solver.name(),
+        "solver": if network { "network" } else { solver.name() },
         "margin": margin,
         "tv": args.tv,
         "distances_m": args.distance,
@@ -262,7 +328,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         model.name(),
-        solver.name(),
+        if network { "network" } else { solver.name() },
         result.history.len() - 1
     );
     println!(
