@@ -194,13 +194,29 @@ pub fn reconstruct(
             options.channels
         )));
     }
-    let device = Device::flex().autodiff();
-    device.seed(options.seed);
     let (my, mx) = (grid.ny, grid.nx);
     let (oy, ox) = inline.margin();
     // The network's canvas: the object's grid, padded to a multiple of 2^(levels − 1).
     let unit = 1 << (options.channels.len() - 1);
     let (py, px) = (my.div_ceil(unit) * unit, mx.div_ceil(unit) * unit);
+    // What autodiff keeps: about eight f32 maps a feature of a level (two convolutions, their
+    // activations, the skip, and their gradients), a level a quarter of the one above.
+    let features: f64 = (options.channels.iter().enumerate())
+        .map(|(k, &c)| c as f64 * 2.0 * 0.25f64.powi(k as i32))
+        .sum();
+    let bytes = (py * px) as f64 * 4.0 * 8.0 * features;
+    photonflow_optics::memory::check_fits(
+        bytes as u64,
+        || {
+            format!(
+                "a U-Net of {:?} features on a {px}×{py} canvas",
+                options.channels
+            )
+        },
+        "use fewer --channels or crop the holograms",
+    )?;
+    let device = Device::flex().autodiff();
+    device.seed(options.seed);
     // Its input: the first hologram's amplitude less 1, on the camera's pixels of the canvas.
     let mut input = vec![0f32; py * px];
     for r in 0..cy {

@@ -1,7 +1,8 @@
 //! In-line (Gabor) holography and propagation-based phase imaging: the thin object
 //! `t(x, y) = a·exp(iφ)` lit by a plane wave of unit intensity casts `I = |A_z t|²` on a camera
 //! at distance `z` (`A_z`: the band-limited angular spectrum, [`Method::BandLimitedAsm`]), and
-//! [`Inline::reconstruct`] finds `t` from `I` alone.
+//! [`Inline::reconstruct`] finds `t` from `I` alone — from one hologram, or from several at
+//! different distances (multi-height phase retrieval), which pin down more.
 //!
 //! One intensity does not fix a complex field; what makes the problem solvable is what is
 //! known of the object (Gabor 1948; Fienup, Appl. Opt. 21, 2758 (1982)):
@@ -19,7 +20,7 @@
 //!   object's mean total variation `⟨√(|∇φ|² + ε²)⟩` (and of `α`), minimised by L-BFGS
 //!   ([`crate::minimise`]) with the exact gradient `Aᴴ` gives (the physics-driven
 //!   reconstruction of PhysenNet, Wang et al., Light Sci. Appl. 9, 77 (2020), with a TV prior
-//!   in place of an untrained network).
+//!   in place of its untrained network, which `photonflow_d2nn::untrained` provides).
 //!
 //! With [`ReconstructOptions::fit_gain`] each hologram has its gain `g`, the best for the
 //! current object (`Σ|y|√I / Σ|y|²`; 1 otherwise): the illumination's brightness, which a
@@ -33,8 +34,9 @@
 //! The distance, often known to a millimetre at best, can be fitted with the object
 //! ([`ReconstructOptions::fit_distance`]; the self-calibration of Huang et al., Chin. Opt.
 //! Lett. 23, 071105 (2025)): it joins L-BFGS's variables, within the range given, its
-//! derivative by a central difference. Only the true distance lets an object of the model
-//! explain the data: at another one the twin image does not cancel.
+//! derivative by a central difference. It moves where the data pin the object down (several
+//! heights, or a prior): there only the true distance lets an object of the model explain
+//! them. One hologram may hardly fix it.
 //!
 //! Units: SI (metres, radians); intensities relative to the illumination (1 where the object
 //! is clear: divide a hologram by a flat field, or by its mean).
@@ -398,7 +400,10 @@ impl Inline {
             history: Vec::with_capacity(options.iterations + 1),
             shifts: Vec::new(),
         };
-        state.history.push(data.misfit(&self.plans, &state.object)?);
+        let mut scratch = vec![C64::default(); m];
+        state
+            .history
+            .push(data.misfit(&self.plans, &state.object, &mut scratch)?);
         match options.solver {
             Solver::Gs => {
                 self.project(&data, &mut state, options.model, options.iterations, |d| {
@@ -409,7 +414,7 @@ impl Inline {
                 progress(d, options.iterations)
             })?,
         }
-        let misfit = data.misfit(&self.plans, &state.object)?;
+        let misfit = data.misfit(&self.plans, &state.object, &mut scratch)?;
         let phase = state.unwrapped_phase();
         let phase = self.window().map(|i| phase[i]).collect();
         let amplitude = self.window().map(|i| state.object[i].norm()).collect();
@@ -566,7 +571,10 @@ impl Inline {
     /// variable.
     fn scale_shift(&self, data: &Data, object: &[C64], range: f64) -> Result<Fit> {
         let d = range / 5.0;
-        let at = |shift: f64| -> Result<f64> { data.misfit(&self.shifted(shift)?, object) };
+        let mut scratch = vec![C64::default(); object.len()];
+        let mut at = |shift: f64| -> Result<f64> {
+            data.misfit(&self.shifted(shift)?, object, &mut scratch)
+        };
         let (lo, mid, hi) = (at(-d)?, at(0.0)?, at(d)?);
         let curvature = (hi - 2.0 * mid + lo) / (d * d);
         let pixel = 2.0 / data.amplitude.len() as f64;
@@ -640,8 +648,9 @@ impl Inline {
         value /= data.power;
         let misfit = value;
         if let Some(f) = fit {
-            let above = data.misfit(&self.shifted(shift + f.h)?, object)?;
-            let below = data.misfit(&self.shifted(shift - f.h)?, object)?;
+            // `residual` is free again: the scratch of the two misfits.
+            let above = data.misfit(&self.shifted(shift + f.h)?, object, residual)?;
+            let below = data.misfit(&self.shifted(shift - f.h)?, object, residual)?;
             g[x.len() - 1] = (above - below) / (2.0 * f.h) * f.slope(x[x.len() - 1]);
         }
         for k in 0..m {
@@ -742,13 +751,12 @@ impl Data {
     }
 
     /// The relative amplitude misfit of the object `t` under `plans` (one a hologram).
-    fn misfit(&self, plans: &[Plan<f64>], object: &[C64]) -> Result<f64> {
-        let mut field = object.to_vec();
+    fn misfit(&self, plans: &[Plan<f64>], object: &[C64], field: &mut [C64]) -> Result<f64> {
         let mut sum = 0.0;
         for (plan, amplitude) in plans.iter().zip(self.planes()) {
             field.copy_from_slice(object);
-            plan.propagate_in_place(&mut field)?;
-            let gain = self.gain(&field, amplitude);
+            plan.propagate_in_place(field)?;
+            let gain = self.gain(field, amplitude);
             sum += self
                 .window
                 .iter()

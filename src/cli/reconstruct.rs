@@ -229,6 +229,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.iterations == 0 {
             bail!("--iterations: 0; give at least 1");
         }
+        if args.flat.is_none() && args.simulate.is_none() && !args.json {
+            eprintln!(
+                "warning: the network fits no gain: each hologram's mean stands for the \
+                 illumination; give --flat FILE when you have one"
+            );
+        }
         let net = NetworkOptions {
             iterations: args.iterations,
             learning_rate: args.learning_rate,
