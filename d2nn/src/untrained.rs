@@ -25,17 +25,11 @@ use burn::tensor::activation::leaky_relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::{Device, Tensor, TensorData};
+use photonflow_optics::OpticsError;
 use photonflow_optics::inline::{Inline, propagation};
 use photonflow_optics::propagate::{Plan, Planner};
 
 use crate::error::{D2nnError, Result};
-
-fn bad(problem: String) -> D2nnError {
-    D2nnError::Config {
-        origin: String::new(),
-        problem,
-    }
-}
 use crate::ops::{intensity, phase_modulate, propagate};
 
 /// Slope of the leaky ReLUs.
@@ -134,6 +128,34 @@ pub struct NetworkOptions {
     pub seed: u64,
 }
 
+impl NetworkOptions {
+    /// Refuses options no network can run with ([`OpticsError::InvalidParameter`] naming
+    /// `iterations`, `learning rate` or `channels`).
+    pub fn validate(&self) -> Result<()> {
+        let invalid =
+            |name, problem| D2nnError::Optics(OpticsError::InvalidParameter { name, problem });
+        if self.iterations == 0 {
+            return Err(invalid("iterations", "0; give at least 1".into()));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(invalid(
+                "learning rate",
+                format!("{}: give a positive rate, e.g. 0.001", self.learning_rate),
+            ));
+        }
+        if self.channels.is_empty() || self.channels.len() > 6 || self.channels.contains(&0) {
+            return Err(invalid(
+                "channels",
+                format!(
+                    "{:?}: give 1 to 6 levels of at least 1 feature, e.g. 16,32,64,128",
+                    self.channels
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for NetworkOptions {
     fn default() -> Self {
         Self {
@@ -170,30 +192,8 @@ pub fn reconstruct(
     let (camera, grid) = (inline.camera(), inline.grid());
     let (cy, cx) = (camera.ny, camera.nx);
     let planes = inline.distances().len();
-    if intensity_data.len() != planes * cy * cx {
-        return Err(bad(format!(
-            "{} hologram values for {planes} hologram(s) on a {cx}×{cy} camera",
-            intensity_data.len()
-        )));
-    }
-    if intensity_data.iter().any(|v| !v.is_finite()) {
-        return Err(bad("the holograms hold NaN or infinite values".into()));
-    }
-    if options.iterations == 0 {
-        return Err(bad("iterations: 0; give at least 1".into()));
-    }
-    if !(options.learning_rate.is_finite() && options.learning_rate > 0.0) {
-        return Err(bad(format!(
-            "learning rate {}: give a positive rate, e.g. 0.001",
-            options.learning_rate
-        )));
-    }
-    if options.channels.is_empty() || options.channels.len() > 6 || options.channels.contains(&0) {
-        return Err(bad(format!(
-            "channels {:?}: give 1 to 6 levels of at least 1 feature, e.g. 16,32,64,128",
-            options.channels
-        )));
-    }
+    inline.check_holograms(intensity_data)?;
+    options.validate()?;
     let (my, mx) = (grid.ny, grid.nx);
     let (oy, ox) = inline.margin();
     // The network's canvas: the object's grid, padded to a multiple of 2^(levels − 1).
@@ -219,25 +219,20 @@ pub fn reconstruct(
     device.seed(options.seed);
     // Its input: the first hologram's amplitude less 1, on the camera's pixels of the canvas.
     let mut input = vec![0f32; py * px];
-    for r in 0..cy {
-        for c in 0..cx {
-            input[(r + oy) * px + c + ox] =
-                (intensity_data[r * cx + c].max(0.0).sqrt() - 1.0) as f32;
-        }
+    for (k, &i) in intensity_data[..cy * cx].iter().enumerate() {
+        input[(k / cx + oy) * px + k % cx + ox] = (i.max(0.0).sqrt() - 1.0) as f32;
     }
     let input = Tensor::<4>::from_data(TensorData::new(input, [1, 1, py, px]), &device);
     // The data: each hologram's amplitude on the object's grid, and where the camera is.
+    let window: Vec<usize> = inline.window().collect();
     let mut target = vec![0f32; planes * my * mx];
     let mut mask = vec![0f32; my * mx];
     let mut power = 0.0;
-    for k in 0..planes {
-        for r in 0..cy {
-            for c in 0..cx {
-                let i = intensity_data[(k * cy + r) * cx + c].max(0.0);
-                target[(k * my + r + oy) * mx + c + ox] = i.sqrt() as f32;
-                mask[(r + oy) * mx + c + ox] = 1.0;
-                power += i;
-            }
+    for (k, hologram) in intensity_data.chunks_exact(cy * cx).enumerate() {
+        for (&w, &i) in window.iter().zip(hologram) {
+            target[k * my * mx + w] = i.max(0.0).sqrt() as f32;
+            mask[w] = 1.0;
+            power += i.max(0.0);
         }
     }
     let power = power.max(f64::MIN_POSITIVE);
@@ -254,11 +249,12 @@ pub fn reconstruct(
         pair[0] = 1.0;
     }
     let light = Tensor::<4>::from_data(TensorData::new(plane, [1, my, mx, 2]), &device);
-    let misfit_of = |net: &UNet| -> Tensor<1> {
-        let phase = net
-            .forward(input.clone())
+    let phase_of = |net: &UNet| -> Tensor<2> {
+        net.forward(input.clone())
             .slice([0..1, 0..1, 0..my, 0..mx])
-            .reshape([my, mx]);
+            .reshape([my, mx])
+    };
+    let misfit_of = |phase: Tensor<2>| -> Tensor<1> {
         let field = phase_modulate(light.clone(), phase);
         let amplitudes: Vec<Tensor<3>> = plans
             .iter()
@@ -272,13 +268,16 @@ pub fn reconstruct(
     let mut history = Vec::with_capacity(options.iterations);
     let start = Instant::now();
     for step in 0..options.iterations {
-        let loss = misfit_of(&net);
+        let loss = misfit_of(phase_of(&net));
         let value = f64::from(loss.clone().into_scalar::<f32>());
         if !value.is_finite() {
-            return Err(bad(format!(
-                "the misfit diverged at step {} ({value}); lower the learning rate",
-                step + 1
-            )));
+            return Err(D2nnError::Config {
+                origin: String::new(),
+                problem: format!(
+                    "the misfit diverged at step {} ({value}); lower the learning rate",
+                    step + 1
+                ),
+            });
         }
         history.push(value);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
@@ -286,17 +285,10 @@ pub fn reconstruct(
         progress(step + 1, options.iterations);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let misfit = f64::from(misfit_of(&net).into_scalar::<f32>());
-    let phase = net
-        .forward(input)
-        .slice([0..1, 0..1, 0..my, 0..mx])
-        .into_data()
-        .try_into_vec::<f32>()
-        .expect("f32 phase");
-    let phase = (0..cy)
-        .flat_map(|r| (0..cx).map(move |c| (r, c)))
-        .map(|(r, c)| f64::from(phase[(r + oy) * mx + c + ox]))
-        .collect();
+    let phase = phase_of(&net);
+    let misfit = f64::from(misfit_of(phase.clone()).into_scalar::<f32>());
+    let phase = phase.into_data().try_into_vec::<f32>().expect("f32 phase");
+    let phase = window.iter().map(|&w| f64::from(phase[w])).collect();
     Ok(NetworkReconstruction {
         phase,
         misfit,

@@ -306,8 +306,8 @@ impl Inline {
             .plan(&self.grid, self.wave, &propagation(distance))
     }
 
-    /// The index in the object's grid of every camera pixel, row-major.
-    fn window(&self) -> impl Iterator<Item = usize> + '_ {
+    /// The index in the object's grid ([`Inline::grid`]) of every camera pixel, row-major.
+    pub fn window(&self) -> impl Iterator<Item = usize> + '_ {
         let (my, mx) = self.margin;
         let nx = self.grid.nx;
         (0..self.camera.ny)
@@ -336,15 +336,8 @@ impl Inline {
         Ok(out)
     }
 
-    /// Reconstructs the object from its holograms `intensity` (`[hologram, ny, nx]`, relative
-    /// to the illumination; negative values, from a subtracted background, count as 0).
-    /// `progress(done, total)` after each iteration.
-    pub fn reconstruct(
-        &mut self,
-        intensity: &[f64],
-        options: &ReconstructOptions,
-        mut progress: impl FnMut(usize, usize),
-    ) -> Result<Reconstruction> {
+    /// Checks holograms for this model: `[hologram, ny, nx]` over the camera, finite.
+    pub fn check_holograms(&self, intensity: &[f64]) -> Result<()> {
         let (ny, nx, planes) = (self.camera.ny, self.camera.nx, self.plans.len());
         if intensity.len() != planes * nx * ny {
             return Err(OpticsError::Shape(format!(
@@ -355,6 +348,19 @@ impl Inline {
         if intensity.iter().any(|v| !v.is_finite()) {
             return Err(invalid("hologram", "holds NaN or infinite values"));
         }
+        Ok(())
+    }
+
+    /// Reconstructs the object from its holograms `intensity` (`[hologram, ny, nx]`, relative
+    /// to the illumination; negative values, from a subtracted background, count as 0).
+    /// `progress(done, total)` after each iteration.
+    pub fn reconstruct(
+        &mut self,
+        intensity: &[f64],
+        options: &ReconstructOptions,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Reconstruction> {
+        self.check_holograms(intensity)?;
         if options.iterations == 0 {
             return Err(invalid("iterations", "0; give at least 1"));
         }
@@ -610,13 +616,14 @@ impl Inline {
         } = buffers;
         let m = object.len();
         let absorbing = options.model == ObjectModel::Absorbing;
-        let (shift, plans) = match fit {
+        let (shift, shifted) = match fit {
             Some(f) => {
                 let shift = f.shift(x[x.len() - 1]);
-                (shift, self.shifted(shift)?)
+                (shift, Some(self.shifted(shift)?))
             }
-            None => (0.0, self.plans.clone()),
+            None => (0.0, None),
         };
+        let plans = shifted.as_deref().unwrap_or(&self.plans);
         for (k, t) in object.iter_mut().enumerate() {
             let alpha = if absorbing { x[m + k] } else { 0.0 };
             *t = C64::from_polar(alpha.exp(), x[k]);

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use num_complex::Complex;
+use photonflow_d2nn::error::D2nnError;
 use photonflow_d2nn::untrained::{self, NetworkOptions};
 use photonflow_optics::inline::{
     Inline, ObjectModel, ReconstructOptions, Reconstruction, Solver, phase_quality,
@@ -114,19 +115,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .object
         .parse()
         .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
-    // The network is a solver of this command, not of the optics crate (it lives with Burn).
-    let network = args.solver == "network";
-    let solver: Solver = if network {
-        Solver::default()
-    } else {
-        args.solver.parse().map_err(|e: String| {
-            anyhow::anyhow!(
-                "--solver: {}",
-                e.replace("lbfgs or gs", "lbfgs, gs or network")
-            )
-        })?
-    };
-    if network {
+    let method = Method::parse(&args.solver)?;
+    if method == Method::Network {
         if model == ObjectModel::Absorbing {
             bail!("--object absorbing: the network draws a phase; use --solver lbfgs");
         }
@@ -135,15 +125,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         if args.tv > 0.0 {
             bail!("--tv is lbfgs's prior; the network is its own (drop --tv)");
-        }
-        if !(args.learning_rate.is_finite() && args.learning_rate > 0.0) {
-            bail!(
-                "--learning-rate {}: give a positive rate, e.g. 0.001",
-                args.learning_rate
-            );
-        }
-        if args.channels.is_empty() || args.channels.len() > 6 || args.channels.contains(&0) {
-            bail!("--channels: give 1 to 6 levels of at least 1 feature, e.g. 16,32,64,128");
         }
     }
     if let Some(r) = args.phase_range
@@ -202,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         None => {
             let phase = truth.as_ref().expect("simulated from a phase");
-            simulate(&inline, phase, (ny, nx, margin), args.photons, args.seed)?
+            simulate(&inline, phase, args.photons, args.seed)?
         }
     };
     if let Some(path) = &args.save_holograms {
@@ -210,73 +191,60 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         write_stack(path, &stack)
             .with_context(|| format!("--save-holograms {}", path.display()))?;
     }
-    let options = ReconstructOptions {
-        model,
-        solver,
-        iterations: args.iterations,
-        tv: args.tv,
-        fit_distance: args.fit_distance,
-        // Divided by their mean, the holograms' brightness is known only roughly.
-        fit_gain: args.flat.is_none() && args.simulate.is_none(),
-    };
     let bar = progress_bar(
         args.json,
         args.iterations as u64,
         "reconstructing {bar:30} {pos}/{len} iterations {eta}",
     );
     let start = Instant::now();
-    let result = if network {
-        if args.iterations == 0 {
-            bail!("--iterations: 0; give at least 1");
-        }
-        if args.flat.is_none() && args.simulate.is_none() && !args.json {
-            eprintln!(
-                "warning: the network fits no gain: each hologram's mean stands for the \
+    let result = match method {
+        Method::Network => {
+            if args.flat.is_none() && args.simulate.is_none() && !args.json {
+                eprintln!(
+                    "warning: the network fits no gain: each hologram's mean stands for the \
                  illumination; give --flat FILE when you have one"
-            );
-        }
-        let net = NetworkOptions {
-            iterations: args.iterations,
-            learning_rate: args.learning_rate,
-            channels: args.channels.clone(),
-            seed: args.seed,
-        };
-        let found = untrained::reconstruct(&inline, &intensity, &net, |done, _| {
-            bar.set_position(done as u64)
-        })?;
-        let mut history = found.history;
-        history.push(found.misfit);
-        Reconstruction {
-            amplitude: vec![1.0; found.phase.len()],
-            phase: found.phase,
-            distances: inline.distances().to_vec(),
-            misfit: found.misfit,
-            history,
-            shifts: Vec::new(),
-        }
-    } else {
-        inline
-            .reconstruct(&intensity, &options, |done, _| {
+                );
+            }
+            let net = NetworkOptions {
+                iterations: args.iterations,
+                learning_rate: args.learning_rate,
+                channels: args.channels.clone(),
+                seed: args.seed,
+            };
+            let found = untrained::reconstruct(&inline, &intensity, &net, |done, _| {
                 bar.set_position(done as u64)
             })
-            .map_err(|e| {
-                let flag = match &e {
-                    OpticsError::InvalidParameter {
-                        name: "iterations", ..
-                    } => "--iterations",
-                    OpticsError::InvalidParameter { name: "tv", .. } => "--tv",
-                    OpticsError::InvalidParameter {
-                        name: "distance range",
-                        ..
-                    } => "--fit-distance",
-                    OpticsError::InvalidParameter {
-                        name: "hologram", ..
-                    } => "HOLOGRAM",
-                    OpticsError::Memory { .. } => "--margin",
-                    _ => "--distance",
-                };
-                anyhow::anyhow!("{flag}: {}", e.into_problem())
-            })?
+            .map_err(|e| match e {
+                D2nnError::Optics(e) => flag_error(e),
+                e => e.into(),
+            })?;
+            let mut history = found.history;
+            history.push(found.misfit);
+            Reconstruction {
+                amplitude: vec![1.0; found.phase.len()],
+                phase: found.phase,
+                distances: inline.distances().to_vec(),
+                misfit: found.misfit,
+                history,
+                shifts: Vec::new(),
+            }
+        }
+        Method::Optics(solver) => {
+            let options = ReconstructOptions {
+                model,
+                solver,
+                iterations: args.iterations,
+                tv: args.tv,
+                fit_distance: args.fit_distance,
+                // Divided by their mean, the holograms' brightness is known only roughly.
+                fit_gain: args.flat.is_none() && args.simulate.is_none(),
+            };
+            inline
+                .reconstruct(&intensity, &options, |done, _| {
+                    bar.set_position(done as u64)
+                })
+                .map_err(flag_error)?
+        }
     };
     let seconds = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
@@ -309,7 +277,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "pitch_m": args.pitch,
         "wavelength_m": args.wavelength,
         "object": model.name(),
-        "solver": if network { "network" } else { solver.name() },
+        "solver": method.name(),
         "margin": margin,
         "tv": args.tv,
         "distances_m": args.distance,
@@ -334,7 +302,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", "),
         model.name(),
-        if network { "network" } else { solver.name() },
+        method.name(),
         result.history.len() - 1
     );
     println!(
@@ -361,6 +329,54 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// How the object is found: a solver of the optics crate, or the untrained network (which
+/// lives with Burn, in the d2nn crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Optics(Solver),
+    Network,
+}
+
+impl Method {
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        if text == "network" {
+            return Ok(Method::Network);
+        }
+        let solver = text.parse().map_err(|e: String| {
+            anyhow::anyhow!(
+                "--solver: {}",
+                e.replace("lbfgs or gs", "lbfgs, gs or network")
+            )
+        })?;
+        Ok(Method::Optics(solver))
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Method::Optics(solver) => solver.name(),
+            Method::Network => "network",
+        }
+    }
+}
+
+/// A reconstruction's refusal, with the flag that set the refused parameter.
+fn flag_error(e: OpticsError) -> anyhow::Error {
+    let flag = match &e {
+        OpticsError::InvalidParameter { name, .. } => match *name {
+            "iterations" => "--iterations",
+            "tv" => "--tv",
+            "distance range" => "--fit-distance",
+            "hologram" => "HOLOGRAM",
+            "learning rate" => "--learning-rate",
+            "channels" => "--channels",
+            _ => "--distance",
+        },
+        OpticsError::Memory { .. } => "--margin",
+        _ => "--distance",
+    };
+    anyhow::anyhow!("{flag}: {}", e.into_problem())
 }
 
 /// The holograms' shape and values, `[plane, ny, nx]`: one stack of `planes` planes, or one
@@ -446,17 +462,13 @@ fn normalise(
 fn simulate(
     inline: &Inline,
     phase: &[f64],
-    (ny, nx, margin): (usize, usize, usize),
     photons: Option<f64>,
     seed: u64,
 ) -> anyhow::Result<Vec<f64>> {
     let grid = inline.grid();
     let mut object = vec![Complex::new(1.0, 0.0); grid.nx * grid.ny];
-    for r in 0..ny {
-        for c in 0..nx {
-            object[(r + margin) * grid.nx + c + margin] =
-                Complex::from_polar(1.0, phase[r * nx + c]);
-        }
+    for (i, &p) in inline.window().zip(phase) {
+        object[i] = Complex::from_polar(1.0, p);
     }
     let mut holograms = inline.hologram(&object)?;
     if let Some(n) = photons {
