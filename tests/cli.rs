@@ -4998,3 +4998,199 @@ fn reconstruct_recovers_a_phase_object_from_holograms() {
     fails(&[&three[..], &[&holo, "--flat", &phase]].concat(), "--flat");
     fails(&[&three[..], &["--simulate", &holo]].concat(), "--simulate");
 }
+
+#[test]
+fn propagates_polarised_light_through_jones_elements() {
+    use photonflow::optics::polarisation::{
+        JonesMask, JonesMatrix, JonesVector, Polarised, VectorField,
+    };
+    let d = Dir::new();
+    let n = 64;
+    let input = d.gaussian_input("g.npy", n, 1);
+    let grid = Grid::square(n, 8e-6).unwrap();
+    let wave = Wave::vacuum(632.8e-9).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["propagate", "-i", &input];
+        args.extend(BASE);
+        args.extend(extra);
+        args.push("--json");
+        let o = photonflow(&args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        last_json(&o)
+    };
+    let read = |name: &str| npy::read_npy(&d.path(name)).unwrap();
+    // +45° light through a quarter-wave plate along x: left circular, (1, i)/√2
+    let (out, stokes) = (d.s("qwp.npy"), d.s("qwp_stokes.npy"));
+    let png = d.s("qwp.png");
+    let j = run(&[
+        "-o",
+        &out,
+        "--polarisation",
+        "d",
+        "--jones",
+        "qwp:0deg",
+        "--stokes",
+        &stokes,
+        "--png",
+        &png,
+    ]);
+    assert_eq!(j["output_holds"], "ex,ey");
+    let s = j["stokes_total"].as_array().unwrap();
+    let s3 = s[3].as_f64().unwrap() / s[0].as_f64().unwrap();
+    assert!((s3 + 1.0).abs() < 1e-6, "S3/S0 {s3}");
+    let field = read("qwp.npy");
+    assert_eq!(field.shape, vec![2, n, n]);
+    let NpyData::C64(got) = field.data else {
+        panic!("{}", field.dtype_name())
+    };
+    // the library's answer
+    let NpyData::C64(g) = read("g.npy").data else {
+        panic!()
+    };
+    let scalar = Field::from_vec(g, grid, wave.wavelength).unwrap();
+    let d45 = Polarised::Uniform(JonesVector::linear(std::f64::consts::FRAC_PI_4));
+    let mut v = VectorField::polarise(&scalar, &d45).unwrap();
+    JonesMask::uniform(grid, JonesMatrix::quarter_wave(0.0))
+        .unwrap()
+        .apply(&mut v)
+        .unwrap();
+    let plan = Planner::new()
+        .plan_onto(&grid, wave, &Propagation::new(5e-3), None)
+        .unwrap();
+    let want = v.propagate(&plan).unwrap();
+    for (a, b) in got.iter().zip(want.field().data()) {
+        assert!((a - b).norm() < 1e-6, "{a} vs {b}");
+    }
+    let st = read("qwp_stokes.npy");
+    assert_eq!(st.shape, vec![4, n, n]);
+    assert!(
+        matches!(st.data, NpyData::F32(_)),
+        "float32 Stokes for complex64 input"
+    );
+    assert!(
+        png_summary(&d.path("qwp.png")).0 > 1000,
+        "a 2 × 2 grid of Stokes images"
+    );
+
+    // unpolarised light through a polariser: half the power, fully polarised, Stokes out
+    let out = d.s("unpol.npy");
+    let j = run(&[
+        "-o",
+        &out,
+        "--polarisation",
+        "unpolarised",
+        "--jones",
+        "polariser:0deg",
+    ]);
+    assert_eq!(
+        (j["modes"].as_u64(), j["output_holds"].as_str()),
+        (Some(2), Some("stokes"))
+    );
+    let ratio = j["power_out"].as_f64().unwrap() / j["power_in"].as_f64().unwrap();
+    assert!((ratio - 0.5).abs() < 1e-3, "{ratio}");
+    assert!((j["degree_of_polarisation"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+    let st = read("unpol.npy");
+    assert_eq!(st.shape, vec![4, n, n]);
+    let NpyData::F32(s) = st.data else { panic!() };
+    let m = n * n;
+    for k in 0..m {
+        assert!(
+            (s[k] - s[m + k]).abs() <= 1e-5 * s[k].abs().max(1e-6),
+            "S1 = S0 behind x"
+        );
+    }
+
+    // E_x and E_y in, an analyser at 60° behind: Malus's cos² 60° = 1/4
+    let NpyData::C64(g) = read("g.npy").data else {
+        panic!()
+    };
+    let mut both = g.clone();
+    both.extend(vec![Complex::new(0.0f32, 0.0); m]);
+    npy::write_npy(&d.path("v.npy"), &[2, n, n], NpyDataRef::C64(&both)).unwrap();
+    let (vin, out) = (d.s("v.npy"), d.s("malus.npy"));
+    let mut args = vec!["propagate", "-i", &vin, "-o", &out, "--vector"];
+    args.extend(BASE);
+    args.extend(["--analyser", "polariser:60deg", "--json"]);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let ratio = j["power_out"].as_f64().unwrap() / j["power_in"].as_f64().unwrap();
+    assert!((ratio - 0.25).abs() < 1e-3, "Malus: {ratio}");
+    assert!((j["aolp_deg"].as_f64().unwrap() - 60.0).abs() < 1e-6);
+
+    // a Jones mask from a file: a half-wave plate at 22.5° turns x light to +45°; with E_z,
+    // for a batch of two
+    let hwp = JonesMatrix::half_wave(std::f64::consts::PI / 8.0);
+    let mask: Vec<Complex<f64>> = (0..m).flat_map(|_| hwp.0.into_iter().flatten()).collect();
+    npy::write_npy(&d.path("hwp.npy"), &[n, n, 2, 2], NpyDataRef::C128(&mask)).unwrap();
+    let batch = d.gaussian_input("b.npy", n, 2);
+    let (hwp_path, out) = (d.s("hwp.npy"), d.s("ez.npy"));
+    let mut args = vec!["propagate", "-i", &batch, "-o", &out];
+    args.extend(BASE);
+    args.extend([
+        "--polarisation",
+        "x",
+        "--jones",
+        &hwp_path,
+        "--ez",
+        "--json",
+    ]);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!((j["aolp_deg"].as_f64().unwrap() - 45.0).abs() < 1e-6, "{j}");
+    assert!(j["ez_power"].as_f64().unwrap() > 0.0);
+    let f = read("ez.npy");
+    assert_eq!(f.shape, vec![2, 3, n, n]);
+
+    // bad polarisation flags name themselves and leave nothing behind
+    let o = d.s("bad.npy");
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = ["propagate", "-i", &input, "-o", &o]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(BASE.iter().map(|s| s.to_string()));
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            with(&["--jones", "hwp:0deg"]),
+            vec!["need polarised light", "--polarisation"],
+        ),
+        (
+            with(&["--polarisation", "sideways"]),
+            vec!["--polarisation sideways", "radial"],
+        ),
+        (
+            with(&["--polarisation", "x", "--jones", "hwp:45"]),
+            vec!["--jones hwp:45", "no unit"],
+        ),
+        (
+            with(&["--polarisation", "x", "--analyser", "mirror:0deg"]),
+            vec!["--analyser", "unknown Jones element"],
+        ),
+        (with(&["--vector"]), vec!["--vector", "[2, Ny, Nx]"]),
+        (
+            with(&["--polarisation", "unpolarised", "--ez"]),
+            vec!["--ez", "partially polarised"],
+        ),
+        (
+            with(&["--polarisation", "stokes:1,2,0,0"]),
+            vec!["--polarisation", "not physical"],
+        ),
+        (
+            with(&["--polarisation", "x", "--source-na", "0.1"]),
+            vec!["--source-na"],
+        ),
+        (
+            with(&["--polarisation", "x", "--jones", &input]),
+            vec!["--jones", "[64, 64, 2, 2]"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&d, &args, &needles);
+    }
+}

@@ -1,5 +1,5 @@
-//! Quantities as text: lengths (`632.8nm`, `0.75mm`, `3cm`, `8um` or `8µm`, `1.5m`, `-5cm`)
-//! and powers (`25mW`, `0.5W`, `300uW`).
+//! Quantities as text: lengths (`632.8nm`, `0.75mm`, `3cm`, `8um` or `8µm`, `1.5m`, `-5cm`),
+//! powers (`25mW`, `0.5W`, `300uW`) and angles (`45deg`, `45°`, `0.5rad`, `20mrad`).
 //!
 //! Everything inside photonflow is SI (metres, watts); text with units is what users type on
 //! the command line and in TOML files. [`parse_length`] and [`parse_power`] read it;
@@ -79,6 +79,44 @@ pub fn parse_length(text: &str) -> Result<f64> {
     )
 }
 
+/// Angle units accepted in text, with their size in radians.
+pub const ANGLE_UNITS: &[(&str, f64)] = &[
+    ("deg", std::f64::consts::PI / 180.0),
+    ("rad", 1.0),
+    ("mrad", 1e-3),
+    ("urad", 1e-6),
+    ("µrad", 1e-6),
+];
+
+/// Parses an angle with a unit (`"45deg"`, `"45°"`, `"-30 deg"`, `"0.5rad"`, `"20mrad"`) into
+/// radians; a bare number is rejected, as for [`parse_length`] (is `45` degrees or radians?).
+///
+/// ```
+/// use photonflow_optics::units::parse_angle;
+/// assert!((parse_angle("45deg").unwrap() - std::f64::consts::FRAC_PI_4).abs() < 1e-15);
+/// assert_eq!(parse_angle("45°").unwrap(), parse_angle("45deg").unwrap());
+/// assert_eq!(parse_angle("20mrad").unwrap(), 0.02);
+/// assert!(parse_angle("45").is_err());
+/// ```
+pub fn parse_angle(text: &str) -> Result<f64> {
+    let t = text.trim();
+    let t = match t.strip_suffix('°') {
+        Some(number) => format!("{}deg", number.trim()),
+        None => t.to_string(),
+    };
+    parse_quantity(
+        &t,
+        ANGLE_UNITS,
+        "angle",
+        "45deg, 45°, 0.5rad or 20mrad",
+        "45deg or 0.785rad",
+    )
+    .map_err(|e| match e {
+        OpticsError::Parse(m) => OpticsError::Parse(m.replace(&t, text.trim())),
+        e => e,
+    })
+}
+
 /// A rectangular array of samples with its pitch, `COLSxROWS@PITCH` (e.g. `1920x1080@8um`,
 /// `640X480@5.86um`, `64×64@2um`): `(cols, rows, pitch in metres)`. Counts are 1 … 32768 and
 /// the pitch a positive length.
@@ -155,8 +193,13 @@ fn parse_quantity(
     // The unit's power of ten goes into the number's decimal exponent, so that the text is
     // rounded to a double once: "0.4mm" reads as 0.4e-3, the same double as "400um" and as
     // 0.0004, and every double has a text in every unit that reads back as itself.
+    // (a unit that is not a power of ten, such as a degree, is one multiplication)
     let power = scale.log10().round() as i64;
-    let scaled = scaled_decimal(number, power).unwrap_or(value * scale);
+    let scaled = if (scale.log10() - power as f64).abs() < 1e-9 {
+        scaled_decimal(number, power).unwrap_or(value * scale)
+    } else {
+        value * scale
+    };
     if !value.is_finite() || !scaled.is_finite() {
         return Err(OpticsError::Parse(format!(
             "'{text}' is not a finite {kind}"

@@ -19,6 +19,8 @@ use serde_json::json;
 use super::{length, point, positive_length, progress_bar};
 use crate::plot;
 
+mod polarised;
+
 /// Arguments of `photonflow propagate`. A flag given twice takes its last value.
 #[derive(Debug, clap::Args)]
 #[command(args_override_self = true)]
@@ -118,6 +120,28 @@ pub struct Args {
     /// Also write a PNG plot of the output intensity (first field of the batch).
     #[arg(long, value_name = "OUT.png")]
     png: Option<PathBuf>,
+    /// Polarised light: x, y, d (+45°), a (−45°), rcp, lcp, linear:ANGLE, jones:EX,EY,
+    /// radial, azimuthal, unpolarised or stokes:S0,S1,S2,S3. OUT.npy then holds E_x and E_y
+    /// ([2, Ny, Nx] or [B, 2, Ny, Nx]), or for partially polarised light the Stokes images.
+    #[arg(long, value_name = "STATE", conflicts_with = "vector")]
+    polarisation: Option<String>,
+    /// The input holds E_x and E_y: shape [2, Ny, Nx] or [B, 2, Ny, Nx].
+    #[arg(long)]
+    vector: bool,
+    /// A Jones element at the input plane (repeat for several, applied in order):
+    /// polariser:ANGLE[,EXTINCTION], hwp:ANGLE, qwp:ANGLE, retarder:DELAY,ANGLE, rotator:ANGLE,
+    /// qplate:Q[,ALPHA[,DELAY]], or a .npy of [Ny, Nx, 2, 2] complex Jones matrices.
+    #[arg(long, value_name = "ELEMENT", action = clap::ArgAction::Append)]
+    jones: Vec<String>,
+    /// A Jones element at the output plane (an analyser), as for --jones.
+    #[arg(long, value_name = "ELEMENT")]
+    analyser: Option<String>,
+    /// Also write the longitudinal component E_z (from ∇·E = 0): OUT.npy holds E_x, E_y, E_z.
+    #[arg(long)]
+    ez: bool,
+    /// Also write the Stokes images S0 … S3 ([4, Ny, Nx] or [B, 4, Ny, Nx], float).
+    #[arg(long, value_name = "STOKES.npy")]
+    stokes: Option<PathBuf>,
     /// Print one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -172,10 +196,18 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             args.input.display()
         )
     })?;
-    let (batch, ny, nx, keep_rank2) = match array.shape.as_slice() {
-        [ny, nx] => (1, *ny, *nx, true),
-        [b, ny, nx] => (*b, *ny, *nx, false),
-        other => bail!(
+    // `batch` counts scalar fields: E_x and E_y of each sample with --vector
+    let (batch, ny, nx, keep_rank2) = match (args.vector, array.shape.as_slice()) {
+        (false, [ny, nx]) => (1, *ny, *nx, true),
+        (false, [b, ny, nx]) => (*b, *ny, *nx, false),
+        (true, [2, ny, nx]) => (2, *ny, *nx, true),
+        (true, [b, 2, ny, nx]) => (2 * b, *ny, *nx, false),
+        (true, other) => bail!(
+            "--input {}: the array has shape {other:?}; with --vector it holds E_x and E_y, shape \
+             [2, Ny, Nx] or [B, 2, Ny, Nx] (stack them with numpy, e.g. np.stack([ex, ey]))",
+            args.input.display()
+        ),
+        (false, other) => bail!(
             "--input {}: the array has shape {other:?}; propagate takes [Ny, Nx] or [B, Ny, Nx] \
              (reshape it with numpy, e.g. a.reshape(-1, ny, nx))",
             args.input.display()
@@ -189,13 +221,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let dtype = array.dtype_name();
-    let grid = Grid::new(nx, ny, args.pitch, args.pitch_y.unwrap_or(args.pitch))?;
-    let light = illumination(&args)?;
+    let input = Input {
+        grid: Grid::new(nx, ny, args.pitch, args.pitch_y.unwrap_or(args.pitch))?,
+        polarised: polarised::options(&args)?,
+        light: illumination(&args)?,
+        batch,
+        keep_rank2,
+        dtype,
+    };
     match array.data {
-        NpyData::C64(v) => go::<f32>(&args, v, grid, light, batch, keep_rank2, dtype),
-        NpyData::F32(v) => go::<f32>(&args, real(v), grid, light, batch, keep_rank2, dtype),
-        NpyData::C128(v) => go::<f64>(&args, v, grid, light, batch, keep_rank2, dtype),
-        NpyData::F64(v) => go::<f64>(&args, real(v), grid, light, batch, keep_rank2, dtype),
+        NpyData::C64(v) => go::<f32>(&args, v, input),
+        NpyData::F32(v) => go::<f32>(&args, real(v), input),
+        NpyData::C128(v) => go::<f64>(&args, v, input),
+        NpyData::F64(v) => go::<f64>(&args, real(v), input),
         NpyData::U8(_) | NpyData::U16(_) => bail!(
             "--input {}: the array is {dtype}; a field must be complex64/complex128, or \
              float32/float64 for a real amplitude (convert it with a.astype(np.float32))",
@@ -204,21 +242,35 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// What the input file and the flags say, whatever the precision.
+struct Input {
+    grid: Grid,
+    /// Broadband or partially coherent light; `None` for one coherent line.
+    light: Option<Illumination>,
+    /// The polarisation flags; `None` for scalar light.
+    polarised: Option<polarised::Options>,
+    /// Scalar fields in the file (E_x and E_y of each sample with `--vector`).
+    batch: usize,
+    /// The file had no batch axis.
+    keep_rank2: bool,
+    dtype: &'static str,
+}
+
 fn real<T: Real>(v: Vec<T>) -> Vec<Complex<T>> {
     v.into_iter()
         .map(|re| Complex::new(re, T::zero()))
         .collect()
 }
 
-fn go<T: NpyComplex>(
-    args: &Args,
-    data: Vec<Complex<T>>,
-    grid: Grid,
-    light: Option<Illumination>,
-    batch: usize,
-    keep_rank2: bool,
-    dtype: &str,
-) -> anyhow::Result<()> {
+fn go<T: NpyComplex>(args: &Args, data: Vec<Complex<T>>, input: Input) -> anyhow::Result<()> {
+    let Input {
+        grid,
+        light,
+        polarised,
+        batch,
+        keep_rank2,
+        dtype,
+    } = input;
     // the reference wavelength of broadband light: its power-weighted mean frequency
     let wavelength = match (args.wavelength, &light) {
         (Some(w), _) => w,
@@ -293,6 +345,19 @@ fn go<T: NpyComplex>(
         "convolution": if padding == Padding::Circular { "circular" } else { "linear" },
         "power_in": power_in,
     });
+    if let Some(options) = polarised {
+        return polarised::run(
+            args,
+            options,
+            field,
+            &planner,
+            propagation,
+            window,
+            &describe,
+            keep_rank2,
+            report,
+        );
+    }
     if let Some(illumination) = light {
         return expose(
             args,

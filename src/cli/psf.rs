@@ -67,9 +67,9 @@ struct ModelArgs {
     /// The scalar model (the default), where --from's retrieval used the vectorial one.
     #[arg(long, conflicts_with = "vectorial")]
     scalar: bool,
-    /// The vectorial model's polarisation: unpolarised (an isotropic emitter), x, y,
-    /// circular, radial, azimuthal, or dipole:THETA,PHI (a fixed emitter, degrees from the
-    /// optical axis and from x).
+    /// The vectorial model's polarisation: unpolarised (an isotropic emitter), x, y, d, a,
+    /// rcp, lcp (or circular), linear:ANGLE, jones:EX,EY, radial, azimuthal, or
+    /// dipole:THETA,PHI (a fixed emitter, degrees from the optical axis and from x).
     #[arg(long, requires = "vectorial", value_name = "POL",
           value_parser = |s: &str| s.parse::<Polarisation>())]
     polarisation: Option<Polarisation>,

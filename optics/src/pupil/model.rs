@@ -52,6 +52,7 @@ use std::str::FromStr;
 use num_complex::Complex;
 
 use crate::error::{Result, invalid};
+use crate::polarisation::JonesVector;
 
 use super::{Coords, Objective};
 
@@ -62,9 +63,9 @@ pub enum Polarisation {
     /// an analyser: the sum of the x- and y-polarised PSFs.
     Unpolarised,
     /// The same Jones vector `(e_x, e_y)` across the pupil (normalised when used).
-    /// `(1, 0)`: x; `(1, i)/√2`: circular (with `exp(−iωt)`, turning from x to y: positive
-    /// helicity).
-    Jones([Complex<f64>; 2]),
+    /// `(1, 0)`: x; `(1, i)/√2`: left circular (with `exp(−iωt)`, turning from x to y: positive
+    /// helicity; see [`crate::polarisation`] for the conventions).
+    Jones(JonesVector),
     /// Radial polarisation (the p component only): a strong longitudinal field on the axis.
     Radial,
     /// Azimuthal polarisation (the s component only): dark on the axis.
@@ -76,14 +77,11 @@ pub enum Polarisation {
 
 impl Polarisation {
     /// The Jones vector of linear polarisation along x.
-    pub const X: Self = Self::Jones([Complex::new(1.0, 0.0), Complex::new(0.0, 0.0)]);
+    pub const X: Self = Self::Jones(JonesVector::X);
     /// The Jones vector of linear polarisation along y.
-    pub const Y: Self = Self::Jones([Complex::new(0.0, 0.0), Complex::new(1.0, 0.0)]);
-    /// The Jones vector of circular polarisation `(1, i)/√2`.
-    pub const CIRCULAR: Self = Self::Jones([
-        Complex::new(std::f64::consts::FRAC_1_SQRT_2, 0.0),
-        Complex::new(0.0, std::f64::consts::FRAC_1_SQRT_2),
-    ]);
+    pub const Y: Self = Self::Jones(JonesVector::Y);
+    /// The Jones vector of left circular polarisation `(1, i)/√2`.
+    pub const CIRCULAR: Self = Self::Jones(JonesVector::LEFT);
 
     /// A dipole at polar angle `theta` from the optical axis and azimuth `phi` from x
     /// (radians).
@@ -99,10 +97,7 @@ impl Polarisation {
     /// by [`PsfModel::validate`]).
     fn normalised(self) -> Self {
         match self {
-            Self::Jones(e) => {
-                let norm = (e[0].norm_sqr() + e[1].norm_sqr()).sqrt();
-                Self::Jones(e.map(|v| v / norm))
-            }
+            Self::Jones(e) => Self::Jones(e.normalised()),
             Self::Dipole(m) => {
                 let norm = m.iter().map(|v| v * v).sum::<f64>().sqrt();
                 Self::Dipole(m.map(|v| v / norm))
@@ -115,17 +110,32 @@ impl Polarisation {
 impl FromStr for Polarisation {
     type Err = crate::OpticsError;
 
-    /// `unpolarised` (or `isotropic`), `x`, `y`, `circular`, `radial`, `azimuthal`, or
-    /// `dipole:THETA,PHI` (degrees: from the optical axis, and azimuth from x).
+    /// `unpolarised` (or `isotropic`), `circular` (left circular), `radial`, `azimuthal`,
+    /// `dipole:THETA,PHI` (degrees: from the optical axis, and azimuth from x), or any Jones
+    /// vector [`JonesVector`] reads (`x`, `y`, `d`, `a`, `rcp`, `lcp`, `linear:ANGLE`,
+    /// `jones:EX,EY`).
     fn from_str(s: &str) -> Result<Self> {
         let t = s.trim().to_ascii_lowercase();
         Ok(match t.as_str() {
             "unpolarised" | "unpolarized" | "isotropic" => Self::Unpolarised,
-            "x" => Self::X,
-            "y" => Self::Y,
             "circular" => Self::CIRCULAR,
             "radial" => Self::Radial,
             "azimuthal" => Self::Azimuthal,
+            _ if !t.starts_with("dipole:") => match t.parse::<JonesVector>() {
+                Ok(e) => Self::Jones(e),
+                Err(crate::OpticsError::Parse(_)) => {
+                    return Err(invalid(
+                        "polarisation",
+                        format!(
+                            "'{s}' is not a polarisation: give unpolarised (an isotropic \
+                             emitter), x, y, d, a, rcp, lcp (or circular), linear:ANGLE, \
+                             jones:EX,EY, radial, azimuthal or dipole:THETA,PHI (degrees from \
+                             the axis and from x, e.g. dipole:90,0 for a dipole along x)"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+            },
             _ => {
                 let angles = t.strip_prefix("dipole:").map(|a| {
                     a.split(',')
@@ -212,7 +222,7 @@ impl PsfModel {
         }
         let usable = |norm2: f64| norm2.is_finite() && norm2 > 0.0;
         let zero = match self.vectorial {
-            Some(Polarisation::Jones(e)) => !usable(e[0].norm_sqr() + e[1].norm_sqr()),
+            Some(Polarisation::Jones(e)) => !usable(e.intensity()),
             Some(Polarisation::Dipole(m)) => !usable(m.iter().map(|v| v * v).sum()),
             _ => false,
         };
@@ -284,7 +294,7 @@ impl PsfModel {
                         *w = v;
                     }
                 }
-                Polarisation::Jones([ax, ay]) => {
+                Polarisation::Jones(JonesVector([ax, ay])) => {
                     w[..3].copy_from_slice(&focus(ax * c + ay * s, -ax * s + ay * c));
                 }
                 Polarisation::Radial | Polarisation::Azimuthal => {
@@ -322,15 +332,18 @@ fn fresnel_t(n1: f64, cos1: f64, n2: f64, cos2: Complex<f64>) -> (Complex<f64>, 
     (2.0 * a / (a + n2 * cos2), 2.0 * a / (n2 * cos1 + n1 * cos2))
 }
 
-/// The name `Polarisation::from_str` reads back (a general Jones vector as `jones(…)`).
+/// The name `Polarisation::from_str` reads back (a general Jones vector as `jones:EX,EY`, to
+/// six decimals).
 pub fn polarisation_name(p: &Polarisation) -> String {
     match p.normalised() {
         Polarisation::Unpolarised => "unpolarised".into(),
         Polarisation::Radial => "radial".into(),
         Polarisation::Azimuthal => "azimuthal".into(),
-        Polarisation::Jones([a, b]) => {
+        Polarisation::Jones(JonesVector([a, b])) => {
             let near = |p: Polarisation| match p {
-                Polarisation::Jones([u, v]) => (u - a).norm() < 1e-12 && (v - b).norm() < 1e-12,
+                Polarisation::Jones(JonesVector([u, v])) => {
+                    (u - a).norm() < 1e-12 && (v - b).norm() < 1e-12
+                }
                 _ => false,
             };
             if near(Polarisation::X) {
@@ -340,7 +353,8 @@ pub fn polarisation_name(p: &Polarisation) -> String {
             } else if near(Polarisation::CIRCULAR) {
                 "circular".into()
             } else {
-                format!("jones({a:.4}, {b:.4})")
+                let c = |z: Complex<f64>| format!("{}{:+}i", round6(z.re), round6(z.im));
+                format!("jones:{},{}", c(a), c(b))
             }
         }
         Polarisation::Dipole(m) => {
@@ -692,6 +706,9 @@ mod tests {
             "radial",
             "azimuthal",
             "dipole:90,0",
+            "rcp",
+            "linear:30deg",
+            "jones:1,0.5-0.25i",
         ] {
             let p: Polarisation = name.parse().unwrap();
             let back = polarisation_name(&p);
@@ -710,6 +727,9 @@ mod tests {
             panic!()
         };
         assert!((m[0] - 1.0).abs() < 1e-15 && m[1].abs() < 1e-15 && m[2].abs() < 1e-15);
+        assert_eq!(polarisation_name(&"lcp".parse().unwrap()), "circular");
+        assert!(polarisation_name(&"rcp".parse().unwrap()).starts_with("jones:0.707107+0i,"));
+        assert!(crate::error::err_text("jones:0,0".parse::<Polarisation>()).contains("zero"));
         for bad in ["", "z", "dipole:90", "dipole:a,b", "dipole:nan,0"] {
             let e = bad.parse::<Polarisation>().unwrap_err().to_string();
             assert!(e.contains("dipole:THETA,PHI"), "{e}");
