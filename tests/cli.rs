@@ -4807,6 +4807,137 @@ fn microscope_images_a_measured_cell() {
     );
 }
 
+/// `photonflow reconstruct --autofocus`: the distance of beads' hologram found from the
+/// hologram alone (no --distance), or the first of two heights found and the second moved
+/// with it; the focus curve plotted; bad ranges name their flag.
+#[test]
+fn reconstruct_autofocus_finds_the_distance() {
+    let dir = Dir::new();
+    let (phase, holo, out, png) = (
+        dir.s("beads.tif"),
+        dir.s("holo.tif"),
+        dir.s("out.tif"),
+        dir.s("focus.png"),
+    );
+    let n = 128;
+    let mut rng = photonflow::optics::rng::Rng::new(4);
+    let beads: Vec<(f64, f64, f64)> = (0..14)
+        .map(|_| {
+            (
+                rng.range(10.0, 118.0),
+                rng.range(10.0, 118.0),
+                rng.range(2.0, 5.0),
+            )
+        })
+        .collect();
+    let image: Vec<f32> = (0..n * n)
+        .map(|i| {
+            let (y, x) = ((i / n) as f64, (i % n) as f64);
+            let inside = beads.iter().any(|(cx, cy, r)| (x - cx).hypot(y - cy) < *r);
+            if inside { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let s = photonflow::optics::io::tiff::Stack::new(image, [1, n, n]).unwrap();
+    photonflow::optics::io::tiff::write_stack(Path::new(&phase), &s).unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "reconstruct",
+            "--wavelength",
+            "532nm",
+            "--pitch",
+            "2um",
+            "--iterations",
+            "5",
+            "--out",
+            &out,
+        ];
+        a.extend(extra);
+        photonflow(&a)
+    };
+    let o = run(&[
+        "--distance",
+        "0.7mm,1.2mm",
+        "--simulate",
+        &phase,
+        "--photons",
+        "1000",
+        "--save-holograms",
+        &holo,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // one hologram (the first plane of the stack, as its own file), no --distance
+    let first = dir.s("first.tif");
+    let stack = photonflow::optics::io::tiff::read_stack(Path::new(&holo)).unwrap();
+    let plane =
+        photonflow::optics::io::tiff::Stack::new(stack.data[..n * n].to_vec(), [1, n, n]).unwrap();
+    photonflow::optics::io::tiff::write_stack(Path::new(&first), &plane).unwrap();
+    let o = run(&[
+        &first,
+        "--autofocus",
+        "0.3mm:1.5mm",
+        "--focus-png",
+        &png,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = last_json(&o);
+    let z = r["distances_m"][0].as_f64().unwrap();
+    assert!((z - 0.7e-3).abs() < 3e-6, "{r}");
+    assert_eq!(r["autofocus"]["distance_m"].as_f64().unwrap(), z);
+    assert_eq!(r["autofocus"]["steps"], 41);
+    assert_eq!(r["autofocus"]["scan"].as_array().unwrap().len(), 41);
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+    // two heights given 0.15 mm off: the first found, the second moved with it
+    let o = run(&[
+        &holo,
+        "--distance",
+        "0.55mm,1.05mm",
+        "--autofocus",
+        "0.4mm:1mm",
+        "--autofocus-steps",
+        "31",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("autofocus: "), "{}", stdout(&o));
+    let o = run(&[
+        &holo,
+        "--distance",
+        "0.55mm,1.05mm",
+        "--autofocus",
+        "0.4mm:1mm",
+        "--json",
+    ]);
+    let r = last_json(&o);
+    let d: Vec<f64> = r["distances_m"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        (d[0] - 0.7e-3).abs() < 3e-6 && (d[1] - d[0] - 0.5e-3).abs() < 1e-12,
+        "{r}"
+    );
+    // bad input names its flag
+    let fails = |extra: &[&str], want: &str| {
+        let o = run(extra);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        let e = stderr(&o);
+        assert!(e.contains(want), "{extra:?}: {e}");
+    };
+    fails(&[&first, "--autofocus", "1mm"], "--autofocus");
+    fails(&[&first, "--autofocus=-1mm:1mm"], "--autofocus");
+    fails(&[&first, "--autofocus", "1mm:2parsecs"], "--autofocus");
+    fails(
+        &[&first, "--autofocus", "1mm:2mm", "--autofocus-steps", "2"],
+        "--autofocus-steps",
+    );
+    fails(
+        &["--simulate", &phase, "--autofocus", "1mm:2mm"],
+        "--distance",
+    );
+}
+
 /// `photonflow reconstruct`: holograms simulated from a phase image (blobs, a TIFF in
 /// radians) and written out are read back and reconstructed, L-BFGS far better than
 /// projections, three heights better than one; the written phase is the reported one; a

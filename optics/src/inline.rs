@@ -38,6 +38,9 @@
 //! heights, or a prior): there only the true distance lets an object of the model explain
 //! them. One hologram may hardly fix it.
 //!
+//! When the distance is not known to better than the range a fit can search,
+//! [`Inline::autofocus`] finds it from the hologram alone (the sharpest back-propagation).
+//!
 //! Units: SI (metres, radians); intensities relative to the illumination (1 where the object
 //! is clear: divide a hologram by a flat field, or by its mean).
 
@@ -51,6 +54,10 @@ use crate::memory;
 use crate::metrics::{psnr, ssim};
 use crate::minimise::lbfgs;
 use crate::propagate::{Method, Plan, Planner, Propagation};
+
+mod autofocus;
+
+pub use autofocus::Focus;
 
 type C64 = Complex<f64>;
 
@@ -897,7 +904,7 @@ mod tests {
     use super::*;
 
     /// A camera of `n`² pixels of 2 µm, 532 nm light, 5 mm: a few Fresnel zones per feature.
-    fn setup(n: usize, margin: usize, distances: &[f64]) -> Inline {
+    pub(super) fn setup(n: usize, margin: usize, distances: &[f64]) -> Inline {
         Inline::new(
             Grid::square(n, 2e-6).unwrap(),
             Wave::vacuum(532e-9).unwrap(),
@@ -909,7 +916,7 @@ mod tests {
 
     /// A smooth phase object of a few blobs (peak `peak` radians) on `grid`, and, when
     /// `absorbing`, an amplitude dip under one of them.
-    fn phantom(grid: &Grid, peak: f64, absorbing: bool) -> Vec<C64> {
+    pub(super) fn phantom(grid: &Grid, peak: f64, absorbing: bool) -> Vec<C64> {
         let (nx, ny) = (grid.nx as f64, grid.ny as f64);
         let blobs = [
             (0.35, 0.4, 0.08, 1.0),

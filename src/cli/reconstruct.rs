@@ -9,7 +9,7 @@ use num_complex::Complex;
 use photonflow_d2nn::error::D2nnError;
 use photonflow_d2nn::untrained::{self, NetworkOptions};
 use photonflow_optics::inline::{
-    Inline, ObjectModel, ReconstructOptions, Reconstruction, Solver, phase_quality,
+    Focus, Inline, ObjectModel, ReconstructOptions, Reconstruction, Solver, phase_quality,
 };
 use photonflow_optics::io::tiff::{read_stack, write_stack};
 use photonflow_optics::rng::Rng;
@@ -20,7 +20,7 @@ use serde_json::json;
 use super::microscope::{is_tiff, read_phase, read_plane};
 use super::psf::stack_of;
 use super::{length, positive_length, progress_bar};
-use crate::plot::{Colormap, ImagePlot, write_image_grid_png};
+use crate::plot::{Colormap, ImagePlot, LinePlot, Series, write_image_grid_png, write_line_png};
 
 /// Arguments of `photonflow reconstruct`.
 #[derive(Debug, clap::Args)]
@@ -35,10 +35,22 @@ pub struct Args {
     /// The camera's pixel pitch, e.g. 2um (1.12um for a typical CMOS board camera).
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
     pitch: f64,
-    /// Object-to-camera distance of each hologram, e.g. 5mm or 5mm,5.5mm,6mm.
-    #[arg(long, value_parser = length, value_delimiter = ',', required = true,
-          value_name = "LENGTH,…")]
+    /// Object-to-camera distance of each hologram, e.g. 5mm or 5mm,5.5mm,6mm. With
+    /// --autofocus: their spacing (the first is moved to the focus found); may be left out
+    /// for one hologram.
+    #[arg(long, value_parser = length, value_delimiter = ',',
+          required_unless_present = "autofocus", value_name = "LENGTH,…")]
     distance: Vec<f64>,
+    /// Find the (first) hologram's distance within MIN:MAX, e.g. 0.5mm:2mm: the sharpest of
+    /// its back-propagations (Tamura coefficient of the gradient), refined by golden section.
+    #[arg(long, value_name = "MIN:MAX")]
+    autofocus: Option<String>,
+    /// Trial distances of --autofocus's even scan, finer than the focus's peak.
+    #[arg(long, default_value_t = 41, value_name = "N", requires = "autofocus")]
+    autofocus_steps: usize,
+    /// A PNG of --autofocus's focus curve.
+    #[arg(long, value_name = "OUT.png", requires = "autofocus")]
+    focus_png: Option<PathBuf>,
     /// A flat field (the camera without the object): each hologram is divided by it. Default:
     /// each hologram divided by its mean, and its brightness fitted with the object.
     #[arg(long, value_name = "FILE")]
@@ -137,7 +149,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     {
         bail!("--photons {p}: give a positive mean count, e.g. 1000");
     }
-    let planes = args.distance.len();
+    let autofocus = args
+        .autofocus
+        .as_deref()
+        .map(|text| {
+            let (lo, hi) = text.split_once(':').ok_or_else(|| {
+                anyhow::anyhow!("--autofocus {text}: give MIN:MAX, e.g. 0.5mm:2mm")
+            })?;
+            let l =
+                |v: &str| length(v.trim()).map_err(|e| anyhow::anyhow!("--autofocus {text}: {e}"));
+            Focus::check_range((l(lo)?, l(hi)?))
+                .map_err(|e| anyhow::anyhow!("--autofocus {text}: {}", e.into_problem()))
+        })
+        .transpose()?;
+    if args.simulate.is_some() && args.distance.is_empty() {
+        bail!("--simulate needs --distance: the distance the holograms are simulated at");
+    }
+    // with --autofocus and no --distance: one hologram, first planned mid-range
+    let distances = match autofocus {
+        Some((lo, hi)) if args.distance.is_empty() => vec![0.5 * (lo + hi)],
+        _ => args.distance.clone(),
+    };
+    let planes = distances.len();
     let wave = Wave::vacuum(args.wavelength).map_err(|e| anyhow::anyhow!("--wavelength: {e}"))?;
     let (truth, (ny, nx), holograms) = match &args.simulate {
         Some(path) => {
@@ -169,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let margin = args.margin.unwrap_or(nx.max(ny) / 8);
     let camera = Grid::new(nx, ny, args.pitch, args.pitch)?;
-    let mut inline = Inline::new(camera, wave, &args.distance, (margin, margin)).map_err(|e| {
+    let mut inline = Inline::new(camera, wave, &distances, (margin, margin)).map_err(|e| {
         let flag = match &e {
             OpticsError::InvalidParameter { name: "margin", .. } => "--margin",
             _ => "--distance",
@@ -191,6 +224,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         write_stack(path, &stack)
             .with_context(|| format!("--save-holograms {}", path.display()))?;
     }
+    let focus = autofocus
+        .map(|range| find_focus(&mut inline, &intensity, range, &args))
+        .transpose()?;
     let bar = progress_bar(
         args.json,
         args.iterations as u64,
@@ -280,7 +316,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "solver": method.name(),
         "margin": margin,
         "tv": args.tv,
-        "distances_m": args.distance,
+        "distances_m": inline.distances(),
+        "autofocus": focus.as_ref().map(|(f, seconds)| json!({
+            "distance_m": f.distance,
+            "metric": f.metric,
+            "steps": f.scan.len(),
+            "scan": f.scan,
+            "seconds": seconds,
+        })),
         "fitted_distances_m": args.fit_distance.map(|_| result.distances.clone()),
         "misfit_start": result.history[0],
         "misfit": result.misfit,
@@ -296,7 +339,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!(
         "{nx}×{ny} camera, {planes} hologram(s) at {}; {} object by {} in {} iterations, {seconds:.2} s",
-        args.distance
+        inline
+            .distances()
             .iter()
             .map(|z| format_length(*z))
             .collect::<Vec<_>>()
@@ -311,6 +355,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         result.history[0],
         args.out.display()
     );
+    if let Some((f, seconds)) = &focus {
+        println!(
+            "  autofocus: {} (Tamura coefficient of the gradient {:.4}, {} trials, {seconds:.2} s)",
+            format_length(f.distance),
+            f.metric,
+            f.scan.len()
+        );
+    }
     if args.fit_distance.is_some() {
         println!(
             "  fitted distances: {}",
@@ -368,6 +420,8 @@ fn flag_error(e: OpticsError) -> anyhow::Error {
             "iterations" => "--iterations",
             "tv" => "--tv",
             "distance range" => "--fit-distance",
+            "autofocus range" => "--autofocus",
+            "autofocus steps" => "--autofocus-steps",
             "hologram" => "HOLOGRAM",
             "learning rate" => "--learning-rate",
             "channels" => "--channels",
@@ -377,6 +431,65 @@ fn flag_error(e: OpticsError) -> anyhow::Error {
         _ => "--distance",
     };
     anyhow::anyhow!("{flag}: {}", e.into_problem())
+}
+
+/// Finds the first hologram's distance in `range` and moves every distance by the same
+/// shift (their spacing is the stage's); the focus and its time.
+fn find_focus(
+    inline: &mut Inline,
+    intensity: &[f64],
+    range: (f64, f64),
+    args: &Args,
+) -> anyhow::Result<(Focus, f64)> {
+    let bar = progress_bar(
+        args.json,
+        args.autofocus_steps as u64,
+        "autofocus {bar:30} {pos}/{len} distances {eta}",
+    );
+    let start = Instant::now();
+    let found = inline
+        .autofocus(intensity, 0, range, args.autofocus_steps, &|done, _| {
+            bar.set_position(done as u64)
+        })
+        .map_err(flag_error)?;
+    let seconds = start.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let shift = found.distance - inline.distances()[0];
+    let moved: Vec<f64> = inline.distances().iter().map(|z| z + shift).collect();
+    inline.set_distances(&moved).map_err(|e| {
+        anyhow::anyhow!(
+            "--autofocus: the focus {} moves --distance onto 0 or beyond: {}",
+            format_length(found.distance),
+            e.into_problem()
+        )
+    })?;
+    if let Some(path) = &args.focus_png {
+        let points: Vec<(f64, f64)> = found.scan.iter().map(|(z, m)| (z * 1e3, *m)).collect();
+        let low = points.iter().map(|p| p.1).fold(found.metric, f64::min);
+        let peak = [
+            (found.distance * 1e3, low),
+            (found.distance * 1e3, found.metric),
+        ];
+        let plot = LinePlot {
+            title: "autofocus",
+            x_label: "back-propagation distance (mm)",
+            y_label: "Tamura coefficient of the gradient",
+            series: vec![
+                Series {
+                    name: "scan",
+                    points: &points,
+                },
+                Series {
+                    name: "focus",
+                    points: &peak,
+                },
+            ],
+            log_y: false,
+        };
+        write_line_png(path, &plot, 640, 420)
+            .with_context(|| format!("--focus-png {}", path.display()))?;
+    }
+    Ok((found, seconds))
 }
 
 /// The holograms' shape and values, `[plane, ny, nx]`: one stack of `planes` planes, or one
