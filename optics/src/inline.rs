@@ -39,7 +39,7 @@
 //! them. One hologram may hardly fix it.
 //!
 //! When the distance is not known to better than the range a fit can search,
-//! [`Inline::autofocus`] finds it from the hologram alone (the sharpest back-propagation).
+//! [`Inline::autofocus`] finds it from the holograms alone (the sharpest back-propagation).
 //!
 //! Units: SI (metres, radians); intensities relative to the illumination (1 where the object
 //! is clear: divide a hologram by a flat field, or by its mean).

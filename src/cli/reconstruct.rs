@@ -41,8 +41,9 @@ pub struct Args {
     #[arg(long, value_parser = length, value_delimiter = ',',
           required_unless_present = "autofocus", value_name = "LENGTH,…")]
     distance: Vec<f64>,
-    /// Find the (first) hologram's distance within MIN:MAX, e.g. 0.5mm:2mm: the sharpest of
-    /// its back-propagations (Tamura coefficient of the gradient), refined by golden section.
+    /// Find the (first) hologram's distance within MIN:MAX, e.g. 0.5mm:2mm: the sharpest
+    /// back-propagation of the holograms, spaced as --distance spaces them (Tamura
+    /// coefficient of the gradient), refined by golden section.
     #[arg(long, value_name = "MIN:MAX")]
     autofocus: Option<String>,
     /// Trial distances of --autofocus's even scan, finer than the focus's peak.
@@ -433,8 +434,8 @@ fn flag_error(e: OpticsError) -> anyhow::Error {
     anyhow::anyhow!("{flag}: {}", e.into_problem())
 }
 
-/// Finds the first hologram's distance in `range` and moves every distance by the same
-/// shift (their spacing is the stage's); the focus and its time.
+/// Finds the first hologram's distance in `range` from all the holograms and moves every
+/// distance by the same shift (their spacing is the stage's); the focus and its time.
 fn find_focus(
     inline: &mut Inline,
     intensity: &[f64],
@@ -448,7 +449,7 @@ fn find_focus(
     );
     let start = Instant::now();
     let found = inline
-        .autofocus(intensity, 0, range, args.autofocus_steps, &|done, _| {
+        .autofocus(intensity, range, args.autofocus_steps, &|done, _| {
             bar.set_position(done as u64)
         })
         .map_err(flag_error)?;

@@ -15,8 +15,14 @@
 //! eighth (a cosine, so the hologram's cut fringes do not diffract as a hard edge), and the
 //! metric is taken over the camera inside that border.
 //!
+//! With several holograms at known spacing (a stage's steps), every hologram is propagated
+//! back by its own trial distance and their metrics averaged: a peak the object makes is
+//! there in each, at one shift, where the spurious peaks of a smooth object fall at
+//! different shifts and fade.
+//!
 //! [`Inline::autofocus`] scans the range on an even grid of trial distances and refines the
-//! best by golden-section search between its neighbours: `steps + ~15` back-propagations. The
+//! best by golden-section search between its neighbours: `steps + ~15` back-propagations of
+//! each hologram. The
 //! distance it returns starts a reconstruction ([`Inline::set_distances`]), which the joint
 //! distance fit ([`super::ReconstructOptions::fit_distance`]) may then refine.
 //!
@@ -74,19 +80,20 @@ impl Focus {
 }
 
 impl Inline {
-    /// The distance in `range` (metres; both ends of one sign, not spanning 0) at which
-    /// hologram `index` (of [`Inline::distances`]'s, `intensity` as for
-    /// [`Inline::reconstruct`]) back-propagates to the sharpest object: the peak of the
-    /// Tamura coefficient of the gradient over `steps` (3 to 10 000) even trial distances,
+    /// The distance in `range` (metres; both ends of one sign, not spanning 0) of the first
+    /// hologram (`intensity` as for [`Inline::reconstruct`]) at which the holograms
+    /// back-propagate to the sharpest object: the peak of the Tamura coefficient of the
+    /// gradient, averaged over the holograms (each at its distance beyond the first's, as
+    /// [`Inline::distances`] space them), over `steps` (3 to 10 000) even trial distances,
     /// refined between the peak's neighbours to 10⁻³ of the step. The step must be finer than
     /// the peak (about `d²/λ` for the smallest features `d`): 41 steps over a few millimetres
     /// suit micron-sized features. `progress(done, steps)` after each trial of the scan.
     ///
-    /// Cost: one band-limited angular-spectrum propagation of the model's grid per trial.
+    /// Cost: one band-limited angular-spectrum propagation of the model's grid per trial and
+    /// hologram.
     pub fn autofocus(
         &self,
         intensity: &[f64],
-        index: usize,
         range: (f64, f64),
         steps: usize,
         progress: &dyn Fn(usize, usize),
@@ -100,12 +107,6 @@ impl Inline {
             ));
         }
         let planes = self.distances.len();
-        if index >= planes {
-            return Err(invalid(
-                "hologram",
-                format!("index {index} of {planes} hologram(s)"),
-            ));
-        }
         let (cy, cx) = (self.camera.ny, self.camera.nx);
         if cy.min(cx) < MIN_SIDE {
             return Err(invalid(
@@ -114,11 +115,6 @@ impl Inline {
             ));
         }
         let m = cx * cy;
-        let amplitude: Vec<f64> = intensity[index * m..(index + 1) * m]
-            .iter()
-            .map(|v| v.max(0.0).sqrt())
-            .collect();
-        let mean = amplitude.iter().sum::<f64>() / m as f64;
         let border = cy.min(cx) / 8;
         let taper = |k: usize, n: usize| -> f64 {
             let d = k.min(n - 1 - k);
@@ -128,19 +124,34 @@ impl Inline {
                 0.5 - 0.5 * (std::f64::consts::PI * (d as f64 + 0.5) / border as f64).cos()
             }
         };
-        let mut start = vec![C64::default(); self.grid.nx * self.grid.ny];
-        for (k, (i, a)) in self.window().zip(&amplitude).enumerate() {
-            let w = taper(k / cx, cy) * taper(k % cx, cx);
-            start[i] = C64::new(w * (a - mean), 0.0);
-        }
+        // each hologram's contrast, and its distance beyond the first's
+        let starts: Vec<(f64, Vec<C64>)> = (0..planes)
+            .map(|h| {
+                let amplitude: Vec<f64> = intensity[h * m..(h + 1) * m]
+                    .iter()
+                    .map(|v| v.max(0.0).sqrt())
+                    .collect();
+                let mean = amplitude.iter().sum::<f64>() / m as f64;
+                let mut start = vec![C64::default(); self.grid.nx * self.grid.ny];
+                for (k, (i, a)) in self.window().zip(&amplitude).enumerate() {
+                    let w = taper(k / cx, cy) * taper(k % cx, cx);
+                    start[i] = C64::new(w * (a - mean), 0.0);
+                }
+                (self.distances[h] - self.distances[0], start)
+            })
+            .collect();
         let step = (hi - lo) / (steps - 1) as f64;
-        let mut field = start.clone();
+        let mut field = starts[0].1.clone();
         let mut metric = |z: f64| -> Result<f64> {
-            field.copy_from_slice(&start);
-            self.planner
-                .plan(&self.grid, self.wave, &propagation(-z))?
-                .propagate_in_place(&mut field)?;
-            Ok(self.tamura_of_gradient(&field, border))
+            let mut total = 0.0;
+            for (offset, start) in &starts {
+                field.copy_from_slice(start);
+                self.planner
+                    .plan(&self.grid, self.wave, &propagation(-(z + offset)))?
+                    .propagate_in_place(&mut field)?;
+                total += self.tamura_of_gradient(&field, border);
+            }
+            Ok(total / starts.len() as f64)
         };
         let mut scan = Vec::with_capacity(steps);
         for k in 0..steps {
@@ -259,7 +270,7 @@ mod tests {
             }
             let calls = std::cell::Cell::new(0);
             let focus = model
-                .autofocus(&holo, 0, (0.2e-3, 1.8e-3), 41, &|done, total| {
+                .autofocus(&holo, (0.2e-3, 1.8e-3), 41, &|done, total| {
                     assert_eq!((done, total), (calls.get() + 1, 41));
                     calls.set(done);
                 })
@@ -284,22 +295,26 @@ mod tests {
     }
 
     #[test]
-    fn autofocus_of_the_second_height_and_behind_the_camera() {
-        // two heights: the second hologram's own focus
-        let model = setup(128, 16, &[0.5e-3, 0.9e-3]);
+    fn autofocus_of_two_heights_and_behind_the_camera() {
+        // two heights 0.4 mm apart, the model told 0.1 mm too far: both holograms move together
+        // and the first lands on its distance
+        let mut model = setup(128, 16, &[0.5e-3, 0.9e-3]);
         let holo = model.hologram(&beads(&model, false, 8)).unwrap();
+        model.set_distances(&[0.6e-3, 1.0e-3]).unwrap();
         let none = &|_: usize, _: usize| {};
-        let focus = model
-            .autofocus(&holo, 1, (0.6e-3, 1.2e-3), 31, none)
+        let focus = model.autofocus(&holo, (0.2e-3, 0.9e-3), 31, none).unwrap();
+        assert!((focus.distance - 0.5e-3).abs() < 5e-6, "{}", focus.distance);
+        // the second hologram alone has its own focus
+        let second = setup(128, 16, &[0.9e-3]);
+        let alone = second
+            .autofocus(&holo[128 * 128..], (0.6e-3, 1.2e-3), 31, none)
             .unwrap();
-        assert!((focus.distance - 0.9e-3).abs() < 5e-6, "{}", focus.distance);
+        assert!((alone.distance - 0.9e-3).abs() < 2e-6, "{}", alone.distance);
         // a hologram propagated the other way (a virtual object behind the camera) is found
         // at the negative distance
         let model = setup(128, 16, &[-0.6e-3]);
         let holo = model.hologram(&beads(&model, true, 8)).unwrap();
-        let focus = model
-            .autofocus(&holo, 0, (-1e-3, -0.2e-3), 41, none)
-            .unwrap();
+        let focus = model.autofocus(&holo, (-1e-3, -0.2e-3), 41, none).unwrap();
         assert!((focus.distance + 0.6e-3).abs() < 5e-6, "{}", focus.distance);
     }
 
@@ -307,7 +322,7 @@ mod tests {
     fn a_flat_hologram_has_no_gradient_and_no_focus_metric() {
         let model = setup(32, 4, &[1e-3]);
         let focus = model
-            .autofocus(&vec![1.0; 1024], 0, (0.5e-3, 1.5e-3), 5, &|_, _| {})
+            .autofocus(&vec![1.0; 1024], (0.5e-3, 1.5e-3), 5, &|_, _| {})
             .unwrap();
         assert!(focus.scan.iter().all(|(_, m)| *m == 0.0));
     }
@@ -318,16 +333,15 @@ mod tests {
         let holo = vec![1.0; 256];
         let none = &|_: usize, _: usize| {};
         let text = |r: Result<Focus>| r.unwrap_err().to_string();
-        assert!(text(model.autofocus(&holo, 0, (-1e-3, 1e-3), 11, none)).contains("spanning 0"));
-        assert!(text(model.autofocus(&holo, 0, (0.0, 1e-3), 11, none)).contains("spanning 0"));
-        assert!(text(model.autofocus(&holo, 0, (1e-3, 1e-3), 11, none)).contains("different"));
-        assert!(text(model.autofocus(&holo, 0, (1e-3, f64::NAN), 11, none)).contains("different"));
-        assert!(text(model.autofocus(&holo, 0, (1e-3, 2e-3), 2, none)).contains("3 to 10000"));
-        assert!(text(model.autofocus(&holo, 1, (1e-3, 2e-3), 5, none)).contains("index 1"));
-        assert!(text(model.autofocus(&holo[..10], 0, (1e-3, 2e-3), 5, none)).contains("hologram"));
+        assert!(text(model.autofocus(&holo, (-1e-3, 1e-3), 11, none)).contains("spanning 0"));
+        assert!(text(model.autofocus(&holo, (0.0, 1e-3), 11, none)).contains("spanning 0"));
+        assert!(text(model.autofocus(&holo, (1e-3, 1e-3), 11, none)).contains("different"));
+        assert!(text(model.autofocus(&holo, (1e-3, f64::NAN), 11, none)).contains("different"));
+        assert!(text(model.autofocus(&holo, (1e-3, 2e-3), 2, none)).contains("3 to 10000"));
+        assert!(text(model.autofocus(&holo[..10], (1e-3, 2e-3), 5, none)).contains("hologram"));
         let small = setup(12, 2, &[1e-3]);
-        assert!(text(small.autofocus(&[1.0; 144], 0, (1e-3, 2e-3), 5, none)).contains("at least"));
+        assert!(text(small.autofocus(&[1.0; 144], (1e-3, 2e-3), 5, none)).contains("at least"));
         // a range given high to low is the same range
-        assert!(model.autofocus(&holo, 0, (2e-3, 1e-3), 5, none).is_ok());
+        assert!(model.autofocus(&holo, (2e-3, 1e-3), 5, none).is_ok());
     }
 }
