@@ -916,7 +916,7 @@ mod tests {
 
     /// A smooth phase object of a few blobs (peak `peak` radians) on `grid`, and, when
     /// `absorbing`, an amplitude dip under one of them.
-    pub(super) fn phantom(grid: &Grid, peak: f64, absorbing: bool) -> Vec<C64> {
+    fn phantom(grid: &Grid, peak: f64, absorbing: bool) -> Vec<C64> {
         let (nx, ny) = (grid.nx as f64, grid.ny as f64);
         let blobs = [
             (0.35, 0.4, 0.08, 1.0),

@@ -22,9 +22,8 @@
 //!
 //! [`Inline::autofocus`] scans the range on an even grid of trial distances and refines the
 //! best by golden-section search between its neighbours: `steps + ~15` back-propagations of
-//! each hologram. The
-//! distance it returns starts a reconstruction ([`Inline::set_distances`]), which the joint
-//! distance fit ([`super::ReconstructOptions::fit_distance`]) may then refine.
+//! each hologram. The distance it returns starts a reconstruction ([`Inline::set_distances`]),
+//! which the joint distance fit ([`super::ReconstructOptions::fit_distance`]) may then refine.
 //!
 //! It needs an object with edges (cells, beads, fibres, a resolution target) whose diffraction
 //! the camera holds: a smooth object has no focus to find, and an object whose fringes spread
