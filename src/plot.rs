@@ -74,6 +74,9 @@ pub enum Colormap {
     Twilight,
     /// Black to white.
     Gray,
+    /// Blue (low) through near-white (the middle) to red (high), for signed values such as
+    /// weights: give a range symmetric about 0. Interpolated in OKLab.
+    Diverging,
 }
 
 /// An axis-aligned rectangle overlaid on a heat map (e.g. a detector region), in metres.
@@ -1304,7 +1307,21 @@ fn colormap_rgb(map: Colormap, t: f64) -> [u8; 3] {
         }
         Colormap::Twilight => twilight(t),
         Colormap::Gray => [(t.clamp(0.0, 1.0) * 255.0).round() as u8; 3],
+        Colormap::Diverging => diverging(t),
     }
+}
+
+/// [`Colormap::Diverging`]: lightness falls linearly from 0.97 in the middle to 0.45 at both
+/// ends while the chroma grows towards blue (`t = 0`) or red (`t = 1`).
+fn diverging(t: f64) -> [u8; 3] {
+    let u = 2.0 * t.clamp(0.0, 1.0) - 1.0;
+    let (a, b) = if u < 0.0 {
+        (-0.04, -0.16)
+    } else {
+        (0.17, 0.07)
+    };
+    let m = u.abs();
+    oklab_to_srgb(0.97 - 0.52 * m, a * m, b * m)
 }
 
 /// matplotlib's inferno (CC0; S. van der Walt, N. Smith) sampled at 33 evenly spaced points;
@@ -1712,6 +1729,24 @@ mod tests {
         assert!(up[0] > up[2] + 40, "{up:?}");
         assert!(down[2] > down[0] + 40, "{down:?}");
         assert_eq!(pixel(&img, at(&l, extent, 0.0, -0.98 * half)), NAN_GREY);
+    }
+
+    #[test]
+    fn diverging_is_white_in_the_middle_and_monotone_in_lightness() {
+        let mid = diverging(0.5);
+        assert!(mid.iter().all(|&c| c >= 240), "{mid:?}");
+        let (blue, red) = (diverging(0.0), diverging(1.0));
+        assert!(blue[2] > blue[0] + 60, "{blue:?}");
+        assert!(red[0] > red[2] + 60, "{red:?}");
+        let sum = |c: [u8; 3]| c.iter().map(|&v| u32::from(v)).sum::<u32>();
+        for i in 0..50 {
+            let (t0, t1) = (f64::from(i) / 100.0, f64::from(i + 1) / 100.0);
+            assert!(sum(diverging(t0)) <= sum(diverging(t1)) + 2, "{t0}");
+            assert!(
+                sum(diverging(1.0 - t0)) <= sum(diverging(1.0 - t1)) + 2,
+                "{t0}"
+            );
+        }
     }
 
     #[test]

@@ -887,6 +887,66 @@ fn trains_evaluates_and_infers_on_a_folder_of_images() {
     export_solids_masks_and_bitmaps(&d, &run, &data);
 }
 
+/// A hybrid network (a 4×4 detector array read by an electronic layer) through the CLI:
+/// trained with its plot of the layer, evaluated to what training reported, and run on an
+/// ideal simulated bench, whose camera frames the layer reads as the model does.
+#[test]
+fn hybrid_network_trains_evaluates_and_runs_on_a_rig() {
+    let d = Dir::new();
+    let data = bars_dataset(&d);
+    let text = TINY.replace(
+        "[detector]\nsize = \"2mm\"\ngap = \"2mm\"",
+        "[detector]\narray = 4\n\n[readout]\nhead = \"linear\"\nhead_lr = 0.5",
+    );
+    assert!(text.contains("array = 4"), "{text}");
+    std::fs::write(d.path("hybrid.toml"), text).unwrap();
+    let run = d.s("run");
+    let o = photonflow(&[
+        "train",
+        "--config",
+        &d.s("hybrid.toml"),
+        "--data",
+        &data,
+        "--out",
+        &run,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let last = last_json(&o);
+    assert!(last["test_accuracy"].as_f64().unwrap() >= 0.95, "{last}");
+    let png = std::fs::read(d.path("run/plots/head.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+    let system: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path("run/model/system.json")).unwrap())
+            .unwrap();
+    let head = &system["detector"]["head"];
+    assert_eq!(head["weights"].as_array().unwrap().len(), 32, "{head}");
+    assert_eq!(system["detector"]["regions"].as_array().unwrap().len(), 16);
+
+    let o = photonflow(&["eval", "--model", &run, "--data", &data, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["accuracy"], last["test_accuracy"]);
+
+    std::fs::write(d.path("ideal.toml"), IDEAL_RIG).unwrap();
+    let (left, right) = (d.s("bars/left/03.png"), d.s("bars/right/05.png"));
+    let infer = |extra: &[&str]| {
+        let mut args = vec!["infer", "--model", &run, &left, &right, "--json"];
+        args.extend_from_slice(extra);
+        let o = photonflow(&args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        last_json(&o)["predictions"].as_array().unwrap().clone()
+    };
+    let model = infer(&[]);
+    let rig = infer(&["--rig", "sim", "--rig-config", &d.s("ideal.toml")]);
+    for ((m, r), want) in model.iter().zip(&rig).zip(["left", "right"]) {
+        assert_eq!(m["label"], want, "{m}");
+        assert_eq!(r["label"], want, "{r}");
+        assert_eq!(m["energy_fractions"].as_array().unwrap().len(), 16, "{m}");
+        let c = |p: &serde_json::Value| p["confidences"][0].as_f64().unwrap();
+        assert!((c(m) - c(r)).abs() < 1e-4, "model {m} against rig {r}");
+    }
+}
+
 /// The rig file of an ideal bench: 16-bit SLM and camera, no noise, nothing misplaced.
 const IDEAL_RIG: &str = "[source]\nphotons_per_s = 1e14\n[slm]\nbits = 16\n[camera]\nbits = 16\n\
     full_well = 1e12\nquantum_efficiency = 1.0\nread_noise = 0.0\ndark_current = 0.0\n\

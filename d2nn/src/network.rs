@@ -9,8 +9,9 @@
 //! 2. propagate to layer 0; for every layer, multiply by `a·exp(iφ)` and propagate to the next
 //!    plane ([`Optics::energies`]);
 //! 3. integrate `|u|²` over the detector regions and turn the energies into class scores
-//!    ([`Optics::scores`]): the fraction of the detected energy in each class region, or, with
-//!    differential detection, `(E⁺ − E⁻)/(E⁺ + E⁻)` per class;
+//!    ([`Optics::scores`]): the fraction of the detected energy in each class region, with
+//!    differential detection `(E⁺ − E⁻)/(E⁺ + E⁻)` per class, or, in a hybrid
+//!    optical–electronic network, a fully connected layer ([`Dense`]) of every region's energy;
 //! 4. confidences are `softmax(score / T)`.
 //!
 //! The same [`Optics`] runs training (on an autodiff device, masks from [`Layers`]) and
@@ -28,13 +29,13 @@ use photonflow_optics::coherence::{Coherence, Decomposition, Line, stack_path_di
 use photonflow_optics::memory;
 use photonflow_optics::propagate::Plan;
 use photonflow_optics::system::{
-    DetectorSpec, Encoding, Input, Layer, LayerFiles, Material, Modulation, OpticalSystem,
-    PropagationSpec, RegionSpec, ReliefScale,
+    DetectorSpec, Encoding, Input, Layer, LayerFiles, LinearHead, Material, Modulation,
+    OpticalSystem, PropagationSpec, RegionSpec, ReliefScale,
 };
 use photonflow_optics::{Detector, Grid, Planner, Wave};
 use rayon::prelude::*;
 
-use crate::config::{Config, Estimator, PhaseParam};
+use crate::config::{Config, Estimator, Head, PhaseParam, Size};
 use crate::detector_weights;
 use crate::error::{D2nnError, Result};
 use crate::eval::ImageRef;
@@ -59,6 +60,9 @@ pub struct Optics {
     pub bands: Vec<Band>,
     /// The detector regions.
     pub detector: Detector,
+    /// The electronic layer of a hybrid network, as the system gives it (see
+    /// [`Optics::load_head`]).
+    pub head: Option<Dense>,
     planner: Planner<f32>,
     weights: Tensor<3>,
     device: Device,
@@ -290,12 +294,18 @@ impl Optics {
         for l in &mut system.layers {
             (l.phase, l.amplitude, l.height) = (Vec::new(), None, None);
         }
+        let head = system
+            .detector
+            .head
+            .as_ref()
+            .map(|h| Dense::from_head(h, system.detector.regions.len(), device));
         Ok(Self {
             system,
             grid,
             wave,
             bands,
             detector,
+            head,
             planner,
             weights,
             device: device.clone(),
@@ -492,10 +502,18 @@ impl Optics {
     }
 
     /// Class scores `[B, C]` from region energies `[B, R]`: the fraction of the detected energy
-    /// in each class region, or `(E⁺ − E⁻)/(E⁺ + E⁻)` per class for differential detection.
+    /// in each class region, `(E⁺ − E⁻)/(E⁺ + E⁻)` per class for differential detection, or the
+    /// output of the network's electronic layer ([`Optics::head`]).
     pub fn scores(&self, energies: Tensor<2>) -> Tensor<2> {
+        self.scores_with(energies, self.head.as_ref())
+    }
+
+    /// [`Optics::scores`] with another electronic layer (training's), or none.
+    pub fn scores_with(&self, energies: Tensor<2>, head: Option<&Dense>) -> Tensor<2> {
         let [b, r] = energies.dims();
-        if self.system.detector.differential {
+        if let Some(head) = head {
+            head.forward(Dense::input(energies))
+        } else if self.system.detector.differential {
             let pairs = energies.reshape([b, r / 2, 2]);
             let plus = pairs.clone().narrow(2, 0, 1);
             let minus = pairs.narrow(2, 1, 1);
@@ -516,6 +534,17 @@ impl Optics {
     /// Confidences `softmax(score / T)`, `[B, C]`.
     pub fn confidences(&self, scores: Tensor<2>) -> Tensor<2> {
         self.log_confidences(scores).exp()
+    }
+
+    /// Takes the electronic layer of `system` (a trained export of this network): what
+    /// [`Optics::scores`] applies from now on.
+    pub fn load_head(&mut self, system: &OpticalSystem) {
+        self.system.detector.head.clone_from(&system.detector.head);
+        self.head = system
+            .detector
+            .head
+            .as_ref()
+            .map(|h| Dense::from_head(h, system.detector.regions.len(), &self.device));
     }
 
     /// The masks of an exported system's layers as tensors on this network's device.
@@ -578,13 +607,90 @@ struct States {
 /// The trainable parameters: one raw plane `[Ny, Nx]` per layer (the phase, or the height
 /// parameter), and for amplitude-phase layers one raw amplitude plane per layer. With the
 /// Gumbel-softmax estimator, `raw` holds the logits of the `L` states of every pixel, stacked
-/// as `[L·Ny, Nx]`.
+/// as `[L·Ny, Nx]`. A hybrid network adds its electronic layer.
 #[derive(Module, Debug)]
 pub struct Layers {
     /// Raw phase (or height) parameter of every layer.
     pub raw: Vec<Param<Tensor<2>>>,
     /// Raw amplitude parameter of every layer (amplitude-phase only; empty otherwise).
     pub raw_amplitude: Vec<Param<Tensor<2>>>,
+    /// The electronic layer of a hybrid optical–electronic network.
+    pub head: Option<Dense>,
+}
+
+/// A fully connected layer from the detector's `R` region energies to `C` class scores, the
+/// electronic half of a hybrid network: `s = W x + b` with `x_r = R·E_r/ΣE` (see
+/// [`LinearHead`], which it is exported as and read from).
+#[derive(Module, Debug)]
+pub struct Dense {
+    /// Weights `W`, `[C, R]`.
+    pub weights: Param<Tensor<2>>,
+    /// Bias `b`, `[C]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Dense {
+    /// Glorot-uniform weights (`±√(6/(R + C))`, Glorot & Bengio 2010) from `seed`, zero bias.
+    pub fn init(classes: usize, regions: usize, seed: u64, device: &Device) -> Self {
+        let mut rng = Rng::stream(seed, &[INIT_STREAM, HEAD_KEY]);
+        let a = (6.0 / (classes + regions) as f64).sqrt();
+        let w: Vec<f32> = (0..classes * regions)
+            .map(|_| rng.range(-a, a) as f32)
+            .collect();
+        Self {
+            weights: Param::from_tensor(Tensor::from_data(
+                TensorData::new(w, [classes, regions]),
+                device,
+            )),
+            bias: Param::from_tensor(Tensor::zeros([classes], device)),
+        }
+    }
+
+    /// The layer of an exported head over `regions` regions.
+    pub fn from_head(head: &LinearHead, regions: usize, device: &Device) -> Self {
+        let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        let classes = head.bias.len();
+        Self {
+            weights: Param::from_tensor(Tensor::from_data(
+                TensorData::new(f32s(&head.weights), [classes, regions]),
+                device,
+            )),
+            bias: Param::from_tensor(Tensor::from_data(
+                TensorData::new(f32s(&head.bias), [classes]),
+                device,
+            )),
+        }
+    }
+
+    /// The layer as the system file stores it.
+    pub fn to_head(&self) -> LinearHead {
+        let f64s = |t: burn::tensor::TensorData| -> Vec<f64> {
+            t.convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 weights")
+                .into_iter()
+                .map(f64::from)
+                .collect()
+        };
+        LinearHead {
+            weights: f64s(self.weights.val().into_data()),
+            bias: f64s(self.bias.val().into_data()),
+        }
+    }
+
+    /// The layer's input `[B, R]`: every region's energy over the mean region energy,
+    /// `R·E_r/ΣE` (0 for a dark detector).
+    pub fn input(energies: Tensor<2>) -> Tensor<2> {
+        let [_, r] = energies.dims();
+        // exact for any scale of energies above f32's smallest normal numbers
+        let total = energies.clone().sum_dim(1).clamp_min(1e-37);
+        energies * r as f64 / total
+    }
+
+    /// Class scores `[B, C]` of the input `x` `[B, R]`: `x Wᵀ + b`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.weights.val().transpose()) + self.bias.val().unsqueeze::<2>()
+    }
 }
 
 impl Parameterisation {
@@ -678,6 +784,7 @@ impl Parameterisation {
             ))
         };
         Layers {
+            head: None,
             raw: (0..layers).map(|l| plane(l as u64, -init, init)).collect(),
             raw_amplitude: if self.kind == Modulation::AmplitudePhase {
                 let plane = |key: u64| {
@@ -798,6 +905,7 @@ impl Parameterisation {
             layer.amplitude = mask.amplitude.map(read);
             layer.height = height.map(read);
         }
+        system.detector.head = layers.head.as_ref().map(Dense::to_head);
         system
     }
 }
@@ -891,6 +999,9 @@ fn gumbel_mask(
 
 /// Stream key of the initial masks (see [`Rng::stream`]).
 const INIT_STREAM: u64 = 1;
+/// Key of the electronic layer's initial weights in [`INIT_STREAM`] (the masks use the layer
+/// index, amplitudes 1000 + it).
+const HEAD_KEY: u64 = 1 << 32;
 
 /// `x` quantised to multiples of `step` in `0..=max_level·step` in the forward pass, with the
 /// identity's gradient (straight-through estimator, Bengio et al. 2013). Values rounding to
@@ -906,7 +1017,8 @@ fn straight_through(x: Tensor<2>, step: f64, max_level: f64) -> Tensor<2> {
 }
 
 /// The optical system a config describes, without masks: geometry, propagation, input,
-/// detector regions (auto-arranged unless given), readout, and one layer entry per layer.
+/// detector regions (auto-arranged unless given), readout (with a hybrid network's initial
+/// electronic layer), and one layer entry per layer.
 /// `classes` names the classes (from the dataset).
 pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSystem> {
     let o = &config.optics;
@@ -953,7 +1065,16 @@ pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSys
         })
         .collect();
     let differential = config.detector.differential;
-    let labels: Vec<String> = if differential {
+    let grid = system.grid()?;
+    let array = config.detector.array.map(Size::xy);
+    let labels: Vec<String> = if let Some((ax, ay)) = array {
+        (0..ay)
+            .flat_map(|r| (0..ax).map(move |c| format!("r{r}c{c}")))
+            .collect()
+    } else if let (Head::Linear, Some(given)) = (config.readout.head, &config.detector.regions) {
+        // an electronic layer reads any number of regions
+        (0..given.len()).map(|i| format!("d{i}")).collect()
+    } else if differential {
         classes
             .iter()
             .flat_map(|c| [format!("{c}+"), format!("{c}-")])
@@ -961,8 +1082,7 @@ pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSys
     } else {
         classes.to_vec()
     };
-    let grid = system.grid()?;
-    let regions = match &config.detector.regions {
+    let regions: Vec<RegionSpec> = match &config.detector.regions {
         Some(given) => {
             if given.len() != labels.len() {
                 return Err(crate::error::D2nnError::Config {
@@ -991,10 +1111,24 @@ pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSys
                 .collect()
         }
         None => {
-            let side = grid.extent().0.min(grid.extent().1);
-            let size = config.detector.size.map_or(side / 10.0, |s| s.m());
-            let gap = config.detector.gap.map_or(size / 2.0, |g| g.m());
-            Detector::grid_layout(grid, labels.len(), size, gap)?
+            let layout = match array {
+                Some((ax, ay)) => {
+                    let (w, h) = Detector::centred_extent(&grid);
+                    let size = config
+                        .detector
+                        .size
+                        .map_or(w.min(h) / ax.max(ay) as f64, |s| s.m());
+                    let gap = config.detector.gap.map_or(0.0, |g| g.m());
+                    Detector::array_layout(grid, (ax, ay), size, gap)?
+                }
+                None => {
+                    let side = grid.extent().0.min(grid.extent().1);
+                    let size = config.detector.size.map_or(side / 10.0, |s| s.m());
+                    let gap = config.detector.gap.map_or(size / 2.0, |g| g.m());
+                    Detector::grid_layout(grid, labels.len(), size, gap)?
+                }
+            };
+            layout
                 .regions()
                 .iter()
                 .zip(&labels)
@@ -1002,11 +1136,21 @@ pub fn system_template(config: &Config, classes: &[String]) -> Result<OpticalSys
                 .collect()
         }
     };
+    let head = (config.readout.head == Head::Linear).then(|| {
+        Dense::init(
+            classes.len(),
+            regions.len(),
+            config.training.seed,
+            &Device::flex(),
+        )
+        .to_head()
+    });
     system.detector = DetectorSpec {
         regions,
         classes: classes.to_vec(),
         differential,
-        temperature: config.readout.temperature,
+        temperature: config.readout.temperature(),
+        head,
     };
     Ok(system)
 }

@@ -36,7 +36,7 @@ use crate::config::{Config, Loss};
 use crate::data::{Dataset, Splits};
 use crate::error::{D2nnError, Result};
 use crate::eval::{Evaluation, ImageRef, Pixels, argmax, evaluate};
-use crate::network::{Band, Layers, Optics, Parameterisation, shift_mask, system_template};
+use crate::network::{Band, Dense, Layers, Optics, Parameterisation, shift_mask, system_template};
 use crate::rng::Rng;
 
 /// Stream keys of [`Rng::stream`].
@@ -178,7 +178,7 @@ pub fn train(
     let device = Device::flex().autodiff();
     let classes = data.train.class_names.clone();
     let template = system_template(config, &classes)?;
-    let optics = Optics::new(&template, &device)?;
+    let mut optics = Optics::new(&template, &device)?;
     let fields = optics.fields_per_image();
     check_batch_fits(
         config,
@@ -198,6 +198,12 @@ pub fn train(
         config.training.seed,
         &device,
     );
+    // a hybrid network trains its electronic layer with the masks, from the template's start
+    layers.head = template
+        .detector
+        .head
+        .as_ref()
+        .map(|h| Dense::from_head(h, template.detector.regions.len(), &device));
     let mut optim = AdamConfig::new().init();
     let mut history = Vec::new();
     if options.resume {
@@ -290,14 +296,27 @@ pub fn train(
                     .collect();
                 bands = optics.displaced(&bands, &dz)?;
             }
-            let mut scores = optics.scores(optics.energies_with(&images, &masks, &bands));
+            let energies = optics.energies_with(&images, &masks, &bands);
             let n = idx.len();
-            if config.fabrication.detector_noise > 0.0 {
+            // detector noise: on the class scores, or on the electronic layer's inputs
+            let noise = |width: usize| {
                 let mut rng = Rng::stream(config.training.seed, &[NOISE_STREAM, key[0], key[1]]);
                 let s = config.fabrication.detector_noise;
-                let noise: Vec<f32> = (0..n * c).map(|_| (rng.normal() * s) as f32).collect();
-                scores = scores + Tensor::from_data(TensorData::new(noise, [n, c]), &device);
-            }
+                let v: Vec<f32> = (0..n * width).map(|_| (rng.normal() * s) as f32).collect();
+                Tensor::<2>::from_data(TensorData::new(v, [n, width]), &device)
+            };
+            let noisy = config.fabrication.detector_noise > 0.0;
+            let scores = match &layers.head {
+                Some(head) => {
+                    let mut x = Dense::input(energies);
+                    if noisy {
+                        x = x.clone() + noise(x.dims()[1]);
+                    }
+                    head.forward(x)
+                }
+                None if noisy => optics.scores_with(energies, None) + noise(c),
+                None => optics.scores_with(energies, None),
+            };
             let mut onehot = vec![0f32; n * c];
             for (k, &i) in idx.iter().enumerate() {
                 onehot[k * c + usize::from(train.labels[i])] = 1.0;
@@ -322,8 +341,17 @@ pub fn train(
                     loss: value as f32,
                 });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &layers);
+            let mut grads = loss.backward();
+            // the electronic layer at its own rate, the masks at the schedule's
+            let head = layers
+                .head
+                .as_ref()
+                .map(|h| GradientsParams::from_module(&mut grads, h));
+            let grads = GradientsParams::from_grads(grads, &layers);
             layers = optim.step(lr, layers, grads);
+            if let Some(head) = head {
+                layers = optim.step(lr * config.readout.head_lr(), layers, head);
+            }
             let s = scores
                 .into_data()
                 .try_into_vec::<f32>()
@@ -344,6 +372,7 @@ pub fn train(
         let train_seconds = clock.elapsed().as_secs_f64();
         system = param.export(&layers, &template);
         let masks = optics.masks_of(&system);
+        optics.load_head(&system);
         let evaluation = evaluate(&optics, &masks, &test, batch.max(32), |d, t| {
             observer.eval_batch(d, t)
         })?;

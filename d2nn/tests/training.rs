@@ -416,3 +416,142 @@ fn training_under_broadband_partially_coherent_light() {
         assert!(e.contains(needs), "{section}: {e}");
     }
 }
+
+/// A hybrid optical–electronic network (a 4×4 detector array read by a fully connected layer)
+/// learns with its masks; its trained layer is exported and read back, scores as the f64
+/// readout of measured frames does, and a resumed run continues it bit for bit.
+#[test]
+fn hybrid_network_trains_its_electronic_layer_with_the_masks() {
+    let text = tiny(2).replace(
+        "[detector]\n        size = \"2mm\"\n        gap = \"2mm\"",
+        "[detector]\n        array = 4\n\n        [readout]\n        head = \"linear\"",
+    );
+    let config = Config::from_toml(&text, "hybrid").unwrap();
+    assert_eq!(config.readout.temperature(), 1.0);
+    let run = tempdir("hybrid");
+    let trained = train_bars(&run, &config);
+    let last = trained.history.last().unwrap();
+    assert!(last.test_accuracy >= 0.9, "{:?}", trained.history);
+    let detector = &trained.system.detector;
+    assert_eq!(detector.regions.len(), 16);
+    assert_eq!(detector.regions[5].label, "r1c1");
+    // 31 × 0.4 mm: the widest block centred on the axis, in 4 pixels without gaps
+    assert!((detector.regions[0].width_m - 3.1e-3).abs() < 1e-12);
+    assert!((detector.regions[1].x_m - detector.regions[0].x_m - 3.1e-3).abs() < 1e-12);
+    let head = detector
+        .head
+        .clone()
+        .expect("the electronic layer is exported");
+    assert_eq!((head.weights.len(), head.bias.len()), (32, 2));
+    let template = photonflow_d2nn::network::system_template(
+        &config,
+        &["left".to_string(), "right".to_string()],
+    )
+    .unwrap();
+    let start = template.detector.head.unwrap();
+    let moved = head
+        .weights
+        .iter()
+        .zip(&start.weights)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(moved > 1e-2, "the layer trained: {moved}");
+    assert!(head.bias.iter().any(|b| b.abs() > 1e-4), "{:?}", head.bias);
+
+    // Read back from disk: the same accuracy and loss, and the tensors' scores are the f64
+    // readout's (what a rig applies to camera frames).
+    let model = Model::load(&run).unwrap();
+    assert_eq!(model.system.detector.head.as_ref(), Some(&head));
+    let test = bars(32);
+    let e = evaluate(&model.optics, &model.masks, &test, 32, |_, _| {}).unwrap();
+    assert_eq!(e.accuracy, last.test_accuracy);
+    assert!(
+        (e.loss - last.test_loss).abs() <= 1e-6 * last.test_loss.max(1e-3),
+        "{} vs {}",
+        e.loss,
+        last.test_loss
+    );
+    let images: Vec<_> = (0..4).map(|i| test.image_ref(i)).collect();
+    let out = photonflow_d2nn::eval::run_batch(&model.optics, &model.masks, &images);
+    for (energies, scores) in out.energies.iter().zip(&out.scores) {
+        let wide: Vec<f64> = energies.iter().map(|&e| f64::from(e)).collect();
+        let readout = model.system.detector.scores(&wide);
+        // scale-free: a brighter source or a camera's gain changes nothing
+        let brighter: Vec<f64> = wide.iter().map(|e| 37.0 * e).collect();
+        for ((a, b), c) in readout
+            .iter()
+            .zip(scores)
+            .zip(model.system.detector.scores(&brighter))
+        {
+            assert!(
+                (a - f64::from(*b)).abs() < 1e-4 * (1.0 + a.abs()),
+                "{a} vs {b}"
+            );
+            assert!((a - c).abs() < 1e-12 * (1.0 + a.abs()), "{a} vs {c}");
+        }
+    }
+
+    // One epoch, then resume: the same layer and masks as the uninterrupted run.
+    let split = tempdir("hybrid-resumed");
+    let mut one = config.clone();
+    one.training.epochs = 1;
+    train_bars(&split, &one);
+    let splits = Splits {
+        train: bars(96),
+        test: bars(32),
+    };
+    let options = TrainOptions {
+        resume: true,
+        ..TrainOptions::default()
+    };
+    let resumed = train(&split, &config, &splits, &options, &mut ()).unwrap();
+    assert_eq!(resumed.system.detector.head, trained.system.detector.head);
+    assert_eq!(
+        resumed.system.layers[1].phase,
+        trained.system.layers[1].phase
+    );
+
+    // Detector noise lands on the layer's inputs; it still learns.
+    let noisy = Config::from_toml(
+        &format!("{text}\n[fabrication]\ndetector_noise = 0.05\n"),
+        "noisy",
+    )
+    .unwrap();
+    let n = tempdir("hybrid-noisy");
+    let t = train_bars(&n, &noisy);
+    assert!(
+        t.history.last().unwrap().test_accuracy >= 0.9,
+        "{:?}",
+        t.history
+    );
+    assert_ne!(t.history[0].loss, trained.history[0].loss);
+    for d in [run, split, n] {
+        std::fs::remove_dir_all(d).ok();
+    }
+
+    for (section, needs) in [
+        ("[detector]\narray = 4\n", "head = \"linear\""),
+        (
+            "[detector]\narray = 4\ndifferential = true\n[readout]\nhead = \"linear\"\n",
+            "leave out regions and differential",
+        ),
+        (
+            "[detector]\ndifferential = true\n[readout]\nhead = \"linear\"\n",
+            "cannot follow differential detection",
+        ),
+        (
+            "[detector]\narray = 0\n[readout]\nhead = \"linear\"\n",
+            "at least one",
+        ),
+        ("[readout]\nhead = \"mlp\"\n", "`linear`"),
+    ] {
+        let base = tiny(1).replace(
+            "[detector]\n        size = \"2mm\"\n        gap = \"2mm\"",
+            "",
+        );
+        let e = Config::from_toml(&format!("{base}\n{section}"), "bad")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(needs), "{section}: {e}");
+    }
+}

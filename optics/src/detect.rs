@@ -236,6 +236,32 @@ impl Detector {
         if n_regions == 0 {
             return Err(invalid("detector regions", "ask for at least one region"));
         }
+        Self::rows_layout(grid, &Self::layout_rows(n_regions), size, gap)
+    }
+
+    /// A camera-like array of `nx × ny` equal squares of side `size` (m), `gap` (m) apart edge to
+    /// edge, centred on the optical axis: the layout of [`grid_layout`](Self::grid_layout) with
+    /// `ny` rows of `nx`, numbered row by row from the smallest `y`, left to right.
+    pub fn array_layout(grid: Grid, (nx, ny): (usize, usize), size: f64, gap: f64) -> Result<Self> {
+        if nx == 0 || ny == 0 {
+            return Err(invalid(
+                "detector array",
+                format!("{nx} × {ny}: ask for at least one region per axis"),
+            ));
+        }
+        Self::rows_layout(grid, &vec![nx; ny], size, gap)
+    }
+
+    /// Width and height (m) of the largest block centred on the optical axis that fits in the
+    /// grid's window (an even grid's window reaches half a sample less on the positive side).
+    pub fn centred_extent(grid: &Grid) -> (f64, f64) {
+        let ((wx0, wx1), (wy0, wy1)) = window(grid);
+        (2.0 * wx1.min(-wx0), 2.0 * wy1.min(-wy0))
+    }
+
+    /// Squares in centred rows of `rows[r]` each (see [`grid_layout`](Self::grid_layout)).
+    fn rows_layout(grid: Grid, rows: &[usize], size: f64, gap: f64) -> Result<Self> {
+        let n_regions: usize = rows.iter().sum();
         crate::error::positive("detector region size", size)?;
         if !(gap.is_finite() && gap >= 0.0) {
             return Err(invalid(
@@ -243,14 +269,13 @@ impl Detector {
                 format!("{gap} is not a finite length ≥ 0"),
             ));
         }
-        let rows = Self::layout_rows(n_regions);
         let pitch = size + gap;
         let widest = *rows.iter().max().expect("at least one row");
         let need_w = widest as f64 * size + (widest - 1) as f64 * gap;
         let need_h = rows.len() as f64 * size + (rows.len() - 1) as f64 * gap;
-        let ((wx0, wx1), (wy0, wy1)) = window(&grid);
         // The block is centred on 0, so it must fit in the narrower half of the window.
-        let (half_w, half_h) = (wx1.min(-wx0), wy1.min(-wy0));
+        let (w, h) = Self::centred_extent(&grid);
+        let (half_w, half_h) = (w / 2.0, h / 2.0);
         if need_w > 2.0 * half_w * (1.0 + 1e-12) || need_h > 2.0 * half_h * (1.0 + 1e-12) {
             return Err(invalid(
                 "detector layout",

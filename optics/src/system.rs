@@ -483,27 +483,86 @@ pub struct DetectorSpec {
     pub differential: bool,
     /// Softmax temperature `T`: confidences are `softmax(score / T)`.
     pub temperature: f64,
+    /// The electronic layer of a hybrid optical–electronic network, when the class scores are
+    /// computed from the regions' energies by a fully connected layer instead of one region
+    /// (or pair) per class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<LinearHead>,
 }
+
+/// The electronic layer of a hybrid optical–electronic network (Mengu et al., "Analysis of
+/// diffractive optical neural networks and their integration with electronic neural networks",
+/// IEEE J. Sel. Top. Quantum Electron. 26 (2020)): a fully connected layer from the `R` region
+/// energies of the detector (a coarse camera, typically) to the `C` class scores,
+///
+/// `s = W x + b`, with `x_r = R · E_r / Σ E`,
+///
+/// the region energies divided by their mean, so that neither the source's power nor a camera's
+/// gain changes the answer (`x` is 1 on average; a dark detector gives `x = 0` and `s = b`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearHead {
+    /// Weights `W`, `C × R`, row-major: the row of class `c` holds its weight of every region.
+    pub weights: Vec<f64>,
+    /// Bias `b`, one per class.
+    pub bias: Vec<f64>,
+}
+
+impl LinearHead {
+    /// The head's input: each region's energy over the mean region energy, `R · E_r / Σ E`
+    /// (0 for a dark detector).
+    pub fn input(energies: &[f64]) -> Vec<f64> {
+        let total: f64 = energies.iter().sum();
+        let scale = if total > 0.0 {
+            energies.len() as f64 / total
+        } else {
+            0.0
+        };
+        energies.iter().map(|e| e * scale).collect()
+    }
+
+    /// Class scores `W x + b` of the head's input `x` ([`LinearHead::input`]).
+    ///
+    /// # Panics
+    /// If `x` does not hold one value per column of the weights.
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        assert_eq!(
+            self.weights.len(),
+            self.bias.len() * x.len(),
+            "one input per region"
+        );
+        self.weights
+            .chunks_exact(x.len())
+            .zip(&self.bias)
+            .map(|(row, b)| b + row.iter().zip(x).map(|(w, x)| w * x).sum::<f64>())
+            .collect()
+    }
+}
+
+/// Added to the denominators of the scores, so that a dark detector gives 0, not NaN.
+const DARK: f64 = 1e-12;
 
 impl DetectorSpec {
     /// Class scores from region energies (one per region, in region order, any common unit):
-    /// each region's fraction of the detected energy `E_c / Σ E`, or `(E⁺ − E⁻)/(E⁺ + E⁻)` per
-    /// class for differential detection. A dark detector gives scores of 0, not NaN. The plain
-    /// numbers that the trainable network's tensors compute; readouts of measured frames use it.
+    /// each region's fraction of the detected energy `E_c / Σ E`, `(E⁺ − E⁻)/(E⁺ + E⁻)` per
+    /// class for differential detection, or the electronic [`LinearHead`]'s output. A dark
+    /// detector gives scores of 0 (the head's bias), not NaN. The plain numbers that the
+    /// trainable network's tensors compute; readouts of measured frames use it.
     ///
     /// # Panics
     /// If `energies` does not hold one value per region.
     pub fn scores(&self, energies: &[f64]) -> Vec<f64> {
         assert_eq!(energies.len(), self.regions.len(), "one energy per region");
-        const EPS: f64 = 1e-12;
-        if self.differential {
+        if let Some(head) = &self.head {
+            head.apply(&LinearHead::input(energies))
+        } else if self.differential {
             energies
                 .chunks_exact(2)
-                .map(|p| (p[0] - p[1]) / (p[0] + p[1] + EPS))
+                .map(|p| (p[0] - p[1]) / (p[0] + p[1] + DARK))
                 .collect()
         } else {
             let total: f64 = energies.iter().sum();
-            energies.iter().map(|e| e / (total + EPS)).collect()
+            energies.iter().map(|e| e / (total + DARK)).collect()
         }
     }
 
@@ -554,6 +613,7 @@ impl OpticalSystem {
                 classes: Vec::new(),
                 differential: false,
                 temperature: 1.0,
+                head: None,
             },
         })
     }
@@ -710,10 +770,36 @@ impl OpticalSystem {
                 _ => {}
             }
         }
-        let per_class = if self.detector.differential { 2 } else { 1 };
-        if self.detector.classes.is_empty()
-            || self.detector.regions.len() != per_class * self.detector.classes.len()
-        {
+        let d = &self.detector;
+        let per_class = if d.differential { 2 } else { 1 };
+        if let Some(head) = &d.head {
+            let (c, r) = (d.classes.len(), d.regions.len());
+            if d.differential {
+                return Err(invalid(
+                    "detector",
+                    "an electronic head reads the regions' energies itself; it cannot follow \
+                     differential detection (set differential to false)",
+                ));
+            }
+            if c == 0 || r == 0 || head.weights.len() != c * r || head.bias.len() != c {
+                return Err(invalid(
+                    "detector",
+                    format!(
+                        "the electronic head of {c} classes and {r} regions needs {} weights \
+                         and {c} biases but has {} and {}",
+                        c * r,
+                        head.weights.len(),
+                        head.bias.len()
+                    ),
+                ));
+            }
+            if !head.weights.iter().chain(&head.bias).all(|v| v.is_finite()) {
+                return Err(invalid(
+                    "detector",
+                    "the electronic head has a weight or bias that is not a finite number",
+                ));
+            }
+        } else if d.classes.is_empty() || d.regions.len() != per_class * d.classes.len() {
             return Err(invalid(
                 "detector",
                 format!(
@@ -987,6 +1073,63 @@ mod tests {
         let mut s = system();
         s.detector.regions[0].x_m = 5e-3;
         assert!(s.validate().unwrap_err().to_string().contains("window"));
+    }
+
+    /// An electronic layer over three regions: its scores are `W x + b` of the energies over
+    /// their mean, whatever their scale; it travels in system.json; a layer of the wrong shape,
+    /// with a NaN, or behind differential detection is refused.
+    #[test]
+    fn hybrid_readout_scores_round_trips_and_is_checked() {
+        let mut s = system();
+        s.detector
+            .regions
+            .push(RegionSpec::new("d2", (0.0, 0.4e-3), 0.4e-3, 0.4e-3));
+        let head = LinearHead {
+            weights: vec![1.0, -2.0, 0.5, 0.0, 3.0, -1.0],
+            bias: vec![0.25, -0.5],
+        };
+        s.detector.head = Some(head.clone());
+        s.validate().unwrap();
+        // E = (1, 2, 5): mean 8/3, x = (3/8, 6/8, 15/8)
+        let x = [0.375, 0.75, 1.875];
+        let want = [0.25 + 0.375 - 1.5 + 0.9375, -0.5 + 0.0 + 2.25 - 1.875];
+        for scale in [1.0, 1e-9, 4e6] {
+            let got = s.detector.scores(&[scale, 2.0 * scale, 5.0 * scale]);
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-12, "{scale}: {got:?} vs {want:?}");
+            }
+        }
+        assert_eq!(LinearHead::input(&[1.0, 2.0, 5.0]), x);
+        assert_eq!(s.detector.scores(&[0.0; 3]), head.bias, "dark: the bias");
+
+        let dir = tempdir();
+        s.save(&dir).unwrap();
+        let back = OpticalSystem::load(&dir).unwrap();
+        assert_eq!(back.detector.head, Some(head));
+        fs::remove_dir_all(dir).ok();
+        let text = serde_json::to_string(&system()).unwrap();
+        assert!(
+            !text.contains("head"),
+            "an all-optical system has none: {text}"
+        );
+
+        let refused = |change: fn(&mut OpticalSystem), needs: &str| {
+            let mut t = s.clone();
+            change(&mut t);
+            let e = t.validate().unwrap_err().to_string();
+            assert!(e.contains(needs), "{needs}: {e}");
+        };
+        refused(
+            |t| {
+                t.detector.head.as_mut().unwrap().weights.pop();
+            },
+            "needs 6 weights and 2 biases but has 5 and 2",
+        );
+        refused(
+            |t| t.detector.head.as_mut().unwrap().bias[1] = f64::NAN,
+            "not a finite number",
+        );
+        refused(|t| t.detector.differential = true, "differential");
     }
 
     #[test]

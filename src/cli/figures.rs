@@ -91,7 +91,7 @@ pub fn layers(path: &Path, system: &OpticalSystem) -> anyhow::Result<()> {
 }
 
 /// Detector-plane intensity of the first test sample of each class, with the detector regions
-/// outlined and the true class's region(s) highlighted.
+/// outlined and the true class's region(s) highlighted (a hybrid network's array is not drawn).
 pub fn outputs(path: &Path, system: &OpticalSystem, test: &Dataset) -> anyhow::Result<()> {
     let optics = Optics::new(system, &Device::flex())?;
     let masks = optics.masks_of(system);
@@ -119,6 +119,9 @@ pub fn outputs(path: &Path, system: &OpticalSystem, test: &Dataset) -> anyhow::R
                 .detector
                 .regions
                 .iter()
+                // behind an electronic layer the regions are a camera's pixels, not classes:
+                // outlining them would hide the light
+                .filter(|_| system.detector.head.is_none())
                 .map(|r| {
                     let (hw, hh) = (r.width_m / 2.0, r.height_m / 2.0);
                     let class = r.label.trim_end_matches(['+', '-']);
@@ -143,15 +146,83 @@ pub fn outputs(path: &Path, system: &OpticalSystem, test: &Dataset) -> anyhow::R
             ..ImagePlot::new(v, optics.grid.nx, optics.grid.ny, extent)
         })
         .collect();
-    write_image_grid_png(
+    per_class(
         path,
         &panels,
-        5.min(panels.len()),
-        PANEL.0,
-        PANEL.1,
-        "detector plane, one test sample per class (true class highlighted)",
-    )?;
+        if system.detector.head.is_some() {
+            "detector plane, one test sample per class (read by the electronic layer)"
+        } else {
+            "detector plane, one test sample per class (true class highlighted)"
+        },
+    )
+}
+
+/// A figure of one panel per class, five to a row.
+fn per_class(path: &Path, panels: &[ImagePlot], title: &str) -> anyhow::Result<()> {
+    write_image_grid_png(path, panels, 5.min(panels.len()), PANEL.0, PANEL.1, title)?;
     Ok(())
+}
+
+/// The weights of a hybrid network's electronic layer, one panel per class: every detector
+/// region filled with the weight its energy carries in that class's score (blue negative, red
+/// positive; grey where no region lies). Nothing is written for an all-optical network.
+pub fn head(path: &Path, system: &OpticalSystem) -> anyhow::Result<()> {
+    let Some(head) = &system.detector.head else {
+        return Ok(());
+    };
+    let detector = system.detector()?;
+    let (n, r) = (system.nx * system.ny, detector.len());
+    // the region each pixel belongs to most (regions of a layout do not overlap)
+    let mut owner = vec![None; n];
+    let mut cover = vec![0f32; n];
+    for (k, w) in detector.weights().chunks_exact(n).enumerate() {
+        for (i, &w) in w.iter().enumerate() {
+            if w > cover[i] {
+                (owner[i], cover[i]) = (Some(k), w);
+            }
+        }
+    }
+    let top = head
+        .weights
+        .iter()
+        .fold(0f64, |m, w| m.max(w.abs()))
+        .max(1e-12);
+    let maps: Vec<Vec<f64>> = head
+        .weights
+        .chunks_exact(r)
+        .map(|row| {
+            owner
+                .iter()
+                .map(|o| o.map_or(f64::NAN, |k| row[k]))
+                .collect()
+        })
+        .collect();
+    let titles: Vec<String> = system
+        .detector
+        .classes
+        .iter()
+        .map(|c| format!("class {c}"))
+        .collect();
+    let extent = system.grid()?.edges();
+    let panels: Vec<ImagePlot> = maps
+        .iter()
+        .zip(&titles)
+        .map(|(v, title)| ImagePlot {
+            title,
+            colorbar_label: "weight",
+            colormap: Colormap::Diverging,
+            range: Some((-top, top)),
+            ..ImagePlot::new(v, system.nx, system.ny, extent)
+        })
+        .collect();
+    per_class(
+        path,
+        &panels,
+        &format!(
+            "electronic layer: the weight of each of the {r} detector regions in every class's \
+             score"
+        ),
+    )
 }
 
 /// The confusion matrix of an evaluation.

@@ -20,7 +20,7 @@ pub struct Args {
     /// Network and training config (TOML; see the README for every key).
     #[arg(long, value_name = "CFG.toml", conflicts_with = "preset")]
     config: Option<PathBuf>,
-    /// A preset config instead: lin2018, lin2018-differential or demo.
+    /// A preset config instead: lin2018, lin2018-differential, lin2018-hybrid or demo.
     #[arg(long, value_name = "NAME")]
     preset: Option<String>,
     /// Dataset folder: DIR/<dataset>/ with the four IDX files, that folder itself, or a
@@ -236,6 +236,7 @@ impl<'a> Progress<'a> {
         figures::confusion(&dir.join("confusion.png"), evaluation)?;
         figures::curves(&dir.join("training.png"), &self.history)?;
         figures::outputs(&dir.join("outputs.png"), system, self.test)?;
+        figures::head(&dir.join("head.png"), system)?;
         Ok(())
     }
 }
