@@ -927,6 +927,32 @@ fn hybrid_network_trains_evaluates_and_runs_on_a_rig() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(last_json(&o)["accuracy"], last["test_accuracy"]);
 
+    // The npy export carries the electronic layer for the computer behind the detector.
+    let fab = d.s("fab");
+    let o = photonflow(&["export", "--model", &run, "--target", "npy", "--out", &fab]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let weights = npy::read_npy(&d.path("fab/head_weights.npy")).unwrap();
+    let bias = npy::read_npy(&d.path("fab/head_bias.npy")).unwrap();
+    assert_eq!(
+        (weights.shape.as_slice(), bias.shape.as_slice()),
+        (&[2, 16][..], &[2][..])
+    );
+    let want: Vec<f64> = head["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_f64().unwrap())
+        .collect();
+    assert!(
+        matches!(&weights.data, NpyData::F64(v) if *v == want),
+        "{weights:?}"
+    );
+    let manifest = std::fs::read_to_string(d.path("fab/manifest.json")).unwrap();
+    assert!(
+        manifest.contains("head_bias.npy") && manifest.contains("x_r = R"),
+        "{manifest}"
+    );
+
     std::fs::write(d.path("ideal.toml"), IDEAL_RIG).unwrap();
     let (left, right) = (d.s("bars/left/03.png"), d.s("bars/right/05.png"));
     let infer = |extra: &[&str]| {

@@ -21,8 +21,8 @@ pub(super) const HEIGHT_UNIT: &str = "m, above the base plate";
 /// What a level value means.
 pub(super) const LEVEL_MEANING: &str = "level k has height k·full_wave_m/L";
 
-fn npy(path: &Path, shape: [usize; 2], data: NpyDataRef) -> Result<()> {
-    write_npy(path, &shape, data).map_err(|e| CompileError::file(path, e.to_string()))
+fn npy(path: &Path, shape: &[usize], data: NpyDataRef) -> Result<()> {
+    write_npy(path, shape, data).map_err(|e| CompileError::file(path, e.to_string()))
 }
 
 fn write_levels(staging: &mut Staging, shape: [usize; 2], k: usize, r: &Relief) -> Result<()> {
@@ -33,9 +33,9 @@ fn write_levels(staging: &mut Staging, shape: [usize; 2], k: usize, r: &Relief) 
     staging.file(&name, Some(k), "levels", |p| {
         if r.level_count.is_some_and(|l| l <= 256) {
             let bytes: Vec<u8> = levels.iter().map(|&v| v as u8).collect();
-            npy(p, shape, NpyDataRef::U8(&bytes))
+            npy(p, &shape, NpyDataRef::U8(&bytes))
         } else {
-            npy(p, shape, NpyDataRef::U16(levels))
+            npy(p, &shape, NpyDataRef::U16(levels))
         }
     })
 }
@@ -43,11 +43,13 @@ fn write_levels(staging: &mut Staging, shape: [usize; 2], k: usize, r: &Relief) 
 fn write_height(staging: &mut Staging, shape: [usize; 2], k: usize, r: &Relief) -> Result<()> {
     let name = format!("{}_height.npy", r.name);
     staging.file(&name, Some(k), "height", |p| {
-        npy(p, shape, NpyDataRef::F64(&r.heights_m))
+        npy(p, &shape, NpyDataRef::F64(&r.heights_m))
     })
 }
 
-/// `npy`: per layer the level map (quantised layers) and the height map in metres.
+/// `npy`: per layer the level map (quantised layers) and the height map in metres; for a
+/// hybrid network also its electronic layer, for the computer that reads the detector:
+/// `head_weights.npy` `[C, R]` and `head_bias.npy` `[C]` (f64).
 pub fn write_npy_target(
     system: &OpticalSystem,
     fabrication: &Fabrication,
@@ -58,11 +60,25 @@ pub fn write_npy_target(
         write_levels(staging, shape, k, r)?;
         write_height(staging, shape, k, r)?;
     }
-    Ok(json!({
+    let mut settings = json!({
         "arrays": ARRAY_LAYOUT,
         "height_unit": HEIGHT_UNIT,
         "levels": LEVEL_MEANING,
-    }))
+    });
+    if let Some(head) = &system.detector.head {
+        let (c, r) = (head.bias.len(), system.detector.regions.len());
+        staging.file("head_weights.npy", None, "head-weights", |p| {
+            npy(p, &[c, r], NpyDataRef::F64(&head.weights))
+        })?;
+        staging.file("head_bias.npy", None, "head-bias", |p| {
+            npy(p, &[c], NpyDataRef::F64(&head.bias))
+        })?;
+        settings["head"] = json!(
+            "class scores W x + b, W = head_weights [C, R], b = head_bias [C], x_r = R·E_r/ΣE \
+             of the energies of system.json's detector regions in their order"
+        );
+    }
+    Ok(settings)
 }
 
 /// `height`: per layer the height map in metres (`.npy`) and as a 16-bit grayscale PNG whose
