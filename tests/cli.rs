@@ -956,11 +956,10 @@ fn hybrid_network_trains_evaluates_and_runs_on_a_rig() {
     std::fs::write(d.path("ideal.toml"), IDEAL_RIG).unwrap();
     let (left, right) = (d.s("bars/left/03.png"), d.s("bars/right/05.png"));
     let infer = |extra: &[&str]| {
-        let mut args = vec!["infer", "--model", &run, &left, &right, "--json"];
-        args.extend_from_slice(extra);
-        let o = photonflow(&args);
-        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
-        last_json(&o)["predictions"].as_array().unwrap().clone()
+        infer_json(&run, [&left, &right], extra)["predictions"]
+            .as_array()
+            .unwrap()
+            .clone()
     };
     let model = infer(&[]);
     let rig = infer(&["--rig", "sim", "--rig-config", &d.s("ideal.toml")]);
@@ -971,6 +970,15 @@ fn hybrid_network_trains_evaluates_and_runs_on_a_rig() {
         let c = |p: &serde_json::Value| p["confidences"][0].as_f64().unwrap();
         assert!((c(m) - c(r)).abs() < 1e-4, "model {m} against rig {r}");
     }
+}
+
+/// `infer --json` of two images with `extra` flags, which must succeed: its JSON object.
+fn infer_json(run: &str, [a, b]: [&str; 2], extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["infer", "--model", run, a, b, "--json"];
+    args.extend_from_slice(extra);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    last_json(&o)
 }
 
 /// The rig file of an ideal bench: 16-bit SLM and camera, no noise, nothing misplaced.
@@ -998,13 +1006,7 @@ fn rigs_classify_as_the_model_does(
             .map(|c| c.as_f64().unwrap())
             .collect()
     };
-    let on_rig = |extra: &[&str]| {
-        let mut args = vec!["infer", "--model", run, left, right, "--json"];
-        args.extend_from_slice(extra);
-        let o = photonflow(&args);
-        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
-        last_json(&o)
-    };
+    let on_rig = |extra: &[&str]| infer_json(run, [left, right], extra);
     let sim = on_rig(&["--rig", "sim", "--rig-config", &ideal]);
     let preds = sim["predictions"].as_array().unwrap();
     assert_eq!(sim["rig"]["camera"]["bits"], 16, "{sim}");

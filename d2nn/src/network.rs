@@ -294,11 +294,7 @@ impl Optics {
         for l in &mut system.layers {
             (l.phase, l.amplitude, l.height) = (Vec::new(), None, None);
         }
-        let head = system
-            .detector
-            .head
-            .as_ref()
-            .map(|h| Dense::from_head(h, system.detector.regions.len(), device));
+        let head = Dense::of(&system.detector, device);
         Ok(Self {
             system,
             grid,
@@ -540,11 +536,7 @@ impl Optics {
     /// [`Optics::scores`] applies from now on.
     pub fn load_head(&mut self, system: &OpticalSystem) {
         self.system.detector.head.clone_from(&system.detector.head);
-        self.head = system
-            .detector
-            .head
-            .as_ref()
-            .map(|h| Dense::from_head(h, system.detector.regions.len(), &self.device));
+        self.head = Dense::of(&system.detector, &self.device);
     }
 
     /// The masks of an exported system's layers as tensors on this network's device.
@@ -646,11 +638,12 @@ impl Dense {
         }
     }
 
-    /// The layer of an exported head over `regions` regions.
-    pub fn from_head(head: &LinearHead, regions: usize, device: &Device) -> Self {
+    /// The electronic layer a detector carries (its [`LinearHead`] over its regions), if any.
+    pub fn of(detector: &DetectorSpec, device: &Device) -> Option<Self> {
+        let head = detector.head.as_ref()?;
         let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
-        let classes = head.bias.len();
-        Self {
+        let (classes, regions) = (head.bias.len(), detector.regions.len());
+        Some(Self {
             weights: Param::from_tensor(Tensor::from_data(
                 TensorData::new(f32s(&head.weights), [classes, regions]),
                 device,
@@ -659,7 +652,7 @@ impl Dense {
                 TensorData::new(f32s(&head.bias), [classes]),
                 device,
             )),
-        }
+        })
     }
 
     /// The layer as the system file stores it.

@@ -199,11 +199,7 @@ pub fn train(
         &device,
     );
     // a hybrid network trains its electronic layer with the masks, from the template's start
-    layers.head = template
-        .detector
-        .head
-        .as_ref()
-        .map(|h| Dense::from_head(h, template.detector.regions.len(), &device));
+    layers.head = Dense::of(&template.detector, &device);
     let mut optim = AdamConfig::new().init();
     let mut history = Vec::new();
     if options.resume {
@@ -299,23 +295,19 @@ pub fn train(
             let energies = optics.energies_with(&images, &masks, &bands);
             let n = idx.len();
             // detector noise: on the class scores, or on the electronic layer's inputs
-            let noise = |width: usize| {
-                let mut rng = Rng::stream(config.training.seed, &[NOISE_STREAM, key[0], key[1]]);
+            let noisy = |t: Tensor<2>| {
                 let s = config.fabrication.detector_noise;
-                let v: Vec<f32> = (0..n * width).map(|_| (rng.normal() * s) as f32).collect();
-                Tensor::<2>::from_data(TensorData::new(v, [n, width]), &device)
-            };
-            let noisy = config.fabrication.detector_noise > 0.0;
-            let scores = match &layers.head {
-                Some(head) => {
-                    let mut x = Dense::input(energies);
-                    if noisy {
-                        x = x.clone() + noise(x.dims()[1]);
-                    }
-                    head.forward(x)
+                if s == 0.0 {
+                    return t;
                 }
-                None if noisy => optics.scores_with(energies, None) + noise(c),
-                None => optics.scores_with(energies, None),
+                let [n, width] = t.dims();
+                let mut rng = Rng::stream(config.training.seed, &[NOISE_STREAM, key[0], key[1]]);
+                let v: Vec<f32> = (0..n * width).map(|_| (rng.normal() * s) as f32).collect();
+                t + Tensor::from_data(TensorData::new(v, [n, width]), &device)
+            };
+            let scores = match &layers.head {
+                Some(head) => head.forward(noisy(Dense::input(energies))),
+                None => noisy(optics.scores_with(energies, None)),
             };
             let mut onehot = vec![0f32; n * c];
             for (k, &i) in idx.iter().enumerate() {
