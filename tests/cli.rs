@@ -1496,12 +1496,18 @@ fn python(script: &str, args: &[&str]) -> Option<String> {
     Some(stdout(&o))
 }
 
-/// gdstk reads the GDS library and rasterises every cell's level-k polygons back onto the
-/// design's pixels; the result must equal the expected level maps (`levels_<cell>.npy`).
+/// gdstk reads the GDS library (or the OASIS file, checking its CRC-32) and rasterises every
+/// cell's level-k polygons back onto the design's pixels; the result must equal the expected
+/// level maps (`levels_<cell>.npy`).
 const GDSTK_CHECK: &str = r#"
 import sys, numpy as np, gdstk
 path, folder, pitch = sys.argv[1], sys.argv[2], float(sys.argv[3])
-lib = gdstk.read_gds(path)
+if path.endswith(".oas"):
+    valid, _ = gdstk.oas_validate(path)
+    assert valid, "the OASIS CRC-32 does not match"
+    lib = gdstk.read_oas(path)
+else:
+    lib = gdstk.read_gds(path)
 assert abs(lib.unit - 1e-6) < 1e-18 and abs(lib.precision - 1e-9) < 1e-21, (lib.unit, lib.precision)
 for cell in lib.cells:
     want = np.load(f"{folder}/levels_{cell.name}.npy")
@@ -1659,11 +1665,42 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
         npy::write_npy(&name, &[ny, nx], NpyDataRef::U8(&levels)).unwrap();
     }
     let gds = d.s("fab2/mask.gds");
+    let gds_bytes = std::fs::metadata(&gds).unwrap().len();
     let expected = expected.to_string_lossy().into_owned();
     match python(GDSTK_CHECK, &[&gds, &expected, &pitch.to_string()]) {
         Some(said) => eprintln!("gdstk: {}", said.trim()),
         None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the GDS"),
     }
+
+    // OASIS: the same library, read back by photonflow (in the export) and by gdstk, smaller.
+    let o = export(&["--target", "oasis", "--levels", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = last_json(&o);
+    assert!(
+        m["target_settings"]["format"]
+            .as_str()
+            .unwrap()
+            .starts_with("OASIS"),
+        "{m}"
+    );
+    assert!(m["target_settings"]["user_unit_m"].is_null(), "{m}");
+    let oas = d.s("fab2/mask.oas");
+    let oas_bytes = std::fs::metadata(&oas).unwrap().len();
+    assert!(5 * oas_bytes < gds_bytes, "{oas_bytes} vs {gds_bytes}");
+    let library = photonflow::compiler::export::gds::read_gds(&std::fs::read(&oas).unwrap());
+    let cells = library.unwrap().cells;
+    assert_eq!(cells.len(), system.layers.len());
+    match python(GDSTK_CHECK, &[&oas, &expected, &pitch.to_string()]) {
+        Some(said) => eprintln!("gdstk (OASIS): {}", said.trim()),
+        None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the OASIS"),
+    }
+    let o = export(&["--target", "oasis", "--levels", "4", "--unwrap"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--unwrap does not apply to --target oasis"),
+        "{}",
+        stderr(&o)
+    );
 
     // SLM: a measured, nonlinear, lossy lookup table on a panel of half the design's pitch.
     let table = |amplitude: f64| -> String {
@@ -2586,7 +2623,11 @@ fn mesh_decompose_and_simulate_round_trip() {
     const MESH_GDSTK_CHECK: &str = r#"
 import sys, gdstk
 path, n = sys.argv[1], int(sys.argv[2])
-lib = gdstk.read_gds(path)
+if path.endswith(".oas"):
+    assert gdstk.oas_validate(path)[0], "the OASIS CRC-32 does not match"
+    lib = gdstk.read_oas(path)
+else:
+    lib = gdstk.read_gds(path)
 assert abs(lib.unit - 1e-6) < 1e-18 and abs(lib.precision - 1e-9) < 1e-21, (lib.unit, lib.precision)
 (top,) = lib.top_level()
 assert top.name == "MESH", top.name
@@ -2652,7 +2693,48 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
             Some(said) => eprintln!("gdstk: {}", said.trim()),
             None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the GDS"),
         }
+        // The same mesh as OASIS (chosen by the extension): checked the same way, smaller.
+        let oas = d.s(&format!("{method}.oas"));
+        let o = photonflow(&[
+            "mesh",
+            "layout",
+            "--layout",
+            &format!("{folder}/layout.json"),
+            "--out",
+            &oas,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let k = last_json(&o);
+        assert_eq!(
+            (&k["format"], &k["mzis"]),
+            (&serde_json::json!("OASIS"), &j["mzis"]),
+            "{k}"
+        );
+        assert_eq!(k["bytes"], std::fs::metadata(&oas).unwrap().len(), "{k}");
+        assert!(
+            2 * k["bytes"].as_u64().unwrap() < bytes,
+            "OASIS {k} against GDSII {bytes} bytes"
+        );
+        match python(MESH_GDSTK_CHECK, &[&oas, &n.to_string()]) {
+            Some(said) => eprintln!("gdstk (OASIS): {}", said.trim()),
+            None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the OASIS"),
+        }
     }
+    let o = photonflow(&[
+        "mesh",
+        "layout",
+        "--layout",
+        &svd_layout,
+        "--out",
+        &d.s("mesh.txt"),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--out") && stderr(&o).contains(".oas"),
+        "{}",
+        stderr(&o)
+    );
     // The SVD mesh (5 modes) with a technology file: attenuator cells, the tech's pitches.
     let tech = d.path("tech.toml");
     std::fs::write(&tech, "mode_pitch = \"30um\"\ncolumn_pitch = \"0.4mm\"\n").unwrap();

@@ -169,6 +169,7 @@ fn main() {
                 Target::Height,
                 Target::Stl,
                 Target::Gds,
+                Target::Oasis,
                 Target::Slm,
                 Target::Hdf5,
             ],
@@ -178,7 +179,7 @@ fn main() {
             lens,
             "fused-silica",
             0.5e-3,
-            &[Target::Npy, Target::Gds, Target::Stl],
+            &[Target::Npy, Target::Gds, Target::Oasis, Target::Stl],
         ),
     ];
     println!(

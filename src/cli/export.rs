@@ -27,7 +27,8 @@ pub struct Args {
     #[arg(long, value_name = "RUN")]
     model: PathBuf,
     /// What to write: npy (level and height maps), height (height maps as .npy and 16-bit
-    /// PNG), stl (one solid per layer, mm), gds (multilevel lithography masks), hdf5 (one
+    /// PNG), stl (one solid per layer, mm), gds (multilevel lithography masks), oasis (the
+    /// same masks as one OASIS file, several times smaller), hdf5 (one
     /// design.h5: phase, height and level maps with the physical parameters as attributes;
     /// needs a build with `--features hdf5`) or slm (gray bitmaps for a phase-only spatial
     /// light modulator).
@@ -49,15 +50,15 @@ pub struct Args {
     /// Base plate under every layer (e.g. 1mm).
     #[arg(long, value_name = "T", value_parser = super::length, allow_hyphen_values = true, default_value = "0m")]
     base: f64,
-    /// GDS layers: `levels` (level k on GDS layer k) or `binary` (one layer per binary etch
-    /// step, layer b+1 etching 2^b levels).
+    /// Mask layers (gds, oasis): `levels` (level k on layer k) or `binary` (one layer per
+    /// binary etch step, layer b+1 etching 2^b levels).
     #[arg(long, value_name = "MODE", default_value = "levels")]
     gds_mode: String,
     /// Length unit of the STL coordinates: mm (what slicers assume), um, cm, m or in.
     #[arg(long, value_name = "UNIT", default_value = "mm")]
     stl_unit: String,
-    /// Add alignment marks (a cross in each corner) to every GDS cell, on this GDS layer
-    /// (0 … 32767, not one of the mask layers).
+    /// Add alignment marks (a cross in each corner) to every mask cell (gds, oasis), on this
+    /// layer (0 … 32767, not one of the mask layers).
     #[arg(long, value_name = "LAYER", value_parser = clap::value_parser!(u16).range(0..=32767), allow_negative_numbers = true)]
     marks: Option<u16>,
     /// The SLM panel, WIDTHxHEIGHT@PITCH (e.g. 1920x1080@8um); default: the design's pixels.
@@ -225,12 +226,12 @@ fn check_flags(args: &Args, target: Target) -> anyhow::Result<()> {
     };
     if let Some(flag) = misplaced(&slm_flags, target == Target::Slm)
         .or_else(|| misplaced(&relief_flags, target.needs_fabrication()))
-        .or_else(|| misplaced(&gds_flags, target == Target::Gds))
+        .or_else(|| misplaced(&gds_flags, target.is_mask()))
         .or_else(|| misplaced(&stl_flags, target == Target::Stl))
         .or_else(|| {
             misplaced(
                 &continuous_flags,
-                target.needs_fabrication() && target != Target::Gds,
+                target.needs_fabrication() && !target.is_mask(),
             )
         })
     {

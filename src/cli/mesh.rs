@@ -799,8 +799,9 @@ struct LayoutArgs {
     /// silicon-photonics defaults.
     #[arg(long, value_name = "TECH.toml")]
     tech: Option<PathBuf>,
-    /// The GDSII file to write (database unit 1 nm, user unit 1 µm).
-    #[arg(long, short, value_name = "mesh.gds")]
+    /// The layout file to write: GDSII (`.gds`) or OASIS (`.oas`, several times smaller),
+    /// told by its extension; database unit 1 nm (user unit 1 µm in GDSII).
+    #[arg(long, short, value_name = "mesh.gds|mesh.oas")]
     out: PathBuf,
     /// Print one JSON object on the last line: mzis, attenuators, depth, modes, width_um,
     /// height_um, bytes, seconds.
@@ -809,7 +810,15 @@ struct LayoutArgs {
 }
 
 fn run_layout(args: LayoutArgs) -> anyhow::Result<()> {
+    use photonflow_compiler::export::gds::LayoutFormat;
     use photonflow_compiler::mesh::gds::{Tech, check_mesh_gds, write_mesh_gds};
+    let Some(format) = LayoutFormat::of_path(&args.out) else {
+        anyhow::bail!(
+            "--out {}: name the file .gds (GDSII) or .oas (OASIS); the extension chooses the \
+             format",
+            args.out.display()
+        );
+    };
     let layout = Layout::load(&args.layout).context("--layout")?;
     let tech = match &args.tech {
         Some(path) => Tech::load(path).context("--tech")?,
@@ -817,7 +826,7 @@ fn run_layout(args: LayoutArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let mut gds = Vec::new();
-    let stats = write_mesh_gds(&layout, &tech, &mut gds)
+    let stats = write_mesh_gds(&layout, &tech, format, &mut gds)
         .with_context(|| format!("--layout {}", args.layout.display()))?;
     photonflow_optics::io::write_atomic(&args.out, |w| std::io::Write::write_all(w, &gds))
         .with_context(|| format!("--out {}: cannot write it", args.out.display()))?;
@@ -839,6 +848,7 @@ fn run_layout(args: LayoutArgs) -> anyhow::Result<()> {
                 "height_um": stats.height_um,
                 "cell_length_um": stats.cell_length_um,
                 "bytes": stats.bytes,
+                "format": format.name(),
                 "seconds": seconds,
                 "out": args.out,
             })
@@ -850,7 +860,7 @@ fn run_layout(args: LayoutArgs) -> anyhow::Result<()> {
         };
         println!(
             "{} modes: {} MZIs{attenuators} in {} columns (optical depth), {:.1} × {:.1} µm, \
-             MZI cell {:.3} µm long; {} bytes → {} (read back: every cell referenced once at \
+             MZI cell {:.3} µm long; {} bytes of {} → {} (read back: every cell referenced once at \
              its grid position), {:.3} s",
             stats.modes,
             check.mzis,
@@ -859,6 +869,7 @@ fn run_layout(args: LayoutArgs) -> anyhow::Result<()> {
             stats.height_um,
             stats.cell_length_um,
             stats.bytes,
+            format.name(),
             args.out.display(),
             seconds
         );

@@ -1,11 +1,12 @@
-//! GDSII export of multilevel lithography masks for diffractive elements.
+//! GDSII and OASIS export of multilevel lithography masks for diffractive elements.
 //!
 //! A diffractive element is described by one [`LevelMap`] per optical layer.
-//! [`write_gds`] turns the maps into a GDSII library (one cell per optical
-//! layer), [`read_gds`] reads a library back and [`rasterise`] turns a cell
-//! back into a level map, so a test can prove that a file holds exactly the
-//! designed pixels. Encoding and decoding of the GDSII stream is done by
-//! `gds21`.
+//! [`write_gds`] turns the maps into a layout library (one cell per optical
+//! layer) written as GDSII or OASIS ([`GdsOptions::format`]), [`read_gds`]
+//! reads either back and [`rasterise`] turns a cell back into a level map, so
+//! a test can prove that a file holds exactly the designed pixels. The GDSII
+//! stream is encoded and decoded by `gds21`, OASIS by [`super::oasis`]; both
+//! carry the same cells, layers and rectangles.
 //!
 //! # Conventions
 //!
@@ -46,12 +47,17 @@
 //!   cross of two overlapping `20p × 2p` rectangles centred `20p` outside the
 //!   mask corner along both axes, so the nearest mark edge is `10p` away
 //!   from the mask.
+//! * **OASIS** ([`LayoutFormat::Oasis`]): the same cells and rectangles as
+//!   `RECTANGLE` records, positions relative to the previous one, compressed
+//!   (see [`super::oasis`]); the unit is the database unit, the user unit,
+//!   library name and dates are not stored.
 //! * **Dates.** The library and cells carry a modification date:
 //!   [`GdsOptions::timestamp`], else `$SOURCE_DATE_EPOCH` (seconds since
 //!   1970, UTC), else the current time; fix it for reproducible files.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufWriter, Write};
+use std::path::Path;
 
 use gds21::{GdsBoundary, GdsDateTime, GdsElement, GdsLibrary, GdsPoint, GdsStruct, GdsUnits};
 
@@ -83,6 +89,53 @@ pub enum GdsMode {
     BinaryMasks,
 }
 
+/// The stream format of a layout file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutFormat {
+    /// GDSII stream (`.gds`).
+    Gds,
+    /// OASIS, SEMI P39 (`.oas`): the same library, typically 5–20× smaller.
+    Oasis,
+}
+
+impl LayoutFormat {
+    /// The format a file name asks for by its extension (any case): `gds`, `gds2`, `gdsii` →
+    /// GDSII; `oas`, `oasis` → OASIS; else `None`.
+    pub fn of_path(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "gds" | "gds2" | "gdsii" => Some(Self::Gds),
+            "oas" | "oasis" => Some(Self::Oasis),
+            _ => None,
+        }
+    }
+
+    /// The format of a file's bytes: OASIS if they begin with its magic string, else GDSII.
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        if super::oasis::is_oasis(bytes) {
+            Self::Oasis
+        } else {
+            Self::Gds
+        }
+    }
+
+    /// `"GDSII"` or `"OASIS"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gds => "GDSII",
+            Self::Oasis => "OASIS",
+        }
+    }
+
+    /// The usual file extension, `"gds"` or `"oas"`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Gds => "gds",
+            Self::Oasis => "oas",
+        }
+    }
+}
+
 /// Options of [`write_gds`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct GdsOptions {
@@ -103,11 +156,13 @@ pub struct GdsOptions {
     /// makes the output
     /// byte-for-byte reproducible (same maps and options → same bytes).
     pub timestamp: Option<[u16; 6]>,
+    /// The file format: GDSII or OASIS.
+    pub format: LayoutFormat,
 }
 
 impl Default for GdsOptions {
     /// Library `"PHOTONFLOW"`, DBU 1 nm, user unit 1 µm, `Levels`, no marks,
-    /// current time.
+    /// current time, GDSII.
     fn default() -> Self {
         Self {
             library: "PHOTONFLOW".into(),
@@ -116,6 +171,7 @@ impl Default for GdsOptions {
             mode: GdsMode::Levels,
             alignment_marks: None,
             timestamp: None,
+            format: LayoutFormat::Gds,
         }
     }
 }
@@ -134,7 +190,7 @@ pub struct GdsStats {
     pub bytes: u64,
 }
 
-/// A GDSII library as read by [`read_gds`].
+/// A GDSII library (or OASIS file) as read by [`read_gds`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct GdsLayout {
     /// Database unit in metres.
@@ -517,8 +573,16 @@ pub(crate) fn gds_date(timestamp: Option<[u16; 6]>) -> Result<GdsDateTime, GdsEr
     }
 }
 
-/// Encodes `lib` to `w` (buffered; flushed on success) and returns the bytes written.
-pub(crate) fn encode(lib: &GdsLibrary, w: &mut impl Write) -> Result<u64, GdsError> {
+/// Encodes `lib` to `w` as `format` (buffered; flushed on success) and returns the bytes
+/// written.
+pub(crate) fn encode(
+    lib: &GdsLibrary,
+    format: LayoutFormat,
+    w: &mut impl Write,
+) -> Result<u64, GdsError> {
+    if format == LayoutFormat::Oasis {
+        return super::oasis::encode(lib, w);
+    }
     let mut out = Counting {
         inner: BufWriter::new(w),
         bytes: 0,
@@ -529,8 +593,11 @@ pub(crate) fn encode(lib: &GdsLibrary, w: &mut impl Write) -> Result<u64, GdsErr
     Ok(out.bytes)
 }
 
-/// Decodes a GDSII stream.
+/// Decodes a GDSII stream or an OASIS file (told apart by OASIS's magic string).
 pub(crate) fn decode(bytes: &[u8]) -> Result<GdsLibrary, GdsError> {
+    if LayoutFormat::of_bytes(bytes) == LayoutFormat::Oasis {
+        return super::oasis::decode(bytes);
+    }
     GdsLibrary::from_bytes(bytes).map_err(|e| GdsError::Codec(format!("decoding failed: {e}")))
 }
 
@@ -641,9 +708,9 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-/// Writes `maps` as a GDSII library to `w` (buffered internally; flushed on
-/// success), one cell per map, following the module conventions. All input
-/// is validated before anything is written.
+/// Writes `maps` as a GDSII library or OASIS file ([`GdsOptions::format`]) to
+/// `w` (buffered internally; flushed on success), one cell per map, following
+/// the module conventions. All input is validated before anything is written.
 pub fn write_gds(
     w: &mut impl Write,
     maps: &[LevelMap],
@@ -707,7 +774,7 @@ pub fn write_gds(
         lib.structs.push(cell);
     }
     lib.set_all_dates(date);
-    let bytes = encode(&lib, w)?;
+    let bytes = encode(&lib, opts.format, w)?;
     Ok(GdsStats {
         cells: maps.len(),
         polygons: per_layer.values().sum(),
@@ -716,8 +783,9 @@ pub fn write_gds(
     })
 }
 
-/// Reads a GDSII library. Only BOUNDARY elements with non-negative layer and
-/// datatype are accepted; anything else is [`GdsError::Unsupported`].
+/// Reads a GDSII library or an OASIS file (told apart by OASIS's magic string).
+/// Only BOUNDARY elements (OASIS rectangles and polygons) with non-negative
+/// layer and datatype are accepted; anything else is [`GdsError::Unsupported`].
 pub fn read_gds(bytes: &[u8]) -> Result<GdsLayout, GdsError> {
     let lib = decode(bytes)?;
     let cells = lib
@@ -895,12 +963,22 @@ mod tests {
         let (buf, stats) = write(maps, opts).unwrap();
         assert_eq!(stats.bytes, buf.len() as u64);
         let layout = read_gds(&buf).unwrap();
-        assert_eq!(layout.db_unit_m, opts.db_unit_m);
-        assert_eq!(
-            layout.user_unit_m, opts.user_unit_m,
-            "db {:e}",
-            layout.db_unit_m
-        );
+        assert_eq!(LayoutFormat::of_bytes(&buf), opts.format);
+        match opts.format {
+            LayoutFormat::Gds => {
+                assert_eq!(layout.db_unit_m, opts.db_unit_m);
+                assert_eq!(
+                    layout.user_unit_m, opts.user_unit_m,
+                    "db {:e}",
+                    layout.db_unit_m
+                );
+            }
+            // OASIS stores grid steps per micron; its user unit is the micron.
+            LayoutFormat::Oasis => {
+                assert!((layout.db_unit_m / opts.db_unit_m - 1.0).abs() < 1e-12);
+                assert_eq!(layout.user_unit_m, 1e-6);
+            }
+        }
         let names: Vec<_> = layout.cells.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, maps.iter().map(|m| m.name).collect::<Vec<_>>());
         assert_eq!(
@@ -951,11 +1029,15 @@ mod tests {
                 count,
             })
             .collect();
-        for mode in [GdsMode::Levels, GdsMode::BinaryMasks] {
+        for (mode, format) in [GdsMode::Levels, GdsMode::BinaryMasks]
+            .into_iter()
+            .flat_map(|m| [(m, LayoutFormat::Gds), (m, LayoutFormat::Oasis)])
+        {
             roundtrip(
                 &maps,
                 &GdsOptions {
                     mode,
+                    format,
                     ..Default::default()
                 },
             );
@@ -966,6 +1048,7 @@ mod tests {
                 library: "LIB2".into(),
                 alignment_marks: Some(200),
                 timestamp: Some([1999, 12, 31, 23, 59, 59]),
+                format,
             };
             roundtrip(&maps, &opts);
         }

@@ -1,5 +1,6 @@
-//! The `gds` target: the level maps of every layer as a GDSII library for multilevel
-//! lithography, read back and rasterised to prove it holds exactly the designed pixels.
+//! The `gds` and `oasis` targets: the level maps of every layer as a GDSII library or an OASIS
+//! file for multilevel lithography, read back and rasterised to prove it holds exactly the
+//! designed pixels.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,11 +10,13 @@ use photonflow_optics::io::write_atomic;
 use serde_json::json;
 
 use super::Staging;
-use super::gds::{GdsMode, GdsOptions, LevelMap, marks_problem, rasterise, read_gds, write_gds};
+use super::gds::{
+    GdsMode, GdsOptions, LayoutFormat, LevelMap, marks_problem, rasterise, read_gds, write_gds,
+};
 use crate::error::{CompileError, Result};
 use crate::fabricate::Fabrication;
 
-/// GDS settings chosen on the command line.
+/// Mask settings chosen on the command line (the `gds` and `oasis` targets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GdsSettings {
     /// One GDS layer per level, or one per binary etch step.
@@ -31,12 +34,14 @@ impl Default for GdsSettings {
     }
 }
 
-/// Writes `mask.gds`: one cell per optical layer named after it (database unit 1 nm, user unit
-/// 1 µm), then reads it back and rasterises every cell to the level map it must hold.
-pub fn write_gds_target(
+/// Writes `mask.gds` or `mask.oas` (`format`): one cell per optical layer named after it
+/// (database unit 1 nm, user unit 1 µm in GDSII), then reads it back and rasterises every cell
+/// to the level map it must hold.
+pub fn write_mask_target(
     system: &OpticalSystem,
     fabrication: &Fabrication,
     settings: &GdsSettings,
+    format: LayoutFormat,
     staging: &mut Staging,
 ) -> Result<serde_json::Value> {
     let mut maps = Vec::new();
@@ -53,7 +58,7 @@ pub fn write_gds_target(
         };
         let count = u16::try_from(count).map_err(|_| CompileError::Option {
             option: "--levels",
-            problem: format!("{count} levels; a GDS mask holds at most 32 768"),
+            problem: format!("{count} levels; a mask library holds at most 32 768"),
         })?;
         maps.push(LevelMap {
             name: &r.name,
@@ -75,11 +80,16 @@ pub fn write_gds_target(
         library: "PHOTONFLOW".into(),
         mode: settings.mode,
         alignment_marks: settings.alignment_marks,
+        format,
         ..GdsOptions::default()
     };
-    let name = "mask.gds";
+    let name = format!("mask.{}", format.extension());
+    let kind = match format {
+        LayoutFormat::Gds => "gds",
+        LayoutFormat::Oasis => "oasis",
+    };
     let mut stats = None;
-    staging.file(name, None, "gds", |path| {
+    staging.file(&name, None, kind, |path| {
         write_atomic(path, |w| {
             stats = Some(write_gds(w, &maps, &options).map_err(std::io::Error::other)?);
             w.flush()
@@ -89,8 +99,14 @@ pub fn write_gds_target(
     })?;
     let stats = stats.expect("written above");
     Ok(json!({
+        "format": match format {
+            LayoutFormat::Gds => "GDSII stream",
+            LayoutFormat::Oasis => "OASIS (SEMI P39) 1.0: RECTANGLE records, relative \
+                                    positions, each cell DEFLATE-compressed in CBLOCKs, \
+                                    CRC-32 signature",
+        },
         "database_unit_m": options.db_unit_m,
-        "user_unit_m": options.user_unit_m,
+        "user_unit_m": (format == LayoutFormat::Gds).then_some(options.user_unit_m),
         "cells": "one per optical layer, named after it",
         "layers": match settings.mode {
             GdsMode::Levels => "level k (1 … L−1) on GDS layer k, datatype 0; level 0 empty",

@@ -11,6 +11,7 @@
 //! | `height` | `NAME_height.npy`, `NAME_height.png` (16-bit gray, 0 = no relief, 65 535 = one full 2π of relief, `full_wave_m`) | `height`, `height-png` |
 //! | `stl` | `NAME.stl`: binary STL in millimetres (or `--stl-unit`), the relief on its base plate, read back and checked (closed, designed volume) | `stl` |
 //! | `gds` | one `mask.gds` for all layers: a cell per layer, level k on GDS layer k (or one layer per binary etch step), read back and rasterised to the design | `gds` |
+//! | `oasis` | one `mask.oas`: the library of `gds` as OASIS ([`oasis`]), several times smaller, read back and rasterised the same way | `oasis` |
 //! | `hdf5` | one `design.h5` for all layers: `/layers/NAME/phase` (float64, radians, wrapped into `[0, 2π)`), `/layers/NAME/height` (float64, metres above the base), `/layers/NAME/levels` (uint16; quantised layers), the physical parameters as attributes (SI units), read back and checked; only in builds with the cargo feature `hdf5` | `hdf5` |
 //! | `slm` | `NAME_slm.png` (8- or 16-bit gray) or `NAME_slm.bmp`: the phase as the SLM's gray levels, linear or through a measured lookup table, resampled to the panel ([`slm`]) | `bitmap` |
 //!
@@ -23,6 +24,7 @@ pub mod gds;
 #[cfg(feature = "hdf5")]
 pub mod hdf5;
 mod mask;
+pub mod oasis;
 pub mod slm;
 mod solid;
 pub mod stl;
@@ -40,6 +42,7 @@ use photonflow_optics::OpticalSystem;
 use crate::error::{CompileError, Result};
 use crate::fabricate::Fabrication;
 use crate::manifest::{self, FileEntry, LayerEntry, Manifest, sha256_file};
+use gds::LayoutFormat;
 
 /// What an export writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,8 @@ pub enum Target {
     Stl,
     /// A GDSII library of multilevel lithography masks, one cell per layer.
     Gds,
+    /// The `gds` target's library as one OASIS file.
+    Oasis,
     /// One HDF5 file with every layer's phase, height and level map and the physical
     /// parameters as attributes; needs a build with the cargo feature `hdf5`.
     Hdf5,
@@ -61,11 +66,12 @@ pub enum Target {
 
 impl Target {
     /// Every target, by name.
-    pub const ALL: [Target; 6] = [
+    pub const ALL: [Target; 7] = [
         Target::Npy,
         Target::Height,
         Target::Stl,
         Target::Gds,
+        Target::Oasis,
         Target::Hdf5,
         Target::Slm,
     ];
@@ -77,6 +83,7 @@ impl Target {
             Target::Height => "height",
             Target::Stl => "stl",
             Target::Gds => "gds",
+            Target::Oasis => "oasis",
             Target::Hdf5 => "hdf5",
             Target::Slm => "slm",
         }
@@ -94,6 +101,12 @@ impl Target {
             });
         }
         Ok(())
+    }
+
+    /// Whether the target is a lithography mask library (`gds`, `oasis`), which takes the
+    /// mask settings ([`GdsSettings`]).
+    pub fn is_mask(self) -> bool {
+        matches!(self, Target::Gds | Target::Oasis)
     }
 
     /// Whether the target writes a relief of a material (every target but `slm`).
@@ -181,7 +194,7 @@ pub struct Source<'a> {
     pub sha256: String,
     /// What simulating the design and the as-built system gave, if it was done.
     pub simulation: Option<serde_json::Value>,
-    /// Settings of the `gds` target.
+    /// Settings of the `gds` and `oasis` targets.
     pub gds: GdsSettings,
     /// Settings of the `slm` target.
     pub slm: SlmSettings,
@@ -239,7 +252,20 @@ fn fill(
         Target::Npy => arrays::write_npy_target(system, relief()?, &mut staging)?,
         Target::Height => arrays::write_height_target(system, relief()?, &mut staging)?,
         Target::Stl => solid::write_stl_target(system, relief()?, source.stl_unit, &mut staging)?,
-        Target::Gds => mask::write_gds_target(system, relief()?, &source.gds, &mut staging)?,
+        Target::Gds => mask::write_mask_target(
+            system,
+            relief()?,
+            &source.gds,
+            LayoutFormat::Gds,
+            &mut staging,
+        )?,
+        Target::Oasis => mask::write_mask_target(
+            system,
+            relief()?,
+            &source.gds,
+            LayoutFormat::Oasis,
+            &mut staging,
+        )?,
         #[cfg(feature = "hdf5")]
         Target::Hdf5 => hdf5::write_hdf5_target(system, relief()?, &mut staging)?,
         #[cfg(not(feature = "hdf5"))]
@@ -395,7 +421,7 @@ mod tests {
         }
         assert!(Target::Hdf5.needs_fabrication());
         let e = "h5".parse::<Target>().unwrap_err().to_string();
-        assert!(e.contains("npy, height, stl, gds, hdf5, slm"), "{e}");
+        assert!(e.contains("npy, height, stl, gds, oasis, hdf5, slm"), "{e}");
     }
 
     #[cfg(not(feature = "hdf5"))]

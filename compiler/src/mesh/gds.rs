@@ -45,7 +45,9 @@
 //!   half the waveguide width on both sides. A cell arm's centre line has at most
 //!   `1 + 4 + 8·256 = 2053` points, its BOUNDARY at most 4 107 (closed), well under the GDSII
 //!   limit of 8 191 points per element.
-//! * **Dates.** The library and cells carry the current time.
+//! * **Formats.** GDSII or OASIS ([`LayoutFormat`]): the same library; OASIS stores each
+//!   arm as a `POLYGON` and the references as `PLACEMENT`s (see [`crate::export::oasis`]).
+//! * **Dates.** The library and cells carry the current time (GDSII only).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -58,7 +60,8 @@ use serde::Deserialize;
 use super::layout::Layout;
 use crate::error::{CompileError, Result, read_text};
 use crate::export::gds::{
-    GdsError, MAX_LAYER, boundary, decode, encode, gds_date, gds_units, input, units_m,
+    GdsError, LayoutFormat, MAX_LAYER, boundary, decode, encode, gds_date, gds_units, input,
+    units_m,
 };
 
 /// Database unit, metres.
@@ -712,12 +715,14 @@ pub struct MeshGdsStats {
     pub bytes: u64,
 }
 
-/// Writes the GDSII library of `layout`'s mesh drawn with `tech` to `w` (buffered; flushed on
-/// success): cells `MZI`, `ATTENUATOR` (SVD meshes only) and the top cell `MESH`, following the
-/// module conventions. Technology and layout are checked before anything is written.
+/// Writes the layout library of `layout`'s mesh drawn with `tech` to `w` as GDSII or OASIS
+/// (`format`; buffered, flushed on success): cells `MZI`, `ATTENUATOR` (SVD meshes only) and
+/// the top cell `MESH`, following the module conventions. Technology and layout are checked
+/// before anything is written.
 pub fn write_mesh_gds(
     layout: &Layout,
     tech: &Tech,
+    format: LayoutFormat,
     w: &mut impl Write,
 ) -> Result<MeshGdsStats, GdsError> {
     let g = tech.geometry()?;
@@ -737,7 +742,7 @@ pub fn write_mesh_gds(
     lib.structs = cells;
     lib.structs.push(top);
     lib.set_all_dates(gds_date(None)?);
-    let bytes = encode(&lib, w)?;
+    let bytes = encode(&lib, format, w)?;
     let um = DB_UNIT_M / USER_UNIT_M;
     Ok(MeshGdsStats {
         mzis: layout.mzis.len(),
@@ -888,7 +893,7 @@ mod tests {
 
     fn write(layout: &Layout, tech: &Tech) -> (Vec<u8>, MeshGdsStats) {
         let mut buf = Vec::new();
-        let stats = write_mesh_gds(layout, tech, &mut buf).unwrap();
+        let stats = write_mesh_gds(layout, tech, LayoutFormat::Gds, &mut buf).unwrap();
         assert_eq!(stats.bytes, buf.len() as u64);
         (buf, stats)
     }
@@ -1174,26 +1179,26 @@ mod tests {
         let tech = Tech::default();
         let mut bad = layout(4, Method::Clements);
         bad.mzis[0].mode = 3;
-        let e = write_mesh_gds(&bad, &tech, &mut Vec::new()).unwrap_err();
+        let e = write_mesh_gds(&bad, &tech, LayoutFormat::Gds, &mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("does not fit"), "{e}");
         let mut bad = layout(4, Method::Clements);
         bad.mzis[1].column = bad.mzis[0].column;
         bad.mzis[1].mode = bad.mzis[0].mode + 1;
-        let e = write_mesh_gds(&bad, &tech, &mut Vec::new()).unwrap_err();
+        let e = write_mesh_gds(&bad, &tech, LayoutFormat::Gds, &mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("overlaps"), "{e}");
         let mut far = layout(4, Method::Clements);
         far.mzis[0].column = 10_000;
-        let e = write_mesh_gds(&far, &tech, &mut Vec::new()).unwrap_err();
+        let e = write_mesh_gds(&far, &tech, LayoutFormat::Gds, &mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("i32 range"), "{e}");
         for (column, mode) in [(usize::MAX, 0), (0, usize::MAX)] {
             let mut wild = layout(4, Method::Clements);
             (wild.mzis[0].column, wild.mzis[0].mode) = (column, mode);
-            let e = write_mesh_gds(&wild, &tech, &mut Vec::new()).unwrap_err();
+            let e = write_mesh_gds(&wild, &tech, LayoutFormat::Gds, &mut Vec::new()).unwrap_err();
             assert!(e.to_string().contains("does not fit"), "{e}");
         }
         let mut tall = layout(4, Method::Clements);
         tall.n = 1 << 20;
-        let e = write_mesh_gds(&tall, &tech, &mut Vec::new()).unwrap_err();
+        let e = write_mesh_gds(&tall, &tech, LayoutFormat::Gds, &mut Vec::new()).unwrap_err();
         assert!(e.to_string().contains("i32 range"), "{e}");
         // A file that does not match the layout is caught on reading back.
         let good = layout(4, Method::Clements);
