@@ -1524,6 +1524,37 @@ for cell in lib.cells:
     print(cell.name, len(cell.polygons), "polygons")
 "#;
 
+/// KLayout (the `klayout` Python module: the layout viewer's own readers) reads a GDSII and an
+/// OASIS file and finds the same cells, instances, geometry (the XOR of every layer empty, cell
+/// by cell, hierarchy included) and labels.
+const KLAYOUT_SAME: &str = r#"
+import sys, klayout.db as db
+def load(p):
+    ly = db.Layout()
+    ly.read(p)
+    return ly
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert abs(a.dbu - b.dbu) < 1e-12, (a.dbu, b.dbu)
+names = sorted(c.name for c in a.each_cell())
+assert names == sorted(c.name for c in b.each_cell()), names
+infos = lambda ly: {(i.layer, i.datatype) for i in map(ly.get_info, ly.layer_indexes())}
+layers = sorted(infos(a) | infos(b))
+shapes = 0
+for name in names:
+    ca, cb = a.cell(name), b.cell(name)
+    assert ca.child_instances() == cb.child_instances(), name
+    for l, d in layers:
+        ra = db.Region(ca.begin_shapes_rec(a.layer(l, d)))
+        rb = db.Region(cb.begin_shapes_rec(b.layer(l, d)))
+        assert (ra ^ rb).is_empty(), (name, l, d, (ra ^ rb).area())
+        shapes += ra.count()
+        text = lambda ly, c: sorted(
+            (t.string, t.x, t.y) for t in db.Texts(c.begin_shapes_rec(ly.layer(l, d))).each()
+        )
+        assert text(a, ca) == text(b, cb), (name, l, d)
+print(len(names), "cells,", len(layers), "layers,", shapes, "shapes: the same geometry and labels")
+"#;
+
 /// numpy-stl reads the solid: closed, of the designed volume (mm³), and (welding equal
 /// coordinates in numpy) an oriented 2-manifold: every edge in two triangles, once each way.
 const STL_CHECK: &str = r#"
@@ -1672,8 +1703,12 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
         None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the GDS"),
     }
 
-    // OASIS: the same library, read back by photonflow (in the export) and by gdstk, smaller.
-    let o = export(&["--target", "oasis", "--levels", "4"]);
+    // OASIS: the same library, read back by photonflow (in the export), by gdstk and by
+    // KLayout (the same geometry as the GDS, layer by layer), and smaller.
+    let fab_oas = d.s("fab_oas");
+    let o = photonflow(&[
+        "export", "--model", run, "--out", &fab_oas, "--json", "--target", "oasis", "--levels", "4",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = last_json(&o);
     assert!(
@@ -1684,7 +1719,7 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
         "{m}"
     );
     assert!(m["target_settings"]["user_unit_m"].is_null(), "{m}");
-    let oas = d.s("fab2/mask.oas");
+    let oas = d.s("fab_oas/mask.oas");
     let oas_bytes = std::fs::metadata(&oas).unwrap().len();
     assert!(5 * oas_bytes < gds_bytes, "{oas_bytes} vs {gds_bytes}");
     let library = photonflow::compiler::export::gds::read_gds(&std::fs::read(&oas).unwrap());
@@ -1693,6 +1728,9 @@ fn export_solids_masks_and_bitmaps(d: &Dir, run: &str, data: &str) {
     match python(GDSTK_CHECK, &[&oas, &expected, &pitch.to_string()]) {
         Some(said) => eprintln!("gdstk (OASIS): {}", said.trim()),
         None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the OASIS"),
+    }
+    if let Some(said) = python(KLAYOUT_SAME, &[&gds, &oas]) {
+        eprintln!("KLayout: {}", said.trim());
     }
     let o = export(&["--target", "oasis", "--levels", "4", "--unwrap"]);
     assert!(!o.status.success());
@@ -2719,6 +2757,9 @@ print(len(mzis), "MZI references,", len(paths), "waveguides")
         match python(MESH_GDSTK_CHECK, &[&oas, &n.to_string()]) {
             Some(said) => eprintln!("gdstk (OASIS): {}", said.trim()),
             None => eprintln!("note: PHOTONFLOW_PYTHON is not set; gdstk did not read the OASIS"),
+        }
+        if let Some(said) = python(KLAYOUT_SAME, &[&gds, &oas]) {
+            eprintln!("KLayout: {}", said.trim());
         }
     }
     let o = photonflow(&[

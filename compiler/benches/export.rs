@@ -6,7 +6,7 @@
 //!   (correlation length ≈ 3 pixels), which is what trained D2NN layers look like.
 //! * `lens2000`: one 2000 × 2000 mask at 2 µm, an 8-level Fresnel lens (f = 50 mm, λ =
 //!   632.8 nm, fused silica on a 0.5 mm base): rings down to 8 pixels per 2π at the edge — a
-//!   large lithography mask, for the GDS and STL writers.
+//!   large lithography mask, for the GDS, OASIS and STL writers.
 //!
 //! Each export runs once to warm up, then `PHOTONFLOW_BENCH_REPS` times (default 5); the table
 //! gives the median and best time, the bytes written, and the ratio of the median to the `npy`
