@@ -133,6 +133,149 @@ fn propagates_a_batch_and_reports_json() {
     }
 }
 
+/// `propagate --volume`: a plane wave through an absorbing glass slab (multislice) gains
+/// k₀(n − 1)L of phase and loses exp(−k₀κL) of amplitude; `--xz` records the intensity inside,
+/// falling slice by slice; `--distance` goes on beyond the exit face; bad volumes are named.
+#[test]
+fn propagates_through_a_thick_sample() {
+    let d = Dir::new();
+    let (n, nz, dz, lambda) = (16, 10, 0.5e-6, 633e-9);
+    let index = Complex::new(1.5, 1e-3);
+    npy::write_npy(
+        &d.path("ri.npy"),
+        &[nz, n, n],
+        NpyDataRef::C128(&vec![index; nz * n * n]),
+    )
+    .unwrap();
+    npy::write_npy(
+        &d.path("wave.npy"),
+        &[n, n],
+        NpyDataRef::C128(&vec![Complex::from(1.0); n * n]),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let (i, o, v) = (d.s("wave.npy"), d.s("out.npy"), d.s("ri.npy"));
+        let mut args = vec![
+            "propagate",
+            "-i",
+            &i,
+            "-o",
+            &o,
+            "--wavelength",
+            "633nm",
+            "--pitch",
+            "0.5um",
+            "--volume",
+            &v,
+            "--dz",
+            "0.5um",
+            "--pad",
+            "1",
+        ];
+        args.extend(extra);
+        photonflow(&args)
+    };
+    let xz = d.s("xz.npy");
+    let o = run(&["--distance", "0m", "--xz", &xz, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert_eq!(j["volume"]["slices"], nz, "{j}");
+    assert!((j["volume"]["thickness_m"].as_f64().unwrap() - 5e-6).abs() < 1e-18);
+    assert!(
+        j["method"].is_null(),
+        "no free propagation after the exit face: {j}"
+    );
+    let k0 = std::f64::consts::TAU / lambda;
+    let want = (Complex::i() * k0 * index * (nz as f64 * dz)).exp();
+    let NpyData::C128(out) = npy::read_npy(&d.path("out.npy")).unwrap().data else {
+        panic!("complex128 out")
+    };
+    for u in &out {
+        assert!((u - want).norm() < 1e-9, "{u} vs {want}");
+    }
+    let back = npy::read_npy(&d.path("xz.npy")).unwrap();
+    assert_eq!(back.shape, vec![nz, n]);
+    let NpyData::F64(xz) = back.data else {
+        panic!("float64 xz")
+    };
+    for (j, row) in xz.chunks(n).enumerate() {
+        let want = (-2.0 * k0 * 1e-3 * (j + 1) as f64 * dz).exp();
+        assert!(
+            row.iter().all(|v| (v - want).abs() < 1e-9),
+            "slice {j}: {row:?}"
+        );
+    }
+    // 20 µm further in air: one more phase of k₀·20 µm.
+    let o = run(&[
+        "--distance",
+        "20um",
+        "--method",
+        "asm",
+        "--no-check",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["method"], "asm");
+    let NpyData::C128(far) = npy::read_npy(&d.path("out.npy")).unwrap().data else {
+        panic!("complex128 out")
+    };
+    let want = want * (Complex::i() * k0 * 20e-6).exp();
+    assert!(far.iter().all(|u| (u - want).norm() < 1e-9), "{:?}", far[0]);
+    // Refusals name the flag and the fix.
+    let o = run(&["--distance", "0m", "--spectrum", "flat:500nm:550nm"]);
+    assert!(!o.status.success());
+    npy::write_npy(
+        &d.path("flat.npy"),
+        &[n, n],
+        NpyDataRef::F64(&vec![1.5; n * n]),
+    )
+    .unwrap();
+    for (extra, needle) in [
+        (vec!["--dz", "-1um"], "--dz"),
+        (vec!["--polarisation", "x"], "does not go with --volume"),
+        (vec!["--method", "fraunhofer"], "angular spectrum"),
+    ] {
+        let mut args = vec!["--distance", "0m"];
+        args.extend(&extra);
+        let o = run(&args);
+        assert!(!o.status.success(), "{extra:?}");
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+    }
+    let (i, o_path, flat, ri) = (
+        d.s("wave.npy"),
+        d.s("out.npy"),
+        d.s("flat.npy"),
+        d.s("ri.npy"),
+    );
+    let base = [
+        "propagate",
+        "-i",
+        &i,
+        "-o",
+        &o_path,
+        "--wavelength",
+        "633nm",
+        "--pitch",
+        "0.5um",
+        "--distance",
+        "0m",
+    ];
+    for (extra, needle) in [
+        (
+            vec!["--volume", flat.as_str(), "--dz", "1um"],
+            "[Nz, Ny, Nx]",
+        ),
+        (vec!["--volume", ri.as_str()], "--dz"),
+        (vec!["--xz", "xz.npy"], "--volume"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(&extra);
+        let o = photonflow(&args);
+        assert!(!o.status.success(), "{extra:?}");
+        assert!(stderr(&o).contains(needle), "{extra:?}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn propagates_onto_a_camera_window_off_axis_and_sas_far_away() {
     let d = Dir::new();

@@ -20,6 +20,7 @@ use super::{length, point, positive_length, progress_bar};
 use crate::plot;
 
 mod polarised;
+mod volume;
 
 /// Arguments of `photonflow propagate`. A flag given twice takes its last value.
 #[derive(Debug, clap::Args)]
@@ -79,9 +80,23 @@ pub struct Args {
     /// Sample pitch along y, if different from x.
     #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
     pitch_y: Option<f64>,
-    /// Propagation distance with unit; negative propagates backwards (e.g. 5cm, -2mm).
+    /// Propagation distance with unit; negative propagates backwards (e.g. 5cm, -2mm). With
+    /// --volume, the distance beyond the sample's exit face (0 for the exit face itself).
     #[arg(long, value_parser = length, allow_hyphen_values = true, value_name = "LENGTH")]
     distance: f64,
+    /// A thick sample in front of the free propagation: its refractive index, float (n) or
+    /// complex (n + iκ, κ absorbing), shape [Nz, Ny, Nx] on the input's grid, slices --dz
+    /// thick; --index is the medium around it. Propagated by the multislice method: the input
+    /// is at the entrance face, and the light leaves the exit face nz·dz later.
+    #[arg(long, value_name = "RI.npy")]
+    volume: Option<PathBuf>,
+    /// Thickness of the slices of --volume, with unit (e.g. 0.5um).
+    #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
+    dz: Option<f64>,
+    /// With --volume, also write the intensity inside the sample on the xz plane through the
+    /// middle row, one row per slice (at its centre): [Nz, Nx] float64.
+    #[arg(long, value_name = "XZ.npy")]
+    xz: Option<PathBuf>,
     /// Method: auto, asm, bl-asm, fresnel-tf, fresnel-ir, fresnel-sfft, fraunhofer, rs, or
     /// sas (scalable angular spectrum, onto an output window; far from the source).
     #[arg(long, default_value = "auto", value_name = "METHOD")]
@@ -282,10 +297,11 @@ fn go<T: NpyComplex>(args: &Args, data: Vec<Complex<T>>, input: Input) -> anyhow
         (None, None) => bail!("{NO_WAVELENGTH}"),
     };
     let wave = Wave::new(wavelength, args.index)?;
-    let field = Field::from_vec(data, grid, wave.wavelength)?;
+    let mut field = Field::from_vec(data, grid, wave.wavelength)?;
     field
         .check_finite()
         .with_context(|| format!("--input {} is not a usable field", args.input.display()))?;
+    let volume = volume::load(args, grid)?;
     let padding = if args.pad == 1.0 {
         Padding::Circular
     } else {
@@ -299,14 +315,18 @@ fn go<T: NpyComplex>(args: &Args, data: Vec<Complex<T>>, input: Input) -> anyhow
             EvanescentArg::Drop => Evanescent::Drop,
         })
         .with_check(!args.no_check);
+    let planner = Planner::<T>::new();
+    let power_in: f64 = field.power().iter().sum();
+    let through = match &volume {
+        Some(v) => Some(volume::run(args, v, &mut field, &planner, &propagation)?),
+        None => None,
+    };
     if matches!(
         args.method,
         Method::Auto | Method::FresnelSingleFft | Method::Fraunhofer | Method::Sas
     ) {
         propagation = propagation.with_support(field.support(1e-6));
     }
-    let planner = Planner::<T>::new();
-    let power_in: f64 = field.power().iter().sum();
     let window = output_window(args, &grid, wave, padding)?;
     let describe = |e: OpticsError| {
         let context = match e {
@@ -371,11 +391,21 @@ fn go<T: NpyComplex>(args: &Args, data: Vec<Complex<T>>, input: Input) -> anyhow
             report,
         );
     }
-    let plan = planner
-        .plan_onto(&grid, wave, &propagation, window.as_ref())
-        .map_err(describe)?;
+    // Through a thick sample to its exit face, and no further: nothing left to plan.
+    let free = through.is_none() || args.distance != 0.0 || window.is_some();
+    let plan = if free {
+        let plan = planner
+            .plan_onto(&grid, wave, &propagation, window.as_ref())
+            .map_err(describe)?;
+        Some(plan)
+    } else {
+        None
+    };
     let start = Instant::now();
-    let field = plan.apply(&field)?;
+    let field = match &plan {
+        Some(plan) => plan.apply(&field)?,
+        None => field,
+    };
     let seconds = start.elapsed().as_secs_f64();
     let power_out: f64 = field.power().iter().sum();
     let out = *field.grid();
@@ -384,26 +414,49 @@ fn go<T: NpyComplex>(args: &Args, data: Vec<Complex<T>>, input: Input) -> anyhow
         .with_context(|| format!("cannot write --output {}", args.output.display()))?;
     if let Some(png) = &args.png {
         let values: Vec<f64> = field.sample(0).iter().map(|z| z.norm_sqr().f64()).collect();
-        let title = format!(
-            "|E|² after {} ({})",
-            format_length(args.distance),
-            plan.method()
-        );
-        write_png(png, &values, out, plan.centre(), &title)
+        let (title, centre) = match (&plan, &volume) {
+            (Some(plan), None) => (
+                format!(
+                    "|E|² after {} ({})",
+                    format_length(args.distance),
+                    plan.method()
+                ),
+                plan.centre(),
+            ),
+            (Some(plan), Some(v)) => (
+                format!(
+                    "|E|² {} behind a {} sample ({})",
+                    format_length(args.distance),
+                    format_length(v.thickness()),
+                    plan.method()
+                ),
+                plan.centre(),
+            ),
+            (None, _) => ("|E|² at the sample's exit face".to_string(), (0.0, 0.0)),
+        };
+        write_png(png, &values, out, centre, &title)
             .with_context(|| format!("cannot write --png {}", png.display()))?;
     }
-    describe_plan(&mut report, &plan);
+    if let Some(plan) = &plan {
+        describe_plan(&mut report, plan);
+    }
     let extra = json!({
         "shape": shape,
         "wavelength_m": wave.wavelength,
         "power_out": power_out,
         "seconds": seconds,
+        "volume": through,
     });
     merge(&mut report, extra);
     if args.json {
         println!("{report}");
     } else {
-        summary(args, &plan, &grid, batch, dtype);
+        if let (Some(v), Some(r)) = (&volume, &through) {
+            println!("{}", volume::summary(v, r));
+        }
+        if let Some(plan) = &plan {
+            summary(args, plan, &grid, batch, dtype);
+        }
         println!(
             "power out/in = {:.6}, propagation took {:.3} ms",
             power_out / power_in.max(f64::MIN_POSITIVE),

@@ -28,7 +28,7 @@ impl<T: Real> Convolution<T> {
         method: Method,
         grid: Grid,
         wave: Wave,
-        z: f64,
+        (z, band_limit): (f64, Option<f64>),
         evanescent: Evanescent,
         engine: Arc<Engine<T>>,
     ) -> Result<Self> {
@@ -39,7 +39,7 @@ impl<T: Real> Convolution<T> {
             dy: grid.dy,
             dx: grid.dx,
         };
-        let h64 = transfer(method, &padded, wave, z, evanescent)?;
+        let h64 = transfer(method, &padded, wave, (z, band_limit), evanescent)?;
         let scale = 1.0 / (my * mx) as f64;
         let mut h = vec![Complex::default(); my * mx];
         for r in 0..my {

@@ -24,15 +24,17 @@ pub(super) struct Padded {
 }
 
 /// Transfer function `H[fy, fx]` of `method` over `|z|` on the padded grid, row-major
-/// `[my][mx]`, FFT order. The caller conjugates for negative distances.
+/// `[my][mx]`, FFT order; band-limited ASM cuts at the limit of `band_distance` if given, else of
+/// `|z|`. The caller conjugates for negative distances.
 pub(super) fn transfer(
     method: Method,
     p: &Padded,
     wave: Wave,
-    z: f64,
+    (z, band_distance): (f64, Option<f64>),
     evanescent: Evanescent,
 ) -> Result<Vec<C64>> {
     let z = z.abs();
+    let zb = band_distance.unwrap_or(z);
     let (fy, fx) = (fft_frequencies(p.my, p.dy), fft_frequencies(p.mx, p.dx));
     let lam = wave.lambda();
     let k = wave.k();
@@ -56,8 +58,8 @@ pub(super) fn transfer(
         Method::Asm => from_fn(&asm),
         Method::BandLimitedAsm => {
             let (ux, uy) = (
-                band_limit(lam, z, p.mx as f64 * p.dx),
-                band_limit(lam, z, p.my as f64 * p.dy),
+                band_limit(lam, zb, p.mx as f64 * p.dx),
+                band_limit(lam, zb, p.my as f64 * p.dy),
             );
             from_fn(&|v, u| {
                 if u.abs() <= ux && v.abs() <= uy {

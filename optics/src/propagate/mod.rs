@@ -1,5 +1,6 @@
 //! Free-space propagation of scalar fields: angular spectrum (exact and band-limited), Fresnel
-//! (transfer function, impulse response, single FFT), Fraunhofer and Rayleigh–Sommerfeld.
+//! (transfer function, impulse response, single FFT), Fraunhofer and Rayleigh–Sommerfeld; and
+//! through thick, inhomogeneous samples by the multislice method ([`multislice`]).
 //!
 //! Like rustfft, propagation is planned once and run many times: a [`Planner`] checks the
 //! sampling criterion of the method, builds the transfer function and FFT plans, caches them per
@@ -32,6 +33,7 @@
 mod check;
 mod conv;
 mod kernels;
+pub mod multislice;
 mod planned;
 mod single_fft;
 mod stages;
@@ -230,6 +232,11 @@ pub struct Propagation {
     /// Half-widths `(ax, ay)` (metres) of the region that holds the source's power, used by the
     /// criteria of the single-FFT methods; the whole window when `None`. See [`Field::support`].
     pub support: Option<(f64, f64)>,
+    /// For [`Method::BandLimitedAsm`]: the distance (metres) whose band limit to apply, in
+    /// place of `distance`'s. Steps along one path through the same window (the multislice
+    /// method) each apply the limit of the whole path, so that together they remove what one
+    /// propagation over it would, and no more for being many. `None`: `distance`'s.
+    pub band_limit: Option<f64>,
 }
 
 impl Propagation {
@@ -242,6 +249,7 @@ impl Propagation {
             evanescent: Evanescent::default(),
             check: true,
             support: None,
+            band_limit: None,
         }
     }
 
@@ -266,6 +274,12 @@ impl Propagation {
     /// Turns the sampling check on or off (off: you accept aliasing errors).
     pub fn with_check(mut self, check: bool) -> Self {
         self.check = check;
+        self
+    }
+
+    /// Sets the distance whose band limit [`Method::BandLimitedAsm`] applies.
+    pub fn with_band_limit(mut self, distance: f64) -> Self {
+        self.band_limit = Some(distance);
         self
     }
 
@@ -370,6 +384,7 @@ struct PlanKey {
     wavelength: u64,
     index: u64,
     distance: u64,
+    band_limit: Option<u64>,
     method: Method,
     my: usize,
     mx: usize,
@@ -494,6 +509,20 @@ impl<T: Real> Planner<T> {
             return Err(invalid("distance", format!("{z} is not a finite length")));
         }
         propagation.padding.validate()?;
+        let band_limit = match propagation.band_limit {
+            Some(b) if !(b.is_finite() && b >= z.abs()) => {
+                return Err(invalid(
+                    "band limit",
+                    format!(
+                        "distance {b}: the band limit of a path must be that of a finite \
+                         distance at least the step's |z| = {}",
+                        z.abs()
+                    ),
+                ));
+            }
+            Some(b) if propagation.method == Method::BandLimitedAsm => Some(b),
+            _ => None,
+        };
         if propagation.method.window_only() {
             return Err(invalid(
                 "method",
@@ -542,6 +571,7 @@ impl<T: Real> Planner<T> {
             wavelength: wave.wavelength.to_bits(),
             index: wave.index.to_bits(),
             distance: z.to_bits(),
+            band_limit: band_limit.map(f64::to_bits),
             method,
             my,
             mx,
@@ -577,7 +607,7 @@ impl<T: Real> Planner<T> {
                 method,
                 *grid,
                 wave,
-                z,
+                (z, band_limit),
                 propagation.evanescent,
                 engine,
             )?)
