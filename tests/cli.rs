@@ -276,6 +276,130 @@ fn propagates_through_a_thick_sample() {
     }
 }
 
+/// `photonflow tomography`: the fields of a bead simulated with noise, then reconstructed —
+/// the fit reaches the noise and the bead's contrast comes back; mismatched inputs are named.
+#[test]
+fn tomography_simulates_and_reconstructs_a_bead() {
+    let d = Dir::new();
+    let (n, nz, pitch, dz) = (24usize, 12usize, 0.25e-6, 0.25e-6);
+    let thickness = nz as f64 * dz;
+    let mut ri = Vec::with_capacity(nz * n * n);
+    for k in 0..nz {
+        for j in 0..n {
+            for i in 0..n {
+                let (x, y) = ((i as f64 - 12.0) * pitch, (j as f64 - 12.0) * pitch);
+                let z = (k as f64 + 0.5) * dz - thickness / 2.0;
+                let inside = x * x + y * y + z * z < (0.8e-6f64).powi(2);
+                ri.push(if inside { 1.353 } else { 1.333 });
+            }
+        }
+    }
+    npy::write_npy(&d.path("ri.npy"), &[nz, n, n], NpyDataRef::F64(&ri)).unwrap();
+    let scope = [
+        "--wavelength",
+        "532nm",
+        "--index",
+        "1.333",
+        "--pitch",
+        "0.25um",
+        "--dz",
+        "0.25um",
+        "--illumination",
+        "axis+ring:0.3:6+ring:0.5:6",
+        "--focus",
+        "-1.5um",
+        "--na",
+        "1.2",
+    ];
+    let (ri_path, fields, out, png) = (
+        d.s("ri.npy"),
+        d.s("fields.npy"),
+        d.s("out.npy"),
+        d.s("ri.png"),
+    );
+    let mut args = vec![
+        "tomography",
+        "simulate",
+        "--volume",
+        &ri_path,
+        "--out",
+        &fields,
+        "--noise",
+        "0.01",
+        "--json",
+    ];
+    args.extend(scope);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["shape"], serde_json::json!([13, n, n]));
+    let mut args = vec![
+        "tomography",
+        "reconstruct",
+        "--fields",
+        &fields,
+        "--slices",
+        "12",
+        "--iterations",
+        "60",
+        "--out",
+        &out,
+        "--png",
+        &png,
+        "--json",
+    ];
+    args.extend(scope);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    assert!(j["misfit"].as_f64().unwrap() < 3e-4, "{j}");
+    let back = npy::read_npy(&d.path("out.npy")).unwrap();
+    assert_eq!(back.shape, vec![nz, n, n]);
+    let NpyData::F64(found) = back.data else {
+        panic!("float64 out")
+    };
+    let inside: Vec<f64> = found
+        .iter()
+        .zip(&ri)
+        .filter(|(_, t)| **t > 1.34)
+        .map(|(f, _)| f - 1.333)
+        .collect();
+    let contrast = inside.iter().sum::<f64>() / inside.len() as f64;
+    assert!(
+        (contrast / 0.02 - 1.0).abs() < 0.3,
+        "mean Δn in the bead {contrast}"
+    );
+    assert!(std::fs::metadata(d.path("ri.png")).unwrap().len() > 1000);
+    // Refusals: a direction per field, complex fields, a known illumination.
+    let refused = |fields_path: &str, illumination: &str, needle: &str| {
+        let mut flags = scope.to_vec();
+        flags[9] = illumination;
+        let mut args = vec![
+            "tomography",
+            "reconstruct",
+            "--fields",
+            fields_path,
+            "--slices",
+            "12",
+            "--out",
+            &out,
+        ];
+        args.extend(flags);
+        let o = photonflow(&args);
+        assert!(
+            !o.status.success() && stderr(&o).contains(needle),
+            "{}",
+            stderr(&o)
+        );
+    };
+    refused(
+        &fields,
+        "axis+ring:0.3:6",
+        "one direction per recorded field",
+    );
+    refused(&fields, "cone:0.3", "ring:SINE:COUNT");
+    refused(&ri_path, scope[9], "must be complex");
+}
+
 #[test]
 fn propagates_onto_a_camera_window_off_axis_and_sas_far_away() {
     let d = Dir::new();

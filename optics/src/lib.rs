@@ -37,6 +37,7 @@ pub mod sources;
 pub mod system;
 #[cfg(test)]
 mod testing;
+pub mod tomography;
 pub mod units;
 
 pub use detect::{Detector, Region};

@@ -18,6 +18,7 @@ mod propagate;
 mod psf;
 mod reconstruct;
 mod rig;
+mod tomography;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -72,6 +73,9 @@ pub enum Command {
     /// A thin object's phase (and amplitude) from its in-line holograms, recorded or simulated
     /// from a phase image: lensless holographic microscopy.
     Reconstruct(reconstruct::Args),
+    /// Optical diffraction tomography: the fields a tomographic microscope records of a
+    /// refractive-index map, or the map from recorded fields (multislice model, L-BFGS).
+    Tomography(tomography::Args),
     /// Rigs: serve a simulated one over slmsuite's network protocol, print a rig file to edit,
     /// or measure a rig's camera placement, camera noise, layer placements and SLM response.
     Rig(rig::Args),
@@ -124,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Psf(args) => psf::run(args),
         Command::Microscope(args) => microscope::run(args),
         Command::Reconstruct(args) => reconstruct::run(args),
+        Command::Tomography(args) => tomography::run(args),
         Command::Rig(args) => rig::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),
@@ -192,6 +197,39 @@ pub(crate) fn positive_power(text: &str) -> Result<f64, String> {
     } else {
         Err(format!("'{text}': give a positive power, e.g. 25mW"))
     }
+}
+
+/// The refractive-index map of `--volume PATH`: `[Nz, Ny, Nx]` float (`n`) or complex
+/// (`n + iκ`) in a `.npy`, with its shape.
+pub(crate) fn read_index_map(
+    path: &std::path::Path,
+) -> anyhow::Result<([usize; 3], Vec<num_complex::Complex<f64>>)> {
+    use num_complex::Complex;
+    use photonflow_optics::io::npy::{self, NpyData};
+    let flag = |what: String| anyhow::anyhow!("--volume {}: {what}", path.display());
+    let array = npy::read_npy(path).map_err(|e| flag(format!("cannot read it: {e}")))?;
+    let [nz, ny, nx] = array.shape[..] else {
+        return Err(flag(format!(
+            "the array has shape {:?}; a refractive-index map is [Nz, Ny, Nx]",
+            array.shape
+        )));
+    };
+    let index = match array.data {
+        NpyData::F32(v) => v.into_iter().map(|n| Complex::from(f64::from(n))).collect(),
+        NpyData::F64(v) => v.into_iter().map(Complex::from).collect(),
+        NpyData::C64(v) => v
+            .into_iter()
+            .map(|n| Complex::new(f64::from(n.re), f64::from(n.im)))
+            .collect(),
+        NpyData::C128(v) => v,
+        NpyData::U8(_) | NpyData::U16(_) => {
+            return Err(flag(
+                "it holds integers; give the refractive index as float (n) or complex (n + iκ)"
+                    .into(),
+            ));
+        }
+    };
+    Ok(([nz, ny, nx], index))
 }
 
 /// clap value parser for strictly positive lengths.

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use num_complex::Complex;
-use photonflow_optics::io::npy::{self, NpyData, NpyDataRef};
+use photonflow_optics::io::npy::{self, NpyDataRef};
 use photonflow_optics::propagate::multislice::{Multislice, Volume};
 use photonflow_optics::units::format_length;
 use photonflow_optics::{Field, Grid, Method, OpticsError, Planner, Propagation, Real};
@@ -51,17 +50,7 @@ pub(super) fn load(args: &Args, grid: Grid) -> anyhow::Result<Option<Volume>> {
             args.method
         );
     }
-    let array = npy::read_npy(path).with_context(|| flag("cannot read it"))?;
-    let [_, ny, nx] = array.shape[..] else {
-        bail!(
-            "{}",
-            flag(&format!(
-                "the array has shape {:?}; a volume is [Nz, Ny, Nx] with the input's Ny × Nx \
-                 = {} × {}",
-                array.shape, grid.ny, grid.nx
-            ))
-        );
-    };
+    let ([_, ny, nx], index) = super::super::read_index_map(path)?;
     if (ny, nx) != (grid.ny, grid.nx) {
         bail!(
             "{}",
@@ -72,19 +61,6 @@ pub(super) fn load(args: &Args, grid: Grid) -> anyhow::Result<Option<Volume>> {
             ))
         );
     }
-    let index: Vec<Complex<f64>> = match array.data {
-        NpyData::F32(v) => v.into_iter().map(|n| Complex::from(f64::from(n))).collect(),
-        NpyData::F64(v) => v.into_iter().map(Complex::from).collect(),
-        NpyData::C64(v) => v
-            .into_iter()
-            .map(|n| Complex::new(f64::from(n.re), f64::from(n.im)))
-            .collect(),
-        NpyData::C128(v) => v,
-        NpyData::U8(_) | NpyData::U16(_) => bail!(
-            "{}",
-            flag("it holds integers; give the refractive index as float (n) or complex (n + iκ)")
-        ),
-    };
     Volume::new(grid, dz, index)
         .map(Some)
         .map_err(|e| anyhow::Error::new(e).context(flag("not a usable sample")))
