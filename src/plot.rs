@@ -116,6 +116,14 @@ impl Rect {
 pub enum Axes<'a> {
     /// Lengths: the extent in metres, labelled `x`/`y` in µm, mm or cm (chosen from the extent).
     Length,
+    /// Lengths as [`Axes::Length`], on axes of other names (e.g. `x` and `z` for a section
+    /// along the optical axis).
+    Lengths {
+        /// Name of the horizontal axis.
+        x: &'a str,
+        /// Name of the vertical axis.
+        y: &'a str,
+    },
     /// Plain numbers (e.g. the columns and modes of an MZI mesh, or matrix indices), the extent
     /// in those numbers, each axis with its own label.
     Index {
@@ -769,7 +777,7 @@ fn layout_image(p: &ImagePlot, w: u32, h: u32) -> Result<ImageLayout, String> {
     }
 
     let unit = match p.axes {
-        Axes::Length => length_unit(&p.extent),
+        Axes::Length | Axes::Lengths { .. } => length_unit(&p.extent),
         Axes::Index { .. } => (1.0, ""),
     };
     let heat = layout_heat(
@@ -954,6 +962,7 @@ fn draw_image(root: &Root, p: &ImagePlot, l: &ImageLayout) -> DrawResult {
     let (u, sym) = l.unit;
     let (x_desc, y_desc) = match p.axes {
         Axes::Length => (format!("x ({sym})"), format!("y ({sym})")),
+        Axes::Lengths { x, y } => (format!("{x} ({sym})"), format!("{y} ({sym})")),
         Axes::Index { x, y } => (x.to_string(), y.to_string()),
     };
 

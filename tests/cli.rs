@@ -205,6 +205,12 @@ fn propagates_through_a_thick_sample() {
             "slice {j}: {row:?}"
         );
     }
+    // The same record plotted: a PNG (z up).
+    let xz_png = d.s("xz.png");
+    let o = run(&["--distance", "0m", "--xz", &xz_png]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let head = std::fs::read(d.path("xz.png")).unwrap();
+    assert!(head.starts_with(b"\x89PNG") && head.len() > 1000);
     // 20 µm further in air: one more phase of k₀·20 µm.
     let o = run(&[
         "--distance",

@@ -94,8 +94,8 @@ pub struct Args {
     #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
     dz: Option<f64>,
     /// With --volume, also write the intensity inside the sample on the xz plane through the
-    /// middle row, one row per slice (at its centre): [Nz, Nx] float64.
-    #[arg(long, value_name = "XZ.npy")]
+    /// middle row, one row per slice (at its centre): [Nz, Nx] float64, or a plot (XZ.png).
+    #[arg(long, value_name = "XZ.npy|XZ.png")]
     xz: Option<PathBuf>,
     /// Method: auto, asm, bl-asm, fresnel-tf, fresnel-ir, fresnel-sfft, fraunhofer, rs, or
     /// sas (scalable angular spectrum, onto an output window; far from the source).

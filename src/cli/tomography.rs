@@ -14,7 +14,7 @@ use photonflow_optics::{Grid, Padding, Propagation, Wave};
 use serde_json::json;
 
 use super::{length, positive_length, progress_bar};
-use crate::plot::{self, Colormap, ImagePlot};
+use crate::plot::{self, Axes, Colormap, ImagePlot};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -396,28 +396,38 @@ fn write_planes(path: &Path, n: &[f64], volume: &Volume, n0: f64) -> Result<(), 
     let top = n.iter().map(|v| (v - n0).abs()).fold(1e-12, f64::max);
     let [x0, x1, y0, y1] = g.edges();
     let depth = volume.thickness();
-    let panel = |title, values, cols, rows, extent| ImagePlot {
+    let panel = |title, values, cols, rows, extent, (x, y)| ImagePlot {
         title,
         colorbar_label: "n − n₀",
         colormap: Colormap::Diverging,
         range: Some((-top, top)),
+        axes: Axes::Lengths { x, y },
         ..ImagePlot::new(values, cols, rows, extent)
     };
     let panels = [
-        panel("xy (middle slice)", &xy[..], nx, ny, [x0, x1, y0, y1]),
         panel(
-            "xz (middle row; up: z)",
+            "xy (middle slice)",
+            &xy[..],
+            nx,
+            ny,
+            [x0, x1, y0, y1],
+            ("x", "y"),
+        ),
+        panel(
+            "xz (middle row)",
             &xz[..],
             nx,
             nz,
             [x0, x1, 0.0, depth],
+            ("x", "z"),
         ),
         panel(
-            "yz (middle column; across: y, up: z)",
+            "yz (middle column)",
             &yz[..],
             ny,
             nz,
             [y0, y1, 0.0, depth],
+            ("y", "z"),
         ),
     ];
     plot::write_image_grid_png(path, &panels, 3, 420, 380, "reconstructed refractive index")

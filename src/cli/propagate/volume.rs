@@ -110,7 +110,7 @@ pub(super) fn run<T: Real>(
     let seconds = start.elapsed().as_secs_f64();
     let power_exit: f64 = field.power().iter().sum();
     if let Some(path) = &args.xz {
-        write_xz(path, &xz, volume.nz(), nx)?;
+        write_xz(path, &xz, volume)?;
     }
     let n = volume.index();
     let (lo, hi) = n.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
@@ -137,9 +137,28 @@ pub(super) fn run<T: Real>(
     }))
 }
 
-fn write_xz(path: &Path, xz: &[f64], nz: usize, nx: usize) -> anyhow::Result<()> {
-    npy::write_npy(path, &[nz, nx], NpyDataRef::F64(xz))
-        .with_context(|| format!("cannot write --xz {}", path.display()))
+/// `--xz`: the intensity inside the sample, `[Nz, Nx]`, as .npy, or plotted (a `.png`) with z
+/// up from the entrance face.
+fn write_xz(path: &Path, xz: &[f64], volume: &Volume) -> anyhow::Result<()> {
+    let (nz, g) = (volume.nz(), volume.grid());
+    let png = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if png {
+        let [x0, x1, _, _] = g.edges();
+        let plot = crate::plot::ImagePlot {
+            title: "|E|² inside the sample (the xz plane through the middle row)",
+            colorbar_label: "intensity (a.u.)",
+            colormap: crate::plot::Colormap::Inferno,
+            axes: crate::plot::Axes::Lengths { x: "x", y: "z" },
+            ..crate::plot::ImagePlot::new(xz, g.nx, nz, [x0, x1, 0.0, volume.thickness()])
+        };
+        crate::plot::write_image_png(path, &plot, 900, 760)
+            .with_context(|| format!("cannot write --xz {}", path.display()))
+    } else {
+        npy::write_npy(path, &[nz, g.nx], NpyDataRef::F64(xz))
+            .with_context(|| format!("cannot write --xz {}", path.display()))
+    }
 }
 
 /// The line the summary prints for a volume.
