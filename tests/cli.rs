@@ -282,6 +282,83 @@ fn propagates_through_a_thick_sample() {
     }
 }
 
+/// `photonflow tomography fields`: off-axis holograms (a reference tilted off the frequency
+/// grid) give back their field, found automatically, relative to a sample-free hologram; and
+/// `reconstruct --relative` takes such relative fields to the same fit as the absolute ones.
+#[test]
+fn tomography_demodulates_off_axis_holograms() {
+    let d = Dir::new();
+    let n = 96usize;
+    let pitch = 0.2e-6;
+    let coord = |i: usize| (i as f64 - (n / 2) as f64) * pitch;
+    let tau = std::f64::consts::TAU;
+    let field = |x: f64, y: f64| {
+        let r2 = (x * x + y * y) / (2e-6f64).powi(2);
+        Complex::from_polar(0.9, 1.0 * (-r2).exp())
+    };
+    let f_r = [1.41e6, 0.87e6];
+    let (mut h, mut b) = (Vec::new(), Vec::new());
+    for j in 0..n {
+        for i in 0..n {
+            let (x, y) = (coord(i), coord(j));
+            let r = Complex::from_polar(2.0, tau * (f_r[0] * x + f_r[1] * y));
+            h.push((field(x, y) + r).norm_sqr());
+            b.push((Complex::from(0.9) + r).norm_sqr());
+        }
+    }
+    npy::write_npy(&d.path("h.npy"), &[1, n, n], NpyDataRef::F64(&h)).unwrap();
+    npy::write_npy(&d.path("b.npy"), &[n, n], NpyDataRef::F64(&b)).unwrap();
+    let (hp, bp, out) = (d.s("h.npy"), d.s("b.npy"), d.s("fields.npy"));
+    let o = photonflow(&[
+        "tomography",
+        "fields",
+        "--holograms",
+        &hp,
+        "--background",
+        &bp,
+        "--pitch",
+        "0.2um",
+        "--out",
+        &out,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = last_json(&o);
+    let s = &j["sideband_per_um"];
+    let step = 1.0 / (n as f64 * 0.2);
+    assert!((s[0].as_f64().unwrap() + 1.41).abs() <= step, "{j}");
+    assert!((s[1].as_f64().unwrap() + 0.87).abs() <= step, "{j}");
+    assert_eq!(j["relative"], true);
+    let NpyData::C128(got) = npy::read_npy(&d.path("fields.npy")).unwrap().data else {
+        panic!("complex128")
+    };
+    // Relative to the flat 0.9: E/0.9, inside the window's flat part.
+    let mut worst = 0.0f64;
+    for r in 16..n - 16 {
+        for c in 16..n - 16 {
+            let want = field(coord(c), coord(r)) / 0.9;
+            worst = worst.max((got[r * n + c] - want).norm());
+        }
+    }
+    assert!(worst < 1e-2, "{worst}");
+    // Complex input is named as the wrong kind of file.
+    let o = photonflow(&[
+        "tomography",
+        "fields",
+        "--holograms",
+        &out,
+        "--pitch",
+        "0.2um",
+        "--out",
+        &out,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("intensities"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// `photonflow tomography`: the fields of a bead simulated with noise, then reconstructed —
 /// the fit reaches the noise and the bead's contrast comes back; mismatched inputs are named.
 #[test]
@@ -358,6 +435,51 @@ fn tomography_simulates_and_reconstructs_a_bead() {
     assert!(o.status.success(), "{}", stderr(&o));
     let j = last_json(&o);
     assert!(j["misfit"].as_f64().unwrap() < 3e-4, "{j}");
+    // The same fields relative to a sample-free recording, with --relative: the same fit.
+    let water = vec![1.333; nz * n * n];
+    npy::write_npy(&d.path("water.npy"), &[nz, n, n], NpyDataRef::F64(&water)).unwrap();
+    let (water_path, empty) = (d.s("water.npy"), d.s("empty.npy"));
+    let mut args = vec![
+        "tomography",
+        "simulate",
+        "--volume",
+        &water_path,
+        "--out",
+        &empty,
+    ];
+    args.extend(scope);
+    assert!(photonflow(&args).status.success());
+    let read = |name: &str| match npy::read_npy(&d.path(name)).unwrap().data {
+        NpyData::C128(v) => v,
+        _ => panic!("complex128"),
+    };
+    let relative: Vec<Complex<f64>> = read("fields.npy")
+        .iter()
+        .zip(read("empty.npy"))
+        .map(|(f, e)| f / e)
+        .collect();
+    npy::write_npy(&d.path("rel.npy"), &[13, n, n], NpyDataRef::C128(&relative)).unwrap();
+    let (rel, out2) = (d.s("rel.npy"), d.s("out2.npy"));
+    let mut args = vec![
+        "tomography",
+        "reconstruct",
+        "--fields",
+        &rel,
+        "--relative",
+        "--slices",
+        "12",
+        "--iterations",
+        "60",
+        "--out",
+        &out2,
+        "--json",
+    ];
+    args.extend(scope);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let k = last_json(&o);
+    let (a, b) = (j["misfit"].as_f64().unwrap(), k["misfit"].as_f64().unwrap());
+    assert!((a / b - 1.0).abs() < 1e-6, "{j} vs {k}");
     let back = npy::read_npy(&d.path("out.npy")).unwrap();
     assert_eq!(back.shape, vec![nz, n, n]);
     let NpyData::F64(found) = back.data else {

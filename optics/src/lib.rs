@@ -28,6 +28,7 @@ pub mod material;
 pub mod memory;
 pub mod metrics;
 pub mod minimise;
+pub mod offaxis;
 pub mod polarisation;
 pub mod propagate;
 pub mod pupil;

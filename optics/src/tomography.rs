@@ -181,6 +181,19 @@ impl Tomography {
         )
     }
 
+    /// The fields the camera records without a sample, `[K, Ny, Nx]`: what fields measured
+    /// relative to a sample-free recording ([`crate::offaxis::normalise`]) are multiplied by
+    /// to become the recorded fields of this model.
+    pub fn background(&self) -> Result<Vec<C64>> {
+        let plane = self.grid.len();
+        let empty = Volume::new(
+            self.grid,
+            self.dz,
+            vec![C64::from(self.wave.index); self.nz * plane],
+        )?;
+        self.measure(&empty)
+    }
+
     /// The fields the camera records of `volume` under every illumination, `[K, Ny, Nx]`.
     pub fn measure(&self, volume: &Volume) -> Result<Vec<C64>> {
         self.check()?;

@@ -30,6 +30,41 @@ enum Command {
     /// The refractive-index map from recorded fields ([K, Ny, Nx] complex, one per
     /// illumination), by fitting the multislice model (L-BFGS, total-variation prior).
     Reconstruct(ReconstructArgs),
+    /// The complex fields of off-axis holograms ([K, Ny, Nx] intensities): the sideband cut
+    /// out and the carrier removed, relative to sample-free holograms if given.
+    Fields(FieldsArgs),
+}
+
+/// Arguments of `photonflow tomography fields`.
+#[derive(Debug, clap::Args)]
+#[command(args_override_self = true)]
+struct FieldsArgs {
+    /// The holograms: [K, Ny, Nx] or [Ny, Nx] intensities (float or unsigned integers, as the
+    /// camera wrote them).
+    #[arg(long, value_name = "H.npy")]
+    holograms: PathBuf,
+    /// Holograms of the same illuminations without the sample (one, or one per hologram): the
+    /// fields are then relative to them (1 where the sample changes nothing) — for
+    /// `reconstruct --relative`.
+    #[arg(long, value_name = "B.npy")]
+    background: Option<PathBuf>,
+    /// Sample pitch on the camera, referred to the sample (camera pixel / magnification).
+    #[arg(long, value_parser = positive_length, allow_hyphen_values = true, value_name = "LENGTH")]
+    pitch: f64,
+    /// The sideband: FX,FY,RADIUS in cycles per µm (its centre is minus the reference's
+    /// spatial frequency); default: the strongest peak outside the centre, radius a third of
+    /// its distance.
+    #[arg(long, value_name = "FX,FY,R", allow_hyphen_values = true)]
+    sideband: Option<String>,
+    /// Conjugate the fields (the other twin: for a reference tilted the other way).
+    #[arg(long)]
+    conjugate: bool,
+    /// Output: the fields, [K, Ny, Nx] complex128.
+    #[arg(long, short, value_name = "FIELDS.npy")]
+    out: PathBuf,
+    /// Print one JSON object on the last line.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The microscope, common to both subcommands.
@@ -132,6 +167,10 @@ struct ReconstructArgs {
     /// Also plot the index contrast on the three central planes (xy, xz, yz).
     #[arg(long, value_name = "RI.png")]
     png: Option<PathBuf>,
+    /// The fields are relative to sample-free recordings (`tomography fields --background`):
+    /// they are multiplied by the model's own sample-free fields before the fit.
+    #[arg(long)]
+    relative: bool,
     /// Print one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -141,7 +180,119 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Simulate(a) => simulate(a),
         Command::Reconstruct(a) => reconstruct(a),
+        Command::Fields(a) => fields(a),
     }
+}
+
+/// Holograms `[K, Ny, Nx]` (or one `[Ny, Nx]`) as f64 intensities, with `(K, Ny, Nx)`.
+fn read_holograms(path: &Path, flag: &str) -> anyhow::Result<((usize, usize, usize), Vec<f64>)> {
+    let array = npy::read_npy(path).with_context(|| format!("{flag} {}", path.display()))?;
+    let shape = match array.shape[..] {
+        [ny, nx] => (1, ny, nx),
+        [k, ny, nx] => (k, ny, nx),
+        _ => bail!(
+            "{flag} {}: shape {:?}; holograms are [K, Ny, Nx] or [Ny, Nx]",
+            path.display(),
+            array.shape
+        ),
+    };
+    let values = match array.data {
+        NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::F64(v) => v,
+        NpyData::U8(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::U16(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::C64(_) | NpyData::C128(_) => bail!(
+            "{flag} {}: holograms are intensities (real); complex fields go straight to \
+             `tomography reconstruct --fields`",
+            path.display()
+        ),
+    };
+    Ok((shape, values))
+}
+
+fn fields(args: FieldsArgs) -> anyhow::Result<()> {
+    use photonflow_optics::offaxis::{Sideband, demodulate, find_sideband, normalise};
+    let ((k, ny, nx), holograms) = read_holograms(&args.holograms, "--holograms")?;
+    let grid = Grid::new(nx, ny, args.pitch, args.pitch)?;
+    let sideband = match &args.sideband {
+        Some(text) => {
+            let v: Vec<f64> = text
+                .split(',')
+                .map(|t| t.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "--sideband {text}: give FX,FY,R in cycles per µm, e.g. -1.4,-0.9,0.5"
+                    )
+                })?;
+            let [fx, fy, r] = v[..] else {
+                bail!("--sideband {text}: give three numbers FX,FY,R (cycles per µm)");
+            };
+            Sideband {
+                centre: [fx * 1e6, fy * 1e6],
+                radius: r * 1e6,
+            }
+        }
+        None => find_sideband(&grid, &holograms, 0.0)
+            .context("--holograms: finding the sideband (give it with --sideband FX,FY,R)")?,
+    };
+    let mut out = demodulate(&grid, &holograms, &sideband).context("--sideband")?;
+    let relative = match &args.background {
+        Some(path) => {
+            let ((kb, nyb, nxb), b) = read_holograms(path, "--background")?;
+            if (nyb, nxb) != (ny, nx) || !(kb == 1 || kb == k) {
+                bail!(
+                    "--background {}: {kb}×{nyb}×{nxb}; give one hologram or one per hologram \
+                     ({k}), of {ny}×{nx} samples",
+                    path.display()
+                );
+            }
+            let reference = demodulate(&grid, &b, &sideband)?;
+            if kb == 1 {
+                normalise(&mut out, &reference, 0.05)?;
+            } else {
+                for (f, r) in out.chunks_mut(ny * nx).zip(reference.chunks(ny * nx)) {
+                    normalise(f, r, 0.05)?;
+                }
+            }
+            true
+        }
+        None => false,
+    };
+    if args.conjugate {
+        out.iter_mut().for_each(|v| *v = v.conj());
+    }
+    npy::write_npy(&args.out, &[k, ny, nx], NpyDataRef::C128(&out))
+        .with_context(|| format!("cannot write --out {}", args.out.display()))?;
+    let [fx, fy] = sideband.centre;
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "holograms": k,
+                "shape": [k, ny, nx],
+                "sideband_per_um": [fx * 1e-6, fy * 1e-6, sideband.radius * 1e-6],
+                "relative": relative,
+                "conjugate": args.conjugate,
+                "out": args.out,
+            })
+        );
+    } else {
+        println!(
+            "{k} holograms → {} ({k}×{ny}×{nx} complex128{}), sideband at ({:.4}, {:.4}) 1/µm, \
+             radius {:.4} 1/µm",
+            args.out.display(),
+            if relative {
+                ", relative to the background"
+            } else {
+                ""
+            },
+            fx * 1e-6,
+            fy * 1e-6,
+            sideband.radius * 1e-6
+        );
+    }
+    Ok(())
 }
 
 /// The illumination directions of `--illumination`.
@@ -317,6 +468,16 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
             tomography.illuminations.len()
         );
     }
+    let measured = if args.relative {
+        let background = tomography.background()?;
+        measured
+            .iter()
+            .zip(&background)
+            .map(|(r, b)| r * b)
+            .collect()
+    } else {
+        measured
+    };
     let settings = Reconstruction {
         iterations: args.iterations,
         tv: args.tv,
