@@ -452,7 +452,8 @@ impl<T: Real> Multislice<T> {
     /// batch), and `∂L/∂ū` at the entrance face (to chain to what lit the sample). With
     /// `∂L/∂ū` defined so, `dL = 2 Re Σ ∂L/∂ū · du` (Wirtinger).
     ///
-    /// Keeps the light of every slice (`nz · B · Ny · Nx` complex values).
+    /// Keeps the light of every slice (`nz · B · Ny · Nx` complex values); refused with
+    /// [`OpticsError::Memory`] before anything is allocated when that does not fit.
     pub fn gradient(
         &self,
         input: &[Complex<T>],
@@ -460,6 +461,21 @@ impl<T: Real> Multislice<T> {
     ) -> Result<Gradients<T>> {
         let batch = self.batch(input)?;
         let plane = self.grid.len();
+        // The light of every slice, the padded windows of the sweeps, and the index gradients.
+        let (my, mx) = self.padded;
+        let c = std::mem::size_of::<Complex<T>>();
+        crate::memory::check_fits(
+            crate::memory::bytes(&[self.nz + 4, batch, plane, c])
+                .saturating_add(crate::memory::bytes(&[2, batch, my, mx, c]))
+                .saturating_add(crate::memory::bytes(&[2, self.nz, plane, 8])),
+            || {
+                format!(
+                    "the gradient through {} slices of {}×{} for {batch} fields",
+                    self.nz, self.grid.ny, self.grid.nx
+                )
+            },
+            "use fewer fields at a time, fewer slices or a smaller grid",
+        )?;
         let mut fields = input.to_vec();
         let mut after = Vec::with_capacity(self.nz * fields.len());
         self.propagate_visiting(&mut fields, |_, v| after.extend_from_slice(v))?;
@@ -702,6 +718,25 @@ mod tests {
             (numeric - analytic).abs() < 1e-6 * analytic.abs(),
             "{numeric} vs {analytic}"
         );
+    }
+
+    /// A gradient whose record of the light would not fit in memory (here ≈ 69 GB) is refused
+    /// before it is allocated, naming what to change.
+    #[test]
+    fn gradients_that_do_not_fit_are_refused() {
+        let grid = Grid::square(64, 0.5e-6).unwrap();
+        let wave = Wave::new(633e-9, 1.0).unwrap();
+        let volume = Volume::from_fn(grid, 0.05e-6, 1024, |_, _, _| C::from(1.0)).unwrap();
+        let plan = Multislice::<f32>::new(&Planner::new(), &volume, wave, &Propagation::new(0.0));
+        let input = vec![Complex::<f32>::default(); 2048 * grid.len()];
+        match plan.unwrap().gradient(&input, |u| u.to_vec()) {
+            Err(OpticsError::Memory { .. }) => {}
+            Err(e) => panic!("{e}"),
+            Ok(_) => {
+                // A machine with that much memory left: nothing to refuse.
+                assert!(crate::memory::available_bytes().is_none_or(|b| b > 60 << 30));
+            }
+        }
     }
 
     /// The error of the exit field against a fine reference falls as dz² (Strang splitting).
