@@ -480,6 +480,31 @@ fn tomography_simulates_and_reconstructs_a_bead() {
     let k = last_json(&o);
     let (a, b) = (j["misfit"].as_f64().unwrap(), k["misfit"].as_f64().unwrap());
     assert!((a / b - 1.0).abs() < 1e-6, "{j} vs {k}");
+    // Refining from the written map starts where the first run ended (the map as float64).
+    let mut args = vec![
+        "tomography",
+        "reconstruct",
+        "--fields",
+        &fields,
+        "--slices",
+        "12",
+        "--iterations",
+        "3",
+        "--initial",
+        &out,
+        "--out",
+        &out2,
+        "--json",
+    ];
+    args.extend(scope);
+    let o = photonflow(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = last_json(&o);
+    let (end, start) = (
+        j["objective_end"].as_f64().unwrap(),
+        r["objective_start"].as_f64().unwrap(),
+    );
+    assert!((start / end - 1.0).abs() < 1e-9, "{j} then {r}");
     let back = npy::read_npy(&d.path("out.npy")).unwrap();
     assert_eq!(back.shape, vec![nz, n, n]);
     let NpyData::F64(found) = back.data else {

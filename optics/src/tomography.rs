@@ -64,12 +64,16 @@ pub struct Reconstruction {
     pub iterations: usize,
     /// Weight `τ` of the total variation (0: none).
     pub tv: f64,
+    /// The map to start from (its real index; the same grid, slices and thickness), e.g. an
+    /// earlier reconstruction to refine; `None`: the background.
+    pub initial: Option<Volume>,
 }
 
 /// What [`Tomography::reconstruct`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    /// The objective at the background (`Δn = 0`) and at the result.
+    /// The objective at the starting map (the background, `Δn = 0`, unless
+    /// [`Reconstruction::initial`] gives one).
     pub start: f64,
     /// The objective at the result.
     pub end: f64,
@@ -207,7 +211,8 @@ impl Tomography {
     }
 
     /// Reconstructs the sample from the recorded fields `measured` (`[K, Ny, Nx]`, one per
-    /// illumination, in order), starting from the background; `progress(done, objective)`
+    /// illumination, in order), starting from the background or [`Reconstruction::initial`];
+    /// `progress(done, objective)`
     /// after every iteration. Returns the sample (`n₀ + Δn`, κ = 0) and a [`Report`].
     pub fn reconstruct(
         &self,
@@ -276,7 +281,31 @@ impl Tomography {
                 }
             }
         };
-        let mut delta = vec![0.0; self.nz * plane];
+        let mut delta = match &settings.initial {
+            None => vec![0.0; self.nz * plane],
+            Some(v) => {
+                if v.grid() != self.grid || v.nz() != self.nz || v.dz() != self.dz {
+                    return Err(invalid(
+                        "initial map",
+                        format!(
+                            "{} slices of {} m on {}×{} samples of {} m; the reconstruction has \
+                             {} slices of {} m on {}×{} of {} m",
+                            v.nz(),
+                            v.dz(),
+                            v.grid().ny,
+                            v.grid().nx,
+                            v.grid().dx,
+                            self.nz,
+                            self.dz,
+                            self.grid.ny,
+                            self.grid.nx,
+                            self.grid.dx
+                        ),
+                    ));
+                }
+                v.index().iter().map(|n| n.re - self.wave.index).collect()
+            }
+        };
         let start = objective(&delta, &mut vec![0.0; delta.len()]);
         if let Some(e) = failure.take() {
             return Err(e);
@@ -433,6 +462,7 @@ mod tests {
         let settings = Reconstruction {
             iterations: 100,
             tv: 1e-5,
+            initial: None,
         };
         let mut calls = 0;
         let (found, report) = tomo
@@ -462,6 +492,25 @@ mod tests {
             .collect();
         let contrast = inside.iter().sum::<f64>() / inside.len() as f64;
         assert!(e < 0.4 * e0, "rms error {e:e}, background's {e0:e}");
+        // Refining from the result starts where it ended and goes no higher.
+        let refine = Reconstruction {
+            iterations: 5,
+            initial: Some(found.clone()),
+            ..settings.clone()
+        };
+        let (_, again) = tomo.reconstruct(&measured, &refine, |_, _| {}).unwrap();
+        assert!(
+            (again.start / report.end - 1.0).abs() < 1e-9,
+            "{again:?} after {report:?}"
+        );
+        assert!(again.end <= again.start, "{again:?}");
+        let other = Volume::from_fn(tomo.grid, tomo.dz, 8, bead).unwrap();
+        let wrong = Reconstruction {
+            initial: Some(other),
+            ..settings.clone()
+        };
+        let e = tomo.reconstruct(&measured, &wrong, |_, _| {}).unwrap_err();
+        assert!(e.to_string().contains("8 slices"), "{e}");
         assert!(
             (contrast / 0.02 - 1.0).abs() < 0.1,
             "mean Δn in the bead {contrast}"
@@ -489,6 +538,7 @@ mod tests {
         let settings = Reconstruction {
             iterations: 1,
             tv: 0.0,
+            initial: None,
         };
         let e = t
             .reconstruct(&[C64::from(1.0); 7], &settings, |_, _| {})

@@ -167,6 +167,10 @@ struct ReconstructArgs {
     /// Also plot the index contrast on the three central planes (xy, xz, yz).
     #[arg(long, value_name = "RI.png")]
     png: Option<PathBuf>,
+    /// Start from this map (an earlier reconstruction's RI.npy, [Nz, Ny, Nx]) instead of the
+    /// background: to refine it with more iterations or another --tv.
+    #[arg(long, value_name = "RI.npy")]
+    initial: Option<PathBuf>,
     /// The fields are relative to sample-free recordings (`tomography fields --background`):
     /// they are multiplied by the model's own sample-free fields before the fit.
     #[arg(long)]
@@ -478,9 +482,27 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     } else {
         measured
     };
+    let initial = match &args.initial {
+        Some(path) => {
+            let ([nz, iy, ix], index) = super::read_index_map(path)?;
+            if (nz, iy, ix) != (args.slices, ny, nx) {
+                bail!(
+                    "--initial {}: {nz}×{iy}×{ix}; the map to start from must be --slices × the \
+                     fields' {ny}×{nx}",
+                    path.display()
+                );
+            }
+            Some(
+                Volume::new(tomography.grid, m.dz, index)
+                    .with_context(|| format!("--initial {}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let settings = Reconstruction {
         iterations: args.iterations,
         tv: args.tv,
+        initial,
     };
     let bar = progress_bar(
         args.json,
