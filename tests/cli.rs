@@ -400,23 +400,20 @@ fn tomography_simulates_and_reconstructs_a_bead() {
         d.s("out.npy"),
         d.s("ri.png"),
     );
-    let mut args = vec![
-        "tomography",
-        "simulate",
-        "--volume",
-        &ri_path,
-        "--out",
-        &fields,
-        "--noise",
-        "0.01",
-        "--json",
+    // `tomography SUBCOMMAND ARGS… <the microscope>`, succeeding; its JSON line.
+    let tomography = |args: &[&str]| {
+        let mut all = vec!["tomography"];
+        all.extend(args);
+        all.extend(scope);
+        let o = photonflow(&all);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    let sim = [
+        "simulate", "--volume", &ri_path, "--out", &fields, "--noise", "0.01", "--json",
     ];
-    args.extend(scope);
-    let o = photonflow(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(last_json(&o)["shape"], serde_json::json!([13, n, n]));
-    let mut args = vec![
-        "tomography",
+    assert_eq!(tomography(&sim)["shape"], serde_json::json!([13, n, n]));
+    let j = tomography(&[
         "reconstruct",
         "--fields",
         &fields,
@@ -429,26 +426,20 @@ fn tomography_simulates_and_reconstructs_a_bead() {
         "--png",
         &png,
         "--json",
-    ];
-    args.extend(scope);
-    let o = photonflow(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let j = last_json(&o);
+    ]);
     assert!(j["misfit"].as_f64().unwrap() < 3e-4, "{j}");
     // The same fields relative to a sample-free recording, with --relative: the same fit.
     let water = vec![1.333; nz * n * n];
     npy::write_npy(&d.path("water.npy"), &[nz, n, n], NpyDataRef::F64(&water)).unwrap();
     let (water_path, empty) = (d.s("water.npy"), d.s("empty.npy"));
-    let mut args = vec![
-        "tomography",
+    tomography(&[
         "simulate",
         "--volume",
         &water_path,
         "--out",
         &empty,
-    ];
-    args.extend(scope);
-    assert!(photonflow(&args).status.success());
+        "--json",
+    ]);
     let read = |name: &str| match npy::read_npy(&d.path(name)).unwrap().data {
         NpyData::C128(v) => v,
         _ => panic!("complex128"),
@@ -460,8 +451,7 @@ fn tomography_simulates_and_reconstructs_a_bead() {
         .collect();
     npy::write_npy(&d.path("rel.npy"), &[13, n, n], NpyDataRef::C128(&relative)).unwrap();
     let (rel, out2) = (d.s("rel.npy"), d.s("out2.npy"));
-    let mut args = vec![
-        "tomography",
+    let k = tomography(&[
         "reconstruct",
         "--fields",
         &rel,
@@ -473,16 +463,11 @@ fn tomography_simulates_and_reconstructs_a_bead() {
         "--out",
         &out2,
         "--json",
-    ];
-    args.extend(scope);
-    let o = photonflow(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let k = last_json(&o);
+    ]);
     let (a, b) = (j["misfit"].as_f64().unwrap(), k["misfit"].as_f64().unwrap());
     assert!((a / b - 1.0).abs() < 1e-6, "{j} vs {k}");
     // Refining from the written map starts where the first run ended (the map as float64).
-    let mut args = vec![
-        "tomography",
+    let r = tomography(&[
         "reconstruct",
         "--fields",
         &fields,
@@ -495,11 +480,7 @@ fn tomography_simulates_and_reconstructs_a_bead() {
         "--out",
         &out2,
         "--json",
-    ];
-    args.extend(scope);
-    let o = photonflow(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r = last_json(&o);
+    ]);
     let (end, start) = (
         j["objective_end"].as_f64().unwrap(),
         r["objective_start"].as_f64().unwrap(),
