@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::error::{OpticsError, Result, invalid};
 use crate::fft::{Fft2, FftCache};
-use crate::grid::{Grid, fft_frequencies};
+use crate::grid::{Grid, check_len, fft_frequencies};
 
 type C64 = Complex<f64>;
 
@@ -85,15 +85,7 @@ impl Sideband {
 }
 
 fn check_holograms(grid: &Grid, holograms: &[f64]) -> Result<()> {
-    let n = grid.len();
-    if holograms.is_empty() || !holograms.len().is_multiple_of(n) {
-        return Err(OpticsError::Shape(format!(
-            "{} samples are not a batch of {}×{} holograms",
-            holograms.len(),
-            grid.ny,
-            grid.nx
-        )));
-    }
+    check_len(holograms.len(), grid)?;
     match holograms.iter().position(|v| !v.is_finite()) {
         Some(i) => Err(invalid(
             "hologram",

@@ -189,13 +189,7 @@ impl Tomography {
     /// relative to a sample-free recording ([`crate::offaxis::normalise`]) are multiplied by
     /// to become the recorded fields of this model.
     pub fn background(&self) -> Result<Vec<C64>> {
-        let plane = self.grid.len();
-        let empty = Volume::new(
-            self.grid,
-            self.dz,
-            vec![C64::from(self.wave.index); self.nz * plane],
-        )?;
-        self.measure(&empty)
+        self.measure(&self.volume(&vec![0.0; self.nz * self.grid.len()])?)
     }
 
     /// The fields the camera records of `volume` under every illumination, `[K, Ny, Nx]`.

@@ -60,7 +60,7 @@ use rayon::prelude::*;
 use super::{Method, Padding, Plan, Planner, Propagation, check_field};
 use crate::error::{OpticsError, Result, invalid, positive};
 use crate::field::{Field, Real, cplx};
-use crate::grid::{Grid, Wave};
+use crate::grid::{Grid, Wave, check_len};
 
 /// The complex refractive index `n + iκ` of a thick sample on `nz` slices of thickness `dz`.
 ///
@@ -293,19 +293,6 @@ impl<T: Real> Multislice<T> {
         self.padded
     }
 
-    fn batch(&self, data: &[Complex<T>]) -> Result<usize> {
-        let plane = self.grid.len();
-        if data.is_empty() || !data.len().is_multiple_of(plane) {
-            return Err(OpticsError::Shape(format!(
-                "{} samples are not a batch of {}×{} fields",
-                data.len(),
-                self.grid.ny,
-                self.grid.nx
-            )));
-        }
-        Ok(data.len() / plane)
-    }
-
     /// The grid's rows inside the window: `(row of the window, row of the grid)` pairs per
     /// field, as slices of `window` and `fields`.
     fn rows<'a>(
@@ -392,7 +379,7 @@ impl<T: Real> Multislice<T> {
         data: &mut [Complex<T>],
         mut visit: impl FnMut(usize, &[Complex<T>]),
     ) -> Result<()> {
-        self.batch(data)?;
+        check_len(data.len(), &self.grid)?;
         let mut window = self.pad(data);
         let mut inside = vec![Complex::default(); data.len()];
         self.sweep(&mut window, |j, w| {
@@ -405,7 +392,7 @@ impl<T: Real> Multislice<T> {
 
     /// Propagates every field of a `[B, Ny, Nx]` buffer from the entrance to the exit face.
     pub fn propagate_in_place(&self, data: &mut [Complex<T>]) -> Result<()> {
-        self.batch(data)?;
+        check_len(data.len(), &self.grid)?;
         let mut window = self.pad(data);
         self.sweep(&mut window, |_, _| {})?;
         self.crop(&mut window, data);
@@ -433,7 +420,7 @@ impl<T: Real> Multislice<T> {
     /// Applies the adjoint `Aᴴ` in place (for a lossless sample without evanescent light or
     /// light lost from the window, the inverse).
     pub fn adjoint_in_place(&self, data: &mut [Complex<T>]) -> Result<()> {
-        self.batch(data)?;
+        check_len(data.len(), &self.grid)?;
         let mut window = self.pad(data);
         self.sweep_back(&mut window, |_, _| {})?;
         self.crop(&mut window, data);
@@ -459,7 +446,7 @@ impl<T: Real> Multislice<T> {
         input: &[Complex<T>],
         grad: impl FnOnce(&[Complex<T>]) -> Vec<Complex<T>>,
     ) -> Result<Gradients<T>> {
-        let batch = self.batch(input)?;
+        let batch = check_len(input.len(), &self.grid)?;
         let plane = self.grid.len();
         // The light of every slice, the padded windows of the sweeps, and the index gradients.
         let (my, mx) = self.padded;
