@@ -18,6 +18,7 @@ pub mod elements;
 pub mod error;
 pub mod fft;
 pub mod field;
+pub mod fpm;
 pub mod grid;
 pub mod holography;
 pub mod inline;
