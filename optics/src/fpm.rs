@@ -199,7 +199,10 @@ impl Fpm {
             return Err(invalid("upsample", "the refinement must be at least 1"));
         }
         let c = &self.camera;
-        Grid::new(c.nx * u, c.ny * u, c.dx / u as f64, c.dy / u as f64)
+        match (c.nx.checked_mul(u), c.ny.checked_mul(u)) {
+            (Some(nx), Some(ny)) => Grid::new(nx, ny, c.dx / u as f64, c.dy / u as f64),
+            _ => Err(invalid("upsample", format!("{u} is too large"))),
+        }
     }
 
     /// The synthetic numerical aperture, `NA + max |s|`.
@@ -257,6 +260,40 @@ impl Fpm {
     /// the reconstruction grid must hold the object's spectrum every image sees (an `upsample`
     /// with a pitch below `λ / (2 (NA + max|s|))`). Refusals name the limit.
     fn footprints(&self) -> Result<Vec<Footprint>> {
+        let (feet, least) = self.layout()?;
+        if least > self.upsample {
+            let object = self.object_grid()?;
+            let na = self.synthetic_na();
+            return Err(invalid(
+                "upsample",
+                format!(
+                    "{}: the reconstruction grid ({:.4} µm) does not hold the spectrum the \
+                     images see (synthetic NA {na:.3}: a pitch below λ/(2·{na:.3}) = {:.4} µm); \
+                     use an upsample of at least {least}",
+                    self.upsample,
+                    object.dx * 1e6,
+                    self.wavelength / (2.0 * na) * 1e6
+                ),
+            ));
+        }
+        Ok(feet)
+    }
+
+    /// The smallest [`Fpm::upsample`] whose grid holds the object's spectrum that the images
+    /// see (checking everything else as the model does).
+    pub fn least_upsample(&self) -> Result<usize> {
+        Ok(self.layout()?.1)
+    }
+
+    /// Checks the microscope as [`Fpm::images`] and [`Fpm::reconstruct`] do (parameters and
+    /// sampling), without computing anything.
+    pub fn check(&self) -> Result<()> {
+        self.footprints().map(|_| ())
+    }
+
+    /// The footprints on the reconstruction grid (samples that do not fit it left out) and the
+    /// least upsample that fits them all.
+    fn layout(&self) -> Result<(Vec<Footprint>, usize)> {
         positive("wavelength", self.wavelength)?;
         positive("numerical aperture", self.na)?;
         if self.illuminations.is_empty() {
@@ -268,11 +305,15 @@ impl Fpm {
         if let Some(s) = self
             .illuminations
             .iter()
-            .find(|s| !(s[0].is_finite() && s[1].is_finite()))
+            .find(|s| !(s[0].is_finite() && s[1].is_finite() && s[0].hypot(s[1]) < 2.0))
         {
             return Err(invalid(
                 "illumination",
-                format!("({}, {}) is not a direction", s[0], s[1]),
+                format!(
+                    "({}, {}) is not a direction: the plane wave's n·sin θ must lie below the \
+                     index of the medium it comes through (1 for LEDs in air)",
+                    s[0], s[1]
+                ),
             ));
         }
         let known = self
@@ -304,7 +345,8 @@ impl Fpm {
         };
         // Whether signed index k exists on an n-point FFT grid.
         let inside = |k: i64, n: usize| k >= -((n / 2) as i64) && k < n.div_ceil(2) as i64;
-        let mut needed = 0i64;
+        // The largest positive and negative object frequency indices, along x and y.
+        let mut reach = [[0u64; 2]; 2];
         let mut feet = Vec::with_capacity(self.illuminations.len());
         for s in &self.illuminations {
             let (fx, fy) = (s[0] / self.wavelength, s[1] / self.wavelength);
@@ -350,7 +392,9 @@ impl Fpm {
                         continue;
                     }
                     let (kx, ky) = (qx - nx, qy - ny);
-                    needed = needed.max(2 * kx.abs() + 2).max(2 * ky.abs() + 2);
+                    for (reach, k) in reach.iter_mut().zip([kx, ky]) {
+                        reach[usize::from(k < 0)] = reach[usize::from(k < 0)].max(k.unsigned_abs());
+                    }
                     if !(inside(kx, object.nx) && inside(ky, object.ny)) {
                         continue;
                     }
@@ -368,27 +412,38 @@ impl Fpm {
             }
             feet.push(foot);
         }
-        let least = (needed as f64 / cam.nx.min(cam.ny) as f64).ceil() as usize;
-        if least > self.upsample {
-            return Err(invalid(
-                "upsample",
-                format!(
-                    "{}: the reconstruction grid ({:.4} µm) does not hold the spectrum the \
-                     images see (synthetic NA {:.3}: a pitch below λ/(2·{:.3}) = {:.4} µm); \
-                     use an upsample of at least {least}",
-                    self.upsample,
-                    object.dx * 1e6,
-                    self.synthetic_na(),
-                    self.synthetic_na(),
-                    self.wavelength / (2.0 * self.synthetic_na()) * 1e6
-                ),
-            ));
-        }
-        Ok(feet)
+        let fits = |u: usize, n: usize, [up, down]: [u64; 2]| {
+            let m = (u * n) as u64;
+            m.div_ceil(2) > up && m / 2 >= down
+        };
+        let least = (1..)
+            .find(|&u| fits(u, cam.nx, reach[0]) && fits(u, cam.ny, reach[1]))
+            .unwrap_or(usize::MAX);
+        Ok((feet, least))
     }
 
     fn model(&self, recovered: &[usize]) -> Result<Model> {
         let feet = self.footprints()?;
+        let object = self.object_grid()?;
+        // The reconstruction's variables, gradient and L-BFGS pairs on the object grid, the
+        // images twice (intensities and amplitudes) and the pupil tables.
+        let samples: usize = feet.iter().map(|f| f.camera.len()).sum();
+        crate::memory::check_fits(
+            crate::memory::bytes(&[object.len(), 16, 2 * 10 + 6])
+                .saturating_add(crate::memory::bytes(&[feet.len(), self.camera.len(), 16]))
+                .saturating_add(crate::memory::bytes(&[samples, recovered.len() + 6, 8])),
+            || {
+                format!(
+                    "Fourier ptychography of {} images of {}×{} on a {}×{} grid",
+                    feet.len(),
+                    self.camera.ny,
+                    self.camera.nx,
+                    object.ny,
+                    object.nx
+                )
+            },
+            "use a smaller upsample or reconstruct the field in tiles",
+        )?;
         let terms = recovered
             .iter()
             .map(|&j| Zernike::new(j))
@@ -403,7 +458,6 @@ impl Fpm {
             })
             .collect();
         let cache = FftCache::default();
-        let object = self.object_grid()?;
         Ok(Model {
             feet,
             zernike,
@@ -1071,5 +1125,14 @@ mod tests {
         ));
         assert!(text.contains("Z4"), "{text}");
         assert!(led_illuminations(&[[0.0, 0.0]], 0.0, [0.0, 0.0]).is_err());
+        let mut fpm = grating_microscope();
+        fpm.upsample = 100_000;
+        let text = err_text(fpm.images(&[]));
+        assert!(
+            text.contains("memory") && text.contains("smaller upsample"),
+            "{text}"
+        );
+        fpm.illuminations[3] = [1.5, 1.5];
+        assert!(err_text(fpm.images(&[])).contains("n·sin θ"));
     }
 }

@@ -7,6 +7,7 @@ mod demo;
 mod eval;
 mod export;
 mod figures;
+mod fpm;
 mod hologram;
 mod infer;
 mod info;
@@ -76,6 +77,10 @@ pub enum Command {
     /// Optical diffraction tomography: the fields a tomographic microscope records of a
     /// refractive-index map, or the map from recorded fields (multislice model, L-BFGS).
     Tomography(tomography::Args),
+    /// Fourier ptychographic microscopy: the images an LED-array microscope records of a thin
+    /// specimen, or the specimen's amplitude and phase beyond the objective's resolution (and
+    /// the objective's aberrations) from recorded images.
+    Fpm(fpm::Args),
     /// Rigs: serve a simulated one over slmsuite's network protocol, print a rig file to edit,
     /// or measure a rig's camera placement, camera noise, layer placements and SLM response.
     Rig(rig::Args),
@@ -129,6 +134,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Microscope(args) => microscope::run(args),
         Command::Reconstruct(args) => reconstruct::run(args),
         Command::Tomography(args) => tomography::run(args),
+        Command::Fpm(args) => fpm::run(args),
         Command::Rig(args) => rig::run(args),
         Command::Data(args) => data::run(args),
         Command::Info(args) => info::run(args),
