@@ -12,13 +12,12 @@
 //! Run: `cargo bench -p photonflow-optics --bench multislice`; `PHOTONFLOW_BENCH_SIZES=128,256`
 //! limits the sizes.
 
-use std::process::Command;
-use std::time::Instant;
-
 // only `sizes` of the shared support is used here (no criterion results to read)
 #[allow(dead_code)]
 #[path = "support/estimates.rs"]
 mod estimates;
+#[path = "support/side_by_side.rs"]
+mod side_by_side;
 
 use num_complex::Complex;
 use photonflow_optics::propagate::multislice::{Multislice, Volume};
@@ -31,49 +30,21 @@ const SLICES: usize = 64;
 const PITCH: f64 = 0.1e-6;
 const DZ: f64 = 0.1e-6;
 
-/// Median and best seconds of `reps` runs of `f` after one warm-up.
-fn time(reps: usize, mut f: impl FnMut()) -> (f64, f64) {
-    f();
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    (t[t.len() / 2], t[0])
-}
-
-/// The NumPy baseline's report, or `None` with a note.
-fn baseline(sizes: &[usize], reps: usize) -> Option<serde_json::Value> {
-    let python = std::env::var("PHOTONFLOW_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/benches/multislice_baseline.py"
-    );
-    let sizes: Vec<String> = sizes.iter().map(usize::to_string).collect();
-    let out = Command::new(&python)
-        .args([script, "--sizes", &sizes.join(","), "--slices"])
-        .arg(SLICES.to_string())
-        .args(["--reps", &reps.to_string()])
-        .output();
-    match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
-        _ => {
-            eprintln!("note: {python} with NumPy did not run {script}; no baseline column");
-            None
-        }
-    }
-}
-
 fn main() {
     let sizes = estimates::sizes(&[128, 256, 512]);
-    let reps: usize = std::env::var("PHOTONFLOW_BENCH_REPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let numpy = baseline(&sizes, reps);
+    let reps = side_by_side::reps();
+    let list: Vec<String> = sizes.iter().map(usize::to_string).collect();
+    let numpy = side_by_side::baseline(
+        "multislice_baseline.py",
+        &[
+            "--sizes".into(),
+            list.join(","),
+            "--slices".into(),
+            SLICES.to_string(),
+            "--reps".into(),
+            reps.to_string(),
+        ],
+    );
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
@@ -100,8 +71,8 @@ fn main() {
             field.copy_from_slice(&fresh);
             plan.propagate_in_place(&mut field).unwrap();
         };
-        let (all, _) = time(reps, &mut run);
-        let (single, _) = one.install(|| time(reps, &mut run));
+        let (all, _) = side_by_side::time(reps, &mut run);
+        let (single, _) = one.install(|| side_by_side::time(reps, &mut run));
         let row = numpy.as_ref().map(|j| &j["sizes"][n.to_string()]);
         if let Some(row) = row {
             // The same work: the exit fields agree.
