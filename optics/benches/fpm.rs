@@ -22,7 +22,7 @@ mod side_by_side;
 
 use num_complex::Complex;
 use photonflow_optics::Grid;
-use photonflow_optics::fpm::{Fpm, led_grid, led_illuminations};
+use photonflow_optics::fpm::{Fpm, Leds};
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -81,7 +81,8 @@ fn main() {
             wavelength: 0.5e-6,
             na: 0.1,
             upsample: 4,
-            illuminations: led_illuminations(&led_grid(LEDS, LEDS, 2e-3), 60e-3, [0.0, 0.0])
+            illuminations: Leds::array(LEDS, LEDS, 2e-3, 60e-3)
+                .directions([0.0, 0.0])
                 .unwrap(),
             aberrations: vec![],
         };

@@ -40,16 +40,16 @@
 //! sample by sample.
 //!
 //! ```
-//! use photonflow_optics::fpm::{Fpm, led_grid, led_illuminations};
+//! use photonflow_optics::fpm::{Fpm, Leds};
 //! use photonflow_optics::Grid;
 //! // 5×5 LEDs 4 mm apart, 60 mm below the sample; a 0.1-NA objective, 2 µm pixels in sample space
-//! let leds = led_grid(5, 5, 4e-3);
+//! let leds = Leds::array(5, 5, 4e-3, 60e-3);
 //! let fpm = Fpm {
 //!     camera: Grid::square(32, 2e-6)?,
 //!     wavelength: 520e-9,
 //!     na: 0.1,
 //!     upsample: 4,
-//!     illuminations: led_illuminations(&leds, 60e-3, [0.0, 0.0])?,
+//!     illuminations: leds.directions([0.0, 0.0])?,
 //!     aberrations: vec![],
 //! };
 //! // the corner LEDs, (±8 mm, ±8 mm), light the sample at sin θ = 0.185: synthetic NA 0.285
@@ -93,7 +93,7 @@ pub struct Fpm {
     /// The reconstruction grid's refinement of the camera's (an integer ≥ 1).
     pub upsample: usize,
     /// The illumination of every image: the plane wave's `(n sin θₓ, n sin θ_y)`
-    /// ([`led_illuminations`] for an LED array).
+    /// ([`Leds::directions`] for an LED array).
     pub illuminations: Vec<[f64; 2]>,
     /// Known aberrations of the objective: `(Noll index, radians RMS)`.
     pub aberrations: Vec<(usize, f64)>,
@@ -137,35 +137,53 @@ pub struct Recorded {
     norm: f64,
 }
 
-/// The LEDs of a `rows × cols` array of pitch `pitch` (metres), centred on the optical axis:
-/// `(x, y)` row by row, `y` increasing with the row and `x` with the column.
-pub fn led_grid(rows: usize, cols: usize, pitch: f64) -> Vec<[f64; 2]> {
-    let centre = |i: usize, n: usize| (i as f64 - (n as f64 - 1.0) / 2.0) * pitch;
-    (0..rows)
-        .flat_map(|r| (0..cols).map(move |c| [centre(c, cols), centre(r, rows)]))
-        .collect()
+/// An LED array below the sample: each LED's position `(x, y)` in its plane (metres, along
+/// the sample's x and y; `(0, 0)` below the point the field's centre is measured from) and the
+/// plane's distance below the sample. The light travels in air.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leds {
+    /// The LEDs' positions, one per image, in the images' order.
+    pub positions: Vec<[f64; 2]>,
+    /// Distance of the LEDs' plane below the sample, metres.
+    pub height: f64,
 }
 
-/// The illumination directions `(sin θₓ, sin θ_y)` that LEDs at `leds` (`(x, y)` in a plane
-/// `height` metres below the sample, light travelling in air) give the point `point` of the
-/// sample plane (the centre of the field of view; `[0, 0]` on the axis): the unit vector from
-/// the LED to the point.
-pub fn led_illuminations(leds: &[[f64; 2]], height: f64, point: [f64; 2]) -> Result<Vec<[f64; 2]>> {
-    positive("LED height", height)?;
-    leds.iter()
-        .map(|l| {
-            let (dx, dy) = (point[0] - l[0], point[1] - l[1]);
-            let r = (dx * dx + dy * dy + height * height).sqrt();
-            if r.is_finite() {
-                Ok([dx / r, dy / r])
-            } else {
-                Err(invalid(
-                    "LED position",
-                    format!("({}, {}) is not a position", l[0], l[1]),
-                ))
-            }
-        })
-        .collect()
+impl Leds {
+    /// A `rows × cols` array of pitch `pitch` (metres), centred: `(x, y)` row by row, `y`
+    /// increasing with the row and `x` with the column.
+    pub fn array(rows: usize, cols: usize, pitch: f64, height: f64) -> Self {
+        let centre = |i: usize, n: usize| (i as f64 - (n as f64 - 1.0) / 2.0) * pitch;
+        Self {
+            positions: (0..rows)
+                .flat_map(|r| (0..cols).map(move |c| [centre(c, cols), centre(r, rows)]))
+                .collect(),
+            height,
+        }
+    }
+
+    /// The illumination directions `(sin θₓ, sin θ_y)` the LEDs give the point `point` of the
+    /// sample plane (a field's centre): the unit vectors from the LEDs to the point.
+    pub fn directions(&self, point: [f64; 2]) -> Result<Vec<[f64; 2]>> {
+        positive("LED height", self.height)?;
+        self.positions
+            .iter()
+            .map(|l| {
+                let (dx, dy) = (point[0] - l[0], point[1] - l[1]);
+                let r = (dx * dx + dy * dy + self.height * self.height).sqrt();
+                if r.is_finite() && point.iter().all(|p| p.is_finite()) {
+                    Ok([dx / r, dy / r])
+                } else {
+                    Err(invalid(
+                        "LED position",
+                        format!(
+                            "({}, {}) towards ({}, {}) is not a direction",
+                            l[0], l[1], point[0], point[1]
+                        ),
+                    ))
+                }
+            })
+            .collect()
+    }
 }
 
 /// Where one image's pupil disc lies: the camera's spectrum samples inside it and the object
@@ -773,19 +791,18 @@ impl Model {
     fn fields(&self, spectrum: &[C64], c: &[f64], first: usize, buf: &mut [C64]) {
         buf.par_chunks_mut(self.plane)
             .enumerate()
-            .for_each(|(n, out)| {
-                out.fill(C64::default());
-                let foot = &self.feet[first + n];
-                for ((&q, &k), p) in foot
-                    .camera
-                    .iter()
-                    .zip(&foot.object)
-                    .zip(self.pupil(first + n, c))
-                {
-                    out[q] = p * spectrum[k];
-                }
-            });
+            .for_each(|(n, out)| self.gather(first + n, spectrum, c, out));
         self.camera_fft.inverse(buf);
+    }
+
+    /// Image `i`'s camera spectrum: the object `spectrum` seen through its pupil footprint
+    /// (recovered coefficients `c`), zero outside it.
+    fn gather(&self, i: usize, spectrum: &[C64], c: &[f64], out: &mut [C64]) {
+        out.fill(C64::default());
+        let foot = &self.feet[i];
+        for ((&q, &k), p) in foot.camera.iter().zip(&foot.object).zip(self.pupil(i, c)) {
+            out[q] = p * spectrum[k];
+        }
     }
 
     /// Adds image `i`'s share of the gradient — `w`, the camera spectrum of `∂L/∂ḡ` — to the
@@ -1111,13 +1128,13 @@ mod tests {
     /// A microscope whose objective alone cannot resolve details finer than λ/NA = 5 µm, with
     /// a 9×9 LED array (2 mm apart, 60 mm below) reaching a synthetic NA of 0.285.
     fn grating_microscope() -> Fpm {
-        let leds = led_grid(9, 9, 2e-3);
+        let leds = Leds::array(9, 9, 2e-3, 60e-3);
         Fpm {
             camera: Grid::square(32, 2e-6).unwrap(),
             wavelength: 0.5e-6,
             na: 0.1,
             upsample: 4,
-            illuminations: led_illuminations(&leds, 60e-3, [0.0, 0.0]).unwrap(),
+            illuminations: leds.directions([0.0, 0.0]).unwrap(),
             aberrations: vec![],
         }
     }
@@ -1300,7 +1317,7 @@ mod tests {
             |_, _| {},
         ));
         assert!(text.contains("Z4"), "{text}");
-        assert!(led_illuminations(&[[0.0, 0.0]], 0.0, [0.0, 0.0]).is_err());
+        assert!(Leds::array(1, 1, 1e-3, 0.0).directions([0.0, 0.0]).is_err());
         let mut fpm = grating_microscope();
         fpm.upsample = 100_000;
         let text = err_text(fpm.images(&[]));

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use num_complex::Complex;
 use photonflow_optics::Grid;
-use photonflow_optics::fpm::{Fpm, Recovery, led_grid, led_illuminations};
+use photonflow_optics::fpm::{Fpm, Leds, Recovery};
 use photonflow_optics::io::npy::{self, NpyData, NpyDataRef};
 use photonflow_optics::io::tiff::read_stack;
 use photonflow_optics::pupil::zernike::name;
@@ -157,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The LED positions of `--leds`.
-fn leds(m: &Microscope) -> anyhow::Result<Vec<[f64; 2]>> {
+fn leds(m: &Microscope) -> anyhow::Result<Leds> {
     let text = m.leds.trim();
     let lower = text.to_ascii_lowercase();
     if lower.ends_with(".csv") || lower.ends_with(".txt") {
@@ -183,7 +183,10 @@ fn leds(m: &Microscope) -> anyhow::Result<Vec<[f64; 2]>> {
         if out.is_empty() {
             bail!("--leds {text}: no `x,y` rows (lengths with units, e.g. 4mm,-2mm)");
         }
-        return Ok(out);
+        return Ok(Leds {
+            positions: out,
+            height: m.led_height,
+        });
     }
     let parsed = lower
         .split_once('x')
@@ -203,7 +206,7 @@ fn leds(m: &Microscope) -> anyhow::Result<Vec<[f64; 2]>> {
     let Some(pitch) = m.led_pitch else {
         bail!("--leds {text}: give the array's --led-pitch (e.g. 4mm)");
     };
-    Ok(led_grid(rows, cols, pitch))
+    Ok(Leds::array(rows, cols, pitch, m.led_height))
 }
 
 /// The microscope of the flags for `camera`, upsampled by `upsample` (`None`: the least that
@@ -216,14 +219,13 @@ fn microscope(m: &Microscope, camera: Grid, upsample: Option<usize>) -> anyhow::
         );
     }
     let (cx, cy) = point("--centre", &m.centre)?;
-    let positions = leds(m)?;
+    let leds = leds(m)?;
     let mut fpm = Fpm {
         camera,
         wavelength: m.wavelength,
         na: m.na,
         upsample: 1,
-        illuminations: led_illuminations(&positions, m.led_height, [cx, cy])
-            .context("--leds, --led-height")?,
+        illuminations: leds.directions([cx, cy]).context("--leds, --led-height")?,
         aberrations: zernike_terms(&m.zernike)?,
     };
     fpm.upsample = match upsample {
