@@ -59,6 +59,19 @@ struct Microscope {
     /// Height of the LED plane below the sample, with unit (e.g. 90mm).
     #[arg(long, value_parser = positive_length, value_name = "LENGTH")]
     led_height: f64,
+    /// Turn the LED positions by this many degrees (from x towards y) about the point below
+    /// the field, to match the array's orientation to the camera's.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        value_name = "DEG",
+        allow_hyphen_values = true
+    )]
+    led_rotation: f64,
+    /// Mirror the LED positions: x, y or xy (after --led-rotation), to match the camera's
+    /// orientation (image rows are y, columns x).
+    #[arg(long, value_name = "x|y|xy")]
+    led_flip: Option<String>,
     /// The field of view's centre in the sample plane relative to the point above the array's
     /// centre, X,Y with units (for a tile off the axis).
     #[arg(
@@ -117,8 +130,10 @@ struct SimulateArgs {
 #[command(args_override_self = true)]
 struct ReconstructArgs {
     /// The images: [K, Ny, Nx] intensities (.npy of float or unsigned integers, or a
-    /// multi-page TIFF), one per LED in the order of --leds; a dark frame already subtracted.
-    #[arg(long, value_name = "IMAGES.npy|.tif")]
+    /// multi-page TIFF), or a folder of one image per LED (PNG, 8/16-bit, or TIFF) taken in
+    /// the natural order of their names; one per LED in the order of --leds, a dark frame
+    /// already subtracted.
+    #[arg(long, value_name = "IMAGES.npy|.tif|DIR")]
     images: PathBuf,
     #[command(flatten)]
     microscope: Microscope,
@@ -156,8 +171,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// The LED positions of `--leds`.
+/// The LEDs of `--leds` (with `--led-height`), turned by `--led-rotation` and mirrored by
+/// `--led-flip`.
 fn leds(m: &Microscope) -> anyhow::Result<Leds> {
+    let mut leds = led_positions(m)?;
+    if !m.led_rotation.is_finite() {
+        bail!("--led-rotation {}: give degrees, e.g. 90", m.led_rotation);
+    }
+    let (sin, cos) = m.led_rotation.to_radians().sin_cos();
+    let (fx, fy) = match m
+        .led_flip
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => (1.0, 1.0),
+        Some("x") => (-1.0, 1.0),
+        Some("y") => (1.0, -1.0),
+        Some("xy" | "yx") => (-1.0, -1.0),
+        Some(other) => bail!("--led-flip {other}: give x, y or xy"),
+    };
+    for p in &mut leds.positions {
+        let [x, y] = *p;
+        *p = [fx * (cos * x - sin * y), fy * (sin * x + cos * y)];
+    }
+    Ok(leds)
+}
+
+/// The LED positions of `--leds` as written.
+fn led_positions(m: &Microscope) -> anyhow::Result<Leds> {
     let text = m.leds.trim();
     let lower = text.to_ascii_lowercase();
     if lower.ends_with(".csv") || lower.ends_with(".txt") {
@@ -421,6 +463,9 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 /// The images of `--images` as f64 intensities, `(K, Ny, Nx)`.
 fn read_images(path: &Path) -> anyhow::Result<([usize; 3], Vec<f64>)> {
     let flag = || format!("--images {}", path.display());
+    if path.is_dir() {
+        return read_folder(path);
+    }
     if is_tiff(path) {
         let s = read_stack(path).with_context(flag)?;
         return Ok((s.shape, s.data.iter().map(|&v| f64::from(v)).collect()));
@@ -444,6 +489,77 @@ fn read_images(path: &Path) -> anyhow::Result<([usize; 3], Vec<f64>)> {
         ),
     };
     Ok(([k, ny, nx], values))
+}
+
+/// A folder of one image per LED (PNG, 8- or 16-bit, or single-page TIFF), in the natural
+/// order of their names (`img2` before `img10`).
+fn read_folder(dir: &Path) -> anyhow::Result<([usize; 3], Vec<f64>)> {
+    let flag = || format!("--images {}", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(flag)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|e| {
+                    matches!(
+                        e.to_ascii_lowercase().to_str(),
+                        Some("png" | "tif" | "tiff")
+                    )
+                })
+        })
+        .collect();
+    if files.is_empty() {
+        bail!("{}: no .png, .tif or .tiff images in the folder", flag());
+    }
+    files.sort_by(|a, b| natural_order(&a.to_string_lossy(), &b.to_string_lossy()));
+    let mut shape = None;
+    let mut values = Vec::new();
+    for file in &files {
+        let (ny, nx, v) = read_plane(file, "--images", false)?;
+        match shape {
+            None => shape = Some((ny, nx)),
+            Some(s) if s != (ny, nx) => bail!(
+                "{}: {} is {nx}×{ny} pixels, the first image {}×{}; give images of one size",
+                flag(),
+                file.display(),
+                s.1,
+                s.0
+            ),
+            Some(_) => {}
+        }
+        values.extend(v);
+    }
+    let (ny, nx) = shape.unwrap_or_default();
+    Ok(([files.len(), ny, nx], values))
+}
+
+/// Orders names with their runs of digits compared as numbers (`img2` < `img10`).
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        for c in s.chars() {
+            let digit = c.is_ascii_digit();
+            match out.last_mut() {
+                Some((d, run)) if *d == digit => run.push(c),
+                _ => out.push((digit, c.to_string())),
+            }
+        }
+        out
+    }
+    let (ra, rb) = (runs(a), runs(b));
+    for (x, y) in ra.iter().zip(&rb) {
+        let order = match (x, y) {
+            ((true, p), (true, q)) => {
+                let (p, q) = (p.trim_start_matches('0'), q.trim_start_matches('0'));
+                p.len().cmp(&q.len()).then_with(|| p.cmp(q))
+            }
+            _ => x.1.cmp(&y.1),
+        };
+        if order.is_ne() {
+            return order;
+        }
+    }
+    ra.len().cmp(&rb.len()).then_with(|| a.cmp(b))
 }
 
 fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
