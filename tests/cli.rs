@@ -404,6 +404,42 @@ fn fpm_simulates_and_reconstructs_a_bead() {
             }
         }
     };
+    // Multiplexed: each image the sum of its LEDs' images.
+    std::fs::write(
+        d.path("patterns.csv"),
+        "# LEDs lit at once\n24\n0, 48\n3 10 17\n",
+    )
+    .unwrap();
+    let patterns = d.s("patterns.csv");
+    let mut leds = grid_leds.to_vec();
+    leds.extend(["--patterns", patterns.as_str()]);
+    let j = sim(&leds, &d.s("multiplexed.npy"));
+    assert_eq!(j["shape"], serde_json::json!([3, n / u, n / u]));
+    let (m, b) = (read("multiplexed.npy"), read("images.npy"));
+    for (k, lit) in [vec![24], vec![0, 48], vec![3, 10, 17]].iter().enumerate() {
+        for x in 0..plane {
+            let sum: f64 = lit.iter().map(|&i| b[i * plane + x]).sum();
+            assert!((m[k * plane + x] - sum).abs() < 1e-12, "pattern {k}");
+        }
+    }
+    std::fs::write(d.path("bad.csv"), "0,49\n").unwrap();
+    let bad = d.s("bad.csv");
+    let mut args = vec![
+        "simulate",
+        "--phase",
+        &ph,
+        "--out",
+        &images2,
+        "--patterns",
+        &bad,
+    ];
+    args.extend(grid_leds);
+    let o = run(&args);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--patterns"),
+        "{}",
+        stderr(&o)
+    );
     turned(&["--led-rotation", "90"], "turned.npy", &|r, c| {
         c * 7 + 6 - r
     });

@@ -85,6 +85,7 @@ fn main() {
                 .directions([0.0, 0.0])
                 .unwrap(),
             aberrations: vec![],
+            patterns: vec![],
         };
         let big = 4 * n;
         let (guess, truth) = objects(big);

@@ -81,6 +81,10 @@ struct Microscope {
         default_value = "0,0"
     )]
     centre: String,
+    /// Multiplexed illumination: a FILE.csv with one line per image listing the LEDs lit at
+    /// once (numbers from 0 in the order of --leds, separated by commas or spaces).
+    #[arg(long, value_name = "FILE.csv")]
+    patterns: Option<PathBuf>,
     /// Known aberrations of the objective as Noll index = radians RMS, e.g. 4=0.5,5=-0.2.
     #[arg(long, value_name = "J=RAD,…", value_delimiter = ',')]
     zernike: Vec<String>,
@@ -169,6 +173,44 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Simulate(a) => simulate(a),
         Command::Reconstruct(a) => reconstruct(a),
     }
+}
+
+/// The LEDs lit for each image by `--patterns` (empty without).
+fn patterns(m: &Microscope) -> anyhow::Result<Vec<Vec<usize>>> {
+    let Some(path) = &m.patterns else {
+        return Ok(Vec::new());
+    };
+    let flag = || format!("--patterns {}", path.display());
+    let body = std::fs::read_to_string(path).with_context(flag)?;
+    let mut out = Vec::new();
+    for (i, line) in body.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let leds = line
+            .split([',', ' ', '\t'])
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse::<usize>())
+            .collect::<Result<Vec<_>, _>>();
+        match leds {
+            Ok(leds) => out.push(leds),
+            // A header line.
+            Err(_) if i == 0 && out.is_empty() => {}
+            Err(_) => bail!(
+                "{}: line {}: {line:?} is not a list of LED numbers (from 0, e.g. 0,5,12)",
+                flag(),
+                i + 1
+            ),
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "{}: no patterns (one line of LED numbers per image)",
+            flag()
+        );
+    }
+    Ok(out)
 }
 
 /// The LEDs of `--leds` (with `--led-height`), turned by `--led-rotation` and mirrored by
@@ -269,6 +311,7 @@ fn microscope(m: &Microscope, camera: Grid, upsample: Option<usize>) -> anyhow::
         upsample: 1,
         illuminations: leds.directions([cx, cy]).context("--leds, --led-height")?,
         aberrations: zernike_terms(&m.zernike)?,
+        patterns: patterns(m)?,
     };
     fpm.upsample = match upsample {
         Some(0) => bail!("--upsample must be at least 1"),
@@ -284,6 +327,7 @@ fn named(e: photonflow_optics::OpticsError) -> anyhow::Error {
     let flag = match &e {
         photonflow_optics::OpticsError::InvalidParameter { name, .. } => match *name {
             "camera pitch" => "--pitch",
+            "pattern" => "--patterns",
             "upsample" => "--upsample",
             "wavelength" => "--wavelength",
             "numerical aperture" => "--na",
@@ -381,7 +425,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         }
     }
     let seconds = start.elapsed().as_secs_f64();
-    let k = fpm.illuminations.len();
+    let k = fpm.image_count();
     let (cy, cx) = (ny / u, nx / u);
     npy::write_npy(&args.out, &[k, cy, cx], NpyDataRef::F64(&images))
         .with_context(|| format!("cannot write --out {}", args.out.display()))?;
@@ -566,12 +610,21 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     let ([k, ny, nx], images) = read_images(&args.images)?;
     let m = &args.microscope;
     let fpm = microscope(m, Grid::new(nx, ny, m.pitch, m.pitch)?, args.upsample)?;
-    if fpm.illuminations.len() != k {
+    if fpm.image_count() != k {
         bail!(
-            "--images {} holds {k} images but --leds gives {} LEDs; give one LED per image, in \
-             order",
+            "--images {} holds {k} images but {} {}; give one LED (or one --patterns line) per \
+             image, in order",
             args.images.display(),
-            fpm.illuminations.len()
+            if fpm.patterns.is_empty() {
+                "--leds gives"
+            } else {
+                "--patterns gives"
+            },
+            if fpm.patterns.is_empty() {
+                format!("{} LEDs", fpm.illuminations.len())
+            } else {
+                format!("{} patterns", fpm.patterns.len())
+            }
         );
     }
     let grid = fpm.object_grid()?;
@@ -746,9 +799,17 @@ fn reconstruct(args: ReconstructArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The images of the LED closest to the axis and of the farthest.
+/// The images lit closest to the axis and farthest from it (by their LED nearest the axis).
 fn extremes(fpm: &Fpm) -> (usize, usize) {
-    let r: Vec<f64> = fpm.illuminations.iter().map(|s| s[0].hypot(s[1])).collect();
+    let r = |i: usize| fpm.illuminations[i][0].hypot(fpm.illuminations[i][1]);
+    let r: Vec<f64> = if fpm.patterns.is_empty() {
+        (0..fpm.illuminations.len()).map(r).collect()
+    } else {
+        fpm.patterns
+            .iter()
+            .map(|p| p.iter().map(|&i| r(i)).fold(f64::INFINITY, f64::min))
+            .collect()
+    };
     let by = |better: fn(f64, f64) -> bool| {
         (0..r.len()).fold(0, |b, i| if better(r[i], r[b]) { i } else { b })
     };
