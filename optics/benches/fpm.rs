@@ -2,8 +2,9 @@
 //!
 //! For each camera size N, a 15×15 LED array (2 mm apart, 60 mm below; 225 images, synthetic
 //! NA 0.41) images an object on a grid 4× finer (4N × 4N) through a 0.1-NA objective at
-//! 500 nm, 2 µm pixels in sample space: [`Fpm::misfit`] with its gradient (what every
-//! reconstruction iteration costs; [`photonflow_optics::fpm::FpmPlan::misfit`] of a plan made once) on all cores and in a one-thread pool, and
+//! 500 nm, 2 µm pixels in sample space: the misfit with its gradient (what every
+//! reconstruction iteration costs; `FpmPlan::misfit` of a plan made once) on all cores and
+//! in a one-thread pool, and
 //! `fpm_baseline.py` (the same model as a NumPy FPM code writes it, one thread; run with
 //! `$PHOTONFLOW_PYTHON` or `python3`, skipped with a note when neither has NumPy). The misfit
 //! and the gradient's norm must agree before any time is printed. The table gives seconds per

@@ -82,7 +82,7 @@ const BATCH: usize = 16;
 const WORKERS: usize = 4;
 
 /// A Fourier ptychographic microscope: the camera's sampling, the objective and the
-/// illuminations, one per image.
+/// illuminations (one per image, or several at once: [`Fpm::patterns`]).
 #[derive(Debug, Clone)]
 pub struct Fpm {
     /// The camera's sampling in sample space (pixel pitch / magnification) and size.
@@ -560,7 +560,8 @@ impl Fpm {
     }
 
     /// The images the camera records of `object` (on [`Fpm::object_grid`]): `[K, Ny, Nx]`
-    /// intensities, one per illumination, in order; 1 for a clear sample in bright field.
+    /// intensities, one per image ([`Fpm::image_count`]), in order; 1 for a clear sample in
+    /// bright field.
     /// (Builds a [`FpmPlan`]; keep one for repeated calls.)
     pub fn images(&self, object: &[C64]) -> Result<Vec<f64>> {
         self.plan()?.images(object)
@@ -577,9 +578,9 @@ impl Fpm {
             .misfit(object, &self.recorded(images)?, gradient)
     }
 
-    /// Recorded `images` (`[K, Ny, Nx]` intensities in the order of [`Fpm::illuminations`];
-    /// any scale, negative values read as 0) prepared for [`FpmPlan::misfit`]: checked
-    /// against the illuminations and the camera, their amplitudes taken once.
+    /// Recorded `images` (`[K, Ny, Nx]` intensities, one per image — per illumination, or per
+    /// pattern; any scale, negative values read as 0) prepared for [`FpmPlan::misfit`]:
+    /// checked against the images and the camera, their amplitudes taken once.
     pub fn recorded(&self, images: &[f64]) -> Result<Recorded> {
         let plane = self.camera.len();
         let count = self.image_count();
@@ -607,7 +608,7 @@ impl Fpm {
     }
 
     /// Reconstructs the object (and the pupil, if asked) from `images` (`[K, Ny, Nx]`
-    /// intensities in the order of [`Fpm::illuminations`]; any scale — camera counts — and
+    /// intensities, one per image, in order; any scale — camera counts — and
     /// negative values, from subtracting a dark frame, read as 0). `progress(done, misfit)`
     /// after every iteration.
     pub fn reconstruct(
@@ -764,7 +765,8 @@ impl FpmPlan {
     }
 
     /// The images the camera records of `object` (on [`Fpm::object_grid`]): `[K, Ny, Nx]`
-    /// intensities, one per illumination, in order; 1 for a clear sample in bright field.
+    /// intensities, one per image ([`Fpm::image_count`]), in order; 1 for a clear sample in
+    /// bright field.
     pub fn images(&self, object: &[C64]) -> Result<Vec<f64>> {
         let (model, grid) = (&self.model, &self.grid);
         check_object(object, grid)?;
@@ -1454,9 +1456,9 @@ mod tests {
     }
 
     /// A random object band-limited to 0.8 of the synthetic NA (beyond 2 NA, the best a
-    /// conventional microscope with a matched condenser resolves) under an aberrated objective (defocus, astigmatism, coma): the
-    /// pupil's phases are recovered with the object, and the object is far better than with
-    /// the pupil taken as ideal.
+    /// conventional microscope with a matched condenser resolves) under an aberrated objective
+    /// (defocus, astigmatism, coma): the pupil's phases are recovered with the object, and the
+    /// object is far better than with the pupil taken as ideal.
     #[test]
     fn the_pupil_is_recovered_with_the_object() {
         let mut fpm = grating_microscope();
