@@ -404,6 +404,22 @@ fn fpm_simulates_and_reconstructs_a_bead() {
             }
         }
     };
+    // Lambertian LEDs: each image dimmed by cos⁴ θ of its LED.
+    let mut leds = grid_leds.to_vec();
+    leds.extend(["--led-falloff", "4"]);
+    sim(&leds, &d.s("dimmed.npy"));
+    let (dim, b) = (read("dimmed.npy"), read("images.npy"));
+    for r in 0..7 {
+        for c in 0..7 {
+            let (x, y) = ((2.0 * c as f64 - 6.0) * 1e-3, (2.0 * r as f64 - 6.0) * 1e-3);
+            let cos = 60e-3 / (x * x + y * y + 3.6e-3f64).sqrt();
+            let k = r * 7 + c;
+            for p in 0..plane {
+                let want = cos.powi(4) * b[k * plane + p];
+                assert!((dim[k * plane + p] - want).abs() < 1e-12, "LED {r},{c}");
+            }
+        }
+    }
     // Multiplexed: each image the sum of its LEDs' images.
     std::fs::write(
         d.path("patterns.csv"),

@@ -87,6 +87,7 @@ fn main() {
                 .unwrap(),
             aberrations: vec![],
             patterns: vec![],
+            brightness: vec![],
         };
         let big = 4 * n;
         let (guess, truth) = objects(big);

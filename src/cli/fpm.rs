@@ -81,6 +81,10 @@ struct Microscope {
         default_value = "0,0"
     )]
     centre: String,
+    /// The LEDs' falloff in brightness with angle, cos^P θ: 4 for flat (Lambertian) LEDs, 3 for
+    /// isotropic point sources; 0: all equally bright.
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    led_falloff: f64,
     /// Multiplexed illumination: a FILE.csv with one line per image listing the LEDs lit at
     /// once (numbers from 0 in the order of --leds, separated by commas or spaces).
     #[arg(long, value_name = "FILE.csv")]
@@ -312,6 +316,12 @@ fn microscope(m: &Microscope, camera: Grid, upsample: Option<usize>) -> anyhow::
         illuminations: leds.directions([cx, cy]).context("--leds, --led-height")?,
         aberrations: zernike_terms(&m.zernike)?,
         patterns: patterns(m)?,
+        brightness: if m.led_falloff == 0.0 {
+            Vec::new()
+        } else {
+            leds.falloff([cx, cy], m.led_falloff)
+                .map_err(|e| anyhow::anyhow!("--led-falloff: {e}"))?
+        },
     };
     fpm.upsample = match upsample {
         Some(0) => bail!("--upsample must be at least 1"),
@@ -328,6 +338,7 @@ fn named(e: photonflow_optics::OpticsError) -> anyhow::Error {
         photonflow_optics::OpticsError::InvalidParameter { name, .. } => match *name {
             "camera pitch" => "--pitch",
             "pattern" => "--patterns",
+            "brightness" => "--led-falloff",
             "upsample" => "--upsample",
             "wavelength" => "--wavelength",
             "numerical aperture" => "--na",
