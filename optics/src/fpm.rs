@@ -264,29 +264,42 @@ impl Fpm {
         }
     }
 
-    /// The synthetic numerical aperture, `NA + max |s|`.
+    /// The synthetic numerical aperture, `NA + max |s|` over the illuminations lit.
     pub fn synthetic_na(&self) -> f64 {
         self.na
             + self
-                .illuminations
+                .lit_directions()
                 .iter()
                 .map(|s| s[0].hypot(s[1]))
                 .fold(0.0, f64::max)
     }
 
-    /// How many images are bright field (`|s| ≤ NA`).
+    /// The illuminations some image lights: all of them, or those [`Fpm::patterns`] name.
+    fn lit_directions(&self) -> Vec<[f64; 2]> {
+        if self.patterns.is_empty() {
+            return self.illuminations.clone();
+        }
+        let mut used: Vec<usize> = self.patterns.iter().flatten().copied().collect();
+        used.sort_unstable();
+        used.dedup();
+        used.iter()
+            .filter_map(|&i| self.illuminations.get(i).copied())
+            .collect()
+    }
+
+    /// How many of the illuminations lit are bright field (`|s| ≤ NA`).
     pub fn bright_field(&self) -> usize {
-        self.illuminations
+        self.lit_directions()
             .iter()
             .filter(|s| s[0].hypot(s[1]) <= self.na)
             .count()
     }
 
-    /// The smallest overlap of an image's pupil disc with its nearest neighbour's, as a fraction
-    /// of the disc's area (`None` for one image). Phase retrieval needs redundancy: about 40 %
-    /// or more is the usual advice (Sun et al., Opt. Express 24, 15765 (2016)).
+    /// The smallest overlap of a lit illumination's pupil disc with its nearest neighbour's, as
+    /// a fraction of the disc's area (`None` for one). Phase retrieval needs redundancy: about
+    /// 40 % or more is the usual advice (Sun et al., Opt. Express 24, 15765 (2016)).
     pub fn overlap(&self) -> Option<f64> {
-        let s = &self.illuminations;
+        let s = &self.lit_directions();
         if s.len() < 2 {
             return None;
         }
@@ -1348,6 +1361,13 @@ mod tests {
                 grad[i]
             );
         }
+        // Only the LEDs lit count: 0 (on the axis) and 2 (|s| = 0.103, dark field).
+        let two = Fpm {
+            patterns: vec![vec![0, 2]],
+            ..single.clone()
+        };
+        assert_eq!(two.bright_field(), 1);
+        assert!((two.synthetic_na() - 0.1 - 0.083f64.hypot(0.061)).abs() < 1e-15);
         let bad = Fpm {
             patterns: vec![vec![0, 9]],
             ..single.clone()
