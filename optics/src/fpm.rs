@@ -71,7 +71,7 @@ use rayon::prelude::*;
 use crate::error::{OpticsError, Result, invalid, positive};
 use crate::fft::{Fft2, FftCache};
 use crate::grid::Grid;
-use crate::pupil::zernike::Zernike;
+use crate::pupil::zernike::{Aberration, Zernike};
 
 type C64 = Complex<f64>;
 
@@ -389,20 +389,7 @@ impl Fpm {
                 ),
             ));
         }
-        let known = self
-            .aberrations
-            .iter()
-            .map(|&(j, c)| {
-                if c.is_finite() {
-                    Ok((Zernike::new(j)?, c))
-                } else {
-                    Err(invalid(
-                        "Zernike coefficient",
-                        format!("Z{j} = {c} is not a finite number of radians"),
-                    ))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let known = Aberration::new(&self.aberrations)?;
         let object = self.object_grid()?;
         let cam = &self.camera;
         let cutoff = self.na / self.wavelength;
@@ -488,7 +475,7 @@ impl Fpm {
                         continue;
                     }
                     let theta = py.atan2(px);
-                    let phase = known.iter().map(|(z, c)| c * z.at(rho, theta)).sum::<f64>()
+                    let phase = known.at(rho, theta)
                         + origin(kx, qx, cam.nx, object.nx)
                         + origin(ky, qy, cam.ny, object.ny);
                     let kxu = kx.rem_euclid(object.nx as i64) as usize;

@@ -832,11 +832,7 @@ const PUPIL: usize = 129;
 
 /// The pupil's phase `Σ c_j Z_j` on a `PUPIL × PUPIL` map of the unit disc (NaN outside).
 fn pupil_phase(terms: &[(usize, f64)]) -> anyhow::Result<Vec<f64>> {
-    use photonflow_optics::pupil::zernike::Zernike;
-    let zs = terms
-        .iter()
-        .map(|&(j, c)| Ok((Zernike::new(j)?, c)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let aberration = photonflow_optics::pupil::zernike::Aberration::new(terms)?;
     let half = (PUPIL / 2) as f64;
     Ok((0..PUPIL * PUPIL)
         .map(|i| {
@@ -848,7 +844,7 @@ fn pupil_phase(terms: &[(usize, f64)]) -> anyhow::Result<Vec<f64>> {
             if rho > 1.0 {
                 return f64::NAN;
             }
-            zs.iter().map(|(z, c)| c * z.at(rho, y.atan2(x))).sum()
+            aberration.at(rho, y.atan2(x))
         })
         .collect())
 }

@@ -54,7 +54,7 @@ use crate::error::{Result, invalid, positive};
 use crate::fft::{Fft2, FftCache};
 use crate::grid::{Grid, Wave, fft_frequencies};
 use crate::linalg::solve;
-use zernike::Zernike;
+use zernike::{Aberration, Zernike};
 
 /// A microscope objective as the pupil model sees it: the detected light's vacuum wavelength,
 /// the numerical aperture and the immersion medium's index.
@@ -237,23 +237,11 @@ impl Pupil {
     /// Multiplies in the aberration `exp(i Σ c_j Z_j)`: `terms` are `(Noll index, radians
     /// RMS)`.
     pub fn aberrate(&mut self, terms: &[(usize, f64)]) -> Result<()> {
-        let zs = terms
-            .iter()
-            .map(|&(j, c)| {
-                if c.is_finite() {
-                    Ok((Zernike::new(j)?, c))
-                } else {
-                    Err(invalid(
-                        "Zernike coefficient",
-                        format!("Z{j} = {c} is not a finite number of radians"),
-                    ))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let aberration = Aberration::new(terms)?;
         let c = &self.coords;
         self.values.par_iter_mut().enumerate().for_each(|(i, v)| {
             let (rho, th) = polar(c.ux[i], c.uy[i]);
-            let phase: f64 = zs.iter().map(|(z, k)| k * z.at(rho, th)).sum();
+            let phase = aberration.at(rho, th);
             *v *= Complex::from_polar(1.0, phase);
         });
         Ok(())

@@ -134,6 +134,36 @@ impl Zernike {
     }
 }
 
+/// A phase written in Zernike terms, `Σ c_j Z_j` (radians RMS), ready to evaluate.
+#[derive(Debug, Clone, Default)]
+pub struct Aberration(Vec<(Zernike, f64)>);
+
+impl Aberration {
+    /// The phase of `(Noll index, radians RMS)` terms; an index out of range or a coefficient
+    /// that is not a finite number is refused.
+    pub fn new(terms: &[(usize, f64)]) -> Result<Self> {
+        terms
+            .iter()
+            .map(|&(j, c)| {
+                if c.is_finite() {
+                    Ok((Zernike::new(j)?, c))
+                } else {
+                    Err(invalid(
+                        "Zernike coefficient",
+                        format!("Z{j} = {c} is not a finite number of radians"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Self)
+    }
+
+    /// The phase at polar coordinates `(ρ, θ)` on the unit disk, radians.
+    pub fn at(&self, rho: f64, theta: f64) -> f64 {
+        self.0.iter().map(|(z, c)| c * z.at(rho, theta)).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
