@@ -15,7 +15,7 @@ use photonflow_optics::pupil::zernike::name;
 use photonflow_optics::units::format_length;
 use serde_json::json;
 
-use super::microscope::{is_tiff, read_phase, read_plane};
+use super::microscope::{is_tiff, read_plane, read_specimen};
 use super::psf::zernike_terms;
 use super::{point, positive_length, progress_bar};
 use crate::plot::{Axes, Colormap, ImagePlot, write_image_grid_png};
@@ -369,41 +369,17 @@ fn summary(fpm: &Fpm) -> Summary {
 }
 
 fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    if args.phase.is_none() && args.amplitude.is_none() {
-        bail!("give the specimen: --phase FILE and/or --amplitude FILE");
-    }
-    if let Some(r) = args.phase_range
-        && !(r.is_finite() && r > 0.0)
-    {
-        bail!("--phase-range {r}: give a positive number of radians, e.g. 3.14");
-    }
     if !(args.photons.is_finite() && args.photons >= 0.0) {
         bail!(
             "--photons {}: give a mean photon count ≥ 0 (0: no noise)",
             args.photons
         );
     }
-    let phase = args
-        .phase
-        .as_deref()
-        .map(|p| read_phase(p, "--phase", args.phase_range))
-        .transpose()?;
-    let amplitude = args
-        .amplitude
-        .as_deref()
-        .map(|p| read_plane(p, "--amplitude", false))
-        .transpose()?;
-    let (ny, nx) = match (&phase, &amplitude) {
-        (Some(p), Some(a)) if (p.0, p.1) != (a.0, a.1) => bail!(
-            "--phase is {}×{} pixels and --amplitude {}×{}: give images of one size",
-            p.1,
-            p.0,
-            a.1,
-            a.0
-        ),
-        (Some(p), _) | (None, Some(p)) => (p.0, p.1),
-        (None, None) => unreachable!("checked above"),
-    };
+    let (ny, nx, object) = read_specimen(
+        args.phase.as_deref(),
+        args.phase_range,
+        args.amplitude.as_deref(),
+    )?;
     let u = args.upsample;
     if u == 0 || nx % u != 0 || ny % u != 0 {
         bail!(
@@ -414,19 +390,6 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let m = &args.microscope;
     let camera = Grid::new(nx / u, ny / u, m.pitch, m.pitch)?;
     let fpm = microscope(m, camera, Some(u))?;
-    let top = amplitude
-        .as_ref()
-        .map_or(1.0, |a| a.2.iter().fold(0.0f64, |t, &v| t.max(v)));
-    if amplitude.is_some() && top <= 0.0 {
-        bail!("--amplitude: the image is black; the specimen would let no light through");
-    }
-    let object: Vec<Complex<f64>> = (0..nx * ny)
-        .map(|i| {
-            let a = amplitude.as_ref().map_or(1.0, |a| a.2[i].max(0.0) / top);
-            let p = phase.as_ref().map_or(0.0, |p| p.2[i]);
-            Complex::from_polar(a, p)
-        })
-        .collect();
     let start = Instant::now();
     let mut images = fpm.images(&object).context("simulating the images")?;
     if args.photons > 0.0 {

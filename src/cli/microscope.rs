@@ -103,56 +103,14 @@ pub struct Args {
 /// Runs `photonflow microscope`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let objective = args.objective.objective(None)?;
-    if args.phase.is_none() && args.amplitude.is_none() {
-        bail!("give the specimen: --phase FILE and/or --amplitude FILE");
-    }
-    if let Some(r) = args.phase_range
-        && !(r.is_finite() && r > 0.0)
-    {
-        bail!("--phase-range {r}: give a positive number of radians, e.g. 3.14");
-    }
-    let phase = args
-        .phase
-        .as_deref()
-        .map(|p| read_phase(p, "--phase", args.phase_range))
-        .transpose()?;
-    let amplitude = args
-        .amplitude
-        .as_deref()
-        .map(|p| read_plane(p, "--amplitude", false))
-        .transpose()?;
-    let (ny, nx) = match (&phase, &amplitude) {
-        (Some(p), Some(a)) if (p.0, p.1) != (a.0, a.1) => bail!(
-            "--phase is {}×{} pixels and --amplitude {}×{}: give images of one size",
-            p.1,
-            p.0,
-            a.1,
-            a.0
-        ),
-        (Some(p), _) | (None, Some(p)) => (p.0, p.1),
-        (None, None) => unreachable!("checked above"),
-    };
+    let (ny, nx, specimen) = read_specimen(
+        args.phase.as_deref(),
+        args.phase_range,
+        args.amplitude.as_deref(),
+    )?;
     if nx.max(ny) > 4096 {
         bail!("the specimen is {nx}×{ny} pixels: at most 4096 per side");
     }
-    let phase = phase.map(|(_, _, v)| v);
-    let amplitude = match amplitude {
-        Some((_, _, v)) => {
-            let max = v.iter().copied().fold(0.0, f64::max);
-            if max <= 0.0 {
-                bail!("--amplitude: the image is black everywhere (no light passes)");
-            }
-            Some(v.iter().map(|a| a.max(0.0) / max).collect::<Vec<f64>>())
-        }
-        None => None,
-    };
-    let specimen: Vec<Complex<f64>> = (0..nx * ny)
-        .map(|i| {
-            let a = amplitude.as_ref().map_or(1.0, |a| a[i]);
-            let p = phase.as_ref().map_or(0.0, |p| p[i]);
-            Complex::from_polar(a, p)
-        })
-        .collect();
     let grid = Grid::new(nx, ny, args.pitch, args.pitch)?;
     let mut pupil = Pupil::new(objective, grid).map_err(|e| anyhow::anyhow!("--pitch: {e}"))?;
     pupil
@@ -303,6 +261,57 @@ pub(super) fn is_tiff(path: &Path) -> bool {
     std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
         .is_ok_and(|()| &head == b"II*\0" || &head == b"MM\0*")
+}
+
+/// A thin specimen's transmittance `a·exp(iφ)` from `--phase` (with `--phase-range`) and/or
+/// `--amplitude` (divided by its maximum; clear without), as `(rows, cols, values)`.
+pub(super) fn read_specimen(
+    phase: Option<&Path>,
+    range: Option<f64>,
+    amplitude: Option<&Path>,
+) -> anyhow::Result<(usize, usize, Vec<Complex<f64>>)> {
+    if phase.is_none() && amplitude.is_none() {
+        bail!("give the specimen: --phase FILE and/or --amplitude FILE");
+    }
+    if let Some(r) = range
+        && !(r.is_finite() && r > 0.0)
+    {
+        bail!("--phase-range {r}: give a positive number of radians, e.g. 3.14");
+    }
+    let phase = phase.map(|p| read_phase(p, "--phase", range)).transpose()?;
+    let amplitude = amplitude
+        .map(|p| read_plane(p, "--amplitude", false))
+        .transpose()?;
+    let (ny, nx) = match (&phase, &amplitude) {
+        (Some(p), Some(a)) if (p.0, p.1) != (a.0, a.1) => bail!(
+            "--phase is {}×{} pixels and --amplitude {}×{}: give images of one size",
+            p.1,
+            p.0,
+            a.1,
+            a.0
+        ),
+        (Some(p), _) | (None, Some(p)) => (p.0, p.1),
+        (None, None) => unreachable!("checked above"),
+    };
+    let phase = phase.map(|(_, _, v)| v);
+    let amplitude = match amplitude {
+        Some((_, _, v)) => {
+            let max = v.iter().copied().fold(0.0, f64::max);
+            if max <= 0.0 {
+                bail!("--amplitude: the image is black everywhere (no light passes)");
+            }
+            Some(v.iter().map(|a| a.max(0.0) / max).collect::<Vec<f64>>())
+        }
+        None => None,
+    };
+    let specimen = (0..nx * ny)
+        .map(|i| {
+            let a = amplitude.as_ref().map_or(1.0, |a| a[i]);
+            let p = phase.as_ref().map_or(0.0, |p| p[i]);
+            Complex::from_polar(a, p)
+        })
+        .collect();
+    Ok((ny, nx, specimen))
 }
 
 /// A phase image in radians: a TIFF as it is, or any image mapped onto `0…range`.
