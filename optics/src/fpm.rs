@@ -680,10 +680,7 @@ impl Fpm {
             Some(o) => {
                 check_object(o, &grid)?;
                 crate::field::check_finite(o)?;
-                o.iter()
-                    .map(|v| v.re)
-                    .chain(o.iter().map(|v| v.im))
-                    .collect()
+                variables(o)
             }
             None => self.first_guess(&model.lit, &recorded.amplitudes, &grid),
         };
@@ -857,11 +854,7 @@ impl FpmPlan {
             )));
         }
         let cells = grid.len();
-        let x: Vec<f64> = object
-            .iter()
-            .map(|v| v.re)
-            .chain(object.iter().map(|v| v.im))
-            .collect();
+        let x = variables(object);
         Ok(match gradient {
             None => model.misfit(&x, cells, recorded, None),
             Some(out) => {
@@ -1125,6 +1118,16 @@ fn residual(g: &mut [C64], a: &[f64], scale: Option<f64>) -> f64 {
     sum.iter().sum()
 }
 
+/// The real variables of the model for an object: `[re o…, im o…]` (the pupil's coefficients
+/// follow them).
+fn variables(object: &[C64]) -> Vec<f64> {
+    object
+        .iter()
+        .map(|v| v.re)
+        .chain(object.iter().map(|v| v.im))
+        .collect()
+}
+
 /// Refuses an object that is not one field on `grid`.
 fn check_object(object: &[C64], grid: &Grid) -> Result<()> {
     if object.len() != grid.len() {
@@ -1270,24 +1273,32 @@ mod tests {
         let recorded = fpm.recorded(&fpm.images(&truth).unwrap()).unwrap();
         let model = fpm.model(&[4, 5, 6, 8]).unwrap();
         let guess = random_object(cells, &mut rng);
-        let mut x: Vec<f64> = guess
-            .iter()
-            .map(|v| v.re)
-            .chain(guess.iter().map(|v| v.im))
-            .collect();
+        let mut x = variables(&guess);
         x.extend([0.3, -0.2, 0.1, 0.25]);
+        check_gradient(&model, &x, cells, &recorded, 12, &mut rng);
+    }
+
+    /// The model's misfit gradient at `x` (`cells` object samples, then pupil coefficients)
+    /// against central differences, for `picks` random object variables and every coefficient.
+    fn check_gradient(
+        model: &Model,
+        x: &[f64],
+        cells: usize,
+        recorded: &Recorded,
+        picks: usize,
+        rng: &mut Rng,
+    ) {
         let mut grad = vec![0.0; x.len()];
-        model.misfit(&x, cells, &recorded, Some(&mut grad));
+        model.misfit(x, cells, recorded, Some(&mut grad));
         let h = 1e-6;
-        let mut picks: Vec<usize> = (0..12).map(|_| rng.below(2 * cells)).collect();
-        picks.extend(2 * cells..x.len());
-        for i in picks {
-            let mut xp = x.clone();
+        let mut chosen: Vec<usize> = (0..picks).map(|_| rng.below(2 * cells)).collect();
+        chosen.extend(2 * cells..x.len());
+        for i in chosen {
+            let (mut xp, mut xm) = (x.to_vec(), x.to_vec());
             xp[i] += h;
-            let mut xm = x.clone();
             xm[i] -= h;
-            let fd = (model.misfit(&xp, cells, &recorded, None)
-                - model.misfit(&xm, cells, &recorded, None))
+            let fd = (model.misfit(&xp, cells, recorded, None)
+                - model.misfit(&xm, cells, recorded, None))
                 / (2.0 * h);
             assert!(
                 (fd - grad[i]).abs() < 1e-6 * (fd.abs() + 1e-4),
@@ -1324,30 +1335,9 @@ mod tests {
         let recorded = fpm.recorded(&many).unwrap();
         let model = fpm.model(&[4, 6]).unwrap();
         let guess = random_object(cells, &mut rng);
-        let mut x: Vec<f64> = guess
-            .iter()
-            .map(|v| v.re)
-            .chain(guess.iter().map(|v| v.im))
-            .collect();
+        let mut x = variables(&guess);
         x.extend([0.2, -0.1]);
-        let mut grad = vec![0.0; x.len()];
-        model.misfit(&x, cells, &recorded, Some(&mut grad));
-        let h = 1e-6;
-        let mut picks: Vec<usize> = (0..10).map(|_| rng.below(2 * cells)).collect();
-        picks.extend(2 * cells..x.len());
-        for i in picks {
-            let (mut xp, mut xm) = (x.clone(), x.clone());
-            xp[i] += h;
-            xm[i] -= h;
-            let fd = (model.misfit(&xp, cells, &recorded, None)
-                - model.misfit(&xm, cells, &recorded, None))
-                / (2.0 * h);
-            assert!(
-                (fd - grad[i]).abs() < 1e-6 * (fd.abs() + 1e-4),
-                "variable {i}: gradient {} vs difference {fd}",
-                grad[i]
-            );
-        }
+        check_gradient(&model, &x, cells, &recorded, 10, &mut rng);
         // Only the LEDs lit count: 0 (on the axis) and 2 (|s| = 0.103, dark field).
         let two = Fpm {
             patterns: vec![vec![0, 2]],
