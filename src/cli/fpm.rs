@@ -488,23 +488,17 @@ fn read_images(path: &Path) -> anyhow::Result<([usize; 3], Vec<f64>)> {
         let s = read_stack(path).with_context(flag)?;
         return Ok((s.shape, s.data.iter().map(|&v| f64::from(v)).collect()));
     }
-    let array = npy::read_npy(path).with_context(flag)?;
-    let [k, ny, nx] = array.shape[..] else {
+    let (shape, values) = super::read_real_npy(
+        path,
+        "--images",
+        "complex values; the images are the camera's intensities (real)",
+    )?;
+    let [k, ny, nx] = shape[..] else {
         bail!(
             "{}: shape {:?}; the images are [K, Ny, Nx], one per LED",
             flag(),
-            array.shape
+            shape
         );
-    };
-    let values = match array.data {
-        NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::F64(v) => v,
-        NpyData::U8(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::U16(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::C64(_) | NpyData::C128(_) => bail!(
-            "{}: complex values; the images are the camera's intensities (real)",
-            flag()
-        ),
     };
     Ok(([k, ny, nx], values))
 }

@@ -238,6 +238,28 @@ pub(crate) fn read_index_map(
     Ok(([nz, ny, nx], index))
 }
 
+/// A `.npy` of real values (float, or 8/16-bit unsigned) as f64, with its shape; a complex
+/// array is refused as `{flag} PATH: {complex}` (`complex`: what to do instead).
+pub(crate) fn read_real_npy(
+    path: &std::path::Path,
+    flag: &str,
+    complex: &str,
+) -> anyhow::Result<(Vec<usize>, Vec<f64>)> {
+    use anyhow::Context;
+    use photonflow_optics::io::npy::{self, NpyData};
+    let array = npy::read_npy(path).with_context(|| format!("{flag} {}", path.display()))?;
+    let values = match array.data {
+        NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::F64(v) => v,
+        NpyData::U8(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::U16(v) => v.into_iter().map(f64::from).collect(),
+        NpyData::C64(_) | NpyData::C128(_) => {
+            anyhow::bail!("{flag} {}: {complex}", path.display())
+        }
+    };
+    Ok((array.shape, values))
+}
+
 /// clap value parser for strictly positive lengths.
 pub(crate) fn positive_length(text: &str) -> Result<f64, String> {
     let v = length(text)?;

@@ -190,25 +190,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// Holograms `[K, Ny, Nx]` (or one `[Ny, Nx]`) as f64 intensities, with `(K, Ny, Nx)`.
 fn read_holograms(path: &Path, flag: &str) -> anyhow::Result<((usize, usize, usize), Vec<f64>)> {
-    let array = npy::read_npy(path).with_context(|| format!("{flag} {}", path.display()))?;
-    let shape = match array.shape[..] {
+    let (shape, values) = super::read_real_npy(
+        path,
+        flag,
+        "holograms are intensities (real); complex fields go straight to `tomography \
+         reconstruct --fields`",
+    )?;
+    let shape = match shape[..] {
         [ny, nx] => (1, ny, nx),
         [k, ny, nx] => (k, ny, nx),
         _ => bail!(
             "{flag} {}: shape {:?}; holograms are [K, Ny, Nx] or [Ny, Nx]",
             path.display(),
-            array.shape
-        ),
-    };
-    let values = match array.data {
-        NpyData::F32(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::F64(v) => v,
-        NpyData::U8(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::U16(v) => v.into_iter().map(f64::from).collect(),
-        NpyData::C64(_) | NpyData::C128(_) => bail!(
-            "{flag} {}: holograms are intensities (real); complex fields go straight to \
-             `tomography reconstruct --fields`",
-            path.display()
+            shape
         ),
     };
     Ok((shape, values))
