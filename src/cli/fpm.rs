@@ -15,7 +15,7 @@ use photonflow_optics::pupil::zernike::name;
 use photonflow_optics::units::format_length;
 use serde_json::json;
 
-use super::microscope::{is_tiff, read_plane, read_specimen};
+use super::microscope::{Specimen, is_tiff, read_plane};
 use super::psf::zernike_terms;
 use super::{point, positive_length, progress_bar};
 use crate::plot::{Axes, Colormap, ImagePlot, write_image_grid_png};
@@ -98,20 +98,12 @@ struct Microscope {
 #[derive(Debug, clap::Args)]
 #[command(args_override_self = true)]
 struct SimulateArgs {
-    /// The specimen's phase: a TIFF in radians, or any image with --phase-range. Sampled at
-    /// --pitch / --upsample; its size must be a multiple of --upsample.
-    #[arg(long, value_name = "FILE")]
-    phase: Option<PathBuf>,
-    /// Map the --phase file's values linearly onto 0 … this many radians.
-    #[arg(long, value_name = "RAD")]
-    phase_range: Option<f64>,
-    /// The specimen's amplitude transmission (an image; divided by its maximum). Default:
-    /// clear (1).
-    #[arg(long, value_name = "FILE")]
-    amplitude: Option<PathBuf>,
+    #[command(flatten)]
+    specimen: Specimen,
     #[command(flatten)]
     microscope: Microscope,
-    /// How much finer the specimen is sampled than the camera.
+    /// How much finer the specimen is sampled than the camera: the specimen's images are
+    /// sampled at --pitch / --upsample, and their size must be a multiple of it.
     #[arg(long, default_value_t = 4, value_name = "N")]
     upsample: usize,
     /// Shot noise: mean photons per pixel at the intensity of a clear bright-field image
@@ -375,11 +367,7 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             args.photons
         );
     }
-    let (ny, nx, object) = read_specimen(
-        args.phase.as_deref(),
-        args.phase_range,
-        args.amplitude.as_deref(),
-    )?;
+    let (ny, nx, object) = args.specimen.read()?;
     let u = args.upsample;
     if u == 0 || nx % u != 0 || ny % u != 0 {
         bail!(

@@ -18,9 +18,9 @@ use super::psf::{ObjectiveArgs, stack_of, zernike_terms};
 use super::{length, positive_length, progress_bar};
 use crate::plot::{Colormap, ImagePlot, write_image_grid_png};
 
-/// Arguments of `photonflow microscope`.
+/// A thin specimen's phase and amplitude images (`photonflow microscope`, `fpm simulate`).
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(super) struct Specimen {
     /// The specimen's phase: a TIFF in radians, or any image (TIFF, PNG, JPEG, .npy) with
     /// --phase-range.
     #[arg(long, value_name = "FILE")]
@@ -33,6 +33,13 @@ pub struct Args {
     /// clear (1).
     #[arg(long, value_name = "FILE")]
     amplitude: Option<PathBuf>,
+}
+
+/// Arguments of `photonflow microscope`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    specimen: Specimen,
     #[command(flatten)]
     objective: ObjectiveArgs,
     /// Pixel pitch of the specimen's images in sample space, e.g. 107nm.
@@ -103,11 +110,7 @@ pub struct Args {
 /// Runs `photonflow microscope`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let objective = args.objective.objective(None)?;
-    let (ny, nx, specimen) = read_specimen(
-        args.phase.as_deref(),
-        args.phase_range,
-        args.amplitude.as_deref(),
-    )?;
+    let (ny, nx, specimen) = args.specimen.read()?;
     if nx.max(ny) > 4096 {
         bail!("the specimen is {nx}×{ny} pixels: at most 4096 per side");
     }
@@ -263,55 +266,58 @@ pub(super) fn is_tiff(path: &Path) -> bool {
         .is_ok_and(|()| &head == b"II*\0" || &head == b"MM\0*")
 }
 
-/// A thin specimen's transmittance `a·exp(iφ)` from `--phase` (with `--phase-range`) and/or
-/// `--amplitude` (divided by its maximum; clear without), as `(rows, cols, values)`.
-pub(super) fn read_specimen(
-    phase: Option<&Path>,
-    range: Option<f64>,
-    amplitude: Option<&Path>,
-) -> anyhow::Result<(usize, usize, Vec<Complex<f64>>)> {
-    if phase.is_none() && amplitude.is_none() {
-        bail!("give the specimen: --phase FILE and/or --amplitude FILE");
-    }
-    if let Some(r) = range
-        && !(r.is_finite() && r > 0.0)
-    {
-        bail!("--phase-range {r}: give a positive number of radians, e.g. 3.14");
-    }
-    let phase = phase.map(|p| read_phase(p, "--phase", range)).transpose()?;
-    let amplitude = amplitude
-        .map(|p| read_plane(p, "--amplitude", false))
-        .transpose()?;
-    let (ny, nx) = match (&phase, &amplitude) {
-        (Some(p), Some(a)) if (p.0, p.1) != (a.0, a.1) => bail!(
-            "--phase is {}×{} pixels and --amplitude {}×{}: give images of one size",
-            p.1,
-            p.0,
-            a.1,
-            a.0
-        ),
-        (Some(p), _) | (None, Some(p)) => (p.0, p.1),
-        (None, None) => unreachable!("checked above"),
-    };
-    let phase = phase.map(|(_, _, v)| v);
-    let amplitude = match amplitude {
-        Some((_, _, v)) => {
-            let max = v.iter().copied().fold(0.0, f64::max);
-            if max <= 0.0 {
-                bail!("--amplitude: the image is black everywhere (no light passes)");
-            }
-            Some(v.iter().map(|a| a.max(0.0) / max).collect::<Vec<f64>>())
+impl Specimen {
+    /// The specimen's transmittance `a·exp(iφ)` from `--phase` (with `--phase-range`) and/or
+    /// `--amplitude` (divided by its maximum; clear without), as `(rows, cols, values)`.
+    pub(super) fn read(&self) -> anyhow::Result<(usize, usize, Vec<Complex<f64>>)> {
+        let (phase, range, amplitude) = (
+            self.phase.as_deref(),
+            self.phase_range,
+            self.amplitude.as_deref(),
+        );
+        if phase.is_none() && amplitude.is_none() {
+            bail!("give the specimen: --phase FILE and/or --amplitude FILE");
         }
-        None => None,
-    };
-    let specimen = (0..nx * ny)
-        .map(|i| {
-            let a = amplitude.as_ref().map_or(1.0, |a| a[i]);
-            let p = phase.as_ref().map_or(0.0, |p| p[i]);
-            Complex::from_polar(a, p)
-        })
-        .collect();
-    Ok((ny, nx, specimen))
+        if let Some(r) = range
+            && !(r.is_finite() && r > 0.0)
+        {
+            bail!("--phase-range {r}: give a positive number of radians, e.g. 3.14");
+        }
+        let phase = phase.map(|p| read_phase(p, "--phase", range)).transpose()?;
+        let amplitude = amplitude
+            .map(|p| read_plane(p, "--amplitude", false))
+            .transpose()?;
+        let (ny, nx) = match (&phase, &amplitude) {
+            (Some(p), Some(a)) if (p.0, p.1) != (a.0, a.1) => bail!(
+                "--phase is {}×{} pixels and --amplitude {}×{}: give images of one size",
+                p.1,
+                p.0,
+                a.1,
+                a.0
+            ),
+            (Some(p), _) | (None, Some(p)) => (p.0, p.1),
+            (None, None) => unreachable!("checked above"),
+        };
+        let phase = phase.map(|(_, _, v)| v);
+        let amplitude = match amplitude {
+            Some((_, _, v)) => {
+                let max = v.iter().copied().fold(0.0, f64::max);
+                if max <= 0.0 {
+                    bail!("--amplitude: the image is black everywhere (no light passes)");
+                }
+                Some(v.iter().map(|a| a.max(0.0) / max).collect::<Vec<f64>>())
+            }
+            None => None,
+        };
+        let specimen = (0..nx * ny)
+            .map(|i| {
+                let a = amplitude.as_ref().map_or(1.0, |a| a[i]);
+                let p = phase.as_ref().map_or(0.0, |p| p[i]);
+                Complex::from_polar(a, p)
+            })
+            .collect();
+        Ok((ny, nx, specimen))
+    }
 }
 
 /// A phase image in radians: a TIFF as it is, or any image mapped onto `0…range`.
